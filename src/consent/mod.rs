@@ -1,0 +1,2 @@
+//! Consent events and effective-consent rules.
+pub mod signals;

@@ -1,0 +1,1 @@
+//! Decoders and encoders for consent signals (IAB TCF, GPP, US Privacy, GPC).

@@ -1,0 +1,7 @@
+//! privseg: privacy-compliant customer segmentation.
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+
+pub mod audit;
+pub mod consent;
+pub mod privacy;

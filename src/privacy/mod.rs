@@ -1,0 +1,1 @@
+//! Pseudonyms, k-threshold and differentially private counts.
