@@ -4,4 +4,8 @@
 
 pub mod audit;
 pub mod consent;
+pub mod policy;
 pub mod privacy;
+pub mod timestamp;
+
+pub use timestamp::Timestamp;

@@ -1,0 +1,642 @@
+//! The policy: data categories, the attribute schema, purposes with their
+//! lawful basis and rules, and jurisdictions.
+//!
+//! A [`Policy`] can only be made by validating a [`PolicySpec`] (from JSON
+//! with [`Policy::from_json`], or in code with [`PolicyBuilder`]). Validation
+//! reports every problem it finds, each with its JSON path. A valid policy is
+//! immutable, kept in canonical form (lists sorted by key) and identified by
+//! its [`PolicyVersion`], the SHA-256 of its canonical JSON.
+//!
+//! ```
+//! use privseg::policy::*;
+//! let policy = PolicyBuilder::new("Acme Ltd")
+//!     .category(CategorySpec::new("user.contact.email").retention_days(730))
+//!     .attribute(AttributeSpec::categorical("country", "user.contact.email", &["FR", "DE"]))
+//!     .purpose(PurposeSpec::new("marketing.email", LawfulBasis::Consent)
+//!         .allow("user.contact").notice_versions(&["v3"]).email(false))
+//!     .build()
+//!     .unwrap();
+//! assert!(policy.purpose_id("marketing.email").is_some());
+//! assert_eq!(policy.version().to_string().len(), 64);
+//! ```
+
+mod spec;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use crate::timestamp::DAY;
+pub use spec::*;
+
+/// Index of an attribute in its policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttrId(pub u32);
+/// Index of a purpose in its policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PurposeId(pub u32);
+/// Index of a jurisdiction in its policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JurisdictionId(pub u32);
+
+/// The SHA-256 of a policy's canonical JSON.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PolicyVersion(pub [u8; 32]);
+
+impl fmt::Display for PolicyVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for PolicyVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PolicyVersion({self})")
+    }
+}
+
+/// Flags of a category after inheritance from its declared ancestors.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CategoryFlags {
+    /// GDPR Art. 9.
+    pub special: bool,
+    /// GDPR Art. 10.
+    pub criminal: bool,
+    /// CCPA sensitive.
+    pub ccpa_sensitive: bool,
+    /// Protected attribute.
+    pub protected: bool,
+}
+
+/// One problem found in a policy, with where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyProblem {
+    /// JSON path such as `$.purposes[2].categories[0]`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for PolicyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Why a policy could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// The text is not JSON of the policy's shape.
+    #[error("policy JSON, line {line}, column {column}: {message}")]
+    Json {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// serde's message.
+        message: String,
+    },
+    /// The policy is well-formed but breaks one or more rules.
+    #[error("invalid policy ({} problem{}):\n{}", .0.len(), if .0.len() == 1 { "" } else { "s" },
+        .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<PolicyProblem>),
+}
+
+impl PolicyError {
+    /// Every problem, for an invalid policy; empty for a JSON error.
+    pub fn problems(&self) -> &[PolicyProblem] {
+        match self {
+            PolicyError::Invalid(p) => p,
+            PolicyError::Json { .. } => &[],
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Attribute {
+    category_flags: CategoryFlags,
+    max_staleness: Option<i64>,
+    values: HashMap<String, u32>,
+}
+
+#[derive(Debug)]
+struct Purpose {
+    accepted: HashSet<String>,
+    direct_marketing: bool,
+}
+
+/// A validated, immutable policy.
+#[derive(Debug)]
+pub struct Policy {
+    spec: PolicySpec,
+    version: PolicyVersion,
+    declared: HashMap<String, CategoryFlags>,
+    attrs: Vec<Attribute>,
+    attr_index: HashMap<String, AttrId>,
+    purposes: Vec<Purpose>,
+    purpose_index: HashMap<String, PurposeId>,
+    jurisdiction_index: HashMap<String, JurisdictionId>,
+}
+
+/// Builds a policy in code.
+#[derive(Clone, Debug)]
+pub struct PolicyBuilder {
+    spec: PolicySpec,
+}
+
+impl PolicyBuilder {
+    /// A policy for this controller, with the default jurisdictions.
+    pub fn new(controller: &str) -> Self {
+        PolicyBuilder {
+            spec: PolicySpec {
+                controller: Controller {
+                    name: controller.into(),
+                    contact: None,
+                },
+                jurisdictions: default_jurisdictions(),
+                categories: Vec::new(),
+                attributes: Vec::new(),
+                purposes: Vec::new(),
+            },
+        }
+    }
+    /// Sets the controller's contact point.
+    pub fn contact(mut self, contact: &str) -> Self {
+        self.spec.controller.contact = Some(contact.into());
+        self
+    }
+    /// Replaces the jurisdiction list.
+    pub fn jurisdictions(mut self, list: Vec<JurisdictionSpec>) -> Self {
+        self.spec.jurisdictions = list;
+        self
+    }
+    /// Adds a category.
+    pub fn category(mut self, c: CategorySpec) -> Self {
+        self.spec.categories.push(c);
+        self
+    }
+    /// Adds an attribute.
+    pub fn attribute(mut self, a: AttributeSpec) -> Self {
+        self.spec.attributes.push(a);
+        self
+    }
+    /// Adds a purpose.
+    pub fn purpose(mut self, p: PurposeSpec) -> Self {
+        self.spec.purposes.push(p);
+        self
+    }
+    /// Validates and builds.
+    pub fn build(self) -> Result<Policy, PolicyError> {
+        Policy::from_spec(self.spec)
+    }
+}
+
+/// Words of the segment language that cannot name an attribute.
+pub const RESERVED_WORDS: &[&str] = &[
+    "segment", "for", "where", "and", "or", "not", "in", "between", "has", "now", "true", "false",
+];
+
+fn is_dotted_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|part| {
+            let mut ch = part.chars();
+            matches!(ch.next(), Some(c) if c.is_ascii_lowercase())
+                && ch.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut ch = s.chars();
+    matches!(ch.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && ch.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !RESERVED_WORDS.contains(&s)
+}
+
+/// Does `key` equal `prefix` or lie below it in the dotted hierarchy?
+pub fn covers(prefix: &str, key: &str) -> bool {
+    key == prefix || (key.starts_with(prefix) && key.as_bytes().get(prefix.len()) == Some(&b'.'))
+}
+
+impl Policy {
+    /// Parses and validates a JSON policy.
+    pub fn from_json(text: &str) -> Result<Policy, PolicyError> {
+        let spec: PolicySpec = serde_json::from_str(text).map_err(|e| PolicyError::Json {
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        Policy::from_spec(spec)
+    }
+
+    /// Validates a spec, reporting every problem with its JSON path.
+    pub fn from_spec(spec: PolicySpec) -> Result<Policy, PolicyError> {
+        let mut problems = Vec::new();
+        let mut p = |path: String, message: String| problems.push(PolicyProblem { path, message });
+
+        if spec.controller.name.trim().is_empty() {
+            p("$.controller.name".into(), "the controller needs a name".into());
+        }
+        // Jurisdictions.
+        let mut seen = HashSet::new();
+        for (i, j) in spec.jurisdictions.iter().enumerate() {
+            let path = format!("$.jurisdictions[{i}]");
+            if j.code.is_empty()
+                || !j
+                    .code
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
+            {
+                p(format!("{path}.code"), format!("jurisdiction code {:?} must be upper-case letters, digits and '-' (such as EU-FR)", j.code));
+            }
+            if !seen.insert(j.code.as_str()) {
+                p(format!("{path}.code"), format!("duplicate jurisdiction {:?}", j.code));
+            }
+            match (j.regime, j.digital_consent_age) {
+                (Regime::Gdpr, Some(age)) if !(13..=16).contains(&age) => p(
+                    format!("{path}.digital_consent_age"),
+                    format!("GDPR Art. 8 allows an age of digital consent from 13 to 16, not {age}"),
+                ),
+                (Regime::Ccpa | Regime::None, Some(_)) => p(
+                    format!("{path}.digital_consent_age"),
+                    "an age of digital consent applies only to the gdpr regime".into(),
+                ),
+                _ => {}
+            }
+        }
+        // Categories.
+        let mut declared: HashMap<String, CategorySpec> = HashMap::new();
+        for (i, c) in spec.categories.iter().enumerate() {
+            let path = format!("$.categories[{i}].key");
+            if !is_dotted_key(&c.key) {
+                p(path.clone(), format!("category key {:?} must be dotted lower-case words such as user.contact.email", c.key));
+            }
+            if declared.insert(c.key.clone(), c.clone()).is_some() {
+                p(path, format!("duplicate category {:?}", c.key));
+            }
+        }
+        let flags_of = |key: &str| -> CategoryFlags {
+            let mut f = CategoryFlags::default();
+            for (k, c) in &declared {
+                if covers(k, key) {
+                    f.special |= c.special;
+                    f.criminal |= c.criminal;
+                    f.ccpa_sensitive |= c.ccpa_sensitive;
+                    f.protected |= c.protected;
+                }
+            }
+            f
+        };
+        let known_category = |key: &str| declared.keys().any(|k| covers(key, k));
+        // Attributes.
+        let mut attr_names = HashSet::new();
+        for (i, a) in spec.attributes.iter().enumerate() {
+            let path = format!("$.attributes[{i}]");
+            if !is_identifier(&a.name) {
+                p(format!("{path}.name"), format!("attribute name {:?} must be an identifier (letters, digits, '_') and not a reserved word", a.name));
+            }
+            if !attr_names.insert(a.name.as_str()) {
+                p(format!("{path}.name"), format!("duplicate attribute {:?}", a.name));
+            }
+            if !declared.contains_key(&a.category) {
+                p(format!("{path}.category"), format!("unknown category {:?} (attributes need a declared category)", a.category));
+            }
+            let categorical = a.ty == AttrType::Categorical;
+            if categorical && a.values.is_empty() {
+                p(format!("{path}.values"), "a categorical attribute needs at least one declared value".into());
+            }
+            if !categorical && !a.values.is_empty() {
+                p(format!("{path}.values"), format!("values are declared only for categorical attributes, not {}", a.ty.as_str()));
+            }
+            let mut vs = HashSet::new();
+            for (k, v) in a.values.iter().enumerate() {
+                if !vs.insert(v) {
+                    p(format!("{path}.values[{k}]"), format!("duplicate value {v:?}"));
+                }
+            }
+            if a.ty == AttrType::Integer {
+                match (a.min, a.max) {
+                    (Some(lo), Some(hi)) if lo > hi => p(format!("{path}.min"), format!("min {lo} is greater than max {hi}")),
+                    (Some(_), Some(_)) => {}
+                    _ => p(format!("{path}"), "an integer attribute needs both min and max".into()),
+                }
+            } else if a.min.is_some() || a.max.is_some() {
+                p(format!("{path}.min"), format!("min and max apply only to integer attributes, not {}", a.ty.as_str()));
+            }
+        }
+        // Purposes.
+        let mut purpose_keys = HashSet::new();
+        for (i, pu) in spec.purposes.iter().enumerate() {
+            let path = format!("$.purposes[{i}]");
+            if !is_dotted_key(&pu.key) {
+                p(format!("{path}.key"), format!("purpose key {:?} must be dotted lower-case words such as marketing.email", pu.key));
+            }
+            if !purpose_keys.insert(pu.key.as_str()) {
+                p(format!("{path}.key"), format!("duplicate purpose {:?}", pu.key));
+            }
+            for (k, c) in pu.categories.iter().enumerate() {
+                if !known_category(c) {
+                    p(format!("{path}.categories[{k}]"), format!("unknown category {c:?}"));
+                } else if flags_of(c).criminal {
+                    p(format!("{path}.categories[{k}]"), format!("category {c:?} holds criminal data, which no purpose may use (R8)"));
+                }
+            }
+            if pu.basis == LawfulBasis::Consent && pu.accepted_notice_versions.is_empty() {
+                p(format!("{path}.accepted_notice_versions"), "a consent-based purpose needs at least one accepted notice version (R3, R5)".into());
+            }
+            if pu.email_soft_opt_in && !pu.email_channel {
+                p(format!("{path}.email_soft_opt_in"), "the soft opt-in applies only to email_channel purposes".into());
+            }
+            if pu.email_soft_opt_in && !covers("marketing", &pu.key) {
+                p(format!("{path}.email_soft_opt_in"), "the soft opt-in is for direct marketing purposes (marketing.*)".into());
+            }
+            if pu.consent_validity_days == Some(0) {
+                p(format!("{path}.consent_validity_days"), "a consent validity of 0 days would accept no consent".into());
+            }
+        }
+        if !problems.is_empty() {
+            return Err(PolicyError::Invalid(problems));
+        }
+        Ok(Policy::index(canonical(spec)))
+    }
+
+    fn index(spec: PolicySpec) -> Policy {
+        let version = {
+            let bytes = serde_json::to_vec(&spec).expect("a policy spec always serialises");
+            let d = ring::digest::digest(&ring::digest::SHA256, &bytes);
+            let mut v = [0u8; 32];
+            v.copy_from_slice(d.as_ref());
+            PolicyVersion(v)
+        };
+        let declared_specs: Vec<&CategorySpec> = spec.categories.iter().collect();
+        let flags = |key: &str| {
+            let mut f = CategoryFlags::default();
+            for c in &declared_specs {
+                if covers(&c.key, key) {
+                    f.special |= c.special;
+                    f.criminal |= c.criminal;
+                    f.ccpa_sensitive |= c.ccpa_sensitive;
+                    f.protected |= c.protected;
+                }
+            }
+            f
+        };
+        let declared = spec
+            .categories
+            .iter()
+            .map(|c| (c.key.clone(), flags(&c.key)))
+            .collect();
+        let attrs = spec
+            .attributes
+            .iter()
+            .map(|a| Attribute {
+                category_flags: flags(&a.category),
+                max_staleness: a.max_staleness_days.map(|d| i64::from(d) * DAY),
+                values: a
+                    .values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (v.clone(), i as u32))
+                    .collect(),
+            })
+            .collect();
+        let attr_index = spec
+            .attributes
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.name.clone(), AttrId(i as u32)))
+            .collect();
+        let purposes = spec
+            .purposes
+            .iter()
+            .map(|p| Purpose {
+                accepted: p.accepted_notice_versions.iter().cloned().collect(),
+                direct_marketing: covers("marketing", &p.key),
+            })
+            .collect();
+        let purpose_index = spec
+            .purposes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.key.clone(), PurposeId(i as u32)))
+            .collect();
+        let jurisdiction_index = spec
+            .jurisdictions
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (j.code.clone(), JurisdictionId(i as u32)))
+            .collect();
+        Policy {
+            spec,
+            version,
+            declared,
+            attrs,
+            attr_index,
+            purposes,
+            purpose_index,
+            jurisdiction_index,
+        }
+    }
+
+    /// The canonical spec.
+    pub fn spec(&self) -> &PolicySpec {
+        &self.spec
+    }
+    /// The canonical JSON (what the version hashes).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.spec).expect("a policy spec always serialises")
+    }
+    /// The policy version.
+    pub fn version(&self) -> PolicyVersion {
+        self.version
+    }
+    /// Looks up an attribute by name.
+    pub fn attr_id(&self, name: &str) -> Option<AttrId> {
+        self.attr_index.get(name).copied()
+    }
+    /// The attribute's spec.
+    pub fn attribute(&self, id: AttrId) -> &AttributeSpec {
+        &self.spec.attributes[id.0 as usize]
+    }
+    /// Number of attributes.
+    pub fn attribute_count(&self) -> usize {
+        self.spec.attributes.len()
+    }
+    /// The attribute's category flags, after inheritance.
+    pub fn attribute_flags(&self, id: AttrId) -> CategoryFlags {
+        self.attrs[id.0 as usize].category_flags
+    }
+    /// The index of a declared categorical value.
+    pub fn value_index(&self, id: AttrId, value: &str) -> Option<u32> {
+        self.attrs[id.0 as usize].values.get(value).copied()
+    }
+    /// Staleness limit in seconds for an attribute used for a purpose: the
+    /// stricter of the attribute's and the purpose's.
+    pub fn max_staleness(&self, attr: AttrId, purpose: PurposeId) -> Option<i64> {
+        let a = self.attrs[attr.0 as usize].max_staleness;
+        let p = self.purpose(purpose).max_staleness_days.map(|d| i64::from(d) * DAY);
+        match (a, p) {
+            (Some(a), Some(p)) => Some(a.min(p)),
+            (a, p) => a.or(p),
+        }
+    }
+    /// Looks up a purpose by key.
+    pub fn purpose_id(&self, key: &str) -> Option<PurposeId> {
+        self.purpose_index.get(key).copied()
+    }
+    /// The purpose's spec.
+    pub fn purpose(&self, id: PurposeId) -> &PurposeSpec {
+        &self.spec.purposes[id.0 as usize]
+    }
+    /// Number of purposes.
+    pub fn purpose_count(&self) -> usize {
+        self.spec.purposes.len()
+    }
+    /// All purpose ids.
+    pub fn purpose_ids(&self) -> impl Iterator<Item = PurposeId> + '_ {
+        (0..self.spec.purposes.len() as u32).map(PurposeId)
+    }
+    /// Is the purpose direct marketing (`marketing` or below)?
+    pub fn is_direct_marketing(&self, id: PurposeId) -> bool {
+        self.purposes[id.0 as usize].direct_marketing
+    }
+    /// Does the purpose accept consents given to this notice version?
+    pub fn accepts_notice(&self, id: PurposeId, version: &str) -> bool {
+        self.purposes[id.0 as usize].accepted.contains(version)
+    }
+    /// Flags of a category key (declared or a prefix of declared ones).
+    pub fn category_flags(&self, key: &str) -> CategoryFlags {
+        let mut f = CategoryFlags::default();
+        for (k, c) in &self.declared {
+            if covers(k, key) {
+                f.special |= c.special;
+                f.criminal |= c.criminal;
+                f.ccpa_sensitive |= c.ccpa_sensitive;
+                f.protected |= c.protected;
+            }
+        }
+        f
+    }
+    /// Resolves a subject's jurisdiction code: the exact code, else the part
+    /// before the first `-` (so `EU-XX` falls back to `EU`).
+    pub fn jurisdiction_id(&self, code: &str) -> Option<JurisdictionId> {
+        self.jurisdiction_index.get(code).copied().or_else(|| {
+            let (head, _) = code.split_once('-')?;
+            self.jurisdiction_index.get(head).copied()
+        })
+    }
+    /// The jurisdiction's spec.
+    pub fn jurisdiction(&self, id: JurisdictionId) -> &JurisdictionSpec {
+        &self.spec.jurisdictions[id.0 as usize]
+    }
+    /// GDPR age of digital consent for a jurisdiction (None outside the GDPR).
+    pub fn consent_age(&self, id: JurisdictionId) -> Option<u32> {
+        let j = self.jurisdiction(id);
+        (j.regime == Regime::Gdpr).then(|| u32::from(j.digital_consent_age.unwrap_or(16)))
+    }
+}
+
+/// Sorts every keyed or set-like list so that equal policies hash equally.
+fn canonical(mut spec: PolicySpec) -> PolicySpec {
+    spec.jurisdictions.sort_by(|a, b| a.code.cmp(&b.code));
+    spec.categories.sort_by(|a, b| a.key.cmp(&b.key));
+    spec.attributes.sort_by(|a, b| a.name.cmp(&b.name));
+    spec.purposes.sort_by(|a, b| a.key.cmp(&b.key));
+    for p in &mut spec.purposes {
+        p.categories.sort();
+        p.categories.dedup();
+        p.accepted_notice_versions.sort();
+        p.accepted_notice_versions.dedup();
+    }
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> PolicyBuilder {
+        PolicyBuilder::new("Acme")
+            .category(CategorySpec::new("user.contact"))
+            .category(CategorySpec::new("user.health").special())
+            .category(CategorySpec::new("user.criminal").criminal())
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_path() {
+        let err = base()
+            .category(CategorySpec::new("user.contact"))
+            .attribute(AttributeSpec::categorical("country", "user.nowhere", &[]))
+            .attribute(AttributeSpec::integer("and", "user.contact", 5, 1))
+            .purpose(PurposeSpec::new("marketing.email", LawfulBasis::Consent).allow("user.bogus"))
+            .purpose(PurposeSpec::new("Bad Key", LawfulBasis::Contract).allow("user.criminal"))
+            .build()
+            .unwrap_err();
+        let paths: Vec<&str> = err.problems().iter().map(|p| p.path.as_str()).collect();
+        for want in [
+            "$.categories[3].key",
+            "$.attributes[0].category",
+            "$.attributes[0].values",
+            "$.attributes[1].name",
+            "$.attributes[1].min",
+            "$.purposes[0].categories[0]",
+            "$.purposes[0].accepted_notice_versions",
+            "$.purposes[1].key",
+            "$.purposes[1].categories[0]",
+        ] {
+            assert!(paths.contains(&want), "missing {want} in {paths:?}");
+        }
+        assert_eq!(paths.len(), 9, "{err}");
+    }
+
+    #[test]
+    fn version_is_canonical_and_sensitive_to_content() {
+        let a = base()
+            .attribute(AttributeSpec::boolean("b", "user.contact"))
+            .attribute(AttributeSpec::boolean("a", "user.contact"))
+            .build()
+            .unwrap();
+        let b = base()
+            .attribute(AttributeSpec::boolean("a", "user.contact"))
+            .attribute(AttributeSpec::boolean("b", "user.contact"))
+            .build()
+            .unwrap();
+        assert_eq!(a.version(), b.version());
+        let c = base()
+            .attribute(AttributeSpec::boolean("a", "user.contact"))
+            .build()
+            .unwrap();
+        assert_ne!(a.version(), c.version());
+        let again = Policy::from_json(&a.to_json()).unwrap();
+        assert_eq!(again.version(), a.version());
+    }
+
+    #[test]
+    fn flags_inherit_and_jurisdictions_fall_back() {
+        let p = base()
+            .category(CategorySpec::new("user.health.diagnosis"))
+            .build()
+            .unwrap();
+        assert!(p.category_flags("user.health.diagnosis").special);
+        assert!(!p.category_flags("user.contact").special);
+        assert!(!p.category_flags("user").special);
+        let fr = p.jurisdiction_id("EU-FR").unwrap();
+        assert_eq!(p.consent_age(fr), Some(15));
+        let xx = p.jurisdiction_id("EU-XX").unwrap();
+        assert_eq!(p.jurisdiction(xx).code, "EU");
+        assert_eq!(p.consent_age(p.jurisdiction_id("US-CA").unwrap()), None);
+        assert!(p.jurisdiction_id("BR").is_none());
+        assert!(covers("user.contact", "user.contact.email"));
+        assert!(!covers("user.contact", "user.contactless"));
+    }
+
+    #[test]
+    fn json_errors_have_positions() {
+        match Policy::from_json("{\"controller\": {\"name\": 3}}") {
+            Err(PolicyError::Json { line: 1, column, .. }) => assert!(column > 10),
+            other => panic!("{other:?}"),
+        }
+    }
+}
