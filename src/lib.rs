@@ -9,3 +9,4 @@ pub mod privacy;
 pub mod timestamp;
 
 pub use timestamp::Timestamp;
+pub mod segment;

@@ -1,2 +1,425 @@
-//! Consent events and effective-consent rules.
+//! Consent events (the proof records of GDPR Art. 7(1)), per-subject
+//! histories, and the one function that decides eligibility.
+//!
+//! Histories are append-only: an event is never changed or removed (only an
+//! erasure drops a subject's whole history). Events may arrive in any order;
+//! they take effect by their own time, and two events with the same time take
+//! effect in arrival order.
+
+mod rules;
 pub mod signals;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+use crate::policy::{LawfulBasis, Policy, PurposeId, covers};
+pub use rules::*;
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// The subject consented to a purpose (needs the notice version and hash).
+    ConsentGranted,
+    /// The subject was asked and said no.
+    ConsentRefused,
+    /// The subject withdrew a consent (GDPR Art. 7(3)).
+    ConsentWithdrawn,
+    /// Objection (Art. 21): without a purpose, to all direct marketing; with
+    /// one, to that purpose and everything below it (and, if it is
+    /// marketing, to all direct marketing).
+    Objection,
+    /// Restriction of processing (Art. 18).
+    Restriction,
+    /// The restriction is lifted.
+    RestrictionLifted,
+    /// CCPA opt-out of sale and sharing.
+    OptOutSaleShare,
+    /// Opt-in to sale and sharing (needed for minors under the CCPA, and to
+    /// undo an earlier opt-out).
+    OptInSaleShare,
+    /// CCPA request to limit the use of sensitive personal information.
+    LimitSensitive,
+    /// A Global Privacy Control signal: an opt-out of sale and sharing.
+    Gpc,
+    /// Email unsubscribe: without a purpose, from every email purpose.
+    Unsubscribe,
+    /// Record that the email soft opt-in applies (existing customer, similar
+    /// products, opt-out offered).
+    SoftOptIn,
+    /// Consent given by the holder of parental responsibility for a child.
+    ParentalConsent,
+}
+
+impl EventKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [EventKind; 13] = [
+        EventKind::ConsentGranted,
+        EventKind::ConsentRefused,
+        EventKind::ConsentWithdrawn,
+        EventKind::Objection,
+        EventKind::Restriction,
+        EventKind::RestrictionLifted,
+        EventKind::OptOutSaleShare,
+        EventKind::OptInSaleShare,
+        EventKind::LimitSensitive,
+        EventKind::Gpc,
+        EventKind::Unsubscribe,
+        EventKind::SoftOptIn,
+        EventKind::ParentalConsent,
+    ];
+
+    /// The snake_case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ConsentGranted => "consent_granted",
+            EventKind::ConsentRefused => "consent_refused",
+            EventKind::ConsentWithdrawn => "consent_withdrawn",
+            EventKind::Objection => "objection",
+            EventKind::Restriction => "restriction",
+            EventKind::RestrictionLifted => "restriction_lifted",
+            EventKind::OptOutSaleShare => "opt_out_sale_share",
+            EventKind::OptInSaleShare => "opt_in_sale_share",
+            EventKind::LimitSensitive => "limit_sensitive",
+            EventKind::Gpc => "gpc",
+            EventKind::Unsubscribe => "unsubscribe",
+            EventKind::SoftOptIn => "soft_opt_in",
+            EventKind::ParentalConsent => "parental_consent",
+        }
+    }
+
+    /// Parses the snake_case name.
+    pub fn parse(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    fn purpose_rule(self) -> PurposeField {
+        use EventKind::*;
+        match self {
+            ConsentGranted | ConsentRefused | ConsentWithdrawn | ParentalConsent | SoftOptIn => {
+                PurposeField::Required
+            }
+            Objection | Unsubscribe => PurposeField::Optional,
+            Restriction | RestrictionLifted | OptOutSaleShare | OptInSaleShare | LimitSensitive
+            | Gpc => PurposeField::None,
+        }
+    }
+
+    fn is_grant(self) -> bool {
+        matches!(
+            self,
+            EventKind::ConsentGranted | EventKind::ParentalConsent | EventKind::SoftOptIn
+        )
+    }
+}
+
+enum PurposeField {
+    Required,
+    Optional,
+    None,
+}
+
+/// A consent or other subject event as a CRM records it: the proof record.
+///
+/// The JSON form is one object per event, as in the JSONL event files:
+/// `{"subject": "c-1", "kind": "consent_granted", "purpose": "marketing.email",
+/// "at": "2026-03-01T10:00:00Z", "notice_version": "v3", "notice_sha256": "<hex>",
+/// "channel": "web", "collector": "signup-form"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentEvent {
+    /// External subject id.
+    pub subject: String,
+    /// What happened.
+    pub kind: EventKind,
+    /// The purpose concerned, where the kind has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// When it happened (UTC).
+    pub at: Timestamp,
+    /// The notice version the subject was shown (required for grants).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice_version: Option<String>,
+    /// SHA-256 of the notice text, 64 hex digits (required for grants).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice_sha256: Option<String>,
+    /// How it was collected (web, app, phone, paper, signal...).
+    pub channel: String,
+    /// Who or what collected it (form id, agent, CMP).
+    pub collector: String,
+    /// When a grant stops being valid, if earlier than the purpose's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// An explicit consent (GDPR Art. 9(2)(a)), needed for special categories.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub explicit: bool,
+}
+
+impl ConsentEvent {
+    /// An event with the given kind, purpose and time, channel `api` and
+    /// collector `privseg`; set the other fields as needed.
+    pub fn new(subject: &str, kind: EventKind, purpose: Option<&str>, at: Timestamp) -> Self {
+        ConsentEvent {
+            subject: subject.into(),
+            kind,
+            purpose: purpose.map(Into::into),
+            at,
+            notice_version: None,
+            notice_sha256: None,
+            channel: "api".into(),
+            collector: "privseg".into(),
+            expires_at: None,
+            explicit: false,
+        }
+    }
+
+    /// A consent grant with its notice version and notice hash.
+    pub fn grant(subject: &str, purpose: &str, at: Timestamp, notice: &str, sha256_hex: &str) -> Self {
+        let mut e = Self::new(subject, EventKind::ConsentGranted, Some(purpose), at);
+        e.notice_version = Some(notice.into());
+        e.notice_sha256 = Some(sha256_hex.into());
+        e
+    }
+}
+
+/// Why an event was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// The purpose is not in the policy.
+    #[error("event {kind}: unknown purpose {purpose:?}")]
+    UnknownPurpose {
+        /// Event kind.
+        kind: &'static str,
+        /// The purpose given.
+        purpose: String,
+    },
+    /// A field is missing, present where it must not be, or malformed.
+    #[error("event {kind}: field {field}: {problem}")]
+    Field {
+        /// Event kind.
+        kind: &'static str,
+        /// Field name.
+        field: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// One event as stored: compact, with the purpose resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventRecord {
+    /// Time it takes effect (Unix seconds).
+    pub at: i64,
+    /// Arrival order, unique within an engine.
+    pub seq: u64,
+    /// Expiry (Unix seconds) set on the event, or `i64::MAX`.
+    pub expires_at: i64,
+    /// The purpose, if any.
+    pub purpose: Option<PurposeId>,
+    /// Interned notice version, or `u32::MAX`.
+    pub notice: u32,
+    /// Index of the proof details in the store's proof table.
+    pub proof: u32,
+    /// Kind.
+    pub kind: EventKind,
+    /// Explicit consent.
+    pub explicit: bool,
+}
+
+/// The rest of the proof record: kept aside from the hot fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proof {
+    /// Interned channel.
+    pub channel: u32,
+    /// Interned collector.
+    pub collector: u32,
+    /// SHA-256 of the notice text.
+    pub notice_sha256: Option<[u8; 32]>,
+}
+
+/// Interns strings that repeat across events (notice versions, channels).
+#[derive(Clone, Debug, Default)]
+pub struct Interner {
+    map: HashMap<Arc<str>, u32>,
+    strs: Vec<Arc<str>>,
+}
+
+impl Interner {
+    /// The id of `s`, adding it if new.
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.map.get(s) {
+            return id;
+        }
+        let id = self.strs.len() as u32;
+        let a: Arc<str> = Arc::from(s);
+        self.strs.push(a.clone());
+        self.map.insert(a, id);
+        id
+    }
+    /// The string for an id (empty for an unknown id).
+    pub fn get(&self, id: u32) -> &str {
+        self.strs.get(id as usize).map_or("", |s| s)
+    }
+}
+
+fn parse_sha256(kind: &'static str, hex: &str) -> Result<[u8; 32], EventError> {
+    let bad = || EventError::Field {
+        kind,
+        field: "notice_sha256",
+        problem: format!("expected 64 hex digits, got {hex:?}"),
+    };
+    if hex.len() != 64 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in hex.as_bytes().chunks(2).enumerate() {
+        let s = std::str::from_utf8(chunk).map_err(|_| bad())?;
+        out[i] = u8::from_str_radix(s, 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+/// Formats bytes as lower-case hex.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks an event against the policy and turns it into its stored form.
+/// `seq` and `proof` are filled in by the store.
+pub fn check_event(
+    policy: &Policy,
+    e: &ConsentEvent,
+    strings: &mut Interner,
+) -> Result<(EventRecord, Proof), EventError> {
+    let kind = e.kind.as_str();
+    let field = |field: &'static str, problem: String| EventError::Field { kind, field, problem };
+    let purpose = match (&e.purpose, e.kind.purpose_rule()) {
+        (None, PurposeField::Required) => {
+            return Err(field("purpose", "this kind of event needs a purpose".into()));
+        }
+        (Some(p), PurposeField::None) => {
+            return Err(field("purpose", format!("this kind of event applies to every purpose it concerns and takes no purpose (got {p:?})")));
+        }
+        (None, _) => None,
+        (Some(p), _) => Some(policy.purpose_id(p).ok_or_else(|| EventError::UnknownPurpose {
+            kind,
+            purpose: p.clone(),
+        })?),
+    };
+    if e.channel.trim().is_empty() {
+        return Err(field("channel", "must not be empty (R5 proof of consent)".into()));
+    }
+    if e.collector.trim().is_empty() {
+        return Err(field("collector", "must not be empty (R5 proof of consent)".into()));
+    }
+    let consent_like = matches!(e.kind, EventKind::ConsentGranted | EventKind::ParentalConsent);
+    let notice_sha256 = match &e.notice_sha256 {
+        Some(h) => Some(parse_sha256(kind, h)?),
+        None if consent_like => {
+            return Err(field("notice_sha256", "a grant needs the SHA-256 of the notice text (R5)".into()));
+        }
+        None => None,
+    };
+    let notice = match &e.notice_version {
+        Some(v) if v.trim().is_empty() => {
+            return Err(field("notice_version", "must not be empty".into()));
+        }
+        Some(v) => strings.intern(v),
+        None if consent_like => {
+            return Err(field("notice_version", "a grant needs the notice version shown (R5)".into()));
+        }
+        None => u32::MAX,
+    };
+    let expires_at = match e.expires_at {
+        Some(_) if !e.kind.is_grant() => {
+            return Err(field("expires_at", "only grants expire".into()));
+        }
+        Some(x) if x <= e.at => {
+            return Err(field("expires_at", format!("{x} is not after the event time {}", e.at)));
+        }
+        Some(x) => x.unix(),
+        None => i64::MAX,
+    };
+    if e.explicit && !consent_like {
+        return Err(field("explicit", "only consent grants can be explicit".into()));
+    }
+    if let Some(p) = purpose {
+        let spec = policy.purpose(p);
+        match e.kind {
+            EventKind::SoftOptIn if !spec.email_soft_opt_in => {
+                return Err(field("purpose", format!("the soft opt-in does not apply to {:?} (R14)", spec.key)));
+            }
+            EventKind::Unsubscribe if !spec.email_channel => {
+                return Err(field("purpose", format!("{:?} is not an email purpose", spec.key)));
+            }
+            _ => {}
+        }
+    }
+    let proof = Proof {
+        channel: strings.intern(e.channel.trim()),
+        collector: strings.intern(e.collector.trim()),
+        notice_sha256,
+    };
+    Ok((
+        EventRecord {
+            at: e.at.unix(),
+            seq: 0,
+            expires_at,
+            purpose,
+            notice,
+            proof: 0,
+            kind: e.kind,
+            explicit: e.explicit,
+        },
+        proof,
+    ))
+}
+
+/// Rebuilds the public form of a stored event.
+pub fn event_of_record(
+    policy: &Policy,
+    subject: &str,
+    r: &EventRecord,
+    proof: &Proof,
+    strings: &Interner,
+) -> ConsentEvent {
+    ConsentEvent {
+        subject: subject.into(),
+        kind: r.kind,
+        purpose: r.purpose.map(|p| policy.purpose(p).key.clone()),
+        at: Timestamp::from_unix(r.at),
+        notice_version: (r.notice != u32::MAX).then(|| strings.get(r.notice).to_string()),
+        notice_sha256: proof.notice_sha256.map(|h| to_hex(&h)),
+        channel: strings.get(proof.channel).to_string(),
+        collector: strings.get(proof.collector).to_string(),
+        expires_at: (r.expires_at != i64::MAX).then(|| Timestamp::from_unix(r.expires_at)),
+        explicit: r.explicit,
+    }
+}
+
+/// Inserts a record into a history kept in effect order (time, then arrival).
+pub fn insert_in_order(history: &mut Vec<EventRecord>, r: EventRecord) {
+    let pos = history.partition_point(|e| (e.at, e.seq) <= (r.at, r.seq));
+    history.insert(pos, r);
+}
+
+/// Does an objection with this purpose (None: all direct marketing) cover `purpose`?
+fn objection_covers(policy: &Policy, objected: Option<PurposeId>, purpose: PurposeId) -> bool {
+    let marketing = policy.is_direct_marketing(purpose);
+    match objected {
+        None => marketing,
+        Some(o) => {
+            (marketing && policy.is_direct_marketing(o))
+                || covers(&policy.purpose(o).key, &policy.purpose(purpose).key)
+        }
+    }
+}
+
+/// Is the purpose consent-based?
+fn consent_based(policy: &Policy, p: PurposeId) -> bool {
+    policy.purpose(p).basis == LawfulBasis::Consent
+}

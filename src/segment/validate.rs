@@ -1,0 +1,385 @@
+//! Validation: from an [`Segment`] to a [`CheckedSegment`], the only form
+//! that can be compiled and run.
+
+use std::sync::Arc;
+
+use super::ast::{CmpOp, Expr, Literal, Segment, Span};
+use super::error::{SegmentError, Stage};
+use super::parse::MAX_DEPTH;
+use crate::Timestamp;
+use crate::consent::{DataUse, Rule};
+use crate::policy::{AttrId, AttrType, Policy, PolicyVersion, PurposeId};
+
+/// A time bound: absolute, or relative to the evaluation time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Bound {
+    /// A fixed value (an integer, or Unix seconds).
+    Abs(i64),
+    /// The evaluation time plus this many seconds.
+    Now(i64),
+}
+
+impl Bound {
+    /// The value at evaluation time `at`.
+    pub fn resolve(self, at: Timestamp) -> i64 {
+        match self {
+            Bound::Abs(v) => v,
+            Bound::Now(off) => at.unix().saturating_add(off),
+        }
+    }
+}
+
+/// One predicate term over one attribute. Every term is false for a subject
+/// whose value is missing or stale.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Term {
+    /// A value is present and fresh.
+    Has(AttrId),
+    /// Categorical value among `values` (indexes of declared values); with
+    /// `negated`, present and not among them.
+    CatIn {
+        /// Attribute.
+        attr: AttrId,
+        /// Declared value indexes, sorted, deduplicated.
+        values: Vec<u32>,
+        /// `!=` / `not in`.
+        negated: bool,
+    },
+    /// Integer or timestamp value in `lo..=hi`; with `negated`, present and
+    /// outside it.
+    Range {
+        /// Attribute.
+        attr: AttrId,
+        /// Inclusive lower bound.
+        lo: Bound,
+        /// Inclusive upper bound.
+        hi: Bound,
+        /// `!=`.
+        negated: bool,
+    },
+    /// Boolean value equal to `value`.
+    BoolIs {
+        /// Attribute.
+        attr: AttrId,
+        /// Wanted value.
+        value: bool,
+    },
+}
+
+impl Term {
+    /// The attribute the term reads.
+    pub fn attr(&self) -> AttrId {
+        match self {
+            Term::Has(a) => *a,
+            Term::CatIn { attr, .. } | Term::Range { attr, .. } | Term::BoolIs { attr, .. } => {
+                *attr
+            }
+        }
+    }
+}
+
+/// A typed predicate with names resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CheckedExpr {
+    /// Constant.
+    Const(bool),
+    /// All of these.
+    And(Vec<CheckedExpr>),
+    /// Any of these.
+    Or(Vec<CheckedExpr>),
+    /// Not this.
+    Not(Box<CheckedExpr>),
+    /// A term.
+    Term(Term),
+}
+
+/// A segment validated against a policy. Holding one is the proof that its
+/// purpose exists (R1), that it reads only attributes the purpose may use
+/// (R2), that special categories are allowed for it (R7), and that it reads
+/// no criminal (R8) or protected (R20) data.
+#[derive(Clone, Debug)]
+pub struct CheckedSegment {
+    pub(crate) name: String,
+    pub(crate) purpose: PurposeId,
+    pub(crate) purpose_key: String,
+    pub(crate) version: PolicyVersion,
+    pub(crate) expr: CheckedExpr,
+    pub(crate) uses: DataUse,
+    pub(crate) attrs: Vec<AttrId>,
+    pub(crate) source: Arc<Segment>,
+}
+
+impl CheckedSegment {
+    /// The segment's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Its purpose.
+    pub fn purpose(&self) -> PurposeId {
+        self.purpose
+    }
+    /// Its purpose key.
+    pub fn purpose_key(&self) -> &str {
+        &self.purpose_key
+    }
+    /// The version of the policy it was validated against.
+    pub fn policy_version(&self) -> PolicyVersion {
+        self.version
+    }
+    /// The typed predicate.
+    pub fn expr(&self) -> &CheckedExpr {
+        &self.expr
+    }
+    /// What its data needs beyond the purpose (explicit consent, R13).
+    pub fn data_use(&self) -> DataUse {
+        self.uses
+    }
+    /// The attributes it reads, each once, in first-use order.
+    pub fn attributes(&self) -> &[AttrId] {
+        &self.attrs
+    }
+    /// The syntax tree it was made from.
+    pub fn ast(&self) -> &Segment {
+        &self.source
+    }
+}
+
+struct Checker<'a> {
+    policy: &'a Policy,
+    purpose: PurposeId,
+    purpose_key: &'a str,
+    src: &'a str,
+    uses: DataUse,
+    attrs: Vec<AttrId>,
+}
+
+impl Checker<'_> {
+    fn fail(&self, rule: Option<Rule>, attr: Option<&str>, span: Span, msg: String) -> SegmentError {
+        let mut e = SegmentError::refuse(rule, msg, attr, self.purpose_key);
+        e.locate(self.src, span);
+        e
+    }
+
+    fn attribute(&mut self, name: &str, span: Span) -> Result<AttrId, SegmentError> {
+        let p = self.policy;
+        let Some(id) = p.attr_id(name) else {
+            return Err(self.fail(None, Some(name), span, format!("unknown attribute `{name}`")));
+        };
+        let spec = p.attribute(id);
+        let flags = p.attribute_flags(id);
+        let cat = &spec.category;
+        let purpose = self.purpose_key;
+        if flags.criminal {
+            return Err(self.fail(Some(Rule::R8), Some(name), span, format!(
+                "attribute `{name}` is criminal-offence data ({cat}), which no segment may use; purpose {purpose}"
+            )));
+        }
+        if flags.protected {
+            return Err(self.fail(Some(Rule::R20), Some(name), span, format!(
+                "attribute `{name}` is a protected attribute ({cat}), held for fairness audits only and never a predicate term; purpose {purpose}"
+            )));
+        }
+        let allowed = &p.purpose(self.purpose).categories;
+        let covering: Vec<&String> = allowed
+            .iter()
+            .filter(|k| crate::policy::covers(k, cat))
+            .collect();
+        if covering.is_empty() {
+            return Err(self.fail(Some(Rule::R2), Some(name), span, format!(
+                "purpose {purpose} may not use attribute `{name}` (category {cat}): data minimisation"
+            )));
+        }
+        if flags.special {
+            if !covering.iter().any(|k| p.category_flags(k).special) {
+                return Err(self.fail(Some(Rule::R7), Some(name), span, format!(
+                    "attribute `{name}` is special-category data ({cat}), which purpose {purpose} does not explicitly allow"
+                )));
+            }
+            self.uses.special = true;
+        }
+        if flags.ccpa_sensitive {
+            self.uses.ccpa_sensitive = true;
+        }
+        if !self.attrs.contains(&id) {
+            self.attrs.push(id);
+        }
+        Ok(id)
+    }
+
+    fn type_err(&self, attr: &str, span: Span, msg: String) -> SegmentError {
+        let mut e = self.fail(None, Some(attr), span, msg);
+        e.stage = Stage::Validate;
+        e
+    }
+
+    /// A literal as an ordered value (integer or time) for attribute `id`.
+    fn ordered(&self, attr: &str, id: AttrId, v: &Literal, span: Span) -> Result<Bound, SegmentError> {
+        let ty = self.policy.attribute(id).ty;
+        match (ty, v) {
+            (AttrType::Integer, Literal::Int(i)) => Ok(Bound::Abs(*i)),
+            (AttrType::Timestamp, Literal::Now { now }) => Ok(Bound::Now(*now)),
+            (AttrType::Timestamp, Literal::Str(s)) => Timestamp::parse(s)
+                .map(|t| Bound::Abs(t.unix()))
+                .map_err(|e| self.type_err(attr, span, format!("`{attr}` is a timestamp: {e}"))),
+            _ => Err(self.type_err(attr, span, format!(
+                "`{attr}` is {} and cannot be compared with {v}", article(ty)
+            ))),
+        }
+    }
+
+    fn cat_value(&self, attr: &str, id: AttrId, v: &Literal, span: Span) -> Result<u32, SegmentError> {
+        match v {
+            Literal::Str(s) => self.policy.value_index(id, s).ok_or_else(|| {
+                let declared = &self.policy.attribute(id).values;
+                self.type_err(attr, span, format!(
+                    "{v} is not a declared value of `{attr}` (declared: {})",
+                    declared.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(", ")
+                ))
+            }),
+            _ => Err(self.type_err(attr, span, format!(
+                "`{attr}` is categorical and cannot be compared with {v}"
+            ))),
+        }
+    }
+
+    fn expr(&mut self, e: &Expr, depth: usize) -> Result<CheckedExpr, SegmentError> {
+        if depth > MAX_DEPTH {
+            return Err(SegmentError::refuse(None, format!("nesting deeper than {MAX_DEPTH} levels"), None, self.purpose_key));
+        }
+        Ok(match e {
+            Expr::Const(b) => CheckedExpr::Const(*b),
+            Expr::And(xs) | Expr::Or(xs) => {
+                if xs.is_empty() {
+                    return Err(SegmentError::refuse(None, "`and`/`or` needs at least one operand".into(), None, self.purpose_key));
+                }
+                let ys = xs.iter().map(|x| self.expr(x, depth + 1)).collect::<Result<Vec<_>, _>>()?;
+                if matches!(e, Expr::And(_)) {
+                    CheckedExpr::And(ys)
+                } else {
+                    CheckedExpr::Or(ys)
+                }
+            }
+            Expr::Not(x) => CheckedExpr::Not(Box::new(self.expr(x, depth + 1)?)),
+            Expr::Has { attr, span } => CheckedExpr::Term(Term::Has(self.attribute(attr, *span)?)),
+            Expr::Cmp { attr, op, value, span } => {
+                let id = self.attribute(attr, *span)?;
+                let ty = self.policy.attribute(id).ty;
+                CheckedExpr::Term(match ty {
+                    AttrType::Categorical => match op {
+                        CmpOp::Eq | CmpOp::Ne => Term::CatIn {
+                            attr: id,
+                            values: vec![self.cat_value(attr, id, value, *span)?],
+                            negated: *op == CmpOp::Ne,
+                        },
+                        _ => return Err(self.type_err(attr, *span, format!(
+                            "`{attr}` is categorical: only =, !=, in and not in apply, not {}", op.as_str()
+                        ))),
+                    },
+                    AttrType::Boolean => match (op, value) {
+                        (CmpOp::Eq, Literal::Bool(b)) => Term::BoolIs { attr: id, value: *b },
+                        (CmpOp::Ne, Literal::Bool(b)) => Term::BoolIs { attr: id, value: !*b },
+                        _ => return Err(self.type_err(attr, *span, format!(
+                            "`{attr}` is boolean: compare it with = true or = false, not {} {value}", op.as_str()
+                        ))),
+                    },
+                    AttrType::Integer | AttrType::Timestamp => {
+                        let b = self.ordered(attr, id, value, *span)?;
+                        range_of(id, *op, b)
+                    }
+                })
+            }
+            Expr::In { attr, values, negated, span } => {
+                let id = self.attribute(attr, *span)?;
+                let ty = self.policy.attribute(id).ty;
+                if ty != AttrType::Categorical {
+                    return Err(self.type_err(attr, *span, format!(
+                        "`in` applies to categorical attributes; `{attr}` is {}", article(ty)
+                    )));
+                }
+                if values.is_empty() {
+                    return Err(self.type_err(attr, *span, "`in` needs at least one value".into()));
+                }
+                let mut vs = values
+                    .iter()
+                    .map(|v| self.cat_value(attr, id, v, *span))
+                    .collect::<Result<Vec<_>, _>>()?;
+                vs.sort_unstable();
+                vs.dedup();
+                CheckedExpr::Term(Term::CatIn { attr: id, values: vs, negated: *negated })
+            }
+            Expr::Between { attr, low, high, span } => {
+                let id = self.attribute(attr, *span)?;
+                let lo = self.ordered(attr, id, low, *span)?;
+                let hi = self.ordered(attr, id, high, *span)?;
+                CheckedExpr::Term(Term::Range { attr: id, lo, hi, negated: false })
+            }
+        })
+    }
+}
+
+fn article(ty: AttrType) -> String {
+    match ty {
+        AttrType::Integer => "an integer".into(),
+        t => format!("a {}", t.as_str()),
+    }
+}
+
+fn shift(b: Bound, by: i64) -> Bound {
+    match b {
+        Bound::Abs(v) => Bound::Abs(v.saturating_add(by)),
+        Bound::Now(v) => Bound::Now(v.saturating_add(by)),
+    }
+}
+
+fn range_of(attr: AttrId, op: CmpOp, b: Bound) -> Term {
+    let (min, max) = (Bound::Abs(i64::MIN), Bound::Abs(i64::MAX));
+    let (lo, hi, negated) = match op {
+        CmpOp::Eq => (b, b, false),
+        CmpOp::Ne => (b, b, true),
+        CmpOp::Lt => (min, shift(b, -1), false),
+        CmpOp::Le => (min, b, false),
+        CmpOp::Gt => (shift(b, 1), max, false),
+        CmpOp::Ge => (b, max, false),
+    };
+    // `< i64::MIN` and `> i64::MAX` saturate into a non-empty range: make
+    // them empty explicitly.
+    let empty = matches!((op, b), (CmpOp::Lt, Bound::Abs(i64::MIN)) | (CmpOp::Gt, Bound::Abs(i64::MAX)));
+    if empty {
+        return Term::Range { attr, lo: max, hi: min, negated: false };
+    }
+    Term::Range { attr, lo, hi, negated }
+}
+
+/// Validates a segment against a policy. `src` is the text it was parsed
+/// from (for carets), or `""`.
+pub fn validate(policy: &Policy, seg: &Segment, src: &str) -> Result<CheckedSegment, SegmentError> {
+    if seg.purpose.trim().is_empty() {
+        return Err(SegmentError::refuse(Some(Rule::R1), "a segment needs a declared purpose".into(), None, ""));
+    }
+    let Some(purpose) = policy.purpose_id(&seg.purpose) else {
+        let mut e = SegmentError::refuse(Some(Rule::R1), format!(
+            "unknown purpose {}: a segment's purpose must be one the policy declares", seg.purpose
+        ), None, &seg.purpose);
+        e.locate(src, seg.purpose_span);
+        return Err(e);
+    };
+    let mut c = Checker {
+        policy,
+        purpose,
+        purpose_key: &seg.purpose,
+        src,
+        uses: DataUse::default(),
+        attrs: Vec::new(),
+    };
+    let expr = c.expr(&seg.predicate, 0)?;
+    Ok(CheckedSegment {
+        name: seg.name.clone(),
+        purpose,
+        purpose_key: seg.purpose.clone(),
+        version: policy.version(),
+        expr,
+        uses: c.uses,
+        attrs: c.attrs,
+        source: Arc::new(seg.clone()),
+    })
+}
