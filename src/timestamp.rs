@@ -142,26 +142,6 @@ pub fn birthday_instant(birth: Date, years: u32) -> Timestamp {
     Timestamp(date.midnight().assume_utc().unix_timestamp())
 }
 
-/// Serde helpers for an optional `Date` written as `YYYY-MM-DD`.
-pub(crate) mod opt_date {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(d: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&format_date(*d)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
-        let s: Option<String> = Option::deserialize(d)?;
-        match s.as_deref().map(str::trim) {
-            None | Some("") => Ok(None),
-            Some(s) => parse_date(s).map(Some).map_err(serde::de::Error::custom),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,7 +166,10 @@ mod tests {
         let t = birthday_instant(b, 16);
         assert_eq!(t.to_string(), "2026-06-15T00:00:00Z");
         let leap = parse_date("2008-02-29").unwrap();
-        assert_eq!(birthday_instant(leap, 1).to_string(), "2009-03-01T00:00:00Z");
+        assert_eq!(
+            birthday_instant(leap, 1).to_string(),
+            "2009-03-01T00:00:00Z"
+        );
         assert!(parse_date("2026-02-30").is_err());
     }
 }

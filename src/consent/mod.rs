@@ -177,7 +177,13 @@ impl ConsentEvent {
     }
 
     /// A consent grant with its notice version and notice hash.
-    pub fn grant(subject: &str, purpose: &str, at: Timestamp, notice: &str, sha256_hex: &str) -> Self {
+    pub fn grant(
+        subject: &str,
+        purpose: &str,
+        at: Timestamp,
+        notice: &str,
+        sha256_hex: &str,
+    ) -> Self {
         let mut e = Self::new(subject, EventKind::ConsentGranted, Some(purpose), at);
         e.notice_version = Some(notice.into());
         e.notice_sha256 = Some(sha256_hex.into());
@@ -296,31 +302,59 @@ pub fn check_event(
     strings: &mut Interner,
 ) -> Result<(EventRecord, Proof), EventError> {
     let kind = e.kind.as_str();
-    let field = |field: &'static str, problem: String| EventError::Field { kind, field, problem };
+    let field = |field: &'static str, problem: String| EventError::Field {
+        kind,
+        field,
+        problem,
+    };
     let purpose = match (&e.purpose, e.kind.purpose_rule()) {
         (None, PurposeField::Required) => {
-            return Err(field("purpose", "this kind of event needs a purpose".into()));
+            return Err(field(
+                "purpose",
+                "this kind of event needs a purpose".into(),
+            ));
         }
         (Some(p), PurposeField::None) => {
-            return Err(field("purpose", format!("this kind of event applies to every purpose it concerns and takes no purpose (got {p:?})")));
+            return Err(field(
+                "purpose",
+                format!(
+                    "this kind of event applies to every purpose it concerns and takes no purpose (got {p:?})"
+                ),
+            ));
         }
         (None, _) => None,
-        (Some(p), _) => Some(policy.purpose_id(p).ok_or_else(|| EventError::UnknownPurpose {
-            kind,
-            purpose: p.clone(),
-        })?),
+        (Some(p), _) => Some(
+            policy
+                .purpose_id(p)
+                .ok_or_else(|| EventError::UnknownPurpose {
+                    kind,
+                    purpose: p.clone(),
+                })?,
+        ),
     };
     if e.channel.trim().is_empty() {
-        return Err(field("channel", "must not be empty (R5 proof of consent)".into()));
+        return Err(field(
+            "channel",
+            "must not be empty (R5 proof of consent)".into(),
+        ));
     }
     if e.collector.trim().is_empty() {
-        return Err(field("collector", "must not be empty (R5 proof of consent)".into()));
+        return Err(field(
+            "collector",
+            "must not be empty (R5 proof of consent)".into(),
+        ));
     }
-    let consent_like = matches!(e.kind, EventKind::ConsentGranted | EventKind::ParentalConsent);
+    let consent_like = matches!(
+        e.kind,
+        EventKind::ConsentGranted | EventKind::ParentalConsent
+    );
     let notice_sha256 = match &e.notice_sha256 {
         Some(h) => Some(parse_sha256(kind, h)?),
         None if consent_like => {
-            return Err(field("notice_sha256", "a grant needs the SHA-256 of the notice text (R5)".into()));
+            return Err(field(
+                "notice_sha256",
+                "a grant needs the SHA-256 of the notice text (R5)".into(),
+            ));
         }
         None => None,
     };
@@ -330,7 +364,10 @@ pub fn check_event(
         }
         Some(v) => strings.intern(v),
         None if consent_like => {
-            return Err(field("notice_version", "a grant needs the notice version shown (R5)".into()));
+            return Err(field(
+                "notice_version",
+                "a grant needs the notice version shown (R5)".into(),
+            ));
         }
         None => u32::MAX,
     };
@@ -339,22 +376,34 @@ pub fn check_event(
             return Err(field("expires_at", "only grants expire".into()));
         }
         Some(x) if x <= e.at => {
-            return Err(field("expires_at", format!("{x} is not after the event time {}", e.at)));
+            return Err(field(
+                "expires_at",
+                format!("{x} is not after the event time {}", e.at),
+            ));
         }
         Some(x) => x.unix(),
         None => i64::MAX,
     };
     if e.explicit && !consent_like {
-        return Err(field("explicit", "only consent grants can be explicit".into()));
+        return Err(field(
+            "explicit",
+            "only consent grants can be explicit".into(),
+        ));
     }
     if let Some(p) = purpose {
         let spec = policy.purpose(p);
         match e.kind {
             EventKind::SoftOptIn if !spec.email_soft_opt_in => {
-                return Err(field("purpose", format!("the soft opt-in does not apply to {:?} (R14)", spec.key)));
+                return Err(field(
+                    "purpose",
+                    format!("the soft opt-in does not apply to {:?} (R14)", spec.key),
+                ));
             }
             EventKind::Unsubscribe if !spec.email_channel => {
-                return Err(field("purpose", format!("{:?} is not an email purpose", spec.key)));
+                return Err(field(
+                    "purpose",
+                    format!("{:?} is not an email purpose", spec.key),
+                ));
             }
             _ => {}
         }

@@ -161,7 +161,10 @@ impl fmt::Display for Denial {
             Denial::ConsentWithdrawn => write!(f, "consent was withdrawn"),
             Denial::ConsentExpired { expired_at } => write!(f, "consent expired at {expired_at}"),
             Denial::NoticeNotAccepted { version } => {
-                write!(f, "consent was given to notice {version:?}, which is no longer accepted")
+                write!(
+                    f,
+                    "consent was given to notice {version:?}, which is no longer accepted"
+                )
             }
             Denial::NoExplicitConsent => {
                 write!(f, "special-category data needs an explicit consent")
@@ -270,7 +273,12 @@ pub fn eligibility(
         let restricted = events
             .iter()
             .rev()
-            .find(|e| matches!(e.kind, EventKind::Restriction | EventKind::RestrictionLifted))
+            .find(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::Restriction | EventKind::RestrictionLifted
+                )
+            })
             .is_some_and(|e| e.kind == EventKind::Restriction);
         if restricted {
             return Denied(Denial::Restricted);

@@ -237,7 +237,10 @@ impl Policy {
         let mut p = |path: String, message: String| problems.push(PolicyProblem { path, message });
 
         if spec.controller.name.trim().is_empty() {
-            p("$.controller.name".into(), "the controller needs a name".into());
+            p(
+                "$.controller.name".into(),
+                "the controller needs a name".into(),
+            );
         }
         // Jurisdictions.
         let mut seen = HashSet::new();
@@ -249,15 +252,26 @@ impl Policy {
                     .chars()
                     .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
             {
-                p(format!("{path}.code"), format!("jurisdiction code {:?} must be upper-case letters, digits and '-' (such as EU-FR)", j.code));
+                p(
+                    format!("{path}.code"),
+                    format!(
+                        "jurisdiction code {:?} must be upper-case letters, digits and '-' (such as EU-FR)",
+                        j.code
+                    ),
+                );
             }
             if !seen.insert(j.code.as_str()) {
-                p(format!("{path}.code"), format!("duplicate jurisdiction {:?}", j.code));
+                p(
+                    format!("{path}.code"),
+                    format!("duplicate jurisdiction {:?}", j.code),
+                );
             }
             match (j.regime, j.digital_consent_age) {
                 (Regime::Gdpr, Some(age)) if !(13..=16).contains(&age) => p(
                     format!("{path}.digital_consent_age"),
-                    format!("GDPR Art. 8 allows an age of digital consent from 13 to 16, not {age}"),
+                    format!(
+                        "GDPR Art. 8 allows an age of digital consent from 13 to 16, not {age}"
+                    ),
                 ),
                 (Regime::Ccpa | Regime::None, Some(_)) => p(
                     format!("{path}.digital_consent_age"),
@@ -271,7 +285,13 @@ impl Policy {
         for (i, c) in spec.categories.iter().enumerate() {
             let path = format!("$.categories[{i}].key");
             if !is_dotted_key(&c.key) {
-                p(path.clone(), format!("category key {:?} must be dotted lower-case words such as user.contact.email", c.key));
+                p(
+                    path.clone(),
+                    format!(
+                        "category key {:?} must be dotted lower-case words such as user.contact.email",
+                        c.key
+                    ),
+                );
             }
             if declared.insert(c.key.clone(), c.clone()).is_some() {
                 p(path, format!("duplicate category {:?}", c.key));
@@ -295,35 +315,74 @@ impl Policy {
         for (i, a) in spec.attributes.iter().enumerate() {
             let path = format!("$.attributes[{i}]");
             if !is_identifier(&a.name) {
-                p(format!("{path}.name"), format!("attribute name {:?} must be an identifier (letters, digits, '_') and not a reserved word", a.name));
+                p(
+                    format!("{path}.name"),
+                    format!(
+                        "attribute name {:?} must be an identifier (letters, digits, '_') and not a reserved word",
+                        a.name
+                    ),
+                );
             }
             if !attr_names.insert(a.name.as_str()) {
-                p(format!("{path}.name"), format!("duplicate attribute {:?}", a.name));
+                p(
+                    format!("{path}.name"),
+                    format!("duplicate attribute {:?}", a.name),
+                );
             }
             if !declared.contains_key(&a.category) {
-                p(format!("{path}.category"), format!("unknown category {:?} (attributes need a declared category)", a.category));
+                p(
+                    format!("{path}.category"),
+                    format!(
+                        "unknown category {:?} (attributes need a declared category)",
+                        a.category
+                    ),
+                );
             }
             let categorical = a.ty == AttrType::Categorical;
             if categorical && a.values.is_empty() {
-                p(format!("{path}.values"), "a categorical attribute needs at least one declared value".into());
+                p(
+                    format!("{path}.values"),
+                    "a categorical attribute needs at least one declared value".into(),
+                );
             }
             if !categorical && !a.values.is_empty() {
-                p(format!("{path}.values"), format!("values are declared only for categorical attributes, not {}", a.ty.as_str()));
+                p(
+                    format!("{path}.values"),
+                    format!(
+                        "values are declared only for categorical attributes, not {}",
+                        a.ty.as_str()
+                    ),
+                );
             }
             let mut vs = HashSet::new();
             for (k, v) in a.values.iter().enumerate() {
                 if !vs.insert(v) {
-                    p(format!("{path}.values[{k}]"), format!("duplicate value {v:?}"));
+                    p(
+                        format!("{path}.values[{k}]"),
+                        format!("duplicate value {v:?}"),
+                    );
                 }
             }
             if a.ty == AttrType::Integer {
                 match (a.min, a.max) {
-                    (Some(lo), Some(hi)) if lo > hi => p(format!("{path}.min"), format!("min {lo} is greater than max {hi}")),
+                    (Some(lo), Some(hi)) if lo > hi => p(
+                        format!("{path}.min"),
+                        format!("min {lo} is greater than max {hi}"),
+                    ),
                     (Some(_), Some(_)) => {}
-                    _ => p(format!("{path}"), "an integer attribute needs both min and max".into()),
+                    _ => p(
+                        path.clone(),
+                        "an integer attribute needs both min and max".into(),
+                    ),
                 }
             } else if a.min.is_some() || a.max.is_some() {
-                p(format!("{path}.min"), format!("min and max apply only to integer attributes, not {}", a.ty.as_str()));
+                p(
+                    format!("{path}.min"),
+                    format!(
+                        "min and max apply only to integer attributes, not {}",
+                        a.ty.as_str()
+                    ),
+                );
             }
         }
         // Purposes.
@@ -331,29 +390,59 @@ impl Policy {
         for (i, pu) in spec.purposes.iter().enumerate() {
             let path = format!("$.purposes[{i}]");
             if !is_dotted_key(&pu.key) {
-                p(format!("{path}.key"), format!("purpose key {:?} must be dotted lower-case words such as marketing.email", pu.key));
+                p(
+                    format!("{path}.key"),
+                    format!(
+                        "purpose key {:?} must be dotted lower-case words such as marketing.email",
+                        pu.key
+                    ),
+                );
             }
             if !purpose_keys.insert(pu.key.as_str()) {
-                p(format!("{path}.key"), format!("duplicate purpose {:?}", pu.key));
+                p(
+                    format!("{path}.key"),
+                    format!("duplicate purpose {:?}", pu.key),
+                );
             }
             for (k, c) in pu.categories.iter().enumerate() {
                 if !known_category(c) {
-                    p(format!("{path}.categories[{k}]"), format!("unknown category {c:?}"));
+                    p(
+                        format!("{path}.categories[{k}]"),
+                        format!("unknown category {c:?}"),
+                    );
                 } else if flags_of(c).criminal {
-                    p(format!("{path}.categories[{k}]"), format!("category {c:?} holds criminal data, which no purpose may use (R8)"));
+                    p(
+                        format!("{path}.categories[{k}]"),
+                        format!(
+                            "category {c:?} holds criminal data, which no purpose may use (R8)"
+                        ),
+                    );
                 }
             }
             if pu.basis == LawfulBasis::Consent && pu.accepted_notice_versions.is_empty() {
-                p(format!("{path}.accepted_notice_versions"), "a consent-based purpose needs at least one accepted notice version (R3, R5)".into());
+                p(
+                    format!("{path}.accepted_notice_versions"),
+                    "a consent-based purpose needs at least one accepted notice version (R3, R5)"
+                        .into(),
+                );
             }
             if pu.email_soft_opt_in && !pu.email_channel {
-                p(format!("{path}.email_soft_opt_in"), "the soft opt-in applies only to email_channel purposes".into());
+                p(
+                    format!("{path}.email_soft_opt_in"),
+                    "the soft opt-in applies only to email_channel purposes".into(),
+                );
             }
             if pu.email_soft_opt_in && !covers("marketing", &pu.key) {
-                p(format!("{path}.email_soft_opt_in"), "the soft opt-in is for direct marketing purposes (marketing.*)".into());
+                p(
+                    format!("{path}.email_soft_opt_in"),
+                    "the soft opt-in is for direct marketing purposes (marketing.*)".into(),
+                );
             }
             if pu.consent_validity_days == Some(0) {
-                p(format!("{path}.consent_validity_days"), "a consent validity of 0 days would accept no consent".into());
+                p(
+                    format!("{path}.consent_validity_days"),
+                    "a consent validity of 0 days would accept no consent".into(),
+                );
             }
         }
         if !problems.is_empty() {
@@ -476,7 +565,10 @@ impl Policy {
     /// stricter of the attribute's and the purpose's.
     pub fn max_staleness(&self, attr: AttrId, purpose: PurposeId) -> Option<i64> {
         let a = self.attrs[attr.0 as usize].max_staleness;
-        let p = self.purpose(purpose).max_staleness_days.map(|d| i64::from(d) * DAY);
+        let p = self
+            .purpose(purpose)
+            .max_staleness_days
+            .map(|d| i64::from(d) * DAY);
         match (a, p) {
             (Some(a), Some(p)) => Some(a.min(p)),
             (a, p) => a.or(p),
@@ -635,7 +727,9 @@ mod tests {
     #[test]
     fn json_errors_have_positions() {
         match Policy::from_json("{\"controller\": {\"name\": 3}}") {
-            Err(PolicyError::Json { line: 1, column, .. }) => assert!(column > 10),
+            Err(PolicyError::Json {
+                line: 1, column, ..
+            }) => assert!(column > 10),
             other => panic!("{other:?}"),
         }
     }

@@ -238,7 +238,9 @@ impl fmt::Display for Expr {
                     write!(f, "{x}")
                 }
             }
-            Expr::Cmp { attr, op, value, .. } => write!(f, "{attr} {} {value}", op.as_str()),
+            Expr::Cmp {
+                attr, op, value, ..
+            } => write!(f, "{attr} {} {value}", op.as_str()),
             Expr::In {
                 attr,
                 values,
@@ -264,7 +266,12 @@ impl fmt::Display for Expr {
 
 impl fmt::Display for Segment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "segment {} for {}", Literal::Str(self.name.clone()), self.purpose)?;
+        write!(
+            f,
+            "segment {} for {}",
+            Literal::Str(self.name.clone()),
+            self.purpose
+        )?;
         if self.predicate != Expr::Const(true) {
             write!(f, " where {}", self.predicate)?;
         }

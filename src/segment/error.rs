@@ -116,7 +116,11 @@ impl fmt::Display for SegmentError {
             None => write!(f, "invalid segment: {}", self.message)?,
         }
         if self.line > 0 {
-            write!(f, "\n --> line {}, column {}\n{}", self.line, self.column, self.caret)?;
+            write!(
+                f,
+                "\n --> line {}, column {}\n{}",
+                self.line, self.column, self.caret
+            )?;
         }
         Ok(())
     }

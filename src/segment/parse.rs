@@ -131,7 +131,13 @@ impl<'a> Lexer<'a> {
                     ));
                 }
             };
-            out.push((tok, Span { start, end: self.pos }));
+            out.push((
+                tok,
+                Span {
+                    start,
+                    end: self.pos,
+                },
+            ));
         }
     }
 
@@ -166,7 +172,11 @@ impl<'a> Lexer<'a> {
                                     .is_some();
                             if !ok {
                                 let at = self.pos + i;
-                                return Err(self.err(at, at + 2, "bad \\u escape: expected \\u{HEX}".into()));
+                                return Err(self.err(
+                                    at,
+                                    at + 2,
+                                    "bad \\u escape: expected \\u{HEX}".into(),
+                                ));
                             }
                             for _ in 0..=close.unwrap_or(0) {
                                 chars.next();
@@ -212,22 +222,30 @@ impl<'a> Lexer<'a> {
                 .get(self.pos + 1)
                 .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
         let n: i64 = digits.parse().map_err(|_| {
-            self.err(start, self.pos, format!("number {digits} does not fit in 64 bits"))
+            self.err(
+                start,
+                self.pos,
+                format!("number {digits} does not fit in 64 bits"),
+            )
         })?;
         if let (Some(m), true) = (mult, unit_alone) {
             self.pos += 1;
             if n < 0 {
                 return Err(self.err(start, self.pos, "a duration cannot be negative".into()));
             }
-            return n.checked_mul(m).map(Tok::Dur).ok_or_else(|| {
-                self.err(start, self.pos, "duration too large".into())
-            });
+            return n
+                .checked_mul(m)
+                .map(Tok::Dur)
+                .ok_or_else(|| self.err(start, self.pos, "duration too large".into()));
         }
-        if b.get(self.pos).is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_') {
+        if b.get(self.pos)
+            .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+        {
             return Err(self.err(
                 start,
                 self.pos + 1,
-                "a number must be followed by a space or punctuation (durations use s, m, h, d, w)".into(),
+                "a number must be followed by a space or punctuation (durations use s, m, h, d, w)"
+                    .into(),
             ));
         }
         Ok(Tok::Int(n))
@@ -305,7 +323,9 @@ impl<'a> Parser<'a> {
             }
         };
         if !self.is_word("for") {
-            return Err(self.expected("`for` and the segment's purpose (R1: every segment declares one)"));
+            return Err(
+                self.expected("`for` and the segment's purpose (R1: every segment declares one)")
+            );
         }
         self.bump();
         let (purpose, purpose_span) = self.dotted()?;
@@ -345,7 +365,13 @@ impl<'a> Parser<'a> {
                 _ => return Err(self.expected("a word after `.` in the purpose key")),
             }
         }
-        Ok((key, Span { start: start.start, end }))
+        Ok((
+            key,
+            Span {
+                start: start.start,
+                end,
+            },
+        ))
     }
 
     fn enter(&mut self) -> Result<(), SegmentError> {
@@ -361,7 +387,11 @@ impl<'a> Parser<'a> {
         while self.eat_word("or") {
             xs.push(self.and()?);
         }
-        Ok(if xs.len() == 1 { xs.remove(0) } else { Expr::Or(xs) })
+        Ok(if xs.len() == 1 {
+            xs.remove(0)
+        } else {
+            Expr::Or(xs)
+        })
     }
 
     fn and(&mut self) -> Result<Expr, SegmentError> {
@@ -369,7 +399,11 @@ impl<'a> Parser<'a> {
         while self.eat_word("and") {
             xs.push(self.unary()?);
         }
-        Ok(if xs.len() == 1 { xs.remove(0) } else { Expr::And(xs) })
+        Ok(if xs.len() == 1 {
+            xs.remove(0)
+        } else {
+            Expr::And(xs)
+        })
     }
 
     fn unary(&mut self) -> Result<Expr, SegmentError> {

@@ -154,7 +154,13 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn fail(&self, rule: Option<Rule>, attr: Option<&str>, span: Span, msg: String) -> SegmentError {
+    fn fail(
+        &self,
+        rule: Option<Rule>,
+        attr: Option<&str>,
+        span: Span,
+        msg: String,
+    ) -> SegmentError {
         let mut e = SegmentError::refuse(rule, msg, attr, self.purpose_key);
         e.locate(self.src, span);
         e
@@ -163,7 +169,12 @@ impl Checker<'_> {
     fn attribute(&mut self, name: &str, span: Span) -> Result<AttrId, SegmentError> {
         let p = self.policy;
         let Some(id) = p.attr_id(name) else {
-            return Err(self.fail(None, Some(name), span, format!("unknown attribute `{name}`")));
+            return Err(self.fail(
+                None,
+                Some(name),
+                span,
+                format!("unknown attribute `{name}`"),
+            ));
         };
         let spec = p.attribute(id);
         let flags = p.attribute_flags(id);
@@ -213,7 +224,13 @@ impl Checker<'_> {
     }
 
     /// A literal as an ordered value (integer or time) for attribute `id`.
-    fn ordered(&self, attr: &str, id: AttrId, v: &Literal, span: Span) -> Result<Bound, SegmentError> {
+    fn ordered(
+        &self,
+        attr: &str,
+        id: AttrId,
+        v: &Literal,
+        span: Span,
+    ) -> Result<Bound, SegmentError> {
         let ty = self.policy.attribute(id).ty;
         match (ty, v) {
             (AttrType::Integer, Literal::Int(i)) => Ok(Bound::Abs(*i)),
@@ -221,38 +238,72 @@ impl Checker<'_> {
             (AttrType::Timestamp, Literal::Str(s)) => Timestamp::parse(s)
                 .map(|t| Bound::Abs(t.unix()))
                 .map_err(|e| self.type_err(attr, span, format!("`{attr}` is a timestamp: {e}"))),
-            _ => Err(self.type_err(attr, span, format!(
-                "`{attr}` is {} and cannot be compared with {v}", article(ty)
-            ))),
+            _ => Err(self.type_err(
+                attr,
+                span,
+                format!(
+                    "`{attr}` is {} and cannot be compared with {v}",
+                    article(ty)
+                ),
+            )),
         }
     }
 
-    fn cat_value(&self, attr: &str, id: AttrId, v: &Literal, span: Span) -> Result<u32, SegmentError> {
+    fn cat_value(
+        &self,
+        attr: &str,
+        id: AttrId,
+        v: &Literal,
+        span: Span,
+    ) -> Result<u32, SegmentError> {
         match v {
             Literal::Str(s) => self.policy.value_index(id, s).ok_or_else(|| {
                 let declared = &self.policy.attribute(id).values;
-                self.type_err(attr, span, format!(
-                    "{v} is not a declared value of `{attr}` (declared: {})",
-                    declared.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(", ")
-                ))
+                self.type_err(
+                    attr,
+                    span,
+                    format!(
+                        "{v} is not a declared value of `{attr}` (declared: {})",
+                        declared
+                            .iter()
+                            .map(|d| format!("{d:?}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
             }),
-            _ => Err(self.type_err(attr, span, format!(
-                "`{attr}` is categorical and cannot be compared with {v}"
-            ))),
+            _ => Err(self.type_err(
+                attr,
+                span,
+                format!("`{attr}` is categorical and cannot be compared with {v}"),
+            )),
         }
     }
 
     fn expr(&mut self, e: &Expr, depth: usize) -> Result<CheckedExpr, SegmentError> {
         if depth > MAX_DEPTH {
-            return Err(SegmentError::refuse(None, format!("nesting deeper than {MAX_DEPTH} levels"), None, self.purpose_key));
+            return Err(SegmentError::refuse(
+                None,
+                format!("nesting deeper than {MAX_DEPTH} levels"),
+                None,
+                self.purpose_key,
+            ));
         }
         Ok(match e {
             Expr::Const(b) => CheckedExpr::Const(*b),
             Expr::And(xs) | Expr::Or(xs) => {
                 if xs.is_empty() {
-                    return Err(SegmentError::refuse(None, "`and`/`or` needs at least one operand".into(), None, self.purpose_key));
+                    return Err(SegmentError::refuse(
+                        None,
+                        "`and`/`or` needs at least one operand".into(),
+                        None,
+                        self.purpose_key,
+                    ));
                 }
-                let ys = xs.iter().map(|x| self.expr(x, depth + 1)).collect::<Result<Vec<_>, _>>()?;
+                let ys = xs
+                    .iter()
+                    .map(|x| self.expr(x, depth + 1))
+                    .collect::<Result<Vec<_>, _>>()?;
                 if matches!(e, Expr::And(_)) {
                     CheckedExpr::And(ys)
                 } else {
@@ -261,7 +312,12 @@ impl Checker<'_> {
             }
             Expr::Not(x) => CheckedExpr::Not(Box::new(self.expr(x, depth + 1)?)),
             Expr::Has { attr, span } => CheckedExpr::Term(Term::Has(self.attribute(attr, *span)?)),
-            Expr::Cmp { attr, op, value, span } => {
+            Expr::Cmp {
+                attr,
+                op,
+                value,
+                span,
+            } => {
                 let id = self.attribute(attr, *span)?;
                 let ty = self.policy.attribute(id).ty;
                 CheckedExpr::Term(match ty {
@@ -288,13 +344,23 @@ impl Checker<'_> {
                     }
                 })
             }
-            Expr::In { attr, values, negated, span } => {
+            Expr::In {
+                attr,
+                values,
+                negated,
+                span,
+            } => {
                 let id = self.attribute(attr, *span)?;
                 let ty = self.policy.attribute(id).ty;
                 if ty != AttrType::Categorical {
-                    return Err(self.type_err(attr, *span, format!(
-                        "`in` applies to categorical attributes; `{attr}` is {}", article(ty)
-                    )));
+                    return Err(self.type_err(
+                        attr,
+                        *span,
+                        format!(
+                            "`in` applies to categorical attributes; `{attr}` is {}",
+                            article(ty)
+                        ),
+                    ));
                 }
                 if values.is_empty() {
                     return Err(self.type_err(attr, *span, "`in` needs at least one value".into()));
@@ -305,13 +371,27 @@ impl Checker<'_> {
                     .collect::<Result<Vec<_>, _>>()?;
                 vs.sort_unstable();
                 vs.dedup();
-                CheckedExpr::Term(Term::CatIn { attr: id, values: vs, negated: *negated })
+                CheckedExpr::Term(Term::CatIn {
+                    attr: id,
+                    values: vs,
+                    negated: *negated,
+                })
             }
-            Expr::Between { attr, low, high, span } => {
+            Expr::Between {
+                attr,
+                low,
+                high,
+                span,
+            } => {
                 let id = self.attribute(attr, *span)?;
                 let lo = self.ordered(attr, id, low, *span)?;
                 let hi = self.ordered(attr, id, high, *span)?;
-                CheckedExpr::Term(Term::Range { attr: id, lo, hi, negated: false })
+                CheckedExpr::Term(Term::Range {
+                    attr: id,
+                    lo,
+                    hi,
+                    negated: false,
+                })
             }
         })
     }
@@ -343,23 +423,47 @@ fn range_of(attr: AttrId, op: CmpOp, b: Bound) -> Term {
     };
     // `< i64::MIN` and `> i64::MAX` saturate into a non-empty range: make
     // them empty explicitly.
-    let empty = matches!((op, b), (CmpOp::Lt, Bound::Abs(i64::MIN)) | (CmpOp::Gt, Bound::Abs(i64::MAX)));
+    let empty = matches!(
+        (op, b),
+        (CmpOp::Lt, Bound::Abs(i64::MIN)) | (CmpOp::Gt, Bound::Abs(i64::MAX))
+    );
     if empty {
-        return Term::Range { attr, lo: max, hi: min, negated: false };
+        return Term::Range {
+            attr,
+            lo: max,
+            hi: min,
+            negated: false,
+        };
     }
-    Term::Range { attr, lo, hi, negated }
+    Term::Range {
+        attr,
+        lo,
+        hi,
+        negated,
+    }
 }
 
 /// Validates a segment against a policy. `src` is the text it was parsed
 /// from (for carets), or `""`.
 pub fn validate(policy: &Policy, seg: &Segment, src: &str) -> Result<CheckedSegment, SegmentError> {
     if seg.purpose.trim().is_empty() {
-        return Err(SegmentError::refuse(Some(Rule::R1), "a segment needs a declared purpose".into(), None, ""));
+        return Err(SegmentError::refuse(
+            Some(Rule::R1),
+            "a segment needs a declared purpose".into(),
+            None,
+            "",
+        ));
     }
     let Some(purpose) = policy.purpose_id(&seg.purpose) else {
-        let mut e = SegmentError::refuse(Some(Rule::R1), format!(
-            "unknown purpose {}: a segment's purpose must be one the policy declares", seg.purpose
-        ), None, &seg.purpose);
+        let mut e = SegmentError::refuse(
+            Some(Rule::R1),
+            format!(
+                "unknown purpose {}: a segment's purpose must be one the policy declares",
+                seg.purpose
+            ),
+            None,
+            &seg.purpose,
+        );
         e.locate(src, seg.purpose_span);
         return Err(e);
     };

@@ -1,0 +1,477 @@
+//! The facade: one policy, its subjects, and the path of a segment from text
+//! to members. The engine applies the purpose's eligibility mask to every
+//! evaluation itself; a caller cannot skip it.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use privseg::{Engine, Timestamp};
+//! use privseg::consent::ConsentEvent;
+//! use privseg::policy::*;
+//!
+//! let policy = PolicyBuilder::new("Acme Ltd")
+//!     .category(CategorySpec::new("user.location"))
+//!     .attribute(AttributeSpec::categorical("country", "user.location", &["FR", "DE"]))
+//!     .purpose(PurposeSpec::new("marketing.email", LawfulBasis::Consent)
+//!         .allow("user.location").notice_versions(&["v3"]).email(false))
+//!     .build().unwrap();
+//! let mut engine = Engine::new(Arc::new(policy));
+//! let t = Timestamp::parse("2026-03-01T10:00:00Z").unwrap();
+//! engine.add_subject("c-1", "EU-FR", privseg::timestamp::parse_date("1980-05-01").ok()).unwrap();
+//! engine.set_attribute("c-1", "country", "FR".into(), t).unwrap();
+//! let seg = engine.compile(r#"segment "fr" for marketing.email where country = "FR""#).unwrap();
+//! assert_eq!(engine.evaluate(&seg, t).unwrap().count(), 0); // no consent yet (R3)
+//! let sha = "0".repeat(64);
+//! engine.record(&ConsentEvent::grant("c-1", "marketing.email", t, "v3", &sha)).unwrap();
+//! let members = engine.evaluate(&seg, t).unwrap();
+//! assert_eq!(members.ids(&engine).collect::<Vec<_>>(), vec!["c-1"]);
+//! ```
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use time::Date;
+
+use crate::Timestamp;
+use crate::consent::{
+    ConsentEvent, DataUse, Eligibility, EventError, check_event, eligibility, event_of_record,
+    insert_in_order,
+};
+use crate::eval::{self, kernels};
+use crate::policy::{Policy, PolicyVersion};
+use crate::segment::{self, CheckedExpr, CheckedSegment, Expr, Segment, SegmentError};
+use crate::store::{Bits, Store, Value, ValueError};
+
+/// Why an engine call failed. Nothing is changed when a call fails.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// No subject has this id (or it was erased).
+    #[error("unknown subject {0:?}")]
+    UnknownSubject(String),
+    /// A subject with this id exists already.
+    #[error("subject {0:?} exists already")]
+    DuplicateSubject(String),
+    /// The id is empty or has surrounding whitespace or control characters.
+    #[error(
+        "invalid subject id {0:?}: ids must be non-empty, with no surrounding whitespace or control characters"
+    )]
+    InvalidId(String),
+    /// The jurisdiction is not in the policy.
+    #[error(
+        "subject {subject:?}: unknown jurisdiction {code:?} (the policy lists its jurisdictions)"
+    )]
+    UnknownJurisdiction {
+        /// Subject id.
+        subject: String,
+        /// The code given.
+        code: String,
+    },
+    /// The attribute is not in the policy.
+    #[error("unknown attribute {0:?}")]
+    UnknownAttribute(String),
+    /// The purpose is not in the policy.
+    #[error("unknown purpose {0:?}")]
+    UnknownPurpose(String),
+    /// A value does not fit its attribute.
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    /// An event is malformed or does not fit the policy.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// The segment was validated against another policy version.
+    #[error(
+        "segment {segment:?} was validated against policy {segment_version}, but the engine runs policy {engine_version}: validate it again"
+    )]
+    PolicyMismatch {
+        /// Segment name.
+        segment: String,
+        /// Its policy version.
+        segment_version: PolicyVersion,
+        /// The engine's.
+        engine_version: PolicyVersion,
+    },
+}
+
+/// The members of a segment at an instant.
+#[derive(Clone, Debug)]
+pub struct Members {
+    segment: String,
+    purpose: String,
+    version: PolicyVersion,
+    at: Timestamp,
+    bits: Bits,
+    count: u64,
+}
+
+impl Members {
+    /// Number of members.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+    /// Segment name.
+    pub fn segment(&self) -> &str {
+        &self.segment
+    }
+    /// Purpose key.
+    pub fn purpose(&self) -> &str {
+        &self.purpose
+    }
+    /// The policy version it ran under.
+    pub fn policy_version(&self) -> PolicyVersion {
+        self.version
+    }
+    /// The evaluation time.
+    pub fn at(&self) -> Timestamp {
+        self.at
+    }
+    /// Member rows, in row order.
+    pub fn rows(&self) -> impl Iterator<Item = u32> + '_ {
+        kernels::ones(self.bits.as_raw_slice())
+    }
+    /// Member ids, in the order subjects were added.
+    pub fn ids<'a>(&'a self, engine: &'a Engine) -> impl Iterator<Item = &'a str> + 'a {
+        self.rows().map(move |r| engine.store.id(r))
+    }
+    /// The member bitset.
+    pub fn bits(&self) -> &Bits {
+        &self.bits
+    }
+}
+
+/// A predicate term and whether it held.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TermOutcome {
+    /// The term as text.
+    pub term: String,
+    /// Did it hold?
+    pub held: bool,
+}
+
+/// Why a subject is in or out of a segment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    /// Subject id.
+    pub subject: String,
+    /// Segment name.
+    pub segment: String,
+    /// Purpose key.
+    pub purpose: String,
+    /// Evaluation time.
+    pub at: Timestamp,
+    /// In the segment?
+    pub member: bool,
+    /// Eligibility for the purpose (and the segment's data use).
+    pub eligibility: Eligibility,
+    /// Did the predicate hold?
+    pub predicate_held: bool,
+    /// The terms that made the predicate false (empty if it held).
+    pub failing_terms: Vec<TermOutcome>,
+}
+
+impl std::fmt::Display for Explanation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inout = if self.member { "IN" } else { "OUT" };
+        writeln!(
+            f,
+            "{} is {inout} segment {:?} ({}) at {}",
+            self.subject, self.segment, self.purpose, self.at
+        )?;
+        match &self.eligibility {
+            Eligibility::Allowed(g) => writeln!(f, "  eligible: yes ({g:?})")?,
+            Eligibility::Denied(d) => writeln!(f, "  eligible: no, {d}")?,
+        }
+        if self.predicate_held {
+            writeln!(f, "  predicate: holds")
+        } else {
+            writeln!(f, "  predicate: fails")?;
+            for t in &self.failing_terms {
+                writeln!(f, "    failed: {}", t.term)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The engine: one policy and its subjects.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    policy: Arc<Policy>,
+    store: Store,
+}
+
+fn check_id(id: &str) -> Result<(), EngineError> {
+    if id.is_empty() || id.trim() != id || id.chars().any(char::is_control) {
+        return Err(EngineError::InvalidId(id.into()));
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// An engine with no subjects.
+    pub fn new(policy: Arc<Policy>) -> Engine {
+        let store = Store::new(&policy);
+        Engine { policy, store }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// The subject table.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Number of subjects, erased ones excluded.
+    pub fn subject_count(&self) -> usize {
+        self.store.len() - self.store.erased.count_ones()
+    }
+
+    fn row(&self, id: &str) -> Result<u32, EngineError> {
+        self.store
+            .row(id)
+            .ok_or_else(|| EngineError::UnknownSubject(id.into()))
+    }
+
+    /// Adds a subject. Without a birth date the subject is treated as a
+    /// possible minor wherever an age gate applies.
+    pub fn add_subject(
+        &mut self,
+        id: &str,
+        jurisdiction: &str,
+        birth_date: Option<Date>,
+    ) -> Result<(), EngineError> {
+        check_id(id)?;
+        if self.store.row(id).is_some() {
+            return Err(EngineError::DuplicateSubject(id.into()));
+        }
+        let j = self.policy.jurisdiction_id(jurisdiction).ok_or_else(|| {
+            EngineError::UnknownJurisdiction {
+                subject: id.into(),
+                code: jurisdiction.into(),
+            }
+        })?;
+        self.store.push(id, j, birth_date);
+        Ok(())
+    }
+
+    /// Sets an attribute value, verified at `verified_at`.
+    pub fn set_attribute(
+        &mut self,
+        id: &str,
+        attr: &str,
+        value: Value,
+        verified_at: Timestamp,
+    ) -> Result<(), EngineError> {
+        let row = self.row(id)?;
+        let a = self
+            .policy
+            .attr_id(attr)
+            .ok_or_else(|| EngineError::UnknownAttribute(attr.into()))?;
+        let code = Store::encode(&self.policy, a, &value)?;
+        self.store.set(row, a, code, verified_at);
+        Ok(())
+    }
+
+    /// Removes an attribute value.
+    pub fn clear_attribute(&mut self, id: &str, attr: &str) -> Result<(), EngineError> {
+        let row = self.row(id)?;
+        let a = self
+            .policy
+            .attr_id(attr)
+            .ok_or_else(|| EngineError::UnknownAttribute(attr.into()))?;
+        self.store.clear(row, a);
+        Ok(())
+    }
+
+    /// A subject's attribute value and when it was verified.
+    pub fn attribute(
+        &self,
+        id: &str,
+        attr: &str,
+    ) -> Result<Option<(Value, Timestamp)>, EngineError> {
+        let row = self.row(id)?;
+        let a = self
+            .policy
+            .attr_id(attr)
+            .ok_or_else(|| EngineError::UnknownAttribute(attr.into()))?;
+        Ok(self.store.get(row, a).map(|(code, v)| {
+            (
+                Store::decode(&self.policy, a, code),
+                Timestamp::from_unix(v),
+            )
+        }))
+    }
+
+    /// Records a consent or other subject event. It takes effect by its own
+    /// time, for every evaluation at or after that time, as soon as this
+    /// call returns.
+    pub fn record(&mut self, event: &ConsentEvent) -> Result<(), EngineError> {
+        let row = self.row(&event.subject)?;
+        let (mut rec, proof) = check_event(&self.policy, event, &mut self.store.strings)?;
+        rec.seq = self.store.next_seq;
+        rec.proof = self.store.proofs.len() as u32;
+        self.store.next_seq += 1;
+        self.store.proofs.push(proof);
+        insert_in_order(&mut self.store.events[row as usize], rec);
+        Ok(())
+    }
+
+    /// A subject's event history, in effect order.
+    pub fn history(&self, id: &str) -> Result<Vec<ConsentEvent>, EngineError> {
+        let row = self.row(id)?;
+        Ok(self.store.events[row as usize]
+            .iter()
+            .map(|r| {
+                event_of_record(
+                    &self.policy,
+                    id,
+                    r,
+                    &self.store.proofs[r.proof as usize],
+                    &self.store.strings,
+                )
+            })
+            .collect())
+    }
+
+    /// Is a subject eligible for a purpose at an instant (for a segment
+    /// reading no special or sensitive data)?
+    pub fn eligibility(
+        &self,
+        id: &str,
+        purpose: &str,
+        at: Timestamp,
+    ) -> Result<Eligibility, EngineError> {
+        let row = self.row(id)?;
+        let p = self
+            .policy
+            .purpose_id(purpose)
+            .ok_or_else(|| EngineError::UnknownPurpose(purpose.into()))?;
+        Ok(eligibility(
+            &self.policy,
+            &self.store.facts(row),
+            p,
+            at,
+            DataUse::default(),
+        ))
+    }
+
+    /// Parses and validates a segment's text form against the policy.
+    pub fn compile(&self, text: &str) -> Result<CheckedSegment, SegmentError> {
+        segment::compile(&self.policy, text)
+    }
+
+    /// Validates a parsed segment (from text or JSON) against the policy.
+    pub fn validate(&self, seg: &Segment) -> Result<CheckedSegment, SegmentError> {
+        segment::validate(&self.policy, seg, "")
+    }
+
+    fn check_version(&self, seg: &CheckedSegment) -> Result<(), EngineError> {
+        if seg.policy_version() != self.policy.version() {
+            return Err(EngineError::PolicyMismatch {
+                segment: seg.name().into(),
+                segment_version: seg.policy_version(),
+                engine_version: self.policy.version(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Evaluates a segment at an instant: its predicate AND the purpose's
+    /// eligibility as of that instant.
+    pub fn evaluate(&self, seg: &CheckedSegment, at: Timestamp) -> Result<Members, EngineError> {
+        self.check_version(seg)?;
+        let bits = eval::evaluate(&self.policy, &self.store, seg, at);
+        let count = kernels::count(bits.as_raw_slice());
+        Ok(Members {
+            segment: seg.name().into(),
+            purpose: seg.purpose_key().into(),
+            version: seg.policy_version(),
+            at,
+            bits,
+            count,
+        })
+    }
+
+    /// Explains whether a subject is in a segment at an instant, and why.
+    pub fn explain(
+        &self,
+        seg: &CheckedSegment,
+        id: &str,
+        at: Timestamp,
+    ) -> Result<Explanation, EngineError> {
+        self.check_version(seg)?;
+        let row = self.row(id)?;
+        let elig = eligibility(
+            &self.policy,
+            &self.store.facts(row),
+            seg.purpose(),
+            at,
+            seg.data_use(),
+        );
+        let held = eval::matches_row(
+            &self.policy,
+            &self.store,
+            seg.purpose(),
+            seg.expr(),
+            row,
+            at,
+        );
+        let mut failing = Vec::new();
+        if !held {
+            self.failing(&seg.ast().predicate, seg.expr(), seg, row, at, &mut failing);
+        }
+        Ok(Explanation {
+            subject: id.into(),
+            segment: seg.name().into(),
+            purpose: seg.purpose_key().into(),
+            at,
+            member: held && elig.is_allowed(),
+            eligibility: elig,
+            predicate_held: held,
+            failing_terms: failing,
+        })
+    }
+
+    /// Collects the terms responsible for a false predicate: the false
+    /// operands of an `and`, every operand of an `or`, a `not` whose
+    /// operand held, a false term.
+    fn failing(
+        &self,
+        ast: &Expr,
+        expr: &CheckedExpr,
+        seg: &CheckedSegment,
+        row: u32,
+        at: Timestamp,
+        out: &mut Vec<TermOutcome>,
+    ) {
+        let holds = |e: &CheckedExpr| {
+            eval::matches_row(&self.policy, &self.store, seg.purpose(), e, row, at)
+        };
+        match (ast, expr) {
+            (Expr::And(xs), CheckedExpr::And(ys)) | (Expr::Or(xs), CheckedExpr::Or(ys)) => {
+                for (x, y) in xs.iter().zip(ys) {
+                    if !holds(y) {
+                        self.failing(x, y, seg, row, at, out);
+                    }
+                }
+            }
+            _ => out.push(TermOutcome {
+                term: ast.to_string(),
+                held: false,
+            }),
+        }
+    }
+
+    /// Erases a subject: every value, bit and event is dropped, the id is
+    /// forgotten, and the row is never returned again. The id may later be
+    /// added again as a new subject.
+    pub fn erase(&mut self, id: &str) -> Result<(), EngineError> {
+        let row = self.row(id)?;
+        self.store.erase(row);
+        self.store.index.remove(id);
+        self.store.ids[row as usize] = Arc::from("");
+        Ok(())
+    }
+}

@@ -1,0 +1,219 @@
+//! Evaluation: the bitset evaluator and the plain row-at-a-time reference.
+//!
+//! The bitset evaluator computes each predicate term as a bitset over all
+//! rows, combines them with word-wide operations on the raw `u64` words,
+//! and ANDs the purpose's eligibility mask in. The reference evaluator asks
+//! [`crate::consent::eligibility`] and [`matches_row`] about each row in turn;
+//! property tests hold the two equal.
+
+pub mod kernels;
+
+use crate::Timestamp;
+use crate::consent::{DataUse, eligibility};
+use crate::policy::{AttrId, Policy, PurposeId};
+use crate::segment::{CheckedExpr, CheckedSegment, Term};
+use crate::store::{Bits, ColumnData, MISSING, Store};
+
+/// The earliest verification time at which a value of `attr` still counts
+/// as fresh for `purpose` at `at` ([`MISSING`] + 1 when there is no limit).
+pub(crate) fn fresh_since(policy: &Policy, attr: AttrId, purpose: PurposeId, at: Timestamp) -> i64 {
+    match policy.max_staleness(attr, purpose) {
+        Some(max) => at.unix().saturating_sub(max).max(MISSING + 1),
+        None => MISSING + 1,
+    }
+}
+
+/// Does one term hold for one row? False when the value is missing or stale.
+pub fn term_matches(
+    policy: &Policy,
+    store: &Store,
+    purpose: PurposeId,
+    term: &Term,
+    row: u32,
+    at: Timestamp,
+) -> bool {
+    let attr = term.attr();
+    let Some((code, verified)) = store.get(row, attr) else {
+        return false;
+    };
+    if verified < fresh_since(policy, attr, purpose, at) {
+        return false;
+    }
+    match term {
+        Term::Has(_) => true,
+        Term::CatIn {
+            values, negated, ..
+        } => values.contains(&(code as u32)) != *negated,
+        Term::Range {
+            lo, hi, negated, ..
+        } => (lo.resolve(at)..=hi.resolve(at)).contains(&code) != *negated,
+        Term::BoolIs { value, .. } => (code != 0) == *value,
+    }
+}
+
+/// Does a predicate hold for one row (eligibility aside)?
+pub fn matches_row(
+    policy: &Policy,
+    store: &Store,
+    purpose: PurposeId,
+    expr: &CheckedExpr,
+    row: u32,
+    at: Timestamp,
+) -> bool {
+    match expr {
+        CheckedExpr::Const(b) => *b,
+        CheckedExpr::And(xs) => xs
+            .iter()
+            .all(|x| matches_row(policy, store, purpose, x, row, at)),
+        CheckedExpr::Or(xs) => xs
+            .iter()
+            .any(|x| matches_row(policy, store, purpose, x, row, at)),
+        CheckedExpr::Not(x) => !matches_row(policy, store, purpose, x, row, at),
+        CheckedExpr::Term(t) => term_matches(policy, store, purpose, t, row, at),
+    }
+}
+
+/// The reference evaluator: every row, one at a time, through the plain
+/// eligibility function and the plain predicate.
+pub fn reference(policy: &Policy, store: &Store, seg: &CheckedSegment, at: Timestamp) -> Bits {
+    let mut out = Bits::repeat(false, store.len());
+    for row in 0..store.len() as u32 {
+        let ok = eligibility(policy, &store.facts(row), seg.purpose(), at, seg.data_use())
+            .is_allowed()
+            && matches_row(policy, store, seg.purpose(), seg.expr(), row, at);
+        out.set(row as usize, ok);
+    }
+    out
+}
+
+/// The eligibility mask of a purpose at an instant, for a segment's data use.
+pub fn eligibility_mask(
+    policy: &Policy,
+    store: &Store,
+    purpose: PurposeId,
+    at: Timestamp,
+    uses: DataUse,
+) -> Bits {
+    let n = store.len();
+    let mut out = Bits::repeat(false, n);
+    let words = out.as_raw_mut_slice();
+    for (w, word) in words.iter_mut().enumerate() {
+        let base = w * 64;
+        let mut acc = 0u64;
+        for bit in 0..64.min(n - base) {
+            let row = (base + bit) as u32;
+            if eligibility(policy, &store.facts(row), purpose, at, uses).is_allowed() {
+                acc |= 1 << bit;
+            }
+        }
+        *word = acc;
+    }
+    out
+}
+
+/// The rows whose value of `attr` is present and fresh.
+fn fresh_mask(
+    policy: &Policy,
+    store: &Store,
+    attr: AttrId,
+    purpose: PurposeId,
+    at: Timestamp,
+) -> Bits {
+    let since = fresh_since(policy, attr, purpose, at);
+    let verified = &store.columns[attr.0 as usize].verified;
+    kernels::from_predicate(verified.len(), |r| verified[r] >= since)
+}
+
+fn term_bits(
+    policy: &Policy,
+    store: &Store,
+    purpose: PurposeId,
+    term: &Term,
+    at: Timestamp,
+) -> Bits {
+    let attr = term.attr();
+    let fresh = fresh_mask(policy, store, attr, purpose, at);
+    let col = &store.columns[attr.0 as usize];
+    let mut out = match (term, &col.data) {
+        (Term::Has(_), _) => return fresh,
+        (
+            Term::CatIn {
+                values, negated, ..
+            },
+            ColumnData::Cat { bitmaps, .. },
+        ) => {
+            let mut acc = Bits::repeat(false, store.len());
+            for &v in values {
+                kernels::or_assign(acc.as_raw_mut_slice(), bitmaps[v as usize].as_raw_slice());
+            }
+            if *negated {
+                kernels::not_assign(&mut acc);
+            }
+            acc
+        }
+        (
+            Term::Range {
+                lo, hi, negated, ..
+            },
+            ColumnData::Int { vals },
+        ) => {
+            let (lo, hi) = (lo.resolve(at), hi.resolve(at));
+            let neg = *negated;
+            kernels::from_predicate(vals.len(), |r| (lo..=hi).contains(&vals[r]) != neg)
+        }
+        (Term::BoolIs { value, .. }, ColumnData::Bool { vals }) => {
+            let mut b = vals.clone();
+            if !*value {
+                kernels::not_assign(&mut b);
+            }
+            b
+        }
+        _ => unreachable!("validation ties each term to its column's type"),
+    };
+    kernels::and_assign(out.as_raw_mut_slice(), fresh.as_raw_slice());
+    out
+}
+
+/// The predicate as a bitset over all rows (eligibility aside).
+pub fn predicate_bits(
+    policy: &Policy,
+    store: &Store,
+    purpose: PurposeId,
+    expr: &CheckedExpr,
+    at: Timestamp,
+) -> Bits {
+    let n = store.len();
+    match expr {
+        CheckedExpr::Const(b) => Bits::repeat(*b, n),
+        CheckedExpr::And(xs) => {
+            let mut acc = Bits::repeat(true, n);
+            for x in xs {
+                let b = predicate_bits(policy, store, purpose, x, at);
+                kernels::and_assign(acc.as_raw_mut_slice(), b.as_raw_slice());
+            }
+            acc
+        }
+        CheckedExpr::Or(xs) => {
+            let mut acc = Bits::repeat(false, n);
+            for x in xs {
+                let b = predicate_bits(policy, store, purpose, x, at);
+                kernels::or_assign(acc.as_raw_mut_slice(), b.as_raw_slice());
+            }
+            acc
+        }
+        CheckedExpr::Not(x) => {
+            let mut b = predicate_bits(policy, store, purpose, x, at);
+            kernels::not_assign(&mut b);
+            b
+        }
+        CheckedExpr::Term(t) => term_bits(policy, store, purpose, t, at),
+    }
+}
+
+/// The bitset evaluator: the predicate AND the eligibility mask.
+pub fn evaluate(policy: &Policy, store: &Store, seg: &CheckedSegment, at: Timestamp) -> Bits {
+    let mut out = predicate_bits(policy, store, seg.purpose(), seg.expr(), at);
+    let mask = eligibility_mask(policy, store, seg.purpose(), at, seg.data_use());
+    kernels::and_assign(out.as_raw_mut_slice(), mask.as_raw_slice());
+    out
+}
