@@ -594,9 +594,12 @@ impl Policy {
     pub fn is_direct_marketing(&self, id: PurposeId) -> bool {
         self.purposes[id.0 as usize].direct_marketing
     }
-    /// Does the purpose accept consents given to this notice version?
+    /// Does the purpose accept consents given to this notice version? A
+    /// purpose with no list (only possible when its basis is not consent)
+    /// accepts any version.
     pub fn accepts_notice(&self, id: PurposeId, version: &str) -> bool {
-        self.purposes[id.0 as usize].accepted.contains(version)
+        let accepted = &self.purposes[id.0 as usize].accepted;
+        accepted.is_empty() || accepted.contains(version)
     }
     /// Flags of a category key (declared or a prefix of declared ones).
     pub fn category_flags(&self, key: &str) -> CategoryFlags {

@@ -1,0 +1,110 @@
+//! A policy and helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use privseg::consent::{ConsentEvent, EventKind};
+use privseg::policy::*;
+use privseg::timestamp::parse_date;
+use privseg::{Engine, Timestamp};
+
+pub const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+pub fn t(s: &str) -> Timestamp {
+    Timestamp::parse(s).unwrap()
+}
+
+pub fn policy() -> Policy {
+    PolicyBuilder::new("Acme Retail Ltd")
+        .contact("dpo@acme.example")
+        .category(CategorySpec::new("user.contact").retention_days(730))
+        .category(CategorySpec::new("user.location").retention_days(730))
+        .category(CategorySpec::new("user.financial.transactions").retention_days(3650))
+        .category(CategorySpec::new("user.financial.account").ccpa_sensitive())
+        .category(CategorySpec::new("user.behaviour").retention_days(365))
+        .category(CategorySpec::new("user.health").special())
+        .category(CategorySpec::new("user.criminal").criminal())
+        .category(CategorySpec::new("user.demographic.ethnicity").special().protected())
+        .attribute(AttributeSpec::categorical("country", "user.location", &["FR", "DE", "US"]))
+        .attribute(AttributeSpec::integer("total_spend", "user.financial.transactions", 0, 1_000_000))
+        .attribute(AttributeSpec::timestamp("last_order", "user.behaviour").max_staleness_days(365))
+        .attribute(AttributeSpec::boolean("newsletter", "user.contact"))
+        .attribute(AttributeSpec::categorical("condition", "user.health", &["diabetes", "none"]))
+        .attribute(AttributeSpec::boolean("convicted", "user.criminal"))
+        .attribute(AttributeSpec::categorical("ethnicity", "user.demographic.ethnicity", &["a", "b"]))
+        .attribute(AttributeSpec::integer("balance", "user.financial.account", -1_000_000, 1_000_000))
+        .purpose(
+            PurposeSpec::new("marketing.email", LawfulBasis::Consent)
+                .allow("user.location")
+                .allow("user.financial.transactions")
+                .allow("user.behaviour")
+                .allow("user.contact")
+                .notice_versions(&["v3", "v4"])
+                .consent_validity_days(365)
+                .email(false),
+        )
+        .purpose(
+            PurposeSpec::new("marketing.newsletter", LawfulBasis::LegitimateInterests)
+                .allow("user.contact")
+                .allow("user.location")
+                .email(true),
+        )
+        .purpose(
+            PurposeSpec::new("marketing.advertising.third_party", LawfulBasis::Consent)
+                .allow("user.location")
+                .allow("user.behaviour")
+                .allow("user.financial")
+                .notice_versions(&["ads1"])
+                .sale_share(),
+        )
+        .purpose(
+            PurposeSpec::new("analytics.product", LawfulBasis::LegitimateInterests)
+                .allow("user.behaviour")
+                .allow("user.location")
+                .allow("user.financial")
+                .max_staleness_days(30),
+        )
+        .purpose(
+            PurposeSpec::new("service.billing", LawfulBasis::Contract)
+                .allow("user.financial")
+                .allow("user.location")
+                .sensitive_necessary(),
+        )
+        .purpose(
+            PurposeSpec::new("care.programs", LawfulBasis::Consent)
+                .allow("user.health")
+                .allow("user.location")
+                .notice_versions(&["h1"]),
+        )
+        .purpose(
+            PurposeSpec::new("legal.claims", LawfulBasis::LegalObligation)
+                .allow("user.location")
+                .restriction_exempt(),
+        )
+        .build()
+        .unwrap()
+}
+
+pub fn engine() -> Engine {
+    Engine::new(Arc::new(policy()))
+}
+
+pub fn adult(e: &mut Engine, id: &str, juris: &str) {
+    e.add_subject(id, juris, Some(parse_date("1980-01-01").unwrap()))
+        .unwrap();
+}
+
+pub fn grant(e: &mut Engine, id: &str, purpose: &str, at: &str, notice: &str) {
+    e.record(&ConsentEvent::grant(id, purpose, t(at), notice, SHA))
+        .unwrap();
+}
+
+pub fn event(e: &mut Engine, id: &str, kind: EventKind, purpose: Option<&str>, at: &str) {
+    e.record(&ConsentEvent::new(id, kind, purpose, t(at))).unwrap();
+}
+
+pub fn members(e: &Engine, seg: &str, at: &str) -> Vec<String> {
+    let seg = e.compile(seg).unwrap_or_else(|err| panic!("{err}"));
+    let m = e.evaluate(&seg, t(at)).unwrap();
+    m.ids(e).map(String::from).collect()
+}
