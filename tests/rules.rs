@@ -27,7 +27,10 @@ fn r1_every_segment_declares_a_known_purpose() {
 #[test]
 fn r2_purpose_limitation_and_minimisation() {
     let e = engine();
-    assert!(e.compile(r#"segment "ok" for analytics.product where country = "FR""#).is_ok());
+    assert!(
+        e.compile(r#"segment "ok" for analytics.product where country = "FR""#)
+            .is_ok()
+    );
     let err = refusal(r#"segment "x" for analytics.product where newsletter = true"#);
     assert_eq!(err.rule, Some(Rule::R2));
     assert_eq!(err.attribute.as_deref(), Some("newsletter"));
@@ -42,10 +45,34 @@ fn r3_consent_must_be_valid_current_and_to_an_accepted_notice() {
     for id in ["ok", "none", "refused", "old-notice", "expired"] {
         adult(&mut e, id, "EU-DE");
     }
-    grant(&mut e, "ok", "marketing.email", "2026-01-01T00:00:00Z", "v4");
-    event(&mut e, "refused", EventKind::ConsentRefused, Some("marketing.email"), "2026-01-01T00:00:00Z");
-    grant(&mut e, "old-notice", "marketing.email", "2026-01-01T00:00:00Z", "v2");
-    grant(&mut e, "expired", "marketing.email", "2024-01-01T00:00:00Z", "v3");
+    grant(
+        &mut e,
+        "ok",
+        "marketing.email",
+        "2026-01-01T00:00:00Z",
+        "v4",
+    );
+    event(
+        &mut e,
+        "refused",
+        EventKind::ConsentRefused,
+        Some("marketing.email"),
+        "2026-01-01T00:00:00Z",
+    );
+    grant(
+        &mut e,
+        "old-notice",
+        "marketing.email",
+        "2026-01-01T00:00:00Z",
+        "v2",
+    );
+    grant(
+        &mut e,
+        "expired",
+        "marketing.email",
+        "2024-01-01T00:00:00Z",
+        "v3",
+    );
     let at = "2026-06-01T00:00:00Z";
     assert_eq!(members(&e, ALL_EMAIL, at), ["ok"]);
     let why = |id| e.eligibility(id, "marketing.email", t(at)).unwrap();
@@ -53,14 +80,22 @@ fn r3_consent_must_be_valid_current_and_to_an_accepted_notice() {
     assert_eq!(why("refused"), Eligibility::Denied(Denial::ConsentRefused));
     assert_eq!(
         why("old-notice"),
-        Eligibility::Denied(Denial::NoticeNotAccepted { version: "v2".into() })
+        Eligibility::Denied(Denial::NoticeNotAccepted {
+            version: "v2".into()
+        })
     );
     match why("expired") {
         Eligibility::Denied(d @ Denial::ConsentExpired { .. }) => assert_eq!(d.rule(), Rule::R3),
         other => panic!("{other:?}"),
     }
     // An explicit expiry earlier than the policy's validity wins.
-    let mut ev = ConsentEvent::grant("ok", "marketing.email", t("2026-06-02T00:00:00Z"), "v4", SHA);
+    let mut ev = ConsentEvent::grant(
+        "ok",
+        "marketing.email",
+        t("2026-06-02T00:00:00Z"),
+        "v4",
+        SHA,
+    );
     ev.expires_at = Some(t("2026-06-03T00:00:00Z"));
     e.record(&ev).unwrap();
     assert_eq!(members(&e, ALL_EMAIL, "2026-06-02T12:00:00Z"), ["ok"]);
@@ -71,18 +106,37 @@ fn r3_consent_must_be_valid_current_and_to_an_accepted_notice() {
 fn r4_withdrawal_takes_effect_at_once_and_by_its_time() {
     let mut e = engine();
     adult(&mut e, "c-1", "EU-FR");
-    grant(&mut e, "c-1", "marketing.email", "2026-01-01T00:00:00Z", "v3");
+    grant(
+        &mut e,
+        "c-1",
+        "marketing.email",
+        "2026-01-01T00:00:00Z",
+        "v3",
+    );
     assert_eq!(members(&e, ALL_EMAIL, "2026-02-01T00:00:00Z"), ["c-1"]);
-    event(&mut e, "c-1", EventKind::ConsentWithdrawn, Some("marketing.email"), "2026-01-15T00:00:00Z");
+    event(
+        &mut e,
+        "c-1",
+        EventKind::ConsentWithdrawn,
+        Some("marketing.email"),
+        "2026-01-15T00:00:00Z",
+    );
     assert!(members(&e, ALL_EMAIL, "2026-02-01T00:00:00Z").is_empty());
     // Before the withdrawal's time the consent still held.
     assert_eq!(members(&e, ALL_EMAIL, "2026-01-10T00:00:00Z"), ["c-1"]);
     assert_eq!(
-        e.eligibility("c-1", "marketing.email", t("2026-02-01T00:00:00Z")).unwrap(),
+        e.eligibility("c-1", "marketing.email", t("2026-02-01T00:00:00Z"))
+            .unwrap(),
         Eligibility::Denied(Denial::ConsentWithdrawn)
     );
     // A new consent after the withdrawal counts again.
-    grant(&mut e, "c-1", "marketing.email", "2026-03-01T00:00:00Z", "v3");
+    grant(
+        &mut e,
+        "c-1",
+        "marketing.email",
+        "2026-03-01T00:00:00Z",
+        "v3",
+    );
     assert_eq!(members(&e, ALL_EMAIL, "2026-03-02T00:00:00Z"), ["c-1"]);
 }
 
@@ -93,51 +147,119 @@ fn r6_objection_to_direct_marketing_is_absolute() {
     adult(&mut e, "ok", "EU-FR");
     for id in ["obj", "ok"] {
         grant(&mut e, id, "marketing.email", "2026-01-01T00:00:00Z", "v3");
-        event(&mut e, id, EventKind::SoftOptIn, Some("marketing.newsletter"), "2026-01-01T00:00:00Z");
+        event(
+            &mut e,
+            id,
+            EventKind::SoftOptIn,
+            Some("marketing.newsletter"),
+            "2026-01-01T00:00:00Z",
+        );
     }
-    event(&mut e, "obj", EventKind::Objection, None, "2026-02-01T00:00:00Z");
+    event(
+        &mut e,
+        "obj",
+        EventKind::Objection,
+        None,
+        "2026-02-01T00:00:00Z",
+    );
     let at = "2026-03-01T00:00:00Z";
     assert_eq!(members(&e, ALL_EMAIL, at), ["ok"]);
-    assert_eq!(members(&e, r#"segment "n" for marketing.newsletter"#, at), ["ok"]);
+    assert_eq!(
+        members(&e, r#"segment "n" for marketing.newsletter"#, at),
+        ["ok"]
+    );
     // Non-marketing purposes are not affected by a marketing objection.
-    assert_eq!(members(&e, r#"segment "b" for service.billing"#, at), ["obj", "ok"]);
+    assert_eq!(
+        members(&e, r#"segment "b" for service.billing"#, at),
+        ["obj", "ok"]
+    );
     // An objection to one non-marketing purpose covers it (and below).
-    event(&mut e, "ok", EventKind::Objection, Some("analytics.product"), "2026-02-01T00:00:00Z");
-    assert_eq!(members(&e, r#"segment "a" for analytics.product"#, at), ["obj"]);
+    event(
+        &mut e,
+        "ok",
+        EventKind::Objection,
+        Some("analytics.product"),
+        "2026-02-01T00:00:00Z",
+    );
+    assert_eq!(
+        members(&e, r#"segment "a" for analytics.product"#, at),
+        ["obj"]
+    );
 }
 
 #[test]
 fn r7_special_categories_need_permission_and_explicit_consent() {
     let mut e = engine();
     let err = refusal(r#"segment "x" for marketing.email where condition = "diabetes""#);
-    assert_eq!(err.rule, Some(Rule::R2), "not allowed at all for marketing: {err}");
+    assert_eq!(
+        err.rule,
+        Some(Rule::R2),
+        "not allowed at all for marketing: {err}"
+    );
     let seg = r#"segment "care" for care.programs where condition = "diabetes""#;
     assert!(e.compile(seg).is_ok());
     for id in ["explicit", "plain"] {
         adult(&mut e, id, "EU-DE");
-        e.set_attribute(id, "condition", "diabetes".into(), t("2026-01-01T00:00:00Z")).unwrap();
+        e.set_attribute(
+            id,
+            "condition",
+            "diabetes".into(),
+            t("2026-01-01T00:00:00Z"),
+        )
+        .unwrap();
     }
-    let mut ev = ConsentEvent::grant("explicit", "care.programs", t("2026-01-01T00:00:00Z"), "h1", SHA);
+    let mut ev = ConsentEvent::grant(
+        "explicit",
+        "care.programs",
+        t("2026-01-01T00:00:00Z"),
+        "h1",
+        SHA,
+    );
     ev.explicit = true;
     e.record(&ev).unwrap();
-    grant(&mut e, "plain", "care.programs", "2026-01-01T00:00:00Z", "h1");
+    grant(
+        &mut e,
+        "plain",
+        "care.programs",
+        "2026-01-01T00:00:00Z",
+        "h1",
+    );
     assert_eq!(members(&e, seg, "2026-02-01T00:00:00Z"), ["explicit"]);
     let checked = e.compile(seg).unwrap();
-    let ex = e.explain(&checked, "plain", t("2026-02-01T00:00:00Z")).unwrap();
-    assert_eq!(ex.eligibility, Eligibility::Denied(Denial::NoExplicitConsent));
+    let ex = e
+        .explain(&checked, "plain", t("2026-02-01T00:00:00Z"))
+        .unwrap();
+    assert_eq!(
+        ex.eligibility,
+        Eligibility::Denied(Denial::NoExplicitConsent)
+    );
     // Without the special attribute the plain consent suffices.
     assert_eq!(
-        members(&e, r#"segment "c" for care.programs"#, "2026-02-01T00:00:00Z"),
+        members(
+            &e,
+            r#"segment "c" for care.programs"#,
+            "2026-02-01T00:00:00Z"
+        ),
         ["explicit", "plain"]
     );
     // A purpose that allows only a broad non-special prefix does not allow special data.
     let p = privseg::policy::PolicyBuilder::new("X")
         .category(privseg::policy::CategorySpec::new("user.health").special())
-        .attribute(privseg::policy::AttributeSpec::boolean("ill", "user.health"))
-        .purpose(privseg::policy::PurposeSpec::new("research", privseg::policy::LawfulBasis::LegitimateInterests).allow("user"))
+        .attribute(privseg::policy::AttributeSpec::boolean(
+            "ill",
+            "user.health",
+        ))
+        .purpose(
+            privseg::policy::PurposeSpec::new(
+                "research",
+                privseg::policy::LawfulBasis::LegitimateInterests,
+            )
+            .allow("user"),
+        )
         .build()
         .unwrap();
-    let err = privseg::segment::compile(&p, r#"segment "r" for research where ill = true"#).unwrap_err();
+    let err =
+        privseg::segment::compile(&p, r#"segment "r" for research where ill = true"#).unwrap_err();
     assert_eq!(err.rule, Some(Rule::R7));
 }
 
@@ -149,7 +271,13 @@ fn r8_criminal_data_is_never_usable() {
     // And no purpose may even list it.
     let bad = privseg::policy::PolicyBuilder::new("X")
         .category(privseg::policy::CategorySpec::new("user.criminal").criminal())
-        .purpose(privseg::policy::PurposeSpec::new("legal", privseg::policy::LawfulBasis::LegalObligation).allow("user.criminal"))
+        .purpose(
+            privseg::policy::PurposeSpec::new(
+                "legal",
+                privseg::policy::LawfulBasis::LegalObligation,
+            )
+            .allow("user.criminal"),
+        )
         .build()
         .unwrap_err();
     assert!(bad.to_string().contains("R8"), "{bad}");
@@ -159,28 +287,48 @@ fn r8_criminal_data_is_never_usable() {
 fn r9_children_need_parental_consent_below_the_national_age() {
     let mut e = engine();
     // In France the age of digital consent is 15; in Germany 16.
-    e.add_subject("fr-15", "EU-FR", Some(parse_date("2011-01-01").unwrap())).unwrap();
-    e.add_subject("de-15", "EU-DE", Some(parse_date("2011-01-01").unwrap())).unwrap();
-    e.add_subject("de-15-parent", "EU-DE", Some(parse_date("2011-01-01").unwrap())).unwrap();
+    e.add_subject("fr-15", "EU-FR", Some(parse_date("2011-01-01").unwrap()))
+        .unwrap();
+    e.add_subject("de-15", "EU-DE", Some(parse_date("2011-01-01").unwrap()))
+        .unwrap();
+    e.add_subject(
+        "de-15-parent",
+        "EU-DE",
+        Some(parse_date("2011-01-01").unwrap()),
+    )
+    .unwrap();
     e.add_subject("unknown", "EU-DE", None).unwrap();
     for id in ["fr-15", "de-15", "de-15-parent", "unknown"] {
         grant(&mut e, id, "marketing.email", "2026-05-01T00:00:00Z", "v3");
     }
-    let mut parental = ConsentEvent::grant("de-15-parent", "marketing.email", t("2026-05-01T00:00:00Z"), "v3", SHA);
+    let mut parental = ConsentEvent::grant(
+        "de-15-parent",
+        "marketing.email",
+        t("2026-05-01T00:00:00Z"),
+        "v3",
+        SHA,
+    );
     parental.kind = EventKind::ParentalConsent;
     e.record(&parental).unwrap();
     let at = "2026-06-01T00:00:00Z";
     assert_eq!(members(&e, ALL_EMAIL, at), ["fr-15", "de-15-parent"]);
     assert_eq!(
         e.eligibility("de-15", "marketing.email", t(at)).unwrap(),
-        Eligibility::Denied(Denial::UnderAgeOfConsent { age: 15, required: 16 })
+        Eligibility::Denied(Denial::UnderAgeOfConsent {
+            age: 15,
+            required: 16
+        })
     );
     assert_eq!(
         e.eligibility("unknown", "marketing.email", t(at)).unwrap(),
         Eligibility::Denied(Denial::AgeUnknown { required: 16 })
     );
     // Non-consent purposes have no age gate.
-    assert!(e.eligibility("de-15", "analytics.product", t(at)).unwrap().is_allowed());
+    assert!(
+        e.eligibility("de-15", "analytics.product", t(at))
+            .unwrap()
+            .is_allowed()
+    );
 }
 
 const ADS: &str = r#"segment "ads" for marketing.advertising.third_party"#;
@@ -191,16 +339,29 @@ fn r10_ccpa_sale_share_is_allowed_until_opt_out() {
     adult(&mut e, "ca-1", "US-CA");
     adult(&mut e, "ca-2", "US-CA");
     adult(&mut e, "eu-1", "EU-FR");
-    event(&mut e, "ca-2", EventKind::OptOutSaleShare, None, "2026-02-01T00:00:00Z");
+    event(
+        &mut e,
+        "ca-2",
+        EventKind::OptOutSaleShare,
+        None,
+        "2026-02-01T00:00:00Z",
+    );
     let at = "2026-03-01T00:00:00Z";
     // California: opt-out model. EU: the purpose's consent basis.
     assert_eq!(members(&e, ADS, at), ["ca-1"]);
     assert_eq!(
-        e.eligibility("ca-2", "marketing.advertising.third_party", t(at)).unwrap(),
+        e.eligibility("ca-2", "marketing.advertising.third_party", t(at))
+            .unwrap(),
         Eligibility::Denied(Denial::OptedOut)
     );
     // Opting back in restores it.
-    event(&mut e, "ca-2", EventKind::OptInSaleShare, None, "2026-02-15T00:00:00Z");
+    event(
+        &mut e,
+        "ca-2",
+        EventKind::OptInSaleShare,
+        None,
+        "2026-02-15T00:00:00Z",
+    );
     assert_eq!(members(&e, ADS, at), ["ca-1", "ca-2"]);
 }
 
@@ -212,7 +373,13 @@ fn r11_global_privacy_control_is_an_opt_out() {
     event(&mut e, "gpc", EventKind::Gpc, None, "2026-02-01T00:00:00Z");
     assert_eq!(members(&e, ADS, "2026-03-01T00:00:00Z"), ["plain"]);
     assert_eq!(
-        e.eligibility("gpc", "marketing.advertising.third_party", t("2026-03-01T00:00:00Z")).unwrap().clone(),
+        e.eligibility(
+            "gpc",
+            "marketing.advertising.third_party",
+            t("2026-03-01T00:00:00Z")
+        )
+        .unwrap()
+        .clone(),
         Eligibility::Denied(Denial::GlobalPrivacyControl)
     );
     assert_eq!(members(&e, ADS, "2026-01-01T00:00:00Z"), ["gpc", "plain"]);
@@ -221,19 +388,53 @@ fn r11_global_privacy_control_is_an_opt_out() {
 #[test]
 fn r12_ccpa_minors_must_opt_in_and_children_need_a_parent() {
     let mut e = engine();
-    e.add_subject("teen", "US-CA", Some(parse_date("2012-01-01").unwrap())).unwrap();
-    e.add_subject("teen-in", "US-CA", Some(parse_date("2012-01-01").unwrap())).unwrap();
-    e.add_subject("child-in", "US-CA", Some(parse_date("2016-01-01").unwrap())).unwrap();
-    e.add_subject("child-parent", "US-CA", Some(parse_date("2016-01-01").unwrap())).unwrap();
-    event(&mut e, "teen-in", EventKind::OptInSaleShare, None, "2026-02-01T00:00:00Z");
-    event(&mut e, "child-in", EventKind::OptInSaleShare, None, "2026-02-01T00:00:00Z");
-    let mut p = ConsentEvent::grant("child-parent", "marketing.advertising.third_party", t("2026-02-01T00:00:00Z"), "ads1", SHA);
+    e.add_subject("teen", "US-CA", Some(parse_date("2012-01-01").unwrap()))
+        .unwrap();
+    e.add_subject("teen-in", "US-CA", Some(parse_date("2012-01-01").unwrap()))
+        .unwrap();
+    e.add_subject("child-in", "US-CA", Some(parse_date("2016-01-01").unwrap()))
+        .unwrap();
+    e.add_subject(
+        "child-parent",
+        "US-CA",
+        Some(parse_date("2016-01-01").unwrap()),
+    )
+    .unwrap();
+    event(
+        &mut e,
+        "teen-in",
+        EventKind::OptInSaleShare,
+        None,
+        "2026-02-01T00:00:00Z",
+    );
+    event(
+        &mut e,
+        "child-in",
+        EventKind::OptInSaleShare,
+        None,
+        "2026-02-01T00:00:00Z",
+    );
+    let mut p = ConsentEvent::grant(
+        "child-parent",
+        "marketing.advertising.third_party",
+        t("2026-02-01T00:00:00Z"),
+        "ads1",
+        SHA,
+    );
     p.kind = EventKind::ParentalConsent;
     e.record(&p).unwrap();
     let at = "2026-03-01T00:00:00Z";
     assert_eq!(members(&e, ADS, at), ["teen-in", "child-parent"]);
-    match e.eligibility("child-in", "marketing.advertising.third_party", t(at)).unwrap() {
-        Eligibility::Denied(d @ Denial::MinorWithoutOptIn { parental_needed: true, .. }) => {
+    match e
+        .eligibility("child-in", "marketing.advertising.third_party", t(at))
+        .unwrap()
+    {
+        Eligibility::Denied(
+            d @ Denial::MinorWithoutOptIn {
+                parental_needed: true,
+                ..
+            },
+        ) => {
             assert_eq!(d.rule(), Rule::R12)
         }
         other => panic!("{other:?}"),
@@ -247,19 +448,54 @@ fn r14_email_needs_consent_or_soft_opt_in_and_no_unsubscribe() {
         adult(&mut e, id, "EU-FR");
     }
     for id in ["soft", "unsub", "resub"] {
-        event(&mut e, id, EventKind::SoftOptIn, Some("marketing.newsletter"), "2026-01-01T00:00:00Z");
+        event(
+            &mut e,
+            id,
+            EventKind::SoftOptIn,
+            Some("marketing.newsletter"),
+            "2026-01-01T00:00:00Z",
+        );
     }
-    event(&mut e, "unsub", EventKind::Unsubscribe, None, "2026-02-01T00:00:00Z");
-    event(&mut e, "resub", EventKind::Unsubscribe, Some("marketing.newsletter"), "2026-02-01T00:00:00Z");
-    grant(&mut e, "resub", "marketing.newsletter", "2026-02-10T00:00:00Z", "any");
+    event(
+        &mut e,
+        "unsub",
+        EventKind::Unsubscribe,
+        None,
+        "2026-02-01T00:00:00Z",
+    );
+    event(
+        &mut e,
+        "resub",
+        EventKind::Unsubscribe,
+        Some("marketing.newsletter"),
+        "2026-02-01T00:00:00Z",
+    );
+    grant(
+        &mut e,
+        "resub",
+        "marketing.newsletter",
+        "2026-02-10T00:00:00Z",
+        "any",
+    );
     let seg = r#"segment "n" for marketing.newsletter"#;
     assert_eq!(members(&e, seg, "2026-03-01T00:00:00Z"), ["soft", "resub"]);
     let at = t("2026-03-01T00:00:00Z");
-    assert_eq!(e.eligibility("none", "marketing.newsletter", at).unwrap(), Eligibility::Denied(Denial::NoEmailPermission));
-    assert_eq!(e.eligibility("unsub", "marketing.newsletter", at).unwrap(), Eligibility::Denied(Denial::Unsubscribed));
+    assert_eq!(
+        e.eligibility("none", "marketing.newsletter", at).unwrap(),
+        Eligibility::Denied(Denial::NoEmailPermission)
+    );
+    assert_eq!(
+        e.eligibility("unsub", "marketing.newsletter", at).unwrap(),
+        Eligibility::Denied(Denial::Unsubscribed)
+    );
     // The soft opt-in does not apply to a purpose that does not allow it.
     let err = e
-        .record(&ConsentEvent::new("soft", EventKind::SoftOptIn, Some("marketing.email"), at))
+        .record(&ConsentEvent::new(
+            "soft",
+            EventKind::SoftOptIn,
+            Some("marketing.email"),
+            at,
+        ))
         .unwrap_err();
     assert!(err.to_string().contains("R14"), "{err}");
 }
@@ -268,13 +504,32 @@ fn r14_email_needs_consent_or_soft_opt_in_and_no_unsubscribe() {
 fn r15_restriction_excludes_all_but_exempt_purposes() {
     let mut e = engine();
     adult(&mut e, "r", "EU-FR");
-    event(&mut e, "r", EventKind::Restriction, None, "2026-02-01T00:00:00Z");
+    event(
+        &mut e,
+        "r",
+        EventKind::Restriction,
+        None,
+        "2026-02-01T00:00:00Z",
+    );
     let at = "2026-03-01T00:00:00Z";
     assert!(members(&e, r#"segment "b" for service.billing"#, at).is_empty());
     assert_eq!(members(&e, r#"segment "l" for legal.claims"#, at), ["r"]);
-    event(&mut e, "r", EventKind::RestrictionLifted, None, "2026-02-15T00:00:00Z");
+    event(
+        &mut e,
+        "r",
+        EventKind::RestrictionLifted,
+        None,
+        "2026-02-15T00:00:00Z",
+    );
     assert_eq!(members(&e, r#"segment "b" for service.billing"#, at), ["r"]);
-    assert!(members(&e, r#"segment "b" for service.billing"#, "2026-02-10T00:00:00Z").is_empty());
+    assert!(
+        members(
+            &e,
+            r#"segment "b" for service.billing"#,
+            "2026-02-10T00:00:00Z"
+        )
+        .is_empty()
+    );
 }
 
 #[test]
@@ -282,8 +537,10 @@ fn r16_stale_values_do_not_match() {
     let mut e = engine();
     adult(&mut e, "fresh", "EU-FR");
     adult(&mut e, "stale", "EU-FR");
-    e.set_attribute("fresh", "country", "FR".into(), t("2026-02-20T00:00:00Z")).unwrap();
-    e.set_attribute("stale", "country", "FR".into(), t("2026-01-01T00:00:00Z")).unwrap();
+    e.set_attribute("fresh", "country", "FR".into(), t("2026-02-20T00:00:00Z"))
+        .unwrap();
+    e.set_attribute("stale", "country", "FR".into(), t("2026-01-01T00:00:00Z"))
+        .unwrap();
     // analytics.product allows values verified at most 30 days ago.
     let seg = r#"segment "a" for analytics.product where country = "FR""#;
     assert_eq!(members(&e, seg, "2026-03-01T00:00:00Z"), ["fresh"]);
@@ -292,7 +549,9 @@ fn r16_stale_values_do_not_match() {
     let ne = r#"segment "a" for analytics.product where country != "DE""#;
     assert_eq!(members(&e, ne, "2026-03-01T00:00:00Z"), ["fresh"]);
     let checked = e.compile(seg).unwrap();
-    let ex = e.explain(&checked, "stale", t("2026-03-01T00:00:00Z")).unwrap();
+    let ex = e
+        .explain(&checked, "stale", t("2026-03-01T00:00:00Z"))
+        .unwrap();
     assert!(!ex.member && ex.eligibility.is_allowed());
     assert_eq!(ex.failing_terms[0].term, "country = \"FR\"");
 }
@@ -301,12 +560,41 @@ fn r16_stale_values_do_not_match() {
 fn r13_limit_sensitive_data_keeps_only_necessary_purposes() {
     let mut e = engine();
     adult(&mut e, "lim", "US-CA");
-    e.set_attribute("lim", "balance", 10.into(), t("2026-01-01T00:00:00Z")).unwrap();
-    event(&mut e, "lim", EventKind::LimitSensitive, None, "2026-02-01T00:00:00Z");
+    e.set_attribute("lim", "balance", 10.into(), t("2026-01-01T00:00:00Z"))
+        .unwrap();
+    event(
+        &mut e,
+        "lim",
+        EventKind::LimitSensitive,
+        None,
+        "2026-02-01T00:00:00Z",
+    );
     let at = "2026-03-01T00:00:00Z";
-    assert!(members(&e, r#"segment "a" for analytics.product where balance > 0"#, "2026-01-05T00:00:00Z").len() == 1);
-    assert!(members(&e, r#"segment "a" for analytics.product where balance > 0"#, at).is_empty());
-    assert_eq!(members(&e, r#"segment "b" for service.billing where balance > 0"#, at), ["lim"]);
+    assert!(
+        members(
+            &e,
+            r#"segment "a" for analytics.product where balance > 0"#,
+            "2026-01-05T00:00:00Z"
+        )
+        .len()
+            == 1
+    );
+    assert!(
+        members(
+            &e,
+            r#"segment "a" for analytics.product where balance > 0"#,
+            at
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        members(
+            &e,
+            r#"segment "b" for service.billing where balance > 0"#,
+            at
+        ),
+        ["lim"]
+    );
 }
 
 #[test]
@@ -315,7 +603,11 @@ fn r20_protected_attributes_are_never_predicate_terms() {
     assert_eq!(err.rule, Some(Rule::R20));
     let err = refusal(r#"segment "x" for legal.claims where has(ethnicity)"#);
     assert_eq!(err.rule, Some(Rule::R20));
-    assert!(engine().compile(r#"segment "x" for legal.claims where country = "FR""#).is_ok());
+    assert!(
+        engine()
+            .compile(r#"segment "x" for legal.claims where country = "FR""#)
+            .is_ok()
+    );
 }
 
 #[test]
@@ -323,7 +615,8 @@ fn r21_erased_subjects_are_never_returned() {
     let mut e = engine();
     adult(&mut e, "gone", "EU-FR");
     adult(&mut e, "kept", "EU-FR");
-    e.set_attribute("gone", "country", "FR".into(), t("2026-01-01T00:00:00Z")).unwrap();
+    e.set_attribute("gone", "country", "FR".into(), t("2026-01-01T00:00:00Z"))
+        .unwrap();
     let seg = r#"segment "b" for service.billing where country = "FR" or not has(country)"#;
     e.erase("gone").unwrap();
     assert_eq!(members(&e, seg, "2026-02-01T00:00:00Z"), ["kept"]);

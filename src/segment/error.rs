@@ -54,6 +54,9 @@ impl SegmentError {
             caret: String::new(),
         };
         e.locate(src, span);
+        if src.is_empty() {
+            (e.line, e.column) = (1, 1);
+        }
         e
     }
 

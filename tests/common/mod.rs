@@ -24,15 +24,41 @@ pub fn policy() -> Policy {
         .category(CategorySpec::new("user.behaviour").retention_days(365))
         .category(CategorySpec::new("user.health").special())
         .category(CategorySpec::new("user.criminal").criminal())
-        .category(CategorySpec::new("user.demographic.ethnicity").special().protected())
-        .attribute(AttributeSpec::categorical("country", "user.location", &["FR", "DE", "US"]))
-        .attribute(AttributeSpec::integer("total_spend", "user.financial.transactions", 0, 1_000_000))
+        .category(
+            CategorySpec::new("user.demographic.ethnicity")
+                .special()
+                .protected(),
+        )
+        .attribute(AttributeSpec::categorical(
+            "country",
+            "user.location",
+            &["FR", "DE", "US"],
+        ))
+        .attribute(AttributeSpec::integer(
+            "total_spend",
+            "user.financial.transactions",
+            0,
+            1_000_000,
+        ))
         .attribute(AttributeSpec::timestamp("last_order", "user.behaviour").max_staleness_days(365))
         .attribute(AttributeSpec::boolean("newsletter", "user.contact"))
-        .attribute(AttributeSpec::categorical("condition", "user.health", &["diabetes", "none"]))
+        .attribute(AttributeSpec::categorical(
+            "condition",
+            "user.health",
+            &["diabetes", "none"],
+        ))
         .attribute(AttributeSpec::boolean("convicted", "user.criminal"))
-        .attribute(AttributeSpec::categorical("ethnicity", "user.demographic.ethnicity", &["a", "b"]))
-        .attribute(AttributeSpec::integer("balance", "user.financial.account", -1_000_000, 1_000_000))
+        .attribute(AttributeSpec::categorical(
+            "ethnicity",
+            "user.demographic.ethnicity",
+            &["a", "b"],
+        ))
+        .attribute(AttributeSpec::integer(
+            "balance",
+            "user.financial.account",
+            -1_000_000,
+            1_000_000,
+        ))
         .purpose(
             PurposeSpec::new("marketing.email", LawfulBasis::Consent)
                 .allow("user.location")
@@ -100,7 +126,8 @@ pub fn grant(e: &mut Engine, id: &str, purpose: &str, at: &str, notice: &str) {
 }
 
 pub fn event(e: &mut Engine, id: &str, kind: EventKind, purpose: Option<&str>, at: &str) {
-    e.record(&ConsentEvent::new(id, kind, purpose, t(at))).unwrap();
+    e.record(&ConsentEvent::new(id, kind, purpose, t(at)))
+        .unwrap();
 }
 
 pub fn members(e: &Engine, seg: &str, at: &str) -> Vec<String> {
