@@ -1,0 +1,227 @@
+//! privseg in one run: a policy, 1,000,000 synthetic customers with consent
+//! histories, three segments for three purposes, a withdrawal that takes
+//! effect at once, and two refusals.
+//!
+//! Run with `cargo run --release --example quickstart`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use privseg::consent::{ConsentEvent, EventKind};
+use privseg::policy::*;
+use privseg::timestamp::{DAY, parse_date};
+use privseg::{Engine, Timestamp};
+
+const SUBJECTS: u32 = 1_000_000;
+const NOTICE_SHA: &str = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8";
+
+/// A small deterministic generator (SplitMix64), so every run is the same.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn policy() -> Policy {
+    PolicyBuilder::new("Acme Retail Ltd")
+        .contact("dpo@acme.example")
+        .category(CategorySpec::new("user.location").retention_days(730))
+        .category(CategorySpec::new("user.financial.transactions").retention_days(3650))
+        .category(CategorySpec::new("user.behaviour").retention_days(365))
+        .category(CategorySpec::new("user.health").special().ccpa_sensitive())
+        .attribute(AttributeSpec::categorical(
+            "country",
+            "user.location",
+            &["FR", "DE", "ES", "IT", "US"],
+        ))
+        .attribute(AttributeSpec::integer(
+            "total_spend",
+            "user.financial.transactions",
+            0,
+            100_000,
+        ))
+        .attribute(AttributeSpec::timestamp("last_order", "user.behaviour").max_staleness_days(400))
+        .attribute(AttributeSpec::categorical(
+            "condition",
+            "user.health",
+            &["diabetes", "none"],
+        ))
+        .purpose(
+            PurposeSpec::new("marketing.email", LawfulBasis::Consent)
+                .allow("user.location")
+                .allow("user.financial")
+                .allow("user.behaviour")
+                .notice_versions(&["v3"])
+                .consent_validity_days(730)
+                .email(false),
+        )
+        .purpose(
+            PurposeSpec::new("marketing.advertising.third_party", LawfulBasis::Consent)
+                .allow("user.location")
+                .allow("user.behaviour")
+                .notice_versions(&["ads1"])
+                .sale_share(),
+        )
+        .purpose(
+            // A broad grant of `user` still does not reach special categories (R7).
+            PurposeSpec::new("analytics.product", LawfulBasis::LegitimateInterests).allow("user"),
+        )
+        .build()
+        .expect("the example policy is valid")
+}
+
+fn main() {
+    let now = Timestamp::parse("2026-11-23T12:00:00Z").unwrap();
+    let policy = Arc::new(policy());
+    println!(
+        "policy {} (version {})",
+        policy.spec().controller.name,
+        policy.version()
+    );
+
+    let t = Instant::now();
+    let mut engine = Engine::new(policy);
+    let mut rng = Rng(42);
+    let countries = ["FR", "DE", "ES", "IT", "US"];
+    let base = parse_date("1950-01-01").unwrap();
+    for i in 0..SUBJECTS {
+        let id = format!("c-{i}");
+        let c = rng.below(5) as usize;
+        let juris = if c == 4 {
+            "US-CA"
+        } else {
+            ["EU-FR", "EU-DE", "EU-ES", "EU-IT"][c]
+        };
+        let birth =
+            (rng.below(20) != 0).then(|| base + time::Duration::days(rng.below(25_000) as i64));
+        engine.add_subject(&id, juris, birth).unwrap();
+        let verified = now.add_secs(-(rng.below(500) as i64) * DAY);
+        engine
+            .set_attribute(&id, "country", countries[c].into(), verified)
+            .unwrap();
+        engine
+            .set_attribute(
+                &id,
+                "total_spend",
+                ((rng.below(1000) * rng.below(1000)) / 100)
+                    .min(100_000)
+                    .try_into()
+                    .map(i64::into)
+                    .unwrap(),
+                verified,
+            )
+            .unwrap();
+        let last_order = now.add_secs(-(rng.below(720) as i64) * DAY);
+        engine
+            .set_attribute(&id, "last_order", last_order.into(), verified)
+            .unwrap();
+        // Consent histories: most EU customers were asked for email consent;
+        // some granted, some later withdrew; a few Californians opted out.
+        let asked = now.add_secs(-(rng.below(900) as i64) * DAY);
+        match rng.below(10) {
+            0..=5 => {
+                let ev = ConsentEvent::grant(&id, "marketing.email", asked, "v3", NOTICE_SHA);
+                engine.record(&ev).unwrap();
+                if rng.below(8) == 0 {
+                    let later = asked.add_secs(rng.below(60) as i64 * DAY);
+                    engine
+                        .record(&ConsentEvent::new(
+                            &id,
+                            EventKind::ConsentWithdrawn,
+                            Some("marketing.email"),
+                            later,
+                        ))
+                        .unwrap();
+                }
+            }
+            6 | 7 => engine
+                .record(&ConsentEvent::new(
+                    &id,
+                    EventKind::ConsentRefused,
+                    Some("marketing.email"),
+                    asked,
+                ))
+                .unwrap(),
+            _ => {}
+        }
+        if c == 4 && rng.below(5) == 0 {
+            let kind = if rng.below(2) == 0 {
+                EventKind::Gpc
+            } else {
+                EventKind::OptOutSaleShare
+            };
+            engine
+                .record(&ConsentEvent::new(&id, kind, None, asked))
+                .unwrap();
+        }
+    }
+    println!(
+        "loaded {} subjects with consent histories in {:.2?}",
+        engine.subject_count(),
+        t.elapsed()
+    );
+
+    let segments = [
+        r#"segment "lapsed_vip" for marketing.email where country in ("FR", "DE") and total_spend >= 500 and last_order < now - 90d"#,
+        r#"segment "us_retarget" for marketing.advertising.third_party where country = "US" and last_order >= now - 30d"#,
+        r#"segment "active_eu" for analytics.product where not country = "US" and last_order between now - 180d and now"#,
+    ];
+    for text in segments {
+        let seg = engine.compile(text).unwrap_or_else(|e| panic!("{e}"));
+        let t = Instant::now();
+        let members = engine.evaluate(&seg, now).unwrap();
+        let took = t.elapsed();
+        let first: Vec<&str> = members.ids(&engine).take(3).collect();
+        println!(
+            "{:<12} {:<34} {:>7} members in {:>9.2?}  first: {}",
+            members.segment(),
+            members.purpose(),
+            members.count(),
+            took,
+            first.join(", ")
+        );
+    }
+
+    // A withdrawal takes effect at once.
+    let seg = engine.compile(segments[0]).unwrap();
+    let members = engine.evaluate(&seg, now).unwrap();
+    let someone = members.ids(&engine).next().unwrap().to_string();
+    engine
+        .record(&ConsentEvent::new(
+            &someone,
+            EventKind::ConsentWithdrawn,
+            Some("marketing.email"),
+            now,
+        ))
+        .unwrap();
+    let after = engine.evaluate(&seg, now).unwrap();
+    println!(
+        "\n{someone} withdraws consent for marketing.email: lapsed_vip goes from {} to {} members; {} is in it: {}",
+        members.count(),
+        after.count(),
+        someone,
+        after.ids(&engine).any(|id| id == someone)
+    );
+    let explained = engine.explain(&seg, &someone, now).unwrap();
+    print!("{explained}");
+
+    // Two refusals: data minimisation (R2) and a special category (R7).
+    println!();
+    for text in [
+        r#"segment "big_spenders" for marketing.advertising.third_party where total_spend > 1000"#,
+        r#"segment "diabetics" for analytics.product where condition = "diabetes""#,
+    ] {
+        match engine.compile(text) {
+            Ok(_) => println!("unexpectedly valid: {text}"),
+            Err(e) => println!("{e}\n"),
+        }
+    }
+}
