@@ -136,9 +136,15 @@ fn budget_exhaustion_refuses_queries() {
     let mut ledger = BudgetLedger::new();
     let mut rng = SplitMix64::new(1);
     let eps: Epsilon = "0.4".parse().unwrap();
-    ledger.set_budget("analyst", "crm", "1".parse().unwrap()).unwrap();
-    ledger.noisy_count("analyst", "crm", 50, eps, &mut rng).unwrap();
-    ledger.noisy_count("analyst", "crm", 50, eps, &mut rng).unwrap();
+    ledger
+        .set_budget("analyst", "crm", "1".parse().unwrap())
+        .unwrap();
+    ledger
+        .noisy_count("analyst", "crm", 50, eps, &mut rng)
+        .unwrap();
+    ledger
+        .noisy_count("analyst", "crm", 50, eps, &mut rng)
+        .unwrap();
     let err = ledger
         .noisy_count("analyst", "crm", 50, eps, &mut rng)
         .unwrap_err();

@@ -18,7 +18,9 @@ fn master() -> MasterSecret {
 fn known_answer_vectors() {
     let p = Pseudonymizer::new(&master(), "partner-a", "newsletter", 1).unwrap();
     assert_eq!(
-        p.pseudonymize(IdKind::SubjectId, "cust-42").unwrap().to_string(),
+        p.pseudonymize(IdKind::SubjectId, "cust-42")
+            .unwrap()
+            .to_string(),
         "v1:8344863722973cc38f7eee56b67c93668b6d3f514741df94b687d01d535362f8"
     );
     assert_eq!(

@@ -357,12 +357,9 @@ fn bernoulli_exp_neg_unit<R: RandomSource + ?Sized>(
 ) -> Result<bool, RandomError> {
     debug_assert!(num <= den && den > 0);
     let mut k: u64 = 1;
-    loop {
-        // den * k overflows only after about 2^32 consecutive successes,
-        // whose probability is below 1/(2^32)!; treat it as a failure.
-        let Some(scaled_den) = den.checked_mul(k) else {
-            break;
-        };
+    // den * k overflows only after about 2^32 consecutive successes, whose
+    // probability is below 1/(2^32)!; that case is treated as a failure.
+    while let Some(scaled_den) = den.checked_mul(k) {
         if !bernoulli_ratio(rng, num, scaled_den)? {
             break;
         }
