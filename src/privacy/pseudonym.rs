@@ -271,8 +271,9 @@ fn derive_key(
 
 /// A pseudonym: a 32-byte HMAC tag and the key version that produced it.
 ///
-/// Equality is constant-time in the tag bytes. `Display` and serde use the
-/// `v{version}:{64 lowercase hex}` form.
+/// Equality is constant-time in the tag bytes. `Hash` is not constant-time
+/// (it is meant for hash maps of pseudonyms, not for checking a guessed
+/// value). `Display` and serde use the `v{version}:{64 lowercase hex}` form.
 #[derive(Clone, Copy)]
 pub struct Pseudonym {
     version: u32,

@@ -55,6 +55,10 @@ pub enum DpError {
         /// The count supplied.
         count: u64,
     },
+    /// The noise or the noisy result does not fit in an `i64` (practically
+    /// unreachable: it needs a noise magnitude above 2^63).
+    #[error("noise magnitude does not fit in i64")]
+    NoiseOverflow,
 }
 
 /// Error parsing or building an [`Epsilon`] or [`Rational`].
@@ -423,7 +427,7 @@ pub fn sample_discrete_laplace<R: RandomSource + ?Sized>(
         if negative && y == 0 {
             continue;
         }
-        let y = i64::try_from(y).map_err(|_| DpError::CountTooLarge { count: u64::MAX })?;
+        let y = i64::try_from(y).map_err(|_| DpError::NoiseOverflow)?;
         return Ok(if negative { -y } else { y });
     }
 }
@@ -443,8 +447,7 @@ pub fn noisy_count<R: RandomSource + ?Sized>(
 ) -> Result<i64, DpError> {
     let base = i64::try_from(count).map_err(|_| DpError::CountTooLarge { count })?;
     let noise = sample_discrete_laplace(rng, epsilon)?;
-    base.checked_add(noise)
-        .ok_or(DpError::CountTooLarge { count })
+    base.checked_add(noise).ok_or(DpError::NoiseOverflow)
 }
 
 #[cfg(test)]
