@@ -17,3 +17,8 @@ pub mod timestamp;
 
 pub use engine::{Engine, EngineError, Explanation, Members};
 pub use timestamp::Timestamp;
+
+/// The README's Rust example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
