@@ -160,8 +160,26 @@ impl PolicyBuilder {
                 categories: Vec::new(),
                 attributes: Vec::new(),
                 purposes: Vec::new(),
+                recipients: Vec::new(),
+                roles: Vec::new(),
+                k_threshold: None,
             },
         }
+    }
+    /// Adds a recipient.
+    pub fn recipient(mut self, r: RecipientSpec) -> Self {
+        self.spec.recipients.push(r);
+        self
+    }
+    /// Adds a role.
+    pub fn role(mut self, r: RoleSpec) -> Self {
+        self.spec.roles.push(r);
+        self
+    }
+    /// Sets the count threshold k.
+    pub fn k_threshold(mut self, k: u64) -> Self {
+        self.spec.k_threshold = Some(k);
+        self
     }
     /// Sets the controller's contact point.
     pub fn contact(mut self, contact: &str) -> Self {
@@ -445,6 +463,115 @@ impl Policy {
                 );
             }
         }
+        let known_purpose = |key: &str| spec.purposes.iter().any(|p| covers(key, &p.key));
+        let mut recipient_ids = HashSet::new();
+        for (i, r) in spec.recipients.iter().enumerate() {
+            let path = format!("$.recipients[{i}]");
+            if !is_dotted_key(&r.id.replace('-', "_")) {
+                p(
+                    format!("{path}.id"),
+                    format!(
+                        "recipient id {:?} must be lower-case words, digits, '_' or '-'",
+                        r.id
+                    ),
+                );
+            }
+            if !recipient_ids.insert(r.id.as_str()) {
+                p(
+                    format!("{path}.id"),
+                    format!("duplicate recipient {:?}", r.id),
+                );
+            }
+            if r.name.trim().is_empty() {
+                p(
+                    format!("{path}.name"),
+                    "a recipient needs its legal name".into(),
+                );
+            }
+            if r.dpa_reference.trim().is_empty() {
+                p(
+                    format!("{path}.dpa_reference"),
+                    "a recipient needs the reference of the agreement that binds it (R19)".into(),
+                );
+            }
+            if r.country.len() != 2 || !r.country.chars().all(|c| c.is_ascii_uppercase()) {
+                p(
+                    format!("{path}.country"),
+                    format!(
+                        "country {:?} must be an ISO 3166-1 alpha-2 code such as FR",
+                        r.country
+                    ),
+                );
+            }
+            if r.purposes.is_empty() {
+                p(
+                    format!("{path}.purposes"),
+                    "an agreement covers at least one purpose".into(),
+                );
+            }
+            for (k, pu) in r.purposes.iter().enumerate() {
+                if !known_purpose(pu) {
+                    p(
+                        format!("{path}.purposes[{k}]"),
+                        format!("unknown purpose {pu:?}"),
+                    );
+                }
+            }
+            for (k, c) in r.categories.iter().enumerate() {
+                if !known_category(c) {
+                    p(
+                        format!("{path}.categories[{k}]"),
+                        format!("unknown category {c:?}"),
+                    );
+                } else if flags_of(c).criminal {
+                    p(
+                        format!("{path}.categories[{k}]"),
+                        format!("category {c:?} holds criminal data, which is never shared (R8)"),
+                    );
+                }
+            }
+        }
+        let mut role_names = HashSet::new();
+        for (i, r) in spec.roles.iter().enumerate() {
+            let path = format!("$.roles[{i}]");
+            if !is_identifier(&r.name) {
+                p(
+                    format!("{path}.name"),
+                    format!("role name {:?} must be an identifier", r.name),
+                );
+            }
+            if !role_names.insert(r.name.as_str()) {
+                p(
+                    format!("{path}.name"),
+                    format!("duplicate role {:?}", r.name),
+                );
+            }
+            for (field, list) in [
+                ("count", &r.count),
+                ("member_ids", &r.member_ids),
+                ("explain", &r.explain),
+            ] {
+                for (k, pu) in list.iter().enumerate() {
+                    if !known_purpose(pu) {
+                        p(
+                            format!("{path}.{field}[{k}]"),
+                            format!("unknown purpose {pu:?}"),
+                        );
+                    }
+                }
+            }
+            for (k, rid) in r.export.iter().enumerate() {
+                if !spec.recipients.iter().any(|x| &x.id == rid) {
+                    p(
+                        format!("{path}.export[{k}]"),
+                        format!("unknown recipient {rid:?}"),
+                    );
+                }
+            }
+        }
+        if spec.k_threshold == Some(0) {
+            p("$.k_threshold".into(), "k must be at least 1".into());
+        }
         if !problems.is_empty() {
             return Err(PolicyError::Invalid(problems));
         }
@@ -626,6 +753,20 @@ impl Policy {
     pub fn jurisdiction(&self, id: JurisdictionId) -> &JurisdictionSpec {
         &self.spec.jurisdictions[id.0 as usize]
     }
+    /// The count threshold k (default 11).
+    pub fn k_threshold(&self) -> u64 {
+        self.spec
+            .k_threshold
+            .unwrap_or(crate::privacy::aggregate::DEFAULT_K)
+    }
+    /// Looks up a recipient.
+    pub fn recipient(&self, id: &str) -> Option<&RecipientSpec> {
+        self.spec.recipients.iter().find(|r| r.id == id)
+    }
+    /// Looks up a role.
+    pub fn role(&self, name: &str) -> Option<&RoleSpec> {
+        self.spec.roles.iter().find(|r| r.name == name)
+    }
     /// GDPR age of digital consent for a jurisdiction (None outside the GDPR).
     pub fn consent_age(&self, id: JurisdictionId) -> Option<u32> {
         let j = self.jurisdiction(id);
@@ -639,6 +780,25 @@ fn canonical(mut spec: PolicySpec) -> PolicySpec {
     spec.categories.sort_by(|a, b| a.key.cmp(&b.key));
     spec.attributes.sort_by(|a, b| a.name.cmp(&b.name));
     spec.purposes.sort_by(|a, b| a.key.cmp(&b.key));
+    spec.recipients.sort_by(|a, b| a.id.cmp(&b.id));
+    spec.roles.sort_by(|a, b| a.name.cmp(&b.name));
+    for r in &mut spec.recipients {
+        r.purposes.sort();
+        r.purposes.dedup();
+        r.categories.sort();
+        r.categories.dedup();
+    }
+    for r in &mut spec.roles {
+        for list in [
+            &mut r.count,
+            &mut r.member_ids,
+            &mut r.explain,
+            &mut r.export,
+        ] {
+            list.sort();
+            list.dedup();
+        }
+    }
     for p in &mut spec.purposes {
         p.categories.sort();
         p.categories.dedup();

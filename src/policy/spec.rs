@@ -212,6 +212,81 @@ pub struct PolicySpec {
     pub attributes: Vec<AttributeSpec>,
     /// The purposes.
     pub purposes: Vec<PurposeSpec>,
+    /// Third parties that may receive data, with their agreements (R19).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<RecipientSpec>,
+    /// Roles and what each may do; an actor has only what its roles grant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<RoleSpec>,
+    /// Counts below this are reported as "fewer than k" (default 11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k_threshold: Option<u64>,
+}
+
+/// How the CCPA classifies a recipient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CcpaRole {
+    /// A service provider or contractor: disclosure is not a sale or share.
+    ServiceProvider,
+    /// A third party: every disclosure is a sale or share, so CCPA opt-outs,
+    /// GPC and the minors' opt-in apply.
+    ThirdParty,
+}
+
+/// A recipient and the agreement that binds it (GDPR Art. 28, 44+; CCPA
+/// 1798.100(d)).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientSpec {
+    /// Identifier used in exports and permissions.
+    pub id: String,
+    /// Legal name.
+    pub name: String,
+    /// Country code (ISO 3166-1 alpha-2) where it processes the data.
+    pub country: String,
+    /// Outside the EEA: a third-country transfer (Art. 44+).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub third_country: bool,
+    /// Reference of the data processing or sharing agreement.
+    pub dpa_reference: String,
+    /// Purposes the agreement covers (a key covers everything below it).
+    pub purposes: Vec<String>,
+    /// Data categories the agreement covers.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// Its CCPA role.
+    pub ccpa_role: CcpaRole,
+}
+
+/// A role: a named set of permissions. Nothing is granted by default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSpec {
+    /// Role name.
+    pub name: String,
+    /// Purposes (keys or prefixes) it may evaluate for counts and aggregates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub count: Vec<String>,
+    /// Purposes for which it may see member ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub member_ids: Vec<String>,
+    /// Purposes for which it may explain a subject's membership.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub explain: Vec<String>,
+    /// Recipients it may export to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub export: Vec<String>,
+    /// May add, change, erase subjects, record their events and read their
+    /// data for access requests.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub subjects: bool,
+    /// May read the audit log and compliance reports.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_audit: bool,
+    /// May change the policy and run fairness audits.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub administer: bool,
 }
 
 fn is_false(b: &bool) -> bool {
