@@ -183,7 +183,7 @@ pub(crate) mod hex {
             }
         }
         let b = s.as_bytes();
-        if b.len() % 2 != 0 {
+        if !b.len().is_multiple_of(2) {
             return Err("odd number of hex digits".to_owned());
         }
         b.chunks(2)
