@@ -432,3 +432,48 @@ proptest! {
         }
     }
 }
+
+/// A last record with a valid checksum but an entry this version cannot
+/// decode (say, an operation added later) must not be cut off as if torn.
+#[test]
+fn intact_but_undecodable_last_record_is_never_cut() {
+    let dir = Scratch::new("undecodable");
+    let path = dir.file("a.audit");
+    let signer = signer();
+    let (ends, _) = write_log(&path, 3, &signer);
+    let mut entries = FileSink::scan(&path).unwrap().entries;
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.truncate(ends[1] as usize);
+    entries[2].operation = Operation::Counted;
+    let record = frame(&entries[2]);
+    let text = String::from_utf8(record[12..].to_vec())
+        .unwrap()
+        .replace("\"counted\"", "\"teleported\"");
+    let payload = text.into_bytes();
+    let mut head = b"PSA1".to_vec();
+    head.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    let mut h = crc32fast::Hasher::new_with_initial(0x5053_4731);
+    h.update(&head);
+    h.update(&payload);
+    bytes.extend_from_slice(&head);
+    bytes.extend_from_slice(&h.finalize().to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    std::fs::write(&path, &bytes).unwrap();
+
+    match FileSink::open(&path, SyncPolicy::Never) {
+        Err(AuditError::Corrupt {
+            index,
+            offset,
+            reason,
+        }) => {
+            assert_eq!((index, offset), (2, ends[1]));
+            assert!(reason.contains("cannot be decoded"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "file must be untouched"
+    );
+}

@@ -14,6 +14,11 @@ const MAGIC: [u8; 4] = *b"PSA1";
 const CRC_SEED: u32 = 0x5053_4731;
 /// Bytes before the payload: magic, length, checksum.
 const HEADER_LEN: usize = 12;
+/// Reason prefix for a record whose checksum is valid but whose entry cannot
+/// be decoded (for example one written by a newer version with a new
+/// [`Operation`](super::Operation)). Such a record is not a torn write, so it
+/// is never cut off.
+const UNDECODABLE: &str = "record checksum is valid but its entry cannot be decoded";
 /// Largest payload accepted, in bytes.
 pub(crate) const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 
@@ -88,7 +93,9 @@ pub struct ScannedFile {
 /// for any valid record further on: if there is none, the invalid bytes are
 /// a torn tail from an interrupted append, and they are cut off and reported
 /// in [`RecoveryReport::discarded`]; if there is one, the file is corrupt
-/// and opening fails with [`AuditError::Corrupt`] without changing it.
+/// and opening fails with [`AuditError::Corrupt`] without changing it. A
+/// record with a valid checksum whose entry cannot be decoded is never a
+/// torn write: it also gives [`AuditError::Corrupt`], wherever it is.
 ///
 /// ```
 /// use privseg::audit::{AuditLog, FileSink, Operation, PendingEntry, SyncPolicy};
@@ -183,7 +190,7 @@ fn check_payload(header: &[u8], payload: &[u8]) -> Result<AuditEntry, String> {
     if checksum(&header[..8], payload) != stored {
         return Err("record checksum mismatch".to_owned());
     }
-    AuditEntry::from_canonical_bytes(payload).map_err(|e| e.to_string())
+    AuditEntry::from_canonical_bytes(payload).map_err(|e| format!("{UNDECODABLE}: {e}"))
 }
 
 /// Reads up to `buf.len()` bytes; returns how many were read (short only at
@@ -258,6 +265,13 @@ fn scan(
         }
     };
     drop(reader);
+    if bad.starts_with(UNDECODABLE) {
+        return Err(AuditError::Corrupt {
+            index: count,
+            offset,
+            reason: bad,
+        });
+    }
     // Is the bad record a torn tail, or followed by intact records?
     file.seek(SeekFrom::Start(offset))
         .map_err(io_err("seeking to damaged record"))?;
