@@ -1,1 +1,254 @@
 //! Tamper-evident audit log.
+//!
+//! Every operation the engine performs on personal data (loading a policy,
+//! evaluating a segment, exporting, erasing a subject, …) is recorded as an
+//! [`AuditEntry`]. Entries are appended to an [`AuditLog`], which stores them
+//! in an [`AuditSink`] (a [`FileSink`] on disk or a [`MemorySink`]) and keeps
+//! them as the leaves of an RFC 6962-style Merkle tree.
+//!
+//! # Guarantees
+//!
+//! * **Tamper evidence.** The host periodically asks for a signed
+//!   [`Checkpoint`] (tree size, Merkle root, time; Ed25519) and keeps it
+//!   outside the log, or hands it to an auditor. Given the entries and a
+//!   checkpoint, [`verify_entries`] (or [`verify_file`]) reports either
+//!   [`VerifyReport::Ok`] or what is wrong and, where it can be told, the
+//!   index of the first bad entry: edited, deleted, inserted or reordered
+//!   entries, a log shorter than the checkpoint, a corrupt record, or a
+//!   forged checkpoint signature.
+//! * **Proofs.** [`AuditLog::prove_inclusion`] shows that one entry is in
+//!   the tree of a checkpoint, and [`AuditLog::prove_consistency`] that a
+//!   later checkpoint extends an earlier one (the log was only appended to),
+//!   following RFC 9162. Both can be checked without the log.
+//! * **No personal data.** Entries refer to subjects only through pseudonyms
+//!   from an [`AuditPseudonymizer`] (HMAC-SHA-256 under an audit-only key
+//!   held by the host). Erasing a subject therefore never requires rewriting
+//!   the log. **Raw subject ids and attribute values must never be put in an
+//!   entry**; the library cannot check this for free-form fields.
+//!
+//! What a checkpoint cannot do: an entry whose content was edited while its
+//! sequence number was kept is detected (the Merkle root differs), but with a
+//! single checkpoint the verifier cannot say which entry it was. Given
+//! several checkpoints ([`verify_entries_with_checkpoints`]) it narrows the
+//! edit down to the range between the last matching and the first
+//! mismatching checkpoint. Entries appended after the newest checkpoint are
+//! not protected until the next checkpoint.
+//!
+//! # Durability and the fsync policy
+//!
+//! A [`FileSink`] writes each entry as one length-prefixed, checksummed
+//! record at the end of the file (format in [`FileSink`]'s docs). The
+//! [`SyncPolicy`] decides when data is forced to stable storage:
+//!
+//! * [`SyncPolicy::EveryAppend`]: `append` returns only after the record has
+//!   been written and `fdatasync`ed. An entry is *acknowledged* when
+//!   `append` returns `Ok`, and acknowledged entries survive a crash or power
+//!   loss (as far as the storage honours `fsync`).
+//! * [`SyncPolicy::Never`]: `append` only writes to the operating system;
+//!   data reaches the disk when the OS flushes it or when the host calls
+//!   [`AuditSink::sync`]. Entries appended since the last successful `sync`
+//!   may be lost in a crash (never half-kept: see below). Use it for
+//!   throughput when the host syncs at its own points, e.g. before
+//!   answering a request.
+//!
+//! On [`FileSink::open`], a torn last record (from a crash in the middle of
+//! an append, with the file cut short or padded with zeros or garbage) is
+//! discarded, the file is cut back to the end of the last complete record,
+//! and a [`RecoveryReport`] says how many bytes were dropped at which
+//! offset. A damaged record *followed by intact ones* is not a crash
+//! artefact: opening then fails with [`AuditError::Corrupt`] and the file is
+//! left untouched, so acknowledged entries are never silently dropped.
+//!
+//! # Example
+//!
+//! ```
+//! use privseg::audit::{
+//!     AuditLog, AuditPseudonymizer, CheckpointSigner, MemorySink, Operation,
+//!     PendingEntry, verify_entries,
+//! };
+//!
+//! let pseudonyms = AuditPseudonymizer::new(&[42u8; 32])?;
+//! let signer = CheckpointSigner::from_seed(&[7u8; 32])?;
+//! let mut log = AuditLog::open(MemorySink::new())?;
+//!
+//! let seq = log.append(
+//!     PendingEntry::new(1_767_225_600, "crm-service", Operation::SubjectErased)
+//!         .purpose("gdpr-art-17")
+//!         .subject(&pseudonyms, "customer-1234"),
+//! )?;
+//! assert_eq!(seq, 0);
+//! log.append(
+//!     PendingEntry::new(1_767_225_660, "analyst-7", Operation::Counted)
+//!         .detail("member_count", 1200),
+//! )?;
+//!
+//! let checkpoint = log.checkpoint(&signer, 1_767_225_700)?;
+//! let entries = log.entries()?;
+//! assert!(verify_entries(&entries, &checkpoint, &signer.verifier()).is_ok());
+//!
+//! let proof = log.prove_inclusion(0)?;
+//! proof.verify(&log.leaf_hash(0)?, &checkpoint.root_hash)?;
+//! # Ok::<(), privseg::audit::AuditError>(())
+//! ```
+
+mod checkpoint;
+mod entry;
+mod file;
+mod log;
+pub mod merkle;
+mod sink;
+mod verify;
+
+pub use checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier};
+pub use entry::{AuditEntry, AuditPseudonymizer, Operation, PendingEntry};
+pub use file::{Discarded, FileSink, RecoveryReport, ScannedFile, SyncPolicy};
+pub use log::AuditLog;
+pub use merkle::{ConsistencyProof, Hash, InclusionProof};
+pub use sink::{AuditSink, EntryIter, MemorySink};
+pub use verify::{VerifyReport, verify_entries, verify_entries_with_checkpoints, verify_file};
+
+/// Errors of the audit log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// An I/O operation failed.
+    #[error("audit log I/O error while {context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stored record is damaged and is followed by intact records, so it
+    /// is not a torn write from a crash.
+    #[error("audit log corrupt at record {index} (byte offset {offset}): {reason}")]
+    Corrupt {
+        /// Index of the damaged record.
+        index: u64,
+        /// Byte offset of the damaged record in the file.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The stored entries do not form a valid log (for example a gap in
+    /// sequence numbers).
+    #[error("audit log inconsistent at entry {index}: {reason}")]
+    Inconsistent {
+        /// Index of the first offending entry.
+        index: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An entry or checkpoint could not be encoded or decoded.
+    #[error("audit encoding error: {0}")]
+    Encoding(String),
+    /// A key is malformed or too short.
+    #[error("invalid audit key: {0}")]
+    InvalidKey(String),
+    /// A checkpoint signature does not verify.
+    #[error("checkpoint signature does not verify")]
+    BadSignature,
+    /// An inclusion or consistency proof does not verify.
+    #[error("invalid proof: {0}")]
+    InvalidProof(String),
+    /// An argument is out of range (for example an index past the end).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A previous write failed in a way that could not be rolled back; the
+    /// sink refuses further appends until it is reopened.
+    #[error("audit sink is unusable after an earlier failed write; reopen it")]
+    Poisoned,
+}
+
+/// Lowercase hex encoding, and serde adapters for fixed-size byte arrays.
+pub(crate) mod hex {
+    pub(crate) fn encode(bytes: &[u8]) -> String {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut s = String::with_capacity(bytes.len() * 2);
+        for b in bytes {
+            s.push(DIGITS[(b >> 4) as usize] as char);
+            s.push(DIGITS[(b & 0x0f) as usize] as char);
+        }
+        s
+    }
+
+    pub(crate) fn decode(s: &str) -> Result<Vec<u8>, String> {
+        fn nibble(c: u8) -> Result<u8, String> {
+            match c {
+                b'0'..=b'9' => Ok(c - b'0'),
+                b'a'..=b'f' => Ok(c - b'a' + 10),
+                b'A'..=b'F' => Ok(c - b'A' + 10),
+                _ => Err(format!("invalid hex digit {:?}", c as char)),
+            }
+        }
+        let b = s.as_bytes();
+        if !b.len().is_multiple_of(2) {
+            return Err("odd number of hex digits".to_owned());
+        }
+        b.chunks(2)
+            .map(|p| Ok((nibble(p[0])? << 4) | nibble(p[1])?))
+            .collect()
+    }
+
+    pub(crate) fn decode_array<const N: usize>(s: &str) -> Result<[u8; N], String> {
+        let v = decode(s)?;
+        v.as_slice()
+            .try_into()
+            .map_err(|_| format!("expected {} hex digits, got {}", N * 2, s.len()))
+    }
+
+    macro_rules! array_serde {
+        ($name:ident, $n:expr) => {
+            pub(crate) mod $name {
+                use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+                pub(crate) fn serialize<S: Serializer>(
+                    v: &[u8; $n],
+                    s: S,
+                ) -> Result<S::Ok, S::Error> {
+                    s.serialize_str(&super::encode(v))
+                }
+                pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+                    d: D,
+                ) -> Result<[u8; $n], D::Error> {
+                    let text = String::deserialize(d)?;
+                    super::decode_array::<$n>(&text).map_err(D::Error::custom)
+                }
+            }
+        };
+    }
+    array_serde!(serde_hash, 32);
+    array_serde!(serde_sig, 64);
+
+    pub(crate) mod serde_hash_vec {
+        use serde::{Deserialize, Deserializer, Serializer, de::Error as _, ser::SerializeSeq};
+        pub(crate) fn serialize<S: Serializer>(v: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(v.len()))?;
+            for h in v {
+                seq.serialize_element(&super::encode(h))?;
+            }
+            seq.end()
+        }
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Vec<[u8; 32]>, D::Error> {
+            let texts = Vec::<String>::deserialize(d)?;
+            texts
+                .iter()
+                .map(|t| super::decode_array::<32>(t).map_err(D::Error::custom))
+                .collect()
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn roundtrip() {
+            assert_eq!(super::encode(&[0x00, 0xab, 0x7f]), "00ab7f");
+            assert_eq!(super::decode("00AB7f").unwrap(), vec![0x00, 0xab, 0x7f]);
+            assert!(super::decode("0").is_err());
+            assert!(super::decode("0g").is_err());
+            assert!(super::decode_array::<2>("0011aa").is_err());
+        }
+    }
+}

@@ -1,0 +1,535 @@
+//! Append-only file storage with crash recovery.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, ErrorKind, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::sink::{EntryIter, check_next_seq};
+use super::{AuditEntry, AuditError, AuditSink};
+
+/// Record magic: identifies a record and the format version.
+const MAGIC: [u8; 4] = *b"PSA1";
+/// Seed of the record checksum, so that no run of zero bytes is a valid
+/// record.
+const CRC_SEED: u32 = 0x5053_4731;
+/// Bytes before the payload: magic, length, checksum.
+const HEADER_LEN: usize = 12;
+/// Reason prefix for a record whose checksum is valid but whose entry cannot
+/// be decoded (for example one written by a newer version with a new
+/// [`Operation`](super::Operation)). Such a record is not a torn write, so it
+/// is never cut off.
+const UNDECODABLE: &str = "record checksum is valid but its entry cannot be decoded";
+/// Largest payload accepted, in bytes.
+pub(crate) const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+
+/// When a [`FileSink`] forces appended data to stable storage. See the
+/// [module docs](super#durability-and-the-fsync-policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncPolicy {
+    /// `fdatasync` after every append: an entry is durable once `append`
+    /// returns `Ok`.
+    #[default]
+    EveryAppend,
+    /// Never sync implicitly; the host calls [`AuditSink::sync`]. Entries
+    /// appended since the last sync may be lost in a crash.
+    Never,
+}
+
+/// Bytes dropped from the end of a file because they did not form a
+/// complete, valid record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discarded {
+    /// Byte offset where the dropped bytes started (the end of the last
+    /// complete record).
+    pub offset: u64,
+    /// How many bytes were dropped.
+    pub bytes: u64,
+    /// Why the first dropped record was not valid.
+    pub reason: String,
+}
+
+/// What [`FileSink::open`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Number of complete records kept.
+    pub entries: u64,
+    /// Length of the file after recovery.
+    pub valid_len: u64,
+    /// A torn tail that was cut off, if any.
+    pub discarded: Option<Discarded>,
+}
+
+/// The result of reading a log file without changing it
+/// ([`FileSink::scan`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScannedFile {
+    /// The entries of all complete records, in file order.
+    pub entries: Vec<AuditEntry>,
+    /// Byte length of the complete records.
+    pub valid_len: u64,
+    /// A torn tail after the complete records, if any.
+    pub discarded: Option<Discarded>,
+}
+
+/// An append-only audit log file.
+///
+/// # Format
+///
+/// The file is a sequence of records, each:
+///
+/// | bytes | content |
+/// | --- | --- |
+/// | 4 | magic `PSA1` |
+/// | 4 | payload length `n`, little-endian u32 (at most 16 MiB) |
+/// | 4 | CRC-32 (seeded with `0x50534731`) over magic, length and payload, little-endian |
+/// | n | the entry's canonical bytes ([`AuditEntry::canonical_bytes`]) |
+///
+/// Because of the magic and the seeded checksum, zero-filled or random bytes
+/// are never taken for a record.
+///
+/// # Recovery
+///
+/// [`FileSink::open`] reads every record. At the first invalid one it looks
+/// for any valid record further on: if there is none, the invalid bytes are
+/// a torn tail from an interrupted append, and they are cut off and reported
+/// in [`RecoveryReport::discarded`]; if there is one, the file is corrupt
+/// and opening fails with [`AuditError::Corrupt`] without changing it. A
+/// record with a valid checksum whose entry cannot be decoded is never a
+/// torn write: it also gives [`AuditError::Corrupt`], wherever it is.
+///
+/// ```
+/// use privseg::audit::{AuditLog, FileSink, Operation, PendingEntry, SyncPolicy};
+///
+/// let path = std::env::temp_dir().join(format!("privseg-doc-{}.audit", std::process::id()));
+/// # let _ = std::fs::remove_file(&path);
+/// let (sink, report) = FileSink::open(&path, SyncPolicy::EveryAppend)?;
+/// assert!(report.discarded.is_none());
+/// let mut log = AuditLog::open(sink)?;
+/// log.append(PendingEntry::new(1_767_225_600, "svc", Operation::PolicyLoaded))?;
+/// drop(log);
+///
+/// let (sink, report) = FileSink::open(&path, SyncPolicy::EveryAppend)?;
+/// assert_eq!(report.entries, 1);
+/// # drop(sink);
+/// # std::fs::remove_file(&path).unwrap();
+/// # Ok::<(), privseg::audit::AuditError>(())
+/// ```
+#[derive(Debug)]
+pub struct FileSink {
+    path: PathBuf,
+    file: File,
+    policy: SyncPolicy,
+    end: u64,
+    len: u64,
+    poisoned: bool,
+    dir_sync_pending: bool,
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> AuditError {
+    move |source| AuditError::Io {
+        context: context.into(),
+        source,
+    }
+}
+
+fn checksum(header: &[u8], payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new_with_initial(CRC_SEED);
+    h.update(header);
+    h.update(payload);
+    h.finalize()
+}
+
+/// Encodes one record.
+pub(crate) fn encode_record(payload: &[u8]) -> Result<Vec<u8>, AuditError> {
+    if payload.len() > MAX_PAYLOAD {
+        return Err(AuditError::InvalidArgument(format!(
+            "entry is {} bytes, more than the {MAX_PAYLOAD} bytes a record can hold",
+            payload.len()
+        )));
+    }
+    let mut head = [0u8; 8];
+    head[..4].copy_from_slice(&MAGIC);
+    head[4..].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    let crc = checksum(&head, payload);
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(payload);
+    Ok(out)
+}
+
+/// Decodes the record at the start of `buf`, returning its length and entry.
+fn decode_record_at(buf: &[u8]) -> Result<(usize, AuditEntry), String> {
+    let header = buf.get(..HEADER_LEN).ok_or("incomplete record header")?;
+    check_header(header)?;
+    let n = payload_len(header);
+    let payload = buf
+        .get(HEADER_LEN..HEADER_LEN + n)
+        .ok_or("incomplete record payload")?;
+    let entry = check_payload(header, payload)?;
+    Ok((HEADER_LEN + n, entry))
+}
+
+fn payload_len(header: &[u8]) -> usize {
+    u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize
+}
+
+fn check_header(header: &[u8]) -> Result<(), String> {
+    if header[..4] != MAGIC {
+        return Err("bad record magic".to_owned());
+    }
+    let n = payload_len(header);
+    if n > MAX_PAYLOAD {
+        return Err(format!("record length {n} exceeds the maximum"));
+    }
+    Ok(())
+}
+
+fn check_payload(header: &[u8], payload: &[u8]) -> Result<AuditEntry, String> {
+    let stored = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    if checksum(&header[..8], payload) != stored {
+        return Err("record checksum mismatch".to_owned());
+    }
+    AuditEntry::from_canonical_bytes(payload).map_err(|e| format!("{UNDECODABLE}: {e}"))
+}
+
+/// Reads up to `buf.len()` bytes; returns how many were read (short only at
+/// end of file).
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Reads one record from a stream. `Ok(None)` at a clean end of file;
+/// `Ok(Some(Err(reason)))` for an invalid or incomplete record.
+fn read_record(r: &mut impl Read) -> std::io::Result<Option<Result<(u64, AuditEntry), String>>> {
+    let mut header = [0u8; HEADER_LEN];
+    let got = read_full(r, &mut header)?;
+    if got == 0 {
+        return Ok(None);
+    }
+    if got < HEADER_LEN {
+        return Ok(Some(Err("incomplete record header".to_owned())));
+    }
+    if let Err(e) = check_header(&header) {
+        return Ok(Some(Err(e)));
+    }
+    let n = payload_len(&header);
+    let mut payload = vec![0u8; n];
+    if read_full(r, &mut payload)? < n {
+        return Ok(Some(Err("incomplete record payload".to_owned())));
+    }
+    Ok(Some(
+        check_payload(&header, &payload).map(|e| ((HEADER_LEN + n) as u64, e)),
+    ))
+}
+
+/// Whether any valid record starts in `rest` at an offset other than 0.
+fn valid_record_after(rest: &[u8]) -> bool {
+    (1..rest.len().saturating_sub(HEADER_LEN - 1))
+        .filter(|&p| rest[p..].starts_with(&MAGIC))
+        .any(|p| decode_record_at(&rest[p..]).is_ok())
+}
+
+/// Scans a whole file; `visit` sees each valid entry in order.
+fn scan(
+    file: &mut File,
+    mut visit: impl FnMut(AuditEntry),
+) -> Result<(u64, u64, Option<Discarded>), AuditError> {
+    let file_len = file
+        .metadata()
+        .map_err(io_err("reading file metadata"))?
+        .len();
+    file.seek(SeekFrom::Start(0))
+        .map_err(io_err("seeking to start"))?;
+    let mut reader = BufReader::with_capacity(64 * 1024, &mut *file);
+    let mut offset = 0u64;
+    let mut count = 0u64;
+    let bad = loop {
+        match read_record(&mut reader).map_err(io_err("reading records"))? {
+            None => return Ok((count, offset, None)),
+            Some(Ok((size, entry))) => {
+                visit(entry);
+                offset += size;
+                count += 1;
+            }
+            Some(Err(reason)) => break reason,
+        }
+    };
+    drop(reader);
+    if bad.starts_with(UNDECODABLE) {
+        return Err(AuditError::Corrupt {
+            index: count,
+            offset,
+            reason: bad,
+        });
+    }
+    // Is the bad record a torn tail, or followed by intact records?
+    file.seek(SeekFrom::Start(offset))
+        .map_err(io_err("seeking to damaged record"))?;
+    let mut rest = Vec::new();
+    file.read_to_end(&mut rest)
+        .map_err(io_err("reading after damaged record"))?;
+    if valid_record_after(&rest) {
+        return Err(AuditError::Corrupt {
+            index: count,
+            offset,
+            reason: bad,
+        });
+    }
+    Ok((
+        count,
+        offset,
+        Some(Discarded {
+            offset,
+            bytes: file_len - offset,
+            reason: bad,
+        }),
+    ))
+}
+
+/// Scans the file at `path` read-only; `visit` sees each valid entry in
+/// order, including those before a corrupt record.
+pub(crate) fn scan_path(
+    path: &Path,
+    visit: impl FnMut(AuditEntry),
+) -> Result<(u64, u64, Option<Discarded>), AuditError> {
+    let mut file = File::open(path).map_err(io_err(format!("opening {}", path.display())))?;
+    scan(&mut file, visit)
+}
+
+impl FileSink {
+    /// Opens (creating if needed) the log file at `path`, recovering from
+    /// an interrupted append as described in the type docs.
+    ///
+    /// Errors: [`AuditError::Io`] if the file cannot be opened, read or cut;
+    /// [`AuditError::Corrupt`] if a damaged record is followed by valid
+    /// ones (the file is then left as it was).
+    pub fn open(
+        path: impl AsRef<Path>,
+        policy: SyncPolicy,
+    ) -> Result<(FileSink, RecoveryReport), AuditError> {
+        let path = path.as_ref().to_path_buf();
+        let existed = path.exists();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io_err(format!("opening {}", path.display())))?;
+        let (len, end, discarded) = scan(&mut file, |_| {})?;
+        if discarded.is_some() {
+            file.set_len(end)
+                .map_err(io_err("cutting off a torn record"))?;
+            file.sync_all()
+                .map_err(io_err("syncing after cutting a torn record"))?;
+        }
+        let mut sink = FileSink {
+            path,
+            file,
+            policy,
+            end,
+            len,
+            poisoned: false,
+            dir_sync_pending: !existed,
+        };
+        if policy == SyncPolicy::EveryAppend {
+            sink.sync_dir()?;
+        }
+        let report = RecoveryReport {
+            entries: len,
+            valid_len: end,
+            discarded,
+        };
+        Ok((sink, report))
+    }
+
+    /// Reads the file at `path` without changing it: the entries of all
+    /// complete records and any torn tail. Fails with
+    /// [`AuditError::Corrupt`] where [`FileSink::open`] would.
+    pub fn scan(path: impl AsRef<Path>) -> Result<ScannedFile, AuditError> {
+        let mut entries = Vec::new();
+        let (_, valid_len, discarded) = scan_path(path.as_ref(), |e| entries.push(e))?;
+        Ok(ScannedFile {
+            entries,
+            valid_len,
+            discarded,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The sync policy.
+    pub fn policy(&self) -> SyncPolicy {
+        self.policy
+    }
+
+    /// Byte length of the records written so far.
+    pub fn byte_len(&self) -> u64 {
+        self.end
+    }
+
+    fn sync_dir(&mut self) -> Result<(), AuditError> {
+        if !self.dir_sync_pending {
+            return Ok(());
+        }
+        // Make the new file's directory entry durable. Directories cannot be
+        // opened as files on every platform; where they cannot, skip.
+        #[cfg(unix)]
+        {
+            let dir = match self.path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err(format!("syncing directory {}", dir.display())))?;
+        }
+        self.dir_sync_pending = false;
+        Ok(())
+    }
+}
+
+impl AuditSink for FileSink {
+    /// Writes one record. Under [`SyncPolicy::EveryAppend`] the record is
+    /// synced before this returns. If the write or sync fails, the sink
+    /// tries to cut the file back; the entry is not acknowledged, and if
+    /// the cut fails too the sink refuses further appends
+    /// ([`AuditError::Poisoned`]) until reopened.
+    fn append(&mut self, entry: &AuditEntry) -> Result<(), AuditError> {
+        if self.poisoned {
+            return Err(AuditError::Poisoned);
+        }
+        check_next_seq(entry, self.len)?;
+        let record = encode_record(&entry.canonical_bytes()?)?;
+        let mut result = self
+            .file
+            .write_all(&record)
+            .map_err(io_err("appending a record"));
+        if result.is_ok() && self.policy == SyncPolicy::EveryAppend {
+            result = self
+                .file
+                .sync_data()
+                .map_err(io_err("syncing an appended record"))
+                .and_then(|()| self.sync_dir());
+        }
+        match result {
+            Ok(()) => {
+                self.end += record.len() as u64;
+                self.len += 1;
+                Ok(())
+            }
+            Err(e) => {
+                if self.file.set_len(self.end).is_err() {
+                    self.poisoned = true;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn iter(&self) -> Result<EntryIter<'_>, AuditError> {
+        let mut file = self
+            .file
+            .try_clone()
+            .map_err(io_err("cloning the file handle"))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(io_err("seeking to start"))?;
+        let mut reader = BufReader::with_capacity(64 * 1024, file.take(self.end));
+        let mut offset = 0u64;
+        let mut index = 0u64;
+        let mut done = false;
+        Ok(Box::new(std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            let item = match read_record(&mut reader) {
+                Ok(None) => {
+                    done = true;
+                    return None;
+                }
+                Ok(Some(Ok((size, entry)))) => {
+                    offset += size;
+                    index += 1;
+                    return Some(Ok(entry));
+                }
+                Ok(Some(Err(reason))) => AuditError::Corrupt {
+                    index,
+                    offset,
+                    reason,
+                },
+                Err(source) => AuditError::Io {
+                    context: "reading records".to_owned(),
+                    source,
+                },
+            };
+            done = true;
+            Some(Err(item))
+        })))
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn sync(&mut self) -> Result<(), AuditError> {
+        self.file.sync_data().map_err(io_err("syncing"))?;
+        self.sync_dir()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Operation, PendingEntry};
+
+    #[test]
+    fn record_roundtrip_and_rejections() {
+        let e = PendingEntry::new(0, "a", Operation::Counted).with_seq(0);
+        let rec = encode_record(&e.canonical_bytes().unwrap()).unwrap();
+        let (n, back) = decode_record_at(&rec).unwrap();
+        assert_eq!((n, back), (rec.len(), e));
+        assert_eq!(
+            decode_record_at(&vec![0u8; rec.len()]).unwrap_err(),
+            "bad record magic"
+        );
+        let mut bad = rec.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            decode_record_at(&bad).unwrap_err(),
+            "record checksum mismatch"
+        );
+        assert_eq!(
+            decode_record_at(&rec[..rec.len() - 1]).unwrap_err(),
+            "incomplete record payload"
+        );
+        // Magic followed by zeros: length 0, checksum 0 is not the seeded
+        // checksum of an empty payload.
+        let mut z = vec![0u8; HEADER_LEN];
+        z[..4].copy_from_slice(&MAGIC);
+        assert_eq!(
+            decode_record_at(&z).unwrap_err(),
+            "record checksum mismatch"
+        );
+    }
+
+    #[test]
+    fn oversized_payload_is_refused() {
+        let big = vec![b' '; MAX_PAYLOAD + 1];
+        assert!(matches!(
+            encode_record(&big),
+            Err(AuditError::InvalidArgument(_))
+        ));
+    }
+}
