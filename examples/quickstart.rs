@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use privseg::consent::{ConsentEvent, EventKind};
+use privseg::import::SubjectRow;
 use privseg::policy::*;
 use privseg::timestamp::{DAY, parse_date};
-use privseg::{Engine, Timestamp};
+use privseg::{Actor, Engine, Timestamp};
 
 const SUBJECTS: u32 = 1_000_000;
 const NOTICE_SHA: &str = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8";
@@ -74,6 +75,14 @@ fn policy() -> Policy {
             // A broad grant of `user` still does not reach special categories (R7).
             PurposeSpec::new("analytics.product", LawfulBasis::LegitimateInterests).allow("user"),
         )
+        .role(RoleSpec {
+            name: "crm".into(),
+            count: vec!["marketing".into(), "analytics".into()],
+            member_ids: vec!["marketing".into(), "analytics".into()],
+            explain: vec!["marketing".into(), "analytics".into()],
+            subjects: true,
+            ..RoleSpec::default()
+        })
         .build()
         .expect("the example policy is valid")
 }
@@ -87,69 +96,57 @@ fn main() {
         policy.version()
     );
 
+    // The host authenticates its callers and gives them roles; the policy
+    // says what each role may do.
+    let crm = Actor::new("quickstart", &["crm"]);
     let t = Instant::now();
     let mut engine = Engine::new(policy);
     let mut rng = Rng(42);
     let countries = ["FR", "DE", "ES", "IT", "US"];
     let base = parse_date("1950-01-01").unwrap();
+    let mut subjects = Vec::with_capacity(SUBJECTS as usize);
+    let mut events = Vec::new();
     for i in 0..SUBJECTS {
         let id = format!("c-{i}");
         let c = rng.below(5) as usize;
-        let juris = if c == 4 {
+        let jurisdiction = if c == 4 {
             "US-CA"
         } else {
             ["EU-FR", "EU-DE", "EU-ES", "EU-IT"][c]
         };
-        let birth =
+        let birth_date =
             (rng.below(20) != 0).then(|| base + time::Duration::days(rng.below(25_000) as i64));
-        engine.add_subject(&id, juris, birth).unwrap();
         let verified = now.add_secs(-(rng.below(500) as i64) * DAY);
-        engine
-            .set_attribute(&id, "country", countries[c].into(), verified)
-            .unwrap();
-        engine
-            .set_attribute(
-                &id,
-                "total_spend",
-                ((rng.below(1000) * rng.below(1000)) / 100)
-                    .min(100_000)
-                    .try_into()
-                    .map(i64::into)
-                    .unwrap(),
-                verified,
-            )
-            .unwrap();
+        let spend = ((rng.below(1000) * rng.below(1000)) / 100).min(100_000) as i64;
         let last_order = now.add_secs(-(rng.below(720) as i64) * DAY);
-        engine
-            .set_attribute(&id, "last_order", last_order.into(), verified)
-            .unwrap();
-        // Consent histories: most EU customers were asked for email consent;
+        // Consent histories: most customers were asked for email consent;
         // some granted, some later withdrew; a few Californians opted out.
         let asked = now.add_secs(-(rng.below(900) as i64) * DAY);
         match rng.below(10) {
             0..=5 => {
-                let ev = ConsentEvent::grant(&id, "marketing.email", asked, "v3", NOTICE_SHA);
-                engine.record(&ev).unwrap();
+                events.push(ConsentEvent::grant(
+                    &id,
+                    "marketing.email",
+                    asked,
+                    "v3",
+                    NOTICE_SHA,
+                ));
                 if rng.below(8) == 0 {
                     let later = asked.add_secs(rng.below(60) as i64 * DAY);
-                    engine
-                        .record(&ConsentEvent::new(
-                            &id,
-                            EventKind::ConsentWithdrawn,
-                            Some("marketing.email"),
-                            later,
-                        ))
-                        .unwrap();
+                    events.push(ConsentEvent::new(
+                        &id,
+                        EventKind::ConsentWithdrawn,
+                        Some("marketing.email"),
+                        later,
+                    ));
                 }
             }
-            6 | 7 => engine
-                .record(&ConsentEvent::new(
-                    &id,
-                    EventKind::ConsentRefused,
-                    Some("marketing.email"),
-                    asked,
-                ))
-                .unwrap(),
+            6 | 7 => events.push(ConsentEvent::new(
+                &id,
+                EventKind::ConsentRefused,
+                Some("marketing.email"),
+                asked,
+            )),
             _ => {}
         }
         if c == 4 && rng.below(5) == 0 {
@@ -158,15 +155,31 @@ fn main() {
             } else {
                 EventKind::OptOutSaleShare
             };
-            engine
-                .record(&ConsentEvent::new(&id, kind, None, asked))
-                .unwrap();
+            events.push(ConsentEvent::new(&id, kind, None, asked));
         }
+        subjects.push(SubjectRow {
+            id,
+            jurisdiction: jurisdiction.into(),
+            birth_date,
+            values: vec![
+                ("country".into(), countries[c].into(), verified),
+                ("total_spend".into(), spend.into(), verified),
+                ("last_order".into(), last_order.into(), verified),
+            ],
+        });
     }
+    let generated = t.elapsed();
+    let t = Instant::now();
+    let summary = engine
+        .import(&crm, &subjects, &events)
+        .unwrap_or_else(|e| panic!("{e}"));
     println!(
-        "loaded {} subjects with consent histories in {:.2?}",
-        engine.subject_count(),
-        t.elapsed()
+        "imported {} subjects, {} values and {} consent events in {:.2?} (generated in {:.2?})",
+        summary.subjects,
+        summary.values,
+        summary.events,
+        t.elapsed(),
+        generated
     );
 
     let segments = [
@@ -175,9 +188,9 @@ fn main() {
         r#"segment "active_eu" for analytics.product where not country = "US" and last_order between now - 180d and now"#,
     ];
     for text in segments {
-        let seg = engine.compile(text).unwrap_or_else(|e| panic!("{e}"));
+        let seg = engine.compile(&crm, text).unwrap_or_else(|e| panic!("{e}"));
         let t = Instant::now();
-        let members = engine.evaluate(&seg, now).unwrap();
+        let members = engine.evaluate(&crm, &seg, now).unwrap();
         let took = t.elapsed();
         let first: Vec<&str> = members.ids(&engine).take(3).collect();
         println!(
@@ -191,18 +204,21 @@ fn main() {
     }
 
     // A withdrawal takes effect at once.
-    let seg = engine.compile(segments[0]).unwrap();
-    let members = engine.evaluate(&seg, now).unwrap();
+    let seg = engine.compile(&crm, segments[0]).unwrap();
+    let members = engine.evaluate(&crm, &seg, now).unwrap();
     let someone = members.ids(&engine).next().unwrap().to_string();
     engine
-        .record(&ConsentEvent::new(
-            &someone,
-            EventKind::ConsentWithdrawn,
-            Some("marketing.email"),
-            now,
-        ))
+        .record(
+            &crm,
+            &ConsentEvent::new(
+                &someone,
+                EventKind::ConsentWithdrawn,
+                Some("marketing.email"),
+                now,
+            ),
+        )
         .unwrap();
-    let after = engine.evaluate(&seg, now).unwrap();
+    let after = engine.evaluate(&crm, &seg, now).unwrap();
     println!(
         "\n{someone} withdraws consent for marketing.email: lapsed_vip goes from {} to {} members; {} is in it: {}",
         members.count(),
@@ -210,7 +226,7 @@ fn main() {
         someone,
         after.ids(&engine).any(|id| id == someone)
     );
-    let explained = engine.explain(&seg, &someone, now).unwrap();
+    let explained = engine.explain(&crm, &seg, &someone, now).unwrap();
     print!("{explained}");
 
     // Two refusals: data minimisation (R2) and a special category (R7).
@@ -219,7 +235,7 @@ fn main() {
         r#"segment "big_spenders" for marketing.advertising.third_party where total_spend > 1000"#,
         r#"segment "diabetics" for analytics.product where condition = "diabetes""#,
     ] {
-        match engine.compile(text) {
+        match engine.compile(&crm, text) {
             Ok(_) => println!("unexpectedly valid: {text}"),
             Err(e) => println!("{e}\n"),
         }

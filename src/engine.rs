@@ -1,10 +1,13 @@
 //! The facade: one policy, its subjects, and the path of a segment from text
 //! to members. The engine applies the purpose's eligibility mask to every
-//! evaluation itself; a caller cannot skip it.
+//! evaluation itself; a caller cannot skip it. Every call is made by an
+//! [`Actor`], checked against the policy's roles, and recorded in the audit
+//! log; a result that leaves the engine is released only once its audit
+//! entry is written.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use privseg::{Engine, Timestamp};
+//! use privseg::{Actor, Engine, Timestamp};
 //! use privseg::consent::ConsentEvent;
 //! use privseg::policy::*;
 //!
@@ -13,28 +16,35 @@
 //!     .attribute(AttributeSpec::categorical("country", "user.location", &["FR", "DE"]))
 //!     .purpose(PurposeSpec::new("marketing.email", LawfulBasis::Consent)
 //!         .allow("user.location").notice_versions(&["v3"]).email(false))
+//!     .role(RoleSpec { name: "crm".into(), subjects: true,
+//!         member_ids: vec!["marketing".into()], ..RoleSpec::default() })
 //!     .build().unwrap();
+//! let crm = Actor::new("crm-sync", &["crm"]);
 //! let mut engine = Engine::new(Arc::new(policy));
 //! let t = Timestamp::parse("2026-03-01T10:00:00Z").unwrap();
-//! engine.add_subject("c-1", "EU-FR", privseg::timestamp::parse_date("1980-05-01").ok()).unwrap();
-//! engine.set_attribute("c-1", "country", "FR".into(), t).unwrap();
-//! let seg = engine.compile(r#"segment "fr" for marketing.email where country = "FR""#).unwrap();
-//! assert_eq!(engine.evaluate(&seg, t).unwrap().count(), 0); // no consent yet (R3)
+//! engine.add_subject(&crm, "c-1", "EU-FR", privseg::timestamp::parse_date("1980-05-01").ok()).unwrap();
+//! engine.set_attribute(&crm, "c-1", "country", "FR".into(), t).unwrap();
+//! let seg = engine.compile(&crm, r#"segment "fr" for marketing.email where country = "FR""#).unwrap();
+//! assert_eq!(engine.evaluate(&crm, &seg, t).unwrap().count(), 0); // no consent yet (R3)
 //! let sha = "0".repeat(64);
-//! engine.record(&ConsentEvent::grant("c-1", "marketing.email", t, "v3", &sha)).unwrap();
-//! let members = engine.evaluate(&seg, t).unwrap();
+//! engine.record(&crm, &ConsentEvent::grant("c-1", "marketing.email", t, "v3", &sha)).unwrap();
+//! let members = engine.evaluate(&crm, &seg, t).unwrap();
 //! assert_eq!(members.ids(&engine).collect::<Vec<_>>(), vec!["c-1"]);
+//! // Every call above is in the tamper-evident audit log.
+//! assert_eq!(engine.audit_len(), 7);
 //! ```
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use time::Date;
 
 use crate::Timestamp;
+use crate::access::{AccessError, Actor, Permission, authorize};
+use crate::audit::{AuditError, AuditLog, AuditPseudonymizer, MemorySink, Operation, PendingEntry};
 use crate::consent::{
-    ConsentEvent, DataUse, Eligibility, EventError, check_event, eligibility, event_of_record,
-    insert_in_order,
+    ConsentEvent, DataUse, Eligibility, EventError, Rule, check_event, eligibility,
+    event_of_record, insert_in_order,
 };
 use crate::eval::{self, kernels};
 use crate::policy::{Policy, PolicyVersion};
@@ -42,7 +52,7 @@ use crate::segment::{self, CheckedExpr, CheckedSegment, Expr, Segment, SegmentEr
 use crate::store::{Bits, Store, Value, ValueError};
 
 /// Why an engine call failed. Nothing is changed when a call fails.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
     /// No subject has this id (or it was erased).
@@ -78,6 +88,40 @@ pub enum EngineError {
     /// An event is malformed or does not fit the policy.
     #[error(transparent)]
     Event(#[from] EventError),
+    /// The actor lacks a permission.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// The audit log could not be written: the call was not carried out.
+    #[error("audit log: {0}")]
+    Audit(#[from] AuditError),
+    /// A segment (or a field read for one) was refused by validation.
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    /// The attribute is not categorical (breakdowns need one).
+    #[error("attribute {0:?} is not categorical, so it cannot be broken down")]
+    NotCategorical(String),
+    /// The recipient is not in the policy.
+    #[error("unknown recipient {0:?}")]
+    UnknownRecipient(String),
+    /// The export breaks the recipient's agreement.
+    #[error("export to {recipient} refused ({rule}): {reason}")]
+    ExportRefused {
+        /// Recipient id.
+        recipient: String,
+        /// The rule.
+        rule: Rule,
+        /// Why.
+        reason: String,
+    },
+    /// A privacy mechanism failed (pseudonym keys, budget, randomness).
+    #[error("{0}")]
+    Privacy(String),
+    /// An aggregate could not be formed.
+    #[error("{0}")]
+    Aggregate(String),
+    /// Writing the output failed.
+    #[error("output: {0}")]
+    Io(String),
     /// The segment was validated against another policy version.
     #[error(
         "segment {segment:?} was validated against policy {segment_version}, but the engine runs policy {engine_version}: validate it again"
@@ -192,14 +236,24 @@ impl std::fmt::Display for Explanation {
     }
 }
 
-/// The engine: one policy and its subjects.
-#[derive(Clone, Debug)]
+/// The engine: one policy, its subjects, and the audit log of every call.
 pub struct Engine {
     policy: Arc<Policy>,
     store: Store,
+    audit: Mutex<AuditLog>,
+    audit_ids: AuditPseudonymizer,
 }
 
-fn check_id(id: &str) -> Result<(), EngineError> {
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("policy_version", &self.policy.version())
+            .field("subjects", &self.subject_count())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn check_id(id: &str) -> Result<(), EngineError> {
     if id.is_empty() || id.trim() != id || id.chars().any(char::is_control) {
         return Err(EngineError::InvalidId(id.into()));
     }
@@ -207,10 +261,37 @@ fn check_id(id: &str) -> Result<(), EngineError> {
 }
 
 impl Engine {
-    /// An engine with no subjects.
+    /// An engine with no subjects and an in-memory audit log whose subject
+    /// pseudonyms use a fresh random key. Use [`Engine::with_audit`] to keep
+    /// the log in a file and under a key the host holds.
     pub fn new(policy: Arc<Policy>) -> Engine {
+        let mut key = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+            .expect("the system random source is available");
+        let ids = AuditPseudonymizer::new(&key).expect("a 32-byte key is long enough");
+        let log =
+            AuditLog::open(Box::new(MemorySink::new()) as Box<dyn crate::audit::AuditSink + Send>)
+                .expect("an empty in-memory log opens");
+        Engine::with_audit(policy, log, ids).expect("an in-memory log accepts entries")
+    }
+
+    /// An engine writing its audit entries to `log`, with subject pseudonyms
+    /// under `pseudonyms` (an audit-only key held by the host). Records that
+    /// the policy was loaded.
+    pub fn with_audit(
+        policy: Arc<Policy>,
+        log: AuditLog,
+        pseudonyms: AuditPseudonymizer,
+    ) -> Result<Engine, EngineError> {
         let store = Store::new(&policy);
-        Engine { policy, store }
+        let engine = Engine {
+            policy,
+            store,
+            audit: Mutex::new(log),
+            audit_ids: pseudonyms,
+        };
+        engine.log(engine.entry("privseg", Operation::PolicyLoaded))?;
+        Ok(engine)
     }
 
     /// The policy.
@@ -218,9 +299,71 @@ impl Engine {
         &self.policy
     }
 
-    /// The subject table.
-    pub fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub(crate) fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// An audit entry stamped with the current time and the policy version.
+    pub(crate) fn entry(&self, actor: &str, op: Operation) -> PendingEntry {
+        PendingEntry::new(Timestamp::now().unix(), actor, op)
+            .policy_version(self.policy.version().to_string())
+    }
+
+    /// Appends an entry; the caller releases its result only on success.
+    pub(crate) fn log(&self, entry: PendingEntry) -> Result<(), EngineError> {
+        let mut log = self.audit.lock().map_err(|_| AuditError::Poisoned)?;
+        log.append(entry)?;
+        Ok(())
+    }
+
+    /// Checks a permission; a refusal is itself recorded.
+    pub(crate) fn allow(
+        &self,
+        actor: &Actor,
+        permission: Permission<'_>,
+        purpose: Option<&str>,
+    ) -> Result<(), EngineError> {
+        match authorize(&self.policy, actor, permission) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let mut entry = self
+                    .entry(actor.id(), Operation::AccessRefused)
+                    .detail("permission", permission.to_string());
+                if let Some(p) = purpose {
+                    entry = entry.purpose(p);
+                }
+                // The refusal stands even if it cannot be logged.
+                let _ = self.log(entry);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The subject's pseudonym in the audit log.
+    pub fn audit_pseudonym(&self, id: &str) -> String {
+        self.audit_ids.pseudonymize(id)
+    }
+
+    /// Number of entries in the audit log.
+    pub fn audit_len(&self) -> u64 {
+        self.audit.lock().map_or(0, |l| l.len())
+    }
+
+    /// Runs `f` on the audit log (for checkpoints, proofs and reading
+    /// entries), if the actor may read it. Recorded.
+    pub fn with_audit_log<T>(
+        &self,
+        actor: &Actor,
+        f: impl FnOnce(&mut AuditLog) -> T,
+    ) -> Result<T, EngineError> {
+        self.allow(actor, Permission::ReadAudit, None)?;
+        let mut log = self.audit.lock().map_err(|_| AuditError::Poisoned)?;
+        log.append(self.entry(actor.id(), Operation::AuditRead))?;
+        Ok(f(&mut log))
     }
 
     /// Number of subjects, erased ones excluded.
@@ -238,10 +381,12 @@ impl Engine {
     /// possible minor wherever an age gate applies.
     pub fn add_subject(
         &mut self,
+        actor: &Actor,
         id: &str,
         jurisdiction: &str,
         birth_date: Option<Date>,
     ) -> Result<(), EngineError> {
+        self.allow(actor, Permission::Subjects, None)?;
         check_id(id)?;
         if self.store.row(id).is_some() {
             return Err(EngineError::DuplicateSubject(id.into()));
@@ -252,6 +397,10 @@ impl Engine {
                 code: jurisdiction.into(),
             }
         })?;
+        self.log(
+            self.entry(actor.id(), Operation::SubjectAdded)
+                .subject(&self.audit_ids, id),
+        )?;
         self.store.push(id, j, birth_date);
         Ok(())
     }
@@ -259,28 +408,47 @@ impl Engine {
     /// Sets an attribute value, verified at `verified_at`.
     pub fn set_attribute(
         &mut self,
+        actor: &Actor,
         id: &str,
         attr: &str,
         value: Value,
         verified_at: Timestamp,
     ) -> Result<(), EngineError> {
+        self.allow(actor, Permission::Subjects, None)?;
         let row = self.row(id)?;
         let a = self
             .policy
             .attr_id(attr)
             .ok_or_else(|| EngineError::UnknownAttribute(attr.into()))?;
         let code = Store::encode(&self.policy, a, &value)?;
+        self.log(
+            self.entry(actor.id(), Operation::SubjectRectified)
+                .subject(&self.audit_ids, id)
+                .detail("attribute", attr),
+        )?;
         self.store.set(row, a, code, verified_at);
         Ok(())
     }
 
     /// Removes an attribute value.
-    pub fn clear_attribute(&mut self, id: &str, attr: &str) -> Result<(), EngineError> {
+    pub fn clear_attribute(
+        &mut self,
+        actor: &Actor,
+        id: &str,
+        attr: &str,
+    ) -> Result<(), EngineError> {
+        self.allow(actor, Permission::Subjects, None)?;
         let row = self.row(id)?;
         let a = self
             .policy
             .attr_id(attr)
             .ok_or_else(|| EngineError::UnknownAttribute(attr.into()))?;
+        self.log(
+            self.entry(actor.id(), Operation::SubjectRectified)
+                .subject(&self.audit_ids, id)
+                .detail("attribute", attr)
+                .detail("cleared", true),
+        )?;
         self.store.clear(row, a);
         Ok(())
     }
@@ -288,14 +456,21 @@ impl Engine {
     /// A subject's attribute value and when it was verified.
     pub fn attribute(
         &self,
+        actor: &Actor,
         id: &str,
         attr: &str,
     ) -> Result<Option<(Value, Timestamp)>, EngineError> {
+        self.allow(actor, Permission::Subjects, None)?;
         let row = self.row(id)?;
         let a = self
             .policy
             .attr_id(attr)
             .ok_or_else(|| EngineError::UnknownAttribute(attr.into()))?;
+        self.log(
+            self.entry(actor.id(), Operation::SubjectAccessed)
+                .subject(&self.audit_ids, id)
+                .detail("attribute", attr),
+        )?;
         Ok(self.store.get(row, a).map(|(code, v)| {
             (
                 Store::decode(&self.policy, a, code),
@@ -307,9 +482,19 @@ impl Engine {
     /// Records a consent or other subject event. It takes effect by its own
     /// time, for every evaluation at or after that time, as soon as this
     /// call returns.
-    pub fn record(&mut self, event: &ConsentEvent) -> Result<(), EngineError> {
+    pub fn record(&mut self, actor: &Actor, event: &ConsentEvent) -> Result<(), EngineError> {
+        self.allow(actor, Permission::Subjects, event.purpose.as_deref())?;
         let row = self.row(&event.subject)?;
         let (mut rec, proof) = check_event(&self.policy, event, &mut self.store.strings)?;
+        let mut entry = self
+            .entry(actor.id(), Operation::EventRecorded)
+            .subject(&self.audit_ids, &event.subject)
+            .detail("kind", event.kind.as_str())
+            .detail("at", event.at.to_string());
+        if let Some(p) = &event.purpose {
+            entry = entry.purpose(p.as_str());
+        }
+        self.log(entry)?;
         rec.seq = self.store.next_seq;
         rec.proof = self.store.proofs.len() as u32;
         self.store.next_seq += 1;
@@ -319,8 +504,14 @@ impl Engine {
     }
 
     /// A subject's event history, in effect order.
-    pub fn history(&self, id: &str) -> Result<Vec<ConsentEvent>, EngineError> {
+    pub fn history(&self, actor: &Actor, id: &str) -> Result<Vec<ConsentEvent>, EngineError> {
+        self.allow(actor, Permission::Subjects, None)?;
         let row = self.row(id)?;
+        self.log(
+            self.entry(actor.id(), Operation::SubjectAccessed)
+                .subject(&self.audit_ids, id)
+                .detail("history", true),
+        )?;
         Ok(self.store.events[row as usize]
             .iter()
             .map(|r| {
@@ -339,15 +530,23 @@ impl Engine {
     /// reading no special or sensitive data)?
     pub fn eligibility(
         &self,
+        actor: &Actor,
         id: &str,
         purpose: &str,
         at: Timestamp,
     ) -> Result<Eligibility, EngineError> {
+        self.allow(actor, Permission::Explain(purpose), Some(purpose))?;
         let row = self.row(id)?;
         let p = self
             .policy
             .purpose_id(purpose)
             .ok_or_else(|| EngineError::UnknownPurpose(purpose.into()))?;
+        self.log(
+            self.entry(actor.id(), Operation::SubjectExplained)
+                .purpose(purpose)
+                .subject(&self.audit_ids, id)
+                .detail("at", at.to_string()),
+        )?;
         Ok(eligibility(
             &self.policy,
             &self.store.facts(row),
@@ -357,14 +556,43 @@ impl Engine {
         ))
     }
 
-    /// Parses and validates a segment's text form against the policy.
-    pub fn compile(&self, text: &str) -> Result<CheckedSegment, SegmentError> {
-        segment::compile(&self.policy, text)
+    /// Parses and validates a segment's text form against the policy. The
+    /// outcome (validated, or refused with its rule) is recorded.
+    pub fn compile(&self, actor: &Actor, text: &str) -> Result<CheckedSegment, SegmentError> {
+        let out = segment::parse(text).and_then(|seg| segment::validate(&self.policy, &seg, text));
+        self.log_validation(actor, &out);
+        out
     }
 
     /// Validates a parsed segment (from text or JSON) against the policy.
-    pub fn validate(&self, seg: &Segment) -> Result<CheckedSegment, SegmentError> {
-        segment::validate(&self.policy, seg, "")
+    pub fn validate(&self, actor: &Actor, seg: &Segment) -> Result<CheckedSegment, SegmentError> {
+        let out = segment::validate(&self.policy, seg, "");
+        self.log_validation(actor, &out);
+        out
+    }
+
+    /// Validation reads no personal data, so its audit entry is best effort:
+    /// a failure to write it does not change the outcome.
+    fn log_validation(&self, actor: &Actor, out: &Result<CheckedSegment, SegmentError>) {
+        let entry = match out {
+            Ok(seg) => self
+                .entry(actor.id(), Operation::SegmentValidated)
+                .purpose(seg.purpose_key())
+                .detail("segment", seg.name()),
+            Err(e) => {
+                let mut entry = self
+                    .entry(actor.id(), Operation::SegmentRefused)
+                    .detail("message", e.message.as_str());
+                if let Some(r) = e.rule {
+                    entry = entry.detail("rule", r.to_string());
+                }
+                if let Some(p) = &e.purpose {
+                    entry = entry.purpose(p.as_str());
+                }
+                entry
+            }
+        };
+        let _ = self.log(entry);
     }
 
     fn check_version(&self, seg: &CheckedSegment) -> Result<(), EngineError> {
@@ -379,8 +607,68 @@ impl Engine {
     }
 
     /// Evaluates a segment at an instant: its predicate AND the purpose's
-    /// eligibility as of that instant.
-    pub fn evaluate(&self, seg: &CheckedSegment, at: Timestamp) -> Result<Members, EngineError> {
+    /// eligibility as of that instant. Needs the `member_ids` permission for
+    /// the segment's purpose; counts alone go through [`Engine::count`].
+    pub fn evaluate(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        at: Timestamp,
+    ) -> Result<Members, EngineError> {
+        self.allow(
+            actor,
+            Permission::MemberIds(seg.purpose_key()),
+            Some(seg.purpose_key()),
+        )?;
+        let members = self.run(seg, at)?;
+        self.log(
+            self.entry(actor.id(), Operation::SegmentEvaluated)
+                .purpose(seg.purpose_key())
+                .detail("segment", seg.name())
+                .detail("at", at.to_string())
+                .detail("members", members.count()),
+        )?;
+        Ok(members)
+    }
+
+    /// Evaluates a segment with the plain row-at-a-time reference evaluator
+    /// (every subject through [`crate::consent::eligibility`] and the plain
+    /// predicate). Slow; the same gate and record as [`Engine::evaluate`].
+    /// It exists so that hosts and tests can check the fast path.
+    pub fn evaluate_reference(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        at: Timestamp,
+    ) -> Result<Members, EngineError> {
+        self.allow(
+            actor,
+            Permission::MemberIds(seg.purpose_key()),
+            Some(seg.purpose_key()),
+        )?;
+        self.check_version(seg)?;
+        let bits = eval::reference(&self.policy, &self.store, seg, at);
+        let count = kernels::count(bits.as_raw_slice());
+        self.log(
+            self.entry(actor.id(), Operation::SegmentEvaluated)
+                .purpose(seg.purpose_key())
+                .detail("segment", seg.name())
+                .detail("at", at.to_string())
+                .detail("members", count)
+                .detail("evaluator", "reference"),
+        )?;
+        Ok(Members {
+            segment: seg.name().into(),
+            purpose: seg.purpose_key().into(),
+            version: seg.policy_version(),
+            at,
+            bits,
+            count,
+        })
+    }
+
+    /// Evaluation without the gate, for the engine's own gated outputs.
+    pub(crate) fn run(&self, seg: &CheckedSegment, at: Timestamp) -> Result<Members, EngineError> {
         self.check_version(seg)?;
         let bits = eval::evaluate(&self.policy, &self.store, seg, at);
         let count = kernels::count(bits.as_raw_slice());
@@ -397,12 +685,25 @@ impl Engine {
     /// Explains whether a subject is in a segment at an instant, and why.
     pub fn explain(
         &self,
+        actor: &Actor,
         seg: &CheckedSegment,
         id: &str,
         at: Timestamp,
     ) -> Result<Explanation, EngineError> {
+        self.allow(
+            actor,
+            Permission::Explain(seg.purpose_key()),
+            Some(seg.purpose_key()),
+        )?;
         self.check_version(seg)?;
         let row = self.row(id)?;
+        self.log(
+            self.entry(actor.id(), Operation::SubjectExplained)
+                .purpose(seg.purpose_key())
+                .subject(&self.audit_ids, id)
+                .detail("segment", seg.name())
+                .detail("at", at.to_string()),
+        )?;
         let elig = eligibility(
             &self.policy,
             &self.store.facts(row),
@@ -467,8 +768,13 @@ impl Engine {
     /// Erases a subject: every value, bit and event is dropped, the id is
     /// forgotten, and the row is never returned again. The id may later be
     /// added again as a new subject.
-    pub fn erase(&mut self, id: &str) -> Result<(), EngineError> {
+    pub fn erase(&mut self, actor: &Actor, id: &str) -> Result<(), EngineError> {
+        self.allow(actor, Permission::Subjects, None)?;
         let row = self.row(id)?;
+        self.log(
+            self.entry(actor.id(), Operation::SubjectErased)
+                .subject(&self.audit_ids, id),
+        )?;
         self.store.erase(row);
         self.store.index.remove(id);
         self.store.ids[row as usize] = Arc::from("");

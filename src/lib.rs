@@ -5,16 +5,20 @@
 // returned on cold paths only, so their size costs nothing that matters.
 #![allow(clippy::result_large_err)]
 
+pub mod access;
 pub mod audit;
 pub mod consent;
 pub mod engine;
 pub mod eval;
+pub mod import;
+pub mod outputs;
 pub mod policy;
 pub mod privacy;
 pub mod segment;
 pub mod store;
 pub mod timestamp;
 
+pub use access::Actor;
 pub use engine::{Engine, EngineError, Explanation, Members};
 pub use timestamp::Timestamp;
 

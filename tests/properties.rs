@@ -6,11 +6,26 @@
 use std::sync::Arc;
 
 use privseg::consent::{ConsentEvent, EventKind};
-use privseg::eval;
 use privseg::policy::*;
 use privseg::segment::{self, CmpOp, Expr, Literal, Segment};
 use privseg::timestamp::{DAY, parse_date};
-use privseg::{Engine, Timestamp};
+use privseg::{Actor, Engine, Timestamp};
+
+fn admin() -> Actor {
+    Actor::new("prop", &["admin"])
+}
+
+fn admin_role(purposes: &[&str]) -> RoleSpec {
+    let list: Vec<String> = purposes.iter().map(|p| p.to_string()).collect();
+    RoleSpec {
+        name: "admin".into(),
+        count: list.clone(),
+        member_ids: list.clone(),
+        explain: list,
+        subjects: true,
+        ..RoleSpec::default()
+    }
+}
 use proptest::prelude::*;
 
 const SHA: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -47,7 +62,7 @@ fn policy_shape() -> impl Strategy<Value = PolicyShape> {
 fn build_policy(s: &PolicyShape) -> Policy {
     let mut b = PolicyBuilder::new("Prop Ltd");
     for (i, (special, sens)) in s.cat_flags.iter().enumerate() {
-        let mut c = CategorySpec::new(&format!("user.c{i}"));
+        let mut c = CategorySpec::new(format!("user.c{i}"));
         c.special = *special;
         c.ccpa_sensitive = *sens;
         b = b.category(c);
@@ -98,7 +113,19 @@ fn build_policy(s: &PolicyShape) -> Policy {
         p.restriction_exempt = flags & 64 != 0;
         b = b.purpose(p);
     }
-    b.build().expect("generated policies are valid")
+    let keys: Vec<String> = (0..s.purposes.len())
+        .map(|i| {
+            if s.purposes[i].1 & 1 != 0 {
+                format!("marketing.p{i}")
+            } else {
+                format!("ops.p{i}")
+            }
+        })
+        .collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    b.role(admin_role(&keys))
+        .build()
+        .expect("generated policies are valid")
 }
 
 #[derive(Clone, Debug)]
@@ -298,10 +325,10 @@ fn retype(e: &mut Expr, types: &[u8]) {
         attr,
         ..
     } = e
+        && s == "w"
+        && ty_of(attr) == 0
     {
-        if s == "w" && ty_of(attr) == 0 {
-            *s = "z".into();
-        }
+        *s = "z".into();
     }
 }
 
@@ -317,7 +344,7 @@ fn build_engine(
     for (i, s) in subs.iter().enumerate() {
         let birth = s.birth.map(|d| base + time::Duration::days(i64::from(d)));
         engine
-            .add_subject(&format!("s{i}"), juris[s.juris as usize], birth)
+            .add_subject(&admin(), &format!("s{i}"), juris[s.juris as usize], birth)
             .unwrap();
         for (a, (ty, _, _)) in shape.attrs.iter().enumerate() {
             if let Some(Some((raw, vdays))) = s.values.get(a) {
@@ -329,6 +356,7 @@ fn build_engine(
                 };
                 engine
                     .set_attribute(
+                        &admin(),
                         &format!("s{i}"),
                         &format!("a{a}"),
                         v,
@@ -365,13 +393,13 @@ fn build_engine(
         ev.explicit = e.explicit;
         // Invalid combinations are refused by the engine and simply skipped;
         // a refused event must leave nothing behind.
-        let before = engine.history(&ev.subject).unwrap().len();
-        if engine.record(&ev).is_err() {
+        let before = engine.history(&admin(), &ev.subject).unwrap().len();
+        if engine.record(&admin(), &ev).is_err() {
             ev.expires_at = None;
             ev.explicit = false;
             ev.purpose = Some(purpose.clone());
-            if engine.record(&ev).is_err() {
-                assert_eq!(engine.history(&ev.subject).unwrap().len(), before);
+            if engine.record(&admin(), &ev).is_err() {
+                assert_eq!(engine.history(&admin(), &ev.subject).unwrap().len(), before);
             }
         }
     }
@@ -401,20 +429,19 @@ proptest! {
             rename(&mut expr, n);
             retype(&mut expr, &types);
             let seg = Segment { name: "p".into(), purpose: purpose.clone(), predicate: expr, purpose_span: Default::default() };
-            let checked = match engine.validate(&seg) {
+            let checked = match engine.validate(&admin(), &seg) {
                 Ok(c) => c,
                 Err(e) => panic!("generated segment refused: {e}\n{seg}"),
             };
             for &d in &at_days {
                 let at = Timestamp::from_unix(T0 + d * DAY + 3_600);
-                let fast = engine.evaluate(&checked, at).unwrap();
-                let slow = eval::reference(&p, engine.store(), &checked, at);
-                prop_assert_eq!(fast.bits(), &slow, "segment {} at {}", seg, at);
-                prop_assert_eq!(fast.count() as usize, slow.count_ones());
+                let fast = engine.evaluate(&admin(), &checked, at).unwrap();
+                let slow = engine.evaluate_reference(&admin(), &checked, at).unwrap();
+                prop_assert_eq!(fast.bits(), slow.bits(), "segment {} at {}", seg, at);
+                prop_assert_eq!(fast.count(), slow.count());
                 // No member lacks a valid basis.
-                for row in fast.rows() {
-                    let id = engine.store().id(row);
-                    let ex = engine.explain(&checked, id, at).unwrap();
+                for id in fast.ids(&engine) {
+                    let ex = engine.explain(&admin(), &checked, id, at).unwrap();
                     prop_assert!(ex.member && ex.eligibility.is_allowed());
                 }
             }
@@ -520,12 +547,13 @@ proptest! {
             .category(CategorySpec::new("user.contact"))
             .purpose(PurposeSpec::new("marketing.email", LawfulBasis::Consent)
                 .allow("user.contact").notice_versions(&["ok"]).consent_validity_days(30))
+            .role(admin_role(&["marketing"]))
             .build().unwrap();
         let mut engine = Engine::new(Arc::new(policy));
         for s in 0..6 {
-            engine.add_subject(&format!("s{s}"), "EU-DE", parse_date("1970-01-01").ok()).unwrap();
+            engine.add_subject(&admin(), &format!("s{s}"), "EU-DE", parse_date("1970-01-01").ok()).unwrap();
         }
-        let seg = engine.compile(r#"segment "m" for marketing.email"#).unwrap();
+        let seg = engine.compile(&admin(), r#"segment "m" for marketing.email"#).unwrap();
         let day = |d: i64| Timestamp::from_unix(T0 + d * DAY);
         let mut log: Vec<(usize, Op, usize)> = Vec::new();
         for (seq, op) in ops.into_iter().enumerate() {
@@ -536,20 +564,20 @@ proptest! {
                 Op::Object { s, at } => (*s, ConsentEvent::new(&format!("s{s}"), EventKind::Objection, None, day(*at))),
                 Op::Restrict { s, at, lift } => (*s, ConsentEvent::new(&format!("s{s}"), if *lift { EventKind::RestrictionLifted } else { EventKind::Restriction }, None, day(*at))),
                 Op::Eval { at } => {
-                    let m = engine.evaluate(&seg, day(*at)).unwrap();
+                    let m = engine.evaluate(&admin(), &seg, day(*at)).unwrap();
                     let got: Vec<bool> = (0..6).map(|s| m.bits()[s]).collect();
                     let want: Vec<bool> = (0..6).map(|s| model_member(&log, s, *at)).collect();
                     prop_assert_eq!(got, want, "at day {}", at);
                     continue;
                 }
             };
-            engine.record(&ev).unwrap();
+            engine.record(&admin(), &ev).unwrap();
             log.push((s, op, seq));
             // A withdrawal, refusal or objection excludes the subject from
             // every evaluation at or after its time, immediately.
             if let Op::Withdraw { at, .. } | Op::Refuse { at, .. } | Op::Object { at, .. } = log.last().unwrap().1 {
                 for later in [at, at + 1, at + 50] {
-                    let m = engine.evaluate(&seg, day(later)).unwrap();
+                    let m = engine.evaluate(&admin(), &seg, day(later)).unwrap();
                     let regranted = log.iter().any(|(w, o, _)| *w == s && matches!(o, Op::Grant { at: g, .. } if *g >= at && *g <= later));
                     if !regranted || matches!(log.last().unwrap().1, Op::Object { .. }) {
                         prop_assert!(!m.bits()[s], "s{} still a member at day {}", s, later);

@@ -10,13 +10,15 @@ use privseg::timestamp::parse_date;
 const ALL_EMAIL: &str = r#"segment "all" for marketing.email"#;
 
 fn refusal(seg: &str) -> privseg::segment::SegmentError {
-    engine().compile(seg).expect_err("should be refused")
+    engine()
+        .compile(&admin(), seg)
+        .expect_err("should be refused")
 }
 
 #[test]
 fn r1_every_segment_declares_a_known_purpose() {
     let e = engine();
-    assert!(e.compile(ALL_EMAIL).is_ok());
+    assert!(e.compile(&admin(), ALL_EMAIL).is_ok());
     let err = refusal(r#"segment "x" for marketing.sms"#);
     assert_eq!(err.rule, Some(Rule::R1));
     assert_eq!(err.snippet, "marketing.sms");
@@ -28,8 +30,11 @@ fn r1_every_segment_declares_a_known_purpose() {
 fn r2_purpose_limitation_and_minimisation() {
     let e = engine();
     assert!(
-        e.compile(r#"segment "ok" for analytics.product where country = "FR""#)
-            .is_ok()
+        e.compile(
+            &admin(),
+            r#"segment "ok" for analytics.product where country = "FR""#
+        )
+        .is_ok()
     );
     let err = refusal(r#"segment "x" for analytics.product where newsletter = true"#);
     assert_eq!(err.rule, Some(Rule::R2));
@@ -75,7 +80,10 @@ fn r3_consent_must_be_valid_current_and_to_an_accepted_notice() {
     );
     let at = "2026-06-01T00:00:00Z";
     assert_eq!(members(&e, ALL_EMAIL, at), ["ok"]);
-    let why = |id| e.eligibility(id, "marketing.email", t(at)).unwrap();
+    let why = |id| {
+        e.eligibility(&admin(), id, "marketing.email", t(at))
+            .unwrap()
+    };
     assert_eq!(why("none"), Eligibility::Denied(Denial::NoConsent));
     assert_eq!(why("refused"), Eligibility::Denied(Denial::ConsentRefused));
     assert_eq!(
@@ -97,7 +105,7 @@ fn r3_consent_must_be_valid_current_and_to_an_accepted_notice() {
         SHA,
     );
     ev.expires_at = Some(t("2026-06-03T00:00:00Z"));
-    e.record(&ev).unwrap();
+    e.record(&admin(), &ev).unwrap();
     assert_eq!(members(&e, ALL_EMAIL, "2026-06-02T12:00:00Z"), ["ok"]);
     assert!(members(&e, ALL_EMAIL, "2026-06-03T00:00:00Z").is_empty());
 }
@@ -125,8 +133,13 @@ fn r4_withdrawal_takes_effect_at_once_and_by_its_time() {
     // Before the withdrawal's time the consent still held.
     assert_eq!(members(&e, ALL_EMAIL, "2026-01-10T00:00:00Z"), ["c-1"]);
     assert_eq!(
-        e.eligibility("c-1", "marketing.email", t("2026-02-01T00:00:00Z"))
-            .unwrap(),
+        e.eligibility(
+            &admin(),
+            "c-1",
+            "marketing.email",
+            t("2026-02-01T00:00:00Z")
+        )
+        .unwrap(),
         Eligibility::Denied(Denial::ConsentWithdrawn)
     );
     // A new consent after the withdrawal counts again.
@@ -197,10 +210,11 @@ fn r7_special_categories_need_permission_and_explicit_consent() {
         "not allowed at all for marketing: {err}"
     );
     let seg = r#"segment "care" for care.programs where condition = "diabetes""#;
-    assert!(e.compile(seg).is_ok());
+    assert!(e.compile(&admin(), seg).is_ok());
     for id in ["explicit", "plain"] {
         adult(&mut e, id, "EU-DE");
         e.set_attribute(
+            &admin(),
             id,
             "condition",
             "diabetes".into(),
@@ -216,7 +230,7 @@ fn r7_special_categories_need_permission_and_explicit_consent() {
         SHA,
     );
     ev.explicit = true;
-    e.record(&ev).unwrap();
+    e.record(&admin(), &ev).unwrap();
     grant(
         &mut e,
         "plain",
@@ -225,9 +239,9 @@ fn r7_special_categories_need_permission_and_explicit_consent() {
         "h1",
     );
     assert_eq!(members(&e, seg, "2026-02-01T00:00:00Z"), ["explicit"]);
-    let checked = e.compile(seg).unwrap();
+    let checked = e.compile(&admin(), seg).unwrap();
     let ex = e
-        .explain(&checked, "plain", t("2026-02-01T00:00:00Z"))
+        .explain(&admin(), &checked, "plain", t("2026-02-01T00:00:00Z"))
         .unwrap();
     assert_eq!(
         ex.eligibility,
@@ -287,17 +301,28 @@ fn r8_criminal_data_is_never_usable() {
 fn r9_children_need_parental_consent_below_the_national_age() {
     let mut e = engine();
     // In France the age of digital consent is 15; in Germany 16.
-    e.add_subject("fr-15", "EU-FR", Some(parse_date("2011-01-01").unwrap()))
-        .unwrap();
-    e.add_subject("de-15", "EU-DE", Some(parse_date("2011-01-01").unwrap()))
-        .unwrap();
     e.add_subject(
+        &admin(),
+        "fr-15",
+        "EU-FR",
+        Some(parse_date("2011-01-01").unwrap()),
+    )
+    .unwrap();
+    e.add_subject(
+        &admin(),
+        "de-15",
+        "EU-DE",
+        Some(parse_date("2011-01-01").unwrap()),
+    )
+    .unwrap();
+    e.add_subject(
+        &admin(),
         "de-15-parent",
         "EU-DE",
         Some(parse_date("2011-01-01").unwrap()),
     )
     .unwrap();
-    e.add_subject("unknown", "EU-DE", None).unwrap();
+    e.add_subject(&admin(), "unknown", "EU-DE", None).unwrap();
     for id in ["fr-15", "de-15", "de-15-parent", "unknown"] {
         grant(&mut e, id, "marketing.email", "2026-05-01T00:00:00Z", "v3");
     }
@@ -309,23 +334,25 @@ fn r9_children_need_parental_consent_below_the_national_age() {
         SHA,
     );
     parental.kind = EventKind::ParentalConsent;
-    e.record(&parental).unwrap();
+    e.record(&admin(), &parental).unwrap();
     let at = "2026-06-01T00:00:00Z";
     assert_eq!(members(&e, ALL_EMAIL, at), ["fr-15", "de-15-parent"]);
     assert_eq!(
-        e.eligibility("de-15", "marketing.email", t(at)).unwrap(),
+        e.eligibility(&admin(), "de-15", "marketing.email", t(at))
+            .unwrap(),
         Eligibility::Denied(Denial::UnderAgeOfConsent {
             age: 15,
             required: 16
         })
     );
     assert_eq!(
-        e.eligibility("unknown", "marketing.email", t(at)).unwrap(),
+        e.eligibility(&admin(), "unknown", "marketing.email", t(at))
+            .unwrap(),
         Eligibility::Denied(Denial::AgeUnknown { required: 16 })
     );
     // Non-consent purposes have no age gate.
     assert!(
-        e.eligibility("de-15", "analytics.product", t(at))
+        e.eligibility(&admin(), "de-15", "analytics.product", t(at))
             .unwrap()
             .is_allowed()
     );
@@ -350,7 +377,7 @@ fn r10_ccpa_sale_share_is_allowed_until_opt_out() {
     // California: opt-out model. EU: the purpose's consent basis.
     assert_eq!(members(&e, ADS, at), ["ca-1"]);
     assert_eq!(
-        e.eligibility("ca-2", "marketing.advertising.third_party", t(at))
+        e.eligibility(&admin(), "ca-2", "marketing.advertising.third_party", t(at))
             .unwrap(),
         Eligibility::Denied(Denial::OptedOut)
     );
@@ -374,6 +401,7 @@ fn r11_global_privacy_control_is_an_opt_out() {
     assert_eq!(members(&e, ADS, "2026-03-01T00:00:00Z"), ["plain"]);
     assert_eq!(
         e.eligibility(
+            &admin(),
             "gpc",
             "marketing.advertising.third_party",
             t("2026-03-01T00:00:00Z")
@@ -388,13 +416,29 @@ fn r11_global_privacy_control_is_an_opt_out() {
 #[test]
 fn r12_ccpa_minors_must_opt_in_and_children_need_a_parent() {
     let mut e = engine();
-    e.add_subject("teen", "US-CA", Some(parse_date("2012-01-01").unwrap()))
-        .unwrap();
-    e.add_subject("teen-in", "US-CA", Some(parse_date("2012-01-01").unwrap()))
-        .unwrap();
-    e.add_subject("child-in", "US-CA", Some(parse_date("2016-01-01").unwrap()))
-        .unwrap();
     e.add_subject(
+        &admin(),
+        "teen",
+        "US-CA",
+        Some(parse_date("2012-01-01").unwrap()),
+    )
+    .unwrap();
+    e.add_subject(
+        &admin(),
+        "teen-in",
+        "US-CA",
+        Some(parse_date("2012-01-01").unwrap()),
+    )
+    .unwrap();
+    e.add_subject(
+        &admin(),
+        "child-in",
+        "US-CA",
+        Some(parse_date("2016-01-01").unwrap()),
+    )
+    .unwrap();
+    e.add_subject(
+        &admin(),
         "child-parent",
         "US-CA",
         Some(parse_date("2016-01-01").unwrap()),
@@ -422,11 +466,16 @@ fn r12_ccpa_minors_must_opt_in_and_children_need_a_parent() {
         SHA,
     );
     p.kind = EventKind::ParentalConsent;
-    e.record(&p).unwrap();
+    e.record(&admin(), &p).unwrap();
     let at = "2026-03-01T00:00:00Z";
     assert_eq!(members(&e, ADS, at), ["teen-in", "child-parent"]);
     match e
-        .eligibility("child-in", "marketing.advertising.third_party", t(at))
+        .eligibility(
+            &admin(),
+            "child-in",
+            "marketing.advertising.third_party",
+            t(at),
+        )
         .unwrap()
     {
         Eligibility::Denied(
@@ -481,21 +530,21 @@ fn r14_email_needs_consent_or_soft_opt_in_and_no_unsubscribe() {
     assert_eq!(members(&e, seg, "2026-03-01T00:00:00Z"), ["soft", "resub"]);
     let at = t("2026-03-01T00:00:00Z");
     assert_eq!(
-        e.eligibility("none", "marketing.newsletter", at).unwrap(),
+        e.eligibility(&admin(), "none", "marketing.newsletter", at)
+            .unwrap(),
         Eligibility::Denied(Denial::NoEmailPermission)
     );
     assert_eq!(
-        e.eligibility("unsub", "marketing.newsletter", at).unwrap(),
+        e.eligibility(&admin(), "unsub", "marketing.newsletter", at)
+            .unwrap(),
         Eligibility::Denied(Denial::Unsubscribed)
     );
     // The soft opt-in does not apply to a purpose that does not allow it.
     let err = e
-        .record(&ConsentEvent::new(
-            "soft",
-            EventKind::SoftOptIn,
-            Some("marketing.email"),
-            at,
-        ))
+        .record(
+            &admin(),
+            &ConsentEvent::new("soft", EventKind::SoftOptIn, Some("marketing.email"), at),
+        )
         .unwrap_err();
     assert!(err.to_string().contains("R14"), "{err}");
 }
@@ -537,10 +586,22 @@ fn r16_stale_values_do_not_match() {
     let mut e = engine();
     adult(&mut e, "fresh", "EU-FR");
     adult(&mut e, "stale", "EU-FR");
-    e.set_attribute("fresh", "country", "FR".into(), t("2026-02-20T00:00:00Z"))
-        .unwrap();
-    e.set_attribute("stale", "country", "FR".into(), t("2026-01-01T00:00:00Z"))
-        .unwrap();
+    e.set_attribute(
+        &admin(),
+        "fresh",
+        "country",
+        "FR".into(),
+        t("2026-02-20T00:00:00Z"),
+    )
+    .unwrap();
+    e.set_attribute(
+        &admin(),
+        "stale",
+        "country",
+        "FR".into(),
+        t("2026-01-01T00:00:00Z"),
+    )
+    .unwrap();
     // analytics.product allows values verified at most 30 days ago.
     let seg = r#"segment "a" for analytics.product where country = "FR""#;
     assert_eq!(members(&e, seg, "2026-03-01T00:00:00Z"), ["fresh"]);
@@ -548,9 +609,9 @@ fn r16_stale_values_do_not_match() {
     // `not` does not turn a stale value into a match of `!=`.
     let ne = r#"segment "a" for analytics.product where country != "DE""#;
     assert_eq!(members(&e, ne, "2026-03-01T00:00:00Z"), ["fresh"]);
-    let checked = e.compile(seg).unwrap();
+    let checked = e.compile(&admin(), seg).unwrap();
     let ex = e
-        .explain(&checked, "stale", t("2026-03-01T00:00:00Z"))
+        .explain(&admin(), &checked, "stale", t("2026-03-01T00:00:00Z"))
         .unwrap();
     assert!(!ex.member && ex.eligibility.is_allowed());
     assert_eq!(ex.failing_terms[0].term, "country = \"FR\"");
@@ -560,8 +621,14 @@ fn r16_stale_values_do_not_match() {
 fn r13_limit_sensitive_data_keeps_only_necessary_purposes() {
     let mut e = engine();
     adult(&mut e, "lim", "US-CA");
-    e.set_attribute("lim", "balance", 10.into(), t("2026-01-01T00:00:00Z"))
-        .unwrap();
+    e.set_attribute(
+        &admin(),
+        "lim",
+        "balance",
+        10.into(),
+        t("2026-01-01T00:00:00Z"),
+    )
+    .unwrap();
     event(
         &mut e,
         "lim",
@@ -605,7 +672,10 @@ fn r20_protected_attributes_are_never_predicate_terms() {
     assert_eq!(err.rule, Some(Rule::R20));
     assert!(
         engine()
-            .compile(r#"segment "x" for legal.claims where country = "FR""#)
+            .compile(
+                &admin(),
+                r#"segment "x" for legal.claims where country = "FR""#
+            )
             .is_ok()
     );
 }
@@ -615,14 +685,20 @@ fn r21_erased_subjects_are_never_returned() {
     let mut e = engine();
     adult(&mut e, "gone", "EU-FR");
     adult(&mut e, "kept", "EU-FR");
-    e.set_attribute("gone", "country", "FR".into(), t("2026-01-01T00:00:00Z"))
-        .unwrap();
+    e.set_attribute(
+        &admin(),
+        "gone",
+        "country",
+        "FR".into(),
+        t("2026-01-01T00:00:00Z"),
+    )
+    .unwrap();
     let seg = r#"segment "b" for service.billing where country = "FR" or not has(country)"#;
-    e.erase("gone").unwrap();
+    e.erase(&admin(), "gone").unwrap();
     assert_eq!(members(&e, seg, "2026-02-01T00:00:00Z"), ["kept"]);
-    assert!(e.history("gone").is_err());
+    assert!(e.history(&admin(), "gone").is_err());
     assert_eq!(e.subject_count(), 1);
     // The id can come back as a new subject, with nothing of the old one.
     adult(&mut e, "gone", "EU-FR");
-    assert_eq!(e.attribute("gone", "country").unwrap(), None);
+    assert_eq!(e.attribute(&admin(), "gone", "country").unwrap(), None);
 }

@@ -43,6 +43,10 @@ pub enum Operation {
     AccessRefused,
     /// A report was generated.
     ReportGenerated,
+    /// A subject's data or history was read (an access request).
+    SubjectAccessed,
+    /// The audit log itself was read.
+    AuditRead,
 }
 
 /// One record of the audit log.

@@ -56,6 +56,21 @@ pub struct DataUse {
     /// It reads CCPA sensitive data: limited subjects drop out unless the
     /// purpose is necessary (R13).
     pub ccpa_sensitive: bool,
+    /// The data goes to a CCPA third party, so the use is a sale or share
+    /// whatever the purpose: opt-outs, GPC and the minors' rules apply
+    /// (R10-R12, R19).
+    pub sale_share: bool,
+}
+
+impl DataUse {
+    /// Both uses together.
+    pub fn union(self, other: DataUse) -> DataUse {
+        DataUse {
+            special: self.special || other.special,
+            ccpa_sensitive: self.ccpa_sensitive || other.ccpa_sensitive,
+            sale_share: self.sale_share || other.sale_share,
+        }
+    }
 }
 
 /// Why a subject may not be processed for a purpose.
@@ -291,7 +306,8 @@ pub fn eligibility(
         return Denied(Denial::Objected);
     }
     let mut grounds = Grounds::Basis(spec.basis);
-    if spec.ccpa_sale_share {
+    let sale_share = spec.ccpa_sale_share || uses.sale_share;
+    if sale_share {
         let opt = events.iter().rev().find(|e| {
             matches!(
                 e.kind,
@@ -334,6 +350,9 @@ pub fn eligibility(
             }
         }
     }
+    // Only a purpose that is itself a sale or share swaps its basis for the
+    // CCPA opt-out model; sending other data to a third party adds the
+    // opt-out checks above on top of the basis.
     let ccpa_model = regime == Regime::Ccpa && spec.ccpa_sale_share;
     let needs_consent = consent_based(policy, purpose) && !ccpa_model;
     if needs_consent || spec.email_channel || uses.special {

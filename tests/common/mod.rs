@@ -6,7 +6,7 @@ use std::sync::Arc;
 use privseg::consent::{ConsentEvent, EventKind};
 use privseg::policy::*;
 use privseg::timestamp::parse_date;
-use privseg::{Engine, Timestamp};
+use privseg::{Actor, Engine, Timestamp};
 
 pub const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
@@ -107,8 +107,45 @@ pub fn policy() -> Policy {
                 .allow("user.location")
                 .restriction_exempt(),
         )
+        .role(all_permissions())
         .build()
         .unwrap()
+}
+
+/// A role that may do everything, for tests of other things than access.
+pub fn all_permissions() -> RoleSpec {
+    RoleSpec {
+        name: "admin".into(),
+        count: vec![
+            "marketing".into(),
+            "analytics".into(),
+            "service".into(),
+            "care".into(),
+            "legal".into(),
+        ],
+        member_ids: vec![
+            "marketing".into(),
+            "analytics".into(),
+            "service".into(),
+            "care".into(),
+            "legal".into(),
+        ],
+        explain: vec![
+            "marketing".into(),
+            "analytics".into(),
+            "service".into(),
+            "care".into(),
+            "legal".into(),
+        ],
+        export: vec![],
+        subjects: true,
+        read_audit: true,
+        administer: true,
+    }
+}
+
+pub fn admin() -> Actor {
+    Actor::new("test-admin", &["admin"])
 }
 
 pub fn engine() -> Engine {
@@ -116,22 +153,27 @@ pub fn engine() -> Engine {
 }
 
 pub fn adult(e: &mut Engine, id: &str, juris: &str) {
-    e.add_subject(id, juris, Some(parse_date("1980-01-01").unwrap()))
+    e.add_subject(&admin(), id, juris, Some(parse_date("1980-01-01").unwrap()))
         .unwrap();
 }
 
 pub fn grant(e: &mut Engine, id: &str, purpose: &str, at: &str, notice: &str) {
-    e.record(&ConsentEvent::grant(id, purpose, t(at), notice, SHA))
-        .unwrap();
+    e.record(
+        &admin(),
+        &ConsentEvent::grant(id, purpose, t(at), notice, SHA),
+    )
+    .unwrap();
 }
 
 pub fn event(e: &mut Engine, id: &str, kind: EventKind, purpose: Option<&str>, at: &str) {
-    e.record(&ConsentEvent::new(id, kind, purpose, t(at)))
+    e.record(&admin(), &ConsentEvent::new(id, kind, purpose, t(at)))
         .unwrap();
 }
 
 pub fn members(e: &Engine, seg: &str, at: &str) -> Vec<String> {
-    let seg = e.compile(seg).unwrap_or_else(|err| panic!("{err}"));
-    let m = e.evaluate(&seg, t(at)).unwrap();
+    let seg = e
+        .compile(&admin(), seg)
+        .unwrap_or_else(|err| panic!("{err}"));
+    let m = e.evaluate(&admin(), &seg, t(at)).unwrap();
     m.ids(e).map(String::from).collect()
 }

@@ -1,0 +1,354 @@
+//! The ways data leaves the engine besides member lists: k-threshold counts,
+//! breakdowns, differentially private counts, and exports to recipients.
+//! Each is gated by the actor's permissions and the policy (purpose,
+//! recipient, fields) and recorded in the audit log before anything is
+//! released.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::Timestamp;
+use crate::access::{Actor, Permission};
+use crate::audit::Operation;
+use crate::consent::{DataUse, Rule};
+use crate::engine::{Engine, EngineError, Members};
+use crate::eval::{self, kernels};
+use crate::policy::{AttrId, AttrType, CcpaRole, covers};
+use crate::privacy::aggregate::{Breakdown, Count, breakdown, k_threshold};
+use crate::privacy::dp::{BudgetLedger, Epsilon, RandomSource};
+use crate::privacy::pseudonym::Keyring;
+use crate::segment::{self, CheckedSegment, Expr, Segment, Term};
+use crate::store::Store;
+
+/// Output format of an export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// One JSON object per line: `{"id": "v1:<hex>", "<field>": value, ...}`.
+    Jsonl,
+    /// A header `id,<field>,...`, then one row per member (RFC 4180 quoting).
+    Csv,
+}
+
+/// What an export sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExportSummary {
+    /// Recipient id.
+    pub recipient: String,
+    /// Purpose key.
+    pub purpose: String,
+    /// Rows written.
+    pub rows: u64,
+    /// Fields written besides the pseudonym.
+    pub fields: Vec<String>,
+    /// Pseudonym key version.
+    pub key_version: u32,
+}
+
+impl Engine {
+    /// Checks that `attr` may be read for `seg`'s purpose (R2, R7, R8, R20)
+    /// and returns its id and data use.
+    fn field_use(
+        &self,
+        seg: &CheckedSegment,
+        attr: &str,
+    ) -> Result<(AttrId, DataUse), EngineError> {
+        let probe = Segment {
+            name: seg.name().into(),
+            purpose: seg.purpose_key().into(),
+            predicate: Expr::Has {
+                attr: attr.into(),
+                span: Default::default(),
+            },
+            purpose_span: Default::default(),
+        };
+        let checked = segment::validate(self.policy(), &probe, "")?;
+        let id = checked.attributes()[0];
+        Ok((id, checked.data_use()))
+    }
+
+    /// Runs `seg` with extra data uses (for fields read besides the predicate).
+    fn run_with(
+        &self,
+        seg: &CheckedSegment,
+        at: Timestamp,
+        extra: DataUse,
+    ) -> Result<Members, EngineError> {
+        if extra.union(seg.data_use()) == seg.data_use() {
+            return self.run(seg, at);
+        }
+        let mut widened = seg.clone();
+        widened.uses = seg.data_use().union(extra);
+        self.run(&widened, at)
+    }
+
+    /// The number of members, reported as "fewer than k" below the policy's
+    /// threshold. Needs the `count` permission for the purpose.
+    pub fn count(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        at: Timestamp,
+    ) -> Result<Count, EngineError> {
+        self.allow(
+            actor,
+            Permission::Count(seg.purpose_key()),
+            Some(seg.purpose_key()),
+        )?;
+        let m = self.run(seg, at)?;
+        let c = k_threshold(m.count(), self.policy().k_threshold());
+        self.log(
+            self.entry(actor.id(), Operation::Counted)
+                .purpose(seg.purpose_key())
+                .detail("segment", seg.name())
+                .detail("at", at.to_string())
+                .detail("reported", c.to_string()),
+        )?;
+        Ok(c)
+    }
+
+    /// Members per value of a categorical attribute, with small cells and
+    /// enough others suppressed that none can be derived from the totals.
+    /// The attribute must be one the purpose may read; members with no
+    /// (fresh) value are counted under `(none)`.
+    pub fn breakdown(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        at: Timestamp,
+        attr: &str,
+    ) -> Result<Breakdown, EngineError> {
+        self.allow(
+            actor,
+            Permission::Count(seg.purpose_key()),
+            Some(seg.purpose_key()),
+        )?;
+        let (id, uses) = self.field_use(seg, attr)?;
+        let spec = self.policy().attribute(id);
+        if spec.ty != AttrType::Categorical {
+            return Err(EngineError::NotCategorical(attr.into()));
+        }
+        let m = self.run_with(seg, at, uses)?;
+        let mut cells = Vec::with_capacity(spec.values.len() + 1);
+        let mut counted = 0u64;
+        for (i, v) in spec.values.iter().enumerate() {
+            let term = Term::CatIn {
+                attr: id,
+                values: vec![i as u32],
+                negated: false,
+            };
+            let mut bits = eval::predicate_bits(
+                self.policy(),
+                self.store(),
+                seg.purpose(),
+                &segment::CheckedExpr::Term(term),
+                at,
+            );
+            kernels::and_assign(bits.as_raw_mut_slice(), m.bits().as_raw_slice());
+            let n = kernels::count(bits.as_raw_slice());
+            counted += n;
+            cells.push((v.clone(), n));
+        }
+        cells.push(("(none)".to_string(), m.count() - counted));
+        let b = breakdown(cells, self.policy().k_threshold())
+            .map_err(|e| EngineError::Aggregate(e.to_string()))?;
+        self.log(
+            self.entry(actor.id(), Operation::Counted)
+                .purpose(seg.purpose_key())
+                .detail("segment", seg.name())
+                .detail("at", at.to_string())
+                .detail("by", attr)
+                .detail("suppressed_cells", b.suppressed_cells() as u64),
+        )?;
+        Ok(b)
+    }
+
+    /// A differentially private count (discrete Laplace noise of scale
+    /// 1/epsilon), charged to the actor's budget for `dataset` in `ledger`
+    /// before any noise is drawn; refused once the budget is spent.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dp_count<R: RandomSource + ?Sized>(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        at: Timestamp,
+        epsilon: Epsilon,
+        ledger: &mut BudgetLedger,
+        dataset: &str,
+        rng: &mut R,
+    ) -> Result<i64, EngineError> {
+        self.allow(
+            actor,
+            Permission::Count(seg.purpose_key()),
+            Some(seg.purpose_key()),
+        )?;
+        let m = self.run(seg, at)?;
+        let noisy = ledger
+            .noisy_count(actor.id(), dataset, m.count(), epsilon, rng)
+            .map_err(|e| EngineError::Privacy(e.to_string()))?;
+        self.log(
+            self.entry(actor.id(), Operation::Counted)
+                .purpose(seg.purpose_key())
+                .detail("segment", seg.name())
+                .detail("at", at.to_string())
+                .detail(
+                    "epsilon",
+                    format!("{}/{}", epsilon.numerator(), epsilon.denominator()),
+                )
+                .detail("dataset", dataset),
+        )?;
+        Ok(noisy)
+    }
+
+    /// Exports a segment's members to a recipient: only if the actor may
+    /// export to it, its agreement covers the segment's purpose and every
+    /// field's category, and each field may be read for the purpose. For a
+    /// CCPA third party, opt-outs, GPC and the minors' rules apply whatever
+    /// the purpose. Ids are pseudonymised under the recipient's key from
+    /// `keys`; a missing or stale value is written as null (empty in CSV).
+    /// Rows are streamed to `out` after the export is recorded.
+    #[allow(clippy::too_many_arguments)]
+    pub fn export<W: Write>(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        at: Timestamp,
+        recipient: &str,
+        fields: &[&str],
+        format: ExportFormat,
+        keys: &Keyring,
+        mut out: W,
+    ) -> Result<ExportSummary, EngineError> {
+        self.allow(
+            actor,
+            Permission::Export(recipient),
+            Some(seg.purpose_key()),
+        )?;
+        let policy = self.policy().clone();
+        let r = policy
+            .recipient(recipient)
+            .ok_or_else(|| EngineError::UnknownRecipient(recipient.into()))?;
+        let refuse = |reason: String| EngineError::ExportRefused {
+            recipient: recipient.into(),
+            rule: Rule::R19,
+            reason,
+        };
+        if !r.purposes.iter().any(|p| covers(p, seg.purpose_key())) {
+            return Err(refuse(format!(
+                "the agreement {} does not cover purpose {}",
+                r.dpa_reference,
+                seg.purpose_key()
+            )));
+        }
+        let mut uses = DataUse {
+            sale_share: r.ccpa_role == CcpaRole::ThirdParty,
+            ..DataUse::default()
+        };
+        let mut ids = Vec::with_capacity(fields.len());
+        for (i, f) in fields.iter().enumerate() {
+            if fields[..i].contains(f) {
+                return Err(refuse(format!("field {f} is asked for twice")));
+            }
+            let (id, u) = self.field_use(seg, f)?;
+            let cat = &policy.attribute(id).category;
+            if !r.categories.iter().any(|c| covers(c, cat)) {
+                return Err(refuse(format!(
+                    "the agreement {} does not cover field {f} (category {cat})",
+                    r.dpa_reference
+                )));
+            }
+            uses = uses.union(u);
+            ids.push(id);
+        }
+        let pseudonymizer = keys
+            .current(recipient, seg.purpose_key())
+            .map_err(|e| EngineError::Privacy(e.to_string()))?;
+        let members = self.run_with(seg, at, uses)?;
+        self.log(
+            self.entry(actor.id(), Operation::Exported)
+                .purpose(seg.purpose_key())
+                .detail("segment", seg.name())
+                .detail("at", at.to_string())
+                .detail("recipient", recipient)
+                .detail("fields", fields.join(","))
+                .detail("rows", members.count())
+                .detail("key_version", pseudonymizer.version()),
+        )?;
+        let store = self.store();
+        let fresh: Vec<i64> = ids
+            .iter()
+            .map(|a| eval::fresh_since(&policy, *a, seg.purpose(), at))
+            .collect();
+        let io = |e: std::io::Error| EngineError::Io(e.to_string());
+        if format == ExportFormat::Csv {
+            let mut header = String::from("id");
+            for f in fields {
+                header.push(',');
+                header.push_str(&csv_cell(f));
+            }
+            writeln!(out, "{header}").map_err(io)?;
+        }
+        let mut line = String::new();
+        for row in members.rows() {
+            let p = pseudonymizer
+                .pseudonymize(crate::privacy::normalize::IdKind::SubjectId, store.id(row))
+                .map_err(|e| EngineError::Privacy(e.to_string()))?;
+            line.clear();
+            let mut obj = serde_json::Map::new();
+            match format {
+                ExportFormat::Jsonl => {
+                    obj.insert("id".into(), p.to_string().into());
+                }
+                ExportFormat::Csv => line.push_str(&p.to_string()),
+            }
+            for (k, a) in ids.iter().enumerate() {
+                let value = store
+                    .get(row, *a)
+                    .filter(|(_, verified)| *verified >= fresh[k])
+                    .map(|(code, _)| Store::decode(&policy, *a, code));
+                match format {
+                    ExportFormat::Jsonl => {
+                        let v = value.map_or(serde_json::Value::Null, |v| {
+                            serde_json::to_value(v).unwrap_or_default()
+                        });
+                        obj.insert(fields[k].to_string(), v);
+                    }
+                    ExportFormat::Csv => {
+                        line.push(',');
+                        if let Some(v) = value {
+                            line.push_str(&csv_cell(&value_text(&v)));
+                        }
+                    }
+                }
+            }
+            if format == ExportFormat::Jsonl {
+                line = serde_json::Value::Object(obj).to_string();
+            }
+            writeln!(out, "{line}").map_err(io)?;
+        }
+        out.flush().map_err(io)?;
+        Ok(ExportSummary {
+            recipient: recipient.into(),
+            purpose: seg.purpose_key().into(),
+            rows: members.count(),
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            key_version: pseudonymizer.version(),
+        })
+    }
+}
+
+fn value_text(v: &crate::store::Value) -> String {
+    match v {
+        crate::store::Value::Bool(b) => b.to_string(),
+        crate::store::Value::Int(i) => i.to_string(),
+        crate::store::Value::Str(s) => s.clone(),
+    }
+}
+
+fn csv_cell(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
