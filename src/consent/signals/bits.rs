@@ -262,7 +262,12 @@ impl BitWriter {
 
     /// Writes a bitfield of `n` bits with the given 1-based ids set.
     /// Ids must be ascending, unique and in `1..=n`.
-    pub fn write_id_bitfield<I>(&mut self, n: usize, ids: I, field: &'static str) -> SignalResult<()>
+    pub fn write_id_bitfield<I>(
+        &mut self,
+        n: usize,
+        ids: I,
+        field: &'static str,
+    ) -> SignalResult<()>
     where
         I: IntoIterator<Item = u16>,
     {
@@ -376,7 +381,13 @@ mod tests {
     #[test]
     fn invalid_base64_reports_position() {
         let err = Bits::from_base64url("AB+C").unwrap_err();
-        assert_eq!(err, SignalError::InvalidBase64 { position: 2, ch: '+' });
+        assert_eq!(
+            err,
+            SignalError::InvalidBase64 {
+                position: 2,
+                ch: '+'
+            }
+        );
         assert!(Bits::from_base64url("cAAAAAAAITg=").is_ok());
     }
 
@@ -396,7 +407,13 @@ mod tests {
             let mut w = BitWriter::new();
             w.write_fibonacci(v, "v").unwrap();
             let written: String = (0..w.len())
-                .map(|p| if (w.bytes[p / 8] >> (7 - p % 8)) & 1 == 1 { '1' } else { '0' })
+                .map(|p| {
+                    if (w.bytes[p / 8] >> (7 - p % 8)) & 1 == 1 {
+                        '1'
+                    } else {
+                        '0'
+                    }
+                })
                 .collect();
             assert_eq!(written, code, "value {v}");
             let bits = Bits {

@@ -26,7 +26,9 @@ pub enum SignalError {
         ch: char,
     },
     /// The data ended before a field could be read completely.
-    #[error("truncated data reading {field} at bit {offset}: {needed} bits needed, {available} available")]
+    #[error(
+        "truncated data reading {field} at bit {offset}: {needed} bits needed, {available} available"
+    )]
     Truncated {
         /// Field being read.
         field: &'static str,
@@ -114,7 +116,9 @@ pub enum SignalError {
         reason: &'static str,
     },
     /// The GPP header names a section that is absent from the string.
-    #[error("GPP header names section id {section_id} (position {index}) but the string has no such section")]
+    #[error(
+        "GPP header names section id {section_id} (position {index}) but the string has no such section"
+    )]
     SectionMissing {
         /// Section id from the header.
         section_id: u16,

@@ -142,7 +142,9 @@ pub fn encode_header(ids: &[u16], padding: Padding) -> SignalResult<String> {
         if id <= prev {
             return Err(SignalError::Encode {
                 field: "SectionIds",
-                reason: format!("section ids must be ascending, unique and >= 1 (got {id} after {prev})"),
+                reason: format!(
+                    "section ids must be ascending, unique and >= 1 (got {id} after {prev})"
+                ),
             });
         }
         match runs.last_mut() {
@@ -195,7 +197,12 @@ impl GppString {
         for (index, &id) in ids.iter().enumerate() {
             let text = match texts.get(index) {
                 Some(t) if !t.is_empty() => *t,
-                _ => return Err(SignalError::SectionMissing { section_id: id, index }),
+                _ => {
+                    return Err(SignalError::SectionMissing {
+                        section_id: id,
+                        index,
+                    });
+                }
             };
             let wrap = |e: SignalError| SignalError::InSection {
                 section_id: id,

@@ -433,19 +433,30 @@ fn read_vendor_section(r: &mut BitReader<'_>, names: &VNames) -> SignalResult<Ve
     })
 }
 
-fn check_ranges(entries: &[VendorRange], max: Option<u16>, field: &'static str) -> SignalResult<()> {
+fn check_ranges(
+    entries: &[VendorRange],
+    max: Option<u16>,
+    field: &'static str,
+) -> SignalResult<()> {
     for (i, e) in entries.iter().enumerate() {
         let bad = if e.start == 0 {
             Some("vendor ids start at 1".to_string())
         } else if e.start > e.end {
             Some(format!("range {}..={} has start > end", e.start, e.end))
         } else if max.is_some_and(|m| e.end > m) {
-            Some(format!("id {} exceeds MaxVendorId {}", e.end, max.unwrap_or(0)))
+            Some(format!(
+                "id {} exceeds MaxVendorId {}",
+                e.end,
+                max.unwrap_or(0)
+            ))
         } else if entries[..i]
             .iter()
             .any(|p| p.start <= e.end && e.start <= p.end)
         {
-            Some(format!("range {}..={} overlaps an earlier entry", e.start, e.end))
+            Some(format!(
+                "range {}..={} overlaps an earlier entry",
+                e.start, e.end
+            ))
         } else {
             None
         };
@@ -462,7 +473,12 @@ fn check_ranges(entries: &[VendorRange], max: Option<u16>, field: &'static str) 
     Ok(())
 }
 
-fn write_ranges(w: &mut BitWriter, entries: &[VendorRange], max: Option<u16>, field: &'static str) -> SignalResult<()> {
+fn write_ranges(
+    w: &mut BitWriter,
+    entries: &[VendorRange],
+    max: Option<u16>,
+    field: &'static str,
+) -> SignalResult<()> {
     check_ranges(entries, max, field)?;
     w.write(entries.len() as u64, 12, field)?;
     for e in entries {
@@ -478,7 +494,11 @@ fn write_ranges(w: &mut BitWriter, entries: &[VendorRange], max: Option<u16>, fi
     Ok(())
 }
 
-fn write_vendor_section(w: &mut BitWriter, v: &VendorSection, field: &'static str) -> SignalResult<()> {
+fn write_vendor_section(
+    w: &mut BitWriter,
+    v: &VendorSection,
+    field: &'static str,
+) -> SignalResult<()> {
     w.write(u64::from(v.max_vendor_id), 16, field)?;
     match &v.encoding {
         VendorEncoding::Bitfield { ids } => {
@@ -492,7 +512,12 @@ fn write_vendor_section(w: &mut BitWriter, v: &VendorSection, field: &'static st
     }
 }
 
-fn write_small_ids(w: &mut BitWriter, n: usize, ids: &[u8], field: &'static str) -> SignalResult<()> {
+fn write_small_ids(
+    w: &mut BitWriter,
+    n: usize,
+    ids: &[u8],
+    field: &'static str,
+) -> SignalResult<()> {
     w.write_id_bitfield(n, ids.iter().map(|&x| u16::from(x)), field)
 }
 
@@ -509,7 +534,9 @@ impl VendorSection {
     pub fn contains(&self, id: u16) -> bool {
         match &self.encoding {
             VendorEncoding::Bitfield { ids } => ids.binary_search(&id).is_ok(),
-            VendorEncoding::Range { entries } => entries.iter().any(|e| e.start <= id && id <= e.end),
+            VendorEncoding::Range { entries } => {
+                entries.iter().any(|e| e.start <= id && id <= e.end)
+            }
         }
     }
 
@@ -560,14 +587,18 @@ impl TcString {
         let mut parts = s.split('.');
         let core_str = parts.next().unwrap_or("");
         if core_str.is_empty() {
-            return Err(SignalError::Empty { what: "TC string core segment" });
+            return Err(SignalError::Empty {
+                what: "TC string core segment",
+            });
         }
         let core = decode_core(core_str)?;
         let mut segments: Vec<Segment> = Vec::new();
         for (i, part) in parts.enumerate() {
             let index = i + 1;
             if part.is_empty() {
-                return Err(SignalError::Empty { what: "TC string segment" });
+                return Err(SignalError::Empty {
+                    what: "TC string segment",
+                });
             }
             let bits = Bits::from_base64url(part)?;
             let mut r = bits.reader();
@@ -616,7 +647,9 @@ impl TcString {
             let mut w = BitWriter::new();
             w.write(u64::from(t), 3, "SegmentType")?;
             match seg {
-                Segment::DisclosedVendors(v) => write_vendor_section(&mut w, v, "DisclosedVendors")?,
+                Segment::DisclosedVendors(v) => {
+                    write_vendor_section(&mut w, v, "DisclosedVendors")?
+                }
                 Segment::AllowedVendors(v) => write_vendor_section(&mut w, v, "AllowedVendors")?,
                 Segment::PublisherTc(p) => encode_publisher_tc(&mut w, p)?,
             }
@@ -710,8 +743,7 @@ impl TcString {
                 reason: "TCF v2.3 requires the DisclosedVendors segment",
             });
         }
-        if c
-            .publisher_restrictions
+        if c.publisher_restrictions
             .iter()
             .any(|p| p.restriction_type == RestrictionType::Undefined)
         {
@@ -803,7 +835,8 @@ fn decode_core(s: &str) -> SignalResult<CoreSegment> {
     let mut publisher_restrictions = Vec::with_capacity(n.min(r.remaining() / 20 + 1));
     for _ in 0..n {
         let purpose_id = r.read(6, "PubRestrictionEntry.PurposeId")? as u8;
-        let restriction_type = RestrictionType::from_bits(r.read(2, "PubRestrictionEntry.RestrictionType")?);
+        let restriction_type =
+            RestrictionType::from_bits(r.read(2, "PubRestrictionEntry.RestrictionType")?);
         let entries = read_ranges(&mut r, &V_PUBRESTR, None)?;
         publisher_restrictions.push(PublisherRestriction {
             purpose_id,
@@ -853,17 +886,39 @@ fn encode_core(c: &CoreSegment) -> SignalResult<BitWriter> {
     w.write(u64::from(c.tcf_policy_version), 6, "TcfPolicyVersion")?;
     w.write_bool(c.is_service_specific);
     w.write_bool(c.use_non_standard_texts);
-    write_small_ids(&mut w, 12, &c.special_feature_opt_ins, "SpecialFeatureOptIns")?;
+    write_small_ids(
+        &mut w,
+        12,
+        &c.special_feature_opt_ins,
+        "SpecialFeatureOptIns",
+    )?;
     write_small_ids(&mut w, 24, &c.purposes_consent, "PurposesConsent")?;
-    write_small_ids(&mut w, 24, &c.purposes_li_transparency, "PurposesLITransparency")?;
+    write_small_ids(
+        &mut w,
+        24,
+        &c.purposes_li_transparency,
+        "PurposesLITransparency",
+    )?;
     w.write_bool(c.purpose_one_treatment);
     write_letters(&mut w, &c.publisher_cc, "PublisherCC")?;
     write_vendor_section(&mut w, &c.vendor_consents, "VendorConsents")?;
-    write_vendor_section(&mut w, &c.vendor_legitimate_interests, "VendorLegitimateInterests")?;
-    w.write(c.publisher_restrictions.len() as u64, 12, "NumPubRestrictions")?;
+    write_vendor_section(
+        &mut w,
+        &c.vendor_legitimate_interests,
+        "VendorLegitimateInterests",
+    )?;
+    w.write(
+        c.publisher_restrictions.len() as u64,
+        12,
+        "NumPubRestrictions",
+    )?;
     for p in &c.publisher_restrictions {
         w.write(u64::from(p.purpose_id), 6, "PubRestrictionEntry.PurposeId")?;
-        w.write(p.restriction_type.bits(), 2, "PubRestrictionEntry.RestrictionType")?;
+        w.write(
+            p.restriction_type.bits(),
+            2,
+            "PubRestrictionEntry.RestrictionType",
+        )?;
         write_ranges(&mut w, &p.entries, None, "PubRestrictionEntry")?;
     }
     Ok(w)
@@ -871,10 +926,12 @@ fn encode_core(c: &CoreSegment) -> SignalResult<BitWriter> {
 
 fn decode_publisher_tc(r: &mut BitReader<'_>) -> SignalResult<PublisherTc> {
     let pub_purposes_consent = small_ids(r.read_id_bitfield(24, "PubPurposesConsent")?);
-    let pub_purposes_li_transparency = small_ids(r.read_id_bitfield(24, "PubPurposesLITransparency")?);
+    let pub_purposes_li_transparency =
+        small_ids(r.read_id_bitfield(24, "PubPurposesLITransparency")?);
     let n = r.read(6, "NumCustomPurposes")? as usize;
     let custom_purposes_consent = small_ids(r.read_id_bitfield(n, "CustomPurposesConsent")?);
-    let custom_purposes_li_transparency = small_ids(r.read_id_bitfield(n, "CustomPurposesLITransparency")?);
+    let custom_purposes_li_transparency =
+        small_ids(r.read_id_bitfield(n, "CustomPurposesLITransparency")?);
     Ok(PublisherTc {
         pub_purposes_consent,
         pub_purposes_li_transparency,
@@ -886,9 +943,19 @@ fn decode_publisher_tc(r: &mut BitReader<'_>) -> SignalResult<PublisherTc> {
 
 fn encode_publisher_tc(w: &mut BitWriter, p: &PublisherTc) -> SignalResult<()> {
     write_small_ids(w, 24, &p.pub_purposes_consent, "PubPurposesConsent")?;
-    write_small_ids(w, 24, &p.pub_purposes_li_transparency, "PubPurposesLITransparency")?;
+    write_small_ids(
+        w,
+        24,
+        &p.pub_purposes_li_transparency,
+        "PubPurposesLITransparency",
+    )?;
     w.write(u64::from(p.num_custom_purposes), 6, "NumCustomPurposes")?;
     let n = usize::from(p.num_custom_purposes);
     write_small_ids(w, n, &p.custom_purposes_consent, "CustomPurposesConsent")?;
-    write_small_ids(w, n, &p.custom_purposes_li_transparency, "CustomPurposesLITransparency")
+    write_small_ids(
+        w,
+        n,
+        &p.custom_purposes_li_transparency,
+        "CustomPurposesLITransparency",
+    )
 }

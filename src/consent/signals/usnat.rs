@@ -95,7 +95,9 @@ impl UsNat {
         let mut parts = s.split('.');
         let core = parts.next().unwrap_or("");
         if core.is_empty() {
-            return Err(SignalError::Empty { what: "usnat core segment" });
+            return Err(SignalError::Empty {
+                what: "usnat core segment",
+            });
         }
         let bits = Bits::from_base64url(core)?;
         let mut r = bits.reader();
@@ -126,7 +128,9 @@ impl UsNat {
         let mut gpc = None;
         for part in parts {
             if part.is_empty() {
-                return Err(SignalError::Empty { what: "usnat sub-section" });
+                return Err(SignalError::Empty {
+                    what: "usnat sub-section",
+                });
             }
             let bits = Bits::from_base64url(part)?;
             let mut r = bits.reader();
@@ -241,10 +245,26 @@ impl UsNat {
         for &v in &self.known_child_sensitive_data_consents {
             w.write(u64::from(v), 2, "KnownChildSensitiveDataConsents")?;
         }
-        w.write(u64::from(self.personal_data_consents), 2, "PersonalDataConsents")?;
-        w.write(u64::from(self.mspa_covered_transaction), 2, "MspaCoveredTransaction")?;
-        w.write(u64::from(self.mspa_opt_out_option_mode), 2, "MspaOptOutOptionMode")?;
-        w.write(u64::from(self.mspa_service_provider_mode), 2, "MspaServiceProviderMode")?;
+        w.write(
+            u64::from(self.personal_data_consents),
+            2,
+            "PersonalDataConsents",
+        )?;
+        w.write(
+            u64::from(self.mspa_covered_transaction),
+            2,
+            "MspaCoveredTransaction",
+        )?;
+        w.write(
+            u64::from(self.mspa_opt_out_option_mode),
+            2,
+            "MspaOptOutOptionMode",
+        )?;
+        w.write(
+            u64::from(self.mspa_service_provider_mode),
+            2,
+            "MspaServiceProviderMode",
+        )?;
         let mut out = w.to_base64url(padding);
         if let Some(g) = self.gpc {
             let mut w = BitWriter::new();
