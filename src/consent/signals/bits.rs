@@ -21,16 +21,20 @@ pub enum Padding {
     Sextet,
 }
 
-fn sextet(c: u8) -> Option<u8> {
-    match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'-' => Some(62),
-        b'_' => Some(63),
-        _ => None,
+const INVALID: u8 = 0xff;
+
+const DECODE: [u8; 256] = {
+    let mut t = [INVALID; 256];
+    let mut i = 0;
+    while i < 64 {
+        t[ALPHABET[i] as usize] = i as u8;
+        i += 1;
     }
-}
+    t
+};
+
+/// Zero bytes kept after the data so that reads can load 8 bytes at once.
+const SLACK: usize = 8;
 
 /// Bits decoded from a base64url segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,14 +49,17 @@ impl Bits {
     pub fn from_base64url(s: &str) -> SignalResult<Self> {
         let raw = s.trim_end_matches('=').as_bytes();
         let len = raw.len() * 6;
-        let mut bytes = Vec::with_capacity(len.div_ceil(8));
+        let mut bytes = Vec::with_capacity(len.div_ceil(8) + SLACK);
         let mut acc: u32 = 0;
         let mut nacc = 0u32;
         for (i, &c) in raw.iter().enumerate() {
-            let v = sextet(c).ok_or_else(|| SignalError::InvalidBase64 {
-                position: i,
-                ch: s[i..].chars().next().unwrap_or('\u{fffd}'),
-            })?;
+            let v = DECODE[usize::from(c)];
+            if v == INVALID {
+                return Err(SignalError::InvalidBase64 {
+                    position: i,
+                    ch: s.get(i..).and_then(|t| t.chars().next()).unwrap_or('\u{fffd}'),
+                });
+            }
             acc = (acc << 6) | u32::from(v);
             nacc += 6;
             if nacc >= 8 {
@@ -64,6 +71,7 @@ impl Bits {
         if nacc > 0 {
             bytes.push((acc << (8 - nacc)) as u8);
         }
+        bytes.resize(bytes.len() + SLACK, 0);
         Ok(Self { bytes, len })
     }
 
@@ -106,29 +114,44 @@ impl BitReader<'_> {
         self.len - self.pos
     }
 
-    /// Reads an unsigned integer of `n` bits (n <= 64).
+    /// Loads 57 or more bits starting at `pos`, left-aligned in a `u64`.
+    /// Relies on the zero slack after the data.
+    #[inline]
+    fn peek64(&self, pos: usize) -> u64 {
+        let i = pos / 8;
+        let mut buf = [0u8; 8];
+        if let Some(src) = self.data.get(i..i + 8) {
+            buf.copy_from_slice(src);
+        } else {
+            let end = self.data.len().min(i + 8);
+            if i < end {
+                buf[..end - i].copy_from_slice(&self.data[i..end]);
+            }
+        }
+        u64::from_be_bytes(buf) << (pos % 8)
+    }
+
+    fn truncated(&self, n: usize, field: &'static str) -> SignalError {
+        SignalError::Truncated {
+            field,
+            offset: self.pos,
+            needed: n,
+            available: self.remaining(),
+        }
+    }
+
+    /// Reads an unsigned integer of `n` bits (n <= 57).
+    #[inline]
     pub fn read(&mut self, n: usize, field: &'static str) -> SignalResult<u64> {
-        debug_assert!(n <= 64);
+        debug_assert!(n <= 57);
         if self.remaining() < n {
-            return Err(SignalError::Truncated {
-                field,
-                offset: self.pos,
-                needed: n,
-                available: self.remaining(),
-            });
+            return Err(self.truncated(n, field));
         }
-        let mut v: u64 = 0;
-        let mut left = n;
-        while left > 0 {
-            let byte = self.data[self.pos / 8];
-            let used = self.pos % 8;
-            let avail = 8 - used;
-            let take = avail.min(left);
-            let bits = (u64::from(byte) >> (avail - take)) & ((1u64 << take) - 1);
-            v = (v << take) | bits;
-            self.pos += take;
-            left -= take;
+        if n == 0 {
+            return Ok(0);
         }
+        let v = self.peek64(self.pos) >> (64 - n);
+        self.pos += n;
         Ok(v)
     }
 
@@ -140,31 +163,42 @@ impl BitReader<'_> {
     /// Reads a fixed-length bitfield of `n` bits and returns the 1-based ids
     /// of the set bits, ascending.
     pub fn read_id_bitfield(&mut self, n: usize, field: &'static str) -> SignalResult<Vec<u16>> {
-        if self.remaining() < n {
-            return Err(SignalError::Truncated {
-                field,
-                offset: self.pos,
-                needed: n,
-                available: self.remaining(),
-            });
-        }
         let mut out = Vec::new();
+        self.for_each_set_bit(n, field, |id| out.push(id as u16))?;
+        Ok(out)
+    }
+
+    /// Like [`BitReader::read_id_bitfield`] for fields of at most 255 bits.
+    pub fn read_small_id_bitfield(&mut self, n: usize, field: &'static str) -> SignalResult<Vec<u8>> {
+        debug_assert!(n <= 255);
+        let mut out = Vec::new();
+        self.for_each_set_bit(n, field, |id| out.push(id as u8))?;
+        Ok(out)
+    }
+
+    fn for_each_set_bit(
+        &mut self,
+        n: usize,
+        field: &'static str,
+        mut f: impl FnMut(usize),
+    ) -> SignalResult<()> {
+        if self.remaining() < n {
+            return Err(self.truncated(n, field));
+        }
         let start = self.pos;
-        let mut i = 0usize;
-        while i < n {
-            let p = start + i;
-            // Skip whole zero bytes quickly.
-            if p % 8 == 0 && n - i >= 8 && self.data[p / 8] == 0 {
-                i += 8;
-                continue;
+        let mut done = 0usize;
+        while done < n {
+            let take = (n - done).min(56);
+            let mut word = self.peek64(start + done) >> (64 - take);
+            while word != 0 {
+                let k = 63 - word.leading_zeros() as usize; // bit index from the right
+                f(done + (take - 1 - k) + 1);
+                word &= !(1u64 << k);
             }
-            if (self.data[p / 8] >> (7 - p % 8)) & 1 == 1 {
-                out.push((i + 1) as u16);
-            }
-            i += 1;
+            done += take;
         }
         self.pos += n;
-        Ok(out)
+        Ok(())
     }
 
     /// Reads a Fibonacci-coded positive integer (terminated by `11`).

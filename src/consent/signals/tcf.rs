@@ -322,10 +322,6 @@ const V_PUBRESTR: VNames = VNames {
     end: "PubRestrictionEntry.EndVendorId",
 };
 
-fn small_ids(v: Vec<u16>) -> Vec<u8> {
-    v.into_iter().map(|x| x as u8).collect()
-}
-
 fn read_letters(r: &mut BitReader<'_>, field: &'static str) -> SignalResult<String> {
     let mut s = String::with_capacity(2);
     for _ in 0..2 {
@@ -824,9 +820,9 @@ fn decode_core(s: &str) -> SignalResult<CoreSegment> {
     let tcf_policy_version = r.read(6, "TcfPolicyVersion")? as u8;
     let is_service_specific = r.read_bool("IsServiceSpecific")?;
     let use_non_standard_texts = r.read_bool("UseNonStandardTexts")?;
-    let special_feature_opt_ins = small_ids(r.read_id_bitfield(12, "SpecialFeatureOptIns")?);
-    let purposes_consent = small_ids(r.read_id_bitfield(24, "PurposesConsent")?);
-    let purposes_li_transparency = small_ids(r.read_id_bitfield(24, "PurposesLITransparency")?);
+    let special_feature_opt_ins = r.read_small_id_bitfield(12, "SpecialFeatureOptIns")?;
+    let purposes_consent = r.read_small_id_bitfield(24, "PurposesConsent")?;
+    let purposes_li_transparency = r.read_small_id_bitfield(24, "PurposesLITransparency")?;
     let purpose_one_treatment = r.read_bool("PurposeOneTreatment")?;
     let publisher_cc = read_letters(&mut r, "PublisherCC")?;
     let vendor_consents = read_vendor_section(&mut r, &V_CONSENT)?;
@@ -925,13 +921,13 @@ fn encode_core(c: &CoreSegment) -> SignalResult<BitWriter> {
 }
 
 fn decode_publisher_tc(r: &mut BitReader<'_>) -> SignalResult<PublisherTc> {
-    let pub_purposes_consent = small_ids(r.read_id_bitfield(24, "PubPurposesConsent")?);
+    let pub_purposes_consent = r.read_small_id_bitfield(24, "PubPurposesConsent")?;
     let pub_purposes_li_transparency =
-        small_ids(r.read_id_bitfield(24, "PubPurposesLITransparency")?);
+        r.read_small_id_bitfield(24, "PubPurposesLITransparency")?;
     let n = r.read(6, "NumCustomPurposes")? as usize;
-    let custom_purposes_consent = small_ids(r.read_id_bitfield(n, "CustomPurposesConsent")?);
+    let custom_purposes_consent = r.read_small_id_bitfield(n, "CustomPurposesConsent")?;
     let custom_purposes_li_transparency =
-        small_ids(r.read_id_bitfield(n, "CustomPurposesLITransparency")?);
+        r.read_small_id_bitfield(n, "CustomPurposesLITransparency")?;
     Ok(PublisherTc {
         pub_purposes_consent,
         pub_purposes_li_transparency,
