@@ -5,8 +5,8 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use privseg::consent::signals::gpp::GppString;
 use privseg::consent::signals::tcf::{
-    PublisherRestriction, RestrictionType, Segment, TcString, VendorEncoding, VendorRange,
-    VendorSection,
+    PublisherRestriction, RestrictionType, Segment, TcString, VendorBits, VendorEncoding,
+    VendorRange, VendorSection,
 };
 
 /// A TCF v2.3 string shaped like a common CMP output: a few hundred vendors
@@ -20,7 +20,7 @@ fn typical() -> String {
     tc.core.vendor_consents = VendorSection {
         max_vendor_id: 1100,
         encoding: VendorEncoding::Bitfield {
-            ids: (1..=1100).filter(|v| v % 3 != 0).collect(),
+            ids: VendorBits::from_ids((1..=1100).filter(|v| v % 3 != 0)),
         },
     };
     tc.core.vendor_legitimate_interests = VendorSection {

@@ -10,7 +10,7 @@ use privseg::consent::signals::gpp::{
 };
 use privseg::consent::signals::mapping::{SignalDecisionKind, SignalMapping, sha256_hex};
 use privseg::consent::signals::tcf::{
-    RestrictionType, Segment, TcString, TcfOptions, VendorEncoding, VendorRange,
+    RestrictionType, Segment, TcString, TcfOptions, VendorBits, VendorEncoding, VendorRange,
 };
 use privseg::consent::signals::usnat::UsNat;
 use privseg::consent::signals::usp::{UsPrivacy, UspFlag};
@@ -191,7 +191,7 @@ fn tcf_handmade_all_segments() {
     assert_eq!(
         c.vendor_consents.encoding,
         VendorEncoding::Bitfield {
-            ids: vec![2, 5, 12]
+            ids: VendorBits::from_ids([2, 5, 12])
         }
     );
     assert!(c.vendor_consents.contains(5));

@@ -7,7 +7,7 @@ use proptest::sample::Index;
 use privseg::consent::signals::gpp::{GppOptions, GppSection, GppString};
 use privseg::consent::signals::tcf::{
     CoreSegment, PublisherRestriction, PublisherTc, RestrictionType, Segment, TcString, TcfOptions,
-    VendorEncoding, VendorRange, VendorSection,
+    VendorBits, VendorEncoding, VendorRange, VendorSection,
 };
 use privseg::consent::signals::usnat::UsNat;
 use privseg::consent::signals::usp::{UsPrivacy, UspFlag};
@@ -35,10 +35,10 @@ fn vendor_section() -> impl Strategy<Value = VendorSection> {
     prop_oneof![
         (0u16..400).prop_flat_map(|max| {
             let ids = if max == 0 {
-                Just(Vec::new()).boxed()
+                Just(VendorBits::new()).boxed()
             } else {
                 proptest::collection::btree_set(1..=max, 0..40)
-                    .prop_map(|s| s.into_iter().collect::<Vec<u16>>())
+                    .prop_map(VendorBits::from_ids)
                     .boxed()
             };
             ids.prop_map(move |ids| VendorSection {

@@ -50,15 +50,39 @@ impl Bits {
         let raw = s.trim_end_matches('=').as_bytes();
         let len = raw.len() * 6;
         let mut bytes = Vec::with_capacity(len.div_ceil(8) + SLACK);
+        let invalid = |i: usize| SignalError::InvalidBase64 {
+            position: i,
+            ch: s
+                .get(i..)
+                .and_then(|t| t.chars().next())
+                .unwrap_or('\u{fffd}'),
+        };
+        let mut chunks = raw.chunks_exact(4);
+        for (k, c) in chunks.by_ref().enumerate() {
+            let (a, b, cc, d) = (
+                DECODE[usize::from(c[0])],
+                DECODE[usize::from(c[1])],
+                DECODE[usize::from(c[2])],
+                DECODE[usize::from(c[3])],
+            );
+            if (a | b | cc | d) & 0xc0 != 0 {
+                let j = c
+                    .iter()
+                    .position(|&x| DECODE[usize::from(x)] == INVALID)
+                    .unwrap_or(0);
+                return Err(invalid(k * 4 + j));
+            }
+            let v =
+                (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(cc) << 6) | u32::from(d);
+            bytes.extend_from_slice(&[(v >> 16) as u8, (v >> 8) as u8, v as u8]);
+        }
+        let base = raw.len() - chunks.remainder().len();
         let mut acc: u32 = 0;
         let mut nacc = 0u32;
-        for (i, &c) in raw.iter().enumerate() {
+        for (i, &c) in chunks.remainder().iter().enumerate() {
             let v = DECODE[usize::from(c)];
             if v == INVALID {
-                return Err(SignalError::InvalidBase64 {
-                    position: i,
-                    ch: s.get(i..).and_then(|t| t.chars().next()).unwrap_or('\u{fffd}'),
-                });
+                return Err(invalid(base + i));
             }
             acc = (acc << 6) | u32::from(v);
             nacc += 6;
@@ -163,17 +187,36 @@ impl BitReader<'_> {
     /// Reads a fixed-length bitfield of `n` bits and returns the 1-based ids
     /// of the set bits, ascending.
     pub fn read_id_bitfield(&mut self, n: usize, field: &'static str) -> SignalResult<Vec<u16>> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.count_ones(n));
         self.for_each_set_bit(n, field, |id| out.push(id as u16))?;
         Ok(out)
     }
 
     /// Like [`BitReader::read_id_bitfield`] for fields of at most 255 bits.
-    pub fn read_small_id_bitfield(&mut self, n: usize, field: &'static str) -> SignalResult<Vec<u8>> {
+    pub fn read_small_id_bitfield(
+        &mut self,
+        n: usize,
+        field: &'static str,
+    ) -> SignalResult<Vec<u8>> {
         debug_assert!(n <= 255);
         let mut out = Vec::new();
         self.for_each_set_bit(n, field, |id| out.push(id as u8))?;
         Ok(out)
+    }
+
+    /// Number of set bits among the next `n` (0 when fewer remain).
+    fn count_ones(&self, n: usize) -> usize {
+        if self.remaining() < n {
+            return 0;
+        }
+        let mut done = 0usize;
+        let mut count = 0usize;
+        while done < n {
+            let take = (n - done).min(56);
+            count += (self.peek64(self.pos + done) >> (64 - take)).count_ones() as usize;
+            done += take;
+        }
+        count
     }
 
     fn for_each_set_bit(

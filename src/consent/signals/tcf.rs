@@ -96,13 +96,144 @@ pub enum VendorEncoding {
     /// `IsRangeEncoding = 0`: the ids of the set bits, ascending.
     Bitfield {
         /// Vendor ids whose bit is set.
-        ids: Vec<u16>,
+        ids: VendorBits,
     },
     /// `IsRangeEncoding = 1`: range entries, in string order.
     Range {
         /// Range entries.
         entries: Vec<VendorRange>,
     },
+}
+
+/// A set of vendor ids stored as a bitset (O(1) membership). Serialised as
+/// an ascending list of ids. Two sets are equal when they hold the same ids.
+#[derive(Clone, PartialEq, Eq, Default, Hash)]
+pub struct VendorBits {
+    /// Bit `63 - (id - 1) % 64` of word `(id - 1) / 64` stands for `id`;
+    /// no trailing all-zero words.
+    words: Vec<u64>,
+}
+
+impl VendorBits {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A set holding the given ids (0 is ignored: vendor ids start at 1).
+    pub fn from_ids<I: IntoIterator<Item = u16>>(ids: I) -> Self {
+        let mut s = Self::new();
+        for id in ids {
+            s.insert(id);
+        }
+        s
+    }
+
+    /// Adds `id` (ignored when 0).
+    pub fn insert(&mut self, id: u16) {
+        if id == 0 {
+            return;
+        }
+        let i = usize::from(id - 1);
+        if self.words.len() <= i / 64 {
+            self.words.resize(i / 64 + 1, 0);
+        }
+        self.words[i / 64] |= 1u64 << (63 - i % 64);
+    }
+
+    /// Whether `id` is in the set.
+    pub fn contains(&self, id: u16) -> bool {
+        if id == 0 {
+            return false;
+        }
+        let i = usize::from(id - 1);
+        self.words
+            .get(i / 64)
+            .is_some_and(|w| (w >> (63 - i % 64)) & 1 == 1)
+    }
+
+    /// Number of ids.
+    pub fn len(&self) -> usize {
+        self.words.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    /// True when the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// The largest id, if any.
+    pub fn max_id(&self) -> Option<u16> {
+        let last = self.words.last()?;
+        let k = (self.words.len() - 1) * 64 + 63 - last.trailing_zeros() as usize;
+        Some((k + 1) as u16)
+    }
+
+    /// The ids, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        self.words.iter().enumerate().flat_map(|(k, &w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                if w == 0 {
+                    return None;
+                }
+                let lz = w.leading_zeros() as usize;
+                w &= !(1u64 << (63 - lz));
+                Some((k * 64 + lz + 1) as u16)
+            })
+        })
+    }
+
+    fn read(r: &mut BitReader<'_>, n: usize, field: &'static str) -> SignalResult<Self> {
+        if r.remaining() < n {
+            // Let the reader build the error with the right offset.
+            r.read_id_bitfield(n, field)?;
+        }
+        let mut words = Vec::with_capacity(n.div_ceil(64));
+        let mut left = n;
+        while left > 0 {
+            let take = left.min(64);
+            let hi = take.min(32);
+            let mut w = r.read(hi, field)? << (64 - hi);
+            if take > 32 {
+                w |= r.read(take - 32, field)? << (32 - (take - 32));
+            }
+            words.push(w);
+            left -= take;
+        }
+        while words.last() == Some(&0) {
+            words.pop();
+        }
+        Ok(Self { words })
+    }
+}
+
+impl FromIterator<u16> for VendorBits {
+    fn from_iter<I: IntoIterator<Item = u16>>(iter: I) -> Self {
+        Self::from_ids(iter)
+    }
+}
+
+impl std::fmt::Debug for VendorBits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for VendorBits {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for VendorBits {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let ids = Vec::<u16>::deserialize(d)?;
+        if ids.contains(&0) {
+            return Err(serde::de::Error::custom("vendor ids start at 1"));
+        }
+        Ok(Self::from_ids(ids))
+    }
 }
 
 /// An inclusive range of vendor ids. A single id has `start == end` and is
@@ -420,7 +551,7 @@ fn read_vendor_section(r: &mut BitReader<'_>, names: &VNames) -> SignalResult<Ve
         }
     } else {
         VendorEncoding::Bitfield {
-            ids: r.read_id_bitfield(usize::from(max_vendor_id), names.bitfield)?,
+            ids: VendorBits::read(r, usize::from(max_vendor_id), names.bitfield)?,
         }
     };
     Ok(VendorSection {
@@ -499,7 +630,7 @@ fn write_vendor_section(
     match &v.encoding {
         VendorEncoding::Bitfield { ids } => {
             w.write_bool(false);
-            w.write_id_bitfield(usize::from(v.max_vendor_id), ids.iter().copied(), field)
+            w.write_id_bitfield(usize::from(v.max_vendor_id), ids.iter(), field)
         }
         VendorEncoding::Range { entries } => {
             w.write_bool(true);
@@ -522,14 +653,16 @@ impl VendorSection {
     pub fn empty() -> Self {
         Self {
             max_vendor_id: 0,
-            encoding: VendorEncoding::Bitfield { ids: Vec::new() },
+            encoding: VendorEncoding::Bitfield {
+                ids: VendorBits::new(),
+            },
         }
     }
 
     /// Whether the section includes vendor `id`.
     pub fn contains(&self, id: u16) -> bool {
         match &self.encoding {
-            VendorEncoding::Bitfield { ids } => ids.binary_search(&id).is_ok(),
+            VendorEncoding::Bitfield { ids } => ids.contains(id),
             VendorEncoding::Range { entries } => {
                 entries.iter().any(|e| e.start <= id && id <= e.end)
             }
@@ -539,7 +672,7 @@ impl VendorSection {
     /// All vendor ids in the section, ascending.
     pub fn vendor_ids(&self) -> Vec<u16> {
         match &self.encoding {
-            VendorEncoding::Bitfield { ids } => ids.clone(),
+            VendorEncoding::Bitfield { ids } => ids.iter().collect(),
             VendorEncoding::Range { entries } => {
                 let mut v: Vec<u16> = entries.iter().flat_map(|e| e.start..=e.end).collect();
                 v.sort_unstable();
@@ -784,7 +917,9 @@ impl TcString {
                 publisher_cc: "DE".into(),
                 vendor_consents: VendorSection {
                     max_vendor_id: 10,
-                    encoding: VendorEncoding::Bitfield { ids: vec![2, 10] },
+                    encoding: VendorEncoding::Bitfield {
+                        ids: VendorBits::from_ids([2, 10]),
+                    },
                 },
                 vendor_legitimate_interests: VendorSection::empty(),
                 publisher_restrictions: Vec::new(),
@@ -922,8 +1057,7 @@ fn encode_core(c: &CoreSegment) -> SignalResult<BitWriter> {
 
 fn decode_publisher_tc(r: &mut BitReader<'_>) -> SignalResult<PublisherTc> {
     let pub_purposes_consent = r.read_small_id_bitfield(24, "PubPurposesConsent")?;
-    let pub_purposes_li_transparency =
-        r.read_small_id_bitfield(24, "PubPurposesLITransparency")?;
+    let pub_purposes_li_transparency = r.read_small_id_bitfield(24, "PubPurposesLITransparency")?;
     let n = r.read(6, "NumCustomPurposes")? as usize;
     let custom_purposes_consent = r.read_small_id_bitfield(n, "CustomPurposesConsent")?;
     let custom_purposes_li_transparency =
