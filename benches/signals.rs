@@ -5,7 +5,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use privseg::consent::signals::gpp::GppString;
 use privseg::consent::signals::tcf::{
-    PublisherRestriction, RestrictionType, Segment, TcString, VendorBits, VendorEncoding,
+    IdSet, PublisherRestriction, RestrictionType, Segment, TcString, VendorBits, VendorEncoding,
     VendorRange, VendorSection,
 };
 
@@ -15,8 +15,8 @@ use privseg::consent::signals::tcf::{
 fn typical() -> String {
     let mut tc = TcString::example();
     tc.core.purposes_consent = (1..=11).collect();
-    tc.core.purposes_li_transparency = vec![2, 7, 8, 9, 10, 11];
-    tc.core.special_feature_opt_ins = vec![1, 2];
+    tc.core.purposes_li_transparency = IdSet::from_ids([2, 7, 8, 9, 10, 11]);
+    tc.core.special_feature_opt_ins = IdSet::from_ids([1, 2]);
     tc.core.vendor_consents = VendorSection {
         max_vendor_id: 1100,
         encoding: VendorEncoding::Bitfield {

@@ -10,7 +10,8 @@ use privseg::consent::signals::gpp::{
 };
 use privseg::consent::signals::mapping::{SignalDecisionKind, SignalMapping, sha256_hex};
 use privseg::consent::signals::tcf::{
-    RestrictionType, Segment, TcString, TcfOptions, VendorBits, VendorEncoding, VendorRange,
+    IdSet, PublisherTc, RestrictionType, Segment, TcString, TcfOptions, VendorBits, VendorEncoding,
+    VendorRange,
 };
 use privseg::consent::signals::usnat::UsNat;
 use privseg::consent::signals::usp::{UsPrivacy, UspFlag};
@@ -183,9 +184,9 @@ fn tcf_handmade_all_segments() {
     assert_eq!(c.vendor_list_version, 150);
     assert_eq!(c.tcf_policy_version, 5);
     assert!(c.is_service_specific);
-    assert_eq!(c.special_feature_opt_ins, vec![1, 2]);
-    assert_eq!(c.purposes_consent, vec![1, 2, 3, 4, 7]);
-    assert_eq!(c.purposes_li_transparency, vec![2, 7, 9]);
+    assert_eq!(c.special_feature_opt_ins, IdSet::from_ids([1, 2]));
+    assert_eq!(c.purposes_consent, IdSet::from_ids([1, 2, 3, 4, 7]));
+    assert_eq!(c.purposes_li_transparency, IdSet::from_ids([2, 7, 9]));
     assert_eq!(c.publisher_cc, "FR");
     assert_eq!(c.vendor_consents.max_vendor_id, 12);
     assert_eq!(
@@ -215,11 +216,11 @@ fn tcf_handmade_all_segments() {
     assert_eq!(dv.max_vendor_id, 40);
     assert!(dv.contains(1) && dv.contains(40) && !dv.contains(41));
     let p = tc.publisher_tc().unwrap();
-    assert_eq!(p.pub_purposes_consent, vec![1, 3]);
-    assert_eq!(p.pub_purposes_li_transparency, vec![2]);
+    assert_eq!(p.pub_purposes_consent, IdSet::from_ids([1, 3]));
+    assert_eq!(p.pub_purposes_li_transparency, IdSet::from_ids([2]));
     assert_eq!(p.num_custom_purposes, 2);
-    assert_eq!(p.custom_purposes_consent, vec![1]);
-    assert_eq!(p.custom_purposes_li_transparency, vec![2]);
+    assert_eq!(p.custom_purposes_consent, IdSet::from_ids([1]));
+    assert_eq!(p.custom_purposes_li_transparency, IdSet::from_ids([2]));
     assert!(matches!(tc.segments[0], Segment::DisclosedVendors(_)));
     assert!(matches!(tc.segments[1], Segment::PublisherTc(_)));
     assert_eq!(tc.encode().unwrap(), s);
@@ -496,11 +497,35 @@ fn tcf_encode_rejects_invalid_structs() {
         })
     ));
     let mut tc = TcString::example();
-    tc.core.purposes_consent = vec![3, 2];
+    tc.core.purposes_consent = IdSet::from_ids([3, 25]);
     assert!(matches!(
         tc.encode(),
         Err(SignalError::Encode {
             field: "PurposesConsent",
+            ..
+        })
+    ));
+    let mut tc = TcString::example();
+    tc.segments.push(Segment::PublisherTc(PublisherTc {
+        pub_purposes_consent: IdSet::new(),
+        pub_purposes_li_transparency: IdSet::new(),
+        num_custom_purposes: 2,
+        custom_purposes_consent: IdSet::from_ids([3]),
+        custom_purposes_li_transparency: IdSet::new(),
+    }));
+    assert!(matches!(
+        tc.encode(),
+        Err(SignalError::Encode {
+            field: "CustomPurposesConsent",
+            ..
+        })
+    ));
+    let mut tc = TcString::example();
+    tc.segments.push(tc.segments[0].clone());
+    assert!(matches!(
+        tc.encode(),
+        Err(SignalError::Encode {
+            field: "SegmentType",
             ..
         })
     ));

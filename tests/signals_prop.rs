@@ -6,15 +6,14 @@ use proptest::sample::Index;
 
 use privseg::consent::signals::gpp::{GppOptions, GppSection, GppString};
 use privseg::consent::signals::tcf::{
-    CoreSegment, PublisherRestriction, PublisherTc, RestrictionType, Segment, TcString, TcfOptions,
-    VendorBits, VendorEncoding, VendorRange, VendorSection,
+    CoreSegment, IdSet, PublisherRestriction, PublisherTc, RestrictionType, Segment, TcString,
+    TcfOptions, VendorBits, VendorEncoding, VendorRange, VendorSection,
 };
 use privseg::consent::signals::usnat::UsNat;
 use privseg::consent::signals::usp::{UsPrivacy, UspFlag};
 
-fn ids(max: u8) -> impl Strategy<Value = Vec<u8>> {
-    proptest::collection::btree_set(1..=max, 0..=usize::from(max))
-        .prop_map(|s| s.into_iter().collect())
+fn ids(max: u8) -> impl Strategy<Value = IdSet> {
+    proptest::collection::btree_set(1..=max, 0..=usize::from(max)).prop_map(IdSet::from_ids)
 }
 
 fn ranges(max_entries: usize) -> impl Strategy<Value = Vec<VendorRange>> {
@@ -69,7 +68,7 @@ fn restriction() -> impl Strategy<Value = PublisherRestriction> {
 fn publisher_tc() -> impl Strategy<Value = PublisherTc> {
     (ids(24), ids(24), 0u8..64).prop_flat_map(|(c, l, n)| {
         let custom = if n == 0 {
-            Just((Vec::new(), Vec::new())).boxed()
+            Just((IdSet::new(), IdSet::new())).boxed()
         } else {
             (ids(n), ids(n)).boxed()
         };

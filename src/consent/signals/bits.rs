@@ -74,7 +74,9 @@ impl Bits {
             }
             let v =
                 (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(cc) << 6) | u32::from(d);
-            bytes.extend_from_slice(&[(v >> 16) as u8, (v >> 8) as u8, v as u8]);
+            bytes.push((v >> 16) as u8);
+            bytes.push((v >> 8) as u8);
+            bytes.push(v as u8);
         }
         let base = raw.len() - chunks.remainder().len();
         let mut acc: u32 = 0;
@@ -189,18 +191,6 @@ impl BitReader<'_> {
     pub fn read_id_bitfield(&mut self, n: usize, field: &'static str) -> SignalResult<Vec<u16>> {
         let mut out = Vec::with_capacity(self.count_ones(n));
         self.for_each_set_bit(n, field, |id| out.push(id as u16))?;
-        Ok(out)
-    }
-
-    /// Like [`BitReader::read_id_bitfield`] for fields of at most 255 bits.
-    pub fn read_small_id_bitfield(
-        &mut self,
-        n: usize,
-        field: &'static str,
-    ) -> SignalResult<Vec<u8>> {
-        debug_assert!(n <= 255);
-        let mut out = Vec::new();
-        self.for_each_set_bit(n, field, |id| out.push(id as u8))?;
         Ok(out)
     }
 

@@ -190,18 +190,18 @@ impl SignalMapping {
         let at = tc.last_updated_unix_seconds();
         let c = &tc.core;
         for (&id, key) in &self.tcf_purposes {
-            let kind = if c.purposes_consent.contains(&id) {
+            let kind = if c.purposes_consent.contains(id) {
                 ConsentGranted
             } else {
                 ConsentRefused
             };
             push(out, Some(key), kind, at, p);
-            if self.tcf_li_objections && !c.purposes_li_transparency.contains(&id) {
+            if self.tcf_li_objections && !c.purposes_li_transparency.contains(id) {
                 push(out, Some(key), Objection, at, p);
             }
         }
         for (&id, key) in &self.tcf_special_features {
-            let kind = if c.special_feature_opt_ins.contains(&id) {
+            let kind = if c.special_feature_opt_ins.contains(id) {
                 ConsentGranted
             } else {
                 ConsentRefused

@@ -58,13 +58,13 @@ pub struct CoreSegment {
     /// UseNonStandardTexts (formerly UseNonStandardStacks).
     pub use_non_standard_texts: bool,
     /// SpecialFeatureOptIns: ids (1..=12) of opted-in special features, ascending.
-    pub special_feature_opt_ins: Vec<u8>,
+    pub special_feature_opt_ins: IdSet,
     /// PurposesConsent: ids (1..=24) of consented purposes, ascending.
-    pub purposes_consent: Vec<u8>,
+    pub purposes_consent: IdSet,
     /// PurposesLITransparency: ids (1..=24) of purposes with legitimate interest
     /// established and not objected to, ascending.
     #[serde(rename = "purposesLITransparency")]
-    pub purposes_li_transparency: Vec<u8>,
+    pub purposes_li_transparency: IdSet,
     /// PurposeOneTreatment.
     pub purpose_one_treatment: bool,
     /// PublisherCC, two upper-case letters `A`-`Z`.
@@ -103,6 +103,111 @@ pub enum VendorEncoding {
         /// Range entries.
         entries: Vec<VendorRange>,
     },
+}
+
+/// A set of small ids (1..=64), such as purposes or special features,
+/// stored as a bitmask. Serialised as an ascending list of ids.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct IdSet(u64);
+
+impl IdSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self(0)
+    }
+
+    /// A set holding the given ids; ids outside 1..=64 are ignored.
+    pub fn from_ids<I: IntoIterator<Item = u8>>(ids: I) -> Self {
+        let mut s = Self::new();
+        for id in ids {
+            s.insert(id);
+        }
+        s
+    }
+
+    /// Adds `id`; ids outside 1..=64 are ignored.
+    pub fn insert(&mut self, id: u8) {
+        if (1..=64).contains(&id) {
+            self.0 |= 1u64 << (id - 1);
+        }
+    }
+
+    /// Whether `id` is in the set.
+    pub fn contains(&self, id: u8) -> bool {
+        (1..=64).contains(&id) && (self.0 >> (id - 1)) & 1 == 1
+    }
+
+    /// Number of ids.
+    pub fn len(&self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// True when the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    /// The largest id, if any.
+    pub fn max_id(&self) -> Option<u8> {
+        (self.0 != 0).then(|| (64 - self.0.leading_zeros()) as u8)
+    }
+
+    /// The ids, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = u8> + '_ {
+        let mut w = self.0;
+        std::iter::from_fn(move || {
+            if w == 0 {
+                return None;
+            }
+            let tz = w.trailing_zeros();
+            w &= w - 1;
+            Some((tz + 1) as u8)
+        })
+    }
+
+    fn read(r: &mut BitReader<'_>, n: usize, field: &'static str) -> SignalResult<Self> {
+        debug_assert!(n <= 64);
+        if n == 0 {
+            return Ok(Self::new());
+        }
+        if r.remaining() < n {
+            r.read_id_bitfield(n, field)?;
+        }
+        let hi = n.min(32);
+        let mut v = r.read(hi, field)? << (64 - hi);
+        if n > 32 {
+            v |= r.read(n - 32, field)? << (32 - (n - 32));
+        }
+        Ok(Self(v.reverse_bits()))
+    }
+}
+
+impl FromIterator<u8> for IdSet {
+    fn from_iter<I: IntoIterator<Item = u8>>(iter: I) -> Self {
+        Self::from_ids(iter)
+    }
+}
+
+impl std::fmt::Debug for IdSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for IdSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for IdSet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let ids = Vec::<u8>::deserialize(d)?;
+        if ids.iter().any(|&i| !(1..=64).contains(&i)) {
+            return Err(serde::de::Error::custom("ids must be in 1..=64"));
+        }
+        Ok(Self::from_ids(ids))
+    }
 }
 
 /// A set of vendor ids stored as a bitset (O(1) membership). Serialised as
@@ -320,17 +425,17 @@ impl Segment {
 #[serde(rename_all = "camelCase")]
 pub struct PublisherTc {
     /// PubPurposesConsent: purpose ids (1..=24), ascending.
-    pub pub_purposes_consent: Vec<u8>,
+    pub pub_purposes_consent: IdSet,
     /// PubPurposesLITransparency: purpose ids (1..=24), ascending.
     #[serde(rename = "pubPurposesLITransparency")]
-    pub pub_purposes_li_transparency: Vec<u8>,
+    pub pub_purposes_li_transparency: IdSet,
     /// NumCustomPurposes (6 bits).
     pub num_custom_purposes: u8,
     /// CustomPurposesConsent: custom purpose ids (1..=NumCustomPurposes).
-    pub custom_purposes_consent: Vec<u8>,
+    pub custom_purposes_consent: IdSet,
     /// CustomPurposesLITransparency: custom purpose ids (1..=NumCustomPurposes).
     #[serde(rename = "customPurposesLITransparency")]
-    pub custom_purposes_li_transparency: Vec<u8>,
+    pub custom_purposes_li_transparency: IdSet,
 }
 
 /// Validation options for TC strings.
@@ -642,10 +747,10 @@ fn write_vendor_section(
 fn write_small_ids(
     w: &mut BitWriter,
     n: usize,
-    ids: &[u8],
+    ids: &IdSet,
     field: &'static str,
 ) -> SignalResult<()> {
-    w.write_id_bitfield(n, ids.iter().map(|&x| u16::from(x)), field)
+    w.write_id_bitfield(n, ids.iter().map(u16::from), field)
 }
 
 impl VendorSection {
@@ -849,7 +954,7 @@ impl TcString {
                 reason: "TCF v2.3 requires IsServiceSpecific = 1",
             });
         }
-        for &p in &c.purposes_li_transparency {
+        for p in c.purposes_li_transparency.iter() {
             if v23 && p == 1 {
                 out.push(Violation {
                     field: "PurposesLITransparency",
@@ -910,9 +1015,9 @@ impl TcString {
                 tcf_policy_version: 5,
                 is_service_specific: true,
                 use_non_standard_texts: false,
-                special_feature_opt_ins: vec![1],
-                purposes_consent: vec![1, 2, 3, 4],
-                purposes_li_transparency: vec![2, 7],
+                special_feature_opt_ins: IdSet::from_ids([1]),
+                purposes_consent: IdSet::from_ids([1, 2, 3, 4]),
+                purposes_li_transparency: IdSet::from_ids([2, 7]),
                 purpose_one_treatment: false,
                 publisher_cc: "DE".into(),
                 vendor_consents: VendorSection {
@@ -955,9 +1060,9 @@ fn decode_core(s: &str) -> SignalResult<CoreSegment> {
     let tcf_policy_version = r.read(6, "TcfPolicyVersion")? as u8;
     let is_service_specific = r.read_bool("IsServiceSpecific")?;
     let use_non_standard_texts = r.read_bool("UseNonStandardTexts")?;
-    let special_feature_opt_ins = r.read_small_id_bitfield(12, "SpecialFeatureOptIns")?;
-    let purposes_consent = r.read_small_id_bitfield(24, "PurposesConsent")?;
-    let purposes_li_transparency = r.read_small_id_bitfield(24, "PurposesLITransparency")?;
+    let special_feature_opt_ins = IdSet::read(&mut r, 12, "SpecialFeatureOptIns")?;
+    let purposes_consent = IdSet::read(&mut r, 24, "PurposesConsent")?;
+    let purposes_li_transparency = IdSet::read(&mut r, 24, "PurposesLITransparency")?;
     let purpose_one_treatment = r.read_bool("PurposeOneTreatment")?;
     let publisher_cc = read_letters(&mut r, "PublisherCC")?;
     let vendor_consents = read_vendor_section(&mut r, &V_CONSENT)?;
@@ -1056,12 +1161,11 @@ fn encode_core(c: &CoreSegment) -> SignalResult<BitWriter> {
 }
 
 fn decode_publisher_tc(r: &mut BitReader<'_>) -> SignalResult<PublisherTc> {
-    let pub_purposes_consent = r.read_small_id_bitfield(24, "PubPurposesConsent")?;
-    let pub_purposes_li_transparency = r.read_small_id_bitfield(24, "PubPurposesLITransparency")?;
+    let pub_purposes_consent = IdSet::read(r, 24, "PubPurposesConsent")?;
+    let pub_purposes_li_transparency = IdSet::read(r, 24, "PubPurposesLITransparency")?;
     let n = r.read(6, "NumCustomPurposes")? as usize;
-    let custom_purposes_consent = r.read_small_id_bitfield(n, "CustomPurposesConsent")?;
-    let custom_purposes_li_transparency =
-        r.read_small_id_bitfield(n, "CustomPurposesLITransparency")?;
+    let custom_purposes_consent = IdSet::read(r, n, "CustomPurposesConsent")?;
+    let custom_purposes_li_transparency = IdSet::read(r, n, "CustomPurposesLITransparency")?;
     Ok(PublisherTc {
         pub_purposes_consent,
         pub_purposes_li_transparency,
