@@ -49,7 +49,8 @@ impl Bits {
     pub fn from_base64url(s: &str) -> SignalResult<Self> {
         let raw = s.trim_end_matches('=').as_bytes();
         let len = raw.len() * 6;
-        let mut bytes = Vec::with_capacity(len.div_ceil(8) + SLACK);
+        let nbytes = len.div_ceil(8);
+        let mut bytes = vec![0u8; nbytes + SLACK];
         let invalid = |i: usize| SignalError::InvalidBase64 {
             position: i,
             ch: s
@@ -57,8 +58,9 @@ impl Bits {
                 .and_then(|t| t.chars().next())
                 .unwrap_or('\u{fffd}'),
         };
-        let mut chunks = raw.chunks_exact(4);
-        for (k, c) in chunks.by_ref().enumerate() {
+        let chunks = raw.chunks_exact(4);
+        let rest = chunks.remainder();
+        for (k, (c, out)) in chunks.zip(bytes.chunks_exact_mut(3)).enumerate() {
             let (a, b, cc, d) = (
                 DECODE[usize::from(c[0])],
                 DECODE[usize::from(c[1])],
@@ -74,14 +76,15 @@ impl Bits {
             }
             let v =
                 (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(cc) << 6) | u32::from(d);
-            bytes.push((v >> 16) as u8);
-            bytes.push((v >> 8) as u8);
-            bytes.push(v as u8);
+            out[0] = (v >> 16) as u8;
+            out[1] = (v >> 8) as u8;
+            out[2] = v as u8;
         }
-        let base = raw.len() - chunks.remainder().len();
+        let base = raw.len() - rest.len();
+        let mut pos = base / 4 * 3;
         let mut acc: u32 = 0;
         let mut nacc = 0u32;
-        for (i, &c) in chunks.remainder().iter().enumerate() {
+        for (i, &c) in rest.iter().enumerate() {
             let v = DECODE[usize::from(c)];
             if v == INVALID {
                 return Err(invalid(base + i));
@@ -90,14 +93,14 @@ impl Bits {
             nacc += 6;
             if nacc >= 8 {
                 nacc -= 8;
-                bytes.push((acc >> nacc) as u8);
+                bytes[pos] = (acc >> nacc) as u8;
+                pos += 1;
                 acc &= (1 << nacc) - 1;
             }
         }
         if nacc > 0 {
-            bytes.push((acc << (8 - nacc)) as u8);
+            bytes[pos] = (acc << (8 - nacc)) as u8;
         }
-        bytes.resize(bytes.len() + SLACK, 0);
         Ok(Self { bytes, len })
     }
 

@@ -800,7 +800,11 @@ impl TcString {
     /// # Ok::<(), privseg::consent::signals::SignalError>(())
     /// ```
     pub fn decode(s: &str) -> SignalResult<Self> {
-        Ok(Self::decode_with(s, &TcfOptions::default())?.tc)
+        let tc = Self::decode_structure(s)?;
+        if let Some(v) = tc.violations(&TcfOptions::default()).into_iter().next() {
+            return Err(v.into());
+        }
+        Ok(tc)
     }
 
     /// Decodes a TC string with the given options. In lenient mode the
