@@ -38,10 +38,10 @@ fn letters(s: &str) -> String {
 /// Pads to a whole byte, then to a whole sextet, and maps to base64url.
 fn b64(bits: &str) -> String {
     let mut b = bits.to_string();
-    while b.len() % 8 != 0 {
+    while !b.len().is_multiple_of(8) {
         b.push('0');
     }
-    while b.len() % 6 != 0 {
+    while !b.len().is_multiple_of(6) {
         b.push('0');
     }
     b.as_bytes()

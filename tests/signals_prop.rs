@@ -73,8 +73,8 @@ fn publisher_tc() -> impl Strategy<Value = PublisherTc> {
             (ids(n), ids(n)).boxed()
         };
         custom.prop_map(move |(cc, cl)| PublisherTc {
-            pub_purposes_consent: c.clone(),
-            pub_purposes_li_transparency: l.clone(),
+            pub_purposes_consent: c,
+            pub_purposes_li_transparency: l,
             num_custom_purposes: n,
             custom_purposes_consent: cc,
             custom_purposes_li_transparency: cl,
