@@ -984,3 +984,84 @@ fn mapping_usnat_usp_gpc_gpp() {
     assert_eq!(d[0].at, 1_650_492_000);
     assert_eq!(d.last().unwrap().at, 9);
 }
+
+#[test]
+fn tcf_legacy_allowed_vendors_and_empty_segments() {
+    // `IAAA` = DisclosedVendors with MaxVendorId 0, `QAAA` = AllowedVendors
+    // with MaxVendorId 0 (as found in GPP test strings).
+    let core = b64(&handmade_core_bits(5, true, &[]));
+    let s = format!("{core}.IAAA.QAAA");
+    let tc = TcString::decode(&s).unwrap();
+    assert_eq!(tc.disclosed_vendors().unwrap().max_vendor_id, 0);
+    assert_eq!(tc.allowed_vendors().unwrap().max_vendor_id, 0);
+    assert!(matches!(tc.segments[1], Segment::AllowedVendors(_)));
+    assert_eq!(tc.encode().unwrap(), s);
+}
+
+#[test]
+fn tcf_unsorted_ranges_allowed_unless_overlapping() {
+    let vc = 213;
+    let entry = |a: u64, b: u64| format!("1{}{}", int(a, 16), int(b, 16));
+    let mut bits = handmade_core_bits(5, true, &[]);
+    bits.truncate(vc);
+    bits += &int(30, 16);
+    bits += "1";
+    bits += &int(2, 12);
+    bits += &entry(20, 30);
+    bits += &entry(1, 5);
+    bits += &int(0, 16);
+    bits += "0";
+    bits += &int(0, 12);
+    let s = b64(&bits);
+    let tc = TcString::decode_structure(&s).unwrap();
+    assert_eq!(
+        tc.core.vendor_consents.encoding,
+        VendorEncoding::Range {
+            entries: vec![
+                VendorRange { start: 20, end: 30 },
+                VendorRange { start: 1, end: 5 }
+            ]
+        }
+    );
+    assert_eq!(tc.encode().unwrap(), s);
+
+    let mut bits = handmade_core_bits(5, true, &[]);
+    bits.truncate(vc);
+    bits += &int(30, 16);
+    bits += "1";
+    bits += &int(2, 12);
+    bits += &entry(20, 30);
+    bits += &entry(1, 20);
+    assert!(matches!(
+        TcString::decode_structure(&b64(&bits)).unwrap_err(),
+        SignalError::RangeOverlap {
+            start: 1,
+            end: 20,
+            offset: 275,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn gpp_json_names_and_encode_from_json() {
+    let sens = [0u64; 16];
+    let usnat = format!("{}.YA", b64(&usnat_bits(2, &sens, &[0, 0, 0])));
+    let header = encode_header(&[6, 7], Padding::Byte).unwrap();
+    let raw = format!("{header}~1YNN~{usnat}");
+    let g = GppString::decode(&raw).unwrap();
+    let json = g.to_json().unwrap();
+    for key in [
+        "\"section\":\"uspv1\"",
+        "\"optOutSale\":\"No\"",
+        "\"section\":\"usnat\"",
+        "\"saleOptOut\":1",
+        "\"sharingOptOut\":2",
+        "\"mspaServiceProviderMode\":2",
+        "\"gpc\":true",
+    ] {
+        assert!(json.contains(key), "{key} missing in {json}");
+    }
+    let back = GppString::from_json(&json).unwrap();
+    assert_eq!(back.encode().unwrap(), raw);
+}
