@@ -148,16 +148,21 @@ impl BitReader<'_> {
     #[inline]
     fn peek64(&self, pos: usize) -> u64 {
         let i = pos / 8;
-        let mut buf = [0u8; 8];
-        if let Some(src) = self.data.get(i..i + 8) {
-            buf.copy_from_slice(src);
-        } else {
-            let end = self.data.len().min(i + 8);
-            if i < end {
-                buf[..end - i].copy_from_slice(&self.data[i..end]);
+        let word = match self
+            .data
+            .get(i..i + 8)
+            .and_then(|x| <[u8; 8]>::try_from(x).ok())
+        {
+            Some(b) => u64::from_be_bytes(b),
+            None => {
+                let mut w = 0u64;
+                for k in 0..8 {
+                    w = (w << 8) | u64::from(self.data.get(i + k).copied().unwrap_or(0));
+                }
+                w
             }
-        }
-        u64::from_be_bytes(buf) << (pos % 8)
+        };
+        word << (pos % 8)
     }
 
     fn truncated(&self, n: usize, field: &'static str) -> SignalError {
