@@ -177,7 +177,14 @@ impl BitReader<'_> {
     /// Reads an unsigned integer of `n` bits (n <= 57).
     #[inline]
     pub fn read(&mut self, n: usize, field: &'static str) -> SignalResult<u64> {
-        debug_assert!(n <= 57);
+        if n > 57 {
+            return Err(SignalError::InvalidValue {
+                field,
+                offset: self.pos,
+                value: n as u64,
+                reason: "cannot read more than 57 bits at once",
+            });
+        }
         if self.remaining() < n {
             return Err(self.truncated(n, field));
         }
