@@ -96,7 +96,7 @@ pub enum EngineError {
     Audit(#[from] AuditError),
     /// A segment (or a field read for one) was refused by validation.
     #[error(transparent)]
-    Segment(#[from] SegmentError),
+    Segment(Box<SegmentError>),
     /// The attribute is not categorical (breakdowns need one).
     #[error("attribute {0:?} is not categorical, so it cannot be broken down")]
     NotCategorical(String),
@@ -134,6 +134,12 @@ pub enum EngineError {
         /// The engine's.
         engine_version: PolicyVersion,
     },
+}
+
+impl From<SegmentError> for EngineError {
+    fn from(e: SegmentError) -> Self {
+        EngineError::Segment(Box::new(e))
+    }
 }
 
 /// The members of a segment at an instant.

@@ -156,6 +156,10 @@ pub struct ConsentEvent {
     /// An explicit consent (GDPR Art. 9(2)(a)), needed for special categories.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub explicit: bool,
+    /// SHA-256 (64 hex digits) of the evidence the event was taken from,
+    /// such as the raw consent signal string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence_sha256: Option<String>,
 }
 
 impl ConsentEvent {
@@ -173,6 +177,7 @@ impl ConsentEvent {
             collector: "privseg".into(),
             expires_at: None,
             explicit: false,
+            evidence_sha256: None,
         }
     }
 
@@ -245,6 +250,8 @@ pub struct Proof {
     pub collector: u32,
     /// SHA-256 of the notice text.
     pub notice_sha256: Option<[u8; 32]>,
+    /// SHA-256 of the evidence (a raw consent signal).
+    pub evidence_sha256: Option<[u8; 32]>,
 }
 
 /// Interns strings that repeat across events (notice versions, channels).
@@ -272,10 +279,14 @@ impl Interner {
     }
 }
 
-fn parse_sha256(kind: &'static str, hex: &str) -> Result<[u8; 32], EventError> {
+fn parse_sha256(
+    kind: &'static str,
+    field: &'static str,
+    hex: &str,
+) -> Result<[u8; 32], EventError> {
     let bad = || EventError::Field {
         kind,
-        field: "notice_sha256",
+        field,
         problem: format!("expected 64 hex digits, got {hex:?}"),
     };
     if hex.len() != 64 {
@@ -349,7 +360,7 @@ pub fn check_event(
         EventKind::ConsentGranted | EventKind::ParentalConsent
     );
     let notice_sha256 = match &e.notice_sha256 {
-        Some(h) => Some(parse_sha256(kind, h)?),
+        Some(h) => Some(parse_sha256(kind, "notice_sha256", h)?),
         None if consent_like => {
             return Err(field(
                 "notice_sha256",
@@ -408,10 +419,15 @@ pub fn check_event(
             _ => {}
         }
     }
+    let evidence_sha256 = match &e.evidence_sha256 {
+        Some(h) => Some(parse_sha256(kind, "evidence_sha256", h)?),
+        None => None,
+    };
     let proof = Proof {
         channel: strings.intern(e.channel.trim()),
         collector: strings.intern(e.collector.trim()),
         notice_sha256,
+        evidence_sha256,
     };
     Ok((
         EventRecord {
@@ -447,6 +463,7 @@ pub fn event_of_record(
         collector: strings.get(proof.collector).to_string(),
         expires_at: (r.expires_at != i64::MAX).then(|| Timestamp::from_unix(r.expires_at)),
         explicit: r.explicit,
+        evidence_sha256: proof.evidence_sha256.map(|h| to_hex(&h)),
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod bits;
 pub mod error;
+pub mod events;
 pub mod gpc;
 pub mod gpp;
 pub mod mapping;
