@@ -100,6 +100,11 @@ pub enum EngineError {
     /// The attribute is not categorical (breakdowns need one).
     #[error("attribute {0:?} is not categorical, so it cannot be broken down")]
     NotCategorical(String),
+    /// The attribute is not a categorical protected attribute.
+    #[error(
+        "attribute {0:?} is not a categorical protected attribute, so it cannot define audit groups"
+    )]
+    NotProtected(String),
     /// The recipient is not in the policy.
     #[error("unknown recipient {0:?}")]
     UnknownRecipient(String),
@@ -702,7 +707,7 @@ impl Engine {
             Some(seg.purpose_key()),
         )?;
         self.check_version(seg)?;
-        let row = self.row(id)?;
+        self.row(id)?;
         self.log(
             self.entry(actor.id(), Operation::SubjectExplained)
                 .purpose(seg.purpose_key())
@@ -710,6 +715,18 @@ impl Engine {
                 .detail("segment", seg.name())
                 .detail("at", at.to_string()),
         )?;
+        self.explain_unlogged(seg, id, at)
+    }
+
+    /// The explanation itself, for callers that have checked and recorded.
+    pub(crate) fn explain_unlogged(
+        &self,
+        seg: &CheckedSegment,
+        id: &str,
+        at: Timestamp,
+    ) -> Result<Explanation, EngineError> {
+        self.check_version(seg)?;
+        let row = self.row(id)?;
         let elig = eligibility(
             &self.policy,
             &self.store.facts(row),

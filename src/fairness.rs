@@ -1,0 +1,236 @@
+//! Fairness audits (R20): selection rates of a segment across the groups of
+//! a protected attribute, flagged under the four-fifths rule (29 CFR
+//! 1607.4(D)), and a scan for predicate attributes that act as proxies for
+//! the protected one. Protected attributes are held for these audits only:
+//! validation refuses them as predicate terms.
+
+use serde::Serialize;
+
+use crate::Timestamp;
+use crate::access::{Actor, Permission};
+use crate::audit::Operation;
+use crate::engine::{Engine, EngineError};
+use crate::eval::{self, kernels};
+use crate::policy::{AttrId, AttrType};
+use crate::segment::CheckedSegment;
+use crate::store::{Bits, ColumnData};
+
+/// The four-fifths rule: a group selected at under 80% of the best group's
+/// rate shows adverse impact.
+pub const FOUR_FIFTHS: f64 = 0.8;
+
+/// Cramér's V at or above which a predicate attribute is flagged as a
+/// possible proxy.
+pub const PROXY_THRESHOLD: f64 = 0.3;
+
+/// One protected group.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GroupRate {
+    /// Group value (or `(unknown)`).
+    pub group: String,
+    /// Eligible subjects in the group: the pool the segment selects from.
+    /// `None` when under the policy's k (too small to report).
+    pub pool: Option<u64>,
+    /// Selected subjects in the group (`None` when the pool is under k).
+    pub selected: Option<u64>,
+    /// Selection rate (`None` when the pool is under k).
+    pub rate: Option<f64>,
+    /// Rate over the highest group's rate.
+    pub impact_ratio: Option<f64>,
+    /// Under the four-fifths rule.
+    pub adverse_impact: bool,
+}
+
+/// A predicate attribute's association with the protected attribute.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProxyScore {
+    /// Attribute name.
+    pub attribute: String,
+    /// Cramér's V over the eligible pool (0: independent, 1: determined).
+    pub cramers_v: f64,
+    /// At or above [`PROXY_THRESHOLD`].
+    pub flagged: bool,
+}
+
+/// The result of a fairness audit.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FairnessReport {
+    /// Segment name.
+    pub segment: String,
+    /// Purpose key.
+    pub purpose: String,
+    /// Protected attribute audited.
+    pub protected_attribute: String,
+    /// Evaluation time.
+    pub at: Timestamp,
+    /// Groups with their rates.
+    pub groups: Vec<GroupRate>,
+    /// Some reported group shows adverse impact.
+    pub adverse_impact: bool,
+    /// Categorical predicate attributes scored as proxies.
+    pub proxies: Vec<ProxyScore>,
+}
+
+fn cat_bitmaps(engine: &Engine, a: AttrId) -> Option<&[Bits]> {
+    match &engine.store().columns[a.0 as usize].data {
+        ColumnData::Cat { bitmaps, .. } => Some(bitmaps),
+        _ => None,
+    }
+}
+
+fn and_count(a: &Bits, b: &Bits) -> u64 {
+    a.as_raw_slice()
+        .iter()
+        .zip(b.as_raw_slice())
+        .map(|(x, y)| u64::from((x & y).count_ones()))
+        .sum()
+}
+
+/// Cramér's V of a contingency table.
+fn cramers_v(table: &[Vec<u64>]) -> f64 {
+    let rows: Vec<u64> = table.iter().map(|r| r.iter().sum()).collect();
+    let cols: Vec<u64> = (0..table.first().map_or(0, Vec::len))
+        .map(|j| table.iter().map(|r| r[j]).sum())
+        .collect();
+    let n: u64 = rows.iter().sum();
+    let r = rows.iter().filter(|&&x| x > 0).count();
+    let c = cols.iter().filter(|&&x| x > 0).count();
+    if n == 0 || r < 2 || c < 2 {
+        return 0.0;
+    }
+    let mut chi2 = 0.0;
+    for (i, row) in table.iter().enumerate() {
+        for (j, &obs) in row.iter().enumerate() {
+            let exp = rows[i] as f64 * cols[j] as f64 / n as f64;
+            if exp > 0.0 {
+                chi2 += (obs as f64 - exp).powi(2) / exp;
+            }
+        }
+    }
+    (chi2 / (n as f64 * (r.min(c) - 1) as f64)).sqrt()
+}
+
+impl Engine {
+    /// Audits a segment's selection rates across the groups of a protected
+    /// attribute, at `at`. Needs the `administer` permission; recorded.
+    /// Groups whose pool is under the policy's k are reported without
+    /// figures and take no part in the comparison.
+    pub fn fairness_audit(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        at: Timestamp,
+        protected: &str,
+    ) -> Result<FairnessReport, EngineError> {
+        self.allow(actor, Permission::Administer, Some(seg.purpose_key()))?;
+        let policy = self.policy().clone();
+        let pa = policy
+            .attr_id(protected)
+            .ok_or_else(|| EngineError::UnknownAttribute(protected.into()))?;
+        if !policy.attribute_flags(pa).protected || policy.attribute(pa).ty != AttrType::Categorical
+        {
+            return Err(EngineError::NotProtected(protected.into()));
+        }
+        let members = self.run(seg, at)?;
+        let pool = eval::eligibility_mask(&policy, self.store(), seg.purpose(), at, seg.data_use());
+        let groups_bits = cat_bitmaps(self, pa).expect("checked categorical");
+        let k = policy.k_threshold();
+        let spec = policy.attribute(pa);
+        let mut known = Bits::repeat(false, pool.len());
+        let mut groups = Vec::new();
+        for (i, g) in groups_bits.iter().enumerate() {
+            kernels::or_assign(known.as_raw_mut_slice(), g.as_raw_slice());
+            groups.push((
+                spec.values[i].clone(),
+                and_count(&pool, g),
+                and_count(members.bits(), g),
+            ));
+        }
+        let mut unknown = known.clone();
+        kernels::not_assign(&mut unknown);
+        groups.push((
+            "(unknown)".into(),
+            and_count(&pool, &unknown),
+            and_count(members.bits(), &unknown),
+        ));
+        let best = groups
+            .iter()
+            .filter(|(_, p, _)| *p >= k)
+            .map(|(_, p, s)| *s as f64 / *p as f64)
+            .fold(0.0f64, f64::max);
+        let groups: Vec<GroupRate> = groups
+            .into_iter()
+            .map(|(group, p, s)| {
+                if p < k {
+                    return GroupRate {
+                        group,
+                        pool: None,
+                        selected: None,
+                        rate: None,
+                        impact_ratio: None,
+                        adverse_impact: false,
+                    };
+                }
+                let rate = s as f64 / p as f64;
+                let ratio = (best > 0.0).then(|| rate / best);
+                GroupRate {
+                    group,
+                    pool: Some(p),
+                    selected: Some(s),
+                    rate: Some(rate),
+                    impact_ratio: ratio,
+                    adverse_impact: ratio.is_some_and(|r| r < FOUR_FIFTHS),
+                }
+            })
+            .collect();
+        let mut proxies = Vec::new();
+        for &a in seg.attributes() {
+            let Some(bitmaps) = cat_bitmaps(self, a) else {
+                continue;
+            };
+            let table: Vec<Vec<u64>> = bitmaps
+                .iter()
+                .map(|b| {
+                    let mut in_pool = b.clone();
+                    kernels::and_assign(in_pool.as_raw_mut_slice(), pool.as_raw_slice());
+                    groups_bits.iter().map(|g| and_count(&in_pool, g)).collect()
+                })
+                .collect();
+            let v = cramers_v(&table);
+            proxies.push(ProxyScore {
+                attribute: policy.attribute(a).name.clone(),
+                cramers_v: v,
+                flagged: v >= PROXY_THRESHOLD,
+            });
+        }
+        let adverse = groups.iter().any(|g| g.adverse_impact);
+        self.log(
+            self.entry(actor.id(), Operation::ReportGenerated)
+                .purpose(seg.purpose_key())
+                .detail("fairness_audit", seg.name())
+                .detail("protected_attribute", protected)
+                .detail("adverse_impact", adverse),
+        )?;
+        Ok(FairnessReport {
+            segment: seg.name().into(),
+            purpose: seg.purpose_key().into(),
+            protected_attribute: protected.into(),
+            at,
+            groups,
+            adverse_impact: adverse,
+            proxies,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cramers_v;
+
+    #[test]
+    fn cramers_v_bounds() {
+        assert_eq!(cramers_v(&[vec![10, 0], vec![0, 10]]), 1.0);
+        assert!(cramers_v(&[vec![10, 10], vec![10, 10]]).abs() < 1e-12);
+        assert_eq!(cramers_v(&[vec![5, 5]]), 0.0);
+    }
+}
