@@ -14,6 +14,7 @@ pub mod import;
 pub mod outputs;
 pub mod policy;
 pub mod privacy;
+pub mod report;
 pub mod segment;
 pub mod store;
 pub mod timestamp;
