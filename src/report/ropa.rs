@@ -399,8 +399,8 @@ pub fn ropa<S: AuditSink>(
         },
         encryption: EncryptionRecord {
             in_place: false,
-            detail: "privseg does not encrypt stored values itself; encryption at rest is \
-                     provided by the host's storage"
+            detail: "privseg does not encrypt the values it holds; encryption at rest, if \
+                     any, is left to the host (storage or disk encryption)"
                 .into(),
         },
         access_control: spec
