@@ -128,3 +128,46 @@ pub(crate) fn export_tallies(
 pub(crate) fn detail_str<'a>(e: &'a AuditEntry, key: &str) -> Option<&'a str> {
     e.details.get(key).and_then(serde_json::Value::as_str)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{CategorySpec, PolicyBuilder};
+
+    #[test]
+    fn retention_comes_from_the_nearest_declared_ancestor() {
+        let p = PolicyBuilder::new("X")
+            .category(CategorySpec::new("user").retention_days(100))
+            .category(CategorySpec::new("user.contact"))
+            .category(CategorySpec::new("user.contact.email").retention_days(30))
+            .build()
+            .unwrap();
+        assert_eq!(retention_of(&p, "user.contact"), Some((100, "user".into())));
+        assert_eq!(
+            retention_of(&p, "user.contact.email"),
+            Some((30, "user.contact.email".into()))
+        );
+        let q = PolicyBuilder::new("X")
+            .category(CategorySpec::new("user.contact"))
+            .build()
+            .unwrap();
+        assert_eq!(retention_of(&q, "user.contact"), None);
+    }
+
+    #[test]
+    fn table_cells_are_escaped() {
+        let mut md = String::new();
+        table(
+            &mut md,
+            &["a", "b"],
+            &[
+                vec!["x|y".into(), String::new()],
+                vec!["line\nbreak".into(), "z".into()],
+            ],
+        );
+        assert_eq!(
+            md,
+            "| a | b |\n| --- | --- |\n| x\\|y | — |\n| line break | z |\n\n"
+        );
+    }
+}
