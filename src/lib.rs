@@ -16,6 +16,7 @@ pub mod outputs;
 pub mod policy;
 pub mod privacy;
 pub mod rights;
+pub mod report;
 pub mod segment;
 pub mod store;
 pub mod timestamp;

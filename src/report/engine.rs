@@ -1,0 +1,79 @@
+//! The gated, audited entry points of the reports on [`Engine`].
+
+use std::collections::BTreeMap;
+
+use crate::Timestamp;
+use crate::access::Actor;
+use crate::audit::Operation;
+use crate::engine::{Engine, EngineError};
+use crate::privacy::dp::BudgetLedger;
+
+use super::{ComplianceReport, Ropa};
+
+impl Engine {
+    /// Subjects held per jurisdiction code (erased ones excluded).
+    pub(crate) fn subjects_by_jurisdiction(&self) -> BTreeMap<String, u64> {
+        let store = self.store();
+        let mut out = BTreeMap::new();
+        for (row, j) in store.juris.iter().enumerate() {
+            if !store.erased[row] {
+                *out.entry(self.policy().jurisdiction(*j).code.clone())
+                    .or_default() += 1;
+            }
+        }
+        out
+    }
+
+    /// The record of processing activities (GDPR Art. 30, R18), from the
+    /// policy, the subjects held and the audit log. Needs `read_audit`; the
+    /// read of the log and the report are both recorded, and the report's
+    /// audit size and root hash cover the log up to and including the read.
+    pub fn ropa(&self, actor: &Actor) -> Result<Ropa, EngineError> {
+        let counts = self.subjects_by_jurisdiction();
+        self.with_audit_log(actor, |log| {
+            let mut ropa = super::ropa(self.policy(), log, Timestamp::now())?;
+            ropa.set_subject_counts(&counts);
+            log.append(
+                self.entry(actor.id(), Operation::ReportGenerated)
+                    .detail("report", "ropa")
+                    .detail("audit_size", ropa.security.audit_log.entries)
+                    .detail("audit_root", ropa.security.audit_log.root_hash.clone()),
+            )?;
+            Ok(ropa)
+        })?
+    }
+
+    /// The compliance monitoring report at `at`: consents expiring within
+    /// `within_days` days and consents to notices no longer accepted, per
+    /// purpose; values past their category's retention (R17) and stale
+    /// values (R16); refused segments, access refusals and exports from the
+    /// audit log; and privacy budget use if a ledger is given. Counts only.
+    /// Needs `read_audit`; the read of the log and the report are both
+    /// recorded.
+    pub fn compliance_report(
+        &self,
+        actor: &Actor,
+        at: Timestamp,
+        within_days: u32,
+        ledger: Option<&BudgetLedger>,
+    ) -> Result<ComplianceReport, EngineError> {
+        self.with_audit_log(actor, |log| {
+            let entries = log.entries()?;
+            let report = super::compliance::compliance_report(
+                self.policy(),
+                self.store(),
+                &entries,
+                at,
+                within_days,
+                ledger,
+            );
+            log.append(
+                self.entry(actor.id(), Operation::ReportGenerated)
+                    .detail("report", "compliance")
+                    .detail("at", at.to_string())
+                    .detail("within_days", within_days),
+            )?;
+            Ok(report)
+        })?
+    }
+}
