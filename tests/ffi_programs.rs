@@ -76,7 +76,8 @@ enum Build {
 /// compiler is not installed.
 fn compile(source: &str, build: Build) -> Option<PathBuf> {
     // Tests run in parallel: each program is compiled once, by one of them.
-    static BUILT: Mutex<Option<HashMap<(String, Build), Option<PathBuf>>>> = Mutex::new(None);
+    type Programs = HashMap<(String, Build), Option<PathBuf>>;
+    static BUILT: Mutex<Option<Programs>> = Mutex::new(None);
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     let built = built.get_or_insert_with(HashMap::new);
     built

@@ -485,3 +485,58 @@ pub unsafe extern "C" fn privseg_time_parse(
         unsafe { write_out(out, t.unix()) }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_error() -> String {
+        let mut buf = [0 as c_char; 256];
+        let mut n = 0;
+        // SAFETY: buf has 256 writable bytes and n is a valid size_t.
+        let st = unsafe { privseg_last_error_message(buf.as_mut_ptr(), buf.len(), &mut n) };
+        assert_eq!(st, privseg_status::Ok);
+        let bytes: Vec<u8> = buf[..n].iter().map(|&c| c as u8).collect();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_status_and_a_message() {
+        let st = ffi_status!({
+            if last_error().len() < usize::MAX {
+                panic!("planted");
+            }
+            Ok(())
+        });
+        assert_eq!(st, privseg_status::Panic);
+        assert_eq!(last_error(), "privseg panicked: planted");
+        let v: *const c_char = ffi_value!(std::ptr::null(), {
+            panic!("{}", String::from("owned message"))
+        });
+        assert!(v.is_null());
+        assert_eq!(last_error(), "privseg panicked: owned message");
+    }
+
+    #[test]
+    fn every_status_round_trips_through_its_value_and_has_a_name() {
+        let mut seen = 0;
+        for v in 0..1000u32 {
+            if let Some(s) = privseg_status::from_u32(v) {
+                assert_eq!(s as u32, v);
+                let name = s.name();
+                assert!(name.starts_with("PRIVSEG_STATUS_") && name.ends_with('\0'));
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 25);
+        assert!(privseg_status_name(8).is_null());
+    }
+
+    #[test]
+    fn done_leaves_the_last_error_alone() {
+        set_last_error("earlier");
+        let st = ffi_status!({ Err(Fail::new(privseg_status::Done, "no more")) });
+        assert_eq!(st, privseg_status::Done);
+        assert_eq!(last_error(), "earlier");
+    }
+}
