@@ -461,13 +461,18 @@ pub struct privseg_event {
 /// Every string of `ev` must be valid as for `str_arg`, or NULL where
 /// optional.
 unsafe fn event_of(ev: &privseg_event) -> Result<ConsentEvent, Fail> {
-    // SAFETY (all blocks below): the caller's contract.
+    // SAFETY: the caller's contract.
     let subject = unsafe { field(ev.subject, "subject") }?;
     let kind = kind_of(ev.kind)?;
+    // SAFETY: the caller's contract.
     let purpose = unsafe { opt_field(ev.purpose, "purpose") }?;
+    // SAFETY: the caller's contract.
     let notice = unsafe { opt_field(ev.notice_version, "notice_version") }?;
+    // SAFETY: the caller's contract.
     let sha = unsafe { opt_field(ev.notice_sha256, "notice_sha256") }?;
+    // SAFETY: the caller's contract.
     let channel = unsafe { opt_field(ev.channel, "channel") }?;
+    // SAFETY: the caller's contract.
     let collector = unsafe { opt_field(ev.collector, "collector") }?;
     if ev.flags & !(PRIVSEG_EVENT_EXPLICIT | PRIVSEG_EVENT_EXPIRES) != 0 {
         return Err(Fail::arg(format!("unknown event flags {:#x}", ev.flags)));

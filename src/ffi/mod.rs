@@ -34,6 +34,9 @@
 //! bytes are needed) and the status is [`privseg_status::BufferTooSmall`].
 //! A NULL buffer with `len == 0` asks for the length this way.
 
+// Every unsafe block says why it is sound; every unsafe fn says its contract.
+#![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+
 mod engine;
 mod error;
 mod members;
