@@ -1,0 +1,129 @@
+// The CRM plugin of examples/c, written against the C++ wrapper
+// include/privseg.hpp: RAII handles and exceptions instead of status codes.
+//
+// Build (from the repository root):
+//   cargo rustc --release --lib --crate-type staticlib
+//   g++ -std=c++17 -Iinclude examples/cpp/crm_plugin.cpp target/release/libprivseg.a
+//       -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc -o crm_plugin_cpp
+//   ./crm_plugin_cpp examples/c/policy.json
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "privseg.hpp"
+
+namespace {
+
+const char *const kNoticeSha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+privseg_attribute_update spend(const char *subject, std::int64_t amount, std::int64_t at) {
+    privseg_attribute_update u{};
+    u.subject = privseg::detail::to_str(subject);
+    u.attribute = privseg::detail::to_str("total_spend");
+    u.value.kind = PRIVSEG_VALUE_KIND_INTEGER;
+    u.value.integer = amount;
+    u.verified_at = at;
+    return u;
+}
+
+privseg_attribute_update country(const char *subject, const char *code, std::int64_t at) {
+    privseg_attribute_update u{};
+    u.subject = privseg::detail::to_str(subject);
+    u.attribute = privseg::detail::to_str("country");
+    u.value.kind = PRIVSEG_VALUE_KIND_STRING;
+    u.value.text = privseg::detail::to_str(code);
+    u.verified_at = at;
+    return u;
+}
+
+int run(const char *policy_path) {
+    std::cout << "privseg " << privseg::version() << "\n";
+    std::ifstream file(policy_path, std::ios::binary);
+    if (!file) {
+        std::cerr << "cannot read " << policy_path << "\n";
+        return 1;
+    }
+    std::stringstream json;
+    json << file.rdbuf();
+    privseg::Policy policy = privseg::Policy::from_json(json.str());
+    privseg::Engine engine(policy);
+
+    const std::int64_t t0 = privseg::parse_time("2026-03-01T10:00:00Z");
+    const std::int64_t now = privseg::parse_time("2026-03-02T09:00:00Z");
+
+    engine.add_subject("c-1", "EU-FR", "1980-05-01");
+    std::vector<privseg_subject> batch;
+    const char *ids[] = {"c-2", "c-3", "c-4", "c-5", "c-6"};
+    const char *juris[] = {"EU-DE", "EU-ES", "EU-FR", "EU-DE", "EU-FR"};
+    for (int i = 0; i < 5; i++) {
+        privseg_subject s{};
+        s.id = privseg::detail::to_str(ids[i]);
+        s.jurisdiction = privseg::detail::to_str(juris[i]);
+        s.birth_date = privseg::detail::to_str("1975-01-31");
+        batch.push_back(s);
+    }
+    engine.add_subjects(batch);
+
+    engine.set_string("c-1", "country", "FR", t0);
+    engine.set_attributes({spend("c-1", 800, t0), country("c-2", "DE", t0), spend("c-2", 900, t0),
+                           country("c-3", "ES", t0), spend("c-3", 1000, t0), country("c-4", "FR", t0),
+                           spend("c-4", 100, t0), country("c-5", "DE", t0), spend("c-5", 700, t0),
+                           country("c-6", "FR", t0), spend("c-6", 600, t0)});
+
+    for (const char *id : {"c-1", "c-2", "c-3", "c-4", "c-6"}) {
+        engine.grant(id, "marketing.email", t0, "v3", kNoticeSha, "web", "signup-form");
+    }
+    engine.record_json(
+        R"({"subject": "c-2", "kind": "consent_withdrawn", "purpose": "marketing.email",)"
+        R"( "at": "2026-03-01T11:00:00Z", "channel": "web", "collector": "prefs-page"})");
+
+    privseg::Segment segment = privseg::Segment::compile(
+        policy,
+        "segment \"lapsed_vip\" for marketing.email\n"
+        "where country in (\"FR\", \"DE\") and total_spend >= 500");
+    {
+        privseg::Members members = engine.evaluate(segment, now);
+        std::cout << "members of " << segment.name() << ": " << members.count() << "\n";
+        for (const std::string &id : members.ids(engine)) {
+            std::cout << "member " << id << "\n";
+        }
+    }
+    std::cout << "explain c-2: " << engine.explain(segment, "c-2", now) << "\n";
+
+    try {
+        privseg::Segment::compile(policy, "segment \"allergic\" for marketing.email where allergy = true");
+        std::cerr << "the health segment was accepted\n";
+        return 1;
+    } catch (const privseg::Error &e) {
+        std::cout << "refused: " << privseg_status_name(e.status()) << ", rule " << e.rule() << ", line "
+                  << e.line() << ", column " << e.column() << "\n"
+                  << e.message() << "\n";
+    }
+
+    engine.erase("c-6");
+    std::cout << "after erasing c-6: " << engine.evaluate(segment, now).count() << " member(s)\n";
+
+    try {
+        engine.erase("c-6");
+    } catch (const privseg::Error &e) {
+        std::cout << "erasing c-6 again: " << privseg_status_name(e.status()) << "\n";
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        std::cerr << "usage: " << argv[0] << " POLICY.json\n";
+        return 2;
+    }
+    try {
+        return run(argv[1]);
+    } catch (const privseg::Error &e) {
+        std::cerr << "privseg error " << privseg_status_name(e.status()) << ": " << e.what() << "\n";
+        return 1;
+    }
+}
