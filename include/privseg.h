@@ -90,6 +90,40 @@
 #define PRIVSEG_PURPOSE_RESTRICTION_EXEMPT 16
 
 /**
+ * Role permission: evaluate segments of the listed purposes for counts
+ * (`privseg_engine_count`).
+ */
+#define PRIVSEG_PERMISSION_COUNT 1
+
+/**
+ * Role permission: see the member ids of segments of the listed purposes
+ * (`privseg_engine_evaluate`).
+ */
+#define PRIVSEG_PERMISSION_MEMBER_IDS 2
+
+/**
+ * Role permission: explain a subject's membership in segments of the listed
+ * purposes (`privseg_engine_explain`).
+ */
+#define PRIVSEG_PERMISSION_EXPLAIN 4
+
+/**
+ * Role permission: add, change and erase subjects, record their events and
+ * report on them (`privseg_engine_subject_report`).
+ */
+#define PRIVSEG_PERMISSION_SUBJECTS 8
+
+/**
+ * Role permission: read the audit log and compliance reports.
+ */
+#define PRIVSEG_PERMISSION_READ_AUDIT 16
+
+/**
+ * Role permission: change the policy and run fairness audits.
+ */
+#define PRIVSEG_PERMISSION_ADMINISTER 32
+
+/**
  * A status code. The values are fixed and never reused.
  */
 enum privseg_status
@@ -187,6 +221,24 @@ enum privseg_status
    * An engine error this version of the C API has no code for.
    */
   PRIVSEG_STATUS_ENGINE_OTHER = 308,
+  /**
+   * The engine's actor lacks the permission for this call; the message
+   * names the actor, the permission and any role the policy does not
+   * define. The refusal is recorded in the audit log.
+   */
+  PRIVSEG_STATUS_ACCESS_DENIED = 309,
+  /**
+   * The audit log could not be written, so the call was not carried out.
+   */
+  PRIVSEG_STATUS_AUDIT = 310,
+  /**
+   * The recipient is not in the policy.
+   */
+  PRIVSEG_STATUS_UNKNOWN_RECIPIENT = 311,
+  /**
+   * The export breaks the recipient's agreement (the message says how).
+   */
+  PRIVSEG_STATUS_EXPORT_REFUSED = 312,
   /**
    * A time is not RFC 3339.
    */
@@ -349,11 +401,37 @@ typedef uint32_t privseg_event_kind;
 #endif // __cplusplus
 
 /**
- * An engine: one policy and its subjects. A mutable handle: it may move
- * between threads but must not be used by two threads at once (a host that
- * shares it holds a lock around every call). Functions that take a
- * `const privseg_engine *` do not change it; several threads may make such
- * calls at once while none changes it.
+ * The format of an export, passed as a `uint32_t`.
+ */
+enum privseg_export_format
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * One JSON object per line: `{"id": "v1:<hex>", "<field>": value, ...}`.
+   */
+  PRIVSEG_EXPORT_FORMAT_JSONL = 1,
+  /**
+   * A header `id,<field>,...`, then one row per member (RFC 4180 quoting).
+   */
+  PRIVSEG_EXPORT_FORMAT_CSV = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum privseg_export_format privseg_export_format;
+#else
+typedef uint32_t privseg_export_format;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * An engine: one policy, its subjects, its audit log, and the actor every
+ * call through this handle is made by (see [`privseg_engine_new`]). A
+ * mutable handle: it may move between threads but must not be used by two
+ * threads at once (a host that shares it holds a lock around every call).
+ * Functions that take a `const privseg_engine *` do not change it; several
+ * threads may make such calls at once while none changes it.
  */
 typedef struct privseg_engine privseg_engine;
 
@@ -513,6 +591,11 @@ typedef struct {
    * `PRIVSEG_EVENT_*` flags.
    */
   uint32_t flags;
+  /**
+   * SHA-256 of the evidence the event was taken from (such as the raw
+   * consent signal string) as 64 hex digits, or a NULL pointer for none.
+   */
+  privseg_str evidence_sha256;
 } privseg_event;
 
 #ifdef __cplusplus
@@ -558,14 +641,47 @@ privseg_status privseg_time_parse(const char *text,
                                   int64_t *out);
 
 /**
- * An engine with no subjects, holding its own reference to the policy.
+ * An engine with no subjects and an in-memory audit log, holding its own
+ * reference to the policy. Every call through it is made by the actor
+ * `actor_id` with the role names `roles` (`roles_len` of them; NULL when
+ * `roles_len` is 0), until [`privseg_engine_set_actor`] changes it.
+ *
+ * The host is responsible for authenticating the actor: the library takes
+ * the id and roles as given. The roles are looked up in the policy's
+ * `roles` at each call; a role the policy does not define grants nothing
+ * (calls then fail with `PRIVSEG_STATUS_ACCESS_DENIED`, naming it).
+ *
+ * An actor id that is empty or has surrounding whitespace or control
+ * characters gives `PRIVSEG_STATUS_INVALID_ARGUMENT`.
  *
  * # Safety
- * `policy` must be a live policy reference; `engine_out` must point to a
- * writable pointer.
+ * `policy` must be a live policy reference; `actor_id` must point to
+ * `actor_id_len` readable bytes; `roles` must point to `roles_len`
+ * `privseg_str` whose strings are valid (or be NULL when `roles_len` is 0);
+ * `engine_out` must point to a writable pointer.
  */
 privseg_status privseg_engine_new(const privseg_policy *policy,
+                                  const char *actor_id,
+                                  size_t actor_id_len,
+                                  const privseg_str *roles,
+                                  size_t roles_len,
                                   privseg_engine **engine_out);
+
+/**
+ * Changes the actor every later call through this engine is made by, as
+ * for [`privseg_engine_new`]. On failure the actor is unchanged. The host
+ * is responsible for authenticating the new actor.
+ *
+ * # Safety
+ * `engine` must be a live engine used by no other thread; `actor_id` must
+ * point to `actor_id_len` readable bytes; `roles` must point to `roles_len`
+ * `privseg_str` whose strings are valid (or be NULL when `roles_len` is 0).
+ */
+privseg_status privseg_engine_set_actor(privseg_engine *engine,
+                                        const char *actor_id,
+                                        size_t actor_id_len,
+                                        const privseg_str *roles,
+                                        size_t roles_len);
 
 /**
  * Frees an engine; NULL does nothing.
@@ -590,7 +706,7 @@ privseg_status privseg_engine_subject_count(const privseg_engine *engine,
  * Adds a subject: its id, its jurisdiction code (such as `EU-FR` or
  * `US-CA`) and its birth date `YYYY-MM-DD` (NULL with length 0 when
  * unknown: the subject is then treated as a possible minor wherever an age
- * gate applies).
+ * gate applies). Needs the `subjects` permission.
  *
  * # Safety
  * `engine` must be a live engine used by no other thread; each string must
@@ -605,13 +721,11 @@ privseg_status privseg_engine_add_subject(privseg_engine *engine,
                                           size_t birth_date_len);
 
 /**
- * Adds `count` subjects. Every item is checked first (pointers, UTF-8,
- * dates, known jurisdictions, ids new to the engine and distinct within the
- * batch): if one fails, nothing is added and the last error message names
- * the item. The one check made only while adding is the form of an id
- * (non-empty, no surrounding whitespace or control characters): an id
- * refused for its form stops the batch at that item, with the items before
- * it added.
+ * Adds `count` subjects (needing the `subjects` permission), all or nothing: if one item fails (a NULL or
+ * non-UTF-8 string, a bad date, an unknown jurisdiction, an id already in
+ * the engine or twice in the batch, an id of the wrong form), nothing is
+ * added and the last error message names the item (`subjects[i]: ...`).
+ * The batch is one entry of the audit log.
  *
  * # Safety
  * `engine` must be a live engine used by no other thread; `subjects` must
@@ -624,7 +738,7 @@ privseg_status privseg_engine_add_subjects(privseg_engine *engine,
 
 /**
  * Sets a subject's attribute value, verified at `verified_at` (Unix
- * seconds).
+ * seconds). Needs the `subjects` permission.
  *
  * # Safety
  * `engine` must be a live engine used by no other thread; each string must
@@ -640,10 +754,13 @@ privseg_status privseg_engine_set_attribute(privseg_engine *engine,
                                             int64_t verified_at);
 
 /**
- * Sets `count` attribute values, all or nothing: every update is checked
- * first (known subject and attribute, a value that fits), and if one fails
- * nothing is changed and the last error message names the item. Later
- * updates of the same subject and attribute win.
+ * Sets `count` attribute values of existing subjects, all or nothing: the
+ * actor's permission and then every update are checked first (known subject
+ * and attribute, a value that fits), and if one fails nothing is changed and
+ * the last error message names the item (`updates[i]: ...`). Later updates
+ * of the same subject and attribute win. Each update is an entry of the
+ * audit log; should the log fail part way (`PRIVSEG_STATUS_AUDIT`), the
+ * updates before the item named are kept.
  *
  * # Safety
  * `engine` must be a live engine used by no other thread; `updates` must
@@ -655,7 +772,7 @@ privseg_status privseg_engine_set_attributes(privseg_engine *engine,
                                              size_t count);
 
 /**
- * Removes a subject's attribute value.
+ * Removes a subject's attribute value. Needs the `subjects` permission.
  *
  * # Safety
  * `engine` must be a live engine used by no other thread; each string must
@@ -669,6 +786,7 @@ privseg_status privseg_engine_clear_attribute(privseg_engine *engine,
 
 /**
  * Records a consent or subject event. It takes effect by its own time.
+ * Needs the `subjects` permission.
  *
  * # Safety
  * `engine` must be a live engine used by no other thread; `event` must
@@ -679,9 +797,10 @@ privseg_status privseg_engine_record(privseg_engine *engine,
                                      const privseg_event *event);
 
 /**
- * Records `count` events, all or nothing: every event is checked first
- * (known subject, an event that fits the policy), and if one fails nothing
- * is recorded and the last error message names the item.
+ * Records `count` events (needing the `subjects` permission), all or nothing: if one fails (a bad argument, an
+ * unknown subject, an event that does not fit the policy), nothing is
+ * recorded and the last error message names the item (`events[i]: ...`).
+ * The batch is one entry of the audit log.
  *
  * # Safety
  * `engine` must be a live engine used by no other thread; `events` must
@@ -697,7 +816,7 @@ privseg_status privseg_engine_record_batch(privseg_engine *engine,
  * `{"subject": "c-1", "kind": "consent_withdrawn", "purpose":
  * "marketing.email", "at": "2026-03-01T10:00:00Z", "channel": "web",
  * "collector": "prefs-page"}`. JSON that is not an event gives
- * `PRIVSEG_STATUS_INVALID_JSON`.
+ * `PRIVSEG_STATUS_INVALID_JSON`. Needs the `subjects` permission.
  *
  * # Safety
  * `engine` must be a live engine used by no other thread; `json` must point
@@ -709,7 +828,7 @@ privseg_status privseg_engine_record_json(privseg_engine *engine,
 
 /**
  * Erases a subject: every value, bit and event is dropped, and the id is
- * free again.
+ * free again. Needs the `subjects` permission.
  *
  * # Safety
  * `engine` must be a live engine used by no other thread; `id` must point
@@ -723,7 +842,9 @@ privseg_status privseg_engine_erase(privseg_engine *engine,
  * Evaluates a segment at an instant (Unix seconds; see
  * `privseg_time_parse`): its predicate AND the purpose's eligibility as of
  * that instant. `*members_out` receives the members, to free with
- * `privseg_members_free`.
+ * `privseg_members_free`. Needs the `member_ids` permission for the
+ * segment's purpose (a count alone needs only `count`: see
+ * `privseg_engine_count`).
  *
  * # Safety
  * `engine` must be a live engine not being changed by another thread;
@@ -739,7 +860,9 @@ privseg_status privseg_engine_evaluate(const privseg_engine *engine,
  * Explains whether a subject is in a segment at an instant, and why, as a
  * JSON object (`subject`, `segment`, `purpose`, `at`, `member`,
  * `eligibility`, `predicate_held`, `failing_terms`) copied into `buf`,
- * following the buffer convention of this API.
+ * following the buffer convention of this API. Needs the `explain`
+ * permission for the segment's purpose; each call, also one that ends with
+ * `PRIVSEG_STATUS_BUFFER_TOO_SMALL`, is recorded in the audit log.
  *
  * # Safety
  * `engine` must be a live engine not being changed by another thread;
@@ -878,6 +1001,154 @@ privseg_status privseg_members_next(const privseg_members *members,
  * this call.
  */
 void privseg_members_free(privseg_members *members);
+
+/**
+ * Parses a segment's text form and validates it against the engine's
+ * policy, as `privseg_segment_compile` does, but as a call of the engine's
+ * actor: the outcome (validated, or refused with its rule) is recorded in
+ * the audit log. Statuses, `*segment_out` and `*err_out` as for
+ * `privseg_segment_compile`.
+ *
+ * # Safety
+ * `engine` must be a live engine not being changed by another thread;
+ * `text` must point to `len` readable bytes; `segment_out` must point to a
+ * writable pointer; `err_out` must be NULL or point to a writable pointer.
+ */
+privseg_status privseg_engine_compile(const privseg_engine *engine,
+                                      const char *text,
+                                      size_t len,
+                                      const privseg_segment **segment_out,
+                                      privseg_error **err_out);
+
+/**
+ * The number of members of a segment at an instant, under the policy's
+ * k-threshold (`k_threshold` in the policy, 11 by default). Needs the
+ * `count` permission for the segment's purpose.
+ *
+ * On success: when the count is at least k, `*count_out` receives it and
+ * `*below_k_out` receives 0; when it is below k, the count is withheld:
+ * `*count_out` receives k and `*below_k_out` receives 1, meaning "fewer
+ * than `*count_out`" (possibly 0).
+ *
+ * # Safety
+ * `engine` must be a live engine not being changed by another thread;
+ * `segment` a live segment reference; `count_out` must point to a writable
+ * `uint64_t` and `below_k_out` to a writable `uint32_t`.
+ */
+privseg_status privseg_engine_count(const privseg_engine *engine,
+                                    const privseg_segment *segment,
+                                    int64_t at,
+                                    uint64_t *count_out,
+                                    uint32_t *below_k_out);
+
+/**
+ * The members of a segment per value of a categorical attribute the
+ * segment's purpose may read, with small cells (and enough others that none
+ * can be derived from the totals) withheld, as JSON copied into `buf`
+ * following the buffer convention of this API: `{"cells": [{"label": ...,
+ * "count": ...}], "total": ..., "k": ...}`, where a count is
+ * `{"exact": n}`, `{"fewer_than": k}` or `"suppressed"`; members with no
+ * value are counted under `(none)`. Needs the `count` permission for the
+ * segment's purpose; each call, also one that ends with
+ * `PRIVSEG_STATUS_BUFFER_TOO_SMALL`, is recorded in the audit log.
+ *
+ * # Safety
+ * `engine` must be a live engine not being changed by another thread;
+ * `segment` a live segment reference; `attribute` must point to
+ * `attribute_len` readable bytes; `buf` must be NULL or point to `len`
+ * writable bytes; `written` must point to a writable `size_t`.
+ */
+privseg_status privseg_engine_breakdown(const privseg_engine *engine,
+                                        const privseg_segment *segment,
+                                        int64_t at,
+                                        const char *attribute,
+                                        size_t attribute_len,
+                                        char *buf,
+                                        size_t len,
+                                        size_t *written);
+
+/**
+ * Exports a segment's members at an instant to a recipient of the policy,
+ * as text copied into `buf` following the buffer convention of this API:
+ * `format` is a `privseg_export_format`; each member's id is pseudonymised
+ * for the recipient and the purpose under the key of version `key_version`
+ * (1 or more) derived from the host's master secret (`master_secret_len`
+ * bytes, at least 32; copied, and wiped from the library's memory after the
+ * call); `fields` names the attributes written besides it (a missing or
+ * stale value is null in JSON, empty in CSV).
+ *
+ * Refused unless the actor may export to the recipient
+ * (`PRIVSEG_STATUS_ACCESS_DENIED`; granted by a role's `export` list in the
+ * policy's JSON), the recipient is in the policy
+ * (`PRIVSEG_STATUS_UNKNOWN_RECIPIENT`), and its agreement covers the
+ * purpose and every field's category (`PRIVSEG_STATUS_EXPORT_REFUSED`); a
+ * field the purpose may not read gives `PRIVSEG_STATUS_SEGMENT_REFUSED`. A
+ * master secret shorter than 32 bytes, or key version 0, gives
+ * `PRIVSEG_STATUS_INVALID_ARGUMENT`.
+ *
+ * Each call that passes these checks is an export recorded in the audit
+ * log, also one that ends with `PRIVSEG_STATUS_BUFFER_TOO_SMALL`: give a
+ * buffer large enough for the expected size to export once.
+ *
+ * # Safety
+ * `engine` must be a live engine not being changed by another thread;
+ * `segment` a live segment reference; `recipient` must point to
+ * `recipient_len` readable bytes; `fields` must point to `field_count`
+ * `privseg_str` (or be NULL when `field_count` is 0); `master_secret` must
+ * point to `master_secret_len` readable bytes; `buf` must be NULL or point
+ * to `len` writable bytes; `written` must point to a writable `size_t`.
+ */
+privseg_status privseg_engine_export(const privseg_engine *engine,
+                                     const privseg_segment *segment,
+                                     int64_t at,
+                                     const char *recipient,
+                                     size_t recipient_len,
+                                     const privseg_str *fields,
+                                     size_t field_count,
+                                     uint32_t format,
+                                     const uint8_t *master_secret,
+                                     size_t master_secret_len,
+                                     uint32_t key_version,
+                                     char *buf,
+                                     size_t len,
+                                     size_t *written);
+
+/**
+ * The subject access report (GDPR Art. 15 and 20, CCPA 1798.100 and
+ * 1798.110) of a subject at an instant, as JSON copied into `buf` following
+ * the buffer convention of this API: its data, its full event history, its
+ * eligibility for each purpose of the policy, and its membership in the
+ * `segment_count` segments of `segments` with the reasons (NULL when
+ * `segment_count` is 0). Needs the `subjects` permission; each call, also
+ * one that ends with `PRIVSEG_STATUS_BUFFER_TOO_SMALL`, is recorded in the
+ * audit log.
+ *
+ * # Safety
+ * `engine` must be a live engine not being changed by another thread; `id`
+ * must point to `id_len` readable bytes; `segments` must point to
+ * `segment_count` live segment references; `buf` must be NULL or point to
+ * `len` writable bytes; `written` must point to a writable `size_t`.
+ */
+privseg_status privseg_engine_subject_report(const privseg_engine *engine,
+                                             const char *id,
+                                             size_t id_len,
+                                             const privseg_segment *const *segments,
+                                             size_t segment_count,
+                                             int64_t at,
+                                             char *buf,
+                                             size_t len,
+                                             size_t *written);
+
+/**
+ * The number of entries in the engine's audit log: one for the policy
+ * loaded, then one per call recorded (refusals included; a batch is one).
+ *
+ * # Safety
+ * `engine` must be a live engine not being changed by another thread;
+ * `count_out` must point to a writable `uint64_t`.
+ */
+privseg_status privseg_engine_audit_len(const privseg_engine *engine,
+                                        uint64_t *count_out);
 
 /**
  * Loads and validates a policy from its JSON form.
@@ -1044,6 +1315,32 @@ privseg_status privseg_policy_builder_purpose(privseg_policy_builder *builder,
                                               size_t notice_count,
                                               uint32_t flags,
                                               uint32_t consent_validity_days);
+
+/**
+ * Adds a role: its name (an identifier), the purposes (keys or prefixes,
+ * such as `marketing`) that its purpose permissions apply to, and
+ * `PRIVSEG_PERMISSION_*` bits. `PRIVSEG_PERMISSION_COUNT`, `_MEMBER_IDS`
+ * and `_EXPLAIN` are granted for each listed purpose; `_SUBJECTS`,
+ * `_READ_AUDIT` and `_ADMINISTER` stand alone. Nothing is granted by
+ * default. Unknown bits, purposes without a purpose permission, or a
+ * purpose permission without purposes give
+ * `PRIVSEG_STATUS_INVALID_ARGUMENT`; a purpose that matches no declared
+ * purpose is refused when the policy is built. Export permissions (the
+ * recipients a role may export to) are given in the policy's JSON only.
+ *
+ * Returns `PRIVSEG_STATUS_ALREADY_USED` after the builder was built.
+ *
+ * # Safety
+ * `builder` must be a live builder used by no other thread; `name` must
+ * point to `name_len` readable bytes; `purposes` must point to
+ * `purpose_count` `privseg_str` (or be NULL when `purpose_count` is 0).
+ */
+privseg_status privseg_policy_builder_role(privseg_policy_builder *builder,
+                                           const char *name,
+                                           size_t name_len,
+                                           const privseg_str *purposes,
+                                           size_t purpose_count,
+                                           uint32_t permissions);
 
 /**
  * Validates and builds the policy. This uses the builder up, whether it

@@ -1,6 +1,6 @@
-//! `privseg_engine`: subjects, attributes, events, evaluation and erasure.
+//! `privseg_engine`: subjects, attributes, events, evaluation and erasure,
+//! each call made by the engine's actor.
 
-use std::collections::HashSet;
 use std::ffi::c_char;
 
 use time::Date;
@@ -10,62 +10,144 @@ use super::policy::{policy_arc, privseg_policy};
 use super::segment::{privseg_segment, segment_ref};
 use super::{
     Fail, ffi_status, field, non_null, opt_field, opt_str_arg, privseg_status, privseg_str,
-    slice_arg, str_arg, write_out, write_text,
+    slice_arg, str_arg, str_list, write_out, write_text,
 };
-use crate::consent::{ConsentEvent, EventKind, Interner, check_event};
+use crate::access::{Actor, Permission};
+use crate::consent::{ConsentEvent, EventKind};
+use crate::import::{ImportError, SubjectRow};
 use crate::store::{Store, Value};
 use crate::timestamp::parse_date;
 use crate::{Engine, Timestamp};
 
-/// An engine: one policy and its subjects. A mutable handle: it may move
-/// between threads but must not be used by two threads at once (a host that
-/// shares it holds a lock around every call). Functions that take a
-/// `const privseg_engine *` do not change it; several threads may make such
-/// calls at once while none changes it.
+/// An engine: one policy, its subjects, its audit log, and the actor every
+/// call through this handle is made by (see [`privseg_engine_new`]). A
+/// mutable handle: it may move between threads but must not be used by two
+/// threads at once (a host that shares it holds a lock around every call).
+/// Functions that take a `const privseg_engine *` do not change it; several
+/// threads may make such calls at once while none changes it.
 pub struct privseg_engine {
     _opaque: [u8; 0],
 }
 
-/// Borrows an engine.
+/// What a `*mut privseg_engine` points to: the engine and the actor its
+/// calls are made by.
+#[derive(Debug)]
+pub(crate) struct EngineHandle {
+    pub engine: Engine,
+    pub actor: Actor,
+}
+
+/// Borrows an engine handle.
 ///
 /// # Safety
 /// `e` must be NULL or a live engine from this library, not being changed
 /// elsewhere for `'a`.
-pub(crate) unsafe fn engine_ref<'a>(e: *const privseg_engine) -> Result<&'a Engine, Fail> {
+pub(crate) unsafe fn engine_ref<'a>(e: *const privseg_engine) -> Result<&'a EngineHandle, Fail> {
     non_null(e, "engine")?;
-    // SAFETY: a non-NULL engine pointer is a Box<Engine> from
+    // SAFETY: a non-NULL engine pointer is a Box<EngineHandle> from
     // privseg_engine_new, alive as the caller promises.
-    Ok(unsafe { &*e.cast::<Engine>() })
+    Ok(unsafe { &*e.cast::<EngineHandle>() })
 }
 
-/// Borrows an engine mutably.
+/// Borrows an engine handle mutably.
 ///
 /// # Safety
 /// `e` must be NULL or a live engine from this library, used by nothing else
 /// for `'a`.
-unsafe fn engine_mut<'a>(e: *mut privseg_engine) -> Result<&'a mut Engine, Fail> {
+unsafe fn engine_mut<'a>(e: *mut privseg_engine) -> Result<&'a mut EngineHandle, Fail> {
     non_null(e, "engine")?;
     // SAFETY: as for engine_ref, and unaliased as the caller promises.
-    Ok(unsafe { &mut *e.cast::<Engine>() })
+    Ok(unsafe { &mut *e.cast::<EngineHandle>() })
 }
 
-/// An engine with no subjects, holding its own reference to the policy.
+/// Reads an actor: its id (non-empty, no surrounding whitespace or control
+/// characters) and its role names.
 ///
 /// # Safety
-/// `policy` must be a live policy reference; `engine_out` must point to a
-/// writable pointer.
+/// `id` as for [`str_arg`]; `roles` as for [`str_list`].
+unsafe fn actor_arg(
+    id: *const c_char,
+    id_len: usize,
+    roles: *const privseg_str,
+    roles_len: usize,
+) -> Result<Actor, Fail> {
+    // SAFETY: the caller's contract.
+    let id = unsafe { str_arg(id, id_len, "actor_id") }?;
+    if id.is_empty() || id.trim() != id || id.chars().any(char::is_control) {
+        return Err(Fail::arg(format!(
+            "invalid actor id {id:?}: ids must be non-empty, with no surrounding whitespace or control characters"
+        )));
+    }
+    // SAFETY: the caller's contract.
+    let roles = unsafe { str_list(roles, roles_len, "roles") }?;
+    Ok(Actor::new(id, &roles))
+}
+
+/// An engine with no subjects and an in-memory audit log, holding its own
+/// reference to the policy. Every call through it is made by the actor
+/// `actor_id` with the role names `roles` (`roles_len` of them; NULL when
+/// `roles_len` is 0), until [`privseg_engine_set_actor`] changes it.
+///
+/// The host is responsible for authenticating the actor: the library takes
+/// the id and roles as given. The roles are looked up in the policy's
+/// `roles` at each call; a role the policy does not define grants nothing
+/// (calls then fail with `PRIVSEG_STATUS_ACCESS_DENIED`, naming it).
+///
+/// An actor id that is empty or has surrounding whitespace or control
+/// characters gives `PRIVSEG_STATUS_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `policy` must be a live policy reference; `actor_id` must point to
+/// `actor_id_len` readable bytes; `roles` must point to `roles_len`
+/// `privseg_str` whose strings are valid (or be NULL when `roles_len` is 0);
+/// `engine_out` must point to a writable pointer.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_engine_new(
     policy: *const privseg_policy,
+    actor_id: *const c_char,
+    actor_id_len: usize,
+    roles: *const privseg_str,
+    roles_len: usize,
     engine_out: *mut *mut privseg_engine,
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
         let policy = unsafe { policy_arc(policy) }?;
+        // SAFETY: the caller's contract.
+        let actor = unsafe { actor_arg(actor_id, actor_id_len, roles, roles_len) }?;
         non_null(engine_out, "engine_out")?;
-        let e = Box::into_raw(Box::new(Engine::new(policy))).cast::<privseg_engine>();
+        let handle = EngineHandle {
+            engine: Engine::new(policy),
+            actor,
+        };
+        let e = Box::into_raw(Box::new(handle)).cast::<privseg_engine>();
         // SAFETY: engine_out is writable, as the caller promises.
         unsafe { write_out(engine_out, e) }
+    })
+}
+
+/// Changes the actor every later call through this engine is made by, as
+/// for [`privseg_engine_new`]. On failure the actor is unchanged. The host
+/// is responsible for authenticating the new actor.
+///
+/// # Safety
+/// `engine` must be a live engine used by no other thread; `actor_id` must
+/// point to `actor_id_len` readable bytes; `roles` must point to `roles_len`
+/// `privseg_str` whose strings are valid (or be NULL when `roles_len` is 0).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_engine_set_actor(
+    engine: *mut privseg_engine,
+    actor_id: *const c_char,
+    actor_id_len: usize,
+    roles: *const privseg_str,
+    roles_len: usize,
+) -> privseg_status {
+    ffi_status!({
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_mut(engine) }?;
+        // SAFETY: the caller's contract.
+        e.actor = unsafe { actor_arg(actor_id, actor_id_len, roles, roles_len) }?;
+        Ok(())
     })
 }
 
@@ -78,9 +160,9 @@ pub unsafe extern "C" fn privseg_engine_new(
 pub unsafe extern "C" fn privseg_engine_free(engine: *mut privseg_engine) {
     super::ffi_value!((), {
         if !engine.is_null() {
-            // SAFETY: the pointer is a Box<Engine> from privseg_engine_new,
-            // freed once, as the caller promises.
-            drop(unsafe { Box::from_raw(engine.cast::<Engine>()) });
+            // SAFETY: the pointer is a Box<EngineHandle> from
+            // privseg_engine_new, freed once, as the caller promises.
+            drop(unsafe { Box::from_raw(engine.cast::<EngineHandle>()) });
         }
     })
 }
@@ -99,7 +181,7 @@ pub unsafe extern "C" fn privseg_engine_subject_count(
         // SAFETY: the caller's contract.
         let e = unsafe { engine_ref(engine) }?;
         // SAFETY: the caller's contract.
-        unsafe { write_out(count_out, e.subject_count()) }
+        unsafe { write_out(count_out, e.engine.subject_count()) }
     })
 }
 
@@ -111,7 +193,7 @@ fn date_arg(s: Option<&str>) -> Result<Option<Date>, Fail> {
 /// Adds a subject: its id, its jurisdiction code (such as `EU-FR` or
 /// `US-CA`) and its birth date `YYYY-MM-DD` (NULL with length 0 when
 /// unknown: the subject is then treated as a possible minor wherever an age
-/// gate applies).
+/// gate applies). Needs the `subjects` permission.
 ///
 /// # Safety
 /// `engine` must be a live engine used by no other thread; each string must
@@ -135,7 +217,7 @@ pub unsafe extern "C" fn privseg_engine_add_subject(
         let j = unsafe { str_arg(jurisdiction, jurisdiction_len, "jurisdiction") }?;
         // SAFETY: the caller's contract.
         let birth = date_arg(unsafe { opt_str_arg(birth_date, birth_date_len, "birth_date") }?)?;
-        Ok(e.add_subject(id, j, birth)?)
+        Ok(e.engine.add_subject(&e.actor, id, j, birth)?)
     })
 }
 
@@ -151,13 +233,22 @@ pub struct privseg_subject {
     pub birth_date: privseg_str,
 }
 
-/// Adds `count` subjects. Every item is checked first (pointers, UTF-8,
-/// dates, known jurisdictions, ids new to the engine and distinct within the
-/// batch): if one fails, nothing is added and the last error message names
-/// the item. The one check made only while adding is the form of an id
-/// (non-empty, no surrounding whitespace or control characters): an id
-/// refused for its form stops the batch at that item, with the items before
-/// it added.
+/// Turns a refused import into a failure naming the item by its index in
+/// the C array (`subjects[i]`, `events[i]`).
+fn import_fail(e: ImportError) -> Fail {
+    let array = match e.what {
+        "subject" => "subjects",
+        "event" => "events",
+        _ => return Fail::from(*e.error),
+    };
+    Fail::from(*e.error).context(&format!("{array}[{}]", e.index))
+}
+
+/// Adds `count` subjects (needing the `subjects` permission), all or nothing: if one item fails (a NULL or
+/// non-UTF-8 string, a bad date, an unknown jurisdiction, an id already in
+/// the engine or twice in the batch, an id of the wrong form), nothing is
+/// added and the last error message names the item (`subjects[i]: ...`).
+/// The batch is one entry of the audit log.
 ///
 /// # Safety
 /// `engine` must be a live engine used by no other thread; `subjects` must
@@ -174,37 +265,27 @@ pub unsafe extern "C" fn privseg_engine_add_subjects(
         let e = unsafe { engine_mut(engine) }?;
         // SAFETY: the caller's contract.
         let items = unsafe { slice_arg(subjects, count, "subjects") }?;
-        let mut batch = Vec::with_capacity(items.len());
-        let mut seen = HashSet::with_capacity(items.len());
+        let mut rows = Vec::with_capacity(items.len());
         for (i, s) in items.iter().enumerate() {
-            let item = || format!("subjects[{i}]");
-            let checked = (|| {
+            let row = (|| {
                 // SAFETY: the caller's contract.
                 let id = unsafe { field(s.id, "id") }?;
                 // SAFETY: the caller's contract.
                 let j = unsafe { field(s.jurisdiction, "jurisdiction") }?;
                 // SAFETY: the caller's contract.
                 let birth = date_arg(unsafe { opt_field(s.birth_date, "birth_date") }?)?;
-                if e.policy().jurisdiction_id(j).is_none() {
-                    return Err(Fail::new(
-                        privseg_status::UnknownJurisdiction,
-                        format!("unknown jurisdiction {j:?} (the policy lists its jurisdictions)"),
-                    ));
-                }
-                if e.store().row(id).is_some() || !seen.insert(id) {
-                    return Err(Fail::new(
-                        privseg_status::DuplicateSubject,
-                        format!("subject {id:?} exists already"),
-                    ));
-                }
-                Ok((id, j, birth))
+                Ok(SubjectRow {
+                    id: id.into(),
+                    jurisdiction: j.into(),
+                    birth_date: birth,
+                    values: Vec::new(),
+                })
             })();
-            batch.push(checked.map_err(|f| f.context(&item()))?);
+            rows.push(row.map_err(|f: Fail| f.context(&format!("subjects[{i}]")))?);
         }
-        for (i, (id, j, birth)) in batch.into_iter().enumerate() {
-            e.add_subject(id, j, birth)
-                .map_err(|err| Fail::from(err).context(&format!("subjects[{i}]")))?;
-        }
+        e.engine
+            .import(&e.actor, &rows, &[])
+            .map_err(import_fail)?;
         Ok(())
     })
 }
@@ -254,7 +335,7 @@ unsafe fn value_of(v: &privseg_value) -> Result<Value, Fail> {
 }
 
 /// Sets a subject's attribute value, verified at `verified_at` (Unix
-/// seconds).
+/// seconds). Needs the `subjects` permission.
 ///
 /// # Safety
 /// `engine` must be a live engine used by no other thread; each string must
@@ -280,7 +361,13 @@ pub unsafe extern "C" fn privseg_engine_set_attribute(
         non_null(value, "value")?;
         // SAFETY: value is not NULL and valid, as the caller promises.
         let value = unsafe { value_of(&*value) }?;
-        Ok(e.set_attribute(subject, attribute, value, Timestamp::from_unix(verified_at))?)
+        Ok(e.engine.set_attribute(
+            &e.actor,
+            subject,
+            attribute,
+            value,
+            Timestamp::from_unix(verified_at),
+        )?)
     })
 }
 
@@ -298,10 +385,13 @@ pub struct privseg_attribute_update {
     pub verified_at: i64,
 }
 
-/// Sets `count` attribute values, all or nothing: every update is checked
-/// first (known subject and attribute, a value that fits), and if one fails
-/// nothing is changed and the last error message names the item. Later
-/// updates of the same subject and attribute win.
+/// Sets `count` attribute values of existing subjects, all or nothing: the
+/// actor's permission and then every update are checked first (known subject
+/// and attribute, a value that fits), and if one fails nothing is changed and
+/// the last error message names the item (`updates[i]: ...`). Later updates
+/// of the same subject and attribute win. Each update is an entry of the
+/// audit log; should the log fail part way (`PRIVSEG_STATUS_AUDIT`), the
+/// updates before the item named are kept.
 ///
 /// # Safety
 /// `engine` must be a live engine used by no other thread; `updates` must
@@ -318,6 +408,8 @@ pub unsafe extern "C" fn privseg_engine_set_attributes(
         let e = unsafe { engine_mut(engine) }?;
         // SAFETY: the caller's contract.
         let items = unsafe { slice_arg(updates, count, "updates") }?;
+        e.engine.allow(&e.actor, Permission::Subjects, None)?;
+        let (engine, actor) = (&mut e.engine, &e.actor);
         let mut batch = Vec::with_capacity(items.len());
         for (i, u) in items.iter().enumerate() {
             let checked = (|| {
@@ -327,27 +419,28 @@ pub unsafe extern "C" fn privseg_engine_set_attributes(
                 let attribute = unsafe { field(u.attribute, "attribute") }?;
                 // SAFETY: the caller's contract.
                 let value = unsafe { value_of(&u.value) }?;
-                if e.store().row(subject).is_none() {
+                if engine.store().row(subject).is_none() {
                     return Err(crate::EngineError::UnknownSubject(subject.into()).into());
                 }
-                let a = e.policy().attr_id(attribute).ok_or_else(|| {
+                let a = engine.policy().attr_id(attribute).ok_or_else(|| {
                     Fail::from(crate::EngineError::UnknownAttribute(attribute.into()))
                 })?;
-                Store::encode(e.policy(), a, &value)
+                Store::encode(engine.policy(), a, &value)
                     .map_err(|v| Fail::from(crate::EngineError::Value(v)))?;
                 Ok((subject, attribute, value, u.verified_at))
             })();
             batch.push(checked.map_err(|f: Fail| f.context(&format!("updates[{i}]")))?);
         }
         for (i, (s, a, v, t)) in batch.into_iter().enumerate() {
-            e.set_attribute(s, a, v, Timestamp::from_unix(t))
+            engine
+                .set_attribute(actor, s, a, v, Timestamp::from_unix(t))
                 .map_err(|err| Fail::from(err).context(&format!("updates[{i}]")))?;
         }
         Ok(())
     })
 }
 
-/// Removes a subject's attribute value.
+/// Removes a subject's attribute value. Needs the `subjects` permission.
 ///
 /// # Safety
 /// `engine` must be a live engine used by no other thread; each string must
@@ -367,7 +460,7 @@ pub unsafe extern "C" fn privseg_engine_clear_attribute(
         let subject = unsafe { str_arg(subject, subject_len, "subject") }?;
         // SAFETY: the caller's contract.
         let attribute = unsafe { str_arg(attribute, attribute_len, "attribute") }?;
-        Ok(e.clear_attribute(subject, attribute)?)
+        Ok(e.engine.clear_attribute(&e.actor, subject, attribute)?)
     })
 }
 
@@ -453,6 +546,9 @@ pub struct privseg_event {
     pub expires_at: i64,
     /// `PRIVSEG_EVENT_*` flags.
     pub flags: u32,
+    /// SHA-256 of the evidence the event was taken from (such as the raw
+    /// consent signal string) as 64 hex digits, or a NULL pointer for none.
+    pub evidence_sha256: privseg_str,
 }
 
 /// Converts a C event.
@@ -474,12 +570,15 @@ unsafe fn event_of(ev: &privseg_event) -> Result<ConsentEvent, Fail> {
     let channel = unsafe { opt_field(ev.channel, "channel") }?;
     // SAFETY: the caller's contract.
     let collector = unsafe { opt_field(ev.collector, "collector") }?;
+    // SAFETY: the caller's contract.
+    let evidence = unsafe { opt_field(ev.evidence_sha256, "evidence_sha256") }?;
     if ev.flags & !(PRIVSEG_EVENT_EXPLICIT | PRIVSEG_EVENT_EXPIRES) != 0 {
         return Err(Fail::arg(format!("unknown event flags {:#x}", ev.flags)));
     }
     let mut e = ConsentEvent::new(subject, kind, purpose, Timestamp::from_unix(ev.at));
     e.notice_version = notice.map(Into::into);
     e.notice_sha256 = sha.map(Into::into);
+    e.evidence_sha256 = evidence.map(Into::into);
     if let Some(c) = channel {
         e.channel = c.into();
     }
@@ -494,6 +593,7 @@ unsafe fn event_of(ev: &privseg_event) -> Result<ConsentEvent, Fail> {
 }
 
 /// Records a consent or subject event. It takes effect by its own time.
+/// Needs the `subjects` permission.
 ///
 /// # Safety
 /// `engine` must be a live engine used by no other thread; `event` must
@@ -510,13 +610,14 @@ pub unsafe extern "C" fn privseg_engine_record(
         non_null(event, "event")?;
         // SAFETY: event is not NULL and valid, as the caller promises.
         let ev = unsafe { event_of(&*event) }?;
-        Ok(e.record(&ev)?)
+        Ok(e.engine.record(&e.actor, &ev)?)
     })
 }
 
-/// Records `count` events, all or nothing: every event is checked first
-/// (known subject, an event that fits the policy), and if one fails nothing
-/// is recorded and the last error message names the item.
+/// Records `count` events (needing the `subjects` permission), all or nothing: if one fails (a bad argument, an
+/// unknown subject, an event that does not fit the policy), nothing is
+/// recorded and the last error message names the item (`events[i]: ...`).
+/// The batch is one entry of the audit log.
 ///
 /// # Safety
 /// `engine` must be a live engine used by no other thread; `events` must
@@ -534,26 +635,14 @@ pub unsafe extern "C" fn privseg_engine_record_batch(
         // SAFETY: the caller's contract.
         let items = unsafe { slice_arg(events, count, "events") }?;
         let mut batch = Vec::with_capacity(items.len());
-        let mut scratch = Interner::default();
         for (i, item) in items.iter().enumerate() {
-            let checked = (|| {
-                // SAFETY: the caller's contract.
-                let ev = unsafe { event_of(item) }?;
-                if e.store().row(&ev.subject).is_none() {
-                    return Err(Fail::from(crate::EngineError::UnknownSubject(
-                        ev.subject.clone(),
-                    )));
-                }
-                check_event(e.policy(), &ev, &mut scratch)
-                    .map_err(|err| Fail::from(crate::EngineError::Event(err)))?;
-                Ok(ev)
-            })();
-            batch.push(checked.map_err(|f| f.context(&format!("events[{i}]")))?);
+            // SAFETY: the caller's contract.
+            let ev = unsafe { event_of(item) };
+            batch.push(ev.map_err(|f| f.context(&format!("events[{i}]")))?);
         }
-        for (i, ev) in batch.iter().enumerate() {
-            e.record(ev)
-                .map_err(|err| Fail::from(err).context(&format!("events[{i}]")))?;
-        }
+        e.engine
+            .import(&e.actor, &[], &batch)
+            .map_err(import_fail)?;
         Ok(())
     })
 }
@@ -562,7 +651,7 @@ pub unsafe extern "C" fn privseg_engine_record_batch(
 /// `{"subject": "c-1", "kind": "consent_withdrawn", "purpose":
 /// "marketing.email", "at": "2026-03-01T10:00:00Z", "channel": "web",
 /// "collector": "prefs-page"}`. JSON that is not an event gives
-/// `PRIVSEG_STATUS_INVALID_JSON`.
+/// `PRIVSEG_STATUS_INVALID_JSON`. Needs the `subjects` permission.
 ///
 /// # Safety
 /// `engine` must be a live engine used by no other thread; `json` must point
@@ -580,12 +669,12 @@ pub unsafe extern "C" fn privseg_engine_record_json(
         let json = unsafe { str_arg(json, len, "json") }?;
         let ev: ConsentEvent = serde_json::from_str(json)
             .map_err(|err| Fail::new(privseg_status::InvalidJson, format!("event JSON: {err}")))?;
-        Ok(e.record(&ev)?)
+        Ok(e.engine.record(&e.actor, &ev)?)
     })
 }
 
 /// Erases a subject: every value, bit and event is dropped, and the id is
-/// free again.
+/// free again. Needs the `subjects` permission.
 ///
 /// # Safety
 /// `engine` must be a live engine used by no other thread; `id` must point
@@ -601,14 +690,16 @@ pub unsafe extern "C" fn privseg_engine_erase(
         let e = unsafe { engine_mut(engine) }?;
         // SAFETY: the caller's contract.
         let id = unsafe { str_arg(id, len, "id") }?;
-        Ok(e.erase(id)?)
+        Ok(e.engine.erase(&e.actor, id)?)
     })
 }
 
 /// Evaluates a segment at an instant (Unix seconds; see
 /// `privseg_time_parse`): its predicate AND the purpose's eligibility as of
 /// that instant. `*members_out` receives the members, to free with
-/// `privseg_members_free`.
+/// `privseg_members_free`. Needs the `member_ids` permission for the
+/// segment's purpose (a count alone needs only `count`: see
+/// `privseg_engine_count`).
 ///
 /// # Safety
 /// `engine` must be a live engine not being changed by another thread;
@@ -627,7 +718,7 @@ pub unsafe extern "C" fn privseg_engine_evaluate(
         // SAFETY: the caller's contract.
         let s = unsafe { segment_ref(segment) }?;
         non_null(members_out, "members_out")?;
-        let m = e.evaluate(s, Timestamp::from_unix(at))?;
+        let m = e.engine.evaluate(&e.actor, s, Timestamp::from_unix(at))?;
         // SAFETY: members_out is writable, as the caller promises.
         unsafe { write_out(members_out, members::members_out(m)) }
     })
@@ -636,7 +727,9 @@ pub unsafe extern "C" fn privseg_engine_evaluate(
 /// Explains whether a subject is in a segment at an instant, and why, as a
 /// JSON object (`subject`, `segment`, `purpose`, `at`, `member`,
 /// `eligibility`, `predicate_held`, `failing_terms`) copied into `buf`,
-/// following the buffer convention of this API.
+/// following the buffer convention of this API. Needs the `explain`
+/// permission for the segment's purpose; each call, also one that ends with
+/// `PRIVSEG_STATUS_BUFFER_TOO_SMALL`, is recorded in the audit log.
 ///
 /// # Safety
 /// `engine` must be a live engine not being changed by another thread;
@@ -662,7 +755,7 @@ pub unsafe extern "C" fn privseg_engine_explain(
         // SAFETY: the caller's contract.
         let id = unsafe { str_arg(id, id_len, "id") }?;
         non_null(written, "written")?;
-        let x = e.explain(s, id, Timestamp::from_unix(at))?;
+        let x = e.engine.explain(&e.actor, s, id, Timestamp::from_unix(at))?;
         let json = serde_json::to_string(&x)
             .map_err(|err| Fail::new(privseg_status::EngineOther, err.to_string()))?;
         // SAFETY: the caller's contract.

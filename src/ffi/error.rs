@@ -32,13 +32,18 @@ impl From<&ErrorObject> for Fail {
     }
 }
 
+/// The status of a segment error.
+fn segment_status(e: &SegmentError) -> privseg_status {
+    match e.stage {
+        Stage::Parse => privseg_status::SegmentSyntax,
+        Stage::Validate => privseg_status::SegmentRefused,
+    }
+}
+
 impl From<&SegmentError> for ErrorObject {
     fn from(e: &SegmentError) -> ErrorObject {
         ErrorObject {
-            status: match e.stage {
-                Stage::Parse => privseg_status::SegmentSyntax,
-                Stage::Validate => privseg_status::SegmentRefused,
-            },
+            status: segment_status(e),
             message: e.to_string(),
             rule: e.rule,
             line: e.line,
@@ -76,6 +81,11 @@ pub(crate) fn engine_status(e: &EngineError) -> privseg_status {
         EngineError::Value(_) => privseg_status::InvalidValue,
         EngineError::Event(_) => privseg_status::InvalidEvent,
         EngineError::PolicyMismatch { .. } => privseg_status::PolicyMismatch,
+        EngineError::Access(_) => privseg_status::AccessDenied,
+        EngineError::Audit(_) => privseg_status::Audit,
+        EngineError::UnknownRecipient(_) => privseg_status::UnknownRecipient,
+        EngineError::ExportRefused { .. } => privseg_status::ExportRefused,
+        EngineError::Segment(s) => segment_status(s),
         _ => privseg_status::EngineOther,
     }
 }

@@ -42,7 +42,7 @@ unsafe fn with_engine<'a>(
     // SAFETY: the caller's contract.
     let m = unsafe { members_ref(m) }?;
     // SAFETY: the caller's contract.
-    let e = unsafe { engine_ref(e) }?;
+    let e = &unsafe { engine_ref(e) }?.engine;
     if m.policy_version() != e.policy().version() || m.bits().len() > e.store().len() {
         return Err(Fail::arg("these members were not produced by this engine"));
     }

@@ -27,6 +27,18 @@
 //!   mutable handle: it may move between threads, but it must not be used
 //!   from two threads at once (the host locks around it if it shares it).
 //!
+//! Actors: every engine call is made by an actor and recorded in the
+//! engine's audit log. An engine handle acts as one actor, given to
+//! `privseg_engine_new` (an id and its role names) and changed with
+//! `privseg_engine_set_actor`; a CRM plugin usually runs as one service
+//! identity. The library does not authenticate actors: the host must have
+//! authenticated the id, and assigned the roles, before it passes them.
+//! What each role may do is said by the policy's `roles` (nothing is granted
+//! by default); a call the actor may not make fails with
+//! [`privseg_status::AccessDenied`], its message naming the actor and the
+//! permission, and the refusal is recorded. A call whose audit entry cannot
+//! be written fails with [`privseg_status::Audit`] and is not carried out.
+//!
 //! Text written to a caller's buffer: the buffer of `len` bytes receives the
 //! text and a terminating NUL; `*written` receives the text's length in bytes
 //! (without the NUL). When the text does not fit, nothing is written to the
@@ -40,6 +52,7 @@
 mod engine;
 mod error;
 mod members;
+mod outputs;
 mod policy;
 mod segment;
 
@@ -49,6 +62,7 @@ use std::ffi::c_char;
 pub use engine::*;
 pub use error::*;
 pub use members::*;
+pub use outputs::*;
 pub use policy::*;
 pub use segment::*;
 
@@ -104,6 +118,16 @@ pub enum privseg_status {
     InvalidEvent = 307,
     /// An engine error this version of the C API has no code for.
     EngineOther = 308,
+    /// The engine's actor lacks the permission for this call; the message
+    /// names the actor, the permission and any role the policy does not
+    /// define. The refusal is recorded in the audit log.
+    AccessDenied = 309,
+    /// The audit log could not be written, so the call was not carried out.
+    Audit = 310,
+    /// The recipient is not in the policy.
+    UnknownRecipient = 311,
+    /// The export breaks the recipient's agreement (the message says how).
+    ExportRefused = 312,
     /// A time is not RFC 3339.
     InvalidTime = 400,
     /// A date is not of the form YYYY-MM-DD.
@@ -139,6 +163,10 @@ impl privseg_status {
             306 => InvalidValue,
             307 => InvalidEvent,
             308 => EngineOther,
+            309 => AccessDenied,
+            310 => Audit,
+            311 => UnknownRecipient,
+            312 => ExportRefused,
             400 => InvalidTime,
             401 => InvalidDate,
             402 => InvalidJson,
@@ -171,6 +199,10 @@ impl privseg_status {
             Self::InvalidValue => "PRIVSEG_STATUS_INVALID_VALUE\0",
             Self::InvalidEvent => "PRIVSEG_STATUS_INVALID_EVENT\0",
             Self::EngineOther => "PRIVSEG_STATUS_ENGINE_OTHER\0",
+            Self::AccessDenied => "PRIVSEG_STATUS_ACCESS_DENIED\0",
+            Self::Audit => "PRIVSEG_STATUS_AUDIT\0",
+            Self::UnknownRecipient => "PRIVSEG_STATUS_UNKNOWN_RECIPIENT\0",
+            Self::ExportRefused => "PRIVSEG_STATUS_EXPORT_REFUSED\0",
             Self::InvalidTime => "PRIVSEG_STATUS_INVALID_TIME\0",
             Self::InvalidDate => "PRIVSEG_STATUS_INVALID_DATE\0",
             Self::InvalidJson => "PRIVSEG_STATUS_INVALID_JSON\0",
@@ -376,6 +408,26 @@ pub(crate) unsafe fn slice_arg<'a, T>(
     Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
 }
 
+/// Borrows an array of strings.
+///
+/// # Safety
+/// `ptr` must be NULL (with `count == 0`) or point to `count` `privseg_str`
+/// values, each valid as for [`str_arg`].
+pub(crate) unsafe fn str_list<'a>(
+    ptr: *const privseg_str,
+    count: usize,
+    what: &str,
+) -> Result<Vec<&'a str>, Fail> {
+    // SAFETY: the caller's contract.
+    let items = unsafe { slice_arg(ptr, count, what) }?;
+    items
+        .iter()
+        .enumerate()
+        // SAFETY: each item is valid, as the caller promises.
+        .map(|(i, s)| unsafe { field(*s, &format!("{what}[{i}]")) })
+        .collect()
+}
+
 /// Copies `text` and a NUL into a caller's buffer, following the module's
 /// buffer convention.
 ///
@@ -531,7 +583,7 @@ mod tests {
                 seen += 1;
             }
         }
-        assert_eq!(seen, 25);
+        assert_eq!(seen, 29);
         assert!(privseg_status_name(8).is_null());
     }
 

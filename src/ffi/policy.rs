@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use super::error::{ErrorObject, give_error, privseg_error};
 use super::{
-    Fail, ffi_status, field, non_null, privseg_status, privseg_str, slice_arg, str_arg, write_out,
+    Fail, ffi_status, non_null, privseg_status, privseg_str, str_arg, str_list, write_out,
     write_text,
 };
-use crate::policy::{AttributeSpec, CategorySpec, LawfulBasis, Policy, PolicyBuilder, PurposeSpec};
+use crate::policy::{
+    AttributeSpec, CategorySpec, LawfulBasis, Policy, PolicyBuilder, PurposeSpec, RoleSpec,
+};
 
 /// A validated, immutable policy. Reference counted: share it between
 /// threads with [`privseg_policy_clone`]; each reference is released with
@@ -170,6 +172,27 @@ pub const PRIVSEG_PURPOSE_SENSITIVE_NECESSARY: u32 = 8;
 /// Purpose flag: still allowed for restricted subjects.
 pub const PRIVSEG_PURPOSE_RESTRICTION_EXEMPT: u32 = 16;
 
+/// Role permission: evaluate segments of the listed purposes for counts
+/// (`privseg_engine_count`).
+pub const PRIVSEG_PERMISSION_COUNT: u32 = 1;
+/// Role permission: see the member ids of segments of the listed purposes
+/// (`privseg_engine_evaluate`).
+pub const PRIVSEG_PERMISSION_MEMBER_IDS: u32 = 2;
+/// Role permission: explain a subject's membership in segments of the listed
+/// purposes (`privseg_engine_explain`).
+pub const PRIVSEG_PERMISSION_EXPLAIN: u32 = 4;
+/// Role permission: add, change and erase subjects, record their events and
+/// report on them (`privseg_engine_subject_report`).
+pub const PRIVSEG_PERMISSION_SUBJECTS: u32 = 8;
+/// Role permission: read the audit log and compliance reports.
+pub const PRIVSEG_PERMISSION_READ_AUDIT: u32 = 16;
+/// Role permission: change the policy and run fairness audits.
+pub const PRIVSEG_PERMISSION_ADMINISTER: u32 = 32;
+
+/// The permissions that apply to the purposes listed with them.
+const PURPOSE_PERMISSIONS: u32 =
+    PRIVSEG_PERMISSION_COUNT | PRIVSEG_PERMISSION_MEMBER_IDS | PRIVSEG_PERMISSION_EXPLAIN;
+
 /// A lawful basis (GDPR Art. 6(1)), passed as a `uint32_t`.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,26 +263,6 @@ unsafe fn with_builder(
     })?;
     *state = Some(f(inner));
     Ok(())
-}
-
-/// Borrows an array of strings.
-///
-/// # Safety
-/// `ptr` must be NULL (with `count == 0`) or point to `count` `privseg_str`
-/// values, each valid as for [`str_arg`].
-unsafe fn str_list<'a>(
-    ptr: *const privseg_str,
-    count: usize,
-    what: &str,
-) -> Result<Vec<&'a str>, Fail> {
-    // SAFETY: the caller's contract.
-    let items = unsafe { slice_arg(ptr, count, what) }?;
-    items
-        .iter()
-        .enumerate()
-        // SAFETY: each item is valid, as the caller promises.
-        .map(|(i, s)| unsafe { field(*s, &format!("{what}[{i}]")) })
-        .collect()
 }
 
 /// A builder for a policy of this controller (legal name), with the default
@@ -546,6 +549,78 @@ pub unsafe extern "C" fn privseg_policy_builder_purpose(
         }
         // SAFETY: the caller's contract.
         unsafe { with_builder(builder, |b| b.purpose(p)) }
+    })
+}
+
+/// Adds a role: its name (an identifier), the purposes (keys or prefixes,
+/// such as `marketing`) that its purpose permissions apply to, and
+/// `PRIVSEG_PERMISSION_*` bits. `PRIVSEG_PERMISSION_COUNT`, `_MEMBER_IDS`
+/// and `_EXPLAIN` are granted for each listed purpose; `_SUBJECTS`,
+/// `_READ_AUDIT` and `_ADMINISTER` stand alone. Nothing is granted by
+/// default. Unknown bits, purposes without a purpose permission, or a
+/// purpose permission without purposes give
+/// `PRIVSEG_STATUS_INVALID_ARGUMENT`; a purpose that matches no declared
+/// purpose is refused when the policy is built. Export permissions (the
+/// recipients a role may export to) are given in the policy's JSON only.
+///
+/// Returns `PRIVSEG_STATUS_ALREADY_USED` after the builder was built.
+///
+/// # Safety
+/// `builder` must be a live builder used by no other thread; `name` must
+/// point to `name_len` readable bytes; `purposes` must point to
+/// `purpose_count` `privseg_str` (or be NULL when `purpose_count` is 0).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_policy_builder_role(
+    builder: *mut privseg_policy_builder,
+    name: *const c_char,
+    name_len: usize,
+    purposes: *const privseg_str,
+    purpose_count: usize,
+    permissions: u32,
+) -> privseg_status {
+    ffi_status!({
+        // SAFETY: the caller's contract.
+        let name = unsafe { str_arg(name, name_len, "name") }?;
+        // SAFETY: the caller's contract.
+        let purposes = unsafe { str_list(purposes, purpose_count, "purposes") }?;
+        check_flags(
+            permissions,
+            PURPOSE_PERMISSIONS
+                | PRIVSEG_PERMISSION_SUBJECTS
+                | PRIVSEG_PERMISSION_READ_AUDIT
+                | PRIVSEG_PERMISSION_ADMINISTER,
+            "permission",
+        )?;
+        let scoped = permissions & PURPOSE_PERMISSIONS != 0;
+        if scoped && purposes.is_empty() {
+            return Err(Fail::arg(
+                "PRIVSEG_PERMISSION_COUNT, _MEMBER_IDS and _EXPLAIN need at least one purpose",
+            ));
+        }
+        if !scoped && !purposes.is_empty() {
+            return Err(Fail::arg(
+                "purposes are given but no PRIVSEG_PERMISSION_COUNT, _MEMBER_IDS or _EXPLAIN applies to them",
+            ));
+        }
+        let list = |bit: u32| -> Vec<String> {
+            if permissions & bit != 0 {
+                purposes.iter().map(|p| p.to_string()).collect()
+            } else {
+                Vec::new()
+            }
+        };
+        let role = RoleSpec {
+            name: name.into(),
+            count: list(PRIVSEG_PERMISSION_COUNT),
+            member_ids: list(PRIVSEG_PERMISSION_MEMBER_IDS),
+            explain: list(PRIVSEG_PERMISSION_EXPLAIN),
+            export: Vec::new(),
+            subjects: permissions & PRIVSEG_PERMISSION_SUBJECTS != 0,
+            read_audit: permissions & PRIVSEG_PERMISSION_READ_AUDIT != 0,
+            administer: permissions & PRIVSEG_PERMISSION_ADMINISTER != 0,
+        };
+        // SAFETY: the caller's contract.
+        unsafe { with_builder(builder, |b| b.role(role)) }
     })
 }
 

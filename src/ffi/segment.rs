@@ -36,7 +36,7 @@ pub(crate) unsafe fn segment_ref<'a>(
 ///
 /// # Safety
 /// `out` must be writable; `err_out` NULL or writable.
-unsafe fn segment_result(
+pub(crate) unsafe fn segment_result(
     r: Result<CheckedSegment, SegmentError>,
     out: *mut *const privseg_segment,
     err_out: *mut *mut privseg_error,
