@@ -1,6 +1,8 @@
 //! The cost of the C ABI over the Rust API on one evaluation: the same
 //! engine content (1 000 and 100 000 subjects) and segment, evaluated and
-//! counted through `Engine::evaluate` and through `privseg_engine_evaluate`.
+//! counted by the same actor through `Engine::evaluate` and through
+//! `privseg_engine_evaluate` (both check the actor's permission and append
+//! an audit entry).
 //!
 //! Run with `cargo bench --bench ffi`.
 
@@ -12,8 +14,9 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use privseg::consent::ConsentEvent;
 use privseg::ffi::*;
+use privseg::import::SubjectRow;
 use privseg::policy::Policy;
-use privseg::{Engine, Timestamp};
+use privseg::{Actor, Engine, Timestamp};
 
 const POLICY: &str = include_str!("../examples/c/policy.json");
 const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
@@ -38,35 +41,44 @@ fn subject(i: usize) -> (String, &'static str, i64, bool) {
     )
 }
 
+/// The actor of both engines: the service identity of examples/c/policy.json.
+fn crm() -> Actor {
+    Actor::new("crm-sync", &["crm"])
+}
+
 fn rust_engine(n: usize) -> (Engine, privseg::segment::CheckedSegment) {
     let policy = Arc::new(Policy::from_json(POLICY).unwrap());
+    let crm = crm();
     let mut e = Engine::new(policy);
     let t = Timestamp::from_unix(T0);
     let birth = privseg::timestamp::parse_date("1980-01-01").ok();
-    // In the same order as the C API batches below (subjects, then
-    // attributes, then events), so both engines lay out memory alike.
+    // The same calls as the C API batches below (an import of the subjects,
+    // the attributes one by one, an import of the events), so both engines
+    // lay out memory alike.
     let data: Vec<_> = (0..n).map(subject).collect();
-    for (id, ..) in &data {
-        e.add_subject(id, "EU-FR", birth).unwrap();
-    }
+    let rows: Vec<_> = data
+        .iter()
+        .map(|(id, ..)| SubjectRow {
+            id: id.clone(),
+            jurisdiction: "EU-FR".into(),
+            birth_date: birth,
+            values: Vec::new(),
+        })
+        .collect();
+    e.import(&crm, &rows, &[]).unwrap();
     for (id, country, spend, _) in &data {
-        e.set_attribute(id, "country", (*country).into(), t)
+        e.set_attribute(&crm, id, "country", (*country).into(), t)
             .unwrap();
-        e.set_attribute(id, "total_spend", (*spend).into(), t)
+        e.set_attribute(&crm, id, "total_spend", (*spend).into(), t)
             .unwrap();
     }
-    // Events are made first and recorded after, as the C API batch does:
-    // otherwise each event's temporary strings sit between the per-subject
-    // histories in memory and the evaluation reads them more slowly.
     let events: Vec<_> = data
         .iter()
         .filter(|d| d.3)
         .map(|(id, ..)| ConsentEvent::grant(id, "marketing.email", t, "v3", SHA))
         .collect();
-    for ev in &events {
-        e.record(ev).unwrap();
-    }
-    let seg = e.compile(SEGMENT).unwrap();
+    e.import(&crm, &[], &events).unwrap();
+    let seg = e.compile(&crm, SEGMENT).unwrap();
     (e, seg)
 }
 
@@ -87,7 +99,18 @@ fn c_engine(n: usize) -> (*mut privseg_engine, *const privseg_segment) {
             ),
             privseg_status::Ok
         );
-        assert_eq!(privseg_engine_new(policy, &mut engine), privseg_status::Ok);
+        let roles = [s("crm")];
+        assert_eq!(
+            privseg_engine_new(
+                policy,
+                c"crm-sync".as_ptr(),
+                8,
+                roles.as_ptr(),
+                1,
+                &mut engine
+            ),
+            privseg_status::Ok
+        );
         let subjects: Vec<_> = data
             .iter()
             .map(|(id, ..)| privseg_subject {
@@ -148,6 +171,7 @@ fn c_engine(n: usize) -> (*mut privseg_engine, *const privseg_segment) {
                 collector: none,
                 expires_at: 0,
                 flags: 0,
+                evidence_sha256: none,
             })
             .collect();
         assert_eq!(
@@ -195,8 +219,9 @@ fn bench_size(c: &mut Criterion, n: usize) {
     let (c3, cseg3) = c_engine(n);
     let (r4, rseg4) = rust_engine(n);
     let at = T0 + 3600;
+    let crm = crm();
     let expected = r1
-        .evaluate(&rseg1, Timestamp::from_unix(at))
+        .evaluate(&crm, &rseg1, Timestamp::from_unix(at))
         .unwrap()
         .count();
     assert_eq!(c_count(c2, cseg2, at), expected);
@@ -210,7 +235,7 @@ fn bench_size(c: &mut Criterion, n: usize) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 engine
-                    .evaluate(black_box(seg), black_box(Timestamp::from_unix(at)))
+                    .evaluate(&crm, black_box(seg), black_box(Timestamp::from_unix(at)))
                     .unwrap()
                     .count()
             })
@@ -236,11 +261,11 @@ fn bench_size(c: &mut Criterion, n: usize) {
             let start = std::time::Instant::now();
             let count = match k {
                 0 => r1
-                    .evaluate(black_box(&rseg1), Timestamp::from_unix(at))
+                    .evaluate(&crm, black_box(&rseg1), Timestamp::from_unix(at))
                     .unwrap()
                     .count(),
                 1 => r4
-                    .evaluate(black_box(&rseg4), Timestamp::from_unix(at))
+                    .evaluate(&crm, black_box(&rseg4), Timestamp::from_unix(at))
                     .unwrap()
                     .count(),
                 2 => c_count(black_box(c2), black_box(cseg2), at),

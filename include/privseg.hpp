@@ -8,6 +8,11 @@
  * Thread safety is that of the C API: Policy and Segment may be copied and
  * shared between threads (copies share one reference-counted object); an
  * Engine must not be used by two threads at once.
+ *
+ * Every Engine call is made by the Engine's actor (an id the host has
+ * authenticated, and role names from the policy) and recorded in its audit
+ * log; a call the actor may not make throws an Error with the status
+ * PRIVSEG_STATUS_ACCESS_DENIED.
  */
 #ifndef PRIVSEG_HPP
 #define PRIVSEG_HPP
@@ -55,14 +60,18 @@ private:
 namespace detail {
 
 /* Reads a text through a C function following the buffer convention:
- * fn(buf, len, &written). */
+ * fn(buf, len, &written). The first call gets a buffer of `initial` bytes
+ * (none when 0); a second, with the size needed, follows only when the text
+ * did not fit. Calls that are recorded in the audit log pass an `initial`
+ * large enough for the usual text, so that they are made once. */
 template <typename Fn>
-privseg_status read_text(Fn &&fn, std::string &out) {
+privseg_status read_text(Fn &&fn, std::string &out, std::size_t initial = 0) {
     std::size_t need = 0;
-    privseg_status st = fn(nullptr, 0, &need);
+    std::vector<char> first(initial);
+    privseg_status st = fn(initial != 0 ? first.data() : nullptr, initial, &need);
     if (st != PRIVSEG_STATUS_BUFFER_TOO_SMALL) {
         if (st == PRIVSEG_STATUS_OK) {
-            out.clear();
+            out.assign(first.data(), initial != 0 ? need : 0);
         }
         return st;
     }
@@ -112,6 +121,18 @@ inline privseg_str to_str(std::string_view s) {
     r.len = s.size();
     return r;
 }
+
+inline std::vector<privseg_str> to_strs(const std::vector<std::string_view> &list) {
+    std::vector<privseg_str> out;
+    out.reserve(list.size());
+    for (std::string_view s : list) {
+        out.push_back(to_str(s));
+    }
+    return out;
+}
+
+/* The first buffer size of an audited call that returns text. */
+constexpr std::size_t kAuditedBuffer = 16384;
 
 /* An optional string: empty means absent (a NULL pointer). */
 inline privseg_str to_opt_str(std::string_view s) {
@@ -213,6 +234,7 @@ public:
     const privseg_segment *get() const noexcept { return s_; }
 
 private:
+    friend class Engine;
     explicit Segment(const privseg_segment *s) : s_(s) {}
     const privseg_segment *s_;
 };
@@ -249,11 +271,23 @@ private:
     privseg_members *m_;
 };
 
-/* One policy and its subjects. Move-only; not for two threads at once. */
+/* A count under the policy's k-threshold: when below_k is true the count
+ * is withheld, and value is k ("fewer than value"). */
+struct Count {
+    std::uint64_t value;
+    bool below_k;
+};
+
+/* One policy, its subjects and its audit log, used by one actor at a time.
+ * Move-only; not for two threads at once. */
 class Engine {
 public:
-    explicit Engine(const Policy &policy) : e_(nullptr) {
-        detail::check(privseg_engine_new(policy.get(), &e_));
+    /* An engine whose calls are made by the actor `actor_id` with these
+     * roles. The host is responsible for authenticating the actor. */
+    Engine(const Policy &policy, std::string_view actor_id, const std::vector<std::string_view> &roles)
+        : e_(nullptr) {
+        std::vector<privseg_str> r = detail::to_strs(roles);
+        detail::check(privseg_engine_new(policy.get(), actor_id.data(), actor_id.size(), r.data(), r.size(), &e_));
     }
     Engine(Engine &&o) noexcept : e_(std::exchange(o.e_, nullptr)) {}
     Engine &operator=(Engine &&o) noexcept {
@@ -264,6 +298,24 @@ public:
     Engine &operator=(const Engine &) = delete;
     ~Engine() { privseg_engine_free(e_); }
 
+    /* Makes later calls as another actor (authenticated by the host). */
+    void set_actor(std::string_view actor_id, const std::vector<std::string_view> &roles) {
+        std::vector<privseg_str> r = detail::to_strs(roles);
+        detail::check(privseg_engine_set_actor(e_, actor_id.data(), actor_id.size(), r.data(), r.size()));
+    }
+
+    /* Compiles a segment against the engine's policy, as the actor (the
+     * validation or refusal is recorded); throws as Segment::compile does. */
+    Segment compile(std::string_view text) const {
+        const privseg_segment *s = nullptr;
+        privseg_error *err = nullptr;
+        privseg_status st = privseg_engine_compile(e_, text.data(), text.size(), &s, &err);
+        if (st != PRIVSEG_STATUS_OK) {
+            detail::throw_error(st, err);
+        }
+        return Segment(s);
+    }
+
     /* Adds a subject; an empty birth date means unknown. */
     void add_subject(std::string_view id, std::string_view jurisdiction, std::string_view birth_date = {}) {
         detail::check(privseg_engine_add_subject(e_, id.data(), id.size(), jurisdiction.data(),
@@ -272,8 +324,7 @@ public:
                                                  birth_date.size()));
     }
 
-    /* Adds subjects (see privseg_engine_add_subjects for what is checked
-     * before anything is added). */
+    /* Adds subjects, all or nothing. */
     void add_subjects(const std::vector<privseg_subject> &subjects) {
         detail::check(privseg_engine_add_subjects(e_, subjects.data(), subjects.size()));
     }
@@ -361,8 +412,74 @@ public:
             [&](char *b, std::size_t l, std::size_t *w) {
                 return privseg_engine_explain(e_, segment.get(), id.data(), id.size(), at, b, l, w);
             },
-            json));
+            json, detail::kAuditedBuffer));
         return json;
+    }
+
+    /* The number of members under the policy's k-threshold. */
+    Count count(const Segment &segment, std::int64_t at) const {
+        std::uint64_t n = 0;
+        std::uint32_t below = 0;
+        detail::check(privseg_engine_count(e_, segment.get(), at, &n, &below));
+        return Count{n, below != 0};
+    }
+
+    /* Members per value of a categorical attribute, small cells withheld,
+     * as JSON (see privseg_engine_breakdown). */
+    std::string breakdown(const Segment &segment, std::int64_t at, std::string_view attribute) const {
+        std::string json;
+        detail::check(detail::read_text(
+            [&](char *b, std::size_t l, std::size_t *w) {
+                return privseg_engine_breakdown(e_, segment.get(), at, attribute.data(), attribute.size(), b, l,
+                                                w);
+            },
+            json, detail::kAuditedBuffer));
+        return json;
+    }
+
+    /* Exports the members to a recipient, ids pseudonymised under the key of
+     * `key_version` derived from `master_secret` (at least 32 bytes), with
+     * these fields, in a privseg_export_format. Each C call is a recorded
+     * export: a text larger than `expected_size` bytes is exported twice (the
+     * second time into a buffer of the size needed). */
+    std::string export_to(const Segment &segment, std::int64_t at, std::string_view recipient,
+                          const std::vector<std::string_view> &fields, std::uint32_t format,
+                          std::string_view master_secret, std::uint32_t key_version,
+                          std::size_t expected_size = detail::kAuditedBuffer) const {
+        std::vector<privseg_str> f = detail::to_strs(fields);
+        const unsigned char *secret = reinterpret_cast<const unsigned char *>(master_secret.data());
+        std::string text;
+        detail::check(detail::read_text(
+            [&](char *b, std::size_t l, std::size_t *w) {
+                return privseg_engine_export(e_, segment.get(), at, recipient.data(), recipient.size(), f.data(),
+                                             f.size(), format, secret, master_secret.size(), key_version, b, l,
+                                             w);
+            },
+            text, expected_size));
+        return text;
+    }
+
+    /* The subject access report, with membership in `segments`, as JSON. */
+    std::string subject_report(std::string_view id, const std::vector<Segment> &segments, std::int64_t at) const {
+        std::vector<const privseg_segment *> s;
+        s.reserve(segments.size());
+        for (const Segment &seg : segments) {
+            s.push_back(seg.get());
+        }
+        std::string json;
+        detail::check(detail::read_text(
+            [&](char *b, std::size_t l, std::size_t *w) {
+                return privseg_engine_subject_report(e_, id.data(), id.size(), s.data(), s.size(), at, b, l, w);
+            },
+            json, detail::kAuditedBuffer));
+        return json;
+    }
+
+    /* The number of entries in the audit log. */
+    std::uint64_t audit_len() const {
+        std::uint64_t n = 0;
+        detail::check(privseg_engine_audit_len(e_, &n));
+        return n;
     }
 
     const privseg_engine *get() const noexcept { return e_; }

@@ -188,7 +188,8 @@ fn run_valgrind(exe: &Path, args: &[&str]) {
 
 const POLICY: &str = "examples/c/policy.json";
 
-/// What both plugins must print: the members, in order, and the refusal.
+/// What both plugins must print: the members, in order, the withheld count,
+/// the pseudonymised export, the refusals of a segment and of an actor.
 fn check_plugin_output(out: &Output) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let members: Vec<&str> = stdout
@@ -224,6 +225,60 @@ fn check_plugin_output(out: &Output) {
         show(out)
     );
     assert!(stdout.starts_with(&format!("privseg {}\n", env!("CARGO_PKG_VERSION"))));
+    // Two members are fewer than the default k of 11.
+    assert!(
+        stdout.contains("count of lapsed_vip: fewer than 11\n"),
+        "{}",
+        show(out)
+    );
+    // The export: one line per member, a pseudonym instead of the id.
+    let exported: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with(r#"{"country":"FR","id":"v1:"#))
+        .collect();
+    assert_eq!(exported.len(), 2, "{}", show(out));
+    assert!(
+        exported
+            .iter()
+            .all(|l| l.len() == r#"{"country":"FR","id":"v1:"}"#.len() + 64)
+    );
+    assert!(!stdout.contains(r#""id":"c-"#), "{}", show(out));
+    assert!(
+        stdout.contains("report c-1: ") && stdout.contains(" bytes, in lapsed_vip\n"),
+        "{}",
+        show(out)
+    );
+    // An actor without member_ids is refused, by name and permission, but
+    // may count.
+    assert!(
+        stdout.contains(
+            "as ann: evaluate refused: PRIVSEG_STATUS_ACCESS_DENIED: access refused: actor \"ann\" lacks permission member_ids for purpose marketing.email\n"
+        ),
+        "{}",
+        show(out)
+    );
+    assert!(
+        stdout.contains("as ann: count of lapsed_vip: fewer than 11\n"),
+        "{}",
+        show(out)
+    );
+    let entries: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("audit log: "))
+        .and_then(|l| l.strip_suffix(" entries"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no audit log line: {}", show(out)));
+    assert!(entries > 20, "{}", show(out));
+}
+
+/// The C and C++ plugins give the same pseudonyms: same secret, recipient,
+/// purpose and key version.
+fn exported_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with(r#"{"country":"#))
+        .map(String::from)
+        .collect()
 }
 
 #[test]
@@ -247,6 +302,9 @@ fn cpp_plugin_runs_and_prints_the_members_and_the_refusal() {
         String::from_utf8_lossy(&out.stdout)
             .contains("erasing c-6 again: PRIVSEG_STATUS_UNKNOWN_SUBJECT\n")
     );
+    if let Some(c) = compile("examples/c/crm_plugin.c", Build::Plain) {
+        assert_eq!(exported_lines(&run(&c, &[POLICY])), exported_lines(&out));
+    }
 }
 
 #[test]

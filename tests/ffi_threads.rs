@@ -1,5 +1,6 @@
 //! Policies and checked segments are reference counted and shared between
-//! threads through the C API; each thread has its own engine.
+//! threads through the C API; each thread has its own engine, run by its
+//! own actor.
 
 use std::ffi::c_char;
 use std::ptr;
@@ -62,7 +63,19 @@ fn policy_and_segment_are_shared_by_threads() {
                     let p = privseg_policy_clone(shared.0);
                     let seg = privseg_segment_clone(shared.1);
                     let mut e = ptr::null_mut();
-                    assert_eq!(privseg_engine_new(p, &mut e), privseg_status::Ok);
+                    let actor = format!("worker-{t}");
+                    let roles = [s("crm")];
+                    assert_eq!(
+                        privseg_engine_new(
+                            p,
+                            actor.as_ptr().cast(),
+                            actor.len(),
+                            roles.as_ptr(),
+                            roles.len(),
+                            &mut e
+                        ),
+                        privseg_status::Ok
+                    );
                     privseg_policy_free(p);
                     let n: u32 = 50 + t;
                     for i in 0..n {
@@ -114,6 +127,10 @@ fn policy_and_segment_are_shared_by_threads() {
                             },
                             expires_at: 0,
                             flags: 0,
+                            evidence_sha256: privseg_str {
+                                ptr: ptr::null(),
+                                len: 0,
+                            },
                         };
                         assert_eq!(privseg_engine_record(e, &ev), privseg_status::Ok);
                     }
@@ -125,6 +142,21 @@ fn policy_and_segment_are_shared_by_threads() {
                     let mut count = 0;
                     assert_eq!(privseg_members_count(m, &mut count), privseg_status::Ok);
                     privseg_members_free(m);
+                    // 50 or more members: the k-threshold count is exact.
+                    let (mut k_count, mut below) = (0, 9);
+                    assert_eq!(
+                        privseg_engine_count(e, seg, T0 + 10, &mut k_count, &mut below),
+                        privseg_status::Ok
+                    );
+                    assert_eq!((k_count, below), (count, 0));
+                    // One policy load, then per subject an add, a value and
+                    // an event, then the evaluation and the count.
+                    let mut entries = 0;
+                    assert_eq!(
+                        privseg_engine_audit_len(e, &mut entries),
+                        privseg_status::Ok
+                    );
+                    assert_eq!(entries, 1 + 3 * u64::from(n) + 2);
                     privseg_segment_free(seg);
                     privseg_engine_free(e);
                     assert_eq!(count, u64::from(n));

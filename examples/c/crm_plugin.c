@@ -1,8 +1,10 @@
 /*
  * A small CRM plugin written against the privseg C API: it loads a policy,
+ * runs as its service identity (an actor with the policy's "crm" role),
  * adds customers, records their consents and a withdrawal, evaluates a
- * segment, prints its members, and shows how a segment that breaks the
- * policy is refused.
+ * segment, prints its members, counts it, exports it to a recipient under
+ * pseudonyms, and shows how a segment that breaks the policy is refused and
+ * how an actor without the permission is refused.
  *
  * Build (from the repository root):
  *   cargo rustc --release --lib --crate-type staticlib
@@ -126,8 +128,11 @@ int main(int argc, char **argv) {
         return 1;
     }
 
+    /* The plugin runs as one service identity, which the host has
+     * authenticated; the policy's "crm" role says what it may do. */
     privseg_engine *engine = NULL;
-    CHECK(privseg_engine_new(policy, &engine));
+    privseg_str crm_roles[1] = {str("crm")};
+    CHECK(privseg_engine_new(policy, PRIVSEG_LIT("crm-sync"), crm_roles, 1, &engine));
 
     int64_t t0 = 0, t1 = 0, now = 0;
     CHECK(privseg_time_parse(PRIVSEG_LIT("2026-03-01T10:00:00Z"), &t0));
@@ -177,9 +182,9 @@ int main(int argc, char **argv) {
         "segment \"lapsed_vip\" for marketing.email\n"
         "where country in (\"FR\", \"DE\") and total_spend >= 500";
     const privseg_segment *segment = NULL;
-    st = privseg_segment_compile(policy, text, strlen(text), &segment, &err);
+    st = privseg_engine_compile(engine, text, strlen(text), &segment, &err);
     if (st != PRIVSEG_STATUS_OK) {
-        die("privseg_segment_compile", st);
+        die("privseg_engine_compile", st);
     }
 
     privseg_members *members = NULL;
@@ -223,10 +228,55 @@ int main(int argc, char **argv) {
                                  sizeof explanation, &explanation_len));
     printf("explain c-2: %s\n", explanation);
 
+    /* A count is released only at or above the policy's threshold k. */
+    uint32_t below_k = 0;
+    CHECK(privseg_engine_count(engine, segment, now, &count, &below_k));
+    if (below_k) {
+        printf("count of lapsed_vip: fewer than %llu\n", (unsigned long long)count);
+    } else {
+        printf("count of lapsed_vip: %llu\n", (unsigned long long)count);
+    }
+
+    /* An export to the mailer: ids pseudonymised for it, one field. The
+     * master secret comes from the host's key store; this one is a demo. */
+    static const unsigned char secret[32] = "demo secret: never use this one";
+    privseg_str fields[1] = {str("country")};
+    char exported[4096];
+    size_t exported_len = 0;
+    CHECK(privseg_engine_export(engine, segment, now, PRIVSEG_LIT("mailer"), fields, 1,
+                                PRIVSEG_EXPORT_FORMAT_JSONL, secret, sizeof secret, 1, exported,
+                                sizeof exported, &exported_len));
+    printf("export to mailer:\n%s", exported);
+
+    /* What the engine holds about c-1, for an access request. */
+    char report[8192];
+    size_t report_len = 0;
+    CHECK(privseg_engine_subject_report(engine, PRIVSEG_LIT("c-1"), &segment, 1, now, report,
+                                        sizeof report, &report_len));
+    printf("report c-1: %zu bytes, %s\n", report_len,
+           strstr(report, "\"member\":true") ? "in lapsed_vip" : "not in lapsed_vip");
+
+    /* An analyst may count, but not see who is in a segment. */
+    privseg_str analyst_roles[1] = {str("analyst")};
+    CHECK(privseg_engine_set_actor(engine, PRIVSEG_LIT("ann"), analyst_roles, 1));
+    st = privseg_engine_evaluate(engine, segment, now, &members);
+    if (st == PRIVSEG_STATUS_OK) {
+        fprintf(stderr, "the analyst saw the members\n");
+        return 1;
+    }
+    char denied[512];
+    size_t denied_len = 0;
+    CHECK(privseg_last_error_message(denied, sizeof denied, &denied_len));
+    printf("as ann: evaluate refused: %s: %s\n", privseg_status_name(st), denied);
+    CHECK(privseg_engine_count(engine, segment, now, &count, &below_k));
+    printf("as ann: count of lapsed_vip: %s%llu\n", below_k ? "fewer than " : "",
+           (unsigned long long)count);
+    CHECK(privseg_engine_set_actor(engine, PRIVSEG_LIT("crm-sync"), crm_roles, 1));
+
     /* A segment that reads health data for email marketing is refused. */
     const char *bad = "segment \"allergic\" for marketing.email where allergy = true";
     const privseg_segment *refused = NULL;
-    st = privseg_segment_compile(policy, bad, strlen(bad), &refused, &err);
+    st = privseg_engine_compile(engine, bad, strlen(bad), &refused, &err);
     if (st == PRIVSEG_STATUS_OK) {
         fprintf(stderr, "the health segment was accepted\n");
         return 1;
@@ -245,6 +295,11 @@ int main(int argc, char **argv) {
     CHECK(privseg_members_count(members, &count));
     printf("after erasing c-6: %llu member(s)\n", (unsigned long long)count);
     privseg_members_free(members);
+
+    /* Every call above, the refusal included, is in the audit log. */
+    uint64_t entries = 0;
+    CHECK(privseg_engine_audit_len(engine, &entries));
+    printf("audit log: %llu entries\n", (unsigned long long)entries);
 
     privseg_segment_free(segment);
     privseg_engine_free(engine);

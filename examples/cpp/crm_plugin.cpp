@@ -48,7 +48,8 @@ int run(const char *policy_path) {
     std::stringstream json;
     json << file.rdbuf();
     privseg::Policy policy = privseg::Policy::from_json(json.str());
-    privseg::Engine engine(policy);
+    // The plugin runs as its service identity, authenticated by the host.
+    privseg::Engine engine(policy, "crm-sync", {"crm"});
 
     const std::int64_t t0 = privseg::parse_time("2026-03-01T10:00:00Z");
     const std::int64_t now = privseg::parse_time("2026-03-02T09:00:00Z");
@@ -79,8 +80,7 @@ int run(const char *policy_path) {
         R"({"subject": "c-2", "kind": "consent_withdrawn", "purpose": "marketing.email",)"
         R"( "at": "2026-03-01T11:00:00Z", "channel": "web", "collector": "prefs-page"})");
 
-    privseg::Segment segment = privseg::Segment::compile(
-        policy,
+    privseg::Segment segment = engine.compile(
         "segment \"lapsed_vip\" for marketing.email\n"
         "where country in (\"FR\", \"DE\") and total_spend >= 500");
     {
@@ -92,8 +92,34 @@ int run(const char *policy_path) {
     }
     std::cout << "explain c-2: " << engine.explain(segment, "c-2", now) << "\n";
 
+    const privseg::Count count = engine.count(segment, now);
+    std::cout << "count of lapsed_vip: " << (count.below_k ? "fewer than " : "") << count.value << "\n";
+
+    // The master secret comes from the host's key store; this one is a demo.
+    const std::string secret("demo secret: never use this one", 32);
+    std::cout << "export to mailer:\n"
+              << engine.export_to(segment, now, "mailer", {"country"}, PRIVSEG_EXPORT_FORMAT_JSONL, secret, 1);
+
+    const std::string report = engine.subject_report("c-1", {segment}, now);
+    std::cout << "report c-1: " << report.size() << " bytes, "
+              << (report.find("\"member\":true") != std::string::npos ? "in" : "not in") << " lapsed_vip\n";
+
+    // An analyst may count, but not see who is in a segment.
+    engine.set_actor("ann", {"analyst"});
     try {
-        privseg::Segment::compile(policy, "segment \"allergic\" for marketing.email where allergy = true");
+        engine.evaluate(segment, now);
+        std::cerr << "the analyst saw the members\n";
+        return 1;
+    } catch (const privseg::Error &e) {
+        std::cout << "as ann: evaluate refused: " << privseg_status_name(e.status()) << ": " << e.message() << "\n";
+    }
+    const privseg::Count counted = engine.count(segment, now);
+    std::cout << "as ann: count of lapsed_vip: " << (counted.below_k ? "fewer than " : "") << counted.value
+              << "\n";
+    engine.set_actor("crm-sync", {"crm"});
+
+    try {
+        engine.compile("segment \"allergic\" for marketing.email where allergy = true");
         std::cerr << "the health segment was accepted\n";
         return 1;
     } catch (const privseg::Error &e) {
@@ -110,6 +136,7 @@ int run(const char *policy_path) {
     } catch (const privseg::Error &e) {
         std::cout << "erasing c-6 again: " << privseg_status_name(e.status()) << "\n";
     }
+    std::cout << "audit log: " << engine.audit_len() << " entries\n";
     return 0;
 }
 

@@ -283,9 +283,7 @@ pub unsafe extern "C" fn privseg_engine_add_subjects(
             })();
             rows.push(row.map_err(|f: Fail| f.context(&format!("subjects[{i}]")))?);
         }
-        e.engine
-            .import(&e.actor, &rows, &[])
-            .map_err(import_fail)?;
+        e.engine.import(&e.actor, &rows, &[]).map_err(import_fail)?;
         Ok(())
     })
 }
@@ -755,7 +753,9 @@ pub unsafe extern "C" fn privseg_engine_explain(
         // SAFETY: the caller's contract.
         let id = unsafe { str_arg(id, id_len, "id") }?;
         non_null(written, "written")?;
-        let x = e.engine.explain(&e.actor, s, id, Timestamp::from_unix(at))?;
+        let x = e
+            .engine
+            .explain(&e.actor, s, id, Timestamp::from_unix(at))?;
         let json = serde_json::to_string(&x)
             .map_err(|err| Fail::new(privseg_status::EngineOther, err.to_string()))?;
         // SAFETY: the caller's contract.

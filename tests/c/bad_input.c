@@ -40,7 +40,15 @@ static const char POLICY[] =
     " \"category\": \"user.location\"},"
     " {\"name\": \"allergy\", \"type\": \"boolean\", \"category\": \"user.health\"}],"
     " \"purposes\": [{\"key\": \"marketing.email\", \"basis\": \"consent\","
-    " \"categories\": [\"user.location\"], \"accepted_notice_versions\": [\"v3\"]}]}";
+    " \"categories\": [\"user.location\"], \"accepted_notice_versions\": [\"v3\"]}],"
+    " \"recipients\": [{\"id\": \"mailer\", \"name\": \"Mailer SAS\", \"country\": \"FR\","
+    " \"dpa_reference\": \"DPA-1\", \"purposes\": [\"marketing\"], \"ccpa_role\": \"service_provider\"}],"
+    " \"roles\": [{\"name\": \"crm\", \"subjects\": true, \"count\": [\"marketing\"],"
+    " \"member_ids\": [\"marketing\"], \"explain\": [\"marketing\"], \"export\": [\"mailer\"]},"
+    " {\"name\": \"analyst\", \"count\": [\"marketing\"]}]}";
+
+/* The actor the engines of this test run as. */
+static const char ACTOR[] = "crm-sync";
 
 static const char SHA[] = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 static const char BAD_UTF8[] = "c-\xff\xfe";
@@ -60,6 +68,9 @@ static void versions(void) {
     EXPECT(strncmp(privseg_version(), expected, strlen(expected)) == 0);
     EXPECT(strcmp(privseg_status_name(PRIVSEG_STATUS_SEGMENT_REFUSED), "PRIVSEG_STATUS_SEGMENT_REFUSED") == 0);
     EXPECT(privseg_status_name(8) == NULL);
+    EXPECT(strcmp(privseg_status_name(309), "PRIVSEG_STATUS_ACCESS_DENIED") == 0);
+    EXPECT(strcmp(privseg_status_name(PRIVSEG_STATUS_AUDIT), "PRIVSEG_STATUS_AUDIT") == 0);
+    EXPECT(PRIVSEG_STATUS_AUDIT == 310 && PRIVSEG_STATUS_ENGINE_OTHER == 308);
     EXPECT(privseg_status_name(99999) == NULL);
 }
 
@@ -140,6 +151,30 @@ static void builders(void) {
     EXPECT_STATUS(privseg_policy_builder_purpose(b, PRIVSEG_LIT("marketing.email"), PRIVSEG_BASIS_CONSENT, cats,
                                                  1, notices, 1, PRIVSEG_PURPOSE_EMAIL, 365),
                   PRIVSEG_STATUS_OK);
+    /* Roles: permission bits are checked, and purposes go with purpose permissions. */
+    privseg_str marketing[1] = {s("marketing")};
+    EXPECT_STATUS(privseg_policy_builder_role(b, PRIVSEG_LIT("crm"), marketing, 1, 64),
+                  PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(privseg_policy_builder_role(b, PRIVSEG_LIT("crm"), marketing, 1,
+                                              PRIVSEG_PERMISSION_COUNT | (1u << 31)),
+                  PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(privseg_policy_builder_role(b, PRIVSEG_LIT("crm"), NULL, 0, PRIVSEG_PERMISSION_MEMBER_IDS),
+                  PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(privseg_policy_builder_role(b, PRIVSEG_LIT("crm"), marketing, 1, PRIVSEG_PERMISSION_SUBJECTS),
+                  PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(privseg_policy_builder_role(b, PRIVSEG_LIT("crm"), NULL, 1, PRIVSEG_PERMISSION_COUNT),
+                  PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_policy_builder_role(b, BAD_UTF8, strlen(BAD_UTF8), marketing, 1, PRIVSEG_PERMISSION_COUNT),
+                  PRIVSEG_STATUS_INVALID_UTF8);
+    EXPECT_STATUS(privseg_policy_builder_role(NULL, PRIVSEG_LIT("crm"), marketing, 1, PRIVSEG_PERMISSION_COUNT),
+                  PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_policy_builder_role(b, PRIVSEG_LIT("crm"), marketing, 1,
+                                              PRIVSEG_PERMISSION_COUNT | PRIVSEG_PERMISSION_MEMBER_IDS |
+                                                  PRIVSEG_PERMISSION_EXPLAIN | PRIVSEG_PERMISSION_SUBJECTS |
+                                                  PRIVSEG_PERMISSION_READ_AUDIT | PRIVSEG_PERMISSION_ADMINISTER),
+                  PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_policy_builder_role(b, PRIVSEG_LIT("auditor"), NULL, 0, PRIVSEG_PERMISSION_READ_AUDIT),
+                  PRIVSEG_STATUS_OK);
     const privseg_policy *p = NULL;
     privseg_error *err = NULL;
     EXPECT_STATUS(privseg_policy_builder_build(b, NULL, &err), PRIVSEG_STATUS_NULL_PARAMETER);
@@ -155,7 +190,47 @@ static void builders(void) {
     const privseg_segment *seg = NULL;
     const char *text = "segment \"fr\" for marketing.email where country = \"FR\"";
     EXPECT_STATUS(privseg_segment_compile(p, text, strlen(text), &seg, &err), PRIVSEG_STATUS_OK);
+    /* Its roles work: "crm" may add subjects and evaluate, "auditor" may not. */
+    privseg_engine *e = NULL;
+    privseg_str crm[1] = {s("crm")};
+    privseg_str auditor[1] = {s("auditor")};
+    EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT("crm-sync"), crm, 1, &e), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_engine_add_subject(e, PRIVSEG_LIT("c-1"), PRIVSEG_LIT("EU-FR"), NULL, 0), PRIVSEG_STATUS_OK);
+    privseg_members *m = NULL;
+    EXPECT_STATUS(privseg_engine_evaluate(e, seg, 0, &m), PRIVSEG_STATUS_OK);
+    privseg_members_free(m);
+    m = NULL;
+    EXPECT_STATUS(privseg_engine_set_actor(e, PRIVSEG_LIT("audrey"), auditor, 1), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_engine_evaluate(e, seg, 0, &m), PRIVSEG_STATUS_ACCESS_DENIED);
+    EXPECT(m == NULL);
+    EXPECT_STATUS(privseg_engine_add_subject(e, PRIVSEG_LIT("c-2"), PRIVSEG_LIT("EU-FR"), NULL, 0),
+                  PRIVSEG_STATUS_ACCESS_DENIED);
+    char denied[256];
+    size_t denied_len = 0;
+    EXPECT_STATUS(privseg_last_error_message(denied, sizeof denied, &denied_len), PRIVSEG_STATUS_OK);
+    EXPECT(strcmp(denied, "access refused: actor \"audrey\" lacks permission subjects") == 0);
+    privseg_engine_free(e);
     privseg_segment_free(seg);
+
+    /* A role naming a purpose the policy does not declare is refused at build. */
+    privseg_policy_builder *r = NULL;
+    EXPECT_STATUS(privseg_policy_builder_new(PRIVSEG_LIT("Acme"), &r), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_policy_builder_category(r, PRIVSEG_LIT("user.location"), 0, 0), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_policy_builder_purpose(r, PRIVSEG_LIT("marketing.email"), PRIVSEG_BASIS_CONSENT, cats, 1,
+                                                 notices, 1, 0, 0),
+                  PRIVSEG_STATUS_OK);
+    privseg_str analytics[1] = {s("analytics")};
+    EXPECT_STATUS(privseg_policy_builder_role(r, PRIVSEG_LIT("analyst"), analytics, 1, PRIVSEG_PERMISSION_COUNT),
+                  PRIVSEG_STATUS_OK);
+    const privseg_policy *rp = NULL;
+    EXPECT_STATUS(privseg_policy_builder_build(r, &rp, &err), PRIVSEG_STATUS_POLICY_INVALID);
+    char role_msg[512];
+    size_t role_len = 0;
+    EXPECT_STATUS(privseg_error_message(err, role_msg, sizeof role_msg, &role_len), PRIVSEG_STATUS_OK);
+    EXPECT(strstr(role_msg, "$.roles[0].count[0]") != NULL && strstr(role_msg, "analytics") != NULL);
+    privseg_error_free(err);
+    err = NULL;
+    privseg_policy_builder_free(r);
 
     /* A builder whose policy is invalid: an error object, and used up. */
     EXPECT_STATUS(privseg_policy_builder_new(PRIVSEG_LIT("Acme"), &b), PRIVSEG_STATUS_OK);
@@ -243,11 +318,81 @@ static void buffers(const privseg_policy *p) {
     privseg_error_free(err);
 }
 
+static void actors(const privseg_policy *p) {
+    privseg_engine *e = NULL;
+    privseg_str crm[1] = {s("crm")};
+    privseg_str bad_roles[2] = {s("crm"), {BAD_UTF8, 4}};
+    EXPECT_STATUS(privseg_engine_new(NULL, PRIVSEG_LIT(ACTOR), crm, 1, &e), PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT(ACTOR), crm, 1, NULL), PRIVSEG_STATUS_NULL_PARAMETER);
+    /* The actor id: NULL, not UTF-8, empty, surrounding space, control character. */
+    EXPECT_STATUS(privseg_engine_new(p, NULL, 3, crm, 1, &e), PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_engine_new(p, BAD_UTF8, strlen(BAD_UTF8), crm, 1, &e), PRIVSEG_STATUS_INVALID_UTF8);
+    EXPECT_STATUS(privseg_engine_new(p, ACTOR, 0, crm, 1, &e), PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT(" crm-sync"), crm, 1, &e), PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT("crm\nsync"), crm, 1, &e), PRIVSEG_STATUS_INVALID_ARGUMENT);
+    char msg[256];
+    size_t n = 0;
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(strncmp(msg, "invalid actor id", 16) == 0);
+    /* The roles: NULL with a count, not UTF-8. */
+    EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT(ACTOR), NULL, 1, &e), PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT(ACTOR), bad_roles, 2, &e), PRIVSEG_STATUS_INVALID_UTF8);
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(strncmp(msg, "roles[1]", 8) == 0);
+    EXPECT(e == NULL);
+
+    /* No roles, or a role the policy does not define: nothing is granted. */
+    EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT("nobody"), NULL, 0, &e), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_engine_add_subject(e, PRIVSEG_LIT("c-1"), PRIVSEG_LIT("EU-FR"), NULL, 0),
+                  PRIVSEG_STATUS_ACCESS_DENIED);
+    privseg_str ghost[1] = {s("ghost")};
+    EXPECT_STATUS(privseg_engine_set_actor(e, PRIVSEG_LIT("mallory"), ghost, 1), PRIVSEG_STATUS_OK);
+    const privseg_segment *seg = NULL;
+    const char *text = "segment \"fr\" for marketing.email where country = \"FR\"";
+    EXPECT_STATUS(privseg_segment_compile(p, text, strlen(text), &seg, NULL), PRIVSEG_STATUS_OK);
+    privseg_members *m = NULL;
+    uint64_t audit_before = 0, audit_after = 0;
+    EXPECT_STATUS(privseg_engine_audit_len(e, &audit_before), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_engine_evaluate(e, seg, 0, &m), PRIVSEG_STATUS_ACCESS_DENIED);
+    EXPECT(m == NULL);
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(strcmp(msg, "access refused: actor \"mallory\" lacks permission member_ids for purpose "
+                       "marketing.email (unknown roles: ghost)") == 0);
+    /* The refusal is recorded. */
+    EXPECT_STATUS(privseg_engine_audit_len(e, &audit_after), PRIVSEG_STATUS_OK);
+    EXPECT(audit_after == audit_before + 1);
+    EXPECT_STATUS(privseg_engine_audit_len(e, NULL), PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_engine_audit_len(NULL, &audit_after), PRIVSEG_STATUS_NULL_PARAMETER);
+
+    /* An analyst counts but sees no ids and explains nothing. */
+    privseg_str analyst[1] = {s("analyst")};
+    EXPECT_STATUS(privseg_engine_set_actor(e, PRIVSEG_LIT("ann"), analyst, 1), PRIVSEG_STATUS_OK);
+    uint64_t count = 99;
+    uint32_t below = 99;
+    EXPECT_STATUS(privseg_engine_count(e, seg, 0, &count, &below), PRIVSEG_STATUS_OK);
+    EXPECT(count == 11 && below == 1);
+    EXPECT_STATUS(privseg_engine_evaluate(e, seg, 0, &m), PRIVSEG_STATUS_ACCESS_DENIED);
+    EXPECT_STATUS(privseg_engine_explain(e, seg, PRIVSEG_LIT("c-1"), 0, msg, sizeof msg, &n),
+                  PRIVSEG_STATUS_ACCESS_DENIED);
+
+    /* A bad new actor leaves the old one in place. */
+    EXPECT_STATUS(privseg_engine_set_actor(e, PRIVSEG_LIT(""), crm, 1), PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(privseg_engine_set_actor(e, PRIVSEG_LIT(ACTOR), NULL, 1), PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_engine_set_actor(NULL, PRIVSEG_LIT(ACTOR), crm, 1), PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_engine_evaluate(e, seg, 0, &m), PRIVSEG_STATUS_ACCESS_DENIED);
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(strstr(msg, "actor \"ann\"") != NULL);
+    EXPECT_STATUS(privseg_engine_set_actor(e, PRIVSEG_LIT(ACTOR), crm, 1), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_engine_evaluate(e, seg, 0, &m), PRIVSEG_STATUS_OK);
+    privseg_members_free(m);
+    privseg_segment_free(seg);
+    privseg_engine_free(e);
+}
+
 static void engines(const privseg_policy *p) {
     privseg_engine *e = NULL;
-    EXPECT_STATUS(privseg_engine_new(NULL, &e), PRIVSEG_STATUS_NULL_PARAMETER);
-    EXPECT_STATUS(privseg_engine_new(p, NULL), PRIVSEG_STATUS_NULL_PARAMETER);
-    EXPECT_STATUS(privseg_engine_new(p, &e), PRIVSEG_STATUS_OK);
+    privseg_str crm[1] = {s("crm")};
+    EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT(ACTOR), crm, 1, &e), PRIVSEG_STATUS_OK);
 
     /* Evaluation with an empty engine. */
     const privseg_segment *seg = NULL;
@@ -315,6 +460,16 @@ static void engines(const privseg_policy *p) {
     EXPECT(strncmp(last, "subjects[1]", 11) == 0);
     batch[1].birth_date = s(NULL);
     EXPECT_STATUS(privseg_engine_add_subjects(e, batch, 3), PRIVSEG_STATUS_DUPLICATE_SUBJECT);
+    EXPECT_STATUS(privseg_last_error_message(last, sizeof last, &got), PRIVSEG_STATUS_OK);
+    EXPECT(strncmp(last, "subjects[2]", 11) == 0);
+    /* An id of the wrong form after good ones: still nothing is added. */
+    batch[2].id = s("c-4 ");
+    EXPECT_STATUS(privseg_engine_add_subjects(e, batch, 3), PRIVSEG_STATUS_INVALID_SUBJECT_ID);
+    EXPECT_STATUS(privseg_last_error_message(last, sizeof last, &got), PRIVSEG_STATUS_OK);
+    EXPECT(strncmp(last, "subjects[2]", 11) == 0);
+    batch[2].jurisdiction = s("XX");
+    batch[2].id = s("c-4");
+    EXPECT_STATUS(privseg_engine_add_subjects(e, batch, 3), PRIVSEG_STATUS_UNKNOWN_JURISDICTION);
     EXPECT_STATUS(privseg_engine_add_subjects(e, NULL, 3), PRIVSEG_STATUS_NULL_PARAMETER);
     EXPECT_STATUS(privseg_engine_add_subjects(e, NULL, 0), PRIVSEG_STATUS_OK);
     EXPECT_STATUS(privseg_engine_subject_count(e, &n), PRIVSEG_STATUS_OK);
@@ -402,6 +557,21 @@ static void engines(const privseg_policy *p) {
     EXPECT_STATUS(privseg_engine_record_batch(e, evs, 2), PRIVSEG_STATUS_INVALID_EVENT);
     EXPECT_STATUS(privseg_last_error_message(last, sizeof last, &got), PRIVSEG_STATUS_OK);
     EXPECT(strncmp(last, "events[1]", 9) == 0);
+    evs[1] = ev;
+    evs[1].subject = s("c-9");
+    EXPECT_STATUS(privseg_engine_record_batch(e, evs, 2), PRIVSEG_STATUS_UNKNOWN_SUBJECT);
+    EXPECT_STATUS(privseg_last_error_message(last, sizeof last, &got), PRIVSEG_STATUS_OK);
+    EXPECT(strncmp(last, "events[1]", 9) == 0);
+    evs[1] = ev;
+    evs[1].evidence_sha256 = s("not hex");
+    EXPECT_STATUS(privseg_engine_record_batch(e, evs, 2), PRIVSEG_STATUS_INVALID_EVENT);
+    evs[1].evidence_sha256.ptr = NULL;
+    evs[1].evidence_sha256.len = 2;
+    EXPECT_STATUS(privseg_engine_record_batch(e, evs, 2), PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(privseg_last_error_message(last, sizeof last, &got), PRIVSEG_STATUS_OK);
+    EXPECT(strncmp(last, "events[1]", 9) == 0);
+    evs[1] = ev;
+    evs[1].notice_sha256 = s("abc");
     EXPECT_STATUS(privseg_engine_evaluate(e, seg, 1772359300, &m), PRIVSEG_STATUS_OK);
     EXPECT_STATUS(privseg_members_count(m, &count), PRIVSEG_STATUS_OK);
     EXPECT(count == 0);
@@ -436,9 +606,104 @@ static void engines(const privseg_policy *p) {
     EXPECT_STATUS(privseg_engine_explain(e, seg, PRIVSEG_LIT("c-1"), 1772359300, json, 8, &got),
                   PRIVSEG_STATUS_BUFFER_TOO_SMALL);
 
+    /* Counts: one member is fewer than k; out-parameters only on success. */
+    uint64_t kcount = 99;
+    uint32_t below = 99;
+    EXPECT_STATUS(privseg_engine_count(e, seg, 1772359300, NULL, &below), PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_engine_count(e, seg, 1772359300, &kcount, NULL), PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_engine_count(e, NULL, 1772359300, &kcount, &below), PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT(kcount == 99 && below == 99);
+    EXPECT_STATUS(privseg_engine_count(e, seg, 1772359300, &kcount, &below), PRIVSEG_STATUS_OK);
+    EXPECT(kcount == 11 && below == 1);
+
+    /* Breakdowns: only by a categorical attribute the purpose may read. */
+    EXPECT_STATUS(privseg_engine_breakdown(e, seg, 1772359300, PRIVSEG_LIT("country"), json, sizeof json, &got),
+                  PRIVSEG_STATUS_OK);
+    EXPECT(strstr(json, "\"label\":\"FR\"") != NULL && strstr(json, "\"k\":11") != NULL);
+    EXPECT_STATUS(privseg_engine_breakdown(e, seg, 1772359300, PRIVSEG_LIT("allergy"), json, sizeof json, &got),
+                  PRIVSEG_STATUS_SEGMENT_REFUSED);
+    EXPECT_STATUS(privseg_engine_breakdown(e, seg, 1772359300, PRIVSEG_LIT("colour"), json, sizeof json, &got),
+                  PRIVSEG_STATUS_SEGMENT_REFUSED);
+
+    /* Exports: the secret, key version and format are checked first. */
+    static const unsigned char secret[32] = "0123456789abcdef0123456789abcde";
+    privseg_str fields[1] = {s("country")};
+    privseg_str health[1] = {s("allergy")};
+    EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), NULL, 0,
+                                        PRIVSEG_EXPORT_FORMAT_JSONL, secret, 16, 1, json, sizeof json, &got),
+                  PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(privseg_last_error_message(last, sizeof last, &got), PRIVSEG_STATUS_OK);
+    EXPECT(strcmp(last, "master_secret: master secret is too short: 16 bytes given, at least 32 required") == 0);
+    EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), NULL, 0,
+                                        PRIVSEG_EXPORT_FORMAT_JSONL, NULL, 0, 1, json, sizeof json, &got),
+                  PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), NULL, 0,
+                                        PRIVSEG_EXPORT_FORMAT_JSONL, secret, sizeof secret, 0, json, sizeof json,
+                                        &got),
+                  PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), NULL, 0, 3, secret,
+                                        sizeof secret, 1, json, sizeof json, &got),
+                  PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), NULL, 1,
+                                        PRIVSEG_EXPORT_FORMAT_JSONL, secret, sizeof secret, 1, json, sizeof json,
+                                        &got),
+                  PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("ghost"), NULL, 0,
+                                        PRIVSEG_EXPORT_FORMAT_JSONL, secret, sizeof secret, 1, json, sizeof json,
+                                        &got),
+                  PRIVSEG_STATUS_ACCESS_DENIED);
+    /* The mailer's agreement covers no data category, and health data is
+     * not for this purpose. */
+    EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), fields, 1,
+                                        PRIVSEG_EXPORT_FORMAT_CSV, secret, sizeof secret, 1, json, sizeof json, &got),
+                  PRIVSEG_STATUS_EXPORT_REFUSED);
+    EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), health, 1,
+                                        PRIVSEG_EXPORT_FORMAT_CSV, secret, sizeof secret, 1, json, sizeof json, &got),
+                  PRIVSEG_STATUS_SEGMENT_REFUSED);
+    EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), NULL, 0,
+                                        PRIVSEG_EXPORT_FORMAT_CSV, secret, sizeof secret, 1, json, 8, &got),
+                  PRIVSEG_STATUS_BUFFER_TOO_SMALL);
+    EXPECT(got == strlen("id\nv1:\n") + 64);
+    EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), NULL, 0,
+                                        PRIVSEG_EXPORT_FORMAT_CSV, secret, sizeof secret, 1, json, sizeof json, &got),
+                  PRIVSEG_STATUS_OK);
+    EXPECT(strncmp(json, "id\nv1:", 6) == 0 && strstr(json, "c-1") == NULL);
+
+    /* The subject access report. */
+    EXPECT_STATUS(privseg_engine_subject_report(e, PRIVSEG_LIT("c-1"), &seg, 1, 1772359300, json, sizeof json, &got),
+                  PRIVSEG_STATUS_OK);
+    EXPECT(strstr(json, "\"subject\":\"c-1\"") != NULL && strstr(json, "\"member\":true") != NULL);
+    EXPECT_STATUS(privseg_engine_subject_report(e, PRIVSEG_LIT("c-1"), NULL, 0, 1772359300, json, sizeof json, &got),
+                  PRIVSEG_STATUS_OK);
+    EXPECT(strstr(json, "\"segments\":[]") != NULL);
+    EXPECT_STATUS(privseg_engine_subject_report(e, PRIVSEG_LIT("c-1"), NULL, 1, 1772359300, json, sizeof json, &got),
+                  PRIVSEG_STATUS_NULL_PARAMETER);
+    const privseg_segment *no_segs[1] = {NULL};
+    EXPECT_STATUS(privseg_engine_subject_report(e, PRIVSEG_LIT("c-1"), no_segs, 1, 1772359300, json, sizeof json,
+                                                &got),
+                  PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_engine_subject_report(e, PRIVSEG_LIT("c-9"), NULL, 0, 1772359300, json, sizeof json, &got),
+                  PRIVSEG_STATUS_UNKNOWN_SUBJECT);
+    EXPECT_STATUS(privseg_engine_subject_report(e, PRIVSEG_LIT("c-1"), NULL, 0, 1772359300, json, 8, &got),
+                  PRIVSEG_STATUS_BUFFER_TOO_SMALL);
+
+    /* A segment compiled through the engine: the same checks, recorded. */
+    const privseg_segment *compiled = NULL;
+    const char *health_text = "segment \"x\" for marketing.email where allergy = true";
+    privseg_error *cerr = NULL;
+    EXPECT_STATUS(privseg_engine_compile(e, health_text, strlen(health_text), &compiled, &cerr),
+                  PRIVSEG_STATUS_SEGMENT_REFUSED);
+    EXPECT(compiled == NULL && cerr != NULL);
+    privseg_error_free(cerr);
+    EXPECT_STATUS(privseg_engine_compile(NULL, health_text, strlen(health_text), &compiled, NULL),
+                  PRIVSEG_STATUS_NULL_PARAMETER);
+    const char *fr_text = "segment \"fr\" for marketing.email where country = \"FR\"";
+    EXPECT_STATUS(privseg_engine_compile(e, fr_text, strlen(fr_text), &compiled, NULL), PRIVSEG_STATUS_OK);
+    privseg_segment_free(compiled);
+
     /* Members read with another engine are refused. */
     privseg_engine *other = NULL;
-    EXPECT_STATUS(privseg_engine_new(p, &other), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT(ACTOR), crm, 1, &other), PRIVSEG_STATUS_OK);
     EXPECT_STATUS(privseg_members_ids(m, other, json, sizeof json, &got), PRIVSEG_STATUS_INVALID_ARGUMENT);
     privseg_engine_free(other);
     privseg_members_free(m);
@@ -485,6 +750,7 @@ int main(void) {
     const privseg_policy *q = privseg_policy_clone(p);
     privseg_policy_free(p);
     buffers(q);
+    actors(q);
     engines(q);
     privseg_policy_free(q);
     printf("bad input: %d expectations met, %d not met\n", passed, failed);
