@@ -17,7 +17,10 @@
  * (PRIVSEG_STATUS_BUFFER_TOO_SMALL). Every *_new has its *_free and
  * *_free(NULL) does nothing. Policies and segments are reference counted and
  * may be shared between threads; an engine must not be used by two threads
- * at once.
+ * at once. Every engine call is made by the engine's actor (given to
+ * privseg_engine_new, changed with privseg_engine_set_actor; authenticated by
+ * the host), checked against the policy's roles and recorded in the engine's
+ * audit log: a refusal is PRIVSEG_STATUS_ACCESS_DENIED.
  */
 
 #ifndef PRIVSEG_H
@@ -760,7 +763,8 @@ privseg_status privseg_engine_set_attribute(privseg_engine *engine,
  * the last error message names the item (`updates[i]: ...`). Later updates
  * of the same subject and attribute win. Each update is an entry of the
  * audit log; should the log fail part way (`PRIVSEG_STATUS_AUDIT`), the
- * updates before the item named are kept.
+ * updates before the item named are kept. (New subjects are best given
+ * with their values to `privseg_engine_import`, which is one step.)
  *
  * # Safety
  * `engine` must be a live engine used by no other thread; `updates` must
@@ -810,6 +814,28 @@ privseg_status privseg_engine_record(privseg_engine *engine,
 privseg_status privseg_engine_record_batch(privseg_engine *engine,
                                            const privseg_event *events,
                                            size_t count);
+
+/**
+ * Imports new subjects with their attribute values, and events (of these
+ * subjects or of subjects already in the engine), in one call, all or
+ * nothing: if any item fails, nothing is changed and the last error message
+ * names it (`subjects[i]`, `values[i]`, `events[i]`; a value that does not
+ * fit its attribute is reported on its subject). Each value must name a
+ * subject of `subjects`. Needs the `subjects` permission; the import is one
+ * entry of the audit log. Any array may be NULL when its count is 0.
+ *
+ * # Safety
+ * `engine` must be a live engine used by no other thread; `subjects`,
+ * `values` and `events` must point to their counts of items whose strings
+ * are valid (or be NULL when the count is 0).
+ */
+privseg_status privseg_engine_import(privseg_engine *engine,
+                                     const privseg_subject *subjects,
+                                     size_t subject_count,
+                                     const privseg_attribute_update *values,
+                                     size_t value_count,
+                                     const privseg_event *events,
+                                     size_t event_count);
 
 /**
  * Records an event given in its JSON form, such as

@@ -324,6 +324,14 @@ public:
                                                  birth_date.size()));
     }
 
+    /* Imports new subjects with their values, and events, in one step, all
+     * or nothing (privseg_engine_import). */
+    void bulk_import(const std::vector<privseg_subject> &subjects,
+                     const std::vector<privseg_attribute_update> &values, const std::vector<privseg_event> &events) {
+        detail::check(privseg_engine_import(e_, subjects.data(), subjects.size(), values.data(), values.size(),
+                                            events.data(), events.size()));
+    }
+
     /* Adds subjects, all or nothing. */
     void add_subjects(const std::vector<privseg_subject> &subjects) {
         detail::check(privseg_engine_add_subjects(e_, subjects.data(), subjects.size()));

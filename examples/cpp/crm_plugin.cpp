@@ -38,6 +38,19 @@ privseg_attribute_update country(const char *subject, const char *code, std::int
     return u;
 }
 
+privseg_event grant(const char *subject, std::int64_t at) {
+    privseg_event e{};
+    e.subject = privseg::detail::to_str(subject);
+    e.kind = PRIVSEG_EVENT_KIND_CONSENT_GRANTED;
+    e.purpose = privseg::detail::to_str("marketing.email");
+    e.at = at;
+    e.notice_version = privseg::detail::to_str("v3");
+    e.notice_sha256 = privseg::detail::to_str(kNoticeSha);
+    e.channel = privseg::detail::to_str("web");
+    e.collector = privseg::detail::to_str("signup-form");
+    return e;
+}
+
 int run(const char *policy_path) {
     std::cout << "privseg " << privseg::version() << "\n";
     std::ifstream file(policy_path, std::ios::binary);
@@ -54,7 +67,13 @@ int run(const char *policy_path) {
     const std::int64_t t0 = privseg::parse_time("2026-03-01T10:00:00Z");
     const std::int64_t now = privseg::parse_time("2026-03-02T09:00:00Z");
 
+    // c-1 on its own; the others in one all-or-nothing import with their
+    // values and consents (c-5 never consented).
     engine.add_subject("c-1", "EU-FR", "1980-05-01");
+    engine.set_string("c-1", "country", "FR", t0);
+    engine.set_attributes({spend("c-1", 800, t0)});
+    engine.grant("c-1", "marketing.email", t0, "v3", kNoticeSha, "web", "signup-form");
+
     std::vector<privseg_subject> batch;
     const char *ids[] = {"c-2", "c-3", "c-4", "c-5", "c-6"};
     const char *juris[] = {"EU-DE", "EU-ES", "EU-FR", "EU-DE", "EU-FR"};
@@ -65,17 +84,16 @@ int run(const char *policy_path) {
         s.birth_date = privseg::detail::to_str("1975-01-31");
         batch.push_back(s);
     }
-    engine.add_subjects(batch);
-
-    engine.set_string("c-1", "country", "FR", t0);
-    engine.set_attributes({spend("c-1", 800, t0), country("c-2", "DE", t0), spend("c-2", 900, t0),
-                           country("c-3", "ES", t0), spend("c-3", 1000, t0), country("c-4", "FR", t0),
-                           spend("c-4", 100, t0), country("c-5", "DE", t0), spend("c-5", 700, t0),
-                           country("c-6", "FR", t0), spend("c-6", 600, t0)});
-
-    for (const char *id : {"c-1", "c-2", "c-3", "c-4", "c-6"}) {
-        engine.grant(id, "marketing.email", t0, "v3", kNoticeSha, "web", "signup-form");
+    std::vector<privseg_event> grants;
+    for (const char *id : {"c-2", "c-3", "c-4", "c-6"}) {
+        grants.push_back(grant(id, t0));
     }
+    engine.bulk_import(batch,
+                       {country("c-2", "DE", t0), spend("c-2", 900, t0), country("c-3", "ES", t0),
+                        spend("c-3", 1000, t0), country("c-4", "FR", t0), spend("c-4", 100, t0),
+                        country("c-5", "DE", t0), spend("c-5", 700, t0), country("c-6", "FR", t0),
+                        spend("c-6", 600, t0)},
+                       grants);
     engine.record_json(
         R"({"subject": "c-2", "kind": "consent_withdrawn", "purpose": "marketing.email",)"
         R"( "at": "2026-03-01T11:00:00Z", "channel": "web", "collector": "prefs-page"})");

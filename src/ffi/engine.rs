@@ -244,6 +244,26 @@ fn import_fail(e: ImportError) -> Fail {
     Fail::from(*e.error).context(&format!("{array}[{}]", e.index))
 }
 
+/// Converts a C subject, with no values yet.
+///
+/// # Safety
+/// The strings of `s` must be valid as for `str_arg` (`birth_date` may be
+/// NULL).
+unsafe fn subject_row(s: &privseg_subject) -> Result<SubjectRow, Fail> {
+    // SAFETY: the caller's contract.
+    let id = unsafe { field(s.id, "id") }?;
+    // SAFETY: the caller's contract.
+    let j = unsafe { field(s.jurisdiction, "jurisdiction") }?;
+    // SAFETY: the caller's contract.
+    let birth = date_arg(unsafe { opt_field(s.birth_date, "birth_date") }?)?;
+    Ok(SubjectRow {
+        id: id.into(),
+        jurisdiction: j.into(),
+        birth_date: birth,
+        values: Vec::new(),
+    })
+}
+
 /// Adds `count` subjects (needing the `subjects` permission), all or nothing: if one item fails (a NULL or
 /// non-UTF-8 string, a bad date, an unknown jurisdiction, an id already in
 /// the engine or twice in the batch, an id of the wrong form), nothing is
@@ -267,21 +287,9 @@ pub unsafe extern "C" fn privseg_engine_add_subjects(
         let items = unsafe { slice_arg(subjects, count, "subjects") }?;
         let mut rows = Vec::with_capacity(items.len());
         for (i, s) in items.iter().enumerate() {
-            let row = (|| {
-                // SAFETY: the caller's contract.
-                let id = unsafe { field(s.id, "id") }?;
-                // SAFETY: the caller's contract.
-                let j = unsafe { field(s.jurisdiction, "jurisdiction") }?;
-                // SAFETY: the caller's contract.
-                let birth = date_arg(unsafe { opt_field(s.birth_date, "birth_date") }?)?;
-                Ok(SubjectRow {
-                    id: id.into(),
-                    jurisdiction: j.into(),
-                    birth_date: birth,
-                    values: Vec::new(),
-                })
-            })();
-            rows.push(row.map_err(|f: Fail| f.context(&format!("subjects[{i}]")))?);
+            // SAFETY: the caller's contract.
+            let row = unsafe { subject_row(s) };
+            rows.push(row.map_err(|f| f.context(&format!("subjects[{i}]")))?);
         }
         e.engine.import(&e.actor, &rows, &[]).map_err(import_fail)?;
         Ok(())
@@ -389,7 +397,8 @@ pub struct privseg_attribute_update {
 /// the last error message names the item (`updates[i]: ...`). Later updates
 /// of the same subject and attribute win. Each update is an entry of the
 /// audit log; should the log fail part way (`PRIVSEG_STATUS_AUDIT`), the
-/// updates before the item named are kept.
+/// updates before the item named are kept. (New subjects are best given
+/// with their values to `privseg_engine_import`, which is one step.)
 ///
 /// # Safety
 /// `engine` must be a live engine used by no other thread; `updates` must
@@ -640,6 +649,81 @@ pub unsafe extern "C" fn privseg_engine_record_batch(
         }
         e.engine
             .import(&e.actor, &[], &batch)
+            .map_err(import_fail)?;
+        Ok(())
+    })
+}
+
+/// Imports new subjects with their attribute values, and events (of these
+/// subjects or of subjects already in the engine), in one call, all or
+/// nothing: if any item fails, nothing is changed and the last error message
+/// names it (`subjects[i]`, `values[i]`, `events[i]`; a value that does not
+/// fit its attribute is reported on its subject). Each value must name a
+/// subject of `subjects`. Needs the `subjects` permission; the import is one
+/// entry of the audit log. Any array may be NULL when its count is 0.
+///
+/// # Safety
+/// `engine` must be a live engine used by no other thread; `subjects`,
+/// `values` and `events` must point to their counts of items whose strings
+/// are valid (or be NULL when the count is 0).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_engine_import(
+    engine: *mut privseg_engine,
+    subjects: *const privseg_subject,
+    subject_count: usize,
+    values: *const privseg_attribute_update,
+    value_count: usize,
+    events: *const privseg_event,
+    event_count: usize,
+) -> privseg_status {
+    ffi_status!({
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_mut(engine) }?;
+        // SAFETY: the caller's contract.
+        let subject_items = unsafe { slice_arg(subjects, subject_count, "subjects") }?;
+        // SAFETY: the caller's contract.
+        let value_items = unsafe { slice_arg(values, value_count, "values") }?;
+        // SAFETY: the caller's contract.
+        let event_items = unsafe { slice_arg(events, event_count, "events") }?;
+        let mut rows = Vec::with_capacity(subject_items.len());
+        let mut index = std::collections::HashMap::with_capacity(subject_items.len());
+        for (i, s) in subject_items.iter().enumerate() {
+            // SAFETY: the caller's contract.
+            let row =
+                unsafe { subject_row(s) }.map_err(|f| f.context(&format!("subjects[{i}]")))?;
+            index.entry(row.id.clone()).or_insert(i);
+            rows.push(row);
+        }
+        for (i, u) in value_items.iter().enumerate() {
+            let value = (|| {
+                // SAFETY: the caller's contract.
+                let subject = unsafe { field(u.subject, "subject") }?;
+                // SAFETY: the caller's contract.
+                let attribute = unsafe { field(u.attribute, "attribute") }?;
+                // SAFETY: the caller's contract.
+                let value = unsafe { value_of(&u.value) }?;
+                let row = *index.get(subject).ok_or_else(|| {
+                    Fail::new(
+                        privseg_status::UnknownSubject,
+                        format!("subject {subject:?} is not among the subjects of this import"),
+                    )
+                })?;
+                Ok((row, attribute, value))
+            })();
+            let (row, attribute, value) =
+                value.map_err(|f: Fail| f.context(&format!("values[{i}]")))?;
+            rows[row]
+                .values
+                .push((attribute.into(), value, Timestamp::from_unix(u.verified_at)));
+        }
+        let mut batch = Vec::with_capacity(event_items.len());
+        for (i, item) in event_items.iter().enumerate() {
+            // SAFETY: the caller's contract.
+            let ev = unsafe { event_of(item) };
+            batch.push(ev.map_err(|f| f.context(&format!("events[{i}]")))?);
+        }
+        e.engine
+            .import(&e.actor, &rows, &batch)
             .map_err(import_fail)?;
         Ok(())
     })

@@ -389,6 +389,99 @@ static void actors(const privseg_policy *p) {
     privseg_engine_free(e);
 }
 
+static void imports(const privseg_policy *p) {
+    privseg_engine *e = NULL;
+    privseg_str crm[1] = {s("crm")};
+    EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT(ACTOR), crm, 1, &e), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_engine_add_subject(e, PRIVSEG_LIT("c-1"), PRIVSEG_LIT("EU-FR"), NULL, 0),
+                  PRIVSEG_STATUS_OK);
+    privseg_subject subjects[2];
+    subjects[0].id = s("c-10");
+    subjects[0].jurisdiction = s("EU-FR");
+    subjects[0].birth_date = s("1980-01-01");
+    subjects[1].id = s("c-11");
+    subjects[1].jurisdiction = s("EU-DE");
+    subjects[1].birth_date = s(NULL);
+    privseg_attribute_update values[2];
+    memset(values, 0, sizeof values);
+    values[0].subject = s("c-10");
+    values[0].attribute = s("country");
+    values[0].value.kind = PRIVSEG_VALUE_KIND_STRING;
+    values[0].value.text = s("FR");
+    values[1] = values[0];
+    values[1].subject = s("c-11");
+    values[1].value.text = s("DE");
+    privseg_event events[2];
+    memset(events, 0, sizeof events);
+    events[0].subject = s("c-10");
+    events[0].kind = PRIVSEG_EVENT_KIND_CONSENT_GRANTED;
+    events[0].purpose = s("marketing.email");
+    events[0].at = 1772359200;
+    events[0].notice_version = s("v3");
+    events[0].notice_sha256 = s(SHA);
+    events[1] = events[0];
+    events[1].subject = s("c-1");
+    char last[256];
+    size_t got = 0, n = 0;
+    uint64_t audit_before = 0, audit_after = 0;
+    EXPECT_STATUS(privseg_engine_audit_len(e, &audit_before), PRIVSEG_STATUS_OK);
+
+    /* Each bad item refuses the whole import, naming the item. */
+    values[1].subject = s("c-12");
+    EXPECT_STATUS(privseg_engine_import(e, subjects, 2, values, 2, events, 2), PRIVSEG_STATUS_UNKNOWN_SUBJECT);
+    EXPECT_STATUS(privseg_last_error_message(last, sizeof last, &got), PRIVSEG_STATUS_OK);
+    EXPECT(strncmp(last, "values[1]", 9) == 0);
+    values[1].subject = s("c-11");
+    values[1].value.text = s("IT");
+    EXPECT_STATUS(privseg_engine_import(e, subjects, 2, values, 2, events, 2), PRIVSEG_STATUS_INVALID_VALUE);
+    EXPECT_STATUS(privseg_last_error_message(last, sizeof last, &got), PRIVSEG_STATUS_OK);
+    EXPECT(strncmp(last, "subjects[1]", 11) == 0);
+    values[1].value.text = s("DE");
+    events[1].subject = s("c-9");
+    EXPECT_STATUS(privseg_engine_import(e, subjects, 2, values, 2, events, 2), PRIVSEG_STATUS_UNKNOWN_SUBJECT);
+    EXPECT_STATUS(privseg_last_error_message(last, sizeof last, &got), PRIVSEG_STATUS_OK);
+    EXPECT(strncmp(last, "events[1]", 9) == 0);
+    events[1].subject = s("c-1");
+    subjects[1].id = s("c-1");
+    EXPECT_STATUS(privseg_engine_import(e, subjects, 2, values, 1, events, 2), PRIVSEG_STATUS_DUPLICATE_SUBJECT);
+    subjects[1].id = s("c-11");
+    EXPECT_STATUS(privseg_engine_import(e, NULL, 2, values, 2, events, 2), PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_engine_import(e, subjects, 2, NULL, 2, events, 2), PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_engine_import(e, subjects, 2, values, 2, NULL, 2), PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_engine_import(NULL, subjects, 2, values, 2, events, 2), PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_engine_subject_count(e, &n), PRIVSEG_STATUS_OK);
+    EXPECT(n == 1);
+    /* Nothing was changed, and nothing but refusals was recorded. */
+    EXPECT_STATUS(privseg_engine_audit_len(e, &audit_after), PRIVSEG_STATUS_OK);
+    EXPECT(audit_after == audit_before);
+
+    /* An actor without the subjects permission imports nothing. */
+    privseg_str analyst[1] = {s("analyst")};
+    EXPECT_STATUS(privseg_engine_set_actor(e, PRIVSEG_LIT("ann"), analyst, 1), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_engine_import(e, subjects, 2, values, 2, events, 2), PRIVSEG_STATUS_ACCESS_DENIED);
+    EXPECT_STATUS(privseg_engine_set_actor(e, PRIVSEG_LIT(ACTOR), crm, 1), PRIVSEG_STATUS_OK);
+
+    /* The good import: one audit entry; c-10 is in the segment, c-11 has no consent. */
+    EXPECT_STATUS(privseg_engine_audit_len(e, &audit_before), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_engine_import(e, subjects, 2, values, 2, events, 2), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_engine_audit_len(e, &audit_after), PRIVSEG_STATUS_OK);
+    EXPECT(audit_after == audit_before + 1);
+    EXPECT_STATUS(privseg_engine_subject_count(e, &n), PRIVSEG_STATUS_OK);
+    EXPECT(n == 3);
+    EXPECT_STATUS(privseg_engine_import(e, NULL, 0, NULL, 0, NULL, 0), PRIVSEG_STATUS_OK);
+    const privseg_segment *seg = NULL;
+    const char *text = "segment \"fr\" for marketing.email where country = \"FR\"";
+    EXPECT_STATUS(privseg_engine_compile(e, text, strlen(text), &seg, NULL), PRIVSEG_STATUS_OK);
+    privseg_members *m = NULL;
+    EXPECT_STATUS(privseg_engine_evaluate(e, seg, 1772359300, &m), PRIVSEG_STATUS_OK);
+    char ids[64];
+    EXPECT_STATUS(privseg_members_ids(m, e, ids, sizeof ids, &got), PRIVSEG_STATUS_OK);
+    EXPECT(got == 5 && strcmp(ids, "c-10") == 0);
+    privseg_members_free(m);
+    privseg_segment_free(seg);
+    privseg_engine_free(e);
+}
+
 static void engines(const privseg_policy *p) {
     privseg_engine *e = NULL;
     privseg_str crm[1] = {s("crm")};
@@ -751,6 +844,7 @@ int main(void) {
     privseg_policy_free(p);
     buffers(q);
     actors(q);
+    imports(q);
     engines(q);
     privseg_policy_free(q);
     printf("bad input: %d expectations met, %d not met\n", passed, failed);
