@@ -11,6 +11,10 @@ pub mod consent;
 pub mod engine;
 pub mod eval;
 pub mod fairness;
+// The C ABI: the one place where unsafe code is allowed. C names are kept
+// as they appear in the header.
+#[allow(unsafe_code, non_camel_case_types, clippy::too_many_arguments)]
+pub mod ffi;
 pub mod import;
 pub mod outputs;
 pub mod policy;

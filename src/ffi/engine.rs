@@ -1,0 +1,848 @@
+//! `privseg_engine`: subjects, attributes, events, evaluation and erasure,
+//! each call made by the engine's actor.
+
+use std::ffi::c_char;
+
+use time::Date;
+
+use super::members::{self, privseg_members};
+use super::policy::{policy_arc, privseg_policy};
+use super::segment::{privseg_segment, segment_ref};
+use super::{
+    Fail, ffi_status, field, non_null, opt_field, opt_str_arg, privseg_status, privseg_str,
+    slice_arg, str_arg, str_list, write_out, write_text,
+};
+use crate::access::{Actor, Permission};
+use crate::consent::{ConsentEvent, EventKind};
+use crate::import::{ImportError, SubjectRow};
+use crate::store::{Store, Value};
+use crate::timestamp::parse_date;
+use crate::{Engine, Timestamp};
+
+/// An engine: one policy, its subjects, its audit log, and the actor every
+/// call through this handle is made by (see [`privseg_engine_new`]). A
+/// mutable handle: it may move between threads but must not be used by two
+/// threads at once (a host that shares it holds a lock around every call).
+/// Functions that take a `const privseg_engine *` do not change it; several
+/// threads may make such calls at once while none changes it.
+pub struct privseg_engine {
+    _opaque: [u8; 0],
+}
+
+/// What a `*mut privseg_engine` points to: the engine and the actor its
+/// calls are made by.
+#[derive(Debug)]
+pub(crate) struct EngineHandle {
+    pub engine: Engine,
+    pub actor: Actor,
+}
+
+/// Borrows an engine handle.
+///
+/// # Safety
+/// `e` must be NULL or a live engine from this library, not being changed
+/// elsewhere for `'a`.
+pub(crate) unsafe fn engine_ref<'a>(e: *const privseg_engine) -> Result<&'a EngineHandle, Fail> {
+    non_null(e, "engine")?;
+    // SAFETY: a non-NULL engine pointer is a Box<EngineHandle> from
+    // privseg_engine_new, alive as the caller promises.
+    Ok(unsafe { &*e.cast::<EngineHandle>() })
+}
+
+/// Borrows an engine handle mutably.
+///
+/// # Safety
+/// `e` must be NULL or a live engine from this library, used by nothing else
+/// for `'a`.
+unsafe fn engine_mut<'a>(e: *mut privseg_engine) -> Result<&'a mut EngineHandle, Fail> {
+    non_null(e, "engine")?;
+    // SAFETY: as for engine_ref, and unaliased as the caller promises.
+    Ok(unsafe { &mut *e.cast::<EngineHandle>() })
+}
+
+/// Reads an actor: its id (non-empty, no surrounding whitespace or control
+/// characters) and its role names.
+///
+/// # Safety
+/// `id` as for [`str_arg`]; `roles` as for [`str_list`].
+unsafe fn actor_arg(
+    id: *const c_char,
+    id_len: usize,
+    roles: *const privseg_str,
+    roles_len: usize,
+) -> Result<Actor, Fail> {
+    // SAFETY: the caller's contract.
+    let id = unsafe { str_arg(id, id_len, "actor_id") }?;
+    if id.is_empty() || id.trim() != id || id.chars().any(char::is_control) {
+        return Err(Fail::arg(format!(
+            "invalid actor id {id:?}: ids must be non-empty, with no surrounding whitespace or control characters"
+        )));
+    }
+    // SAFETY: the caller's contract.
+    let roles = unsafe { str_list(roles, roles_len, "roles") }?;
+    Ok(Actor::new(id, &roles))
+}
+
+/// An engine with no subjects and an in-memory audit log, holding its own
+/// reference to the policy. Every call through it is made by the actor
+/// `actor_id` with the role names `roles` (`roles_len` of them; NULL when
+/// `roles_len` is 0), until [`privseg_engine_set_actor`] changes it.
+///
+/// The host is responsible for authenticating the actor: the library takes
+/// the id and roles as given. The roles are looked up in the policy's
+/// `roles` at each call; a role the policy does not define grants nothing
+/// (calls then fail with `PRIVSEG_STATUS_ACCESS_DENIED`, naming it).
+///
+/// An actor id that is empty or has surrounding whitespace or control
+/// characters gives `PRIVSEG_STATUS_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `policy` must be a live policy reference; `actor_id` must point to
+/// `actor_id_len` readable bytes; `roles` must point to `roles_len`
+/// `privseg_str` whose strings are valid (or be NULL when `roles_len` is 0);
+/// `engine_out` must point to a writable pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_engine_new(
+    policy: *const privseg_policy,
+    actor_id: *const c_char,
+    actor_id_len: usize,
+    roles: *const privseg_str,
+    roles_len: usize,
+    engine_out: *mut *mut privseg_engine,
+) -> privseg_status {
+    ffi_status!({
+        // SAFETY: the caller's contract.
+        let policy = unsafe { policy_arc(policy) }?;
+        // SAFETY: the caller's contract.
+        let actor = unsafe { actor_arg(actor_id, actor_id_len, roles, roles_len) }?;
+        non_null(engine_out, "engine_out")?;
+        let handle = EngineHandle {
+            engine: Engine::new(policy),
+            actor,
+        };
+        let e = Box::into_raw(Box::new(handle)).cast::<privseg_engine>();
+        // SAFETY: engine_out is writable, as the caller promises.
+        unsafe { write_out(engine_out, e) }
+    })
+}
+
+/// Changes the actor every later call through this engine is made by, as
+/// for [`privseg_engine_new`]. On failure the actor is unchanged. The host
+/// is responsible for authenticating the new actor.
+///
+/// # Safety
+/// `engine` must be a live engine used by no other thread; `actor_id` must
+/// point to `actor_id_len` readable bytes; `roles` must point to `roles_len`
+/// `privseg_str` whose strings are valid (or be NULL when `roles_len` is 0).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_engine_set_actor(
+    engine: *mut privseg_engine,
+    actor_id: *const c_char,
+    actor_id_len: usize,
+    roles: *const privseg_str,
+    roles_len: usize,
+) -> privseg_status {
+    ffi_status!({
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_mut(engine) }?;
+        // SAFETY: the caller's contract.
+        e.actor = unsafe { actor_arg(actor_id, actor_id_len, roles, roles_len) }?;
+        Ok(())
+    })
+}
+
+/// Frees an engine; NULL does nothing.
+///
+/// # Safety
+/// `engine` must be NULL or a live engine from this library, not used after
+/// this call (members it produced may still be freed, but not read with it).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_engine_free(engine: *mut privseg_engine) {
+    super::ffi_value!((), {
+        if !engine.is_null() {
+            // SAFETY: the pointer is a Box<EngineHandle> from
+            // privseg_engine_new, freed once, as the caller promises.
+            drop(unsafe { Box::from_raw(engine.cast::<EngineHandle>()) });
+        }
+    })
+}
+
+/// The number of subjects, erased ones excluded.
+///
+/// # Safety
+/// `engine` must be a live engine; `count_out` must point to a writable
+/// `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_engine_subject_count(
+    engine: *const privseg_engine,
+    count_out: *mut usize,
+) -> privseg_status {
+    ffi_status!({
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_ref(engine) }?;
+        // SAFETY: the caller's contract.
+        unsafe { write_out(count_out, e.engine.subject_count()) }
+    })
+}
+
+fn date_arg(s: Option<&str>) -> Result<Option<Date>, Fail> {
+    s.map(|d| parse_date(d).map_err(|e| Fail::new(privseg_status::InvalidDate, e.to_string())))
+        .transpose()
+}
+
+/// Adds a subject: its id, its jurisdiction code (such as `EU-FR` or
+/// `US-CA`) and its birth date `YYYY-MM-DD` (NULL with length 0 when
+/// unknown: the subject is then treated as a possible minor wherever an age
+/// gate applies). Needs the `subjects` permission.
+///
+/// # Safety
+/// `engine` must be a live engine used by no other thread; each string must
+/// point to its length in readable bytes (`birth_date` may be NULL).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_engine_add_subject(
+    engine: *mut privseg_engine,
+    id: *const c_char,
+    id_len: usize,
+    jurisdiction: *const c_char,
+    jurisdiction_len: usize,
+    birth_date: *const c_char,
+    birth_date_len: usize,
+) -> privseg_status {
+    ffi_status!({
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_mut(engine) }?;
+        // SAFETY: the caller's contract.
+        let id = unsafe { str_arg(id, id_len, "id") }?;
+        // SAFETY: the caller's contract.
+        let j = unsafe { str_arg(jurisdiction, jurisdiction_len, "jurisdiction") }?;
+        // SAFETY: the caller's contract.
+        let birth = date_arg(unsafe { opt_str_arg(birth_date, birth_date_len, "birth_date") }?)?;
+        Ok(e.engine.add_subject(&e.actor, id, j, birth)?)
+    })
+}
+
+/// One subject of a batch, for [`privseg_engine_add_subjects`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct privseg_subject {
+    /// External id.
+    pub id: privseg_str,
+    /// Jurisdiction code.
+    pub jurisdiction: privseg_str,
+    /// Birth date `YYYY-MM-DD`, or a NULL pointer when unknown.
+    pub birth_date: privseg_str,
+}
+
+/// Turns a refused import into a failure naming the item by its index in
+/// the C array (`subjects[i]`, `events[i]`).
+fn import_fail(e: ImportError) -> Fail {
+    let array = match e.what {
+        "subject" => "subjects",
+        "event" => "events",
+        _ => return Fail::from(*e.error),
+    };
+    Fail::from(*e.error).context(&format!("{array}[{}]", e.index))
+}
+
+/// Converts a C subject, with no values yet.
+///
+/// # Safety
+/// The strings of `s` must be valid as for `str_arg` (`birth_date` may be
+/// NULL).
+unsafe fn subject_row(s: &privseg_subject) -> Result<SubjectRow, Fail> {
+    // SAFETY: the caller's contract.
+    let id = unsafe { field(s.id, "id") }?;
+    // SAFETY: the caller's contract.
+    let j = unsafe { field(s.jurisdiction, "jurisdiction") }?;
+    // SAFETY: the caller's contract.
+    let birth = date_arg(unsafe { opt_field(s.birth_date, "birth_date") }?)?;
+    Ok(SubjectRow {
+        id: id.into(),
+        jurisdiction: j.into(),
+        birth_date: birth,
+        values: Vec::new(),
+    })
+}
+
+/// Adds `count` subjects (needing the `subjects` permission), all or nothing: if one item fails (a NULL or
+/// non-UTF-8 string, a bad date, an unknown jurisdiction, an id already in
+/// the engine or twice in the batch, an id of the wrong form), nothing is
+/// added and the last error message names the item (`subjects[i]: ...`).
+/// The batch is one entry of the audit log.
+///
+/// # Safety
+/// `engine` must be a live engine used by no other thread; `subjects` must
+/// point to `count` `privseg_subject` whose strings are valid (or be NULL when
+/// `count` is 0).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_engine_add_subjects(
+    engine: *mut privseg_engine,
+    subjects: *const privseg_subject,
+    count: usize,
+) -> privseg_status {
+    ffi_status!({
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_mut(engine) }?;
+        // SAFETY: the caller's contract.
+        let items = unsafe { slice_arg(subjects, count, "subjects") }?;
+        let mut rows = Vec::with_capacity(items.len());
+        for (i, s) in items.iter().enumerate() {
+            // SAFETY: the caller's contract.
+            let row = unsafe { subject_row(s) };
+            rows.push(row.map_err(|f| f.context(&format!("subjects[{i}]")))?);
+        }
+        e.engine.import(&e.actor, &rows, &[]).map_err(import_fail)?;
+        Ok(())
+    })
+}
+
+/// The kind of a `privseg_value`, passed as a `uint32_t`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum privseg_value_kind {
+    /// `text`: a categorical value, or an RFC 3339 time for a timestamp
+    /// attribute.
+    String = 1,
+    /// `integer`.
+    Integer = 2,
+    /// `integer`, 0 for false and 1 for true.
+    Boolean = 3,
+}
+
+/// An attribute value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct privseg_value {
+    /// A `privseg_value_kind` value.
+    pub kind: u32,
+    /// The value for `PRIVSEG_VALUE_KIND_INTEGER` and
+    /// `PRIVSEG_VALUE_KIND_BOOLEAN`.
+    pub integer: i64,
+    /// The value for `PRIVSEG_VALUE_KIND_STRING`.
+    pub text: privseg_str,
+}
+
+/// Converts a C value.
+///
+/// # Safety
+/// `v.text` must be valid as for `str_arg` when the kind is a string.
+unsafe fn value_of(v: &privseg_value) -> Result<Value, Fail> {
+    Ok(match v.kind {
+        // SAFETY: the caller's contract.
+        1 => Value::Str(unsafe { field(v.text, "value text") }?.to_owned()),
+        2 => Value::Int(v.integer),
+        3 => match v.integer {
+            0 => Value::Bool(false),
+            1 => Value::Bool(true),
+            n => return Err(Fail::arg(format!("boolean value must be 0 or 1, got {n}"))),
+        },
+        k => return Err(Fail::arg(format!("unknown value kind {k}"))),
+    })
+}
+
+/// Sets a subject's attribute value, verified at `verified_at` (Unix
+/// seconds). Needs the `subjects` permission.
+///
+/// # Safety
+/// `engine` must be a live engine used by no other thread; each string must
+/// point to its length in readable bytes; `value` must point to a
+/// `privseg_value` whose text, for a string, is valid likewise.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_engine_set_attribute(
+    engine: *mut privseg_engine,
+    subject: *const c_char,
+    subject_len: usize,
+    attribute: *const c_char,
+    attribute_len: usize,
+    value: *const privseg_value,
+    verified_at: i64,
+) -> privseg_status {
+    ffi_status!({
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_mut(engine) }?;
+        // SAFETY: the caller's contract.
+        let subject = unsafe { str_arg(subject, subject_len, "subject") }?;
+        // SAFETY: the caller's contract.
+        let attribute = unsafe { str_arg(attribute, attribute_len, "attribute") }?;
+        non_null(value, "value")?;
+        // SAFETY: value is not NULL and valid, as the caller promises.
+        let value = unsafe { value_of(&*value) }?;
+        Ok(e.engine.set_attribute(
+            &e.actor,
+            subject,
+            attribute,
+            value,
+            Timestamp::from_unix(verified_at),
+        )?)
+    })
+}
+
+/// One attribute update of a batch, for [`privseg_engine_set_attributes`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct privseg_attribute_update {
+    /// Subject id.
+    pub subject: privseg_str,
+    /// Attribute name.
+    pub attribute: privseg_str,
+    /// The value.
+    pub value: privseg_value,
+    /// When it was verified (Unix seconds).
+    pub verified_at: i64,
+}
+
+/// Sets `count` attribute values of existing subjects, all or nothing: the
+/// actor's permission and then every update are checked first (known subject
+/// and attribute, a value that fits), and if one fails nothing is changed and
+/// the last error message names the item (`updates[i]: ...`). Later updates
+/// of the same subject and attribute win. Each update is an entry of the
+/// audit log; should the log fail part way (`PRIVSEG_STATUS_AUDIT`), the
+/// updates before the item named are kept. (New subjects are best given
+/// with their values to `privseg_engine_import`, which is one step.)
+///
+/// # Safety
+/// `engine` must be a live engine used by no other thread; `updates` must
+/// point to `count` `privseg_attribute_update` whose strings are valid (or be
+/// NULL when `count` is 0).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_engine_set_attributes(
+    engine: *mut privseg_engine,
+    updates: *const privseg_attribute_update,
+    count: usize,
+) -> privseg_status {
+    ffi_status!({
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_mut(engine) }?;
+        // SAFETY: the caller's contract.
+        let items = unsafe { slice_arg(updates, count, "updates") }?;
+        e.engine.allow(&e.actor, Permission::Subjects, None)?;
+        let (engine, actor) = (&mut e.engine, &e.actor);
+        let mut batch = Vec::with_capacity(items.len());
+        for (i, u) in items.iter().enumerate() {
+            let checked = (|| {
+                // SAFETY: the caller's contract.
+                let subject = unsafe { field(u.subject, "subject") }?;
+                // SAFETY: the caller's contract.
+                let attribute = unsafe { field(u.attribute, "attribute") }?;
+                // SAFETY: the caller's contract.
+                let value = unsafe { value_of(&u.value) }?;
+                if engine.store().row(subject).is_none() {
+                    return Err(crate::EngineError::UnknownSubject(subject.into()).into());
+                }
+                let a = engine.policy().attr_id(attribute).ok_or_else(|| {
+                    Fail::from(crate::EngineError::UnknownAttribute(attribute.into()))
+                })?;
+                Store::encode(engine.policy(), a, &value)
+                    .map_err(|v| Fail::from(crate::EngineError::Value(v)))?;
+                Ok((subject, attribute, value, u.verified_at))
+            })();
+            batch.push(checked.map_err(|f: Fail| f.context(&format!("updates[{i}]")))?);
+        }
+        for (i, (s, a, v, t)) in batch.into_iter().enumerate() {
+            engine
+                .set_attribute(actor, s, a, v, Timestamp::from_unix(t))
+                .map_err(|err| Fail::from(err).context(&format!("updates[{i}]")))?;
+        }
+        Ok(())
+    })
+}
+
+/// Removes a subject's attribute value. Needs the `subjects` permission.
+///
+/// # Safety
+/// `engine` must be a live engine used by no other thread; each string must
+/// point to its length in readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_engine_clear_attribute(
+    engine: *mut privseg_engine,
+    subject: *const c_char,
+    subject_len: usize,
+    attribute: *const c_char,
+    attribute_len: usize,
+) -> privseg_status {
+    ffi_status!({
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_mut(engine) }?;
+        // SAFETY: the caller's contract.
+        let subject = unsafe { str_arg(subject, subject_len, "subject") }?;
+        // SAFETY: the caller's contract.
+        let attribute = unsafe { str_arg(attribute, attribute_len, "attribute") }?;
+        Ok(e.engine.clear_attribute(&e.actor, subject, attribute)?)
+    })
+}
+
+/// The kind of a consent or subject event, passed as a `uint32_t`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum privseg_event_kind {
+    /// Consent to a purpose (needs the notice version and its SHA-256).
+    ConsentGranted = 1,
+    /// Asked, and said no.
+    ConsentRefused = 2,
+    /// Consent withdrawn (GDPR Art. 7(3)).
+    ConsentWithdrawn = 3,
+    /// Objection (Art. 21); without a purpose, to all direct marketing.
+    Objection = 4,
+    /// Restriction of processing (Art. 18).
+    Restriction = 5,
+    /// The restriction is lifted.
+    RestrictionLifted = 6,
+    /// CCPA opt-out of sale and sharing.
+    OptOutSaleShare = 7,
+    /// Opt-in to sale and sharing.
+    OptInSaleShare = 8,
+    /// CCPA request to limit the use of sensitive personal information.
+    LimitSensitive = 9,
+    /// A Global Privacy Control signal.
+    Gpc = 10,
+    /// Email unsubscribe; without a purpose, from every email purpose.
+    Unsubscribe = 11,
+    /// The email soft opt-in applies.
+    SoftOptIn = 12,
+    /// Consent by the holder of parental responsibility.
+    ParentalConsent = 13,
+}
+
+fn kind_of(v: u32) -> Result<EventKind, Fail> {
+    Ok(match v {
+        1 => EventKind::ConsentGranted,
+        2 => EventKind::ConsentRefused,
+        3 => EventKind::ConsentWithdrawn,
+        4 => EventKind::Objection,
+        5 => EventKind::Restriction,
+        6 => EventKind::RestrictionLifted,
+        7 => EventKind::OptOutSaleShare,
+        8 => EventKind::OptInSaleShare,
+        9 => EventKind::LimitSensitive,
+        10 => EventKind::Gpc,
+        11 => EventKind::Unsubscribe,
+        12 => EventKind::SoftOptIn,
+        13 => EventKind::ParentalConsent,
+        _ => return Err(Fail::arg(format!("unknown event kind {v}"))),
+    })
+}
+
+/// Event flag: an explicit consent (GDPR Art. 9(2)(a)).
+pub const PRIVSEG_EVENT_EXPLICIT: u32 = 1;
+/// Event flag: `expires_at` is set.
+pub const PRIVSEG_EVENT_EXPIRES: u32 = 2;
+
+/// A consent or subject event: the proof record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct privseg_event {
+    /// Subject id.
+    pub subject: privseg_str,
+    /// A `privseg_event_kind` value.
+    pub kind: u32,
+    /// The purpose concerned, or a NULL pointer for none.
+    pub purpose: privseg_str,
+    /// When it happened (Unix seconds).
+    pub at: i64,
+    /// The notice version shown, or a NULL pointer (required for grants).
+    pub notice_version: privseg_str,
+    /// SHA-256 of the notice text as 64 hex digits, or a NULL pointer
+    /// (required for grants).
+    pub notice_sha256: privseg_str,
+    /// How it was collected (web, app, ...); a NULL pointer means `api`.
+    pub channel: privseg_str,
+    /// Who collected it; a NULL pointer means `privseg`.
+    pub collector: privseg_str,
+    /// When a grant stops being valid (Unix seconds), read only with
+    /// `PRIVSEG_EVENT_EXPIRES`.
+    pub expires_at: i64,
+    /// `PRIVSEG_EVENT_*` flags.
+    pub flags: u32,
+    /// SHA-256 of the evidence the event was taken from (such as the raw
+    /// consent signal string) as 64 hex digits, or a NULL pointer for none.
+    pub evidence_sha256: privseg_str,
+}
+
+/// Converts a C event.
+///
+/// # Safety
+/// Every string of `ev` must be valid as for `str_arg`, or NULL where
+/// optional.
+unsafe fn event_of(ev: &privseg_event) -> Result<ConsentEvent, Fail> {
+    // SAFETY: the caller's contract.
+    let subject = unsafe { field(ev.subject, "subject") }?;
+    let kind = kind_of(ev.kind)?;
+    // SAFETY: the caller's contract.
+    let purpose = unsafe { opt_field(ev.purpose, "purpose") }?;
+    // SAFETY: the caller's contract.
+    let notice = unsafe { opt_field(ev.notice_version, "notice_version") }?;
+    // SAFETY: the caller's contract.
+    let sha = unsafe { opt_field(ev.notice_sha256, "notice_sha256") }?;
+    // SAFETY: the caller's contract.
+    let channel = unsafe { opt_field(ev.channel, "channel") }?;
+    // SAFETY: the caller's contract.
+    let collector = unsafe { opt_field(ev.collector, "collector") }?;
+    // SAFETY: the caller's contract.
+    let evidence = unsafe { opt_field(ev.evidence_sha256, "evidence_sha256") }?;
+    if ev.flags & !(PRIVSEG_EVENT_EXPLICIT | PRIVSEG_EVENT_EXPIRES) != 0 {
+        return Err(Fail::arg(format!("unknown event flags {:#x}", ev.flags)));
+    }
+    let mut e = ConsentEvent::new(subject, kind, purpose, Timestamp::from_unix(ev.at));
+    e.notice_version = notice.map(Into::into);
+    e.notice_sha256 = sha.map(Into::into);
+    e.evidence_sha256 = evidence.map(Into::into);
+    if let Some(c) = channel {
+        e.channel = c.into();
+    }
+    if let Some(c) = collector {
+        e.collector = c.into();
+    }
+    if ev.flags & PRIVSEG_EVENT_EXPIRES != 0 {
+        e.expires_at = Some(Timestamp::from_unix(ev.expires_at));
+    }
+    e.explicit = ev.flags & PRIVSEG_EVENT_EXPLICIT != 0;
+    Ok(e)
+}
+
+/// Records a consent or subject event. It takes effect by its own time.
+/// Needs the `subjects` permission.
+///
+/// # Safety
+/// `engine` must be a live engine used by no other thread; `event` must
+/// point to a `privseg_event` whose strings are valid (or NULL where
+/// optional).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_engine_record(
+    engine: *mut privseg_engine,
+    event: *const privseg_event,
+) -> privseg_status {
+    ffi_status!({
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_mut(engine) }?;
+        non_null(event, "event")?;
+        // SAFETY: event is not NULL and valid, as the caller promises.
+        let ev = unsafe { event_of(&*event) }?;
+        Ok(e.engine.record(&e.actor, &ev)?)
+    })
+}
+
+/// Records `count` events (needing the `subjects` permission), all or nothing: if one fails (a bad argument, an
+/// unknown subject, an event that does not fit the policy), nothing is
+/// recorded and the last error message names the item (`events[i]: ...`).
+/// The batch is one entry of the audit log.
+///
+/// # Safety
+/// `engine` must be a live engine used by no other thread; `events` must
+/// point to `count` `privseg_event` whose strings are valid (or be NULL when
+/// `count` is 0).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_engine_record_batch(
+    engine: *mut privseg_engine,
+    events: *const privseg_event,
+    count: usize,
+) -> privseg_status {
+    ffi_status!({
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_mut(engine) }?;
+        // SAFETY: the caller's contract.
+        let items = unsafe { slice_arg(events, count, "events") }?;
+        let mut batch = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            // SAFETY: the caller's contract.
+            let ev = unsafe { event_of(item) };
+            batch.push(ev.map_err(|f| f.context(&format!("events[{i}]")))?);
+        }
+        e.engine
+            .import(&e.actor, &[], &batch)
+            .map_err(import_fail)?;
+        Ok(())
+    })
+}
+
+/// Imports new subjects with their attribute values, and events (of these
+/// subjects or of subjects already in the engine), in one call, all or
+/// nothing: if any item fails, nothing is changed and the last error message
+/// names it (`subjects[i]`, `values[i]`, `events[i]`; a value that does not
+/// fit its attribute is reported on its subject). Each value must name a
+/// subject of `subjects`. Needs the `subjects` permission; the import is one
+/// entry of the audit log. Any array may be NULL when its count is 0.
+///
+/// # Safety
+/// `engine` must be a live engine used by no other thread; `subjects`,
+/// `values` and `events` must point to their counts of items whose strings
+/// are valid (or be NULL when the count is 0).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_engine_import(
+    engine: *mut privseg_engine,
+    subjects: *const privseg_subject,
+    subject_count: usize,
+    values: *const privseg_attribute_update,
+    value_count: usize,
+    events: *const privseg_event,
+    event_count: usize,
+) -> privseg_status {
+    ffi_status!({
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_mut(engine) }?;
+        // SAFETY: the caller's contract.
+        let subject_items = unsafe { slice_arg(subjects, subject_count, "subjects") }?;
+        // SAFETY: the caller's contract.
+        let value_items = unsafe { slice_arg(values, value_count, "values") }?;
+        // SAFETY: the caller's contract.
+        let event_items = unsafe { slice_arg(events, event_count, "events") }?;
+        let mut rows = Vec::with_capacity(subject_items.len());
+        let mut index = std::collections::HashMap::with_capacity(subject_items.len());
+        for (i, s) in subject_items.iter().enumerate() {
+            // SAFETY: the caller's contract.
+            let row =
+                unsafe { subject_row(s) }.map_err(|f| f.context(&format!("subjects[{i}]")))?;
+            index.entry(row.id.clone()).or_insert(i);
+            rows.push(row);
+        }
+        for (i, u) in value_items.iter().enumerate() {
+            let value = (|| {
+                // SAFETY: the caller's contract.
+                let subject = unsafe { field(u.subject, "subject") }?;
+                // SAFETY: the caller's contract.
+                let attribute = unsafe { field(u.attribute, "attribute") }?;
+                // SAFETY: the caller's contract.
+                let value = unsafe { value_of(&u.value) }?;
+                let row = *index.get(subject).ok_or_else(|| {
+                    Fail::new(
+                        privseg_status::UnknownSubject,
+                        format!("subject {subject:?} is not among the subjects of this import"),
+                    )
+                })?;
+                Ok((row, attribute, value))
+            })();
+            let (row, attribute, value) =
+                value.map_err(|f: Fail| f.context(&format!("values[{i}]")))?;
+            rows[row]
+                .values
+                .push((attribute.into(), value, Timestamp::from_unix(u.verified_at)));
+        }
+        let mut batch = Vec::with_capacity(event_items.len());
+        for (i, item) in event_items.iter().enumerate() {
+            // SAFETY: the caller's contract.
+            let ev = unsafe { event_of(item) };
+            batch.push(ev.map_err(|f| f.context(&format!("events[{i}]")))?);
+        }
+        e.engine
+            .import(&e.actor, &rows, &batch)
+            .map_err(import_fail)?;
+        Ok(())
+    })
+}
+
+/// Records an event given in its JSON form, such as
+/// `{"subject": "c-1", "kind": "consent_withdrawn", "purpose":
+/// "marketing.email", "at": "2026-03-01T10:00:00Z", "channel": "web",
+/// "collector": "prefs-page"}`. JSON that is not an event gives
+/// `PRIVSEG_STATUS_INVALID_JSON`. Needs the `subjects` permission.
+///
+/// # Safety
+/// `engine` must be a live engine used by no other thread; `json` must point
+/// to `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_engine_record_json(
+    engine: *mut privseg_engine,
+    json: *const c_char,
+    len: usize,
+) -> privseg_status {
+    ffi_status!({
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_mut(engine) }?;
+        // SAFETY: the caller's contract.
+        let json = unsafe { str_arg(json, len, "json") }?;
+        let ev: ConsentEvent = serde_json::from_str(json)
+            .map_err(|err| Fail::new(privseg_status::InvalidJson, format!("event JSON: {err}")))?;
+        Ok(e.engine.record(&e.actor, &ev)?)
+    })
+}
+
+/// Erases a subject: every value, bit and event is dropped, and the id is
+/// free again. Needs the `subjects` permission.
+///
+/// # Safety
+/// `engine` must be a live engine used by no other thread; `id` must point
+/// to `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_engine_erase(
+    engine: *mut privseg_engine,
+    id: *const c_char,
+    len: usize,
+) -> privseg_status {
+    ffi_status!({
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_mut(engine) }?;
+        // SAFETY: the caller's contract.
+        let id = unsafe { str_arg(id, len, "id") }?;
+        Ok(e.engine.erase(&e.actor, id)?)
+    })
+}
+
+/// Evaluates a segment at an instant (Unix seconds; see
+/// `privseg_time_parse`): its predicate AND the purpose's eligibility as of
+/// that instant. `*members_out` receives the members, to free with
+/// `privseg_members_free`. Needs the `member_ids` permission for the
+/// segment's purpose (a count alone needs only `count`: see
+/// `privseg_engine_count`).
+///
+/// # Safety
+/// `engine` must be a live engine not being changed by another thread;
+/// `segment` a live segment reference; `members_out` must point to a writable
+/// pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_engine_evaluate(
+    engine: *const privseg_engine,
+    segment: *const privseg_segment,
+    at: i64,
+    members_out: *mut *mut privseg_members,
+) -> privseg_status {
+    ffi_status!({
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_ref(engine) }?;
+        // SAFETY: the caller's contract.
+        let s = unsafe { segment_ref(segment) }?;
+        non_null(members_out, "members_out")?;
+        let m = e.engine.evaluate(&e.actor, s, Timestamp::from_unix(at))?;
+        // SAFETY: members_out is writable, as the caller promises.
+        unsafe { write_out(members_out, members::members_out(m)) }
+    })
+}
+
+/// Explains whether a subject is in a segment at an instant, and why, as a
+/// JSON object (`subject`, `segment`, `purpose`, `at`, `member`,
+/// `eligibility`, `predicate_held`, `failing_terms`) copied into `buf`,
+/// following the buffer convention of this API. Needs the `explain`
+/// permission for the segment's purpose; each call, also one that ends with
+/// `PRIVSEG_STATUS_BUFFER_TOO_SMALL`, is recorded in the audit log.
+///
+/// # Safety
+/// `engine` must be a live engine not being changed by another thread;
+/// `segment` a live segment reference; `id` must point to `id_len` readable
+/// bytes; `buf` must be NULL or point to `len` writable bytes; `written` must
+/// point to a writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_engine_explain(
+    engine: *const privseg_engine,
+    segment: *const privseg_segment,
+    id: *const c_char,
+    id_len: usize,
+    at: i64,
+    buf: *mut c_char,
+    len: usize,
+    written: *mut usize,
+) -> privseg_status {
+    ffi_status!({
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_ref(engine) }?;
+        // SAFETY: the caller's contract.
+        let s = unsafe { segment_ref(segment) }?;
+        // SAFETY: the caller's contract.
+        let id = unsafe { str_arg(id, id_len, "id") }?;
+        non_null(written, "written")?;
+        let x = e
+            .engine
+            .explain(&e.actor, s, id, Timestamp::from_unix(at))?;
+        let json = serde_json::to_string(&x)
+            .map_err(|err| Fail::new(privseg_status::EngineOther, err.to_string()))?;
+        // SAFETY: the caller's contract.
+        unsafe { write_text(json.as_bytes(), buf, len, written) }
+    })
+}

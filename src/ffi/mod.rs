@@ -1,0 +1,597 @@
+//! The C ABI: opaque handles, status codes, error objects.
+//!
+//! Every function here checks its arguments and then calls one safe function
+//! of the Rust API; there is no logic in this layer that the Rust API lacks.
+//! The header `include/privseg.h` is generated from this module by cbindgen.
+//!
+//! Conventions, for every function:
+//!
+//! - Names start with `privseg_`. Handles are opaque. Strings are UTF-8, given
+//!   as a pointer and a length in bytes (no NUL needed); invalid UTF-8 gives
+//!   [`privseg_status::InvalidUtf8`].
+//! - Most functions return a [`privseg_status`]. A NULL handle or pointer
+//!   gives [`privseg_status::NullParameter`]. An integer that stands for an
+//!   enum or for flags is checked: an unknown value gives
+//!   [`privseg_status::InvalidArgument`].
+//! - Out-parameters come last and are written only on success, with two
+//!   exceptions said where they apply: the length of a text that did not fit
+//!   a buffer, and an error object, written only on failure.
+//! - A panic never crosses the boundary: it becomes [`privseg_status::Panic`]
+//!   (or NULL, 0).
+//! - Every failure leaves a message for the calling thread, read with
+//!   [`privseg_last_error_message`].
+//! - Ownership: each `*_new` (or function that makes a handle) has a
+//!   `*_free`, and `*_free(NULL)` does nothing. A policy and a checked segment
+//!   are immutable and reference counted: `*_clone` adds a reference, `*_free`
+//!   drops one, and they may be shared between threads. An engine is a
+//!   mutable handle: it may move between threads, but it must not be used
+//!   from two threads at once (the host locks around it if it shares it).
+//!
+//! Actors: every engine call is made by an actor and recorded in the
+//! engine's audit log. An engine handle acts as one actor, given to
+//! `privseg_engine_new` (an id and its role names) and changed with
+//! `privseg_engine_set_actor`; a CRM plugin usually runs as one service
+//! identity. The library does not authenticate actors: the host must have
+//! authenticated the id, and assigned the roles, before it passes them.
+//! What each role may do is said by the policy's `roles` (nothing is granted
+//! by default); a call the actor may not make fails with
+//! [`privseg_status::AccessDenied`], its message naming the actor and the
+//! permission, and the refusal is recorded. A call whose audit entry cannot
+//! be written fails with [`privseg_status::Audit`] and is not carried out.
+//!
+//! Text written to a caller's buffer: the buffer of `len` bytes receives the
+//! text and a terminating NUL; `*written` receives the text's length in bytes
+//! (without the NUL). When the text does not fit, nothing is written to the
+//! buffer, `*written` still receives the text's length (so `*written + 1`
+//! bytes are needed) and the status is [`privseg_status::BufferTooSmall`].
+//! A NULL buffer with `len == 0` asks for the length this way.
+
+// Every unsafe block says why it is sound; every unsafe fn says its contract.
+#![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+
+mod engine;
+mod error;
+mod members;
+mod outputs;
+mod policy;
+mod segment;
+
+use std::cell::RefCell;
+use std::ffi::c_char;
+
+pub use engine::*;
+pub use error::*;
+pub use members::*;
+pub use outputs::*;
+pub use policy::*;
+pub use segment::*;
+
+use crate::Timestamp;
+
+/// A status code. The values are fixed and never reused.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum privseg_status {
+    /// Success.
+    Ok = 0,
+    /// A required handle or pointer was NULL.
+    NullParameter = 1,
+    /// A string was not valid UTF-8.
+    InvalidUtf8 = 2,
+    /// An unknown enum value or flag, a length that cannot be right, or a
+    /// combination of arguments the function does not accept.
+    InvalidArgument = 3,
+    /// The caller's buffer is too small; the length needed was written.
+    BufferTooSmall = 4,
+    /// The library panicked; the call had no effect that can be relied on.
+    Panic = 5,
+    /// The handle was already used up (a policy builder after its build).
+    AlreadyUsed = 6,
+    /// An iteration has no more items.
+    Done = 7,
+    /// A policy is not JSON of the policy's shape.
+    PolicyJson = 100,
+    /// A policy breaks one or more rules.
+    PolicyInvalid = 101,
+    /// A segment was validated against another policy than the engine's.
+    PolicyMismatch = 102,
+    /// A segment's text or JSON is not well-formed.
+    SegmentSyntax = 200,
+    /// A segment breaks the policy (its rule is in the error object).
+    SegmentRefused = 201,
+    /// No subject has this id (or it was erased).
+    UnknownSubject = 300,
+    /// A subject with this id exists already.
+    DuplicateSubject = 301,
+    /// The subject id is empty or has surrounding whitespace or control
+    /// characters.
+    InvalidSubjectId = 302,
+    /// The jurisdiction is not in the policy.
+    UnknownJurisdiction = 303,
+    /// The attribute is not in the policy.
+    UnknownAttribute = 304,
+    /// The purpose is not in the policy.
+    UnknownPurpose = 305,
+    /// A value does not fit its attribute.
+    InvalidValue = 306,
+    /// An event is malformed or does not fit the policy.
+    InvalidEvent = 307,
+    /// An engine error this version of the C API has no code for.
+    EngineOther = 308,
+    /// The engine's actor lacks the permission for this call; the message
+    /// names the actor, the permission and any role the policy does not
+    /// define. The refusal is recorded in the audit log.
+    AccessDenied = 309,
+    /// The audit log could not be written, so the call was not carried out.
+    Audit = 310,
+    /// The recipient is not in the policy.
+    UnknownRecipient = 311,
+    /// The export breaks the recipient's agreement (the message says how).
+    ExportRefused = 312,
+    /// A time is not RFC 3339.
+    InvalidTime = 400,
+    /// A date is not of the form YYYY-MM-DD.
+    InvalidDate = 401,
+    /// JSON that is not of the expected shape (an event).
+    InvalidJson = 402,
+}
+
+impl privseg_status {
+    /// The status with this value, if there is one.
+    pub fn from_u32(v: u32) -> Option<privseg_status> {
+        use privseg_status::*;
+        Some(match v {
+            0 => Ok,
+            1 => NullParameter,
+            2 => InvalidUtf8,
+            3 => InvalidArgument,
+            4 => BufferTooSmall,
+            5 => Panic,
+            6 => AlreadyUsed,
+            7 => Done,
+            100 => PolicyJson,
+            101 => PolicyInvalid,
+            102 => PolicyMismatch,
+            200 => SegmentSyntax,
+            201 => SegmentRefused,
+            300 => UnknownSubject,
+            301 => DuplicateSubject,
+            302 => InvalidSubjectId,
+            303 => UnknownJurisdiction,
+            304 => UnknownAttribute,
+            305 => UnknownPurpose,
+            306 => InvalidValue,
+            307 => InvalidEvent,
+            308 => EngineOther,
+            309 => AccessDenied,
+            310 => Audit,
+            311 => UnknownRecipient,
+            312 => ExportRefused,
+            400 => InvalidTime,
+            401 => InvalidDate,
+            402 => InvalidJson,
+            _ => return None,
+        })
+    }
+
+    /// The constant's name, NUL-terminated.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ok => "PRIVSEG_STATUS_OK\0",
+            Self::NullParameter => "PRIVSEG_STATUS_NULL_PARAMETER\0",
+            Self::InvalidUtf8 => "PRIVSEG_STATUS_INVALID_UTF8\0",
+            Self::InvalidArgument => "PRIVSEG_STATUS_INVALID_ARGUMENT\0",
+            Self::BufferTooSmall => "PRIVSEG_STATUS_BUFFER_TOO_SMALL\0",
+            Self::Panic => "PRIVSEG_STATUS_PANIC\0",
+            Self::AlreadyUsed => "PRIVSEG_STATUS_ALREADY_USED\0",
+            Self::Done => "PRIVSEG_STATUS_DONE\0",
+            Self::PolicyJson => "PRIVSEG_STATUS_POLICY_JSON\0",
+            Self::PolicyInvalid => "PRIVSEG_STATUS_POLICY_INVALID\0",
+            Self::PolicyMismatch => "PRIVSEG_STATUS_POLICY_MISMATCH\0",
+            Self::SegmentSyntax => "PRIVSEG_STATUS_SEGMENT_SYNTAX\0",
+            Self::SegmentRefused => "PRIVSEG_STATUS_SEGMENT_REFUSED\0",
+            Self::UnknownSubject => "PRIVSEG_STATUS_UNKNOWN_SUBJECT\0",
+            Self::DuplicateSubject => "PRIVSEG_STATUS_DUPLICATE_SUBJECT\0",
+            Self::InvalidSubjectId => "PRIVSEG_STATUS_INVALID_SUBJECT_ID\0",
+            Self::UnknownJurisdiction => "PRIVSEG_STATUS_UNKNOWN_JURISDICTION\0",
+            Self::UnknownAttribute => "PRIVSEG_STATUS_UNKNOWN_ATTRIBUTE\0",
+            Self::UnknownPurpose => "PRIVSEG_STATUS_UNKNOWN_PURPOSE\0",
+            Self::InvalidValue => "PRIVSEG_STATUS_INVALID_VALUE\0",
+            Self::InvalidEvent => "PRIVSEG_STATUS_INVALID_EVENT\0",
+            Self::EngineOther => "PRIVSEG_STATUS_ENGINE_OTHER\0",
+            Self::AccessDenied => "PRIVSEG_STATUS_ACCESS_DENIED\0",
+            Self::Audit => "PRIVSEG_STATUS_AUDIT\0",
+            Self::UnknownRecipient => "PRIVSEG_STATUS_UNKNOWN_RECIPIENT\0",
+            Self::ExportRefused => "PRIVSEG_STATUS_EXPORT_REFUSED\0",
+            Self::InvalidTime => "PRIVSEG_STATUS_INVALID_TIME\0",
+            Self::InvalidDate => "PRIVSEG_STATUS_INVALID_DATE\0",
+            Self::InvalidJson => "PRIVSEG_STATUS_INVALID_JSON\0",
+        }
+    }
+}
+
+/// A UTF-8 string given by pointer and length, as a field of a struct.
+/// `ptr == NULL` (with `len == 0`) means "absent" where a field is optional.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct privseg_str {
+    /// First byte; need not be NUL-terminated.
+    pub ptr: *const c_char,
+    /// Length in bytes.
+    pub len: usize,
+}
+
+/// A failure inside this module: its status and a message for the thread's
+/// last error.
+#[derive(Debug)]
+pub(crate) struct Fail {
+    pub status: privseg_status,
+    pub message: String,
+}
+
+impl Fail {
+    pub(crate) fn new(status: privseg_status, message: impl Into<String>) -> Fail {
+        Fail {
+            status,
+            message: message.into(),
+        }
+    }
+    pub(crate) fn null(what: &str) -> Fail {
+        Fail::new(privseg_status::NullParameter, format!("{what} is NULL"))
+    }
+    pub(crate) fn arg(message: impl Into<String>) -> Fail {
+        Fail::new(privseg_status::InvalidArgument, message)
+    }
+    /// The same failure with `prefix` before its message.
+    pub(crate) fn context(self, prefix: &str) -> Fail {
+        Fail::new(self.status, format!("{prefix}: {}", self.message))
+    }
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+pub(crate) fn set_last_error(message: &str) {
+    LAST_ERROR.with(|l| {
+        let mut l = l.borrow_mut();
+        l.clear();
+        l.push_str(message);
+    });
+}
+
+/// Turns a body's result into a status, keeping the message of a failure.
+pub(crate) fn finish(r: Result<(), Fail>) -> privseg_status {
+    match r {
+        Ok(()) => privseg_status::Ok,
+        // The end of an iteration is no failure: the last error stays.
+        Err(f) if f.status == privseg_status::Done => f.status,
+        Err(f) => {
+            set_last_error(&f.message);
+            f.status
+        }
+    }
+}
+
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    let what = p
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| p.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("unknown cause");
+    format!("privseg panicked: {what}")
+}
+
+/// Runs a function body that yields `Result<(), Fail>`, turning a failure
+/// into its status and a panic into [`privseg_status::Panic`].
+macro_rules! ffi_status {
+    ($body:block) => {{
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(
+            || -> ::std::result::Result<(), $crate::ffi::Fail> { $body },
+        )) {
+            Ok(r) => $crate::ffi::finish(r),
+            Err(p) => {
+                $crate::ffi::set_last_error(&$crate::ffi::panic_message(&*p));
+                $crate::ffi::privseg_status::Panic
+            }
+        }
+    }};
+}
+
+/// Runs a function body that yields a plain value, giving `$fallback` on a
+/// panic.
+macro_rules! ffi_value {
+    ($fallback:expr, $body:block) => {{
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
+            Ok(v) => v,
+            Err(p) => {
+                $crate::ffi::set_last_error(&$crate::ffi::panic_message(&*p));
+                $fallback
+            }
+        }
+    }};
+}
+
+pub(crate) use {ffi_status, ffi_value};
+
+/// Checks that a pointer is not NULL.
+pub(crate) fn non_null<T>(p: *const T, what: &str) -> Result<(), Fail> {
+    if p.is_null() {
+        Err(Fail::null(what))
+    } else {
+        Ok(())
+    }
+}
+
+/// Borrows a required string argument.
+///
+/// # Safety
+/// `ptr` must be NULL or point to `len` readable bytes that stay valid and
+/// unchanged for `'a`.
+pub(crate) unsafe fn str_arg<'a>(
+    ptr: *const c_char,
+    len: usize,
+    what: &str,
+) -> Result<&'a str, Fail> {
+    non_null(ptr, what)?;
+    if len > isize::MAX as usize {
+        return Err(Fail::arg(format!("{what}: length {len} is too large")));
+    }
+    // SAFETY: ptr is not NULL, and the caller promises `len` readable bytes;
+    // len fits in isize as slice::from_raw_parts requires.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
+    std::str::from_utf8(bytes).map_err(|e| {
+        Fail::new(
+            privseg_status::InvalidUtf8,
+            format!("{what} is not valid UTF-8 ({e})"),
+        )
+    })
+}
+
+/// Borrows an optional string argument: NULL with length 0 is `None`.
+///
+/// # Safety
+/// As for [`str_arg`].
+pub(crate) unsafe fn opt_str_arg<'a>(
+    ptr: *const c_char,
+    len: usize,
+    what: &str,
+) -> Result<Option<&'a str>, Fail> {
+    if ptr.is_null() {
+        if len != 0 {
+            return Err(Fail::arg(format!("{what} is NULL but its length is {len}")));
+        }
+        return Ok(None);
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { str_arg(ptr, len, what) }.map(Some)
+}
+
+/// Borrows a `privseg_str` field.
+///
+/// # Safety
+/// As for [`str_arg`], for `s.ptr` and `s.len`.
+pub(crate) unsafe fn field<'a>(s: privseg_str, what: &str) -> Result<&'a str, Fail> {
+    // SAFETY: forwarded from the caller.
+    unsafe { str_arg(s.ptr, s.len, what) }
+}
+
+/// Borrows an optional `privseg_str` field.
+///
+/// # Safety
+/// As for [`str_arg`], for `s.ptr` and `s.len`.
+pub(crate) unsafe fn opt_field<'a>(s: privseg_str, what: &str) -> Result<Option<&'a str>, Fail> {
+    // SAFETY: forwarded from the caller.
+    unsafe { opt_str_arg(s.ptr, s.len, what) }
+}
+
+/// Borrows an array given by pointer and count; NULL is allowed when the
+/// count is 0.
+///
+/// # Safety
+/// `ptr` must be NULL or point to `count` initialised values that stay valid
+/// for `'a`.
+pub(crate) unsafe fn slice_arg<'a, T>(
+    ptr: *const T,
+    count: usize,
+    what: &str,
+) -> Result<&'a [T], Fail> {
+    if count == 0 {
+        return Ok(&[]);
+    }
+    non_null(ptr, what)?;
+    if count > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
+        return Err(Fail::arg(format!("{what}: count {count} is too large")));
+    }
+    // SAFETY: ptr is not NULL, aligned and valid for `count` values as the
+    // caller promises; the total size fits in isize.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
+}
+
+/// Borrows an array of strings.
+///
+/// # Safety
+/// `ptr` must be NULL (with `count == 0`) or point to `count` `privseg_str`
+/// values, each valid as for [`str_arg`].
+pub(crate) unsafe fn str_list<'a>(
+    ptr: *const privseg_str,
+    count: usize,
+    what: &str,
+) -> Result<Vec<&'a str>, Fail> {
+    // SAFETY: the caller's contract.
+    let items = unsafe { slice_arg(ptr, count, what) }?;
+    items
+        .iter()
+        .enumerate()
+        // SAFETY: each item is valid, as the caller promises.
+        .map(|(i, s)| unsafe { field(*s, &format!("{what}[{i}]")) })
+        .collect()
+}
+
+/// Copies `text` and a NUL into a caller's buffer, following the module's
+/// buffer convention.
+///
+/// # Safety
+/// `buf` must be NULL or point to `len` writable bytes; `written` must be
+/// NULL or point to a writable `size_t`.
+pub(crate) unsafe fn write_text(
+    text: &[u8],
+    buf: *mut c_char,
+    len: usize,
+    written: *mut usize,
+) -> Result<(), Fail> {
+    non_null(written, "written")?;
+    if buf.is_null() && len != 0 {
+        return Err(Fail::null("buf"));
+    }
+    if text.len() >= len {
+        // SAFETY: written is not NULL and writable.
+        unsafe { *written = text.len() };
+        return Err(Fail::new(
+            privseg_status::BufferTooSmall,
+            format!(
+                "a buffer of {len} bytes is too small: {} are needed",
+                text.len() + 1
+            ),
+        ));
+    }
+    // SAFETY: buf is writable for len > text.len() bytes, and cannot overlap
+    // a text owned by the library.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
+        *buf.add(text.len()) = 0;
+        *written = text.len();
+    }
+    Ok(())
+}
+
+/// Writes an out-parameter after checking it is not NULL.
+///
+/// # Safety
+/// `out` must be NULL or valid for a write of `T`.
+pub(crate) unsafe fn write_out<T>(out: *mut T, value: T) -> Result<(), Fail> {
+    non_null(out, "out")?;
+    // SAFETY: out is not NULL and valid for writes, as the caller promises.
+    unsafe { out.write(value) };
+    Ok(())
+}
+
+/// The library's version, such as `"0.1.0"`: a static NUL-terminated string
+/// that equals `PRIVSEG_VERSION` in the header.
+#[unsafe(no_mangle)]
+pub extern "C" fn privseg_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The name of a status code, such as `"PRIVSEG_STATUS_NULL_PARAMETER"`, as a
+/// static NUL-terminated string; NULL for a value that is not a status.
+#[unsafe(no_mangle)]
+pub extern "C" fn privseg_status_name(status: u32) -> *const c_char {
+    ffi_value!(std::ptr::null(), {
+        privseg_status::from_u32(status).map_or(std::ptr::null(), |s| s.name().as_ptr().cast())
+    })
+}
+
+/// Copies the calling thread's last error message into `buf`, following the
+/// buffer convention above. The message is that of the last failed call made
+/// by this thread (success leaves it unchanged); it is empty if no call has
+/// failed yet. This function never changes it.
+///
+/// # Safety
+/// `buf` must be NULL or point to `len` writable bytes; `written` must point
+/// to a writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_last_error_message(
+    buf: *mut c_char,
+    len: usize,
+    written: *mut usize,
+) -> privseg_status {
+    ffi_value!(privseg_status::Panic, {
+        let r = LAST_ERROR.with(|l| {
+            // SAFETY: forwarded from the caller's contract.
+            unsafe { write_text(l.borrow().as_bytes(), buf, len, written) }
+        });
+        match r {
+            Ok(()) => privseg_status::Ok,
+            Err(f) => f.status,
+        }
+    })
+}
+
+/// Parses an RFC 3339 time such as `2026-03-01T10:00:00Z` into Unix seconds,
+/// the form every time argument of this API takes.
+///
+/// # Safety
+/// `text` must point to `len` readable bytes; `out` must point to a writable
+/// `int64_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn privseg_time_parse(
+    text: *const c_char,
+    len: usize,
+    out: *mut i64,
+) -> privseg_status {
+    ffi_status!({
+        // SAFETY: the caller's contract.
+        let text = unsafe { str_arg(text, len, "text") }?;
+        non_null(out, "out")?;
+        let t = Timestamp::parse(text)
+            .map_err(|e| Fail::new(privseg_status::InvalidTime, e.to_string()))?;
+        // SAFETY: out is writable, as the caller promises.
+        unsafe { write_out(out, t.unix()) }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_error() -> String {
+        let mut buf = [0 as c_char; 256];
+        let mut n = 0;
+        // SAFETY: buf has 256 writable bytes and n is a valid size_t.
+        let st = unsafe { privseg_last_error_message(buf.as_mut_ptr(), buf.len(), &mut n) };
+        assert_eq!(st, privseg_status::Ok);
+        let bytes: Vec<u8> = buf[..n].iter().map(|&c| c as u8).collect();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_status_and_a_message() {
+        let st = ffi_status!({
+            if last_error().len() < usize::MAX {
+                panic!("planted");
+            }
+            Ok(())
+        });
+        assert_eq!(st, privseg_status::Panic);
+        assert_eq!(last_error(), "privseg panicked: planted");
+        let v: *const c_char = ffi_value!(std::ptr::null(), {
+            panic!("{}", String::from("owned message"))
+        });
+        assert!(v.is_null());
+        assert_eq!(last_error(), "privseg panicked: owned message");
+    }
+
+    #[test]
+    fn every_status_round_trips_through_its_value_and_has_a_name() {
+        let mut seen = 0;
+        for v in 0..1000u32 {
+            if let Some(s) = privseg_status::from_u32(v) {
+                assert_eq!(s as u32, v);
+                let name = s.name();
+                assert!(name.starts_with("PRIVSEG_STATUS_") && name.ends_with('\0'));
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 29);
+        assert!(privseg_status_name(8).is_null());
+    }
+
+    #[test]
+    fn done_leaves_the_last_error_alone() {
+        set_last_error("earlier");
+        let st = ffi_status!({ Err(Fail::new(privseg_status::Done, "no more")) });
+        assert_eq!(st, privseg_status::Done);
+        assert_eq!(last_error(), "earlier");
+    }
+}
