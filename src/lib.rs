@@ -9,6 +9,7 @@ pub mod audit;
 pub mod consent;
 pub mod engine;
 pub mod eval;
+pub mod load;
 pub mod policy;
 pub mod privacy;
 pub mod segment;
