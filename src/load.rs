@@ -48,22 +48,21 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+use time::Date;
 
 use crate::Timestamp;
 use crate::consent::{ConsentEvent, EventError, EventKind};
 use crate::engine::{Engine, EngineError};
-use crate::policy::{AttrType, Policy, PolicyError};
+use crate::policy::{AttrId, AttrType, Policy, PolicyError};
 use crate::store::Value;
 use crate::timestamp::parse_date;
 
 /// The columns every subjects file has, besides one per policy attribute.
 pub const FIXED_COLUMNS: [&str; 4] = ["id", "jurisdiction", "birth_date", "verified_at"];
-
-/// How often (in rows) a progress callback is called.
-const PROGRESS_EVERY: u64 = 1 << 16;
 
 /// Buffer size for reading files.
 const BUFFER: usize = 1 << 20;
@@ -104,8 +103,9 @@ pub struct InputError {
     pub file: String,
     /// 1-based line where the row or event starts.
     pub line: u64,
-    /// 1-based column: the field's position in a CSV row, or the character
-    /// position in a JSON line; `None` when the whole row is concerned.
+    /// 1-based column: the field's position in a CSV row, or the byte
+    /// position in a JSON line of a syntax error; `None` when a whole row or
+    /// a named JSON field is concerned.
     pub column: Option<u64>,
     /// The CSV column name or JSON field name concerned, if any.
     pub field: Option<String>,
@@ -184,7 +184,8 @@ pub enum Stage {
     Events,
 }
 
-/// Progress through one input, reported every 65,536 records and at its end.
+/// Progress through one input, reported after every batch of 4,096 records
+/// and at its end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {
     /// What is being read.
@@ -257,8 +258,8 @@ impl<'a> Loader<'a> {
         }
     }
 
-    /// Calls `f` as inputs are read (every 65,536 records and at the end of
-    /// each input).
+    /// Calls `f` as inputs are read (after every batch of 4,096 records and
+    /// at the end of each input).
     pub fn on_progress(mut self, f: impl FnMut(Progress) + 'a) -> Loader<'a> {
         self.progress = Some(Box::new(f));
         self
@@ -299,16 +300,25 @@ impl<'a> Loader<'a> {
 
     /// Loads subjects from CSV text: a header row, then one row per subject.
     /// `name` names the input in errors.
-    pub fn subjects<R: BufRead>(mut self, name: &str, reader: R) -> Result<Loader<'a>, LoadError> {
+    ///
+    /// The text is parsed on a second thread while this one adds the parsed
+    /// rows to the engine.
+    pub fn subjects<R: BufRead + Send>(
+        mut self,
+        name: &str,
+        reader: R,
+    ) -> Result<Loader<'a>, LoadError> {
         let start = Instant::now();
-        let io_err = |e: csv::Error| csv_error(name, e);
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .buffer_capacity(BUFFER)
             .from_reader(reader);
-        let mut rec = csv::ByteRecord::new();
-        if !rdr.read_byte_record(&mut rec).map_err(io_err)? {
+        let mut header = csv::ByteRecord::new();
+        if !rdr
+            .read_byte_record(&mut header)
+            .map_err(|e| csv_error(name, e))?
+        {
             return Err(input(
                 name,
                 1,
@@ -319,37 +329,24 @@ impl<'a> Loader<'a> {
             )
             .into());
         }
-        let layout = Layout::of(self.engine.policy(), name, &rec)?;
-        let width = rec.len();
+        let policy = self.engine.policy().clone();
+        let layout = Layout::of(&policy, name, &header)?;
         let mut rows = 0u64;
         let mut values = 0u64;
-        while rdr.read_byte_record(&mut rec).map_err(io_err)? {
-            let line = rec.position().map_or(0, |p| p.line());
-            if rec.len() != width {
-                if rec.len() == 1 && rec[0].is_empty() {
-                    continue; // a blank line
+        let mut bytes = 0u64;
+        pipelined(
+            |out: &Batches<SubjectBatch>| layout.parse_rows(&policy, name, rdr, out),
+            |batch: &mut SubjectBatch| {
+                for row in &mut batch.rows[..batch.len] {
+                    values += layout.load_row(&mut self.engine, name, row)?;
                 }
-                return Err(input(
-                    name,
-                    line,
-                    None,
-                    None,
-                    InputErrorKind::Syntax,
-                    format!(
-                        "expected {width} fields as in the header, found {}",
-                        rec.len()
-                    ),
-                )
-                .into());
-            }
-            values += layout.load_row(&mut self.engine, name, line, &rec)?;
-            rows += 1;
-            if rows % PROGRESS_EVERY == 0 {
-                let bytes = rdr.position().byte();
+                rows += batch.len as u64;
+                bytes = batch.bytes;
                 self.report(Stage::Subjects, rows, bytes, false);
-            }
-        }
-        let bytes = rdr.position().byte();
+                batch.len = 0;
+                Ok(())
+            },
+        )?;
         self.report(Stage::Subjects, rows, bytes, true);
         self.stats.subjects += rows;
         self.stats.values += values;
@@ -361,59 +358,172 @@ impl<'a> Loader<'a> {
     /// Loads consent events from JSON Lines text: one event object per line
     /// (blank lines are skipped). Events may come in any order; each takes
     /// effect by its own time. `name` names the input in errors.
-    pub fn events<R: BufRead>(
+    ///
+    /// The text is parsed on a second thread while this one records the
+    /// parsed events.
+    pub fn events<R: BufRead + Send>(
         mut self,
         name: &str,
-        mut reader: R,
+        reader: R,
     ) -> Result<Loader<'a>, LoadError> {
         let start = Instant::now();
-        let mut buf = Vec::with_capacity(1024);
-        let mut event = ConsentEvent::new("", EventKind::Gpc, None, Timestamp::from_unix(0));
-        let mut line = 0u64;
-        let mut bytes = 0u64;
         let mut count = 0u64;
-        loop {
-            buf.clear();
-            let n = reader
-                .read_until(b'\n', &mut buf)
-                .map_err(|error| LoadError::Io {
-                    file: name.into(),
-                    error,
-                })?;
-            if n == 0 {
-                break;
-            }
-            line += 1;
-            bytes += n as u64;
-            let text = std::str::from_utf8(&buf).map_err(|e| {
-                input(
-                    name,
-                    line,
-                    Some(char_column(&buf[..e.valid_up_to()])),
-                    None,
-                    InputErrorKind::Syntax,
-                    "the line is not valid UTF-8".into(),
-                )
-            })?;
-            let text = text.trim_end_matches(['\n', '\r']);
-            if text.trim().is_empty() {
-                continue;
-            }
-            fill_event(&mut event, name, line, text)?;
-            self.engine
-                .record(&event)
-                .map_err(|e| event_error(name, line, &event, e))?;
-            count += 1;
-            if count % PROGRESS_EVERY == 0 {
+        let mut bytes = 0u64;
+        pipelined(
+            |out: &Batches<EventBatch>| parse_events(name, reader, out),
+            |batch: &mut EventBatch| {
+                for (line, event) in &batch.events[..batch.len] {
+                    self.engine
+                        .record(event)
+                        .map_err(|e| event_error(name, *line, event, e))?;
+                }
+                count += batch.len as u64;
+                bytes = batch.bytes;
                 self.report(Stage::Events, count, bytes, false);
-            }
-        }
+                batch.len = 0;
+                Ok(())
+            },
+        )?;
         self.report(Stage::Events, count, bytes, true);
         self.stats.events += count;
         self.stats.event_bytes += bytes;
         self.stats.event_time += start.elapsed();
         Ok(self)
     }
+}
+
+/// Records per batch handed from the parsing thread to the loading one.
+const BATCH: usize = 4096;
+
+/// The parsing side of a pipeline: sends full batches, takes back empty ones
+/// so that their buffers are reused.
+struct Batches<B> {
+    full: SyncSender<Result<B, LoadError>>,
+    empty: Receiver<B>,
+}
+
+impl<B: Default> Batches<B> {
+    /// An empty batch, recycled if one came back.
+    fn fresh(&self) -> B {
+        self.empty.try_recv().unwrap_or_default()
+    }
+    /// Sends a batch; false when the loading side has stopped.
+    fn send(&self, b: B) -> bool {
+        self.full.send(Ok(b)).is_ok()
+    }
+}
+
+/// Runs `parse` on a second thread and `load` on this one, batch by batch.
+/// Stops at the first error of either side.
+fn pipelined<B: Default + Send>(
+    parse: impl FnOnce(&Batches<B>) -> Result<(), LoadError> + Send,
+    mut load: impl FnMut(&mut B) -> Result<(), LoadError>,
+) -> Result<(), LoadError> {
+    let (full_tx, full_rx) = sync_channel::<Result<B, LoadError>>(4);
+    let (empty_tx, empty_rx) = channel::<B>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let out = Batches {
+                full: full_tx,
+                empty: empty_rx,
+            };
+            if let Err(e) = parse(&out) {
+                let _ = out.full.send(Err(e));
+            }
+        });
+        // Returning drops `full_rx`, which stops the parser at its next send.
+        for batch in full_rx {
+            let mut batch = batch?;
+            load(&mut batch)?;
+            let _ = empty_tx.send(batch);
+        }
+        Ok(())
+    })
+}
+
+/// Parsed subject rows.
+#[derive(Default)]
+struct SubjectBatch {
+    rows: Vec<Row>,
+    /// Rows in use.
+    len: usize,
+    /// Bytes read up to the end of the batch.
+    bytes: u64,
+}
+
+/// One parsed subject row.
+#[derive(Default)]
+struct Row {
+    line: u64,
+    id: String,
+    jurisdiction: String,
+    birth: Option<Date>,
+    verified: Option<Timestamp>,
+    /// (index in the layout's attributes, value).
+    values: Vec<(usize, Value)>,
+}
+
+/// Parsed events, each with its line.
+#[derive(Default)]
+struct EventBatch {
+    events: Vec<(u64, ConsentEvent)>,
+    len: usize,
+    bytes: u64,
+}
+
+fn parse_events<R: BufRead>(
+    name: &str,
+    mut reader: R,
+    out: &Batches<EventBatch>,
+) -> Result<(), LoadError> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut line = 0u64;
+    let mut bytes = 0u64;
+    let mut batch = out.fresh();
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|error| LoadError::Io {
+                file: name.into(),
+                error,
+            })?;
+        if n == 0 {
+            break;
+        }
+        line += 1;
+        bytes += n as u64;
+        let text = trim_line(&buf);
+        if text.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if batch.len == batch.events.len() {
+            batch.events.push((
+                0,
+                ConsentEvent::new("", EventKind::Gpc, None, Timestamp::from_unix(0)),
+            ));
+        }
+        let slot = &mut batch.events[batch.len];
+        slot.0 = line;
+        fill_event(&mut slot.1, name, line, text)?;
+        batch.len += 1;
+        if batch.len == BATCH {
+            batch.bytes = bytes;
+            if !out.send(std::mem::replace(&mut batch, out.fresh())) {
+                return Ok(());
+            }
+        }
+    }
+    batch.bytes = bytes;
+    out.send(batch);
+    Ok(())
+}
+
+fn trim_line(mut b: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\n' | b'\r'] = b {
+        b = rest;
+    }
+    b
 }
 
 fn input(
@@ -434,15 +544,6 @@ fn input(
     }
 }
 
-fn char_column(valid_prefix: &[u8]) -> u64 {
-    let line_start = valid_prefix
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i + 1);
-    let s = std::str::from_utf8(&valid_prefix[line_start..]).unwrap_or("");
-    s.chars().count() as u64 + 1
-}
-
 fn csv_error(file: &str, e: csv::Error) -> LoadError {
     let line = e.position().map_or(0, |p| p.line());
     let message = format!("malformed CSV: {e}");
@@ -461,8 +562,8 @@ struct Layout {
     jurisdiction: usize,
     birth_date: usize,
     verified_at: usize,
-    /// (column index, attribute name, type) for every policy attribute.
-    attrs: Vec<(usize, String, AttrType)>,
+    /// (column index, attribute name, type, id) for every policy attribute.
+    attrs: Vec<(usize, String, AttrType, AttrId)>,
     names: Vec<String>,
 }
 
@@ -507,7 +608,7 @@ impl Layout {
                 &mut attr_slots[a.0 as usize]
             } else {
                 let attrs: Vec<&str> = (0..policy.attribute_count() as u32)
-                    .map(|a| policy.attribute(crate::policy::AttrId(a)).name.as_str())
+                    .map(|a| policy.attribute(AttrId(a)).name.as_str())
                     .collect();
                 return Err(header_err(
                     Some(i),
@@ -539,9 +640,9 @@ impl Layout {
             .collect();
         let mut attrs = Vec::with_capacity(attr_slots.len());
         for (a, slot) in attr_slots.iter().enumerate() {
-            let spec = policy.attribute(crate::policy::AttrId(a as u32));
+            let spec = policy.attribute(AttrId(a as u32));
             match slot {
-                Some(col) => attrs.push((*col, spec.name.clone(), spec.ty)),
+                Some(col) => attrs.push((*col, spec.name.clone(), spec.ty, AttrId(a as u32))),
                 None => missing.push(&spec.name),
             }
         }
@@ -569,24 +670,86 @@ impl Layout {
         })
     }
 
-    /// Adds one row's subject and values; returns the number of values set.
-    fn load_row(
+    /// The parsing side: reads rows, checks their shape and parses what
+    /// needs no engine (dates, times, integers, booleans).
+    fn parse_rows<R: io::Read>(
         &self,
-        engine: &mut Engine,
+        policy: &Policy,
+        file: &str,
+        mut rdr: csv::Reader<R>,
+        out: &Batches<SubjectBatch>,
+    ) -> Result<(), LoadError> {
+        let width = self.names.len();
+        let mut rec = csv::ByteRecord::new();
+        let mut batch = out.fresh();
+        while rdr
+            .read_byte_record(&mut rec)
+            .map_err(|e| csv_error(file, e))?
+        {
+            let line = rec.position().map_or(0, |p| p.line());
+            if rec.len() != width {
+                if rec.len() == 1 && rec[0].is_empty() {
+                    continue; // a blank line
+                }
+                return Err(input(
+                    file,
+                    line,
+                    None,
+                    None,
+                    InputErrorKind::Syntax,
+                    format!(
+                        "expected {width} fields as in the header, found {}",
+                        rec.len()
+                    ),
+                )
+                .into());
+            }
+            if batch.len == batch.rows.len() {
+                batch.rows.push(Row::default());
+            }
+            self.parse_row(policy, file, line, &rec, &mut batch.rows[batch.len])?;
+            batch.len += 1;
+            if batch.len == BATCH {
+                batch.bytes = rdr.position().byte();
+                if !out.send(std::mem::replace(&mut batch, out.fresh())) {
+                    return Ok(());
+                }
+            }
+        }
+        batch.bytes = rdr.position().byte();
+        out.send(batch);
+        Ok(())
+    }
+
+    fn error(
+        &self,
+        file: &str,
+        line: u64,
+        col: usize,
+        kind: InputErrorKind,
+        msg: String,
+    ) -> LoadError {
+        input(
+            file,
+            line,
+            Some(col as u64 + 1),
+            Some(&self.names[col]),
+            kind,
+            msg,
+        )
+        .into()
+    }
+
+    fn parse_row(
+        &self,
+        policy: &Policy,
         file: &str,
         line: u64,
         rec: &csv::ByteRecord,
-    ) -> Result<u64, LoadError> {
-        let err = |col: usize, kind: InputErrorKind, msg: String| {
-            LoadError::from(input(
-                file,
-                line,
-                Some(col as u64 + 1),
-                Some(&self.names[col]),
-                kind,
-                msg,
-            ))
-        };
+        row: &mut Row,
+    ) -> Result<(), LoadError> {
+        let err =
+            |col: usize, kind: InputErrorKind, msg: String| self.error(file, line, col, kind, msg);
         let cell = |col: usize| -> Result<&str, LoadError> {
             std::str::from_utf8(&rec[col]).map_err(|_| {
                 err(
@@ -596,10 +759,11 @@ impl Layout {
                 )
             })
         };
-        let id = cell(self.id)?;
-        let jurisdiction = cell(self.jurisdiction)?;
+        row.line = line;
+        set_str(&mut row.id, cell(self.id)?);
+        set_str(&mut row.jurisdiction, cell(self.jurisdiction)?);
         let birth = cell(self.birth_date)?;
-        let birth = if birth.is_empty() {
+        row.birth = if birth.is_empty() {
             None
         } else {
             Some(
@@ -608,7 +772,7 @@ impl Layout {
             )
         };
         let verified = cell(self.verified_at)?;
-        let verified = if verified.is_empty() {
+        row.verified = if verified.is_empty() {
             None
         } else {
             Some(parse_time(verified).ok_or_else(|| {
@@ -621,31 +785,13 @@ impl Layout {
                 )
             })?)
         };
-        engine
-            .add_subject(id, jurisdiction, birth)
-            .map_err(|e| match e {
-                EngineError::UnknownJurisdiction { code, .. } => err(
-                    self.jurisdiction,
-                    InputErrorKind::Jurisdiction,
-                    format!(
-                        "unknown jurisdiction {code:?}: expected one the policy lists ({})",
-                        jurisdictions(engine.policy())
-                    ),
-                ),
-                EngineError::DuplicateSubject(id) => err(
-                    self.id,
-                    InputErrorKind::Id,
-                    format!("subject {id:?} appears on an earlier row"),
-                ),
-                other => err(self.id, InputErrorKind::Id, other.to_string()),
-            })?;
-        let mut set = 0;
-        for (col, attr, ty) in &self.attrs {
+        row.values.clear();
+        for (k, (col, attr, ty, a)) in self.attrs.iter().enumerate() {
             let text = cell(*col)?;
             if text.is_empty() {
                 continue;
             }
-            let Some(verified) = verified else {
+            if row.verified.is_none() {
                 return Err(err(
                     self.verified_at,
                     InputErrorKind::Time,
@@ -653,9 +799,33 @@ impl Layout {
                         "the row has a value for {attr:?}, so it needs the time its values were verified"
                     ),
                 ));
-            };
+            }
             let value = match ty {
-                AttrType::Categorical | AttrType::Timestamp => Value::Str(text.into()),
+                AttrType::Categorical => {
+                    if policy.value_index(*a, text).is_none() {
+                        return Err(err(
+                            *col,
+                            InputErrorKind::Value,
+                            format!(
+                                "{text:?} is not a declared value of {attr:?}: expected one of {}",
+                                policy.attribute(*a).values.join(", ")
+                            ),
+                        ));
+                    }
+                    Value::Str(text.into())
+                }
+                AttrType::Timestamp => {
+                    if parse_time(text).is_none() {
+                        return Err(err(
+                            *col,
+                            InputErrorKind::Time,
+                            format!(
+                                "invalid time {text:?}: expected an RFC 3339 time such as 2026-03-01T10:00:00Z"
+                            ),
+                        ));
+                    }
+                    Value::Str(text.into())
+                }
                 AttrType::Integer => Value::Int(text.parse().map_err(|_| {
                     err(
                         *col,
@@ -675,20 +845,54 @@ impl Layout {
                     }
                 },
             };
-            engine
-                .set_attribute(id, attr, value, verified)
-                .map_err(|e| {
-                    let kind = if *ty == AttrType::Timestamp {
-                        InputErrorKind::Time
-                    } else {
-                        InputErrorKind::Value
-                    };
-                    match e {
-                        EngineError::Value(v) => err(*col, kind, v.problem),
-                        other => err(*col, kind, other.to_string()),
-                    }
-                })?;
-            set += 1;
+            row.values.push((k, value));
+        }
+        Ok(())
+    }
+
+    /// The loading side: adds one parsed row's subject and values; returns
+    /// the number of values set.
+    fn load_row(&self, engine: &mut Engine, file: &str, row: &mut Row) -> Result<u64, LoadError> {
+        let line = row.line;
+        let err =
+            |col: usize, kind: InputErrorKind, msg: String| self.error(file, line, col, kind, msg);
+        let id = row.id.as_str();
+        engine
+            .add_subject(id, &row.jurisdiction, row.birth)
+            .map_err(|e| match e {
+                EngineError::UnknownJurisdiction { code, .. } => err(
+                    self.jurisdiction,
+                    InputErrorKind::Jurisdiction,
+                    format!(
+                        "unknown jurisdiction {code:?}: expected one the policy lists ({})",
+                        jurisdictions(engine.policy())
+                    ),
+                ),
+                EngineError::DuplicateSubject(id) => err(
+                    self.id,
+                    InputErrorKind::Id,
+                    format!("subject {id:?} appears on an earlier row"),
+                ),
+                other => err(self.id, InputErrorKind::Id, other.to_string()),
+            })?;
+        let set = row.values.len() as u64;
+        if let Some(verified) = row.verified {
+            for (k, value) in row.values.drain(..) {
+                let (col, attr, ty, _) = &self.attrs[k];
+                engine
+                    .set_attribute(id, attr, value, verified)
+                    .map_err(|e| {
+                        let kind = if *ty == AttrType::Timestamp {
+                            InputErrorKind::Time
+                        } else {
+                            InputErrorKind::Value
+                        };
+                        match e {
+                            EngineError::Value(v) => err(*col, kind, v.problem),
+                            other => err(*col, kind, other.to_string()),
+                        }
+                    })?;
+            }
         }
         Ok(set)
     }
@@ -752,9 +956,9 @@ fn fill_event(
     event: &mut ConsentEvent,
     file: &str,
     line: u64,
-    text: &str,
+    text: &[u8],
 ) -> Result<(), LoadError> {
-    let raw: RawEvent<'_> = serde_json::from_str(text).map_err(|e| {
+    let raw: RawEvent<'_> = serde_json::from_slice(text).map_err(|e| {
         let msg = e.to_string();
         // serde_json appends " at line L column C"; the position is reported apart.
         let msg = msg

@@ -392,7 +392,11 @@ fn eval(a: EvalArgs) -> Result<(), Failure> {
             }
         }
     }
-    out.flush().map_err(io)
+    out.flush().map_err(io)?;
+    // The process ends here: let the system reclaim the engine's memory
+    // rather than freeing millions of allocations one by one.
+    std::mem::forget(engine);
+    Ok(())
 }
 
 fn explain(a: ExplainArgs) -> Result<(), Failure> {
