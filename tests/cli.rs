@@ -4,9 +4,9 @@
 //! The binary needs the `cli` feature. Under `cargo test --features cli`
 //! cargo builds it and names it in `CARGO_BIN_EXE_privseg`. Under a plain
 //! `cargo test` it is not built, so the first test to need it builds it once
-//! with `cargo build --features cli --bin privseg` into `target/cli-tests`
-//! (a separate target directory: the outer cargo holds the lock on the
-//! usual one while tests run).
+//! (debug profile) with `cargo build --features cli --bin privseg` into
+//! `target/cli-tests`: a separate target directory, since the outer cargo
+//! holds the lock on the usual one while tests run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,8 +31,12 @@ const SHA: &str = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d154
 fn bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        if let Some(built) = option_env!("CARGO_BIN_EXE_privseg") {
-            return PathBuf::from(built);
+        // Cargo names the binary even when it skipped it for a missing
+        // feature, so the feature itself decides.
+        if cfg!(feature = "cli") {
+            return PathBuf::from(
+                option_env!("CARGO_BIN_EXE_privseg").expect("cargo names the binary"),
+            );
         }
         let manifest = env!("CARGO_MANIFEST_DIR");
         let target = Path::new(manifest).join("target").join("cli-tests");

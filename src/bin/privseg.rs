@@ -307,6 +307,10 @@ fn print_load_stats(stats: &LoadStats, total: Duration) {
         per_second(stats.events, stats.event_time)
     );
     eprintln!(
+        "stats: of which {:.3} s in engine calls (add_subject, set_attribute, record)",
+        stats.engine_time.as_secs_f64()
+    );
+    eprintln!(
         "stats: load total {:.3} s; peak memory {}",
         total.as_secs_f64(),
         peak_memory().unwrap_or_else(|| "unknown".into())
