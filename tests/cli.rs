@@ -33,10 +33,10 @@ fn bin() -> &'static Path {
     BIN.get_or_init(|| {
         // Cargo names the binary even when it skipped it for a missing
         // feature, so the feature itself decides.
-        if cfg!(feature = "cli") {
-            return PathBuf::from(
-                option_env!("CARGO_BIN_EXE_privseg").expect("cargo names the binary"),
-            );
+        if cfg!(feature = "cli")
+            && let Some(built) = option_env!("CARGO_BIN_EXE_privseg")
+        {
+            return PathBuf::from(built);
         }
         let manifest = env!("CARGO_MANIFEST_DIR");
         let target = Path::new(manifest).join("target").join("cli-tests");
