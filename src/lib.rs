@@ -13,6 +13,7 @@ pub mod eval;
 pub mod fairness;
 pub mod import;
 pub mod outputs;
+pub mod load;
 pub mod policy;
 pub mod privacy;
 pub mod rights;
