@@ -101,6 +101,59 @@ fn policy() -> Policy {
         .purpose(
             PurposeSpec::new("analytics.product", LawfulBasis::LegitimateInterests).allow("user"),
         )
+        .recipient(RecipientSpec {
+            id: "adnet".into(),
+            name: "AdNet Inc.".into(),
+            country: "US".into(),
+            third_country: true,
+            dpa_reference: "DSA-2026-014".into(),
+            purposes: vec!["marketing.advertising.third_party".into()],
+            categories: vec!["user.location".into(), "user.behaviour".into()],
+            ccpa_role: CcpaRole::ThirdParty,
+        })
+        .recipient(RecipientSpec {
+            id: "mailer".into(),
+            name: "MailCo SAS".into(),
+            country: "FR".into(),
+            third_country: false,
+            dpa_reference: "DPA-2025-031".into(),
+            purposes: vec!["marketing.email".into()],
+            categories: vec![
+                "user.contact".into(),
+                "user.location".into(),
+                "user.financial".into(),
+                "user.behaviour".into(),
+            ],
+            ccpa_role: CcpaRole::ServiceProvider,
+        })
+        .role(RoleSpec {
+            name: "admin".into(),
+            count: vec!["analytics".into(), "marketing".into()],
+            member_ids: vec!["analytics".into(), "marketing".into()],
+            explain: vec!["analytics".into(), "marketing".into()],
+            export: vec!["adnet".into(), "mailer".into()],
+            subjects: true,
+            read_audit: true,
+            administer: true,
+        })
+        .role(RoleSpec {
+            // Loading the subject and consent files adds subjects.
+            name: "loader".into(),
+            subjects: true,
+            ..RoleSpec::default()
+        })
+        .role(RoleSpec {
+            name: "marketer".into(),
+            count: vec!["marketing".into()],
+            member_ids: vec!["marketing".into()],
+            explain: vec!["marketing".into()],
+            ..RoleSpec::default()
+        })
+        .role(RoleSpec {
+            name: "analyst".into(),
+            count: vec!["analytics".into(), "marketing".into()],
+            ..RoleSpec::default()
+        })
         .build()
         .expect("the sample policy is valid")
 }

@@ -2,27 +2,35 @@
 //! consent events from JSON Lines (the formats are described in
 //! `docs/formats.md`).
 //!
-//! Loading is all or nothing. A [`Loader`] owns the engine it fills, and each
-//! step consumes the loader and gives it back only when every row of the
-//! input was accepted; on the first bad row the partially filled engine is
-//! dropped and the error says which file, line, column or field was wrong and
-//! what was expected. No partially loaded engine can be evaluated.
+//! Loading is all or nothing. A [`Loader`] reads and checks every input as a
+//! stream, keeping the parsed subjects and events, and [`Loader::finish`]
+//! hands them to the engine in one [`Engine::import`] call made by the
+//! loader's [`Actor`]: one audit entry for the whole load, and nothing
+//! changed unless every row was accepted. On the first bad row the error
+//! says which file, line, column or field was wrong and what was expected;
+//! errors that only the engine can find (a repeated id, a value outside its
+//! bounds, an event for an unknown subject...) are traced back to their file
+//! and line the same way.
 //!
 //! Inputs are read as streams, one record at a time through a buffer: a file
-//! is never read whole into memory.
+//! is never read whole into memory (the parsed rows are held until
+//! [`Loader::finish`]).
 //!
 //! ```
 //! use std::sync::Arc;
 //! use privseg::load::Loader;
 //! use privseg::policy::*;
-//! use privseg::Timestamp;
+//! use privseg::{Actor, Timestamp};
 //!
 //! let policy = PolicyBuilder::new("Acme Ltd")
 //!     .category(CategorySpec::new("user.location"))
 //!     .attribute(AttributeSpec::categorical("country", "user.location", &["FR", "DE"]))
 //!     .purpose(PurposeSpec::new("marketing.email", LawfulBasis::Consent)
 //!         .allow("user.location").notice_versions(&["v3"]).email(false))
+//!     .role(RoleSpec { name: "crm".into(), subjects: true,
+//!         member_ids: vec!["marketing".into()], ..RoleSpec::default() })
 //!     .build().unwrap();
+//! let crm = Actor::new("crm-sync", &["crm"]);
 //! let subjects = "id,jurisdiction,birth_date,verified_at,country\n\
 //!                 c-1,EU-FR,1980-05-01,2026-03-01T10:00:00Z,FR\n\
 //!                 c-2,EU-DE,,2026-03-01T10:00:00Z,DE\n";
@@ -30,14 +38,14 @@
 //! let events = format!(
 //!     r#"{{"subject":"c-1","kind":"consent_granted","purpose":"marketing.email","at":"2026-03-01T10:00:00Z","notice_version":"v3","notice_sha256":"{sha}","channel":"web","collector":"signup"}}"#
 //! );
-//! let (engine, stats) = Loader::new(Arc::new(policy))
+//! let (engine, stats) = Loader::new(Arc::new(policy), crm.clone())
 //!     .subjects("subjects.csv", subjects.as_bytes())?
 //!     .events("consents.jsonl", events.as_bytes())?
-//!     .finish();
+//!     .finish()?;
 //! assert_eq!((stats.subjects, stats.events), (2, 1));
-//! let seg = engine.compile(r#"segment "fr" for marketing.email where country = "FR""#).unwrap();
+//! let seg = engine.compile(&crm, r#"segment "fr" for marketing.email where country = "FR""#).unwrap();
 //! let at = Timestamp::parse("2026-03-02T00:00:00Z").unwrap();
-//! let members = engine.evaluate(&seg, at).unwrap();
+//! let members = engine.evaluate(&crm, &seg, at).unwrap();
 //! assert_eq!(members.ids(&engine).collect::<Vec<_>>(), vec!["c-1"]);
 //! # Ok::<(), privseg::load::LoadError>(())
 //! ```
@@ -48,15 +56,15 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use time::Date;
 
 use crate::Timestamp;
+use crate::access::Actor;
 use crate::consent::{ConsentEvent, EventError, EventKind};
 use crate::engine::{Engine, EngineError};
+use crate::import::{ImportError, SubjectRow};
 use crate::policy::{AttrId, AttrType, Policy, PolicyError};
 use crate::store::Value;
 use crate::timestamp::parse_date;
@@ -66,6 +74,9 @@ pub const FIXED_COLUMNS: [&str; 4] = ["id", "jurisdiction", "birth_date", "verif
 
 /// Buffer size for reading files.
 const BUFFER: usize = 1 << 20;
+
+/// Records between two progress reports.
+const BATCH: u64 = 4096;
 
 /// What class of problem a bad row or line has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +165,11 @@ pub enum LoadError {
     /// A row or line is malformed or does not fit the policy.
     #[error(transparent)]
     Input(#[from] InputError),
+    /// The engine refused the import as a whole: the actor may not add
+    /// subjects ([`EngineError::Access`]), or the audit log could not record
+    /// it ([`EngineError::Audit`]).
+    #[error(transparent)]
+    Refused(Box<EngineError>),
 }
 
 /// Counters and timings of a load.
@@ -169,23 +185,26 @@ pub struct LoadStats {
     pub subject_bytes: u64,
     /// Bytes of event files read.
     pub event_bytes: u64,
-    /// Time spent reading and loading subjects.
+    /// Time spent reading and checking subjects.
     pub subject_time: Duration,
-    /// Time spent reading and recording events.
+    /// Time spent reading and checking events.
     pub event_time: Duration,
-    /// Of the two times above, the time spent in engine calls (adding
-    /// subjects, setting values, recording events), which run on one thread
-    /// while the text is parsed on another.
+    /// Time spent in the engine's import of everything read.
     pub engine_time: Duration,
 }
 
-/// Which kind of file a progress report is about.
+/// Which kind of input a progress report is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Stage {
     /// A subjects CSV file.
     Subjects,
     /// A consent events JSONL file.
     Events,
+    /// The import of everything read into the engine (reported when it
+    /// starts and when it ends; `records` counts subjects and events,
+    /// `bytes` every byte read).
+    Import,
 }
 
 /// Progress through one input, reported after every batch of 4,096 records
@@ -194,7 +213,7 @@ pub enum Stage {
 pub struct Progress {
     /// What is being read.
     pub stage: Stage,
-    /// Records loaded so far from this input.
+    /// Records read so far from this input.
     pub records: u64,
     /// Bytes read so far from this input.
     pub bytes: u64,
@@ -202,20 +221,36 @@ pub struct Progress {
     pub done: bool,
 }
 
-/// Fills a fresh engine from bulk inputs, all or nothing.
+/// Where a parsed subject or event came from: the file's index among the
+/// loader's inputs of that kind, and its line.
+#[derive(Clone, Copy)]
+struct Origin {
+    file: u32,
+    line: u64,
+}
+
+/// Fills an engine from bulk inputs, all or nothing, on behalf of an actor.
 ///
 /// Each step takes the loader by value and returns it only on success, so a
-/// failed step drops everything loaded so far. Subjects must be loaded
-/// before the events that refer to them.
+/// failed step drops everything read so far. [`Loader::finish`] imports it
+/// all in one call; the actor needs the `subjects` permission.
 pub struct Loader<'a> {
     engine: Engine,
+    actor: Actor,
     stats: LoadStats,
     progress: Option<Box<dyn FnMut(Progress) + 'a>>,
+    subjects: Vec<SubjectRow>,
+    subject_origins: Vec<Origin>,
+    subject_files: Vec<(String, Layout)>,
+    events: Vec<ConsentEvent>,
+    event_origins: Vec<Origin>,
+    event_files: Vec<String>,
 }
 
 impl fmt::Debug for Loader<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Loader")
+            .field("actor", &self.actor.id())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -231,16 +266,18 @@ pub fn read_policy(path: &Path) -> Result<Policy, LoadError> {
     Policy::from_json(&text).map_err(|error| LoadError::Policy { file, error })
 }
 
-/// Loads a subjects CSV file and an events JSONL file into a fresh engine.
+/// Loads a subjects CSV file and an events JSONL file into a fresh engine,
+/// on behalf of `actor`.
 pub fn load_files(
     policy: Arc<Policy>,
+    actor: Actor,
     subjects: &Path,
     events: &Path,
 ) -> Result<(Engine, LoadStats), LoadError> {
-    Ok(Loader::new(policy)
+    Loader::new(policy, actor)
         .subjects_file(subjects)?
         .events_file(events)?
-        .finish())
+        .finish()
 }
 
 fn open(path: &Path) -> Result<BufReader<File>, LoadError> {
@@ -253,17 +290,32 @@ fn open(path: &Path) -> Result<BufReader<File>, LoadError> {
 }
 
 impl<'a> Loader<'a> {
-    /// A loader filling a fresh engine for this policy.
-    pub fn new(policy: Arc<Policy>) -> Loader<'a> {
+    /// A loader filling a fresh engine (with an in-memory audit log) for
+    /// this policy, on behalf of `actor`.
+    pub fn new(policy: Arc<Policy>, actor: Actor) -> Loader<'a> {
+        Loader::with_engine(Engine::new(policy), actor)
+    }
+
+    /// A loader filling `engine` (for example one whose audit log is kept in
+    /// a file) on behalf of `actor`. Subjects already in the engine stay;
+    /// events may refer to them.
+    pub fn with_engine(engine: Engine, actor: Actor) -> Loader<'a> {
         Loader {
-            engine: Engine::new(policy),
+            engine,
+            actor,
             stats: LoadStats::default(),
             progress: None,
+            subjects: Vec::new(),
+            subject_origins: Vec::new(),
+            subject_files: Vec::new(),
+            events: Vec::new(),
+            event_origins: Vec::new(),
+            event_files: Vec::new(),
         }
     }
 
     /// Calls `f` as inputs are read (after every batch of 4,096 records and
-    /// at the end of each input).
+    /// at the end of each input) and around the final import.
     pub fn on_progress(mut self, f: impl FnMut(Progress) + 'a) -> Loader<'a> {
         self.progress = Some(Box::new(f));
         self
@@ -272,11 +324,6 @@ impl<'a> Loader<'a> {
     /// The counters so far.
     pub fn stats(&self) -> &LoadStats {
         &self.stats
-    }
-
-    /// The engine and the counters, once everything is loaded.
-    pub fn finish(self) -> (Engine, LoadStats) {
-        (self.engine, self.stats)
     }
 
     fn report(&mut self, stage: Stage, records: u64, bytes: u64, done: bool) {
@@ -290,28 +337,58 @@ impl<'a> Loader<'a> {
         }
     }
 
-    /// Loads a subjects CSV file.
+    /// Imports everything read into the engine in one call, and returns the
+    /// engine and the counters. Nothing is imported if any row is refused;
+    /// the error names its file and line.
+    pub fn finish(mut self) -> Result<(Engine, LoadStats), LoadError> {
+        let records = self.stats.subjects + self.stats.events;
+        let bytes = self.stats.subject_bytes + self.stats.event_bytes;
+        self.report(Stage::Import, 0, bytes, false);
+        let start = Instant::now();
+        let result = self
+            .engine
+            .import(&self.actor, &self.subjects, &self.events);
+        self.stats.engine_time += start.elapsed();
+        if let Err(e) = result {
+            return Err(self.import_error(e));
+        }
+        self.report(Stage::Import, records, bytes, true);
+        Ok((self.engine, self.stats))
+    }
+
+    /// Traces an import error back to the file, line and column it came from.
+    fn import_error(&self, e: ImportError) -> LoadError {
+        let ImportError { what, index, error } = e;
+        match what {
+            "subject" if index < self.subject_origins.len() => {
+                let origin = self.subject_origins[index];
+                let (file, layout) = &self.subject_files[origin.file as usize];
+                layout.engine_error(self.engine.policy(), file, origin.line, *error)
+            }
+            "event" if index < self.event_origins.len() => {
+                let origin = self.event_origins[index];
+                let file = &self.event_files[origin.file as usize];
+                event_error(file, origin.line, &self.events[index], *error)
+            }
+            _ => LoadError::Refused(error),
+        }
+    }
+
+    /// Reads a subjects CSV file.
     pub fn subjects_file(self, path: &Path) -> Result<Loader<'a>, LoadError> {
         let r = open(path)?;
         self.subjects(&path.display().to_string(), r)
     }
 
-    /// Loads consent events from a JSONL file.
+    /// Reads consent events from a JSONL file.
     pub fn events_file(self, path: &Path) -> Result<Loader<'a>, LoadError> {
         let r = open(path)?;
         self.events(&path.display().to_string(), r)
     }
 
-    /// Loads subjects from CSV text: a header row, then one row per subject.
+    /// Reads subjects from CSV text: a header row, then one row per subject.
     /// `name` names the input in errors.
-    ///
-    /// The text is parsed on a second thread while this one adds the parsed
-    /// rows to the engine.
-    pub fn subjects<R: BufRead + Send>(
-        mut self,
-        name: &str,
-        reader: R,
-    ) -> Result<Loader<'a>, LoadError> {
+    pub fn subjects<R: BufRead>(mut self, name: &str, reader: R) -> Result<Loader<'a>, LoadError> {
         let start = Instant::now();
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(false)
@@ -335,200 +412,97 @@ impl<'a> Loader<'a> {
         }
         let policy = self.engine.policy().clone();
         let layout = Layout::of(&policy, name, &header)?;
+        let file = self.subject_files.len() as u32;
+        let width = layout.names.len();
+        let mut rec = csv::ByteRecord::new();
         let mut rows = 0u64;
         let mut values = 0u64;
-        let mut bytes = 0u64;
-        let mut engine_time = Duration::ZERO;
-        pipelined(
-            |out: &Batches<SubjectBatch>| layout.parse_rows(&policy, name, rdr, out),
-            |batch: &mut SubjectBatch| {
-                let t = Instant::now();
-                for row in &mut batch.rows[..batch.len] {
-                    values += layout.load_row(&mut self.engine, name, row)?;
+        while rdr
+            .read_byte_record(&mut rec)
+            .map_err(|e| csv_error(name, e))?
+        {
+            let line = rec.position().map_or(0, |p| p.line());
+            if rec.len() != width {
+                if rec.len() == 1 && rec[0].is_empty() {
+                    continue; // a blank line
                 }
-                engine_time += t.elapsed();
-                rows += batch.len as u64;
-                bytes = batch.bytes;
-                self.report(Stage::Subjects, rows, bytes, false);
-                batch.len = 0;
-                Ok(())
-            },
-        )?;
+                return Err(input(
+                    name,
+                    line,
+                    None,
+                    None,
+                    InputErrorKind::Syntax,
+                    format!(
+                        "expected {width} fields as in the header, found {}",
+                        rec.len()
+                    ),
+                )
+                .into());
+            }
+            let row = layout.parse_row(&policy, name, line, &rec)?;
+            values += row.values.len() as u64;
+            self.subjects.push(row);
+            self.subject_origins.push(Origin { file, line });
+            rows += 1;
+            if rows % BATCH == 0 {
+                self.report(Stage::Subjects, rows, rdr.position().byte(), false);
+            }
+        }
+        let bytes = rdr.position().byte();
         self.report(Stage::Subjects, rows, bytes, true);
+        self.subject_files.push((name.to_string(), layout));
         self.stats.subjects += rows;
         self.stats.values += values;
         self.stats.subject_bytes += bytes;
         self.stats.subject_time += start.elapsed();
-        self.stats.engine_time += engine_time;
         Ok(self)
     }
 
-    /// Loads consent events from JSON Lines text: one event object per line
+    /// Reads consent events from JSON Lines text: one event object per line
     /// (blank lines are skipped). Events may come in any order; each takes
     /// effect by its own time. `name` names the input in errors.
-    ///
-    /// The text is parsed on a second thread while this one records the
-    /// parsed events.
-    pub fn events<R: BufRead + Send>(
+    pub fn events<R: BufRead>(
         mut self,
         name: &str,
-        reader: R,
+        mut reader: R,
     ) -> Result<Loader<'a>, LoadError> {
         let start = Instant::now();
-        let mut count = 0u64;
+        let file = self.event_files.len() as u32;
+        let mut buf = Vec::with_capacity(1024);
+        let mut line = 0u64;
         let mut bytes = 0u64;
-        let mut engine_time = Duration::ZERO;
-        pipelined(
-            |out: &Batches<EventBatch>| parse_events(name, reader, out),
-            |batch: &mut EventBatch| {
-                let t = Instant::now();
-                for (line, event) in &batch.events[..batch.len] {
-                    self.engine
-                        .record(event)
-                        .map_err(|e| event_error(name, *line, event, e))?;
-                }
-                engine_time += t.elapsed();
-                count += batch.len as u64;
-                bytes = batch.bytes;
+        let mut count = 0u64;
+        loop {
+            buf.clear();
+            let n = reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|error| LoadError::Io {
+                    file: name.into(),
+                    error,
+                })?;
+            if n == 0 {
+                break;
+            }
+            line += 1;
+            bytes += n as u64;
+            let text = trim_line(&buf);
+            if text.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            self.events.push(parse_event(name, line, text)?);
+            self.event_origins.push(Origin { file, line });
+            count += 1;
+            if count % BATCH == 0 {
                 self.report(Stage::Events, count, bytes, false);
-                batch.len = 0;
-                Ok(())
-            },
-        )?;
+            }
+        }
         self.report(Stage::Events, count, bytes, true);
+        self.event_files.push(name.to_string());
         self.stats.events += count;
         self.stats.event_bytes += bytes;
         self.stats.event_time += start.elapsed();
-        self.stats.engine_time += engine_time;
         Ok(self)
     }
-}
-
-/// Records per batch handed from the parsing thread to the loading one.
-const BATCH: usize = 4096;
-
-/// The parsing side of a pipeline: sends full batches, takes back empty ones
-/// so that their buffers are reused.
-struct Batches<B> {
-    full: SyncSender<Result<B, LoadError>>,
-    empty: Receiver<B>,
-}
-
-impl<B: Default> Batches<B> {
-    /// An empty batch, recycled if one came back.
-    fn fresh(&self) -> B {
-        self.empty.try_recv().unwrap_or_default()
-    }
-    /// Sends a batch; false when the loading side has stopped.
-    fn send(&self, b: B) -> bool {
-        self.full.send(Ok(b)).is_ok()
-    }
-}
-
-/// Runs `parse` on a second thread and `load` on this one, batch by batch.
-/// Stops at the first error of either side.
-fn pipelined<B: Default + Send>(
-    parse: impl FnOnce(&Batches<B>) -> Result<(), LoadError> + Send,
-    mut load: impl FnMut(&mut B) -> Result<(), LoadError>,
-) -> Result<(), LoadError> {
-    let (full_tx, full_rx) = sync_channel::<Result<B, LoadError>>(4);
-    let (empty_tx, empty_rx) = channel::<B>();
-    std::thread::scope(|scope| {
-        scope.spawn(move || {
-            let out = Batches {
-                full: full_tx,
-                empty: empty_rx,
-            };
-            if let Err(e) = parse(&out) {
-                let _ = out.full.send(Err(e));
-            }
-        });
-        // Returning drops `full_rx`, which stops the parser at its next send.
-        for batch in full_rx {
-            let mut batch = batch?;
-            load(&mut batch)?;
-            let _ = empty_tx.send(batch);
-        }
-        Ok(())
-    })
-}
-
-/// Parsed subject rows.
-#[derive(Default)]
-struct SubjectBatch {
-    rows: Vec<Row>,
-    /// Rows in use.
-    len: usize,
-    /// Bytes read up to the end of the batch.
-    bytes: u64,
-}
-
-/// One parsed subject row.
-#[derive(Default)]
-struct Row {
-    line: u64,
-    id: String,
-    jurisdiction: String,
-    birth: Option<Date>,
-    verified: Option<Timestamp>,
-    /// (index in the layout's attributes, value).
-    values: Vec<(usize, Value)>,
-}
-
-/// Parsed events, each with its line.
-#[derive(Default)]
-struct EventBatch {
-    events: Vec<(u64, ConsentEvent)>,
-    len: usize,
-    bytes: u64,
-}
-
-fn parse_events<R: BufRead>(
-    name: &str,
-    mut reader: R,
-    out: &Batches<EventBatch>,
-) -> Result<(), LoadError> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut line = 0u64;
-    let mut bytes = 0u64;
-    let mut batch = out.fresh();
-    loop {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|error| LoadError::Io {
-                file: name.into(),
-                error,
-            })?;
-        if n == 0 {
-            break;
-        }
-        line += 1;
-        bytes += n as u64;
-        let text = trim_line(&buf);
-        if text.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        if batch.len == batch.events.len() {
-            batch.events.push((
-                0,
-                ConsentEvent::new("", EventKind::Gpc, None, Timestamp::from_unix(0)),
-            ));
-        }
-        let slot = &mut batch.events[batch.len];
-        slot.0 = line;
-        fill_event(&mut slot.1, name, line, text)?;
-        batch.len += 1;
-        if batch.len == BATCH {
-            batch.bytes = bytes;
-            if !out.send(std::mem::replace(&mut batch, out.fresh())) {
-                return Ok(());
-            }
-        }
-    }
-    batch.bytes = bytes;
-    out.send(batch);
-    Ok(())
 }
 
 fn trim_line(mut b: &[u8]) -> &[u8] {
@@ -682,57 +656,6 @@ impl Layout {
         })
     }
 
-    /// The parsing side: reads rows, checks their shape and parses what
-    /// needs no engine (dates, times, integers, booleans).
-    fn parse_rows<R: io::Read>(
-        &self,
-        policy: &Policy,
-        file: &str,
-        mut rdr: csv::Reader<R>,
-        out: &Batches<SubjectBatch>,
-    ) -> Result<(), LoadError> {
-        let width = self.names.len();
-        let mut rec = csv::ByteRecord::new();
-        let mut batch = out.fresh();
-        while rdr
-            .read_byte_record(&mut rec)
-            .map_err(|e| csv_error(file, e))?
-        {
-            let line = rec.position().map_or(0, |p| p.line());
-            if rec.len() != width {
-                if rec.len() == 1 && rec[0].is_empty() {
-                    continue; // a blank line
-                }
-                return Err(input(
-                    file,
-                    line,
-                    None,
-                    None,
-                    InputErrorKind::Syntax,
-                    format!(
-                        "expected {width} fields as in the header, found {}",
-                        rec.len()
-                    ),
-                )
-                .into());
-            }
-            if batch.len == batch.rows.len() {
-                batch.rows.push(Row::default());
-            }
-            self.parse_row(policy, file, line, &rec, &mut batch.rows[batch.len])?;
-            batch.len += 1;
-            if batch.len == BATCH {
-                batch.bytes = rdr.position().byte();
-                if !out.send(std::mem::replace(&mut batch, out.fresh())) {
-                    return Ok(());
-                }
-            }
-        }
-        batch.bytes = rdr.position().byte();
-        out.send(batch);
-        Ok(())
-    }
-
     fn error(
         &self,
         file: &str,
@@ -752,14 +675,15 @@ impl Layout {
         .into()
     }
 
+    /// Parses and checks one row: everything but what only the engine can
+    /// check (id rules, repeated ids, integer bounds).
     fn parse_row(
         &self,
         policy: &Policy,
         file: &str,
         line: u64,
         rec: &csv::ByteRecord,
-        row: &mut Row,
-    ) -> Result<(), LoadError> {
+    ) -> Result<SubjectRow, LoadError> {
         let err =
             |col: usize, kind: InputErrorKind, msg: String| self.error(file, line, col, kind, msg);
         let cell = |col: usize| -> Result<&str, LoadError> {
@@ -771,11 +695,20 @@ impl Layout {
                 )
             })
         };
-        row.line = line;
-        set_str(&mut row.id, cell(self.id)?);
-        set_str(&mut row.jurisdiction, cell(self.jurisdiction)?);
+        let id = cell(self.id)?;
+        let jurisdiction = cell(self.jurisdiction)?;
+        if policy.jurisdiction_id(jurisdiction).is_none() {
+            return Err(err(
+                self.jurisdiction,
+                InputErrorKind::Jurisdiction,
+                format!(
+                    "unknown jurisdiction {jurisdiction:?}: expected one the policy lists ({})",
+                    jurisdictions(policy)
+                ),
+            ));
+        }
         let birth = cell(self.birth_date)?;
-        row.birth = if birth.is_empty() {
+        let birth_date = if birth.is_empty() {
             None
         } else {
             Some(
@@ -784,7 +717,7 @@ impl Layout {
             )
         };
         let verified = cell(self.verified_at)?;
-        row.verified = if verified.is_empty() {
+        let verified = if verified.is_empty() {
             None
         } else {
             Some(parse_time(verified).ok_or_else(|| {
@@ -797,13 +730,13 @@ impl Layout {
                 )
             })?)
         };
-        row.values.clear();
-        for (k, (col, attr, ty, a)) in self.attrs.iter().enumerate() {
+        let mut values = Vec::new();
+        for (col, attr, ty, a) in &self.attrs {
             let text = cell(*col)?;
             if text.is_empty() {
                 continue;
             }
-            if row.verified.is_none() {
+            let Some(verified) = verified else {
                 return Err(err(
                     self.verified_at,
                     InputErrorKind::Time,
@@ -811,7 +744,7 @@ impl Layout {
                         "the row has a value for {attr:?}, so it needs the time its values were verified"
                     ),
                 ));
-            }
+            };
             let value = match ty {
                 AttrType::Categorical => {
                     if policy.value_index(*a, text).is_none() {
@@ -857,56 +790,47 @@ impl Layout {
                     }
                 },
             };
-            row.values.push((k, value));
+            values.push((attr.clone(), value, verified));
         }
-        Ok(())
+        Ok(SubjectRow {
+            id: id.to_string(),
+            jurisdiction: jurisdiction.to_string(),
+            birth_date,
+            values,
+        })
     }
 
-    /// The loading side: adds one parsed row's subject and values; returns
-    /// the number of values set.
-    fn load_row(&self, engine: &mut Engine, file: &str, row: &mut Row) -> Result<u64, LoadError> {
-        let line = row.line;
+    /// An engine error about the subject on `line`, at its column.
+    fn engine_error(&self, policy: &Policy, file: &str, line: u64, e: EngineError) -> LoadError {
         let err =
             |col: usize, kind: InputErrorKind, msg: String| self.error(file, line, col, kind, msg);
-        let id = row.id.as_str();
-        engine
-            .add_subject(id, &row.jurisdiction, row.birth)
-            .map_err(|e| match e {
-                EngineError::UnknownJurisdiction { code, .. } => err(
-                    self.jurisdiction,
-                    InputErrorKind::Jurisdiction,
-                    format!(
-                        "unknown jurisdiction {code:?}: expected one the policy lists ({})",
-                        jurisdictions(engine.policy())
-                    ),
+        match e {
+            EngineError::UnknownJurisdiction { code, .. } => err(
+                self.jurisdiction,
+                InputErrorKind::Jurisdiction,
+                format!(
+                    "unknown jurisdiction {code:?}: expected one the policy lists ({})",
+                    jurisdictions(policy)
                 ),
-                EngineError::DuplicateSubject(id) => err(
-                    self.id,
-                    InputErrorKind::Id,
-                    format!("subject {id:?} appears on an earlier row"),
-                ),
-                other => err(self.id, InputErrorKind::Id, other.to_string()),
-            })?;
-        let set = row.values.len() as u64;
-        if let Some(verified) = row.verified {
-            for (k, value) in row.values.drain(..) {
-                let (col, attr, ty, _) = &self.attrs[k];
-                engine
-                    .set_attribute(id, attr, value, verified)
-                    .map_err(|e| {
-                        let kind = if *ty == AttrType::Timestamp {
-                            InputErrorKind::Time
-                        } else {
-                            InputErrorKind::Value
-                        };
-                        match e {
-                            EngineError::Value(v) => err(*col, kind, v.problem),
-                            other => err(*col, kind, other.to_string()),
-                        }
-                    })?;
-            }
+            ),
+            EngineError::DuplicateSubject(id) => err(
+                self.id,
+                InputErrorKind::Id,
+                format!("subject {id:?} appears on an earlier row"),
+            ),
+            EngineError::Value(v) => match self.attrs.iter().find(|a| a.1 == v.attr) {
+                Some((col, _, ty, _)) => {
+                    let kind = if *ty == AttrType::Timestamp {
+                        InputErrorKind::Time
+                    } else {
+                        InputErrorKind::Value
+                    };
+                    err(*col, kind, v.problem)
+                }
+                None => err(self.id, InputErrorKind::Value, v.to_string()),
+            },
+            other => err(self.id, InputErrorKind::Id, other.to_string()),
         }
-        Ok(set)
     }
 }
 
@@ -949,27 +873,12 @@ struct RawEvent<'a> {
     expires_at: Option<Cow<'a, str>>,
     #[serde(default)]
     explicit: bool,
+    #[serde(borrow, default)]
+    evidence_sha256: Option<Cow<'a, str>>,
 }
 
-fn set_str(dst: &mut String, src: &str) {
-    dst.clear();
-    dst.push_str(src);
-}
-
-fn set_opt(dst: &mut Option<String>, src: Option<&str>) {
-    match src {
-        Some(s) => set_str(dst.get_or_insert_with(String::new), s),
-        None => *dst = None,
-    }
-}
-
-/// Parses one JSON line into `event`, reusing its buffers.
-fn fill_event(
-    event: &mut ConsentEvent,
-    file: &str,
-    line: u64,
-    text: &[u8],
-) -> Result<(), LoadError> {
+/// Parses one JSON line into an event.
+fn parse_event(file: &str, line: u64, text: &[u8]) -> Result<ConsentEvent, LoadError> {
     let raw: RawEvent<'_> = serde_json::from_slice(text).map_err(|e| {
         let msg = e.to_string();
         // serde_json appends " at line L column C"; the position is reported apart.
@@ -989,18 +898,6 @@ fn fill_event(
     let field_err = |field: &str, kind: InputErrorKind, msg: String| {
         LoadError::from(input(file, line, None, Some(field), kind, msg))
     };
-    event.kind = EventKind::parse(&raw.kind).ok_or_else(|| {
-        let kinds: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-        field_err(
-            "kind",
-            InputErrorKind::UnknownEventKind,
-            format!(
-                "unknown event kind {:?}: expected one of {}",
-                raw.kind,
-                kinds.join(", ")
-            ),
-        )
-    })?;
     let time = |field: &str, s: &str| {
         parse_time(s).ok_or_else(|| {
             field_err(
@@ -1012,19 +909,36 @@ fn fill_event(
             )
         })
     };
-    event.at = time("at", &raw.at)?;
-    event.expires_at = match &raw.expires_at {
+    let kind = EventKind::parse(&raw.kind).ok_or_else(|| {
+        let kinds: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+        field_err(
+            "kind",
+            InputErrorKind::UnknownEventKind,
+            format!(
+                "unknown event kind {:?}: expected one of {}",
+                raw.kind,
+                kinds.join(", ")
+            ),
+        )
+    })?;
+    let at = time("at", &raw.at)?;
+    let expires_at = match &raw.expires_at {
         Some(s) => Some(time("expires_at", s)?),
         None => None,
     };
-    set_str(&mut event.subject, &raw.subject);
-    set_opt(&mut event.purpose, raw.purpose.as_deref());
-    set_opt(&mut event.notice_version, raw.notice_version.as_deref());
-    set_opt(&mut event.notice_sha256, raw.notice_sha256.as_deref());
-    set_str(&mut event.channel, &raw.channel);
-    set_str(&mut event.collector, &raw.collector);
-    event.explicit = raw.explicit;
-    Ok(())
+    Ok(ConsentEvent {
+        subject: raw.subject.into_owned(),
+        kind,
+        purpose: raw.purpose.map(Cow::into_owned),
+        at,
+        notice_version: raw.notice_version.map(Cow::into_owned),
+        notice_sha256: raw.notice_sha256.map(Cow::into_owned),
+        channel: raw.channel.into_owned(),
+        collector: raw.collector.into_owned(),
+        expires_at,
+        explicit: raw.explicit,
+        evidence_sha256: raw.evidence_sha256.map(Cow::into_owned),
+    })
 }
 
 fn event_error(file: &str, line: u64, event: &ConsentEvent, e: EngineError) -> LoadError {

@@ -9,7 +9,7 @@ use privseg::load::{InputError, InputErrorKind, LoadError, LoadStats, Loader, St
 use privseg::policy::Policy;
 use privseg::store::Value;
 use privseg::timestamp::parse_date;
-use privseg::{Engine, Timestamp};
+use privseg::{Actor, Engine, Timestamp};
 
 const POLICY: &str = include_str!("../examples/data/policy.json");
 const HEADER: &str =
@@ -24,11 +24,16 @@ fn t(s: &str) -> Timestamp {
     Timestamp::parse(s).unwrap()
 }
 
+/// An actor holding every permission of the sample policy.
+fn admin() -> Actor {
+    Actor::new("test-admin", &["admin"])
+}
+
 fn load(subjects: &str, events: &str) -> Result<(Engine, LoadStats), LoadError> {
-    Ok(Loader::new(policy())
+    Loader::new(policy(), admin())
         .subjects("s.csv", subjects.as_bytes())?
         .events("e.jsonl", events.as_bytes())?
-        .finish())
+        .finish()
 }
 
 fn grant(subject: &str, at: &str) -> String {
@@ -84,28 +89,31 @@ fn loads_values_dates_and_events_as_the_api_would() {
 
     let verified = t("2026-01-02T03:04:05Z");
     assert_eq!(
-        engine.attribute("c-1", "country").unwrap(),
+        engine.attribute(&admin(), "c-1", "country").unwrap(),
         Some((Value::Str("FR".into()), verified))
     );
     assert_eq!(
-        engine.attribute("c-1", "total_spend").unwrap(),
+        engine.attribute(&admin(), "c-1", "total_spend").unwrap(),
         Some((Value::Int(1200), verified))
     );
     assert_eq!(
-        engine.attribute("c-1", "last_order").unwrap(),
+        engine.attribute(&admin(), "c-1", "last_order").unwrap(),
         Some((Value::Str("2026-01-01T00:00:00Z".into()), verified))
     );
     assert_eq!(
-        engine.attribute("c-1", "newsletter").unwrap(),
+        engine.attribute(&admin(), "c-1", "newsletter").unwrap(),
         Some((Value::Bool(true), verified))
     );
     // An empty cell is a missing value; offsets are taken into account.
-    assert_eq!(engine.attribute("c-2", "total_spend").unwrap(), None);
     assert_eq!(
-        engine.attribute("c-2", "newsletter").unwrap(),
+        engine.attribute(&admin(), "c-2", "total_spend").unwrap(),
+        None
+    );
+    assert_eq!(
+        engine.attribute(&admin(), "c-2", "newsletter").unwrap(),
         Some((Value::Bool(false), t("2026-01-01T23:00:00Z")))
     );
-    assert_eq!(engine.attribute("c-3", "country").unwrap(), None);
+    assert_eq!(engine.attribute(&admin(), "c-3", "country").unwrap(), None);
 
     let mut expected = ConsentEvent::grant(
         "c-1",
@@ -116,9 +124,12 @@ fn loads_values_dates_and_events_as_the_api_would() {
     );
     expected.channel = "web".into();
     expected.collector = "form".into();
-    assert_eq!(engine.history("c-1").unwrap(), vec![expected]);
-    assert_eq!(engine.history("c-2").unwrap()[0].kind, EventKind::Gpc);
-    assert!(engine.history("c-3").unwrap().is_empty());
+    assert_eq!(engine.history(&admin(), "c-1").unwrap(), vec![expected]);
+    assert_eq!(
+        engine.history(&admin(), "c-2").unwrap()[0].kind,
+        EventKind::Gpc
+    );
+    assert!(engine.history(&admin(), "c-3").unwrap().is_empty());
 
     // Birth dates reach the age gate: c-3 is a minor in EU-DE, whose
     // consent does not count without a parent's.
@@ -127,7 +138,12 @@ fn loads_values_dates_and_events_as_the_api_would() {
     let (engine, _) = load(&subjects, &events).unwrap();
     let mut reference = Engine::new(policy());
     reference
-        .add_subject("c-3", "EU-DE", Some(parse_date("2014-12-31").unwrap()))
+        .add_subject(
+            &admin(),
+            "c-3",
+            "EU-DE",
+            Some(parse_date("2014-12-31").unwrap()),
+        )
         .unwrap();
     let mut g = ConsentEvent::grant(
         "c-3",
@@ -137,13 +153,17 @@ fn loads_values_dates_and_events_as_the_api_would() {
         SHA,
     );
     g.channel = "web".into();
-    reference.record(&g).unwrap();
+    reference.record(&admin(), &g).unwrap();
     let at = t("2026-03-01T00:00:00Z");
-    let got = engine.eligibility("c-3", "marketing.email", at).unwrap();
+    let got = engine
+        .eligibility(&admin(), "c-3", "marketing.email", at)
+        .unwrap();
     assert!(!got.is_allowed(), "{got:?}");
     assert_eq!(
         got,
-        reference.eligibility("c-3", "marketing.email", at).unwrap()
+        reference
+            .eligibility(&admin(), "c-3", "marketing.email", at)
+            .unwrap()
     );
 }
 
@@ -157,16 +177,24 @@ fn columns_in_any_order_and_rfc4180_quoting() {
     let (engine, _) = load(subjects, "").unwrap();
     assert_eq!(engine.subject_count(), 3);
     assert_eq!(
-        engine.attribute("c,1", "total_spend").unwrap().unwrap().0,
+        engine
+            .attribute(&admin(), "c,1", "total_spend")
+            .unwrap()
+            .unwrap()
+            .0,
         Value::Int(5)
     );
     assert_eq!(
-        engine.attribute("c \"two\"", "country").unwrap().unwrap().0,
+        engine
+            .attribute(&admin(), "c \"two\"", "country")
+            .unwrap()
+            .unwrap()
+            .0,
         Value::Str("DE".into())
     );
     assert_eq!(
         engine
-            .attribute("c \"two\"", "newsletter")
+            .attribute(&admin(), "c \"two\"", "newsletter")
             .unwrap()
             .unwrap()
             .0,
@@ -174,10 +202,13 @@ fn columns_in_any_order_and_rfc4180_quoting() {
     );
     // Member ids come back in the order of the file.
     let seg = engine
-        .compile(r#"segment "all" for analytics.product where true"#)
+        .compile(
+            &admin(),
+            r#"segment "all" for analytics.product where true"#,
+        )
         .unwrap();
     let ids: Vec<String> = engine
-        .evaluate(&seg, t("2026-01-02T00:00:00Z"))
+        .evaluate(&admin(), &seg, t("2026-01-02T00:00:00Z"))
         .unwrap()
         .ids(&engine)
         .map(String::from)
@@ -225,11 +256,14 @@ fn events_apply_by_time_not_by_file_order() {
     ];
     let (engine, _) = load(&subjects, &events.join("\n")).unwrap();
     let seg = engine
-        .compile(r#"segment "fr" for marketing.email where country = "FR""#)
+        .compile(
+            &admin(),
+            r#"segment "fr" for marketing.email where country = "FR""#,
+        )
         .unwrap();
     let members = |at: &str| -> Vec<String> {
         engine
-            .evaluate(&seg, t(at))
+            .evaluate(&admin(), &seg, t(at))
             .unwrap()
             .ids(&engine)
             .map(String::from)
@@ -251,8 +285,8 @@ fn events_apply_by_time_not_by_file_order() {
             h.into_iter().map(|e| (e.at, e.kind)).collect()
         };
         assert_eq!(
-            strip(engine.history(id).unwrap()),
-            strip(again.history(id).unwrap())
+            strip(engine.history(&admin(), id).unwrap()),
+            strip(again.history(&admin(), id).unwrap())
         );
     }
 }
@@ -264,6 +298,7 @@ fn the_sample_data_loads_and_matches_its_counts() {
         Arc::new(privseg::load::read_policy(format!("{dir}/policy.json").as_ref()).unwrap());
     let (engine, stats) = privseg::load::load_files(
         policy,
+        admin(),
         format!("{dir}/subjects.csv").as_ref(),
         format!("{dir}/consents.jsonl").as_ref(),
     )
@@ -300,20 +335,24 @@ fn small_reads_and_progress_reports() {
         }
     }
     let mut reports = Vec::new();
-    let (engine, stats) = Loader::new(policy())
+    let (engine, stats) = Loader::new(policy(), admin())
         .on_progress(|p| reports.push(p))
         .subjects("s.csv", BufReader::with_capacity(7, subjects.as_bytes()))
         .unwrap()
         .events("e.jsonl", BufReader::with_capacity(5, events.as_bytes()))
         .unwrap()
-        .finish();
+        .finish()
+        .unwrap();
     assert_eq!((stats.subjects, stats.events), (10_000, 10_000));
     let seg = engine
-        .compile(r#"segment "s" for marketing.email where total_spend >= 50"#)
+        .compile(
+            &admin(),
+            r#"segment "s" for marketing.email where total_spend >= 50"#,
+        )
         .unwrap();
     assert_eq!(
         engine
-            .evaluate(&seg, t("2026-02-01T00:00:00Z"))
+            .evaluate(&admin(), &seg, t("2026-02-01T00:00:00Z"))
             .unwrap()
             .count(),
         5_000
@@ -325,12 +364,24 @@ fn small_reads_and_progress_reports() {
     assert!(last_subjects.done);
     assert_eq!(last_subjects.records, 10_000);
     assert_eq!(last_subjects.bytes, subjects.len() as u64);
-    let last = reports.last().unwrap();
+    let last_events = reports.iter().rfind(|p| p.stage == Stage::Events).unwrap();
+    assert_eq!((last_events.done, last_events.records), (true, 10_000));
+    assert_eq!(last_events.bytes, events.len() as u64);
+    // Then the import: announced, then done with every record.
+    let n = reports.len();
     assert_eq!(
-        (last.stage, last.done, last.records),
-        (Stage::Events, true, 10_000)
+        (reports[n - 2].stage, reports[n - 2].done),
+        (Stage::Import, false)
     );
-    assert_eq!(last.bytes, events.len() as u64);
+    assert_eq!(
+        (
+            reports[n - 1].stage,
+            reports[n - 1].done,
+            reports[n - 1].records
+        ),
+        (Stage::Import, true, 20_000)
+    );
+    assert_eq!(reports[n - 1].bytes, (subjects.len() + events.len()) as u64);
     // Progress is reported along the way, not only at the end.
     assert!(reports.iter().filter(|p| !p.done).count() >= 4);
     let records: Vec<u64> = reports
@@ -357,7 +408,7 @@ impl Read for Failing {
 
 #[test]
 fn read_errors_are_reported_with_the_file() {
-    let r = Loader::new(policy()).events("e.jsonl", BufReader::new(Failing(100)));
+    let r = Loader::new(policy(), admin()).events("e.jsonl", BufReader::new(Failing(100)));
     match r {
         Err(LoadError::Io { file, error }) => {
             assert_eq!(file, "e.jsonl");
@@ -365,7 +416,7 @@ fn read_errors_are_reported_with_the_file() {
         }
         other => panic!("{other:?}"),
     }
-    let r = Loader::new(policy()).subjects_file("/nonexistent/s.csv".as_ref());
+    let r = Loader::new(policy(), admin()).subjects_file("/nonexistent/s.csv".as_ref());
     assert!(matches!(r, Err(LoadError::Io { .. })));
     let r = privseg::load::read_policy("/nonexistent/p.json".as_ref());
     assert!(matches!(r, Err(LoadError::Io { .. })));
@@ -444,7 +495,7 @@ fn row_shape_problems() {
 
     let mut bytes = format!("{HEADER}\nc-1,EU-FR,,,,,,\n").into_bytes();
     bytes[HEADER.len() + 1] = 0xff;
-    let e = match Loader::new(policy()).subjects("s.csv", &bytes[..]) {
+    let e = match Loader::new(policy(), admin()).subjects("s.csv", &bytes[..]) {
         Err(LoadError::Input(e)) => e,
         other => panic!("{other:?}"),
     };
@@ -661,7 +712,7 @@ fn loading_is_all_or_nothing() {
     let e = events_err(&events.join("\n"));
     assert_eq!((e.kind, e.line), (InputErrorKind::UnknownSubject, 5001));
 
-    let loader = Loader::new(policy())
+    let loader = Loader::new(policy(), admin())
         .subjects("s.csv", format!("{HEADER}\nc-1,EU-FR,,,,,,\n").as_bytes())
         .unwrap();
     assert_eq!(loader.stats().subjects, 1);
@@ -688,4 +739,75 @@ fn lines_are_counted_from_one_across_the_file() {
     events.push_str(&plain("c-1", "gpc", None, "never"));
     let e = input_err(load(&subjects, &events));
     assert_eq!((e.line, e.kind), (9001, InputErrorKind::Time));
+}
+
+#[test]
+fn one_import_one_audit_entry_and_the_actor_needs_subjects() {
+    let subjects = format!("{HEADER}\nc-1,EU-FR,,,,,,\nc-2,EU-DE,,,,,,\n");
+    let events = format!(
+        "{}\n{}\n",
+        grant("c-1", "2026-01-01T00:00:00Z"),
+        grant("c-2", "2026-01-01T00:00:00Z")
+    );
+    let (engine, stats) = load(&subjects, &events).unwrap();
+    assert_eq!((stats.subjects, stats.events), (2, 2));
+    // The policy load, then the whole import.
+    assert_eq!(engine.audit_len(), 2);
+
+    let marketer = Actor::new("ann", &["marketer"]);
+    let r = Loader::new(policy(), marketer)
+        .subjects("s.csv", subjects.as_bytes())
+        .unwrap()
+        .events("e.jsonl", events.as_bytes())
+        .unwrap()
+        .finish();
+    match r {
+        Err(LoadError::Refused(e)) => assert_eq!(
+            e.to_string(),
+            "access refused: actor \"ann\" lacks permission subjects"
+        ),
+        other => panic!("expected an access refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn engine_checks_are_traced_to_their_file_and_line() {
+    // Two subject files: the repeated id is on line 3 of the second.
+    let first = format!("{HEADER}\nc-1,EU-FR,,,,,,\n");
+    let second = format!("{HEADER}\nc-2,EU-FR,,,,,,\nc-1,EU-DE,,,,,,\n");
+    let e = match Loader::new(policy(), admin())
+        .subjects("a.csv", first.as_bytes())
+        .unwrap()
+        .subjects("b.csv", second.as_bytes())
+        .unwrap()
+        .finish()
+    {
+        Err(LoadError::Input(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (e.file.as_str(), e.line, e.kind),
+        ("b.csv", 3, InputErrorKind::Id)
+    );
+
+    // An event for an unknown subject on line 2 of the second events file.
+    let e = match Loader::new(policy(), admin())
+        .subjects("s.csv", first.as_bytes())
+        .unwrap()
+        .events("a.jsonl", grant("c-1", "2026-01-01T00:00:00Z").as_bytes())
+        .unwrap()
+        .events(
+            "b.jsonl",
+            format!("\n{}\n", grant("c-7", "2026-01-01T00:00:00Z")).as_bytes(),
+        )
+        .unwrap()
+        .finish()
+    {
+        Err(LoadError::Input(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (e.file.as_str(), e.line, e.kind),
+        ("b.jsonl", 2, InputErrorKind::UnknownSubject)
+    );
 }
