@@ -13,8 +13,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use privseg::Timestamp;
 use privseg::load::{Loader, read_policy};
+use privseg::{Actor, Timestamp};
 use serde_json::Value as Json;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data");
@@ -61,11 +61,19 @@ struct Run {
     stderr: String,
 }
 
+/// Runs privseg as an actor holding every permission of the sample policy.
 fn run(args: &[&str]) -> Run {
-    let out = Command::new(bin())
-        .args(args)
-        .output()
-        .expect("privseg runs");
+    run_as("tester", &["admin"], args)
+}
+
+/// Runs privseg as `actor` with these roles.
+fn run_as(actor: &str, roles: &[&str], args: &[&str]) -> Run {
+    let mut cmd = Command::new(bin());
+    cmd.args(["--actor", actor]);
+    for r in roles {
+        cmd.args(["--role", r]);
+    }
+    let out = cmd.args(args).output().expect("privseg runs");
     Run {
         code: out.status.code().expect("exited normally"),
         stdout: String::from_utf8(out.stdout).unwrap(),
@@ -113,15 +121,17 @@ fn eval_args<'a>(
 /// The members the library finds in the sample data.
 fn library_members(segment: &str) -> Vec<String> {
     let policy = Arc::new(read_policy(data("policy.json").as_ref()).unwrap());
-    let (engine, _) = Loader::new(policy)
+    let admin = Actor::new("tester", &["admin"]);
+    let (engine, _) = Loader::new(policy, admin.clone())
         .subjects_file(data("subjects.csv").as_ref())
         .unwrap()
         .events_file(data("consents.jsonl").as_ref())
         .unwrap()
-        .finish();
-    let seg = engine.compile(segment).unwrap();
+        .finish()
+        .unwrap();
+    let seg = engine.compile(&admin, segment).unwrap();
     let m = engine
-        .evaluate(&seg, Timestamp::parse(AT).unwrap())
+        .evaluate(&admin, &seg, Timestamp::parse(AT).unwrap())
         .unwrap();
     m.ids(&engine).map(String::from).collect()
 }
@@ -311,9 +321,10 @@ fn policy_lists_every_problem_with_its_path() {
             "\"consent_validity_days\": 0",
         )
         .replace("\"min\": 0", "\"min\": 200000")
-        .replace(
+        .replacen(
             "\"user.behaviour\",\n        \"user.location\"",
             "\"user.nowhere\",\n        \"user.location\"",
+            1,
         );
     let file = scratch("bad-policy.json", &text);
     let r = run(&["policy", "--policy", &file]);
@@ -496,7 +507,8 @@ fn eval_stats_on_stderr_and_segment_files() {
     assert_eq!(r.stdout.lines().count(), 2);
     assert!(r.stdout.contains("us_retarget"));
     for want in [
-        "stats: loaded 300 subjects",
+        "stats: read 300 subjects",
+        "imported them in",
         "rows/s",
         "lines/s",
         "peak memory",
@@ -847,4 +859,540 @@ fn explain_json_and_errors() {
         LAPSED_VIP,
     ]);
     assert_eq!(r.code, 2);
+}
+
+// The actor, the new commands and the audit log.
+
+fn data_args<'a>(cmd: &'a str, rest: &[&'a str]) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        cmd.into(),
+        "--policy".into(),
+        data("policy.json"),
+        "--subjects".into(),
+        data("subjects.csv"),
+        "--consents".into(),
+        data("consents.jsonl"),
+        "--at".into(),
+        AT.into(),
+    ];
+    v.extend(rest.iter().map(|s| s.to_string()));
+    v
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn help_on_the_new_commands() {
+    for args in [
+        vec!["export", "--help"],
+        vec!["count", "--help"],
+        vec!["audit", "checkpoint", "--help"],
+        vec!["audit", "verify", "--help"],
+        vec!["audit", "prove", "--help"],
+        vec!["audit", "public-key", "--help"],
+        vec!["signal", "decode", "--help"],
+        vec!["signal", "encode", "--help"],
+        vec!["report", "subject", "--help"],
+        vec!["report", "fairness", "--help"],
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(r.stdout.contains("Usage: privseg"), "{args:?}");
+        assert!(r.stdout.contains("--actor"), "{args:?}: global options");
+        assert!(r.stdout.contains("--role"), "{args:?}");
+    }
+    assert!(run(&["count", "--help"]).stdout.contains("--epsilon"));
+    assert!(run(&["eval", "--help"]).stdout.contains("--audit-log"));
+}
+
+#[test]
+fn access_is_refused_without_the_permission() {
+    let args = data_args("eval", &["--segment", LAPSED_VIP]);
+    // No role: loading the files (adding subjects) is refused.
+    let r = run_as("ann", &[], &strs(&args));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.trim(),
+        "error: access refused: actor \"ann\" lacks permission subjects"
+    );
+    assert!(r.stdout.is_empty());
+    // An analyst may count but not see member ids.
+    let r = run_as("ann", &["loader", "analyst"], &strs(&args));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "access refused: actor \"ann\" lacks permission member_ids for purpose marketing.email"
+        ),
+        "{}",
+        r.stderr
+    );
+    let r = run_as("ann", &["loader", "marketer"], &strs(&args));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("lapsed_vip"));
+    // A role the policy does not define grants nothing, and is named.
+    let r = run_as("ann", &["loader", "root"], &strs(&args));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("unknown roles: root"), "{}", r.stderr);
+    // Without --actor the actor is $USER.
+    let out = Command::new(bin())
+        .args(["--role", "loader"])
+        .args(strs(&args))
+        .env("USER", "zoe")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("actor \"zoe\""));
+}
+
+fn key_file(name: &str, bytes: &[u8]) -> String {
+    let path = scratch(name, "");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn export_writes_pseudonyms_never_raw_ids() {
+    let key = key_file("master.key", &[7u8; 32]);
+    let members = library_members(LAPSED_VIP);
+    assert!(members.len() > 5);
+    let args = data_args(
+        "export",
+        &[
+            "--segment",
+            LAPSED_VIP,
+            "--recipient",
+            "mailer",
+            "--fields",
+            "country,total_spend",
+            "--master-key-file",
+            &key,
+        ],
+    );
+    let r = run(&strs(&args));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rows: Vec<Json> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), members.len());
+    for row in &rows {
+        let id = row["id"].as_str().unwrap();
+        assert!(id.starts_with("v1:") && id.len() == 3 + 64, "{id}");
+        assert!(["FR", "DE"].contains(&row["country"].as_str().unwrap()));
+        assert!(row["total_spend"].as_i64().unwrap() >= 500);
+    }
+    for raw in &members {
+        assert!(!r.stdout.contains(raw.as_str()), "raw id {raw} exported");
+    }
+    assert!(
+        r.stderr
+            .contains(&format!("exported {} rows to mailer", members.len()))
+    );
+    // The same key and version give the same pseudonyms; CSV has a header.
+    let mut csv_args = args.clone();
+    csv_args.extend(["--format".into(), "csv".into()]);
+    let r2 = run(&strs(&csv_args));
+    assert_eq!(r2.code, 0, "{}", r2.stderr);
+    let mut lines = r2.stdout.lines();
+    assert_eq!(lines.next(), Some("id,country,total_spend"));
+    let first_id = rows[0]["id"].as_str().unwrap();
+    assert!(lines.next().unwrap().starts_with(first_id));
+    // Another key version, other pseudonyms.
+    let mut v2 = args.clone();
+    v2.extend(["--key-version".into(), "2".into()]);
+    let r3 = run(&strs(&v2));
+    assert_eq!(r3.code, 0, "{}", r3.stderr);
+    assert!(!r3.stdout.contains(first_id));
+    // A hex key file works; a short key is refused and never printed.
+    let hex_key = key_file("master.hex", "07".repeat(32).as_bytes());
+    let mut h = args.clone();
+    let at = h.iter().position(|a| a == &key).unwrap();
+    h[at] = hex_key;
+    let r4 = run(&strs(&h));
+    assert_eq!((r4.code, r4.stdout.as_str()), (0, r.stdout.as_str()));
+    let short = key_file("short.key", b"0123456789abcdefXYZ");
+    h[at] = short;
+    let r5 = run(&strs(&h));
+    assert_eq!(r5.code, 2, "{}", r5.stderr);
+    assert!(!r5.stderr.contains("XYZ"), "{}", r5.stderr);
+}
+
+#[test]
+fn export_refusals() {
+    let key = key_file("master.key", &[7u8; 32]);
+    let base = |recipient: &str, fields: &str| {
+        data_args(
+            "export",
+            &[
+                "--segment",
+                LAPSED_VIP,
+                "--recipient",
+                recipient,
+                "--fields",
+                fields,
+                "--master-key-file",
+                &key,
+            ],
+        )
+    };
+    // The ad platform's agreement does not cover email marketing.
+    let r = run(&strs(&base("adnet", "country")));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("export to adnet refused (R19)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty());
+    // A marketer may not export at all.
+    let r = run_as(
+        "ann",
+        &["loader", "marketer"],
+        &strs(&base("mailer", "country")),
+    );
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("actor \"ann\" lacks permission export to recipient mailer"),
+        "{}",
+        r.stderr
+    );
+    // No role grants export to a recipient the policy does not list.
+    let r = run(&strs(&base("nobody", "country")));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("export to recipient nobody"), "{}", r.stderr);
+}
+
+#[test]
+fn count_k_threshold_stricter_k_and_breakdown() {
+    let members = library_members(LAPSED_VIP).len();
+    assert!(members >= 11, "{members}");
+    let r = run_as(
+        "ann",
+        &["loader", "analyst"],
+        &strs(&data_args("count", &["--segment", LAPSED_VIP])),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout.trim(),
+        format!("segment \"lapsed_vip\" for marketing.email at {AT}: {members} members")
+    );
+    // A small segment is never revealed.
+    let small = r#"segment "few" for marketing.email where total_spend >= 90000"#;
+    assert!(library_members(small).len() < 11);
+    let r = run(&strs(&data_args("count", &["--segment", small])));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("fewer than 11 members"), "{}", r.stdout);
+    let r = run(&strs(&data_args(
+        "count",
+        &["--segment", small, "--format", "json"],
+    )));
+    let obj: Json = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(obj["count"]["fewer_than"], 11);
+    // --k only makes it stricter.
+    let big_k = (members + 1).to_string();
+    let r = run(&strs(&data_args(
+        "count",
+        &["--segment", LAPSED_VIP, "--k", &big_k],
+    )));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(&format!("fewer than {big_k} members")));
+    let r = run(&strs(&data_args(
+        "count",
+        &["--segment", LAPSED_VIP, "--k", "5"],
+    )));
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("below the policy's k threshold 11"),
+        "{}",
+        r.stderr
+    );
+    // Breakdown by a categorical attribute.
+    let r = run(&strs(&data_args(
+        "count",
+        &[
+            "--segment",
+            ACTIVE_EU,
+            "--by",
+            "country",
+            "--format",
+            "json",
+        ],
+    )));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let obj: Json = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(obj["by"], "country");
+    let cells = obj["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 6, "five countries and (none)");
+    assert_eq!(obj["total"]["exact"], library_members(ACTIVE_EU).len());
+    // A marketer may not count analytics segments.
+    let r = run_as(
+        "ann",
+        &["loader", "marketer"],
+        &strs(&data_args("count", &["--segment", ACTIVE_EU])),
+    );
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("lacks permission count for purpose analytics.product")
+    );
+}
+
+#[test]
+fn dp_count_charges_the_budget_file() {
+    let budget = format!("{}.json", scratch("budget", ""));
+    let dp = |extra: &[&str]| {
+        let mut rest = vec![
+            "--segment",
+            LAPSED_VIP,
+            "--epsilon",
+            "1/2",
+            "--budget-file",
+            &budget,
+            "--dataset",
+            "crm",
+            "--format",
+            "json",
+        ];
+        rest.extend_from_slice(extra);
+        run_as(
+            "ann",
+            &["loader", "analyst"],
+            &strs(&data_args("count", &rest)),
+        )
+    };
+    // No budget file and no --budget: nothing to charge.
+    let r = dp(&[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(!Path::new(&budget).exists());
+    let r = dp(&["--budget", "1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let obj: Json = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert!(obj["noisy_count"].is_i64());
+    assert_eq!(obj["remaining"], "1/2");
+    let r = dp(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ledger: Json = serde_json::from_str(&std::fs::read_to_string(&budget).unwrap()).unwrap();
+    assert_eq!(ledger["accounts"]["ann"]["crm"]["spent"], "1");
+    // Spent: refused, and the file is unchanged.
+    let r = dp(&["--budget", "5"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("budget exhausted"), "{}", r.stderr);
+    let again: Json = serde_json::from_str(&std::fs::read_to_string(&budget).unwrap()).unwrap();
+    assert_eq!(again, ledger);
+}
+
+/// Runs eval with the audit log in `log`; returns the run.
+fn audited_eval(log: &str, key: &str) -> Run {
+    run(&strs(&data_args(
+        "eval",
+        &[
+            "--segment",
+            LAPSED_VIP,
+            "--segment",
+            ACTIVE_EU,
+            "--audit-log",
+            log,
+            "--audit-key-file",
+            key,
+        ],
+    )))
+}
+
+fn hex_bytes(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn audit_log_checkpoint_verify_and_prove() {
+    let log = format!("{}.log", scratch("audit", ""));
+    let pseud = key_file("audit.key", &[9u8; 32]);
+    let seed = key_file("sign.key", &[3u8; 32]);
+    assert_eq!(audited_eval(&log, &pseud).code, 0);
+    let r = audited_eval(&log, &pseud);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Two runs, appended: policy, 2 validations, import, 2 evaluations each.
+    let scanned = privseg::audit::FileSink::scan(&log).unwrap();
+    assert_eq!(scanned.entries.len(), 12);
+    let bytes = std::fs::read(&log).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&bytes).contains("c-000"),
+        "no raw ids"
+    );
+    // --audit-log needs its key.
+    let r = run(&strs(&data_args(
+        "eval",
+        &["--segment", LAPSED_VIP, "--audit-log", &log],
+    )));
+    assert_eq!(r.code, 2);
+
+    let cp = run(&["audit", "checkpoint", "--log", &log, "--key", &seed]);
+    assert_eq!(cp.code, 0, "{}", cp.stderr);
+    let cp_json: Json = serde_json::from_str(cp.stdout.trim()).unwrap();
+    assert_eq!(cp_json["tree_size"], 12);
+    let cp_file = scratch("cp.json", &cp.stdout);
+    let pk = run(&["audit", "public-key", "--key", &seed]);
+    assert_eq!(pk.code, 0);
+    assert_eq!(pk.stdout.trim().len(), 64);
+    let pk_file = scratch("pk.hex", &pk.stdout);
+    let verify = |log: &str| {
+        run(&[
+            "audit",
+            "verify",
+            "--log",
+            log,
+            "--checkpoint",
+            &cp_file,
+            "--public-key",
+            &pk_file,
+        ])
+    };
+    let r = verify(&log);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("ok: the first 12 entries"),
+        "{}",
+        r.stdout
+    );
+
+    // An inclusion proof that checks against the checkpoint's root.
+    let r = run(&["audit", "prove", "--log", &log, "--index", "5"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let proof_json: Json = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(proof_json["root_hash"], cp_json["root_hash"]);
+    let proof: privseg::audit::InclusionProof = serde_json::from_value(proof_json.clone()).unwrap();
+    let leaf: [u8; 32] = hex_bytes(proof_json["leaf_hash"].as_str().unwrap())
+        .try_into()
+        .unwrap();
+    let root: [u8; 32] = hex_bytes(cp_json["root_hash"].as_str().unwrap())
+        .try_into()
+        .unwrap();
+    proof.verify(&leaf, &root).unwrap();
+    assert!(proof.verify(&[0u8; 32], &root).is_err());
+    assert_eq!(
+        run(&["audit", "prove", "--log", &log, "--index", "12"]).code,
+        2
+    );
+
+    // One flipped byte in the middle of the file: exit 1, naming the entry.
+    let mut flipped = bytes.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x01;
+    let bad = scratch("flipped.log", "");
+    std::fs::write(&bad, &flipped).unwrap();
+    let r = verify(&bad);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let cp = privseg::audit::Checkpoint::from_json(cp.stdout.trim()).unwrap();
+    let verifier = privseg::audit::CheckpointSigner::from_seed(&[3u8; 32])
+        .unwrap()
+        .verifier();
+    let index = privseg::audit::verify_file(&bad, &cp, &verifier)
+        .unwrap()
+        .first_bad_index()
+        .expect("a damaged record is located");
+    assert!(index < 11, "{index}: a record in the middle");
+    assert!(
+        r.stderr
+            .contains(&format!("first bad entry: index {index}")),
+        "{}",
+        r.stderr
+    );
+    // A checkpoint checked with another key is refused.
+    let other = scratch("other.hex", &"ab".repeat(32));
+    let r = run(&[
+        "audit",
+        "verify",
+        "--log",
+        &log,
+        "--checkpoint",
+        &cp_file,
+        "--public-key",
+        &other,
+    ]);
+    assert_eq!(r.code, 1);
+}
+
+#[test]
+fn signals_decode_and_encode() {
+    let r = run(&["signal", "decode", "1YNN"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let obj: Json = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(obj["optOutSale"], "No");
+    let file = scratch("usp.json", &r.stdout);
+    let r = run(&["signal", "encode", "--json", &file, "--type", "usp"]);
+    assert_eq!((r.code, r.stdout.trim()), (0, "1YNN"));
+
+    let r = run(&["signal", "decode", "DBABTA~1YN-"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("uspv1"), "{}", r.stdout);
+    let file = scratch("gpp.json", &r.stdout);
+    let r = run(&["signal", "encode", "--json", &file, "--type", "gpp"]);
+    assert_eq!((r.code, r.stdout.trim()), (0, "DBABTA~1YN-"));
+
+    let tc = privseg::consent::signals::tcf::TcString::example()
+        .encode()
+        .unwrap();
+    assert!(tc.starts_with('C'));
+    let r = run(&["signal", "decode", &tc]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let file = scratch("tcf.json", &r.stdout);
+    let r = run(&["signal", "encode", "--json", &file, "--type", "tcf"]);
+    assert_eq!((r.code, r.stdout.trim()), (0, tc.as_str()));
+    // The wrong type for the JSON, an unknown signal, a malformed one.
+    assert_eq!(
+        run(&["signal", "encode", "--json", &file, "--type", "usp"]).code,
+        2
+    );
+    let r = run(&["signal", "decode", "XYZ"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("starts with C"), "{}", r.stderr);
+    assert_eq!(run(&["signal", "decode", "1YQN"]).code, 2);
+}
+
+#[test]
+fn subject_report_and_fairness_audit() {
+    let members = library_members(LAPSED_VIP);
+    let args = data_args(
+        "report",
+        &["subject", "--subject", &members[0], "--segment", LAPSED_VIP],
+    );
+    // `report subject`: the subcommand comes first, then its options.
+    let mut v = vec!["report".to_string(), "subject".to_string()];
+    v.extend(args[1..].iter().filter(|a| *a != "subject").cloned());
+    let r = run(&strs(&v));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let obj: Json = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(obj["subject"], members[0].as_str());
+    assert_eq!(obj["segments"][0]["member"], true);
+    let r = run_as("ann", &["loader", "analyst"], &strs(&v));
+    assert_eq!(
+        r.code, 0,
+        "loading grants `subjects`, which the report needs"
+    );
+    let r = run_as("ann", &["marketer"], &strs(&v));
+    assert_eq!(r.code, 1);
+
+    let mut f = vec!["report".to_string(), "fairness".to_string()];
+    f.extend(
+        data_args("x", &["--segment", LAPSED_VIP, "--protected", "country"])[1..]
+            .iter()
+            .cloned(),
+    );
+    let r = run_as("ann", &["loader", "analyst"], &strs(&f));
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("lacks permission administer"),
+        "{}",
+        r.stderr
+    );
+    // The sample policy has no protected attribute.
+    let r = run(&strs(&f));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("protected"), "{}", r.stderr);
 }

@@ -1032,10 +1032,7 @@ fn subject_report(actor: &Actor, a: SubjectReportArgs) -> Result<(), Failure> {
     let report = engine
         .subject_report(actor, &a.subject, &segments, at)
         .map_err(engine_failure)?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report).map_err(write_output)?
-    );
+    emit(serde_json::to_string_pretty(&report).map_err(write_output)?)?;
     Ok(())
 }
 
@@ -1046,11 +1043,13 @@ fn fairness(actor: &Actor, a: FairnessArgs) -> Result<(), Failure> {
     let report = engine
         .fairness_audit(actor, &segments[0], at, &a.protected)
         .map_err(engine_failure)?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report).map_err(write_output)?
-    );
+    emit(serde_json::to_string_pretty(&report).map_err(write_output)?)?;
     Ok(())
+}
+
+/// Prints a line on stdout; a closed stdout is an output error, not a panic.
+fn emit(line: impl std::fmt::Display) -> Result<(), Failure> {
+    writeln!(std::io::stdout().lock(), "{line}").map_err(write_err)
 }
 
 fn write_output(e: serde_json::Error) -> Failure {
@@ -1086,7 +1085,7 @@ fn audit(cmd: AuditCommand) -> Result<(), Failure> {
             let cp = log
                 .checkpoint(&signer, Timestamp::now().unix())
                 .map_err(input)?;
-            println!("{}", cp.to_json().map_err(input)?);
+            emit(cp.to_json().map_err(input)?)?;
         }
         AuditCommand::PublicKey { key } => println!("{}", signer(&key)?.verifier().to_hex()),
         AuditCommand::Verify {
@@ -1136,7 +1135,7 @@ fn audit(cmd: AuditCommand) -> Result<(), Failure> {
                     hex(&log.root_at(size).map_err(input)?).into(),
                 );
             }
-            println!("{json}");
+            emit(json)?;
         }
     }
     Ok(())
@@ -1193,7 +1192,7 @@ fn signal(cmd: SignalCommand) -> Result<(), Failure> {
                     )));
                 }
             };
-            println!("{json}");
+            emit(json)?;
         }
         SignalCommand::Encode { json, kind } => {
             let text = read_text(&json)?;
@@ -1208,7 +1207,7 @@ fn signal(cmd: SignalCommand) -> Result<(), Failure> {
                     .map_err(|e| Failure::Input(format!("{}: {e}", json.display())))?
                     .encode(),
             };
-            println!("{out}");
+            emit(out)?;
         }
     }
     Ok(())
