@@ -444,7 +444,7 @@ impl<'a> Loader<'a> {
             self.subjects.push(row);
             self.subject_origins.push(Origin { file, line });
             rows += 1;
-            if rows % BATCH == 0 {
+            if rows.is_multiple_of(BATCH) {
                 self.report(Stage::Subjects, rows, rdr.position().byte(), false);
             }
         }
@@ -492,7 +492,7 @@ impl<'a> Loader<'a> {
             self.events.push(parse_event(name, line, text)?);
             self.event_origins.push(Origin { file, line });
             count += 1;
-            if count % BATCH == 0 {
+            if count.is_multiple_of(BATCH) {
                 self.report(Stage::Events, count, bytes, false);
             }
         }

@@ -1063,7 +1063,11 @@ fn export_refusals() {
     // No role grants export to a recipient the policy does not list.
     let r = run(&strs(&base("nobody", "country")));
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("export to recipient nobody"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("export to recipient nobody"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
