@@ -16,6 +16,7 @@ pub mod fairness;
 #[allow(unsafe_code, non_camel_case_types, clippy::too_many_arguments)]
 pub mod ffi;
 pub mod import;
+pub mod load;
 pub mod outputs;
 pub mod policy;
 pub mod privacy;

@@ -1,0 +1,1336 @@
+//! `privseg`: check segments and policies, evaluate, count, export and
+//! explain segments over bulk files, keep and verify the audit log, and
+//! decode consent signals, from the command line.
+//!
+//! The tool only parses arguments, calls the library and prints. Every call
+//! on personal data is made by the actor named with `--actor` (default: the
+//! `USER` environment variable, else `cli`) holding the policy roles named
+//! with `--role`; nothing is granted by default. Exit codes: 0 success, 1 a
+//! segment, policy or call was refused (including access refusals), 2 a
+//! usage or input error.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use privseg::audit::{
+    AuditLog, AuditPseudonymizer, AuditSink, Checkpoint, CheckpointSigner, CheckpointVerifier,
+    FileSink, MemorySink, SyncPolicy, VerifyReport, verify_file,
+};
+use privseg::consent::signals::gpp::GppString;
+use privseg::consent::signals::tcf::TcString;
+use privseg::consent::signals::usp::UsPrivacy;
+use privseg::load::{LoadError, LoadStats, Loader, Progress, Stage, read_policy};
+use privseg::outputs::ExportFormat;
+use privseg::policy::{AttrType, Policy, PolicyError};
+use privseg::privacy::aggregate::{Count, k_threshold};
+use privseg::privacy::dp::{BudgetLedger, Epsilon, SystemRandomSource};
+use privseg::privacy::pseudonym::{Keyring, MasterSecret};
+use privseg::segment::{CheckedSegment, SegmentError};
+use privseg::{Actor, Engine, EngineError, Timestamp};
+
+/// Privacy-compliant customer segmentation: check, evaluate, count, export
+/// and explain segments against a policy and bulk subject and consent files;
+/// keep and verify the audit log; decode consent signals.
+///
+/// Every call is made by an actor (--actor) with the policy roles given by
+/// --role; nothing is granted by default. Loading the subject and consent
+/// files adds subjects, so it needs a role with the `subjects` permission.
+///
+/// Exit codes: 0 success; 1 a segment, policy or call was refused (an
+/// access refusal names the actor and the permission); 2 a usage or input
+/// error (unreadable or malformed files, unknown subject...).
+#[derive(Parser, Debug)]
+#[command(name = "privseg", version, about, long_about)]
+struct Cli {
+    /// Who makes the calls, as recorded in the audit log [default: the USER
+    /// environment variable, else "cli"].
+    #[arg(long, global = true, value_name = "ID")]
+    actor: Option<String>,
+    /// A policy role the actor holds; repeat for several. Without one the
+    /// actor may do nothing that needs a permission.
+    #[arg(long = "role", global = true, value_name = "NAME")]
+    roles: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check that a segment is valid under a policy (exit 0), or show why it
+    /// is refused (exit 1): the rule, attribute and purpose, with a caret
+    /// under the offending text.
+    Check(CheckArgs),
+    /// Load subjects and consent events and evaluate segments at an instant:
+    /// each segment's name, purpose and member count (and member ids). Needs
+    /// `member_ids` for each segment's purpose.
+    Eval(EvalArgs),
+    /// Load subjects and consent events and explain whether one subject is in
+    /// a segment, and why: the failing terms, or the rule (R3, R6...) that
+    /// makes the subject ineligible. Needs `explain` for the purpose.
+    Explain(ExplainArgs),
+    /// Validate a policy and print its version hash and a summary; every
+    /// problem is listed with its JSON path (exit 1 when invalid).
+    Policy(PolicyArgs),
+    /// Export a segment's members to a recipient of the policy: one row per
+    /// member, ids pseudonymised under the recipient's key, on stdout. Needs
+    /// `export` to the recipient; the recipient's agreement must cover the
+    /// purpose and every field.
+    Export(ExportArgs),
+    /// Count a segment's members: k-thresholded (counts below the policy's k
+    /// are reported as "fewer than k"), differentially private (--epsilon),
+    /// or broken down by a categorical attribute (--by). Needs `count` for
+    /// the purpose.
+    Count(CountArgs),
+    /// Signed checkpoints, verification and inclusion proofs of an audit log
+    /// file.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Decode and encode consent signals (IAB TCF, GPP, US Privacy).
+    #[command(subcommand)]
+    Signal(SignalCommand),
+    /// Compliance reports: a subject access report, a fairness audit.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Args, Debug)]
+struct PolicyArg {
+    /// The policy, in the JSON policy format.
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+struct OneSegment {
+    /// The segment, in the text form:
+    /// segment "NAME" for PURPOSE where PREDICATE.
+    #[arg(long, value_name = "TEXT")]
+    segment: Option<String>,
+    /// A file holding the segment's text.
+    #[arg(long, value_name = "FILE")]
+    segment_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    #[command(flatten)]
+    policy: PolicyArg,
+    #[command(flatten)]
+    segment: OneSegment,
+}
+
+#[derive(Args, Debug)]
+struct AuditArgs {
+    /// Append the audit entries of this run to this log file (created if
+    /// missing; each entry is synced to disk before the call it records
+    /// returns). Without it the audit log is kept in memory and lost at exit.
+    #[arg(long, value_name = "FILE", requires = "audit_key_file")]
+    audit_log: Option<PathBuf>,
+    /// The key under which subject ids are pseudonymised in the audit log:
+    /// a file of at least 16 raw bytes, or hex. Required with --audit-log;
+    /// keep the same key for the whole log.
+    #[arg(long, value_name = "FILE", requires = "audit_log")]
+    audit_key_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct DataArgs {
+    #[command(flatten)]
+    policy: PolicyArg,
+    /// Subjects, CSV with a header: id, jurisdiction, birth_date,
+    /// verified_at and one column per policy attribute.
+    #[arg(long, value_name = "FILE")]
+    subjects: PathBuf,
+    /// Consent events, JSON Lines: one event object per line.
+    #[arg(long, value_name = "FILE")]
+    consents: PathBuf,
+    /// The evaluation instant, RFC 3339 (such as 2026-03-01T10:00:00Z);
+    /// defaults to now.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    at: Option<Timestamp>,
+    /// Print load and evaluation statistics on stderr: rows per second, peak
+    /// memory, time per segment.
+    #[arg(long)]
+    stats: bool,
+    #[command(flatten)]
+    audit: AuditArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// A segment to evaluate, in the text form; repeat for several.
+    #[arg(long, value_name = "TEXT", required_unless_present = "segment_file")]
+    segment: Vec<String>,
+    /// A file holding one segment's text; repeat for several (evaluated
+    /// after the --segment ones).
+    #[arg(long, value_name = "FILE")]
+    segment_file: Vec<PathBuf>,
+    /// Also print the member ids, in the order of the subjects file.
+    #[arg(long)]
+    ids: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Args, Debug)]
+struct ExplainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    segment: OneSegment,
+    /// The subject's id.
+    #[arg(long, value_name = "ID")]
+    subject: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Args, Debug)]
+struct PolicyArgs {
+    #[command(flatten)]
+    policy: PolicyArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum RowFormat {
+    /// One JSON object per line: {"id": "v1:<hex>", "<field>": value, ...}.
+    Jsonl,
+    /// A header line `id,<field>,...`, then one row per member.
+    Csv,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    segment: OneSegment,
+    /// The recipient, by its id in the policy.
+    #[arg(long, value_name = "ID")]
+    recipient: String,
+    /// Attributes to send besides the pseudonym, comma-separated.
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    fields: Vec<String>,
+    /// The pseudonym master secret: a file of at least 32 raw bytes, or of
+    /// hex digits (at least 64). It is never printed.
+    #[arg(long, value_name = "FILE")]
+    master_key_file: PathBuf,
+    /// The pseudonym key version to use.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    key_version: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = RowFormat::Jsonl)]
+    format: RowFormat,
+}
+
+#[derive(Args, Debug)]
+struct CountArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    segment: OneSegment,
+    /// A stricter threshold than the policy's: counts below N are reported
+    /// as "fewer than N". The policy's k is the floor; a smaller N is
+    /// refused (exit 2).
+    #[arg(long, value_name = "N", conflicts_with_all = ["epsilon", "by"])]
+    k: Option<u64>,
+    /// Members per value of this categorical attribute, with small cells
+    /// suppressed.
+    #[arg(long, value_name = "ATTR", conflicts_with = "epsilon")]
+    by: Option<String>,
+    /// A differentially private count with this epsilon (a decimal such as
+    /// 0.5 or a fraction such as 1/2), charged to the actor's budget for
+    /// --dataset in --budget-file.
+    #[arg(long, value_name = "E", requires_all = ["budget_file", "dataset"])]
+    epsilon: Option<Epsilon>,
+    /// The privacy budget ledger (JSON), updated after the query.
+    #[arg(long, value_name = "FILE", requires = "epsilon")]
+    budget_file: Option<PathBuf>,
+    /// The data set the budget is kept for.
+    #[arg(long, value_name = "NAME", requires = "epsilon")]
+    dataset: Option<String>,
+    /// The total budget of the actor for the data set, used only to open an
+    /// account that the budget file does not have yet (the file is created
+    /// if missing). An existing account keeps its total.
+    #[arg(long, value_name = "TOTAL", requires = "epsilon")]
+    budget: Option<Epsilon>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Write a signed checkpoint (tree size, Merkle root, time) of a log
+    /// file to stdout, as JSON. Keep it outside the log.
+    Checkpoint {
+        /// The audit log file.
+        #[arg(long, value_name = "FILE")]
+        log: PathBuf,
+        /// The Ed25519 signing key: a 32-byte seed, raw or as 64 hex digits.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+    /// Verify a log file against a signed checkpoint: exit 0 when intact,
+    /// 1 naming the first bad entry otherwise.
+    Verify {
+        /// The audit log file.
+        #[arg(long, value_name = "FILE")]
+        log: PathBuf,
+        /// The checkpoint JSON (as written by `audit checkpoint`).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: PathBuf,
+        /// The Ed25519 public key: 32 raw bytes or 64 hex digits (as printed
+        /// by `audit public-key`).
+        #[arg(long, value_name = "FILE")]
+        public_key: PathBuf,
+    },
+    /// Print the proof (JSON) that entry INDEX is in the log's Merkle tree,
+    /// with the entry's leaf hash and the tree's root.
+    Prove {
+        /// The audit log file.
+        #[arg(long, value_name = "FILE")]
+        log: PathBuf,
+        /// The entry's index (its sequence number).
+        #[arg(long, value_name = "I")]
+        index: u64,
+        /// The tree size to prove against (such as a checkpoint's); defaults
+        /// to the whole log.
+        #[arg(long, value_name = "N")]
+        size: Option<u64>,
+    },
+    /// Print the hex public key of a signing key, for `audit verify`.
+    PublicKey {
+        /// The Ed25519 signing key: a 32-byte seed, raw or as 64 hex digits.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum SignalType {
+    /// An IAB TCF v2 TC string.
+    Tcf,
+    /// An IAB GPP string.
+    Gpp,
+    /// An IAB US Privacy string.
+    Usp,
+}
+
+#[derive(Subcommand, Debug)]
+enum SignalCommand {
+    /// Decode a consent signal and print it as JSON: a TCF TC string
+    /// (starting with C), a GPP string (D) or a US Privacy string (1).
+    Decode {
+        /// The signal string.
+        string: String,
+    },
+    /// Encode a consent signal from its JSON form (as `signal decode`
+    /// prints it) and print the string.
+    Encode {
+        /// The JSON file.
+        #[arg(long, value_name = "FILE")]
+        json: PathBuf,
+        /// Which kind of signal the JSON describes.
+        #[arg(long = "type", value_enum, value_name = "TYPE")]
+        kind: SignalType,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ReportCommand {
+    /// The subject access report (JSON): the subject's data, consent
+    /// history, eligibility per purpose, and membership in the segments
+    /// given, with the reasons. Needs `subjects`.
+    Subject(SubjectReportArgs),
+    /// A fairness audit (JSON) of a segment over a protected attribute:
+    /// selection rates per group under the four-fifths rule, and proxy
+    /// attributes. Needs `administer`.
+    Fairness(FairnessArgs),
+}
+
+#[derive(Args, Debug)]
+struct SubjectReportArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// The subject's id.
+    #[arg(long, value_name = "ID")]
+    subject: String,
+    /// A segment to report membership in; repeat for several.
+    #[arg(long, value_name = "TEXT")]
+    segment: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct FairnessArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    segment: OneSegment,
+    /// The protected categorical attribute defining the groups.
+    #[arg(long, value_name = "ATTR")]
+    protected: String,
+}
+
+fn parse_time(s: &str) -> Result<Timestamp, String> {
+    Timestamp::parse(s).map_err(|e| e.to_string())
+}
+
+/// How a command failed.
+enum Failure {
+    /// A segment or policy was refused: exit 1. The text is already printed.
+    Refused,
+    /// A call was refused (access, agreement, budget, a log that does not
+    /// verify): exit 1 with this message.
+    Denied(String),
+    /// A usage or input error: exit 2.
+    Input(String),
+}
+
+impl From<LoadError> for Failure {
+    fn from(e: LoadError) -> Failure {
+        match e {
+            LoadError::Refused(e) => engine_failure(*e),
+            other => Failure::Input(other.to_string()),
+        }
+    }
+}
+
+/// Refusals exit 1; anything else the engine reports is an input error.
+fn engine_failure(e: EngineError) -> Failure {
+    match e {
+        EngineError::Access(_) | EngineError::ExportRefused { .. } => {
+            Failure::Denied(e.to_string())
+        }
+        EngineError::Segment(s) => {
+            print_refusal(&s);
+            Failure::Refused
+        }
+        other => Failure::Input(other.to_string()),
+    }
+}
+
+fn input(e: impl std::fmt::Display) -> Failure {
+    Failure::Input(e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let actor = actor(&cli);
+    let result = match cli.command {
+        Command::Check(a) => check(&actor, a),
+        Command::Eval(a) => eval(&actor, a),
+        Command::Explain(a) => explain(&actor, a),
+        Command::Policy(a) => policy(a),
+        Command::Export(a) => export(&actor, a),
+        Command::Count(a) => count(&actor, a),
+        Command::Audit(a) => audit(a),
+        Command::Signal(a) => signal(a),
+        Command::Report(ReportCommand::Subject(a)) => subject_report(&actor, a),
+        Command::Report(ReportCommand::Fairness(a)) => fairness(&actor, a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Refused) => ExitCode::from(1),
+        Err(Failure::Denied(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Input(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The actor: --actor, else $USER, else "cli"; with the --role roles.
+fn actor(cli: &Cli) -> Actor {
+    let id = cli
+        .actor
+        .clone()
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "cli".into());
+    let roles: Vec<&str> = cli.roles.iter().map(String::as_str).collect();
+    Actor::new(&id, &roles)
+}
+
+fn load_policy(path: &Path) -> Result<Arc<Policy>, Failure> {
+    read_policy(path).map(Arc::new).map_err(Failure::from)
+}
+
+fn read_segment(one: &OneSegment) -> Result<String, Failure> {
+    match (&one.segment, &one.segment_file) {
+        (Some(text), _) => Ok(text.clone()),
+        (None, Some(path)) => read_text(path),
+        (None, None) => Err(Failure::Input(
+            "give the segment with --segment or --segment-file".into(),
+        )),
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|e| Failure::Input(format!("{}: {e}", path.display())))
+}
+
+/// A key file: hex digits (surrounding whitespace ignored) when it holds
+/// only those, else its raw bytes. Wiped from memory when dropped.
+fn read_key(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>, Failure> {
+    let raw = Zeroizing::new(
+        std::fs::read(path)
+            .map_err(|e| Failure::Input(format!("{what} {}: {e}", path.display())))?,
+    );
+    let text = raw.trim_ascii();
+    if !text.is_empty() && text.len() % 2 == 0 && text.iter().all(u8::is_ascii_hexdigit) {
+        let nibble = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+        let bytes: Vec<u8> = text
+            .chunks(2)
+            .map(|p| (nibble(p[0]) << 4) | nibble(p[1]))
+            .collect();
+        return Ok(Zeroizing::new(bytes));
+    }
+    Ok(raw)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Prints a refusal on stderr: the error with its caret, then the rule,
+/// attribute and purpose concerned.
+fn print_refusal(e: &SegmentError) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{e}");
+    if let Some(r) = e.rule {
+        let _ = writeln!(err, "  rule: {r}");
+    }
+    if let Some(a) = &e.attribute {
+        let _ = writeln!(err, "  attribute: {a}");
+    }
+    if let Some(p) = &e.purpose {
+        let _ = writeln!(err, "  purpose: {p}");
+    }
+}
+
+fn compile(engine: &Engine, actor: &Actor, text: &str) -> Result<CheckedSegment, Failure> {
+    engine.compile(actor, text).map_err(|e| {
+        print_refusal(&e);
+        Failure::Refused
+    })
+}
+
+fn check(actor: &Actor, a: CheckArgs) -> Result<(), Failure> {
+    let policy = load_policy(&a.policy.policy)?;
+    let text = read_segment(&a.segment)?;
+    let engine = Engine::new(policy);
+    let seg = compile(&engine, actor, &text)?;
+    println!(
+        "ok: segment {:?} for {} is valid under policy {}",
+        seg.name(),
+        seg.purpose_key(),
+        seg.policy_version()
+    );
+    Ok(())
+}
+
+/// An engine for the policy, with its audit log in the --audit-log file
+/// when one is given, else in memory.
+fn new_engine(policy: Arc<Policy>, audit: &AuditArgs) -> Result<Engine, Failure> {
+    let (Some(log), Some(key)) = (&audit.audit_log, &audit.audit_key_file) else {
+        return Ok(Engine::new(policy));
+    };
+    let key = read_key(key, "audit key file")?;
+    let ids = AuditPseudonymizer::new(&key)
+        .map_err(|e| Failure::Input(format!("audit key file {}: {e}", log.display())))?;
+    let (sink, report) = FileSink::open(log, SyncPolicy::EveryAppend)
+        .map_err(|e| Failure::Input(format!("{}: {e}", log.display())))?;
+    if let Some(d) = report.discarded {
+        eprintln!(
+            "warning: {}: cut off {} bytes of a torn last record at offset {} ({})",
+            log.display(),
+            d.bytes,
+            d.offset,
+            d.reason
+        );
+    }
+    let log = AuditLog::open(Box::new(sink) as Box<dyn AuditSink + Send>)
+        .map_err(|e| Failure::Input(format!("{}: {e}", log.display())))?;
+    Engine::with_audit(policy, log, ids).map_err(engine_failure)
+}
+
+/// Peak resident memory of this process (VmHWM), where the system says.
+fn peak_memory() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(format!("{:.1} MiB", kb as f64 / 1024.0))
+}
+
+fn per_second(n: u64, d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s == 0.0 {
+        return "n/a".into();
+    }
+    format!("{:.0}", n as f64 / s)
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// Loads the subjects and events into `engine` on behalf of `actor`, with a
+/// progress bar on stderr when it is a terminal.
+fn load(
+    d: &DataArgs,
+    engine: Engine,
+    actor: &Actor,
+) -> Result<(Engine, LoadStats, Duration), Failure> {
+    let start = Instant::now();
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let total = file_size(&d.subjects) + file_size(&d.consents);
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("{msg:10} [{bar:30}] {bytes}/{total_bytes} ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar
+    });
+    let mut loader = Loader::with_engine(engine, actor.clone());
+    if let Some(bar) = &bar {
+        let bar = bar.clone();
+        let subject_bytes = file_size(&d.subjects);
+        loader = loader.on_progress(move |p: Progress| {
+            let (msg, position) = match p.stage {
+                Stage::Subjects => ("subjects", p.bytes),
+                Stage::Events => ("consents", subject_bytes + p.bytes),
+                _ => ("importing", p.bytes),
+            };
+            bar.set_message(msg);
+            bar.set_position(position);
+        });
+    }
+    let result = loader
+        .subjects_file(&d.subjects)
+        .and_then(|l| l.events_file(&d.consents))
+        .and_then(|l| l.finish());
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let (engine, stats) = result?;
+    Ok((engine, stats, start.elapsed()))
+}
+
+/// The policy, an engine with the --audit-log, the segments compiled (and
+/// refused before anything is loaded), then the files loaded.
+fn prepare(
+    d: &DataArgs,
+    actor: &Actor,
+    texts: &[String],
+) -> Result<(Engine, Vec<CheckedSegment>), Failure> {
+    let policy = load_policy(&d.policy.policy)?;
+    let engine = new_engine(policy, &d.audit)?;
+    let segments = texts
+        .iter()
+        .map(|t| compile(&engine, actor, t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (engine, stats, total) = load(d, engine, actor)?;
+    if d.stats {
+        print_load_stats(&stats, total);
+    }
+    Ok((engine, segments))
+}
+
+fn print_load_stats(stats: &LoadStats, total: Duration) {
+    eprintln!(
+        "stats: read {} subjects ({} values) in {:.3} s: {} rows/s",
+        stats.subjects,
+        stats.values,
+        stats.subject_time.as_secs_f64(),
+        per_second(stats.subjects, stats.subject_time)
+    );
+    eprintln!(
+        "stats: read {} events in {:.3} s: {} lines/s",
+        stats.events,
+        stats.event_time.as_secs_f64(),
+        per_second(stats.events, stats.event_time)
+    );
+    eprintln!(
+        "stats: imported them in {:.3} s (one Engine::import call)",
+        stats.engine_time.as_secs_f64()
+    );
+    eprintln!(
+        "stats: load total {:.3} s; peak memory {}",
+        total.as_secs_f64(),
+        peak_memory().unwrap_or_else(|| "unknown".into())
+    );
+}
+
+fn write_err(e: std::io::Error) -> Failure {
+    Failure::Input(format!("writing the output: {e}"))
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<String, Failure> {
+    serde_json::to_string(v).map_err(|e| Failure::Input(format!("writing the output: {e}")))
+}
+
+#[derive(Serialize)]
+struct SegmentJson<'a> {
+    segment: &'a str,
+    purpose: &'a str,
+    policy_version: String,
+    at: Timestamp,
+    members: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ids: Option<Vec<&'a str>>,
+}
+
+fn eval(actor: &Actor, a: EvalArgs) -> Result<(), Failure> {
+    let at = a.data.at.unwrap_or_else(Timestamp::now);
+    let mut texts = a.segment.clone();
+    for f in &a.segment_file {
+        texts.push(read_text(f)?);
+    }
+    let (engine, segments) = prepare(&a.data, actor, &texts)?;
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for seg in &segments {
+        let t = Instant::now();
+        let members = engine.evaluate(actor, seg, at).map_err(engine_failure)?;
+        let took = t.elapsed();
+        if a.data.stats {
+            let n = engine.subject_count().max(1) as f64;
+            eprintln!(
+                "stats: segment {:?}: {} members in {:.3} ms ({:.3} ms per million subjects)",
+                members.segment(),
+                members.count(),
+                took.as_secs_f64() * 1e3,
+                took.as_secs_f64() * 1e3 * 1e6 / n
+            );
+        }
+        match a.format {
+            Format::Json => {
+                let j = SegmentJson {
+                    segment: members.segment(),
+                    purpose: members.purpose(),
+                    policy_version: members.policy_version().to_string(),
+                    at: members.at(),
+                    members: members.count(),
+                    ids: a.ids.then(|| members.ids(&engine).collect()),
+                };
+                writeln!(out, "{}", to_json(&j)?).map_err(write_err)?;
+            }
+            Format::Text => {
+                writeln!(
+                    out,
+                    "segment {:?} for {}: {} members at {}",
+                    members.segment(),
+                    members.purpose(),
+                    members.count(),
+                    members.at()
+                )
+                .map_err(write_err)?;
+                if a.ids {
+                    for id in members.ids(&engine) {
+                        writeln!(out, "  {id}").map_err(write_err)?;
+                    }
+                }
+            }
+        }
+    }
+    out.flush().map_err(write_err)?;
+    // The process ends here: let the system reclaim the engine's memory
+    // rather than freeing millions of allocations one by one.
+    std::mem::forget(engine);
+    Ok(())
+}
+
+fn explain(actor: &Actor, a: ExplainArgs) -> Result<(), Failure> {
+    let at = a.data.at.unwrap_or_else(Timestamp::now);
+    let text = read_segment(&a.segment)?;
+    let (engine, segments) = prepare(&a.data, actor, &[text])?;
+    let ex = engine
+        .explain(actor, &segments[0], &a.subject, at)
+        .map_err(engine_failure)?;
+    match a.format {
+        Format::Text => print!("{ex}"),
+        Format::Json => println!("{}", to_json(&ex)?),
+    }
+    Ok(())
+}
+
+fn export(actor: &Actor, a: ExportArgs) -> Result<(), Failure> {
+    let at = a.data.at.unwrap_or_else(Timestamp::now);
+    let text = read_segment(&a.segment)?;
+    // The key is read and checked before anything is loaded.
+    let key = read_key(&a.master_key_file, "master key file")?;
+    let master = MasterSecret::from_bytes(&key).map_err(|e| {
+        Failure::Input(format!(
+            "master key file {}: {e}",
+            a.master_key_file.display()
+        ))
+    })?;
+    drop(key);
+    let keys = Keyring::new(master, a.key_version).map_err(|e| Failure::Input(e.to_string()))?;
+    let (engine, segments) = prepare(&a.data, actor, &[text])?;
+    let fields: Vec<&str> = a.fields.iter().map(String::as_str).collect();
+    let format = match a.format {
+        RowFormat::Jsonl => ExportFormat::Jsonl,
+        RowFormat::Csv => ExportFormat::Csv,
+    };
+    let out = BufWriter::new(std::io::stdout().lock());
+    let summary = engine
+        .export(
+            actor,
+            &segments[0],
+            at,
+            &a.recipient,
+            &fields,
+            format,
+            &keys,
+            out,
+        )
+        .map_err(engine_failure)?;
+    eprintln!(
+        "exported {} rows to {} for {} (pseudonym key version {})",
+        summary.rows, summary.recipient, summary.purpose, summary.key_version
+    );
+    Ok(())
+}
+
+/// `segment "NAME" for PURPOSE at TIME`.
+fn segment_label(seg: &CheckedSegment, at: Timestamp) -> String {
+    format!("segment {:?} for {} at {at}", seg.name(), seg.purpose_key())
+}
+
+fn count_text(c: Count) -> String {
+    match c {
+        Count::Exact(n) => format!("{n}"),
+        Count::FewerThan(k) => format!("fewer than {k}"),
+        Count::Suppressed => "suppressed".into(),
+    }
+}
+
+fn count(actor: &Actor, a: CountArgs) -> Result<(), Failure> {
+    let at = a.data.at.unwrap_or_else(Timestamp::now);
+    let text = read_segment(&a.segment)?;
+    if let Some(k) = a.k {
+        // The policy's k is the floor: checked before anything is loaded.
+        let policy = load_policy(&a.data.policy.policy)?;
+        if k < policy.k_threshold() {
+            return Err(Failure::Input(format!(
+                "--k {k} is below the policy's k threshold {}: --k can only make counts stricter",
+                policy.k_threshold()
+            )));
+        }
+    }
+    if let Some(eps) = a.epsilon {
+        return dp_count(actor, &a, &text, at, eps);
+    }
+    let (engine, segments) = prepare(&a.data, actor, &[text])?;
+    let seg = &segments[0];
+    if let Some(attr) = &a.by {
+        let b = engine
+            .breakdown(actor, seg, at, attr)
+            .map_err(engine_failure)?;
+        match a.format {
+            Format::Json => {
+                #[derive(Serialize)]
+                struct Out<'a> {
+                    segment: &'a str,
+                    purpose: &'a str,
+                    at: Timestamp,
+                    by: &'a str,
+                    #[serde(flatten)]
+                    breakdown: &'a privseg::privacy::aggregate::Breakdown,
+                }
+                let out = Out {
+                    segment: seg.name(),
+                    purpose: seg.purpose_key(),
+                    at,
+                    by: attr,
+                    breakdown: &b,
+                };
+                println!("{}", to_json(&out)?);
+            }
+            Format::Text => {
+                println!("{}, by {attr} (k = {}):", segment_label(seg, at), b.k);
+                for c in &b.cells {
+                    println!("  {}: {}", c.label, count_text(c.count));
+                }
+                println!("  total: {}", count_text(b.total));
+            }
+        }
+        return Ok(());
+    }
+    let policy_k = engine.policy().k_threshold();
+    let mut c = engine.count(actor, seg, at).map_err(engine_failure)?;
+    let k = a.k.unwrap_or(policy_k).max(policy_k);
+    if let Count::Exact(n) = c {
+        c = k_threshold(n, k);
+    }
+    match a.format {
+        Format::Json => {
+            #[derive(Serialize)]
+            struct Out<'a> {
+                segment: &'a str,
+                purpose: &'a str,
+                at: Timestamp,
+                k: u64,
+                count: Count,
+            }
+            let out = Out {
+                segment: seg.name(),
+                purpose: seg.purpose_key(),
+                at,
+                k,
+                count: c,
+            };
+            println!("{}", to_json(&out)?);
+        }
+        Format::Text => println!("{}: {} members", segment_label(seg, at), count_text(c)),
+    }
+    Ok(())
+}
+
+fn dp_count(
+    actor: &Actor,
+    a: &CountArgs,
+    text: &str,
+    at: Timestamp,
+    eps: Epsilon,
+) -> Result<(), Failure> {
+    let (Some(path), Some(dataset)) = (&a.budget_file, &a.dataset) else {
+        return Err(Failure::Input(
+            "--epsilon needs --budget-file and --dataset".into(),
+        ));
+    };
+    // The ledger is read (or started) before anything is loaded.
+    let mut ledger = match std::fs::read_to_string(path) {
+        Ok(text) => BudgetLedger::from_json(&text)
+            .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if a.budget.is_none() {
+                return Err(Failure::Input(format!(
+                    "{}: no such budget file; give --budget TOTAL to create it",
+                    path.display()
+                )));
+            }
+            BudgetLedger::new()
+        }
+        Err(e) => return Err(Failure::Input(format!("{}: {e}", path.display()))),
+    };
+    if let Some(total) = a.budget
+        && ledger.account(actor.id(), dataset).is_none()
+    {
+        ledger
+            .set_budget(actor.id(), dataset, total)
+            .map_err(input)?;
+    }
+    let before = ledger.clone();
+    let (engine, segments) = prepare(&a.data, actor, &[text.to_string()])?;
+    let seg = &segments[0];
+    let result = engine.dp_count(
+        actor,
+        seg,
+        at,
+        eps,
+        &mut ledger,
+        dataset,
+        &mut SystemRandomSource::new(),
+    );
+    // Whatever was charged is kept, even if the query then failed.
+    if ledger != before || !path.exists() {
+        save_atomically(path, &ledger.to_json().map_err(input)?)?;
+    }
+    let noisy = result.map_err(|e| match e {
+        EngineError::Privacy(msg) => Failure::Denied(msg),
+        other => engine_failure(other),
+    })?;
+    let remaining = ledger.remaining(actor.id(), dataset).map_err(input)?;
+    match a.format {
+        Format::Json => {
+            #[derive(Serialize)]
+            struct Out<'a> {
+                segment: &'a str,
+                purpose: &'a str,
+                at: Timestamp,
+                noisy_count: i64,
+                epsilon: String,
+                dataset: &'a str,
+                remaining: String,
+            }
+            let out = Out {
+                segment: seg.name(),
+                purpose: seg.purpose_key(),
+                at,
+                noisy_count: noisy,
+                epsilon: eps.to_string(),
+                dataset,
+                remaining: remaining.to_string(),
+            };
+            println!("{}", to_json(&out)?);
+        }
+        Format::Text => println!(
+            "{}: noisy count {noisy} (epsilon {eps}; budget left for {} on {dataset}: {remaining})",
+            segment_label(seg, at),
+            actor.id()
+        ),
+    }
+    Ok(())
+}
+
+/// Replaces `path` with `text`: written to a temporary file beside it,
+/// synced, then renamed over it.
+fn save_atomically(path: &Path, text: &str) -> Result<(), Failure> {
+    let fail = |e: std::io::Error| Failure::Input(format!("{}: {e}", path.display()));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Failure::Input(format!("{}: not a file name", path.display())))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let mut f = File::create(&tmp).map_err(fail)?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.write_all(b"\n"))
+        .and_then(|()| f.sync_all())
+        .map_err(fail)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(fail)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn subject_report(actor: &Actor, a: SubjectReportArgs) -> Result<(), Failure> {
+    let at = a.data.at.unwrap_or_else(Timestamp::now);
+    let (engine, segments) = prepare(&a.data, actor, &a.segment)?;
+    let report = engine
+        .subject_report(actor, &a.subject, &segments, at)
+        .map_err(engine_failure)?;
+    emit(serde_json::to_string_pretty(&report).map_err(write_output)?)?;
+    Ok(())
+}
+
+fn fairness(actor: &Actor, a: FairnessArgs) -> Result<(), Failure> {
+    let at = a.data.at.unwrap_or_else(Timestamp::now);
+    let text = read_segment(&a.segment)?;
+    let (engine, segments) = prepare(&a.data, actor, &[text])?;
+    let report = engine
+        .fairness_audit(actor, &segments[0], at, &a.protected)
+        .map_err(engine_failure)?;
+    emit(serde_json::to_string_pretty(&report).map_err(write_output)?)?;
+    Ok(())
+}
+
+/// Prints a line on stdout; a closed stdout is an output error, not a panic.
+fn emit(line: impl std::fmt::Display) -> Result<(), Failure> {
+    writeln!(std::io::stdout().lock(), "{line}").map_err(write_err)
+}
+
+fn write_output(e: serde_json::Error) -> Failure {
+    Failure::Input(format!("writing the output: {e}"))
+}
+
+/// The entries of a log file, read without changing it, as a log.
+fn read_log(path: &Path) -> Result<AuditLog<MemorySink>, Failure> {
+    let scanned =
+        FileSink::scan(path).map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
+    AuditLog::open(MemorySink::from_entries(scanned.entries))
+        .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))
+}
+
+fn signer(path: &Path) -> Result<CheckpointSigner, Failure> {
+    let seed = read_key(path, "signing key file")?;
+    if seed.len() != 32 {
+        return Err(Failure::Input(format!(
+            "signing key file {}: expected a 32-byte Ed25519 seed (raw or 64 hex digits), found {} bytes",
+            path.display(),
+            seed.len()
+        )));
+    }
+    CheckpointSigner::from_seed(&seed)
+        .map_err(|e| Failure::Input(format!("signing key file {}: {e}", path.display())))
+}
+
+fn audit(cmd: AuditCommand) -> Result<(), Failure> {
+    match cmd {
+        AuditCommand::Checkpoint { log, key } => {
+            let signer = signer(&key)?;
+            let log = read_log(&log)?;
+            let cp = log
+                .checkpoint(&signer, Timestamp::now().unix())
+                .map_err(input)?;
+            emit(cp.to_json().map_err(input)?)?;
+        }
+        AuditCommand::PublicKey { key } => println!("{}", signer(&key)?.verifier().to_hex()),
+        AuditCommand::Verify {
+            log,
+            checkpoint,
+            public_key,
+        } => {
+            let cp = Checkpoint::from_json(&read_text(&checkpoint)?)
+                .map_err(|e| Failure::Input(format!("{}: {e}", checkpoint.display())))?;
+            let key = read_key(&public_key, "public key file")?;
+            let verifier = CheckpointVerifier::from_bytes(&key)
+                .map_err(|e| Failure::Input(format!("{}: {e}", public_key.display())))?;
+            let report = verify_file(&log, &cp, &verifier)
+                .map_err(|e| Failure::Input(format!("{}: {e}", log.display())))?;
+            if let VerifyReport::Ok {
+                checkpoint_size,
+                log_len,
+            } = report
+            {
+                println!(
+                    "ok: the first {checkpoint_size} entries match the checkpoint ({log_len} entries in the log)"
+                );
+                return Ok(());
+            }
+            let mut msg = format!(
+                "{}: the audit log does not verify: {}",
+                log.display(),
+                describe(&report)
+            );
+            if let Some(i) = report.first_bad_index() {
+                msg.push_str(&format!("; first bad entry: index {i}"));
+            }
+            return Err(Failure::Denied(msg));
+        }
+        AuditCommand::Prove { log, index, size } => {
+            let log = read_log(&log)?;
+            let size = size.unwrap_or(log.len());
+            let proof = log.prove_inclusion_at(index, size).map_err(input)?;
+            let mut json = serde_json::to_value(&proof).map_err(write_output)?;
+            if let serde_json::Value::Object(m) = &mut json {
+                m.insert(
+                    "leaf_hash".into(),
+                    hex(&log.leaf_hash(index).map_err(input)?).into(),
+                );
+                m.insert(
+                    "root_hash".into(),
+                    hex(&log.root_at(size).map_err(input)?).into(),
+                );
+            }
+            emit(json)?;
+        }
+    }
+    Ok(())
+}
+
+fn describe(r: &VerifyReport) -> String {
+    match r {
+        VerifyReport::Ok { .. } => "intact".into(),
+        VerifyReport::BadSignature { checkpoint_size } => format!(
+            "the checkpoint (size {checkpoint_size}) does not verify with this public key: it is forged or altered"
+        ),
+        VerifyReport::CorruptRecord {
+            index,
+            offset,
+            reason,
+        } => format!("record {index} at byte offset {offset} is damaged ({reason})"),
+        VerifyReport::SequenceMismatch { index, found } => format!(
+            "entry {index} carries sequence number {found}: an entry was deleted, inserted or moved"
+        ),
+        VerifyReport::UnencodableEntry { index, reason } => {
+            format!("entry {index} cannot be encoded ({reason})")
+        }
+        VerifyReport::Truncated {
+            checkpoint_size,
+            log_len,
+        } => format!(
+            "the log has {log_len} entries but the checkpoint covers {checkpoint_size}: entries were removed"
+        ),
+        VerifyReport::RootMismatch {
+            checkpoint_size,
+            first_bad_at_least,
+        } => format!(
+            "the first {checkpoint_size} entries do not hash to the checkpoint's root: an entry with index from {first_bad_at_least} to {} was changed",
+            checkpoint_size.saturating_sub(1)
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
+fn signal(cmd: SignalCommand) -> Result<(), Failure> {
+    let bad = |e: privseg::consent::signals::SignalError| Failure::Input(e.to_string());
+    match cmd {
+        SignalCommand::Decode { string } => {
+            let s = string.trim();
+            let json = match s.as_bytes().first() {
+                Some(b'C') => TcString::decode(s).and_then(|t| t.to_json()).map_err(bad)?,
+                Some(b'D') => GppString::decode(s)
+                    .and_then(|g| g.to_json())
+                    .map_err(bad)?,
+                Some(b'1') => to_json(&UsPrivacy::decode(s).map_err(bad)?)?,
+                _ => {
+                    return Err(Failure::Input(format!(
+                        "{s:?} is not a consent signal this tool knows: a TCF TC string starts with C, a GPP string with D, a US Privacy string with 1"
+                    )));
+                }
+            };
+            emit(json)?;
+        }
+        SignalCommand::Encode { json, kind } => {
+            let text = read_text(&json)?;
+            let out = match kind {
+                SignalType::Tcf => TcString::from_json(&text)
+                    .and_then(|t| t.encode())
+                    .map_err(bad)?,
+                SignalType::Gpp => GppString::from_json(&text)
+                    .and_then(|g| g.encode())
+                    .map_err(bad)?,
+                SignalType::Usp => serde_json::from_str::<UsPrivacy>(&text)
+                    .map_err(|e| Failure::Input(format!("{}: {e}", json.display())))?
+                    .encode(),
+            };
+            emit(out)?;
+        }
+    }
+    Ok(())
+}
+
+fn policy(a: PolicyArgs) -> Result<(), Failure> {
+    let path = &a.policy.policy;
+    let text = read_text(path)?;
+    let policy = match Policy::from_json(&text) {
+        Ok(p) => p,
+        Err(PolicyError::Invalid(problems)) => {
+            eprintln!(
+                "{}: invalid policy, {} problem{}:",
+                path.display(),
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" }
+            );
+            for p in &problems {
+                eprintln!("  {}: {}", p.path, p.message);
+            }
+            return Err(Failure::Refused);
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return Err(Failure::Refused);
+        }
+    };
+    print!("{}", summary(&policy));
+    Ok(())
+}
+
+fn summary(policy: &Policy) -> String {
+    use std::fmt::Write as _;
+    let spec = policy.spec();
+    let mut s = String::new();
+    let _ = writeln!(s, "valid policy");
+    let _ = writeln!(s, "version: {}", policy.version());
+    let _ = writeln!(
+        s,
+        "controller: {}{}",
+        spec.controller.name,
+        spec.controller
+            .contact
+            .as_ref()
+            .map_or(String::new(), |c| format!(" <{c}>"))
+    );
+    let codes: Vec<&str> = spec.jurisdictions.iter().map(|j| j.code.as_str()).collect();
+    let _ = writeln!(s, "jurisdictions ({}): {}", codes.len(), codes.join(", "));
+    let _ = writeln!(s, "categories ({}):", spec.categories.len());
+    for c in &spec.categories {
+        let mut flags = Vec::new();
+        for (on, name) in [
+            (c.special, "special"),
+            (c.criminal, "criminal"),
+            (c.ccpa_sensitive, "ccpa_sensitive"),
+            (c.protected, "protected"),
+        ] {
+            if on {
+                flags.push(name.to_string());
+            }
+        }
+        if let Some(d) = c.retention_days {
+            flags.push(format!("retention {d} days"));
+        }
+        let _ = writeln!(
+            s,
+            "  {}{}",
+            c.key,
+            if flags.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", flags.join(", "))
+            }
+        );
+    }
+    let _ = writeln!(s, "attributes ({}):", spec.attributes.len());
+    for a in &spec.attributes {
+        let ty = match a.ty {
+            AttrType::Categorical => format!("categorical {{{}}}", a.values.join(", ")),
+            AttrType::Integer => format!(
+                "integer {}..={}",
+                a.min.unwrap_or(i64::MIN),
+                a.max.unwrap_or(i64::MAX)
+            ),
+            other => other.as_str().to_string(),
+        };
+        let stale = a
+            .max_staleness_days
+            .map_or(String::new(), |d| format!(", stale after {d} days"));
+        let _ = writeln!(s, "  {}: {ty}, category {}{stale}", a.name, a.category);
+    }
+    let _ = writeln!(s, "purposes ({}):", spec.purposes.len());
+    for p in &spec.purposes {
+        let mut extra = Vec::new();
+        if !p.accepted_notice_versions.is_empty() {
+            extra.push(format!("notices {}", p.accepted_notice_versions.join(", ")));
+        }
+        for (on, name) in [
+            (p.ccpa_sale_share, "ccpa_sale_share"),
+            (p.ccpa_sensitive_necessary, "ccpa_sensitive_necessary"),
+            (p.email_channel, "email_channel"),
+            (p.email_soft_opt_in, "email_soft_opt_in"),
+            (p.restriction_exempt, "restriction_exempt"),
+        ] {
+            if on {
+                extra.push(name.into());
+            }
+        }
+        if let Some(d) = p.consent_validity_days {
+            extra.push(format!("consent valid {d} days"));
+        }
+        let _ = writeln!(
+            s,
+            "  {}: {}, categories [{}]{}",
+            p.key,
+            p.basis.as_str(),
+            p.categories.join(", "),
+            if extra.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", extra.join("; "))
+            }
+        );
+    }
+    s
+}

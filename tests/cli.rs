@@ -1,0 +1,1402 @@
+//! The `privseg` binary, run as a process: every command, every exit code
+//! and each class of bad input.
+//!
+//! The binary needs the `cli` feature. Under `cargo test --features cli`
+//! cargo builds it and names it in `CARGO_BIN_EXE_privseg`. Under a plain
+//! `cargo test` it is not built, so the first test to need it builds it once
+//! (debug profile) with `cargo build --features cli --bin privseg` into
+//! `target/cli-tests`: a separate target directory, since the outer cargo
+//! holds the lock on the usual one while tests run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use privseg::load::{Loader, read_policy};
+use privseg::{Actor, Timestamp};
+use serde_json::Value as Json;
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data");
+const AT: &str = "2026-11-23T12:00:00Z";
+const LAPSED_VIP: &str = r#"segment "lapsed_vip" for marketing.email where country in ("FR", "DE") and total_spend >= 500 and last_order < now - 90d"#;
+const US_RETARGET: &str = r#"segment "us_retarget" for marketing.advertising.third_party where country = "US" and last_order >= now - 30d"#;
+const ACTIVE_EU: &str = r#"segment "active_eu" for analytics.product where not country = "US" and last_order between now - 180d and now"#;
+const REFUSED_R2: &str =
+    r#"segment "big" for marketing.advertising.third_party where total_spend > 1000"#;
+const HEADER: &str =
+    "id,jurisdiction,birth_date,verified_at,country,total_spend,last_order,newsletter";
+const SHA: &str = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8";
+
+fn bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // Cargo names the binary even when it skipped it for a missing
+        // feature, so the feature itself decides.
+        if cfg!(feature = "cli")
+            && let Some(built) = option_env!("CARGO_BIN_EXE_privseg")
+        {
+            return PathBuf::from(built);
+        }
+        let manifest = env!("CARGO_MANIFEST_DIR");
+        let target = Path::new(manifest).join("target").join("cli-tests");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "--features", "cli", "--bin", "privseg"])
+            .arg("--manifest-path")
+            .arg(Path::new(manifest).join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the privseg binary failed");
+        target
+            .join("debug")
+            .join(format!("privseg{}", std::env::consts::EXE_SUFFIX))
+    })
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs privseg as an actor holding every permission of the sample policy.
+fn run(args: &[&str]) -> Run {
+    run_as("tester", &["admin"], args)
+}
+
+/// Runs privseg as `actor` with these roles.
+fn run_as(actor: &str, roles: &[&str], args: &[&str]) -> Run {
+    let mut cmd = Command::new(bin());
+    cmd.args(["--actor", actor]);
+    for r in roles {
+        cmd.args(["--role", r]);
+    }
+    let out = cmd.args(args).output().expect("privseg runs");
+    Run {
+        code: out.status.code().expect("exited normally"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn data(file: &str) -> String {
+    format!("{DATA}/{file}")
+}
+
+/// A new file with this content in the test scratch directory (tests run in
+/// parallel, so each file gets a name of its own).
+fn scratch(name: &str, content: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = format!(
+        "{}/cli-{}-{n}-{name}",
+        env!("CARGO_TARGET_TMPDIR"),
+        std::process::id()
+    );
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+fn eval_args<'a>(
+    policy: &'a str,
+    subjects: &'a str,
+    consents: &'a str,
+    rest: &[&'a str],
+) -> Vec<&'a str> {
+    let mut v = vec![
+        "eval",
+        "--policy",
+        policy,
+        "--subjects",
+        subjects,
+        "--consents",
+        consents,
+    ];
+    v.extend_from_slice(rest);
+    v
+}
+
+/// The members the library finds in the sample data.
+fn library_members(segment: &str) -> Vec<String> {
+    let policy = Arc::new(read_policy(data("policy.json").as_ref()).unwrap());
+    let admin = Actor::new("tester", &["admin"]);
+    let (engine, _) = Loader::new(policy, admin.clone())
+        .subjects_file(data("subjects.csv").as_ref())
+        .unwrap()
+        .events_file(data("consents.jsonl").as_ref())
+        .unwrap()
+        .finish()
+        .unwrap();
+    let seg = engine.compile(&admin, segment).unwrap();
+    let m = engine
+        .evaluate(&admin, &seg, Timestamp::parse(AT).unwrap())
+        .unwrap();
+    m.ids(&engine).map(String::from).collect()
+}
+
+#[test]
+fn help_on_every_command() {
+    for args in [
+        vec!["--help"],
+        vec!["check", "--help"],
+        vec!["eval", "--help"],
+        vec!["explain", "--help"],
+        vec!["policy", "--help"],
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stdout.contains("Usage: privseg"),
+            "{args:?}: {}",
+            r.stdout
+        );
+    }
+    let r = run(&["--help"]);
+    for cmd in ["check", "eval", "explain", "policy"] {
+        assert!(r.stdout.contains(cmd), "{}", r.stdout);
+    }
+    assert!(run(&["eval", "--help"]).stdout.contains("--ids"));
+    // No command, an unknown command, an unknown option: usage errors.
+    assert_eq!(run(&[]).code, 2);
+    assert_eq!(run(&["frobnicate"]).code, 2);
+    let r = run(&["policy", "--policy", &data("policy.json"), "--colour"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--colour"), "{}", r.stderr);
+}
+
+#[test]
+fn check_accepts_a_valid_segment() {
+    let r = run(&[
+        "check",
+        "--policy",
+        &data("policy.json"),
+        "--segment",
+        LAPSED_VIP,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .starts_with("ok: segment \"lapsed_vip\" for marketing.email")
+    );
+    let file = scratch("segment.txt", US_RETARGET);
+    let r = run(&[
+        "check",
+        "--policy",
+        &data("policy.json"),
+        "--segment-file",
+        &file,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("\"us_retarget\""));
+}
+
+#[test]
+fn check_refuses_with_rule_attribute_purpose_and_caret() {
+    let r = run(&[
+        "check",
+        "--policy",
+        &data("policy.json"),
+        "--segment",
+        REFUSED_R2,
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.is_empty());
+    let e = &r.stderr;
+    assert!(e.starts_with("refused (R2):"), "{e}");
+    assert!(e.contains("rule: R2"), "{e}");
+    assert!(e.contains("attribute: total_spend"), "{e}");
+    assert!(
+        e.contains("purpose: marketing.advertising.third_party"),
+        "{e}"
+    );
+    // The caret sits under the attribute.
+    let lines: Vec<&str> = e.lines().collect();
+    let src = lines
+        .iter()
+        .position(|l| l.contains("where total_spend"))
+        .unwrap();
+    let caret = lines[src + 1];
+    let col = lines[src].find("total_spend").unwrap();
+    assert_eq!(&caret[col..col + 11], "^^^^^^^^^^^", "{e}");
+
+    // A syntax error is a refusal too, with its caret.
+    let r = run(&[
+        "check",
+        "--policy",
+        &data("policy.json"),
+        "--segment",
+        r#"segment "x" for marketing.email where total_spend >> 3"#,
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.starts_with("syntax error:"), "{}", r.stderr);
+    assert!(r.stderr.contains('^'));
+
+    // An unknown purpose.
+    let r = run(&[
+        "check",
+        "--policy",
+        &data("policy.json"),
+        "--segment",
+        r#"segment "x" for marketing.sms where true"#,
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("marketing.sms"), "{}", r.stderr);
+}
+
+#[test]
+fn check_usage_and_input_errors() {
+    let p = data("policy.json");
+    // Neither or both of --segment and --segment-file.
+    assert_eq!(run(&["check", "--policy", &p]).code, 2);
+    let file = scratch("segment2.txt", LAPSED_VIP);
+    let r = run(&[
+        "check",
+        "--policy",
+        &p,
+        "--segment",
+        LAPSED_VIP,
+        "--segment-file",
+        &file,
+    ]);
+    assert_eq!(r.code, 2);
+    // Missing files, a bad policy.
+    let r = run(&[
+        "check",
+        "--policy",
+        "/nonexistent.json",
+        "--segment",
+        LAPSED_VIP,
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.starts_with("error: /nonexistent.json:"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&[
+        "check",
+        "--policy",
+        &p,
+        "--segment-file",
+        "/nonexistent.txt",
+    ]);
+    assert_eq!(r.code, 2);
+    let bad = scratch("notjson.json", "{\"controller\":");
+    let r = run(&["check", "--policy", &bad, "--segment", LAPSED_VIP]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("line 1"), "{}", r.stderr);
+}
+
+#[test]
+fn policy_prints_version_and_summary() {
+    let r = run(&["policy", "--policy", &data("policy.json")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let version = read_policy(data("policy.json").as_ref()).unwrap().version();
+    assert!(
+        r.stdout.contains(&format!("version: {version}")),
+        "{}",
+        r.stdout
+    );
+    for want in [
+        "controller: Acme Retail Ltd",
+        "jurisdictions (6): EU, EU-DE, EU-ES, EU-FR, EU-IT, US-CA",
+        "country: categorical {FR, DE, ES, IT, US}",
+        "total_spend: integer 0..=100000",
+        "user.health (special, ccpa_sensitive)",
+        "marketing.email: consent",
+        "analytics.product: legitimate_interests",
+    ] {
+        assert!(r.stdout.contains(want), "missing {want:?} in\n{}", r.stdout);
+    }
+}
+
+#[test]
+fn policy_lists_every_problem_with_its_path() {
+    let text = std::fs::read_to_string(data("policy.json"))
+        .unwrap()
+        .replace(
+            "\"consent_validity_days\": 730",
+            "\"consent_validity_days\": 0",
+        )
+        .replace("\"min\": 0", "\"min\": 200000")
+        .replacen(
+            "\"user.behaviour\",\n        \"user.location\"",
+            "\"user.nowhere\",\n        \"user.location\"",
+            1,
+        );
+    let file = scratch("bad-policy.json", &text);
+    let r = run(&["policy", "--policy", &file]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("invalid policy, 3 problems"),
+        "{}",
+        r.stderr
+    );
+    for path in [
+        "$.purposes[2].consent_validity_days",
+        "$.attributes[3].min",
+        "$.purposes[1].categories[0]",
+    ] {
+        assert!(
+            r.stderr.contains(&format!("  {path}: ")),
+            "missing {path} in {}",
+            r.stderr
+        );
+    }
+    // Malformed JSON is an invalid policy too, with its position.
+    let file = scratch("truncated-policy.json", &text[..100]);
+    let r = run(&["policy", "--policy", &file]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("policy JSON, line"), "{}", r.stderr);
+    // A missing file is an input error.
+    assert_eq!(run(&["policy", "--policy", "/nonexistent.json"]).code, 2);
+}
+
+#[test]
+fn eval_prints_counts_and_ids_like_the_library() {
+    let (p, s, c) = (
+        data("policy.json"),
+        data("subjects.csv"),
+        data("consents.jsonl"),
+    );
+    let r = run(&eval_args(
+        &p,
+        &s,
+        &c,
+        &[
+            "--at",
+            AT,
+            "--segment",
+            LAPSED_VIP,
+            "--segment",
+            US_RETARGET,
+            "--segment",
+            ACTIVE_EU,
+        ],
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", r.stdout);
+    for (line, (name, purpose, seg)) in lines.iter().zip([
+        ("lapsed_vip", "marketing.email", LAPSED_VIP),
+        (
+            "us_retarget",
+            "marketing.advertising.third_party",
+            US_RETARGET,
+        ),
+        ("active_eu", "analytics.product", ACTIVE_EU),
+    ]) {
+        let n = library_members(seg).len();
+        assert_eq!(
+            *line,
+            format!("segment \"{name}\" for {purpose}: {n} members at {AT}")
+        );
+    }
+
+    let r = run(&eval_args(
+        &p,
+        &s,
+        &c,
+        &["--at", AT, "--segment", LAPSED_VIP, "--ids"],
+    ));
+    assert_eq!(r.code, 0);
+    let ids: Vec<&str> = r.stdout.lines().skip(1).map(|l| l.trim()).collect();
+    let want = library_members(LAPSED_VIP);
+    assert!(!want.is_empty());
+    assert_eq!(ids, want);
+    // In the order of the subjects file.
+    let order: Vec<String> = std::fs::read_to_string(&s)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .filter(|id| want.contains(id))
+        .collect();
+    assert_eq!(order, want);
+}
+
+#[test]
+fn eval_json_lines() {
+    let (p, s, c) = (
+        data("policy.json"),
+        data("subjects.csv"),
+        data("consents.jsonl"),
+    );
+    let r = run(&eval_args(
+        &p,
+        &s,
+        &c,
+        &[
+            "--at",
+            AT,
+            "--segment",
+            LAPSED_VIP,
+            "--segment",
+            ACTIVE_EU,
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let version = read_policy(p.as_ref()).unwrap().version().to_string();
+    let objs: Vec<Json> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objs.len(), 2);
+    assert_eq!(objs[0]["segment"], "lapsed_vip");
+    assert_eq!(objs[0]["purpose"], "marketing.email");
+    assert_eq!(objs[0]["policy_version"], version.as_str());
+    assert_eq!(objs[0]["at"], AT);
+    assert_eq!(objs[0]["members"], library_members(LAPSED_VIP).len());
+    assert!(objs[0].get("ids").is_none());
+    assert_eq!(objs[1]["segment"], "active_eu");
+    assert_eq!(objs[1].as_object().unwrap().len(), 5);
+
+    let r = run(&eval_args(
+        &p,
+        &s,
+        &c,
+        &[
+            "--at",
+            AT,
+            "--segment",
+            ACTIVE_EU,
+            "--format",
+            "json",
+            "--ids",
+        ],
+    ));
+    let obj: Json = serde_json::from_str(r.stdout.trim()).unwrap();
+    let ids: Vec<String> = obj["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, library_members(ACTIVE_EU));
+    assert_eq!(obj["members"], ids.len());
+}
+
+#[test]
+fn eval_stats_on_stderr_and_segment_files() {
+    let (p, s, c) = (
+        data("policy.json"),
+        data("subjects.csv"),
+        data("consents.jsonl"),
+    );
+    let file = scratch("segment3.txt", US_RETARGET);
+    let r = run(&eval_args(
+        &p,
+        &s,
+        &c,
+        &[
+            "--at",
+            AT,
+            "--segment",
+            LAPSED_VIP,
+            "--segment-file",
+            &file,
+            "--stats",
+        ],
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.lines().count(), 2);
+    assert!(r.stdout.contains("us_retarget"));
+    for want in [
+        "stats: read 300 subjects",
+        "imported them in",
+        "rows/s",
+        "lines/s",
+        "peak memory",
+        "stats: segment \"lapsed_vip\"",
+        "stats: segment \"us_retarget\"",
+        "per million subjects",
+    ] {
+        assert!(r.stderr.contains(want), "missing {want:?} in\n{}", r.stderr);
+    }
+    assert!(!r.stdout.contains("stats"));
+    // No progress bar when stderr is not a terminal.
+    assert!(!r.stderr.contains('['), "{}", r.stderr);
+}
+
+#[test]
+fn eval_at_defaults_to_now_and_must_be_rfc3339() {
+    let (p, s, c) = (
+        data("policy.json"),
+        data("subjects.csv"),
+        data("consents.jsonl"),
+    );
+    let r = run(&eval_args(
+        &p,
+        &s,
+        &c,
+        &["--segment", ACTIVE_EU, "--format", "json"],
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let obj: Json = serde_json::from_str(r.stdout.trim()).unwrap();
+    let at = Timestamp::parse(obj["at"].as_str().unwrap()).unwrap();
+    assert!((Timestamp::now().unix() - at.unix()).abs() < 600);
+
+    let r = run(&eval_args(
+        &p,
+        &s,
+        &c,
+        &["--segment", ACTIVE_EU, "--at", "yesterday"],
+    ));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("RFC 3339"), "{}", r.stderr);
+    // At least one segment is needed.
+    assert_eq!(run(&eval_args(&p, &s, &c, &["--at", AT])).code, 2);
+    let r = run(&eval_args(
+        &p,
+        &s,
+        &c,
+        &["--at", AT, "--format", "xml", "--segment", ACTIVE_EU],
+    ));
+    assert_eq!(r.code, 2);
+}
+
+#[test]
+fn eval_refuses_before_loading() {
+    let (p, c) = (data("policy.json"), data("consents.jsonl"));
+    // The subjects file does not exist: the refusal comes first.
+    let r = run(&eval_args(
+        &p,
+        "/nonexistent.csv",
+        &c,
+        &["--at", AT, "--segment", LAPSED_VIP, "--segment", REFUSED_R2],
+    ));
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.is_empty());
+    assert!(r.stderr.contains("rule: R2"), "{}", r.stderr);
+    let r = run(&eval_args(
+        &p,
+        "/nonexistent.csv",
+        &c,
+        &["--at", AT, "--segment", LAPSED_VIP],
+    ));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("/nonexistent.csv"), "{}", r.stderr);
+}
+
+/// Runs eval over these subjects and events; expects exit 2 and returns stderr.
+fn bad_input(name: &str, subjects: &str, events: &str) -> String {
+    let s = scratch(&format!("{name}.csv"), subjects);
+    let c = scratch(&format!("{name}.jsonl"), events);
+    let p = data("policy.json");
+    let r = run(&eval_args(
+        &p,
+        &s,
+        &c,
+        &["--at", AT, "--segment", ACTIVE_EU],
+    ));
+    assert_eq!(r.code, 2, "{name}: {}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.is_empty(),
+        "{name}: no partial output: {}",
+        r.stdout
+    );
+    assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
+    r.stderr
+}
+
+fn grant(subject: &str) -> String {
+    format!(
+        r#"{{"subject":"{subject}","kind":"consent_granted","purpose":"marketing.email","at":"2026-01-01T00:00:00Z","notice_version":"v3","notice_sha256":"{SHA}","channel":"web","collector":"form"}}"#
+    )
+}
+
+#[test]
+fn each_class_of_bad_subjects_input() {
+    let ok_row = "c-1,EU-FR,1980-01-01,2026-01-01T00:00:00Z,FR,10,2026-01-01T00:00:00Z,true";
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "unknown-column",
+            format!("{HEADER},shoe\n{ok_row},4\n"),
+            ".csv:1, column 9 (shoe): unknown column \"shoe\"",
+        ),
+        (
+            "missing-column",
+            "id,jurisdiction\nc-1,EU-FR\n".into(),
+            ".csv:1: missing columns birth_date, verified_at",
+        ),
+        (
+            "field-count",
+            format!("{HEADER}\n{ok_row}\nc-2,EU-FR\n"),
+            ".csv:3: expected 8 fields as in the header, found 2",
+        ),
+        (
+            "bad-date",
+            format!("{HEADER}\n{}\n", ok_row.replace("1980-01-01", "01/01/1980")),
+            ".csv:2, column 3 (birth_date): invalid date \"01/01/1980\": expected a date in the form YYYY-MM-DD",
+        ),
+        (
+            "bad-time",
+            format!(
+                "{HEADER}\n{}\n",
+                ok_row.replace("2026-01-01T00:00:00Z,FR", "2026-01-01,FR")
+            ),
+            ".csv:2, column 4 (verified_at): invalid time \"2026-01-01\": expected an RFC 3339 time",
+        ),
+        (
+            "bad-category",
+            format!("{HEADER}\n{}\n", ok_row.replace(",FR,", ",XX,")),
+            ".csv:2, column 5 (country): \"XX\" is not a declared value of \"country\"",
+        ),
+        (
+            "out-of-bounds",
+            format!("{HEADER}\n{}\n", ok_row.replace(",10,", ",-5,")),
+            ".csv:2, column 6 (total_spend): -5 is outside the declared bounds 0..=100000",
+        ),
+        (
+            "bad-boolean",
+            format!("{HEADER}\n{}\n", ok_row.replace("true", "yes")),
+            ".csv:2, column 8 (newsletter): expected true or false",
+        ),
+        (
+            "bad-jurisdiction",
+            format!("{HEADER}\n{}\n", ok_row.replace("EU-FR", "JP")),
+            ".csv:2, column 2 (jurisdiction): unknown jurisdiction \"JP\"",
+        ),
+        (
+            "duplicate-id",
+            format!("{HEADER}\n{ok_row}\n{ok_row}\n"),
+            ".csv:3, column 1 (id): subject \"c-1\" appears on an earlier row",
+        ),
+        ("empty", String::new(), ".csv:1: the file is empty"),
+    ];
+    for (name, subjects, want) in cases {
+        let err = bad_input(name, subjects, "");
+        assert!(err.contains(&format!("-{name}{want}")), "{name}: {err}");
+    }
+}
+
+#[test]
+fn each_class_of_bad_events_input() {
+    let subjects = format!(
+        "{HEADER}\nc-1,EU-FR,1980-01-01,2026-01-01T00:00:00Z,FR,10,2026-01-01T00:00:00Z,true\n"
+    );
+    let good = grant("c-1");
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "unknown-subject",
+            format!("{good}\n{}\n", grant("c-2")),
+            ".jsonl:2, field `subject`: unknown subject \"c-2\"",
+        ),
+        (
+            "unknown-purpose",
+            good.replace("marketing.email", "marketing.fax"),
+            ".jsonl:1, field `purpose`: unknown purpose \"marketing.fax\"",
+        ),
+        (
+            "unknown-kind",
+            good.replace("consent_granted", "consent_maybe"),
+            ".jsonl:1, field `kind`: unknown event kind \"consent_maybe\": expected one of consent_granted",
+        ),
+        (
+            "bad-event-time",
+            good.replace("2026-01-01T00:00:00Z", "1 Jan 2026"),
+            ".jsonl:1, field `at`: invalid time \"1 Jan 2026\"",
+        ),
+        (
+            "malformed-json",
+            format!("{good}\n\n{{\"subject\": \"c-1\"\n"),
+            ".jsonl:3, column ",
+        ),
+        (
+            "missing-field",
+            good.replace(",\"channel\":\"web\"", ""),
+            ".jsonl:1, column ",
+        ),
+        (
+            "grant-without-notice",
+            good.replace("\"notice_version\":\"v3\",", ""),
+            ".jsonl:1, field `notice_version`: consent_granted event: a grant needs the notice version shown (R5)",
+        ),
+    ];
+    for (name, events, want) in cases {
+        let err = bad_input(name, &subjects, events);
+        assert!(err.contains(&format!("-{name}{want}")), "{name}: {err}");
+    }
+    let err = bad_input(
+        "missing-field2",
+        &subjects,
+        &good.replace(",\"channel\":\"web\"", ""),
+    );
+    assert!(err.contains("missing field `channel`"), "{err}");
+}
+
+/// Small data for explain: one member, and one subject out for each reason.
+fn explain_data() -> (String, String) {
+    let s = scratch(
+        "explain.csv",
+        &format!(
+            "{HEADER}\n\
+             in,EU-FR,1980-01-01,2026-11-01T00:00:00Z,FR,900,2026-01-01T00:00:00Z,\n\
+             objected,EU-FR,1980-01-01,2026-11-01T00:00:00Z,FR,900,2026-01-01T00:00:00Z,\n\
+             asked_nothing,EU-FR,1980-01-01,2026-11-01T00:00:00Z,FR,900,2026-01-01T00:00:00Z,\n\
+             poor,EU-DE,1980-01-01,2026-11-01T00:00:00Z,DE,100,2026-01-01T00:00:00Z,\n"
+        ),
+    );
+    let objection = r#"{"subject":"objected","kind":"objection","at":"2026-06-01T00:00:00Z","channel":"phone","collector":"agent-7"}"#;
+    let c = scratch(
+        "explain.jsonl",
+        &[
+            grant("in"),
+            grant("objected"),
+            objection.into(),
+            grant("poor"),
+        ]
+        .join("\n"),
+    );
+    (s, c)
+}
+
+fn explain(subject: &str, format: &str) -> Run {
+    let (s, c) = explain_data();
+    let p = data("policy.json");
+    run(&[
+        "explain",
+        "--policy",
+        &p,
+        "--subjects",
+        &s,
+        "--consents",
+        &c,
+        "--at",
+        AT,
+        "--segment",
+        LAPSED_VIP,
+        "--subject",
+        subject,
+        "--format",
+        format,
+    ])
+}
+
+#[test]
+fn explain_in_and_out_and_why() {
+    let r = explain("in", "text");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("in is IN segment \"lapsed_vip\""),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("predicate: holds"));
+
+    let r = explain("objected", "text");
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("is OUT"), "{}", r.stdout);
+    assert!(r.stdout.contains("eligible: no, R6:"), "{}", r.stdout);
+
+    let r = explain("asked_nothing", "text");
+    assert!(
+        r.stdout.contains("eligible: no, R3: no consent on record"),
+        "{}",
+        r.stdout
+    );
+
+    let r = explain("poor", "text");
+    assert!(r.stdout.contains("is OUT"));
+    assert!(r.stdout.contains("eligible: yes"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("failed: total_spend >= 500"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("failed: country"), "{}", r.stdout);
+}
+
+#[test]
+fn explain_json_and_errors() {
+    let r = explain("objected", "json");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let obj: Json = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(obj["subject"], "objected");
+    assert_eq!(obj["member"], false);
+    assert_eq!(obj["eligibility"]["denied"]["reason"], "objected");
+
+    let r = explain("nobody", "text");
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("unknown subject \"nobody\""),
+        "{}",
+        r.stderr
+    );
+
+    let (s, c) = explain_data();
+    let p = data("policy.json");
+    let r = run(&[
+        "explain",
+        "--policy",
+        &p,
+        "--subjects",
+        &s,
+        "--consents",
+        &c,
+        "--segment",
+        REFUSED_R2,
+        "--subject",
+        "in",
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("rule: R2"));
+    // --subject is required.
+    let r = run(&[
+        "explain",
+        "--policy",
+        &p,
+        "--subjects",
+        &s,
+        "--consents",
+        &c,
+        "--segment",
+        LAPSED_VIP,
+    ]);
+    assert_eq!(r.code, 2);
+}
+
+// The actor, the new commands and the audit log.
+
+fn data_args<'a>(cmd: &'a str, rest: &[&'a str]) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        cmd.into(),
+        "--policy".into(),
+        data("policy.json"),
+        "--subjects".into(),
+        data("subjects.csv"),
+        "--consents".into(),
+        data("consents.jsonl"),
+        "--at".into(),
+        AT.into(),
+    ];
+    v.extend(rest.iter().map(|s| s.to_string()));
+    v
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn help_on_the_new_commands() {
+    for args in [
+        vec!["export", "--help"],
+        vec!["count", "--help"],
+        vec!["audit", "checkpoint", "--help"],
+        vec!["audit", "verify", "--help"],
+        vec!["audit", "prove", "--help"],
+        vec!["audit", "public-key", "--help"],
+        vec!["signal", "decode", "--help"],
+        vec!["signal", "encode", "--help"],
+        vec!["report", "subject", "--help"],
+        vec!["report", "fairness", "--help"],
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(r.stdout.contains("Usage: privseg"), "{args:?}");
+        assert!(r.stdout.contains("--actor"), "{args:?}: global options");
+        assert!(r.stdout.contains("--role"), "{args:?}");
+    }
+    assert!(run(&["count", "--help"]).stdout.contains("--epsilon"));
+    assert!(run(&["eval", "--help"]).stdout.contains("--audit-log"));
+}
+
+#[test]
+fn access_is_refused_without_the_permission() {
+    let args = data_args("eval", &["--segment", LAPSED_VIP]);
+    // No role: loading the files (adding subjects) is refused.
+    let r = run_as("ann", &[], &strs(&args));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.trim(),
+        "error: access refused: actor \"ann\" lacks permission subjects"
+    );
+    assert!(r.stdout.is_empty());
+    // An analyst may count but not see member ids.
+    let r = run_as("ann", &["loader", "analyst"], &strs(&args));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "access refused: actor \"ann\" lacks permission member_ids for purpose marketing.email"
+        ),
+        "{}",
+        r.stderr
+    );
+    let r = run_as("ann", &["loader", "marketer"], &strs(&args));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("lapsed_vip"));
+    // A role the policy does not define grants nothing, and is named.
+    let r = run_as("ann", &["loader", "root"], &strs(&args));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("unknown roles: root"), "{}", r.stderr);
+    // Without --actor the actor is $USER.
+    let out = Command::new(bin())
+        .args(["--role", "loader"])
+        .args(strs(&args))
+        .env("USER", "zoe")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("actor \"zoe\""));
+}
+
+fn key_file(name: &str, bytes: &[u8]) -> String {
+    let path = scratch(name, "");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn export_writes_pseudonyms_never_raw_ids() {
+    let key = key_file("master.key", &[7u8; 32]);
+    let members = library_members(LAPSED_VIP);
+    assert!(members.len() > 5);
+    let args = data_args(
+        "export",
+        &[
+            "--segment",
+            LAPSED_VIP,
+            "--recipient",
+            "mailer",
+            "--fields",
+            "country,total_spend",
+            "--master-key-file",
+            &key,
+        ],
+    );
+    let r = run(&strs(&args));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rows: Vec<Json> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), members.len());
+    for row in &rows {
+        let id = row["id"].as_str().unwrap();
+        assert!(id.starts_with("v1:") && id.len() == 3 + 64, "{id}");
+        assert!(["FR", "DE"].contains(&row["country"].as_str().unwrap()));
+        assert!(row["total_spend"].as_i64().unwrap() >= 500);
+    }
+    for raw in &members {
+        assert!(!r.stdout.contains(raw.as_str()), "raw id {raw} exported");
+    }
+    assert!(
+        r.stderr
+            .contains(&format!("exported {} rows to mailer", members.len()))
+    );
+    // The same key and version give the same pseudonyms; CSV has a header.
+    let mut csv_args = args.clone();
+    csv_args.extend(["--format".into(), "csv".into()]);
+    let r2 = run(&strs(&csv_args));
+    assert_eq!(r2.code, 0, "{}", r2.stderr);
+    let mut lines = r2.stdout.lines();
+    assert_eq!(lines.next(), Some("id,country,total_spend"));
+    let first_id = rows[0]["id"].as_str().unwrap();
+    assert!(lines.next().unwrap().starts_with(first_id));
+    // Another key version, other pseudonyms.
+    let mut v2 = args.clone();
+    v2.extend(["--key-version".into(), "2".into()]);
+    let r3 = run(&strs(&v2));
+    assert_eq!(r3.code, 0, "{}", r3.stderr);
+    assert!(!r3.stdout.contains(first_id));
+    // A hex key file works; a short key is refused and never printed.
+    let hex_key = key_file("master.hex", "07".repeat(32).as_bytes());
+    let mut h = args.clone();
+    let at = h.iter().position(|a| a == &key).unwrap();
+    h[at] = hex_key;
+    let r4 = run(&strs(&h));
+    assert_eq!((r4.code, r4.stdout.as_str()), (0, r.stdout.as_str()));
+    let short = key_file("short.key", b"0123456789abcdefXYZ");
+    h[at] = short;
+    let r5 = run(&strs(&h));
+    assert_eq!(r5.code, 2, "{}", r5.stderr);
+    assert!(!r5.stderr.contains("XYZ"), "{}", r5.stderr);
+}
+
+#[test]
+fn export_refusals() {
+    let key = key_file("master.key", &[7u8; 32]);
+    let base = |recipient: &str, fields: &str| {
+        data_args(
+            "export",
+            &[
+                "--segment",
+                LAPSED_VIP,
+                "--recipient",
+                recipient,
+                "--fields",
+                fields,
+                "--master-key-file",
+                &key,
+            ],
+        )
+    };
+    // The ad platform's agreement does not cover email marketing.
+    let r = run(&strs(&base("adnet", "country")));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("export to adnet refused (R19)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty());
+    // A marketer may not export at all.
+    let r = run_as(
+        "ann",
+        &["loader", "marketer"],
+        &strs(&base("mailer", "country")),
+    );
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("actor \"ann\" lacks permission export to recipient mailer"),
+        "{}",
+        r.stderr
+    );
+    // No role grants export to a recipient the policy does not list.
+    let r = run(&strs(&base("nobody", "country")));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("export to recipient nobody"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn count_k_threshold_stricter_k_and_breakdown() {
+    let members = library_members(LAPSED_VIP).len();
+    assert!(members >= 11, "{members}");
+    let r = run_as(
+        "ann",
+        &["loader", "analyst"],
+        &strs(&data_args("count", &["--segment", LAPSED_VIP])),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout.trim(),
+        format!("segment \"lapsed_vip\" for marketing.email at {AT}: {members} members")
+    );
+    // A small segment is never revealed.
+    let small = r#"segment "few" for marketing.email where total_spend >= 90000"#;
+    assert!(library_members(small).len() < 11);
+    let r = run(&strs(&data_args("count", &["--segment", small])));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("fewer than 11 members"), "{}", r.stdout);
+    let r = run(&strs(&data_args(
+        "count",
+        &["--segment", small, "--format", "json"],
+    )));
+    let obj: Json = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(obj["count"]["fewer_than"], 11);
+    // --k only makes it stricter.
+    let big_k = (members + 1).to_string();
+    let r = run(&strs(&data_args(
+        "count",
+        &["--segment", LAPSED_VIP, "--k", &big_k],
+    )));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(&format!("fewer than {big_k} members")));
+    let r = run(&strs(&data_args(
+        "count",
+        &["--segment", LAPSED_VIP, "--k", "5"],
+    )));
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("below the policy's k threshold 11"),
+        "{}",
+        r.stderr
+    );
+    // Breakdown by a categorical attribute.
+    let r = run(&strs(&data_args(
+        "count",
+        &[
+            "--segment",
+            ACTIVE_EU,
+            "--by",
+            "country",
+            "--format",
+            "json",
+        ],
+    )));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let obj: Json = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(obj["by"], "country");
+    let cells = obj["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 6, "five countries and (none)");
+    assert_eq!(obj["total"]["exact"], library_members(ACTIVE_EU).len());
+    // A marketer may not count analytics segments.
+    let r = run_as(
+        "ann",
+        &["loader", "marketer"],
+        &strs(&data_args("count", &["--segment", ACTIVE_EU])),
+    );
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("lacks permission count for purpose analytics.product")
+    );
+}
+
+#[test]
+fn dp_count_charges_the_budget_file() {
+    let budget = format!("{}.json", scratch("budget", ""));
+    let dp = |extra: &[&str]| {
+        let mut rest = vec![
+            "--segment",
+            LAPSED_VIP,
+            "--epsilon",
+            "1/2",
+            "--budget-file",
+            &budget,
+            "--dataset",
+            "crm",
+            "--format",
+            "json",
+        ];
+        rest.extend_from_slice(extra);
+        run_as(
+            "ann",
+            &["loader", "analyst"],
+            &strs(&data_args("count", &rest)),
+        )
+    };
+    // No budget file and no --budget: nothing to charge.
+    let r = dp(&[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(!Path::new(&budget).exists());
+    let r = dp(&["--budget", "1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let obj: Json = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert!(obj["noisy_count"].is_i64());
+    assert_eq!(obj["remaining"], "1/2");
+    let r = dp(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ledger: Json = serde_json::from_str(&std::fs::read_to_string(&budget).unwrap()).unwrap();
+    assert_eq!(ledger["accounts"]["ann"]["crm"]["spent"], "1");
+    // Spent: refused, and the file is unchanged.
+    let r = dp(&["--budget", "5"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("budget exhausted"), "{}", r.stderr);
+    let again: Json = serde_json::from_str(&std::fs::read_to_string(&budget).unwrap()).unwrap();
+    assert_eq!(again, ledger);
+}
+
+/// Runs eval with the audit log in `log`; returns the run.
+fn audited_eval(log: &str, key: &str) -> Run {
+    run(&strs(&data_args(
+        "eval",
+        &[
+            "--segment",
+            LAPSED_VIP,
+            "--segment",
+            ACTIVE_EU,
+            "--audit-log",
+            log,
+            "--audit-key-file",
+            key,
+        ],
+    )))
+}
+
+fn hex_bytes(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn audit_log_checkpoint_verify_and_prove() {
+    let log = format!("{}.log", scratch("audit", ""));
+    let pseud = key_file("audit.key", &[9u8; 32]);
+    let seed = key_file("sign.key", &[3u8; 32]);
+    assert_eq!(audited_eval(&log, &pseud).code, 0);
+    let r = audited_eval(&log, &pseud);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Two runs, appended: policy, 2 validations, import, 2 evaluations each.
+    let scanned = privseg::audit::FileSink::scan(&log).unwrap();
+    assert_eq!(scanned.entries.len(), 12);
+    let bytes = std::fs::read(&log).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&bytes).contains("c-000"),
+        "no raw ids"
+    );
+    // --audit-log needs its key.
+    let r = run(&strs(&data_args(
+        "eval",
+        &["--segment", LAPSED_VIP, "--audit-log", &log],
+    )));
+    assert_eq!(r.code, 2);
+
+    let cp = run(&["audit", "checkpoint", "--log", &log, "--key", &seed]);
+    assert_eq!(cp.code, 0, "{}", cp.stderr);
+    let cp_json: Json = serde_json::from_str(cp.stdout.trim()).unwrap();
+    assert_eq!(cp_json["tree_size"], 12);
+    let cp_file = scratch("cp.json", &cp.stdout);
+    let pk = run(&["audit", "public-key", "--key", &seed]);
+    assert_eq!(pk.code, 0);
+    assert_eq!(pk.stdout.trim().len(), 64);
+    let pk_file = scratch("pk.hex", &pk.stdout);
+    let verify = |log: &str| {
+        run(&[
+            "audit",
+            "verify",
+            "--log",
+            log,
+            "--checkpoint",
+            &cp_file,
+            "--public-key",
+            &pk_file,
+        ])
+    };
+    let r = verify(&log);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("ok: the first 12 entries"),
+        "{}",
+        r.stdout
+    );
+
+    // An inclusion proof that checks against the checkpoint's root.
+    let r = run(&["audit", "prove", "--log", &log, "--index", "5"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let proof_json: Json = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(proof_json["root_hash"], cp_json["root_hash"]);
+    let proof: privseg::audit::InclusionProof = serde_json::from_value(proof_json.clone()).unwrap();
+    let leaf: [u8; 32] = hex_bytes(proof_json["leaf_hash"].as_str().unwrap())
+        .try_into()
+        .unwrap();
+    let root: [u8; 32] = hex_bytes(cp_json["root_hash"].as_str().unwrap())
+        .try_into()
+        .unwrap();
+    proof.verify(&leaf, &root).unwrap();
+    assert!(proof.verify(&[0u8; 32], &root).is_err());
+    assert_eq!(
+        run(&["audit", "prove", "--log", &log, "--index", "12"]).code,
+        2
+    );
+
+    // One flipped byte in the middle of the file: exit 1, naming the entry.
+    let mut flipped = bytes.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x01;
+    let bad = scratch("flipped.log", "");
+    std::fs::write(&bad, &flipped).unwrap();
+    let r = verify(&bad);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let cp = privseg::audit::Checkpoint::from_json(cp.stdout.trim()).unwrap();
+    let verifier = privseg::audit::CheckpointSigner::from_seed(&[3u8; 32])
+        .unwrap()
+        .verifier();
+    let index = privseg::audit::verify_file(&bad, &cp, &verifier)
+        .unwrap()
+        .first_bad_index()
+        .expect("a damaged record is located");
+    assert!(index < 11, "{index}: a record in the middle");
+    assert!(
+        r.stderr
+            .contains(&format!("first bad entry: index {index}")),
+        "{}",
+        r.stderr
+    );
+    // A checkpoint checked with another key is refused.
+    let other = scratch("other.hex", &"ab".repeat(32));
+    let r = run(&[
+        "audit",
+        "verify",
+        "--log",
+        &log,
+        "--checkpoint",
+        &cp_file,
+        "--public-key",
+        &other,
+    ]);
+    assert_eq!(r.code, 1);
+}
+
+#[test]
+fn signals_decode_and_encode() {
+    let r = run(&["signal", "decode", "1YNN"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let obj: Json = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(obj["optOutSale"], "No");
+    let file = scratch("usp.json", &r.stdout);
+    let r = run(&["signal", "encode", "--json", &file, "--type", "usp"]);
+    assert_eq!((r.code, r.stdout.trim()), (0, "1YNN"));
+
+    let r = run(&["signal", "decode", "DBABTA~1YN-"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("uspv1"), "{}", r.stdout);
+    let file = scratch("gpp.json", &r.stdout);
+    let r = run(&["signal", "encode", "--json", &file, "--type", "gpp"]);
+    assert_eq!((r.code, r.stdout.trim()), (0, "DBABTA~1YN-"));
+
+    let tc = privseg::consent::signals::tcf::TcString::example()
+        .encode()
+        .unwrap();
+    assert!(tc.starts_with('C'));
+    let r = run(&["signal", "decode", &tc]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let file = scratch("tcf.json", &r.stdout);
+    let r = run(&["signal", "encode", "--json", &file, "--type", "tcf"]);
+    assert_eq!((r.code, r.stdout.trim()), (0, tc.as_str()));
+    // The wrong type for the JSON, an unknown signal, a malformed one.
+    assert_eq!(
+        run(&["signal", "encode", "--json", &file, "--type", "usp"]).code,
+        2
+    );
+    let r = run(&["signal", "decode", "XYZ"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("starts with C"), "{}", r.stderr);
+    assert_eq!(run(&["signal", "decode", "1YQN"]).code, 2);
+}
+
+#[test]
+fn subject_report_and_fairness_audit() {
+    let members = library_members(LAPSED_VIP);
+    let args = data_args(
+        "report",
+        &["subject", "--subject", &members[0], "--segment", LAPSED_VIP],
+    );
+    // `report subject`: the subcommand comes first, then its options.
+    let mut v = vec!["report".to_string(), "subject".to_string()];
+    v.extend(args[1..].iter().filter(|a| *a != "subject").cloned());
+    let r = run(&strs(&v));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let obj: Json = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(obj["subject"], members[0].as_str());
+    assert_eq!(obj["segments"][0]["member"], true);
+    let r = run_as("ann", &["loader", "analyst"], &strs(&v));
+    assert_eq!(
+        r.code, 0,
+        "loading grants `subjects`, which the report needs"
+    );
+    let r = run_as("ann", &["marketer"], &strs(&v));
+    assert_eq!(r.code, 1);
+
+    let mut f = vec!["report".to_string(), "fairness".to_string()];
+    f.extend(
+        data_args("x", &["--segment", LAPSED_VIP, "--protected", "country"])[1..]
+            .iter()
+            .cloned(),
+    );
+    let r = run_as("ann", &["loader", "analyst"], &strs(&f));
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("lacks permission administer"),
+        "{}",
+        r.stderr
+    );
+    // The sample policy has no protected attribute.
+    let r = run(&strs(&f));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("protected"), "{}", r.stderr);
+}
