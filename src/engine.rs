@@ -26,18 +26,19 @@
 //! assert_eq!(members.ids(&engine).collect::<Vec<_>>(), vec!["c-1"]);
 //! ```
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::Serialize;
 use time::Date;
 
 use crate::Timestamp;
 use crate::consent::{
-    ConsentEvent, DataUse, Eligibility, EventError, check_event, eligibility, event_of_record,
-    insert_in_order,
+    ConsentEvent, DataUse, Eligibility, EventError, EventKind, check_event, eligibility,
+    event_of_record, insert_in_order,
 };
-use crate::eval::{self, kernels};
-use crate::policy::{Policy, PolicyVersion};
+use crate::eval::{self, ExecOptions, MaskCache, Plan, kernels};
+use crate::policy::{Policy, PolicyVersion, PurposeId};
 use crate::segment::{self, CheckedExpr, CheckedSegment, Expr, Segment, SegmentError};
 use crate::store::{Bits, Store, Value, ValueError};
 
@@ -192,11 +193,97 @@ impl std::fmt::Display for Explanation {
     }
 }
 
+/// One cached eligibility mask, shared between concurrent evaluations.
+type MaskEntry = Arc<RwLock<MaskCache>>;
+
 /// The engine: one policy and its subjects.
-#[derive(Clone, Debug)]
+///
+/// Evaluation takes `&self`; the eligibility masks it keeps (one per
+/// purpose and data use, see [`MaskCache`]) sit behind locks inside the
+/// engine, so an `Engine` is `Send + Sync` and many threads may evaluate at
+/// once. Writers take `&mut self` and update every cached mask before they
+/// return, so an evaluation sees an event entirely or not at all; share an
+/// engine between readers and writers with [`SharedEngine`].
+///
+/// A cached mask only moves forward in time: evaluating at an instant
+/// earlier than the mask's recomputes eligibility for every row instead
+/// (correct, but as slow as building the mask).
+#[derive(Debug)]
 pub struct Engine {
     policy: Arc<Policy>,
     store: Store,
+    masks: RwLock<HashMap<(PurposeId, DataUse), MaskEntry>>,
+    exec: ExecOptions,
+}
+
+impl Clone for Engine {
+    fn clone(&self) -> Engine {
+        let masks = read(&self.masks)
+            .iter()
+            .map(|(k, v)| (*k, Arc::new(RwLock::new(read(v).clone()))))
+            .collect();
+        Engine {
+            policy: self.policy.clone(),
+            store: self.store.clone(),
+            masks: RwLock::new(masks),
+            exec: self.exec,
+        }
+    }
+}
+
+/// A read lock, whether or not a panicking holder poisoned it: every
+/// writer of the engine's locks leaves the data consistent before anything
+/// can panic, or the entry is rebuilt (see `Engine::mask_entry`).
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Does an event of this kind and purpose leave eligibility for `purpose`
+/// unchanged? Grants, refusals, withdrawals, parental consents and soft
+/// opt-ins only count for their own purpose (see `consent::eligibility`).
+fn event_irrelevant(kind: EventKind, event_purpose: Option<PurposeId>, purpose: PurposeId) -> bool {
+    matches!(
+        kind,
+        EventKind::ConsentGranted
+            | EventKind::ConsentRefused
+            | EventKind::ConsentWithdrawn
+            | EventKind::ParentalConsent
+            | EventKind::SoftOptIn
+    ) && event_purpose != Some(purpose)
+}
+
+/// An engine shared between threads: evaluations take a read lock, writes
+/// a write lock. A write (an event, an erasure) is seen by an evaluation
+/// entirely or not at all, and every evaluation that starts after a write
+/// returned sees it.
+#[derive(Clone, Debug)]
+pub struct SharedEngine(Arc<RwLock<Engine>>);
+
+impl SharedEngine {
+    /// Shares an engine.
+    pub fn new(engine: Engine) -> SharedEngine {
+        SharedEngine(Arc::new(RwLock::new(engine)))
+    }
+    /// Read access (many at once).
+    pub fn read(&self) -> RwLockReadGuard<'_, Engine> {
+        read(&self.0)
+    }
+    /// Write access (exclusive).
+    pub fn write(&self) -> RwLockWriteGuard<'_, Engine> {
+        write(&self.0)
+    }
+    /// [`Engine::evaluate`] under a read lock.
+    pub fn evaluate(&self, seg: &CheckedSegment, at: Timestamp) -> Result<Members, EngineError> {
+        self.read().evaluate(seg, at)
+    }
+    /// [`Engine::record`] under a write lock.
+    pub fn record(&self, event: &ConsentEvent) -> Result<(), EngineError> {
+        self.write().record(event)
+    }
 }
 
 fn check_id(id: &str) -> Result<(), EngineError> {
@@ -210,7 +297,118 @@ impl Engine {
     /// An engine with no subjects.
     pub fn new(policy: Arc<Policy>) -> Engine {
         let store = Store::new(&policy);
-        Engine { policy, store }
+        Engine {
+            policy,
+            store,
+            masks: RwLock::new(HashMap::new()),
+            exec: ExecOptions::default(),
+        }
+    }
+
+    /// How evaluations execute (kernel path, threads).
+    pub fn exec_options(&self) -> ExecOptions {
+        self.exec
+    }
+
+    /// Sets how evaluations execute (e.g. to force a kernel path).
+    pub fn set_exec_options(&mut self, opts: ExecOptions) {
+        self.exec = opts;
+    }
+
+    /// Bytes held by the cached eligibility masks (bitsets, per-row due
+    /// times and time queues).
+    pub fn mask_cache_bytes(&self) -> usize {
+        read(&self.masks).values().map(|m| read(m).bytes()).sum()
+    }
+
+    /// Drops every cached eligibility mask.
+    pub fn clear_mask_cache(&mut self) {
+        self.masks.get_mut().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+
+    /// The cached mask for a purpose and data use, built at `at` if absent
+    /// (or rebuilt if a panic left it poisoned).
+    fn mask_entry(&self, key: (PurposeId, DataUse), at: Timestamp) -> MaskEntry {
+        if let Some(e) = read(&self.masks).get(&key).filter(|e| !e.is_poisoned()) {
+            return e.clone();
+        }
+        let mut map = write(&self.masks);
+        let build = || {
+            Arc::new(RwLock::new(MaskCache::build(
+                &self.policy,
+                &self.store,
+                key.0,
+                key.1,
+                at,
+            )))
+        };
+        let e = map.entry(key).or_insert_with(build);
+        if e.is_poisoned() {
+            *e = build();
+        }
+        e.clone()
+    }
+
+    /// Calls `f` with the eligibility mask of a purpose and data use at
+    /// `at` and its number of set bits: the cached mask, moved forward if
+    /// needed, or a full recompute if `at` is earlier than the cache.
+    fn with_mask<R>(
+        &self,
+        purpose: PurposeId,
+        uses: DataUse,
+        at: Timestamp,
+        f: impl FnOnce(&Bits, u64) -> R,
+    ) -> R {
+        let entry = self.mask_entry((purpose, uses), at);
+        {
+            let g = read(&entry);
+            if g.at() == at {
+                return f(g.bits(), g.count());
+            }
+        }
+        let mut g = write(&entry);
+        if at >= g.at() {
+            g.advance(&self.policy, &self.store, at);
+            return f(g.bits(), g.count());
+        }
+        drop(g);
+        let mask = eval::eligibility_mask(&self.policy, &self.store, purpose, at, uses);
+        let count = kernels::count(mask.as_raw_slice());
+        f(&mask, count)
+    }
+
+    /// Calls `f` with the compiled plan of a segment at an instant (the
+    /// eligibility mask included), e.g. to inspect or measure it.
+    pub fn with_plan<R>(
+        &self,
+        seg: &CheckedSegment,
+        at: Timestamp,
+        f: impl FnOnce(&Plan<'_>) -> R,
+    ) -> Result<R, EngineError> {
+        self.check_version(seg)?;
+        Ok(
+            self.with_mask(seg.purpose(), seg.data_use(), at, |mask, count| {
+                f(&eval::compile(
+                    &self.policy,
+                    &self.store,
+                    seg,
+                    at,
+                    mask,
+                    count,
+                ))
+            }),
+        )
+    }
+
+    /// Updates every cached mask after a change to one row.
+    fn refresh_masks(&mut self, row: u32, event: Option<(EventKind, Option<PurposeId>)>) {
+        let map = self.masks.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for ((purpose, _), m) in map.iter() {
+            if event.is_some_and(|(k, p)| event_irrelevant(k, p, *purpose)) {
+                continue;
+            }
+            write(m).refresh_row(&self.policy, &self.store, row);
+        }
     }
 
     /// The policy.
@@ -253,6 +451,10 @@ impl Engine {
             }
         })?;
         self.store.push(id, j, birth_date);
+        let map = self.masks.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for m in map.values() {
+            write(m).grow(&self.policy, &self.store);
+        }
         Ok(())
     }
 
@@ -314,7 +516,9 @@ impl Engine {
         rec.proof = self.store.proofs.len() as u32;
         self.store.next_seq += 1;
         self.store.proofs.push(proof);
+        let (kind, purpose) = (rec.kind, rec.purpose);
         insert_in_order(&mut self.store.events[row as usize], rec);
+        self.refresh_masks(row, Some((kind, purpose)));
         Ok(())
     }
 
@@ -382,8 +586,9 @@ impl Engine {
     /// eligibility as of that instant.
     pub fn evaluate(&self, seg: &CheckedSegment, at: Timestamp) -> Result<Members, EngineError> {
         self.check_version(seg)?;
-        let bits = eval::evaluate(&self.policy, &self.store, seg, at);
-        let count = kernels::count(bits.as_raw_slice());
+        let (bits, count) = self.with_mask(seg.purpose(), seg.data_use(), at, |mask, n| {
+            eval::evaluate_with_mask(&self.policy, &self.store, seg, at, mask, n, self.exec)
+        });
         Ok(Members {
             segment: seg.name().into(),
             purpose: seg.purpose_key().into(),
@@ -470,6 +675,7 @@ impl Engine {
     pub fn erase(&mut self, id: &str) -> Result<(), EngineError> {
         let row = self.row(id)?;
         self.store.erase(row);
+        self.refresh_masks(row, None);
         self.store.index.remove(id);
         self.store.ids[row as usize] = Arc::from("");
         Ok(())

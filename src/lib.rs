@@ -15,5 +15,5 @@ pub mod segment;
 pub mod store;
 pub mod timestamp;
 
-pub use engine::{Engine, EngineError, Explanation, Members};
+pub use engine::{Engine, EngineError, Explanation, Members, SharedEngine};
 pub use timestamp::Timestamp;
