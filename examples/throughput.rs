@@ -139,7 +139,8 @@ fn build(n: u64) -> Engine {
                 .saturating_add(time::Duration::days(rng.below(365) as i64))
         });
         e.add_subject(&sid, juris, birth).expect("new subject");
-        let verified = |rng: &mut Rng| Timestamp::from_unix(NOW - rng.below(2 * year as u64) as i64);
+        let verified =
+            |rng: &mut Rng| Timestamp::from_unix(NOW - rng.below(2 * year as u64) as i64);
         let set = |e: &mut Engine, attr: &str, v: privseg::store::Value, rng: &mut Rng| {
             let t = verified(rng);
             e.set_attribute(&sid, attr, v, t).expect("valid value");
@@ -150,15 +151,30 @@ fn build(n: u64) -> Engine {
             COUNTRIES[rng.skewed(18) as usize]
         };
         set(&mut e, "country", country.into(), &mut rng);
-        set(&mut e, "tier", TIERS[rng.skewed(4) as usize].into(), &mut rng);
+        set(
+            &mut e,
+            "tier",
+            TIERS[rng.skewed(4) as usize].into(),
+            &mut rng,
+        );
         if rng.chance(90) {
-            set(&mut e, "channel", CHANNELS[rng.below(5) as usize].into(), &mut rng);
+            set(
+                &mut e,
+                "channel",
+                CHANNELS[rng.below(5) as usize].into(),
+                &mut rng,
+            );
         }
         if birth.is_some() {
             set(&mut e, "age", age.into(), &mut rng);
         }
         let orders = rng.skewed(60) as i64;
-        set(&mut e, "lifetime_value", (orders * rng.below(400) as i64).into(), &mut rng);
+        set(
+            &mut e,
+            "lifetime_value",
+            (orders * rng.below(400) as i64).into(),
+            &mut rng,
+        );
         set(&mut e, "orders", orders.into(), &mut rng);
         if orders > 0 {
             let t = Timestamp::from_unix(NOW - rng.below(3 * year as u64) as i64);
@@ -170,7 +186,8 @@ fn build(n: u64) -> Engine {
         set(&mut e, "vip", rng.chance(3).into(), &mut rng);
 
         // Consent history.
-        let at = |rng: &mut Rng, back: i64| Timestamp::from_unix(NOW - rng.below(back as u64) as i64);
+        let at =
+            |rng: &mut Rng, back: i64| Timestamp::from_unix(NOW - rng.below(back as u64) as i64);
         if rng.chance(65) {
             let t = at(&mut rng, 3 * year);
             let v = if rng.chance(85) { "v3" } else { "v1" };
@@ -321,16 +338,22 @@ fn stream_read(inputs: &[&[u64]], words: usize, threads: usize) -> u64 {
                 s.spawn(move || read(lo, hi))
             })
             .collect();
-        hs.into_iter().map(|h| h.join().expect("reader")).fold(0, |a, b| a ^ b)
+        hs.into_iter()
+            .map(|h| h.join().expect("reader"))
+            .fold(0, |a, b| a ^ b)
     })
 }
+
+/// A range over roaring slices: slices (least significant first), lower
+/// and upper offset bounds, lowest slice read.
+type RoaringRange = (Vec<RoaringBitmap>, Option<u64>, Option<u64>, u32);
 
 /// The same plan on `roaring` bitmaps: a node at a time, full size.
 struct RoaringPlan {
     universe: RoaringBitmap,
     operands: Vec<RoaringBitmap>,
     /// Per range: slices (least significant first), ge, le, lowest slice.
-    ranges: Vec<(Vec<RoaringBitmap>, Option<u64>, Option<u64>, u32)>,
+    ranges: Vec<RoaringRange>,
     root: PlanNode,
 }
 
@@ -352,9 +375,7 @@ impl RoaringPlan {
             match n {
                 PlanNode::Bits { operand, .. } => *ops = (*ops).max(operand + 1),
                 PlanNode::Range { range, .. } => *rs = (*rs).max(range + 1),
-                PlanNode::And(xs) | PlanNode::Or(xs) => {
-                    xs.iter().for_each(|x| max_ids(x, ops, rs))
-                }
+                PlanNode::And(xs) | PlanNode::Or(xs) => xs.iter().for_each(|x| max_ids(x, ops, rs)),
                 PlanNode::Const(_) => {}
             }
         }
@@ -416,8 +437,16 @@ impl RoaringPlan {
                 }
             }
         }
-        let ge_set = if ge.is_some() { gt | eq_a } else { self.universe.clone() };
-        let le_set = if le.is_some() { lt | eq_b } else { self.universe.clone() };
+        let ge_set = if ge.is_some() {
+            gt | eq_a
+        } else {
+            self.universe.clone()
+        };
+        let le_set = if le.is_some() {
+            lt | eq_b
+        } else {
+            self.universe.clone()
+        };
         ge_set & le_set
     }
 
@@ -482,7 +511,13 @@ fn arg(name: &str, default: u64) -> u64 {
 
 /// The reference evaluator on `sample` evenly spaced rows: its time per
 /// row, and whether it agrees with the fast result on those rows.
-fn reference_sample(e: &Engine, seg: &CheckedSegment, at: Timestamp, sample: u64, fast: &privseg::Members) -> (f64, bool) {
+fn reference_sample(
+    e: &Engine,
+    seg: &CheckedSegment,
+    at: Timestamp,
+    sample: u64,
+    fast: &privseg::Members,
+) -> (f64, bool) {
     let n = e.store().len() as u64;
     let step = (n / sample.max(1)).max(1);
     let rows: Vec<u32> = (0..n).step_by(step as usize).map(|r| r as u32).collect();
@@ -490,8 +525,14 @@ fn reference_sample(e: &Engine, seg: &CheckedSegment, at: Timestamp, sample: u64
     let got: Vec<bool> = rows
         .iter()
         .map(|&r| {
-            eligibility(e.policy(), &e.store().facts(r), seg.purpose(), at, seg.data_use())
-                .is_allowed()
+            eligibility(
+                e.policy(),
+                &e.store().facts(r),
+                seg.purpose(),
+                at,
+                seg.data_use(),
+            )
+            .is_allowed()
                 && matches_row(e.policy(), e.store(), seg.purpose(), seg.expr(), r, at)
         })
         .collect();
@@ -535,7 +576,12 @@ fn main() {
             let sid = id(rng.below(n));
             let t = Timestamp::from_unix(NOW - 1 - rng.below(30 * DAY as u64) as i64);
             match i % 4 {
-                0 => ConsentEvent::new(&sid, EventKind::ConsentWithdrawn, Some("marketing.email"), t),
+                0 => ConsentEvent::new(
+                    &sid,
+                    EventKind::ConsentWithdrawn,
+                    Some("marketing.email"),
+                    t,
+                ),
                 1 => ConsentEvent::grant(&sid, "marketing.email", t, "v3", SHA),
                 2 => ConsentEvent::new(&sid, EventKind::ConsentWithdrawn, Some("ads.share"), t),
                 _ => ConsentEvent::new(&sid, EventKind::Objection, None, t),
@@ -564,14 +610,19 @@ fn main() {
         let members = e.evaluate(seg, at).expect("evaluates");
         let fast = time_runs(runs, || e.evaluate(seg, at).expect("evaluates").count());
         // Plan execution alone into a reused buffer, and the bound.
-        let (plan_t, bound_t, input_bytes, roaring) = e
+        let (plan_t, plan_1t, bound_t, input_bytes, roaring) = e
             .with_plan(seg, at, |plan| {
                 let mut out = vec![0u64; plan.words()];
                 let plan_t = time_runs(runs, || eval::execute_into(plan, opts, &mut out));
+                let one = ExecOptions {
+                    threads: Some(1),
+                    ..opts
+                };
+                let plan_1t = time_runs(runs, || eval::execute_into(plan, one, &mut out));
                 let inputs = plan.inputs();
                 let bound_t = time_runs(runs, || stream_read(&inputs, plan.words(), threads));
                 let rp = RoaringPlan::new(plan, &mut roaring_cache);
-                (plan_t, bound_t, plan.input_bytes(), rp)
+                (plan_t, plan_1t, bound_t, plan.input_bytes(), rp)
             })
             .expect("plans");
         let roaring_t = time_runs(runs.min(5), || roaring.eval(&roaring.root).len());
@@ -587,6 +638,7 @@ fn main() {
             "plan_ns_per_subject": ns(plan_t),
             "segment_ms": fast.as_secs_f64() * 1e3,
             "plan_ms": plan_t.as_secs_f64() * 1e3,
+            "plan_ms_1_thread": plan_1t.as_secs_f64() * 1e3,
             "bound_ms": bound_t.as_secs_f64() * 1e3,
             "input_bytes": input_bytes,
             "reference_ns_per_subject_sampled": ref_ns,
@@ -608,5 +660,4 @@ fn main() {
         });
         println!("{line}");
     }
-    let _ = ExecOptions::default();
 }

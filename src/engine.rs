@@ -323,7 +323,10 @@ impl Engine {
 
     /// Drops every cached eligibility mask.
     pub fn clear_mask_cache(&mut self) {
-        self.masks.get_mut().unwrap_or_else(PoisonError::into_inner).clear();
+        self.masks
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     /// The cached mask for a purpose and data use, built at `at` if absent

@@ -559,7 +559,9 @@ impl Store {
             out.presence += b(&c.present);
             out.freshness += c.verified_bsi.as_ref().map_or(0, Bsi::bytes);
             match &c.data {
-                ColumnData::Cat { bitmaps, .. } => out.categorical += bitmaps.iter().map(b).sum::<usize>(),
+                ColumnData::Cat { bitmaps, .. } => {
+                    out.categorical += bitmaps.iter().map(b).sum::<usize>()
+                }
                 ColumnData::Int { bsi, .. } => out.bit_sliced += bsi.bytes(),
                 ColumnData::Bool { vals } => out.boolean += b(vals),
             }

@@ -97,7 +97,9 @@ fn withdrawals_are_atomic_and_never_missed() {
                         "saw {k} withdrawals; {before} had returned before the evaluation started"
                     );
                     assert!(
-                        rows.iter().enumerate().all(|(i, &row)| row as usize == k + i),
+                        rows.iter()
+                            .enumerate()
+                            .all(|(i, &row)| row as usize == k + i),
                         "members are not a suffix: an event was seen partly"
                     );
                     evaluations += 1;

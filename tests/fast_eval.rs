@@ -15,7 +15,12 @@ use proptest::prelude::*;
 
 const T0: i64 = 1_772_000_000; // 2026-02-25
 const SHA: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-const PURPOSES: [&str; 4] = ["marketing.email", "analytics", "ads.share", "health.research"];
+const PURPOSES: [&str; 4] = [
+    "marketing.email",
+    "analytics",
+    "ads.share",
+    "health.research",
+];
 const JURIS: [&str; 4] = ["EU-FR", "EU-DE", "US-CA", "EU"];
 
 /// What varies between generated policies.
@@ -156,7 +161,15 @@ fn time() -> impl Strategy<Value = i64> {
 enum Op {
     Value(usize, usize, i64, i64), // subject, attribute, raw value, verified
     Clear(usize, usize),
-    Event(usize, EventKind, Option<usize>, i64, Option<i64>, bool, bool),
+    Event(
+        usize,
+        EventKind,
+        Option<usize>,
+        i64,
+        Option<i64>,
+        bool,
+        bool,
+    ),
     Erase(usize),
 }
 
@@ -182,7 +195,9 @@ fn ops(n: usize, k: &PolicyKnobs) -> impl Strategy<Value = Vec<Op>> + use<> {
         any::<bool>(),
         any::<bool>(),
     )
-        .prop_map(|(s, kind, p, at, exp, explicit, v2)| Op::Event(s, kind, p, at, exp, explicit, v2));
+        .prop_map(|(s, kind, p, at, exp, explicit, v2)| {
+            Op::Event(s, kind, p, at, exp, explicit, v2)
+        });
     let op = prop_oneof![
         6 => value,
         1 => (0..n, 0usize..7).prop_map(|(s, a)| Op::Clear(s, a)),
@@ -193,7 +208,13 @@ fn ops(n: usize, k: &PolicyKnobs) -> impl Strategy<Value = Vec<Op>> + use<> {
 }
 
 const ATTRS: [&str; 7] = [
-    "country", "score", "level", "last_seen", "signup", "vip", "blood",
+    "country",
+    "score",
+    "level",
+    "last_seen",
+    "signup",
+    "vip",
+    "blood",
 ];
 
 fn id(i: usize) -> String {
@@ -346,7 +367,8 @@ fn build(k: &PolicyKnobs, n: usize, births: &[Option<i32>]) -> Engine {
     for i in 0..n {
         let birth = births[i % births.len().max(1)]
             .and_then(|y| time::Date::from_calendar_date(y, time::Month::June, 15).ok());
-        e.add_subject(&id(i), JURIS[i % JURIS.len()], birth).unwrap();
+        e.add_subject(&id(i), JURIS[i % JURIS.len()], birth)
+            .unwrap();
     }
     e
 }
@@ -579,7 +601,11 @@ fn plan_is_simplified() {
                     PlanNode::Bits {
                         operand,
                         negated: false,
-                    } => p.operand(operand).iter().map(|w| w.count_ones()).sum::<u32>(),
+                    } => p
+                        .operand(operand)
+                        .iter()
+                        .map(|w| w.count_ones())
+                        .sum::<u32>(),
                     _ => panic!("{:?}", p.root()),
                 },
                 other => panic!("expected an and: {other:?}"),

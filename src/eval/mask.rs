@@ -33,8 +33,9 @@ pub struct MaskCache {
     at: i64,
     bits: Bits,
     count: u64,
-    /// The pending change time of each row ([`NEVER`] when none); a queue
-    /// entry whose time differs from its row's is stale and skipped.
+    /// The earliest queued recompute time of each row ([`NEVER`] when
+    /// none); a queue entry whose time differs from its row's is stale and
+    /// skipped.
     due: Vec<i64>,
     queue: BinaryHeap<Reverse<(i64, u32)>>,
 }
@@ -117,14 +118,15 @@ impl MaskCache {
         }
     }
 
+    /// Makes sure the row is recomputed by time `t`. A row already queued
+    /// for an earlier time keeps that entry (it is recomputed then, which is
+    /// merely early), so a burst of events on one row costs few pushes.
     fn schedule(&mut self, row: u32, t: Option<Timestamp>) {
         let t = t.map_or(NEVER, Timestamp::unix);
         let r = row as usize;
-        if self.due[r] != t {
+        if t < self.due[r] {
             self.due[r] = t;
-            if t != NEVER {
-                self.queue.push(Reverse((t, row)));
-            }
+            self.queue.push(Reverse((t, row)));
         }
     }
 

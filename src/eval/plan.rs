@@ -82,14 +82,37 @@ pub(crate) enum Mode {
 /// One instruction of the linear form the executor runs per block of words.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Op {
-    Fill { dst: usize, ones: bool },
-    Bits { dst: usize, src: usize, neg: bool, mode: Mode },
-    Range { dst: usize, r: usize, neg: bool, mode: Mode },
-    Reg { dst: usize, src: usize, mode: Mode },
+    Fill {
+        dst: usize,
+        ones: bool,
+    },
+    Bits {
+        dst: usize,
+        src: usize,
+        neg: bool,
+        mode: Mode,
+    },
+    Range {
+        dst: usize,
+        r: usize,
+        neg: bool,
+        mode: Mode,
+    },
+    Reg {
+        dst: usize,
+        src: usize,
+        mode: Mode,
+    },
     /// Jump to `to` if register `reg` is all zero in this block.
-    SkipIfNone { reg: usize, to: usize },
+    SkipIfNone {
+        reg: usize,
+        to: usize,
+    },
     /// Jump to `to` if register `reg` is all ones in this block.
-    SkipIfAll { reg: usize, to: usize },
+    SkipIfAll {
+        reg: usize,
+        to: usize,
+    },
 }
 
 /// A compiled segment: a program of bitset operations over borrowed index
@@ -226,7 +249,10 @@ impl<'a> Builder<'_, 'a> {
     fn fresh(&mut self, attr: AttrId) -> PlanNode {
         let col = &self.store.columns[attr.0 as usize];
         let present = self.operand(col.present.as_raw_slice(), Some(col.present_count));
-        match (self.policy.max_staleness(attr, self.purpose), &col.verified_bsi) {
+        match (
+            self.policy.max_staleness(attr, self.purpose),
+            &col.verified_bsi,
+        ) {
             (Some(_), Some(bsi)) => {
                 let since = fresh_since(self.policy, attr, self.purpose, self.at);
                 let r = self.range(bsi, since, i64::MAX);
