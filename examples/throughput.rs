@@ -602,7 +602,6 @@ fn main() {
     let mask_bytes_per_subject = e.mask_cache_bytes() as f64 / n.max(1) as f64;
     eprintln!("  index bytes: {idx:?}");
     let opts = e.exec_options();
-    let threads = opts.resolved_threads((n as usize).div_ceil(64));
 
     let mut roaring_cache = HashMap::new();
     for (name, seg) in &segs {
@@ -610,7 +609,7 @@ fn main() {
         let members = e.evaluate(seg, at).expect("evaluates");
         let fast = time_runs(runs, || e.evaluate(seg, at).expect("evaluates").count());
         // Plan execution alone into a reused buffer, and the bound.
-        let (plan_t, plan_1t, bound_t, input_bytes, roaring) = e
+        let (plan_t, plan_1t, bound_t, input_bytes, roaring, threads) = e
             .with_plan(seg, at, |plan| {
                 let mut out = vec![0u64; plan.words()];
                 let plan_t = time_runs(runs, || eval::execute_into(plan, opts, &mut out));
@@ -620,9 +619,10 @@ fn main() {
                 };
                 let plan_1t = time_runs(runs, || eval::execute_into(plan, one, &mut out));
                 let inputs = plan.inputs();
+                let threads = opts.resolved_threads(plan.words(), inputs.len());
                 let bound_t = time_runs(runs, || stream_read(&inputs, plan.words(), threads));
                 let rp = RoaringPlan::new(plan, &mut roaring_cache);
-                (plan_t, plan_1t, bound_t, plan.input_bytes(), rp)
+                (plan_t, plan_1t, bound_t, plan.input_bytes(), rp, threads)
             })
             .expect("plans");
         let roaring_t = time_runs(runs.min(5), || roaring.eval(&roaring.root).len());

@@ -97,10 +97,14 @@ pub struct ExecOptions {
     pub threads: Option<usize>,
 }
 
-/// Words per thread below which extra threads do not pay (measured on a
-/// 2-core machine: starting and joining a scoped thread costs tens of
-/// microseconds, about the time to stream 1 MiB).
-pub const PAR_MIN_WORDS_PER_THREAD: usize = 64 * CHUNK;
+/// Input words each thread must read before extra threads pay: starting
+/// and joining a scoped thread costs tens of microseconds, about the time
+/// to stream 1 MiB. Measured on the 2-core machine at 10 million subjects
+/// (under load from other processes): a second thread shortened plans that
+/// read 20 or more bitsets by 20-25% and lengthened plans that read 3 (which
+/// take about 0.1 ms) by about 2x, so only plans with this much input get
+/// more than one thread.
+pub const PAR_MIN_INPUT_WORDS_PER_THREAD: usize = 2 << 20;
 
 impl ExecOptions {
     /// The path these options resolve to on this CPU.
@@ -110,14 +114,15 @@ impl ExecOptions {
             .unwrap_or_else(default_path)
     }
 
-    /// The number of threads these options resolve to for `words` words.
-    pub fn resolved_threads(&self, words: usize) -> usize {
+    /// The number of threads these options resolve to for a plan of
+    /// `words` words per bitset reading `inputs` bitsets.
+    pub fn resolved_threads(&self, words: usize, inputs: usize) -> usize {
         let blocks = words.div_ceil(CHUNK).max(1);
         let t = match self.threads {
             Some(t) => t,
             None => {
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                cores.min(words / PAR_MIN_WORDS_PER_THREAD)
+                cores.min(words.saturating_mul(inputs) / PAR_MIN_INPUT_WORDS_PER_THREAD)
             }
         };
         t.clamp(1, blocks)
@@ -156,7 +161,11 @@ pub fn execute(plan: &Plan<'_>, opts: ExecOptions) -> (Vec<u64>, u64) {
 pub fn execute_into(plan: &Plan<'_>, opts: ExecOptions, out: &mut [u64]) -> u64 {
     assert_eq!(out.len(), plan.words(), "one output word per plan word");
     let path = opts.resolved_path();
-    let threads = opts.resolved_threads(out.len());
+    let threads = if opts.threads == Some(1) {
+        1
+    } else {
+        opts.resolved_threads(out.len(), plan.inputs().len())
+    };
     if threads <= 1 {
         return run_blocks(path, plan, 0, out);
     }
@@ -164,20 +173,22 @@ pub fn execute_into(plan: &Plan<'_>, opts: ExecOptions, out: &mut [u64]) -> u64 
     let blocks = out.len().div_ceil(CHUNK);
     let per = blocks.div_ceil(threads) * CHUNK;
     std::thread::scope(|s| {
+        let (first_part, mut rest) = out.split_at_mut(per.min(out.len()));
         let mut handles = Vec::new();
-        let mut rest = out;
-        let mut first = 0;
+        let mut start = first_part.len();
         while !rest.is_empty() {
             let take = per.min(rest.len());
             let (part, tail) = rest.split_at_mut(take);
             rest = tail;
-            let start = first;
-            first += take;
-            handles.push(s.spawn(move || run_blocks(path, plan, start, part)));
+            let at = start;
+            start += take;
+            handles.push(s.spawn(move || run_blocks(path, plan, at, part)));
         }
-        handles
+        // The calling thread takes the first part itself.
+        let mine = run_blocks(path, plan, 0, first_part);
+        mine + handles
             .into_iter()
             .map(|h| h.join().expect("a block worker panicked"))
-            .sum()
+            .sum::<u64>()
     })
 }
