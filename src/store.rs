@@ -569,3 +569,75 @@ impl Store {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{AttributeSpec, CategorySpec, PolicyBuilder};
+
+    fn offset(b: &Bsi, row: usize) -> u64 {
+        (0..b.width()).fold(0, |acc, i| {
+            let bit = (b.slice(i)[row / 64] >> (row % 64)) & 1;
+            acc | (bit << i)
+        })
+    }
+
+    #[test]
+    fn bit_sliced_indexes_follow_values_in_any_order() {
+        let policy = PolicyBuilder::new("T")
+            .category(CategorySpec::new("c"))
+            .attribute(AttributeSpec::timestamp("t", "c").max_staleness_days(3))
+            .attribute(AttributeSpec::integer("i", "c", -5, 1000))
+            .purpose(
+                crate::policy::PurposeSpec::new("p", crate::policy::LawfulBasis::Contract)
+                    .allow("c"),
+            )
+            .build()
+            .unwrap();
+        let mut s = Store::new(&policy);
+        let (t, i) = (policy.attr_id("t").unwrap(), policy.attr_id("i").unwrap());
+        let (tc, ic) = (t.0 as usize, i.0 as usize);
+        // Decreasing, increasing, negative and extreme values: the observed
+        // range grows both ways and every row stays correctly encoded.
+        let vals = [
+            0i64,
+            -1,
+            1_000_000,
+            -1_000_000_000,
+            i64::MAX,
+            i64::MIN,
+            7,
+            -7,
+            1_772_000_000,
+        ];
+        for (r, v) in vals.iter().enumerate() {
+            let row = s.push(&format!("s{r}"), crate::policy::JurisdictionId(0), None);
+            s.set(row, t, *v, Timestamp::from_unix(*v));
+            s.set(row, i, (r as i64 * 97) % 1006 - 5, Timestamp::from_unix(0));
+            for (q, w) in vals[..=r].iter().enumerate() {
+                let ColumnData::Int { bsi, .. } = &s.columns[tc].data else {
+                    unreachable!()
+                };
+                assert_eq!(offset(bsi, q), w.wrapping_sub(bsi.base()) as u64, "row {q}");
+                let vb = s.columns[tc].verified_bsi.as_ref().unwrap();
+                let ver = s.columns[tc].verified[q];
+                assert_eq!(offset(vb, q), ver.wrapping_sub(vb.base()) as u64);
+            }
+        }
+        let ColumnData::Int { bsi, .. } = &s.columns[ic].data else {
+            unreachable!()
+        };
+        // Declared bounds -5..=1000: 1005 needs 10 slices, base -5.
+        assert_eq!((bsi.base(), bsi.width()), (-5, 10));
+        for r in 0..vals.len() {
+            assert_eq!(offset(bsi, r) as i64 - 5, (r as i64 * 97) % 1006 - 5);
+        }
+        // Clearing a value zeroes its offset.
+        s.clear(2, t);
+        let ColumnData::Int { bsi, .. } = &s.columns[tc].data else {
+            unreachable!()
+        };
+        assert_eq!(offset(bsi, 2), 0);
+        assert_eq!(s.columns[tc].present_count, vals.len() as u64 - 1);
+    }
+}
