@@ -609,7 +609,7 @@ fn main() {
         let members = e.evaluate(seg, at).expect("evaluates");
         let fast = time_runs(runs, || e.evaluate(seg, at).expect("evaluates").count());
         // Plan execution alone into a reused buffer, and the bound.
-        let (plan_t, plan_1t, bound_t, input_bytes, roaring, threads) = e
+        let ([plan_t, plan_1t, plan_2t, bound_t, bound_2t], input_bytes, roaring, threads) = e
             .with_plan(seg, at, |plan| {
                 let mut out = vec![0u64; plan.words()];
                 let plan_t = time_runs(runs, || eval::execute_into(plan, opts, &mut out));
@@ -618,11 +618,22 @@ fn main() {
                     ..opts
                 };
                 let plan_1t = time_runs(runs, || eval::execute_into(plan, one, &mut out));
+                let two = ExecOptions {
+                    threads: Some(2),
+                    ..opts
+                };
+                let plan_2t = time_runs(runs, || eval::execute_into(plan, two, &mut out));
                 let inputs = plan.inputs();
                 let threads = opts.resolved_threads(plan.words(), inputs.len());
                 let bound_t = time_runs(runs, || stream_read(&inputs, plan.words(), threads));
+                let bound_2t = time_runs(runs, || stream_read(&inputs, plan.words(), 2));
                 let rp = RoaringPlan::new(plan, &mut roaring_cache);
-                (plan_t, plan_1t, bound_t, plan.input_bytes(), rp, threads)
+                (
+                    [plan_t, plan_1t, plan_2t, bound_t, bound_2t],
+                    plan.input_bytes(),
+                    rp,
+                    threads,
+                )
             })
             .expect("plans");
         let roaring_t = time_runs(runs.min(5), || roaring.eval(&roaring.root).len());
@@ -639,6 +650,8 @@ fn main() {
             "segment_ms": fast.as_secs_f64() * 1e3,
             "plan_ms": plan_t.as_secs_f64() * 1e3,
             "plan_ms_1_thread": plan_1t.as_secs_f64() * 1e3,
+            "plan_ms_2_threads": plan_2t.as_secs_f64() * 1e3,
+            "bound_ms_2_threads": bound_2t.as_secs_f64() * 1e3,
             "bound_ms": bound_t.as_secs_f64() * 1e3,
             "input_bytes": input_bytes,
             "reference_ns_per_subject_sampled": ref_ns,

@@ -92,18 +92,20 @@ pub struct ExecOptions {
     /// Force a kernel path (falls back to the portable one if this CPU
     /// lacks it); `None` for [`default_path`].
     pub path: Option<KernelPath>,
-    /// Number of threads; `None` lets the executor choose (several only
-    /// when the bitsets are large enough to pay for starting threads).
+    /// Number of threads: `None` for one, `Some(0)` to let the executor
+    /// choose (several only when the plan reads enough input to pay for
+    /// starting threads), `Some(n)` for `n` (at most one per block).
+    ///
+    /// One thread is the default because a second one did not pay on the
+    /// 2-core machine this was measured on (10 million subjects, other
+    /// processes running): it shortened one plan of four by 15% and
+    /// lengthened the others by 10-75%, as both cores were rarely free.
     pub threads: Option<usize>,
 }
 
-/// Input words each thread must read before extra threads pay: starting
-/// and joining a scoped thread costs tens of microseconds, about the time
-/// to stream 1 MiB. Measured on the 2-core machine at 10 million subjects
-/// (under load from other processes): a second thread shortened plans that
-/// read 20 or more bitsets by 20-25% and lengthened plans that read 3 (which
-/// take about 0.1 ms) by about 2x, so only plans with this much input get
-/// more than one thread.
+/// Input words each thread must read before extra threads could pay:
+/// starting and joining a scoped thread costs tens of microseconds, about
+/// the time to stream 1 MiB.
 pub const PAR_MIN_INPUT_WORDS_PER_THREAD: usize = 2 << 20;
 
 impl ExecOptions {
@@ -119,8 +121,9 @@ impl ExecOptions {
     pub fn resolved_threads(&self, words: usize, inputs: usize) -> usize {
         let blocks = words.div_ceil(CHUNK).max(1);
         let t = match self.threads {
-            Some(t) => t,
-            None => {
+            None => 1,
+            Some(t @ 1..) => t,
+            Some(0) => {
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
                 cores.min(words.saturating_mul(inputs) / PAR_MIN_INPUT_WORDS_PER_THREAD)
             }
@@ -161,10 +164,9 @@ pub fn execute(plan: &Plan<'_>, opts: ExecOptions) -> (Vec<u64>, u64) {
 pub fn execute_into(plan: &Plan<'_>, opts: ExecOptions, out: &mut [u64]) -> u64 {
     assert_eq!(out.len(), plan.words(), "one output word per plan word");
     let path = opts.resolved_path();
-    let threads = if opts.threads == Some(1) {
-        1
-    } else {
-        opts.resolved_threads(out.len(), plan.inputs().len())
+    let threads = match opts.threads {
+        None | Some(1) => 1,
+        Some(_) => opts.resolved_threads(out.len(), plan.inputs().len()),
     };
     if threads <= 1 {
         return run_blocks(path, plan, 0, out);
