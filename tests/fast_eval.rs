@@ -377,7 +377,7 @@ fn build(k: &PolicyKnobs, n: usize, births: &[Option<i32>]) -> Engine {
 fn option_sets() -> Vec<ExecOptions> {
     let mut v = Vec::new();
     for path in KernelPath::ALL.into_iter().filter(|p| p.is_available()) {
-        for threads in [None, Some(0), Some(2), Some(3)] {
+        for threads in [None, Some(1), Some(2), Some(3)] {
             v.push(ExecOptions {
                 path: Some(path),
                 threads,

@@ -92,20 +92,22 @@ pub struct ExecOptions {
     /// Force a kernel path (falls back to the portable one if this CPU
     /// lacks it); `None` for [`default_path`].
     pub path: Option<KernelPath>,
-    /// Number of threads: `None` for one, `Some(0)` to let the executor
-    /// choose (several only when the plan reads enough input to pay for
-    /// starting threads), `Some(n)` for `n` (at most one per block).
+    /// Number of threads: `None` (or `Some(0)`) lets the executor choose,
+    /// `Some(n)` asks for `n` (at most one per block).
     ///
-    /// One thread is the default because a second one did not pay on the
-    /// 2-core machine this was measured on (10 million subjects, other
-    /// processes running): it shortened one plan of four by 15% and
-    /// lengthened the others by 10-75%, as both cores were rarely free.
+    /// The executor uses several threads only when the plan reads enough
+    /// input ([`PAR_MIN_INPUT_WORDS_PER_THREAD`] words per thread). On the
+    /// 2-core machine at 10 million subjects, a second thread cut plans
+    /// reading 20 to 80 bitsets by 10-45% when the other core was free,
+    /// made no difference or cost up to 35% while other processes kept it
+    /// busy, and doubled the time of plans reading 2 or 3 bitsets (0.1 ms
+    /// jobs), which therefore stay on one thread.
     pub threads: Option<usize>,
 }
 
-/// Input words each thread must read before extra threads could pay:
-/// starting and joining a scoped thread costs tens of microseconds, about
-/// the time to stream 1 MiB.
+/// Input words each thread must read before extra threads pay: starting
+/// and joining a scoped thread costs tens of microseconds, about the time
+/// to stream 1 MiB; this asks for 16 MiB of input per thread.
 pub const PAR_MIN_INPUT_WORDS_PER_THREAD: usize = 2 << 20;
 
 impl ExecOptions {
@@ -121,9 +123,8 @@ impl ExecOptions {
     pub fn resolved_threads(&self, words: usize, inputs: usize) -> usize {
         let blocks = words.div_ceil(CHUNK).max(1);
         let t = match self.threads {
-            None => 1,
             Some(t @ 1..) => t,
-            Some(0) => {
+            None | Some(0) => {
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
                 cores.min(words.saturating_mul(inputs) / PAR_MIN_INPUT_WORDS_PER_THREAD)
             }
@@ -165,8 +166,8 @@ pub fn execute_into(plan: &Plan<'_>, opts: ExecOptions, out: &mut [u64]) -> u64 
     assert_eq!(out.len(), plan.words(), "one output word per plan word");
     let path = opts.resolved_path();
     let threads = match opts.threads {
-        None | Some(1) => 1,
-        Some(_) => opts.resolved_threads(out.len(), plan.inputs().len()),
+        Some(1) => 1,
+        _ => opts.resolved_threads(out.len(), plan.inputs().len()),
     };
     if threads <= 1 {
         return run_blocks(path, plan, 0, out);

@@ -16,15 +16,21 @@ pub const CHUNK: usize = 512;
 /// each other on x86).
 type Block = [u64; CHUNK + 8];
 
-/// Per-thread working memory: the plan's registers.
+/// Per-thread working memory: the plan's registers and the range state.
 pub(crate) struct Scratch {
     regs: Vec<Block>,
+    state: Box<[Block; 4]>,
 }
 
 impl Scratch {
     pub(crate) fn new(regs: usize) -> Scratch {
+        let state = vec![[0; CHUNK + 8]; 4]
+            .into_boxed_slice()
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("four blocks"));
         Scratch {
             regs: vec![[0; CHUNK + 8]; regs.max(1)],
+            state,
         }
     }
 }
@@ -42,91 +48,70 @@ fn combine(dst: &mut [u64], src: &[u64], neg: bool, mode: Mode) {
     }
 }
 
-/// Words per group in the range kernel: its state (4 x `GROUP` words)
-/// stays in vector registers while every slice is read for the group.
-const GROUP: usize = 8;
-
-/// Per-slice constants of a range test: the bits of the two bounds and
-/// whether each side still needs this slice, as all-ones or all-zero words.
-#[derive(Clone, Copy, Default)]
-struct SliceMasks {
-    ma: u64,
-    mb: u64,
-    on_a: u64,
-    on_b: u64,
-}
-
-/// The comparison for `W` words at `k` (O'Neil and Quass): over the slices,
-/// most significant first, `ge` tracks `offset >= a` as (equal so far,
-/// greater) and `le` tracks `offset <= b` as (equal so far, less), both in
-/// the same pass. Returns `(gt | eq_a) & (lt | eq_b)`.
+/// One comparison pass over the slices, most significant first (O'Neil and
+/// Quass): `ge` tracks `offset >= a` as (equal so far, greater), `le` tracks
+/// `offset <= b` as (equal so far, less); both in the same pass.
 #[inline(always)]
-fn range_group<const W: usize>(
-    slices: &[&[u64]],
-    masks: &[SliceMasks],
-    lowest: usize,
-    k: usize,
-) -> [u64; W] {
-    let (mut eq_a, mut gt, mut eq_b, mut lt) = ([!0u64; W], [0u64; W], [!0u64; W], [0u64; W]);
-    for i in (lowest..slices.len()).rev() {
-        let s: &[u64; W] = slices[i][k..k + W].try_into().expect("W words");
-        let m = masks[i];
-        for j in 0..W {
-            let x = s[j];
-            gt[j] |= eq_a[j] & x & !m.ma & m.on_a;
-            eq_a[j] &= !(x ^ m.ma) | !m.on_a;
-            lt[j] |= eq_b[j] & !x & m.mb & m.on_b;
-            eq_b[j] &= !(x ^ m.mb) | !m.on_b;
-        }
-    }
-    let mut out = [0u64; W];
-    for j in 0..W {
-        out[j] = (gt[j] | eq_a[j]) & (lt[j] | eq_b[j]);
-    }
-    out
-}
-
-/// A range test over the block at word `w0`, combined into `dst`.
-#[inline(always)]
-fn range(dst: &mut [u64], t: &RangeTest<'_>, w0: usize, neg: bool, mode: Mode) {
+fn range(
+    dst: &mut [u64],
+    t: &RangeTest<'_>,
+    w0: usize,
+    neg: bool,
+    mode: Mode,
+    st: &mut [Block; 4],
+) {
     let n = dst.len();
-    let width = t.slices.len();
+    let [eq_a, gt, eq_b, lt] = st;
+    let (eq_a, gt, eq_b, lt) = (&mut eq_a[..n], &mut gt[..n], &mut eq_b[..n], &mut lt[..n]);
+    eq_a.fill(!0);
+    gt.fill(0);
+    eq_b.fill(!0);
+    lt.fill(0);
     let a = t.ge.unwrap_or(0);
     let b = t.le.unwrap_or(u64::MAX);
-    let stop_a = t.ge.map_or(64, u64::trailing_zeros) as usize;
-    let stop_b = t.le.map_or(64, u64::trailing_ones) as usize;
+    let stop_a = t.ge.map_or(64, u64::trailing_zeros);
+    let stop_b = t.le.map_or(64, u64::trailing_ones);
     let lowest = t.lowest_slice() as usize;
-    let all = |c: bool| if c { !0u64 } else { 0 };
-    let mut masks = [SliceMasks::default(); 64];
-    let mut slices: [&[u64]; 64] = [&[]; 64];
-    for i in lowest..width {
-        masks[i] = SliceMasks {
-            ma: all((a >> i) & 1 == 1),
-            mb: all((b >> i) & 1 == 1),
-            on_a: all(i >= stop_a),
-            on_b: all(i >= stop_b),
-        };
-        slices[i] = &t.slices[i][w0..w0 + n];
-    }
-    let (slices, masks) = (&slices[..width], &masks[..width]);
-    let flip = all(neg);
-    let mut put = |k: usize, r: u64| match mode {
-        Mode::Set => dst[k] = r ^ flip,
-        Mode::And => dst[k] &= r ^ flip,
-        Mode::Or => dst[k] |= r ^ flip,
-    };
-    let mut k = 0;
-    while k + GROUP <= n {
-        let r = range_group::<GROUP>(slices, masks, lowest, k);
-        for (j, r) in r.into_iter().enumerate() {
-            put(k + j, r);
+    for i in (lowest..t.slices.len()).rev() {
+        let s = &t.slices[i][w0..w0 + n];
+        let ma = if (a >> i) & 1 == 1 { !0u64 } else { 0 };
+        let mb = if (b >> i) & 1 == 1 { !0u64 } else { 0 };
+        let on_a = (i as u32) >= stop_a;
+        let on_b = (i as u32) >= stop_b;
+        match (on_a, on_b) {
+            (true, true) => {
+                for k in 0..n {
+                    let x = s[k];
+                    gt[k] |= eq_a[k] & x & !ma;
+                    eq_a[k] &= !(x ^ ma);
+                    lt[k] |= eq_b[k] & !x & mb;
+                    eq_b[k] &= !(x ^ mb);
+                }
+            }
+            (true, false) => {
+                for k in 0..n {
+                    let x = s[k];
+                    gt[k] |= eq_a[k] & x & !ma;
+                    eq_a[k] &= !(x ^ ma);
+                }
+            }
+            (false, true) => {
+                for k in 0..n {
+                    let x = s[k];
+                    lt[k] |= eq_b[k] & !x & mb;
+                    eq_b[k] &= !(x ^ mb);
+                }
+            }
+            (false, false) => {}
         }
-        k += GROUP;
     }
-    while k < n {
-        let [r] = range_group::<1>(slices, masks, lowest, k);
-        put(k, r);
-        k += 1;
+    // The result is (gt | eq_a) & (lt | eq_b), complemented if negated.
+    let flip = if neg { !0u64 } else { 0 };
+    let res = |k: usize| ((gt[k] | eq_a[k]) & (lt[k] | eq_b[k])) ^ flip;
+    match mode {
+        Mode::Set => (0..n).for_each(|k| dst[k] = res(k)),
+        Mode::And => (0..n).for_each(|k| dst[k] &= res(k)),
+        Mode::Or => (0..n).for_each(|k| dst[k] |= res(k)),
     }
 }
 
@@ -152,9 +137,14 @@ pub(crate) fn run(plan: &Plan<'_>, sc: &mut Scratch, first: usize, out: &mut [u6
                     neg,
                     mode,
                 } => combine(&mut sc.regs[dst][..n], &plan.operands[src][w0..], neg, mode),
-                Op::Range { dst, r, neg, mode } => {
-                    range(&mut sc.regs[dst][..n], &plan.ranges[r], w0, neg, mode)
-                }
+                Op::Range { dst, r, neg, mode } => range(
+                    &mut sc.regs[dst][..n],
+                    &plan.ranges[r],
+                    w0,
+                    neg,
+                    mode,
+                    &mut sc.state,
+                ),
                 Op::Reg { dst, src, mode } => {
                     let (lo, hi) = sc.regs.split_at_mut(src);
                     combine(&mut lo[dst][..n], &hi[0][..n], false, mode);
