@@ -479,7 +479,7 @@ fn block_boundaries() {
         soft_opt_in: true,
     };
     let rows = CHUNK * 64;
-    for n in [rows - 1, rows, rows + 1, 2 * rows + 65] {
+    for n in [rows - 1, rows, rows + 65] {
         let mut e = build(&k, n, &[Some(1990), None, Some(2015)]);
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let mut rnd = move || {
@@ -513,7 +513,6 @@ fn block_boundaries() {
             r#"country in ("FR", "DE") and score between -10 and 500 and not vip = true"#,
             r#"level >= 0 or last_seen >= now - 30d"#,
             r#"not (country = "US" or score < 0) and has(last_seen)"#,
-            r#"true"#,
         ];
         for text in texts {
             for p in ["marketing.email", "analytics"] {
@@ -524,7 +523,9 @@ fn block_boundaries() {
                     Err(err) => panic!("{text}: {err}"),
                 };
                 let mut ok = Ok(());
-                for t in [T0, T0 + 10 * DAY, T0 - DAY] {
+                // A later instant (the mask moves forward), then an earlier
+                // one (full recompute).
+                for t in [T0 + 10 * DAY, T0 - DAY] {
                     ok = ok.and(check(&mut e, &seg, t));
                 }
                 ok.unwrap();

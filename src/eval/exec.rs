@@ -8,8 +8,8 @@
 
 use super::plan::{Mode, Op, Plan, RangeTest};
 
-/// Words per block: 512 words (4 KiB, 32 768 rows) per register.
-pub const CHUNK: usize = 512;
+/// Words per block: 2048 words (16 KiB, 131 072 rows) per register.
+pub const CHUNK: usize = 2048;
 
 /// A register: one block, padded so that registers do not sit a multiple
 /// of 4 KiB apart (loads and stores at such distances falsely depend on
