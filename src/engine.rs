@@ -34,7 +34,8 @@
 //! assert_eq!(engine.audit_len(), 7);
 //! ```
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::Serialize;
 use time::Date;
@@ -43,11 +44,11 @@ use crate::Timestamp;
 use crate::access::{AccessError, Actor, Permission, authorize};
 use crate::audit::{AuditError, AuditLog, AuditPseudonymizer, MemorySink, Operation, PendingEntry};
 use crate::consent::{
-    ConsentEvent, DataUse, Eligibility, EventError, Rule, check_event, eligibility,
+    ConsentEvent, DataUse, Eligibility, EventError, EventKind, Rule, check_event, eligibility,
     event_of_record, insert_in_order,
 };
-use crate::eval::{self, kernels};
-use crate::policy::{Policy, PolicyVersion};
+use crate::eval::{self, ExecOptions, MaskCache, Plan, kernels};
+use crate::policy::{Policy, PolicyVersion, PurposeId};
 use crate::segment::{self, CheckedExpr, CheckedSegment, Expr, Segment, SegmentError};
 use crate::store::{Bits, Store, Value, ValueError};
 
@@ -247,12 +248,88 @@ impl std::fmt::Display for Explanation {
     }
 }
 
+/// One cached eligibility mask, shared between concurrent evaluations.
+type MaskEntry = Arc<RwLock<MaskCache>>;
+
 /// The engine: one policy, its subjects, and the audit log of every call.
+///
+/// Evaluation takes `&self`; the eligibility masks it keeps (one per
+/// purpose and data use, see [`MaskCache`]) sit behind locks inside the
+/// engine, so an `Engine` is `Send + Sync` and many threads may evaluate at
+/// once. Writers take `&mut self` and update every cached mask before they
+/// return, so an evaluation sees an event entirely or not at all; share an
+/// engine between readers and writers with [`SharedEngine`].
+///
+/// A cached mask only moves forward in time: evaluating at an instant
+/// earlier than the mask's recomputes eligibility for every row instead
+/// (correct, but as slow as building the mask).
 pub struct Engine {
     policy: Arc<Policy>,
     store: Store,
+    masks: RwLock<HashMap<(PurposeId, DataUse), MaskEntry>>,
+    exec: ExecOptions,
     audit: Mutex<AuditLog>,
     audit_ids: AuditPseudonymizer,
+}
+
+/// A read lock, whether or not a panicking holder poisoned it: every
+/// writer of the engine's locks leaves the data consistent before anything
+/// can panic, or the entry is rebuilt (see `Engine::mask_entry`).
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Does an event of this kind and purpose leave eligibility for `purpose`
+/// unchanged? Grants, refusals, withdrawals, parental consents and soft
+/// opt-ins only count for their own purpose (see `consent::eligibility`).
+fn event_irrelevant(kind: EventKind, event_purpose: Option<PurposeId>, purpose: PurposeId) -> bool {
+    matches!(
+        kind,
+        EventKind::ConsentGranted
+            | EventKind::ConsentRefused
+            | EventKind::ConsentWithdrawn
+            | EventKind::ParentalConsent
+            | EventKind::SoftOptIn
+    ) && event_purpose != Some(purpose)
+}
+
+/// An engine shared between threads: evaluations take a read lock, writes
+/// a write lock. A write (an event, an erasure) is seen by an evaluation
+/// entirely or not at all, and every evaluation that starts after a write
+/// returned sees it.
+#[derive(Clone, Debug)]
+pub struct SharedEngine(Arc<RwLock<Engine>>);
+
+impl SharedEngine {
+    /// Shares an engine.
+    pub fn new(engine: Engine) -> SharedEngine {
+        SharedEngine(Arc::new(RwLock::new(engine)))
+    }
+    /// Read access (many at once).
+    pub fn read(&self) -> RwLockReadGuard<'_, Engine> {
+        read(&self.0)
+    }
+    /// Write access (exclusive).
+    pub fn write(&self) -> RwLockWriteGuard<'_, Engine> {
+        write(&self.0)
+    }
+    /// [`Engine::evaluate`] under a read lock.
+    pub fn evaluate(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        at: Timestamp,
+    ) -> Result<Members, EngineError> {
+        self.read().evaluate(actor, seg, at)
+    }
+    /// [`Engine::record`] under a write lock.
+    pub fn record(&self, actor: &Actor, event: &ConsentEvent) -> Result<(), EngineError> {
+        self.write().record(actor, event)
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -298,11 +375,137 @@ impl Engine {
         let engine = Engine {
             policy,
             store,
+            masks: RwLock::new(HashMap::new()),
+            exec: ExecOptions::default(),
             audit: Mutex::new(log),
             audit_ids: pseudonyms,
         };
         engine.log(engine.entry("privseg", Operation::PolicyLoaded))?;
         Ok(engine)
+    }
+
+    /// How evaluations execute (kernel path, threads).
+    pub fn exec_options(&self) -> ExecOptions {
+        self.exec
+    }
+
+    /// Sets how evaluations execute (e.g. to force a kernel path).
+    pub fn set_exec_options(&mut self, opts: ExecOptions) {
+        self.exec = opts;
+    }
+
+    /// Bytes held by the cached eligibility masks (bitsets, per-row due
+    /// times and time queues).
+    pub fn mask_cache_bytes(&self) -> usize {
+        read(&self.masks).values().map(|m| read(m).bytes()).sum()
+    }
+
+    /// Drops every cached eligibility mask.
+    pub fn clear_mask_cache(&mut self) {
+        self.masks
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// The cached mask for a purpose and data use, built at `at` if absent
+    /// (or rebuilt if a panic left it poisoned).
+    fn mask_entry(&self, key: (PurposeId, DataUse), at: Timestamp) -> MaskEntry {
+        if let Some(e) = read(&self.masks).get(&key).filter(|e| !e.is_poisoned()) {
+            return e.clone();
+        }
+        let mut map = write(&self.masks);
+        let build = || {
+            Arc::new(RwLock::new(MaskCache::build(
+                &self.policy,
+                &self.store,
+                key.0,
+                key.1,
+                at,
+            )))
+        };
+        let e = map.entry(key).or_insert_with(build);
+        if e.is_poisoned() {
+            *e = build();
+        }
+        e.clone()
+    }
+
+    /// Calls `f` with the eligibility mask of a purpose and data use at
+    /// `at` and its number of set bits: the cached mask, moved forward if
+    /// needed, or a full recompute if `at` is earlier than the cache.
+    fn with_mask<R>(
+        &self,
+        purpose: PurposeId,
+        uses: DataUse,
+        at: Timestamp,
+        f: impl FnOnce(&Bits, u64) -> R,
+    ) -> R {
+        let entry = self.mask_entry((purpose, uses), at);
+        {
+            let g = read(&entry);
+            if g.at() == at {
+                return f(g.bits(), g.count());
+            }
+        }
+        let mut g = write(&entry);
+        if at >= g.at() {
+            g.advance(&self.policy, &self.store, at);
+            return f(g.bits(), g.count());
+        }
+        drop(g);
+        let mask = eval::eligibility_mask(&self.policy, &self.store, purpose, at, uses);
+        let count = kernels::count(mask.as_raw_slice());
+        f(&mask, count)
+    }
+
+    /// Calls `f` with the compiled plan of a segment at an instant (the
+    /// eligibility mask included), e.g. to inspect or measure it. The plan's
+    /// operands are member bitsets, so this needs the `member_ids`
+    /// permission and is recorded like an evaluation.
+    pub fn with_plan<R>(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        at: Timestamp,
+        f: impl FnOnce(&Plan<'_>) -> R,
+    ) -> Result<R, EngineError> {
+        self.allow(
+            actor,
+            Permission::MemberIds(seg.purpose_key()),
+            Some(seg.purpose_key()),
+        )?;
+        self.check_version(seg)?;
+        self.log(
+            self.entry(actor.id(), Operation::SegmentEvaluated)
+                .purpose(seg.purpose_key())
+                .detail("segment", seg.name())
+                .detail("at", at.to_string())
+                .detail("plan", true),
+        )?;
+        Ok(
+            self.with_mask(seg.purpose(), seg.data_use(), at, |mask, count| {
+                f(&eval::compile(
+                    &self.policy,
+                    &self.store,
+                    seg,
+                    at,
+                    mask,
+                    count,
+                ))
+            }),
+        )
+    }
+
+    /// Updates every cached mask after a change to one row.
+    fn refresh_masks(&mut self, row: u32, event: Option<(EventKind, Option<PurposeId>)>) {
+        let map = self.masks.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for ((purpose, _), m) in map.iter() {
+            if event.is_some_and(|(k, p)| event_irrelevant(k, p, *purpose)) {
+                continue;
+            }
+            write(m).refresh_row(&self.policy, &self.store, row);
+        }
     }
 
     /// The policy.
@@ -413,6 +616,10 @@ impl Engine {
                 .subject(&self.audit_ids, id),
         )?;
         self.store.push(id, j, birth_date);
+        let map = self.masks.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for m in map.values() {
+            write(m).grow(&self.policy, &self.store);
+        }
         Ok(())
     }
 
@@ -510,7 +717,9 @@ impl Engine {
         rec.proof = self.store.proofs.len() as u32;
         self.store.next_seq += 1;
         self.store.proofs.push(proof);
+        let (kind, purpose) = (rec.kind, rec.purpose);
         insert_in_order(&mut self.store.events[row as usize], rec);
+        self.refresh_masks(row, Some((kind, purpose)));
         Ok(())
     }
 
@@ -678,11 +887,74 @@ impl Engine {
         })
     }
 
+    /// The reference evaluator on the given rows only (positions as
+    /// [`Members::rows`] gives them): whether each is a member. For checking
+    /// and timing the fast path on engines too large to run the reference
+    /// on every row. Gated and recorded like [`Engine::evaluate`].
+    pub fn evaluate_reference_rows(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        at: Timestamp,
+        rows: &[u32],
+    ) -> Result<Vec<bool>, EngineError> {
+        self.allow(
+            actor,
+            Permission::MemberIds(seg.purpose_key()),
+            Some(seg.purpose_key()),
+        )?;
+        self.check_version(seg)?;
+        if let Some(&r) = rows.iter().find(|&&r| r as usize >= self.store.len()) {
+            return Err(EngineError::UnknownSubject(format!("row {r}")));
+        }
+        self.log(
+            self.entry(actor.id(), Operation::SegmentEvaluated)
+                .purpose(seg.purpose_key())
+                .detail("segment", seg.name())
+                .detail("at", at.to_string())
+                .detail("evaluator", "reference")
+                .detail("rows", rows.len() as u64),
+        )?;
+        Ok(rows
+            .iter()
+            .map(|&r| {
+                eligibility(
+                    &self.policy,
+                    &self.store.facts(r),
+                    seg.purpose(),
+                    at,
+                    seg.data_use(),
+                )
+                .is_allowed()
+                    && eval::matches_row(
+                        &self.policy,
+                        &self.store,
+                        seg.purpose(),
+                        seg.expr(),
+                        r,
+                        at,
+                    )
+            })
+            .collect())
+    }
+
+    /// Rows in the store, erased ones included (row positions run from 0
+    /// to this).
+    pub fn row_count(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Memory held by the indexes.
+    pub fn index_bytes(&self) -> crate::store::IndexBytes {
+        self.store.index_bytes()
+    }
+
     /// Evaluation without the gate, for the engine's own gated outputs.
     pub(crate) fn run(&self, seg: &CheckedSegment, at: Timestamp) -> Result<Members, EngineError> {
         self.check_version(seg)?;
-        let bits = eval::evaluate(&self.policy, &self.store, seg, at);
-        let count = kernels::count(bits.as_raw_slice());
+        let (bits, count) = self.with_mask(seg.purpose(), seg.data_use(), at, |mask, n| {
+            eval::evaluate_with_mask(&self.policy, &self.store, seg, at, mask, n, self.exec)
+        });
         Ok(Members {
             segment: seg.name().into(),
             purpose: seg.purpose_key().into(),
@@ -799,6 +1071,7 @@ impl Engine {
                 .subject(&self.audit_ids, id),
         )?;
         self.store.erase(row);
+        self.refresh_masks(row, None);
         self.store.index.remove(id);
         self.store.ids[row as usize] = Arc::from("");
         Ok(())

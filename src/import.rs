@@ -173,6 +173,9 @@ impl Engine {
         for row in touched {
             store.events[row as usize].sort_by_key(|e| (e.at, e.seq));
         }
+        // A bulk change touches too many rows to refresh one by one: the
+        // cached eligibility masks are dropped and rebuilt on next use.
+        self.clear_mask_cache();
         Ok(summary)
     }
 }

@@ -27,7 +27,7 @@ pub mod store;
 pub mod timestamp;
 
 pub use access::Actor;
-pub use engine::{Engine, EngineError, Explanation, Members};
+pub use engine::{Engine, EngineError, Explanation, Members, SharedEngine};
 pub use timestamp::Timestamp;
 
 /// The README's Rust example, compiled and run as a doctest.

@@ -702,3 +702,31 @@ fn r21_erased_subjects_are_never_returned() {
     adult(&mut e, "gone", "EU-FR");
     assert_eq!(e.attribute(&admin(), "gone", "country").unwrap(), None);
 }
+
+#[test]
+fn an_import_after_an_evaluation_is_seen_by_the_next_one() {
+    use privseg::import::SubjectRow;
+    let mut e = engine();
+    adult(&mut e, "a", "EU-FR");
+    grant(&mut e, "a", "marketing.email", "2026-01-01T00:00:00Z", "v3");
+    let at = "2026-02-01T00:00:00Z";
+    // The first evaluation builds and caches the purpose's mask.
+    assert_eq!(members(&e, ALL_EMAIL, at), ["a"]);
+    let rows = vec![SubjectRow {
+        id: "b".into(),
+        jurisdiction: "EU-DE".into(),
+        birth_date: parse_date("1970-01-01").ok(),
+        values: vec![],
+    }];
+    let events = vec![
+        ConsentEvent::grant("b", "marketing.email", t("2026-01-02T00:00:00Z"), "v3", SHA),
+        ConsentEvent::new(
+            "a",
+            EventKind::ConsentWithdrawn,
+            Some("marketing.email"),
+            t("2026-01-03T00:00:00Z"),
+        ),
+    ];
+    e.import(&admin(), &rows, &events).unwrap();
+    assert_eq!(members(&e, ALL_EMAIL, at), ["b"]);
+}

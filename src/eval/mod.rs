@@ -1,12 +1,28 @@
-//! Evaluation: the bitset evaluator and the plain row-at-a-time reference.
+//! Evaluation: the fast evaluator, a simple bitset evaluator, and the plain
+//! row-at-a-time reference.
 //!
-//! The bitset evaluator computes each predicate term as a bitset over all
-//! rows, combines them with word-wide operations on the raw `u64` words,
-//! and ANDs the purpose's eligibility mask in. The reference evaluator asks
-//! [`crate::consent::eligibility`] and [`matches_row`] about each row in turn;
-//! property tests hold the two equal.
+//! - The fast evaluator ([`evaluate_with_mask`], used by the engine)
+//!   compiles a segment to a [`Plan`] over the store's indexes
+//!   ([`plan::compile`]) and runs it block by block ([`execute`]), with the
+//!   eligibility mask kept current incrementally ([`MaskCache`]).
+//! - The simple bitset evaluator ([`evaluate`]) computes each term as a
+//!   full-size bitset from the row-wise columns and rebuilds the
+//!   eligibility mask from scratch.
+//! - The reference evaluator ([`reference`]) asks
+//!   [`crate::consent::eligibility`] and [`matches_row`] about each row in
+//!   turn. Property tests hold all three equal.
 
+#[allow(unsafe_code)]
+pub mod cpu;
+mod exec;
 pub mod kernels;
+pub mod mask;
+pub mod plan;
+
+pub use cpu::{ExecOptions, KernelPath, cpu_features, default_path, execute, execute_into};
+pub use exec::CHUNK;
+pub use mask::MaskCache;
+pub use plan::{Plan, PlanNode, RangeTest, compile};
 
 use crate::Timestamp;
 use crate::consent::{DataUse, eligibility};
@@ -155,7 +171,7 @@ fn term_bits(
             Term::Range {
                 lo, hi, negated, ..
             },
-            ColumnData::Int { vals },
+            ColumnData::Int { vals, .. },
         ) => {
             let (lo, hi) = (lo.resolve(at), hi.resolve(at));
             let neg = *negated;
@@ -216,4 +232,28 @@ pub fn evaluate(policy: &Policy, store: &Store, seg: &CheckedSegment, at: Timest
     let mask = eligibility_mask(policy, store, seg.purpose(), at, seg.data_use());
     kernels::and_assign(out.as_raw_mut_slice(), mask.as_raw_slice());
     out
+}
+
+/// Wraps result words as a bitset of `len` bits.
+pub fn bits_from_words(words: Vec<u64>, len: usize) -> Bits {
+    let mut b = Bits::from_vec(words);
+    b.truncate(len);
+    b
+}
+
+/// The fast evaluator with a given eligibility mask (one bit per row, with
+/// `mask_count` set): compiles the segment at `at` and executes the plan.
+/// Returns the members and their number.
+pub fn evaluate_with_mask(
+    policy: &Policy,
+    store: &Store,
+    seg: &CheckedSegment,
+    at: Timestamp,
+    mask: &Bits,
+    mask_count: u64,
+    opts: ExecOptions,
+) -> (Bits, u64) {
+    let plan = compile(policy, store, seg, at, mask, mask_count);
+    let (words, count) = execute(&plan, opts);
+    (bits_from_words(words, store.len()), count)
 }
