@@ -400,6 +400,20 @@ impl Engine {
         read(&self.masks).values().map(|m| read(m).bytes()).sum()
     }
 
+    /// Grows every cached mask to the store's current row count (new rows
+    /// are computed with the eligibility rules).
+    pub(crate) fn grow_masks(&mut self) {
+        let map = self.masks.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for m in map.values() {
+            write(m).grow(&self.policy, &self.store);
+        }
+    }
+
+    /// Number of cached masks.
+    pub(crate) fn cached_masks(&self) -> usize {
+        read(&self.masks).len()
+    }
+
     /// Drops every cached eligibility mask.
     pub fn clear_mask_cache(&mut self) {
         self.masks
@@ -498,7 +512,11 @@ impl Engine {
     }
 
     /// Updates every cached mask after a change to one row.
-    fn refresh_masks(&mut self, row: u32, event: Option<(EventKind, Option<PurposeId>)>) {
+    pub(crate) fn refresh_masks(
+        &mut self,
+        row: u32,
+        event: Option<(EventKind, Option<PurposeId>)>,
+    ) {
         let map = self.masks.get_mut().unwrap_or_else(PoisonError::into_inner);
         for ((purpose, _), m) in map.iter() {
             if event.is_some_and(|(k, p)| event_irrelevant(k, p, *purpose)) {

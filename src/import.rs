@@ -157,6 +157,7 @@ impl Engine {
             store.set(row, a, code, verified);
         }
         let mut touched = Vec::new();
+        let mut event_rows: Vec<u32> = records.iter().map(|(row, _, _)| *row).collect();
         for (row, mut rec, proof) in records {
             rec.seq = store.next_seq;
             rec.proof = store.proofs.len() as u32;
@@ -173,9 +174,21 @@ impl Engine {
         for row in touched {
             store.events[row as usize].sort_by_key(|e| (e.at, e.seq));
         }
-        // A bulk change touches too many rows to refresh one by one: the
-        // cached eligibility masks are dropped and rebuilt on next use.
-        self.clear_mask_cache();
+        // Cached eligibility masks: new rows are added to them, and the rows
+        // whose histories changed are recomputed one by one, unless so many
+        // changed that rebuilding on next use is cheaper.
+        if self.cached_masks() > 0 {
+            event_rows.sort_unstable();
+            event_rows.dedup();
+            if event_rows.len() + subjects.len() > self.row_count() / 8 {
+                self.clear_mask_cache();
+            } else {
+                self.grow_masks();
+                for row in event_rows.into_iter().filter(|&r| r < base) {
+                    self.refresh_masks(row, None);
+                }
+            }
+        }
         Ok(summary)
     }
 }

@@ -730,3 +730,44 @@ fn an_import_after_an_evaluation_is_seen_by_the_next_one() {
     e.import(&admin(), &rows, &events).unwrap();
     assert_eq!(members(&e, ALL_EMAIL, at), ["b"]);
 }
+
+#[test]
+fn a_small_import_updates_the_cached_masks_row_by_row() {
+    use privseg::import::SubjectRow;
+    let mut e = engine();
+    for i in 0..100 {
+        let id = format!("s{i}");
+        adult(&mut e, &id, "EU-FR");
+        grant(&mut e, &id, "marketing.email", "2026-01-01T00:00:00Z", "v3");
+    }
+    let at = "2026-02-01T00:00:00Z";
+    assert_eq!(members(&e, ALL_EMAIL, at).len(), 100);
+    // One withdrawal for an existing subject, one new subject with a grant:
+    // few enough rows that the cached mask is updated, not rebuilt.
+    let rows = vec![SubjectRow {
+        id: "new".into(),
+        jurisdiction: "EU-DE".into(),
+        birth_date: parse_date("1970-01-01").ok(),
+        values: vec![],
+    }];
+    let events = vec![
+        ConsentEvent::new(
+            "s7",
+            EventKind::ConsentWithdrawn,
+            Some("marketing.email"),
+            t("2026-01-05T00:00:00Z"),
+        ),
+        ConsentEvent::grant(
+            "new",
+            "marketing.email",
+            t("2026-01-06T00:00:00Z"),
+            "v3",
+            SHA,
+        ),
+    ];
+    e.import(&admin(), &rows, &events).unwrap();
+    let m = members(&e, ALL_EMAIL, at);
+    assert_eq!(m.len(), 100);
+    assert!(!m.contains(&"s7".to_string()));
+    assert!(m.contains(&"new".to_string()));
+}
