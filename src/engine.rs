@@ -491,10 +491,7 @@ impl Engine {
         )?;
         self.check_version(seg)?;
         self.log(
-            self.entry(actor.id(), Operation::SegmentEvaluated)
-                .purpose(seg.purpose_key())
-                .detail("segment", seg.name())
-                .detail("at", at.to_string())
+            self.segment_entry(actor, Operation::SegmentEvaluated, seg, at)
                 .detail("plan", true),
         )?;
         Ok(
@@ -543,6 +540,20 @@ impl Engine {
     pub(crate) fn entry(&self, actor: &str, op: Operation) -> PendingEntry {
         PendingEntry::new(Timestamp::now().unix(), actor, op)
             .policy_version(self.policy.version().to_string())
+    }
+
+    /// An entry about a segment run: purpose, segment name and time.
+    pub(crate) fn segment_entry(
+        &self,
+        actor: &Actor,
+        op: Operation,
+        seg: &CheckedSegment,
+        at: Timestamp,
+    ) -> PendingEntry {
+        self.entry(actor.id(), op)
+            .purpose(seg.purpose_key())
+            .detail("segment", seg.name())
+            .detail("at", at.to_string())
     }
 
     /// Appends an entry; the caller releases its result only on success.
@@ -860,10 +871,7 @@ impl Engine {
         )?;
         let members = self.run(seg, at)?;
         self.log(
-            self.entry(actor.id(), Operation::SegmentEvaluated)
-                .purpose(seg.purpose_key())
-                .detail("segment", seg.name())
-                .detail("at", at.to_string())
+            self.segment_entry(actor, Operation::SegmentEvaluated, seg, at)
                 .detail("members", members.count()),
         )?;
         Ok(members)
@@ -888,10 +896,7 @@ impl Engine {
         let bits = eval::reference(&self.policy, &self.store, seg, at);
         let count = kernels::count(bits.as_raw_slice());
         self.log(
-            self.entry(actor.id(), Operation::SegmentEvaluated)
-                .purpose(seg.purpose_key())
-                .detail("segment", seg.name())
-                .detail("at", at.to_string())
+            self.segment_entry(actor, Operation::SegmentEvaluated, seg, at)
                 .detail("members", count)
                 .detail("evaluator", "reference"),
         )?;
@@ -926,10 +931,7 @@ impl Engine {
             return Err(EngineError::UnknownSubject(format!("row {r}")));
         }
         self.log(
-            self.entry(actor.id(), Operation::SegmentEvaluated)
-                .purpose(seg.purpose_key())
-                .detail("segment", seg.name())
-                .detail("at", at.to_string())
+            self.segment_entry(actor, Operation::SegmentEvaluated, seg, at)
                 .detail("evaluator", "reference")
                 .detail("rows", rows.len() as u64),
         )?;

@@ -98,10 +98,7 @@ impl Engine {
         let m = self.run(seg, at)?;
         let c = k_threshold(m.count(), self.policy().k_threshold());
         self.log(
-            self.entry(actor.id(), Operation::Counted)
-                .purpose(seg.purpose_key())
-                .detail("segment", seg.name())
-                .detail("at", at.to_string())
+            self.segment_entry(actor, Operation::Counted, seg, at)
                 .detail("reported", c.to_string()),
         )?;
         Ok(c)
@@ -153,10 +150,7 @@ impl Engine {
         let b = breakdown(cells, self.policy().k_threshold())
             .map_err(|e| EngineError::Aggregate(e.to_string()))?;
         self.log(
-            self.entry(actor.id(), Operation::Counted)
-                .purpose(seg.purpose_key())
-                .detail("segment", seg.name())
-                .detail("at", at.to_string())
+            self.segment_entry(actor, Operation::Counted, seg, at)
                 .detail("by", attr)
                 .detail("suppressed_cells", b.suppressed_cells() as u64),
         )?;
@@ -187,10 +181,7 @@ impl Engine {
             .noisy_count(actor.id(), dataset, m.count(), epsilon, rng)
             .map_err(|e| EngineError::Privacy(e.to_string()))?;
         self.log(
-            self.entry(actor.id(), Operation::Counted)
-                .purpose(seg.purpose_key())
-                .detail("segment", seg.name())
-                .detail("at", at.to_string())
+            self.segment_entry(actor, Operation::Counted, seg, at)
                 .detail(
                     "epsilon",
                     format!("{}/{}", epsilon.numerator(), epsilon.denominator()),
@@ -265,10 +256,7 @@ impl Engine {
             .map_err(|e| EngineError::Privacy(e.to_string()))?;
         let members = self.run_with(seg, at, uses)?;
         self.log(
-            self.entry(actor.id(), Operation::Exported)
-                .purpose(seg.purpose_key())
-                .detail("segment", seg.name())
-                .detail("at", at.to_string())
+            self.segment_entry(actor, Operation::Exported, seg, at)
                 .detail("recipient", recipient)
                 .detail("fields", fields.join(","))
                 .detail("rows", members.count())
