@@ -127,6 +127,21 @@
 #define PRIVSEG_PERMISSION_ADMINISTER 32
 
 /**
+ * `format` value for an IAB TCF v2 TC string.
+ */
+#define PRIVSEG_SIGNAL_TCF 1
+
+/**
+ * `format` value for a GPP string.
+ */
+#define PRIVSEG_SIGNAL_GPP 2
+
+/**
+ * `format` value for a US Privacy string.
+ */
+#define PRIVSEG_SIGNAL_USP 3
+
+/**
  * A status code. The values are fixed and never reused.
  */
 enum privseg_status
@@ -254,6 +269,11 @@ enum privseg_status
    * JSON that is not of the expected shape (an event).
    */
   PRIVSEG_STATUS_INVALID_JSON = 402,
+  /**
+   * A consent signal (TCF, GPP, US Privacy) that does not decode or
+   * encode; the message names the field and bit offset.
+   */
+  PRIVSEG_STATUS_SIGNAL_INVALID = 403,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1464,6 +1484,43 @@ privseg_status privseg_segment_purpose(const privseg_segment *segment,
                                        char *buf,
                                        size_t len,
                                        size_t *written);
+
+/**
+ * Decodes a consent signal (a TCF TC string starting with `C`, a GPP
+ * string starting with `D`, or a US Privacy string starting with `1`) and
+ * copies its JSON, with the IAB field names, into `buf` following the
+ * buffer convention of this API. A string that does not decode gives
+ * `PRIVSEG_STATUS_SIGNAL_INVALID` with the field and bit offset in the
+ * message.
+ *
+ * # Safety
+ * `text` must point to `text_len` readable bytes; `buf` must be NULL or
+ * point to `len` writable bytes; `written` must point to a writable
+ * `size_t`.
+ */
+privseg_status privseg_signal_decode(const char *text,
+                                     size_t text_len,
+                                     char *buf,
+                                     size_t len,
+                                     size_t *written);
+
+/**
+ * Encodes a consent signal of `format` (`PRIVSEG_SIGNAL_TCF`, `_GPP` or
+ * `_USP`) from its JSON form (what `privseg_signal_decode` writes) and
+ * copies the string into `buf` following the buffer convention of this
+ * API.
+ *
+ * # Safety
+ * `json` must point to `json_len` readable bytes; `buf` must be NULL or
+ * point to `len` writable bytes; `written` must point to a writable
+ * `size_t`.
+ */
+privseg_status privseg_signal_encode(uint32_t format,
+                                     const char *json,
+                                     size_t json_len,
+                                     char *buf,
+                                     size_t len,
+                                     size_t *written);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -25,9 +25,6 @@ use privseg::audit::{
     AuditLog, AuditPseudonymizer, AuditSink, Checkpoint, CheckpointSigner, CheckpointVerifier,
     FileSink, MemorySink, SyncPolicy, VerifyReport, verify_file,
 };
-use privseg::consent::signals::gpp::GppString;
-use privseg::consent::signals::tcf::TcString;
-use privseg::consent::signals::usp::UsPrivacy;
 use privseg::load::{LoadError, LoadStats, Loader, Progress, Stage, read_policy};
 use privseg::outputs::ExportFormat;
 use privseg::policy::{AttrType, Policy, PolicyError};
@@ -1176,38 +1173,20 @@ fn describe(r: &VerifyReport) -> String {
 }
 
 fn signal(cmd: SignalCommand) -> Result<(), Failure> {
+    use privseg::consent::signals;
     let bad = |e: privseg::consent::signals::SignalError| Failure::Input(e.to_string());
     match cmd {
         SignalCommand::Decode { string } => {
-            let s = string.trim();
-            let json = match s.as_bytes().first() {
-                Some(b'C') => TcString::decode(s).and_then(|t| t.to_json()).map_err(bad)?,
-                Some(b'D') => GppString::decode(s)
-                    .and_then(|g| g.to_json())
-                    .map_err(bad)?,
-                Some(b'1') => to_json(&UsPrivacy::decode(s).map_err(bad)?)?,
-                _ => {
-                    return Err(Failure::Input(format!(
-                        "{s:?} is not a consent signal this tool knows: a TCF TC string starts with C, a GPP string with D, a US Privacy string with 1"
-                    )));
-                }
-            };
-            emit(json)?;
+            emit(signals::decode_to_json(&string).map_err(bad)?)?;
         }
         SignalCommand::Encode { json, kind } => {
             let text = read_text(&json)?;
-            let out = match kind {
-                SignalType::Tcf => TcString::from_json(&text)
-                    .and_then(|t| t.encode())
-                    .map_err(bad)?,
-                SignalType::Gpp => GppString::from_json(&text)
-                    .and_then(|g| g.encode())
-                    .map_err(bad)?,
-                SignalType::Usp => serde_json::from_str::<UsPrivacy>(&text)
-                    .map_err(|e| Failure::Input(format!("{}: {e}", json.display())))?
-                    .encode(),
+            let format = match kind {
+                SignalType::Tcf => signals::SignalFormat::Tcf,
+                SignalType::Gpp => signals::SignalFormat::Gpp,
+                SignalType::Usp => signals::SignalFormat::Usp,
             };
-            emit(out)?;
+            emit(signals::encode_from_json(format, &text).map_err(bad)?)?;
         }
     }
     Ok(())

@@ -55,6 +55,7 @@ mod members;
 mod outputs;
 mod policy;
 mod segment;
+mod signals;
 
 use std::cell::RefCell;
 use std::ffi::c_char;
@@ -65,6 +66,7 @@ pub use members::*;
 pub use outputs::*;
 pub use policy::*;
 pub use segment::*;
+pub use signals::*;
 
 use crate::Timestamp;
 
@@ -134,6 +136,9 @@ pub enum privseg_status {
     InvalidDate = 401,
     /// JSON that is not of the expected shape (an event).
     InvalidJson = 402,
+    /// A consent signal (TCF, GPP, US Privacy) that does not decode or
+    /// encode; the message names the field and bit offset.
+    SignalInvalid = 403,
 }
 
 impl privseg_status {
@@ -170,6 +175,7 @@ impl privseg_status {
             400 => InvalidTime,
             401 => InvalidDate,
             402 => InvalidJson,
+            403 => SignalInvalid,
             _ => return None,
         })
     }
@@ -206,6 +212,7 @@ impl privseg_status {
             Self::InvalidTime => "PRIVSEG_STATUS_INVALID_TIME\0",
             Self::InvalidDate => "PRIVSEG_STATUS_INVALID_DATE\0",
             Self::InvalidJson => "PRIVSEG_STATUS_INVALID_JSON\0",
+            Self::SignalInvalid => "PRIVSEG_STATUS_SIGNAL_INVALID\0",
         }
     }
 }
@@ -583,7 +590,7 @@ mod tests {
                 seen += 1;
             }
         }
-        assert_eq!(seen, 29);
+        assert_eq!(seen, 30);
         assert!(privseg_status_name(8).is_null());
     }
 

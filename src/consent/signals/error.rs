@@ -11,6 +11,14 @@ use thiserror::Error;
 #[non_exhaustive]
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum SignalError {
+    /// The string is none of the known signal formats.
+    #[error(
+        "not a known consent signal (starts with {first:?}): a TCF TC string starts with C, a GPP string with D, a US Privacy string with 1"
+    )]
+    UnknownFormat {
+        /// Its first character.
+        first: char,
+    },
     /// The input string (or a segment of it) was empty.
     #[error("empty input for {what}")]
     Empty {
