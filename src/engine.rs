@@ -539,7 +539,7 @@ impl Engine {
     /// An audit entry stamped with the current time and the policy version.
     pub(crate) fn entry(&self, actor: &str, op: Operation) -> PendingEntry {
         PendingEntry::new(Timestamp::now().unix(), actor, op)
-            .policy_version(self.policy.version().to_string())
+            .policy_version(self.policy.version_hex())
     }
 
     /// An entry about a segment run: purpose, segment name and time.

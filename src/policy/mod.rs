@@ -133,6 +133,7 @@ struct Purpose {
 pub struct Policy {
     spec: PolicySpec,
     version: PolicyVersion,
+    version_hex: String,
     declared: HashMap<String, CategoryFlags>,
     attrs: Vec<Attribute>,
     attr_index: HashMap<String, AttrId>,
@@ -647,6 +648,7 @@ impl Policy {
         Policy {
             spec,
             version,
+            version_hex: version.to_string(),
             declared,
             attrs,
             attr_index,
@@ -667,6 +669,11 @@ impl Policy {
     /// The policy version.
     pub fn version(&self) -> PolicyVersion {
         self.version
+    }
+    /// The policy version as 64 hex digits (kept, since every audit entry
+    /// carries it).
+    pub fn version_hex(&self) -> &str {
+        &self.version_hex
     }
     /// Looks up an attribute by name.
     pub fn attr_id(&self, name: &str) -> Option<AttrId> {
