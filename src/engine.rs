@@ -484,12 +484,7 @@ impl Engine {
         at: Timestamp,
         f: impl FnOnce(&Plan<'_>) -> R,
     ) -> Result<R, EngineError> {
-        self.allow(
-            actor,
-            Permission::MemberIds(seg.purpose_key()),
-            Some(seg.purpose_key()),
-        )?;
-        self.check_version(seg)?;
+        self.allow_members(actor, seg)?;
         self.log(
             self.segment_entry(actor, Operation::SegmentEvaluated, seg, at)
                 .detail("plan", true),
@@ -540,6 +535,17 @@ impl Engine {
     pub(crate) fn entry(&self, actor: &str, op: Operation) -> PendingEntry {
         PendingEntry::new(Timestamp::now().unix(), actor, op)
             .policy_version(self.policy.version_hex())
+    }
+
+    /// The gate of every call that releases members of a segment: the
+    /// `member_ids` permission for its purpose, and its policy version.
+    fn allow_members(&self, actor: &Actor, seg: &CheckedSegment) -> Result<(), EngineError> {
+        self.allow(
+            actor,
+            Permission::MemberIds(seg.purpose_key()),
+            Some(seg.purpose_key()),
+        )?;
+        self.check_version(seg)
     }
 
     /// An entry about a segment run: purpose, segment name and time.
@@ -864,11 +870,7 @@ impl Engine {
         seg: &CheckedSegment,
         at: Timestamp,
     ) -> Result<Members, EngineError> {
-        self.allow(
-            actor,
-            Permission::MemberIds(seg.purpose_key()),
-            Some(seg.purpose_key()),
-        )?;
+        self.allow_members(actor, seg)?;
         let members = self.run(seg, at)?;
         self.log(
             self.segment_entry(actor, Operation::SegmentEvaluated, seg, at)
@@ -887,12 +889,7 @@ impl Engine {
         seg: &CheckedSegment,
         at: Timestamp,
     ) -> Result<Members, EngineError> {
-        self.allow(
-            actor,
-            Permission::MemberIds(seg.purpose_key()),
-            Some(seg.purpose_key()),
-        )?;
-        self.check_version(seg)?;
+        self.allow_members(actor, seg)?;
         let bits = eval::reference(&self.policy, &self.store, seg, at);
         let count = kernels::count(bits.as_raw_slice());
         self.log(
@@ -921,12 +918,7 @@ impl Engine {
         at: Timestamp,
         rows: &[u32],
     ) -> Result<Vec<bool>, EngineError> {
-        self.allow(
-            actor,
-            Permission::MemberIds(seg.purpose_key()),
-            Some(seg.purpose_key()),
-        )?;
-        self.check_version(seg)?;
+        self.allow_members(actor, seg)?;
         if let Some(&r) = rows.iter().find(|&&r| r as usize >= self.store.len()) {
             return Err(EngineError::UnknownSubject(format!("row {r}")));
         }
