@@ -124,7 +124,7 @@ fn benches(c: &mut Criterion) {
                     threads: Some(threads),
                 };
                 let id = BenchmarkId::new(*name, format!("{}/{threads}t", path.as_str()));
-                e.with_plan(&all(), seg, at, |plan| {
+                e.with_plan_for_benchmarks(&all(), seg, at, |plan| {
                     let mut out = vec![0u64; plan.words()];
                     g.bench_function(id, |b| {
                         b.iter(|| eval::execute_into(black_box(plan), opts, &mut out))

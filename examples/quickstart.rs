@@ -199,7 +199,8 @@ fn main() {
         let again = engine.evaluate(&crm, &seg, now).unwrap();
         let cached = t.elapsed();
         assert_eq!(again.count(), members.count());
-        let ids: Vec<&str> = members.ids(&engine).take(3).collect();
+        let all_ids = engine.member_ids(&crm, &members).unwrap();
+        let ids: Vec<&str> = all_ids.iter().take(3).map(String::as_str).collect();
         println!(
             "{:<12} {:<34} {:>7} members in {:>9.2?} (first run, builds the mask), {:>9.2?} after; first: {}",
             members.segment(),
@@ -214,7 +215,7 @@ fn main() {
     // A withdrawal takes effect at once.
     let seg = engine.compile(&crm, segments[0]).unwrap();
     let members = engine.evaluate(&crm, &seg, now).unwrap();
-    let someone = members.ids(&engine).next().unwrap().to_string();
+    let someone = engine.member_ids(&crm, &members).unwrap()[0].clone();
     engine
         .record(
             &crm,
@@ -232,7 +233,11 @@ fn main() {
         members.count(),
         after.count(),
         someone,
-        after.ids(&engine).any(|id| id == someone)
+        engine
+            .member_ids(&crm, &after)
+            .unwrap()
+            .iter()
+            .any(|id| *id == someone)
     );
     let explained = engine.explain(&crm, &seg, &someone, now).unwrap();
     print!("{explained}");

@@ -640,7 +640,7 @@ fn main() {
         });
         // Plan execution alone into a reused buffer, and the bound.
         let ([plan_t, plan_1t, plan_2t, bound_t, bound_2t], input_bytes, roaring, threads) = e
-            .with_plan(&actor, seg, at, |plan| {
+            .with_plan_for_benchmarks(&actor, seg, at, |plan| {
                 let mut out = vec![0u64; plan.words()];
                 let plan_t = time_runs(runs, || eval::execute_into(plan, opts, &mut out));
                 let one = ExecOptions {

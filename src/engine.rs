@@ -41,6 +41,7 @@ use serde::Serialize;
 use time::Date;
 
 use crate::Timestamp;
+use crate::clock::{Clock, SystemClock};
 use crate::access::{AccessError, Actor, Permission, authorize};
 use crate::audit::{AuditError, AuditLog, AuditPseudonymizer, MemorySink, Operation, PendingEntry};
 use crate::consent::{
@@ -128,6 +129,9 @@ pub enum EngineError {
     /// Writing the output failed.
     #[error("output: {0}")]
     Io(String),
+    /// A result was given to an engine other than the one that made it.
+    #[error("this result was made by another engine: read it through the engine that made it")]
+    ForeignResult,
     /// The segment was validated against another policy version.
     #[error(
         "segment {segment:?} was validated against policy {segment_version}, but the engine runs policy {engine_version}: validate it again"
@@ -151,10 +155,14 @@ impl From<SegmentError> for EngineError {
 /// The members of a segment at an instant.
 #[derive(Clone, Debug)]
 pub struct Members {
+    engine: u64,
     segment: String,
     purpose: String,
+    purpose_id: PurposeId,
+    uses: DataUse,
     version: PolicyVersion,
     at: Timestamp,
+    reference: Timestamp,
     bits: Bits,
     count: u64,
 }
@@ -176,22 +184,47 @@ impl Members {
     pub fn policy_version(&self) -> PolicyVersion {
         self.version
     }
-    /// The evaluation time.
+    /// The instant eligibility was judged at: the engine clock's time of
+    /// the evaluation.
     pub fn at(&self) -> Timestamp {
         self.at
     }
-    /// Member rows, in row order.
+    /// The reference time the predicate's relative times (`now - 30d`)
+    /// were read against.
+    pub fn reference(&self) -> Timestamp {
+        self.reference
+    }
+    /// Member rows, in row order. Rows are positions inside the engine that
+    /// made this result; ids are released only by [`Engine::member_ids`].
     pub fn rows(&self) -> impl Iterator<Item = u32> + '_ {
         kernels::ones(self.bits.as_raw_slice())
     }
-    /// Member ids, in the order subjects were added.
-    pub fn ids<'a>(&'a self, engine: &'a Engine) -> impl Iterator<Item = &'a str> + 'a {
-        self.rows().map(move |r| engine.store.id(r))
+    /// Is this row a member?
+    pub fn contains_row(&self, row: u32) -> bool {
+        self.bits.get(row as usize).is_some_and(|b| *b)
     }
     /// The member bitset.
+    #[doc(hidden)]
     pub fn bits(&self) -> &Bits {
         &self.bits
     }
+    /// Was this result made by `engine`?
+    pub fn made_by(&self, engine: &Engine) -> bool {
+        self.engine == engine.instance
+    }
+}
+
+/// The shape of a compiled plan: what it does, never what it reads.
+#[derive(Clone, Debug)]
+pub struct PlanShape {
+    /// The plan's operation tree (operand indexes, no data).
+    pub root: eval::PlanNode,
+    /// Number of operand bitsets.
+    pub operands: usize,
+    /// Words per operand.
+    pub words: usize,
+    /// Bytes the plan streams from memory.
+    pub input_bytes: usize,
 }
 
 /// A predicate term and whether it held.
@@ -212,15 +245,20 @@ pub struct Explanation {
     pub segment: String,
     /// Purpose key.
     pub purpose: String,
-    /// Evaluation time.
+    /// The instant eligibility was judged at (the engine clock's now).
     pub at: Timestamp,
+    /// The reference time of the predicate's relative times.
+    pub reference: Timestamp,
     /// In the segment?
     pub member: bool,
     /// Eligibility for the purpose (and the segment's data use).
     pub eligibility: Eligibility,
-    /// Did the predicate hold?
-    pub predicate_held: bool,
-    /// The terms that made the predicate false (empty if it held).
+    /// Did the predicate hold? `None` when the subject is not eligible: the
+    /// predicate is never evaluated for them, so an explanation cannot be
+    /// used to read an excluded subject's values.
+    pub predicate_held: Option<bool>,
+    /// The terms that made the predicate false (empty if it held or if the
+    /// subject is not eligible).
     pub failing_terms: Vec<TermOutcome>,
 }
 
@@ -236,14 +274,16 @@ impl std::fmt::Display for Explanation {
             Eligibility::Allowed(g) => writeln!(f, "  eligible: yes ({g:?})")?,
             Eligibility::Denied(d) => writeln!(f, "  eligible: no, {d}")?,
         }
-        if self.predicate_held {
-            writeln!(f, "  predicate: holds")
-        } else {
-            writeln!(f, "  predicate: fails")?;
-            for t in &self.failing_terms {
-                writeln!(f, "    failed: {}", t.term)?;
+        match self.predicate_held {
+            None => writeln!(f, "  predicate: not evaluated (not eligible)"),
+            Some(true) => writeln!(f, "  predicate: holds"),
+            Some(false) => {
+                writeln!(f, "  predicate: fails")?;
+                for t in &self.failing_terms {
+                    writeln!(f, "    failed: {}", t.term)?;
+                }
+                Ok(())
             }
-            Ok(())
         }
     }
 }
@@ -270,6 +310,10 @@ pub struct Engine {
     exec: ExecOptions,
     audit: Mutex<AuditLog>,
     audit_ids: AuditPseudonymizer,
+    clock: Arc<dyn Clock>,
+    /// A random identity, so that results are only read through the engine
+    /// that made them.
+    instance: u64,
 }
 
 /// A read lock, whether or not a panicking holder poisoned it: every
@@ -372,6 +416,9 @@ impl Engine {
         pseudonyms: AuditPseudonymizer,
     ) -> Result<Engine, EngineError> {
         let store = Store::new(&policy);
+        let mut instance = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut instance)
+            .map_err(|_| EngineError::Privacy("the system random source failed".into()))?;
         let engine = Engine {
             policy,
             store,
@@ -379,9 +426,25 @@ impl Engine {
             exec: ExecOptions::default(),
             audit: Mutex::new(log),
             audit_ids: pseudonyms,
+            clock: Arc::new(SystemClock),
+            instance: u64::from_le_bytes(instance),
         };
         engine.log(engine.entry("privseg", Operation::PolicyLoaded))?;
         Ok(engine)
+    }
+
+    /// The engine with the host's clock: every release judges eligibility
+    /// as of this clock's now, and audit entries carry its time. Set by the
+    /// host when it builds the engine (the system clock by default).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Engine {
+        self.clock = clock;
+        self.clear_mask_cache();
+        self
+    }
+
+    /// The host clock's current instant.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     /// How evaluations execute (kernel path, threads).
@@ -447,7 +510,8 @@ impl Engine {
 
     /// Calls `f` with the eligibility mask of a purpose and data use at
     /// `at` and its number of set bits: the cached mask, moved forward if
-    /// needed, or a full recompute if `at` is earlier than the cache.
+    /// needed, or a full recompute if `at` is earlier than the cache (a host
+    /// clock that stepped back).
     fn with_mask<R>(
         &self,
         purpose: PurposeId,
@@ -473,34 +537,78 @@ impl Engine {
         f(&mask, count)
     }
 
-    /// Calls `f` with the compiled plan of a segment at an instant (the
-    /// eligibility mask included), e.g. to inspect or measure it. The plan's
-    /// operands are member bitsets, so this needs the `member_ids`
-    /// permission and is recorded like an evaluation.
-    pub fn with_plan<R>(
+    /// The shape of a segment's compiled plan (operations, operand count,
+    /// bytes read), for inspection and measurement. It carries no column
+    /// data: the operands themselves never leave the engine. Needs the
+    /// `count` permission for the purpose; recorded.
+    pub fn plan_shape(
         &self,
         actor: &Actor,
         seg: &CheckedSegment,
-        at: Timestamp,
+        reference: Timestamp,
+    ) -> Result<PlanShape, EngineError> {
+        self.allow(
+            actor,
+            Permission::Count(seg.purpose_key()),
+            Some(seg.purpose_key()),
+        )?;
+        self.check_version(seg)?;
+        let now = self.now();
+        self.log(
+            self.segment_entry(actor, Operation::SegmentEvaluated, seg, reference)
+                .detail("plan", true),
+        )?;
+        let anchored = seg.anchored(reference);
+        Ok(
+            self.with_mask(seg.purpose(), seg.data_use(), now, |mask, count| {
+                let plan = eval::compile(&self.policy, &self.store, &anchored, now, mask, count);
+                PlanShape {
+                    root: plan.root().clone(),
+                    operands: plan.len(),
+                    words: plan.words(),
+                    input_bytes: plan.input_bytes(),
+                }
+            }),
+        )
+    }
+
+    /// Runs `f` on the compiled plan of a segment (the eligibility mask as
+    /// of now ANDed in), for the project's own kernel benchmarks. A plan's
+    /// operands are raw column bitmaps over every row, unmasked, so this
+    /// exists only with the `bench-internals` feature, which no production
+    /// build should enable. Needs `member_ids` and is recorded.
+    #[cfg(feature = "bench-internals")]
+    #[doc(hidden)]
+    pub fn with_plan_for_benchmarks<R>(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        reference: Timestamp,
         f: impl FnOnce(&Plan<'_>) -> R,
     ) -> Result<R, EngineError> {
         self.allow_members(actor, seg)?;
         self.log(
-            self.segment_entry(actor, Operation::SegmentEvaluated, seg, at)
+            self.segment_entry(actor, Operation::SegmentEvaluated, seg, reference)
                 .detail("plan", true),
         )?;
-        Ok(
-            self.with_mask(seg.purpose(), seg.data_use(), at, |mask, count| {
-                f(&eval::compile(
-                    &self.policy,
-                    &self.store,
-                    seg,
-                    at,
-                    mask,
-                    count,
-                ))
-            }),
-        )
+        Ok(self.with_plan_unreleased(seg, reference, f))
+    }
+
+    /// Runs `f` on the compiled plan of a segment (the eligibility mask as
+    /// of now ANDed in). Inside the crate only: a plan's operands are raw
+    /// column bitmaps, which must never leave the engine.
+    #[cfg_attr(not(any(test, feature = "bench-internals")), allow(dead_code))]
+    pub(crate) fn with_plan_unreleased<R>(
+        &self,
+        seg: &CheckedSegment,
+        reference: Timestamp,
+        f: impl FnOnce(&Plan<'_>) -> R,
+    ) -> R {
+        let now = self.now();
+        let anchored = seg.anchored(reference);
+        self.with_mask(seg.purpose(), seg.data_use(), now, |mask, count| {
+            f(&eval::compile(&self.policy, &self.store, &anchored, now, mask, count))
+        })
     }
 
     /// Updates every cached mask after a change to one row.
@@ -531,9 +639,9 @@ impl Engine {
         &mut self.store
     }
 
-    /// An audit entry stamped with the current time and the policy version.
+    /// An audit entry stamped with the clock's time and the policy version.
     pub(crate) fn entry(&self, actor: &str, op: Operation) -> PendingEntry {
-        PendingEntry::new(Timestamp::now().unix(), actor, op)
+        PendingEntry::new(self.now().unix(), actor, op)
             .policy_version(self.policy.version_hex())
     }
 
@@ -548,18 +656,20 @@ impl Engine {
         self.check_version(seg)
     }
 
-    /// An entry about a segment run: purpose, segment name and time.
+    /// An entry about a segment run: purpose, segment name and the
+    /// predicate's reference time (the entry's own time is the release
+    /// instant).
     pub(crate) fn segment_entry(
         &self,
         actor: &Actor,
         op: Operation,
         seg: &CheckedSegment,
-        at: Timestamp,
+        reference: Timestamp,
     ) -> PendingEntry {
         self.entry(actor.id(), op)
             .purpose(seg.purpose_key())
             .detail("segment", seg.name())
-            .detail("at", at.to_string())
+            .detail("at", reference.to_string())
     }
 
     /// Appends an entry; the caller releases its result only on success.
@@ -781,15 +891,16 @@ impl Engine {
             .collect())
     }
 
-    /// Is a subject eligible for a purpose at an instant (for a segment
-    /// reading no special or sensitive data)?
+    /// Is a subject eligible for a purpose now (for a segment reading no
+    /// special or sensitive data)? Always as of the host clock: a past
+    /// instant would tell who has since withdrawn or objected.
     pub fn eligibility(
         &self,
         actor: &Actor,
         id: &str,
         purpose: &str,
-        at: Timestamp,
     ) -> Result<Eligibility, EngineError> {
+        let at = self.now();
         self.allow(actor, Permission::Explain(purpose), Some(purpose))?;
         let row = self.row(id)?;
         let p = self
@@ -861,22 +972,78 @@ impl Engine {
         Ok(())
     }
 
-    /// Evaluates a segment at an instant: its predicate AND the purpose's
-    /// eligibility as of that instant. Needs the `member_ids` permission for
-    /// the segment's purpose; counts alone go through [`Engine::count`].
+    /// Evaluates a segment: its predicate, with relative times read against
+    /// `reference`, AND the purpose's eligibility as of the host clock's
+    /// now (never as of `reference`: a past reference time cannot bring
+    /// back someone who has withdrawn or objected since). Needs the
+    /// `member_ids` permission for the segment's purpose; counts alone go
+    /// through [`Engine::count`]; ids through [`Engine::member_ids`].
     pub fn evaluate(
         &self,
         actor: &Actor,
         seg: &CheckedSegment,
-        at: Timestamp,
+        reference: Timestamp,
     ) -> Result<Members, EngineError> {
         self.allow_members(actor, seg)?;
-        let members = self.run(seg, at)?;
+        let members = self.run(seg, reference)?;
         self.log(
-            self.segment_entry(actor, Operation::SegmentEvaluated, seg, at)
+            self.segment_entry(actor, Operation::SegmentEvaluated, seg, reference)
                 .detail("members", members.count()),
         )?;
         Ok(members)
+    }
+
+    /// Releases the ids of a result's members, in the order subjects were
+    /// added. The gate is applied again at this instant: the result must
+    /// come from this engine and this policy version, the actor must hold
+    /// `member_ids` for its purpose now, and members who are no longer
+    /// eligible as of the host clock's now (a withdrawal, an objection, an
+    /// erasure since the evaluation) are left out. Recorded before release.
+    pub fn member_ids(&self, actor: &Actor, members: &Members) -> Result<Vec<String>, EngineError> {
+        let rows = self.release_rows(actor, members, 0, usize::MAX)?;
+        Ok(rows.into_iter().map(|r| self.store.id(r).to_string()).collect())
+    }
+
+    /// The gate of [`Engine::member_ids`] for at most `limit` member rows
+    /// at or after row `from` (the C ABI's cursor reads one at a time).
+    pub(crate) fn release_rows(
+        &self,
+        actor: &Actor,
+        members: &Members,
+        from: u32,
+        limit: usize,
+    ) -> Result<Vec<u32>, EngineError> {
+        if !members.made_by(self) {
+            return Err(EngineError::ForeignResult);
+        }
+        self.allow(
+            actor,
+            Permission::MemberIds(&members.purpose),
+            Some(&members.purpose),
+        )?;
+        if members.version != self.policy.version() {
+            return Err(EngineError::PolicyMismatch {
+                segment: members.segment.clone(),
+                segment_version: members.version,
+                engine_version: self.policy.version(),
+            });
+        }
+        let now = self.now();
+        let rows: Vec<u32> = self.with_mask(members.purpose_id, members.uses, now, |mask, _| {
+            members
+                .rows()
+                .skip_while(|&r| r < from)
+                .filter(|&r| mask.get(r as usize).is_some_and(|b| *b))
+                .take(limit)
+                .collect()
+        });
+        self.log(
+            self.entry(actor.id(), Operation::SegmentEvaluated)
+                .purpose(&members.purpose)
+                .detail("segment", members.segment.as_str())
+                .detail("released_ids", rows.len() as u64),
+        )?;
+        Ok(rows)
     }
 
     /// Evaluates a segment with the plain row-at-a-time reference evaluator
@@ -887,24 +1054,40 @@ impl Engine {
         &self,
         actor: &Actor,
         seg: &CheckedSegment,
-        at: Timestamp,
+        reference: Timestamp,
     ) -> Result<Members, EngineError> {
         self.allow_members(actor, seg)?;
-        let bits = eval::reference(&self.policy, &self.store, seg, at);
+        let now = self.now();
+        let bits = eval::reference(&self.policy, &self.store, &seg.anchored(reference), now);
         let count = kernels::count(bits.as_raw_slice());
         self.log(
-            self.segment_entry(actor, Operation::SegmentEvaluated, seg, at)
+            self.segment_entry(actor, Operation::SegmentEvaluated, seg, reference)
                 .detail("members", count)
                 .detail("evaluator", "reference"),
         )?;
-        Ok(Members {
+        Ok(self.members(seg, now, reference, bits, count))
+    }
+
+    fn members(
+        &self,
+        seg: &CheckedSegment,
+        at: Timestamp,
+        reference: Timestamp,
+        bits: Bits,
+        count: u64,
+    ) -> Members {
+        Members {
+            engine: self.instance,
             segment: seg.name().into(),
             purpose: seg.purpose_key().into(),
+            purpose_id: seg.purpose(),
+            uses: seg.data_use(),
             version: seg.policy_version(),
             at,
+            reference,
             bits,
             count,
-        })
+        }
     }
 
     /// The reference evaluator on the given rows only (positions as
@@ -915,15 +1098,18 @@ impl Engine {
         &self,
         actor: &Actor,
         seg: &CheckedSegment,
-        at: Timestamp,
+        reference: Timestamp,
         rows: &[u32],
     ) -> Result<Vec<bool>, EngineError> {
         self.allow_members(actor, seg)?;
+        let at = self.now();
+        let anchored = seg.anchored(reference);
+        let seg = &anchored;
         if let Some(&r) = rows.iter().find(|&&r| r as usize >= self.store.len()) {
             return Err(EngineError::UnknownSubject(format!("row {r}")));
         }
         self.log(
-            self.segment_entry(actor, Operation::SegmentEvaluated, seg, at)
+            self.segment_entry(actor, Operation::SegmentEvaluated, seg, reference)
                 .detail("evaluator", "reference")
                 .detail("rows", rows.len() as u64),
         )?;
@@ -961,30 +1147,37 @@ impl Engine {
         self.store.index_bytes()
     }
 
-    /// Evaluation without the gate, for the engine's own gated outputs.
-    pub(crate) fn run(&self, seg: &CheckedSegment, at: Timestamp) -> Result<Members, EngineError> {
+    /// Evaluation without the permission gate, for the engine's own gated
+    /// outputs: the predicate as of `reference`, eligibility and staleness
+    /// as of the host clock's now.
+    pub(crate) fn run(
+        &self,
+        seg: &CheckedSegment,
+        reference: Timestamp,
+    ) -> Result<Members, EngineError> {
         self.check_version(seg)?;
-        let (bits, count) = self.with_mask(seg.purpose(), seg.data_use(), at, |mask, n| {
-            eval::evaluate_with_mask(&self.policy, &self.store, seg, at, mask, n, self.exec)
+        let now = self.now();
+        let anchored = seg.anchored(reference);
+        let (bits, count) = self.with_mask(seg.purpose(), seg.data_use(), now, |mask, n| {
+            eval::evaluate_with_mask(&self.policy, &self.store, &anchored, now, mask, n, self.exec)
         });
-        Ok(Members {
-            segment: seg.name().into(),
-            purpose: seg.purpose_key().into(),
-            version: seg.policy_version(),
-            at,
-            bits,
-            count,
-        })
+        Ok(self.members(seg, now, reference, bits, count))
     }
 
     /// Explains whether a subject is in a segment at an instant, and why.
+    ///
+    /// Eligibility is judged as of the host clock's now. For a subject who
+    /// is not eligible, the explanation names only the rule that excludes
+    /// them: the predicate is not evaluated, so no value of theirs can be
+    /// learnt through it.
     pub fn explain(
         &self,
         actor: &Actor,
         seg: &CheckedSegment,
         id: &str,
-        at: Timestamp,
+        reference: Timestamp,
     ) -> Result<Explanation, EngineError> {
+        let at = reference;
         self.allow(
             actor,
             Permission::Explain(seg.purpose_key()),
@@ -1007,35 +1200,43 @@ impl Engine {
         &self,
         seg: &CheckedSegment,
         id: &str,
-        at: Timestamp,
+        reference: Timestamp,
     ) -> Result<Explanation, EngineError> {
         self.check_version(seg)?;
         let row = self.row(id)?;
+        let now = self.now();
         let elig = eligibility(
             &self.policy,
             &self.store.facts(row),
             seg.purpose(),
-            at,
+            now,
             seg.data_use(),
         );
-        let held = eval::matches_row(
-            &self.policy,
-            &self.store,
-            seg.purpose(),
-            seg.expr(),
-            row,
-            at,
-        );
         let mut failing = Vec::new();
-        if !held {
-            self.failing(&seg.ast().predicate, seg.expr(), seg, row, at, &mut failing);
-        }
+        // The predicate is read only for an eligible subject: for anyone
+        // else the rule that excludes them is the whole answer.
+        let held = elig.is_allowed().then(|| {
+            let anchored = seg.anchored(reference);
+            let held = eval::matches_row(
+                &self.policy,
+                &self.store,
+                seg.purpose(),
+                anchored.expr(),
+                row,
+                now,
+            );
+            if !held {
+                self.failing(&seg.ast().predicate, anchored.expr(), seg, row, now, &mut failing);
+            }
+            held
+        });
         Ok(Explanation {
             subject: id.into(),
             segment: seg.name().into(),
             purpose: seg.purpose_key().into(),
-            at,
-            member: held && elig.is_allowed(),
+            at: now,
+            reference,
+            member: held == Some(true),
             eligibility: elig,
             predicate_held: held,
             failing_terms: failing,
@@ -1087,5 +1288,63 @@ impl Engine {
         self.store.index.remove(id);
         self.store.ids[row as usize] = Arc::from("");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::PlanNode;
+    use crate::policy::*;
+
+    /// Operand bitsets never leave the engine, so the planner's ordering is
+    /// checked here: the most selective operand of an `and` comes first,
+    /// whichever order the segment gives.
+    #[test]
+    fn and_puts_the_most_selective_operand_first() {
+        let policy = PolicyBuilder::new("X")
+            .category(CategorySpec::new("user.c"))
+            .attribute(AttributeSpec::categorical("country", "user.c", &["US", "FR"]))
+            .attribute(AttributeSpec::boolean("vip", "user.c"))
+            .purpose(PurposeSpec::new("analytics", LawfulBasis::LegitimateInterests).allow("user"))
+            .role(RoleSpec {
+                name: "all".into(),
+                subjects: true,
+                count: vec!["analytics".into()],
+                ..RoleSpec::default()
+            })
+            .build()
+            .unwrap();
+        let a = Actor::new("t", &["all"]);
+        let mut e = Engine::new(Arc::new(policy));
+        let t = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
+        for i in 0..1000 {
+            let id = format!("s{i}");
+            e.add_subject(&a, &id, "EU", None).unwrap();
+            let c = if i < 10 { "US" } else { "FR" };
+            e.set_attribute(&a, &id, "country", c.into(), t).unwrap();
+            e.set_attribute(&a, &id, "vip", (i % 2 == 0).into(), t).unwrap();
+        }
+        for text in [
+            r#"segment "a" for analytics where vip = true and country = "US""#,
+            r#"segment "a" for analytics where country = "US" and vip = true"#,
+        ] {
+            let seg = e.compile(&a, text).unwrap();
+            let first = e.with_plan_unreleased(&seg, t, |p| match p.root() {
+                PlanNode::And(xs) => match xs[0] {
+                    PlanNode::Bits {
+                        operand,
+                        negated: false,
+                    } => p
+                        .operand(operand)
+                        .iter()
+                        .map(|w| w.count_ones())
+                        .sum::<u32>(),
+                    _ => panic!("{:?}", p.root()),
+                },
+                other => panic!("expected an and: {other:?}"),
+            });
+            assert_eq!(first, 10, "{text}");
+        }
     }
 }

@@ -12,6 +12,7 @@ use crate::audit::Operation;
 use crate::engine::{Engine, EngineError};
 use crate::eval::{self, kernels};
 use crate::policy::{AttrId, AttrType};
+use crate::privacy::aggregate::breakdown;
 use crate::segment::CheckedSegment;
 use crate::store::{Bits, ColumnData};
 
@@ -29,11 +30,13 @@ pub struct GroupRate {
     /// Group value (or `(unknown)`).
     pub group: String,
     /// Eligible subjects in the group: the pool the segment selects from.
-    /// `None` when under the policy's k (too small to report).
+    /// `None` when withheld by the small-cell rule (under the policy's k,
+    /// or withheld so that another cell cannot be derived).
     pub pool: Option<u64>,
-    /// Selected subjects in the group (`None` when the pool is under k).
+    /// Selected subjects in the group: `None` unless the pool, the selected
+    /// and the not-selected cells may all be shown.
     pub selected: Option<u64>,
-    /// Selection rate (`None` when the pool is under k).
+    /// Selection rate (`None` whenever `selected` is).
     pub rate: Option<f64>,
     /// Rate over the highest group's rate.
     pub impact_ratio: Option<f64>,
@@ -113,8 +116,10 @@ fn cramers_v(table: &[Vec<u64>]) -> f64 {
 impl Engine {
     /// Audits a segment's selection rates across the groups of a protected
     /// attribute, at `at`. Needs the `administer` permission; recorded.
-    /// Groups whose pool is under the policy's k are reported without
-    /// figures and take no part in the comparison.
+    /// Cells under the policy's k (pool, selected or not selected), and the
+    /// cells withheld so that they cannot be derived from the others, are
+    /// reported without figures; such groups take no part in the
+    /// comparison. Eligibility is judged as of the host clock's now.
     pub fn fairness_audit(
         &self,
         actor: &Actor,
@@ -132,7 +137,14 @@ impl Engine {
             return Err(EngineError::NotProtected(protected.into()));
         }
         let members = self.run(seg, at)?;
-        let pool = eval::eligibility_mask(&policy, self.store(), seg.purpose(), at, seg.data_use());
+        // The pool is judged at the same instant as the members.
+        let pool = eval::eligibility_mask(
+            &policy,
+            self.store(),
+            seg.purpose(),
+            members.at(),
+            seg.data_use(),
+        );
         let groups_bits = cat_bitmaps(self, pa).expect("checked categorical");
         let k = policy.k_threshold();
         let spec = policy.attribute(pa);
@@ -153,18 +165,40 @@ impl Engine {
             and_count(&pool, &unknown),
             and_count(members.bits(), &unknown),
         ));
+        let k_cells = |cells: Vec<(String, u64)>| -> Result<Vec<bool>, EngineError> {
+            let b = breakdown(cells, k).map_err(|e| EngineError::Aggregate(e.to_string()))?;
+            Ok(b.cells.iter().map(|c| c.count.exact().is_some()).collect())
+        };
+        // Each of the three splits of a group (its pool, those selected and
+        // those not) is a cell: one under k would single out a few people's
+        // protected attribute, so each split goes through the small-cell
+        // rule with complementary suppression, and a group's selection is
+        // shown only when all three of its cells may be.
+        let label = |i: usize| format!("{i}");
+        let pool_ok = k_cells(groups.iter().enumerate().map(|(i, g)| (label(i), g.1)).collect())?;
+        let sel_ok = k_cells(groups.iter().enumerate().map(|(i, g)| (label(i), g.2)).collect())?;
+        let out_ok = k_cells(
+            groups
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (label(i), g.1 - g.2))
+                .collect(),
+        )?;
+        let shown = |i: usize| pool_ok[i] && sel_ok[i] && out_ok[i];
         let best = groups
             .iter()
-            .filter(|(_, p, _)| *p >= k)
-            .map(|(_, p, s)| *s as f64 / *p as f64)
+            .enumerate()
+            .filter(|(i, _)| shown(*i))
+            .map(|(_, (_, p, s))| *s as f64 / *p as f64)
             .fold(0.0f64, f64::max);
         let groups: Vec<GroupRate> = groups
             .into_iter()
-            .map(|(group, p, s)| {
-                if p < k {
+            .enumerate()
+            .map(|(i, (group, p, s))| {
+                if !shown(i) {
                     return GroupRate {
                         group,
-                        pool: None,
+                        pool: pool_ok[i].then_some(p),
                         selected: None,
                         rate: None,
                         impact_ratio: None,

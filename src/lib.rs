@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod clock;
 pub mod consent;
 pub mod engine;
 pub mod eval;
@@ -27,7 +28,8 @@ pub mod store;
 pub mod timestamp;
 
 pub use access::Actor;
-pub use engine::{Engine, EngineError, Explanation, Members, SharedEngine};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::{Engine, EngineError, Explanation, Members, PlanShape, SharedEngine};
 pub use timestamp::Timestamp;
 
 /// The README's Rust example, compiled and run as a doctest.

@@ -139,7 +139,7 @@ impl Engine {
                 self.store(),
                 seg.purpose(),
                 &segment::CheckedExpr::Term(term),
-                at,
+                m.at(),
             );
             kernels::and_assign(bits.as_raw_mut_slice(), m.bits().as_raw_slice());
             let n = kernels::count(bits.as_raw_slice());
@@ -231,6 +231,19 @@ impl Engine {
                 seg.purpose_key()
             )));
         }
+        // The selection reads data too: a segment chosen by an attribute
+        // tells the recipient something about that attribute's category, so
+        // the agreement must cover every category the predicate reads, not
+        // only the fields sent (R19, R7).
+        for &a in seg.attributes() {
+            let spec = policy.attribute(a);
+            if !r.categories.iter().any(|c| covers(c, &spec.category)) {
+                return Err(refuse(format!(
+                    "the agreement {} does not cover category {} read by the segment's selection (attribute {})",
+                    r.dpa_reference, spec.category, spec.name
+                )));
+            }
+        }
         let mut uses = DataUse {
             sale_share: r.ccpa_role == CcpaRole::ThirdParty,
             ..DataUse::default()
@@ -265,7 +278,7 @@ impl Engine {
         let store = self.store();
         let fresh: Vec<i64> = ids
             .iter()
-            .map(|a| eval::fresh_since(&policy, *a, seg.purpose(), at))
+            .map(|a| eval::fresh_since(&policy, *a, seg.purpose(), members.at()))
             .collect();
         let io = |e: std::io::Error| EngineError::Io(e.to_string());
         if format == ExportFormat::Csv {

@@ -82,6 +82,9 @@ impl Engine {
             .row(id)
             .ok_or_else(|| EngineError::UnknownSubject(id.into()))?;
         let facts = store.facts(row);
+        // Eligibility as of the host clock; `at` only anchors the segments'
+        // relative times.
+        let now = self.now();
         let data = (0..policy.attribute_count() as u32)
             .filter_map(|a| {
                 let a = AttrId(a);
@@ -98,7 +101,7 @@ impl Engine {
             .map(|p| PurposeStatus {
                 purpose: policy.purpose(p).key.clone(),
                 basis: policy.purpose(p).basis.as_str(),
-                eligibility: eligibility(&policy, &facts, p, at, DataUse::default()),
+                eligibility: eligibility(&policy, &facts, p, now, DataUse::default()),
             })
             .collect();
         let history = store.events[row as usize]
@@ -125,7 +128,7 @@ impl Engine {
         )?;
         Ok(SubjectReport {
             subject: id.into(),
-            at,
+            at: now,
             controller: policy.spec().controller.name.clone(),
             policy_version: policy.version().to_string(),
             jurisdiction: policy.jurisdiction(facts.jurisdiction).code.clone(),

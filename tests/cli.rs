@@ -133,7 +133,7 @@ fn library_members(segment: &str) -> Vec<String> {
     let m = engine
         .evaluate(&admin, &seg, Timestamp::parse(AT).unwrap())
         .unwrap();
-    m.ids(&engine).map(String::from).collect()
+    engine.member_ids(&admin, &m).unwrap()
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use privseg::consent::{ConsentEvent, EventKind};
 use privseg::policy::*;
 use privseg::timestamp::DAY;
-use privseg::{Engine, SharedEngine, Timestamp};
+use privseg::{Engine, ManualClock, SharedEngine, Timestamp};
 
 const T0: i64 = 1_772_000_000;
 const SHA: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -20,7 +20,7 @@ fn engine_is_send_and_sync() {
     assert::<SharedEngine>();
 }
 
-fn engine(n: usize) -> Engine {
+fn engine(n: usize, clock: &ManualClock) -> Engine {
     let policy = PolicyBuilder::new("Acme")
         .category(CategorySpec::new("user.profile"))
         .attribute(AttributeSpec::categorical(
@@ -46,7 +46,7 @@ fn engine(n: usize) -> Engine {
         })
         .build()
         .unwrap();
-    let mut e = Engine::new(Arc::new(policy));
+    let mut e = Engine::new(Arc::new(policy)).with_clock(Arc::new(clock.clone()));
     let t = Timestamp::from_unix(T0 - 10 * DAY);
     let birth = time::Date::from_calendar_date(1980, time::Month::May, 1).ok();
     for i in 0..n {
@@ -79,7 +79,10 @@ fn withdrawals_are_atomic_and_never_missed() {
     const N: usize = 3000;
     const WITHDRAWALS: usize = 400;
     const READERS: usize = 3;
-    let shared = SharedEngine::new(engine(N));
+    // One host clock shared by every thread; readers move it to the instant
+    // they ask about (forward: the mask advances; back: a full recompute).
+    let clock = ManualClock::new(Timestamp::from_unix(T0));
+    let shared = SharedEngine::new(engine(N, &clock));
     let seg = shared
         .read()
         .compile(
@@ -92,7 +95,7 @@ fn withdrawals_are_atomic_and_never_missed() {
     let finished = Arc::new(AtomicBool::new(false));
     std::thread::scope(|s| {
         for r in 0..READERS {
-            let (shared, seg, done, finished) = (&shared, &seg, &done, &finished);
+            let (shared, seg, done, finished, clock) = (&shared, &seg, &done, &finished, &clock);
             s.spawn(move || {
                 let mut rng = Rng(0x5eed_0000 + r as u64);
                 let mut evaluations = 0;
@@ -101,6 +104,7 @@ fn withdrawals_are_atomic_and_never_missed() {
                     // Same instant (cached mask), later instants (the mask
                     // moves forward) and an earlier one (full recompute).
                     let at = T0 + [0, 0, DAY, 2 * DAY, -DAY][(rng.next() % 5) as usize];
+                    clock.set(Timestamp::from_unix(at));
                     let m = shared
                         .evaluate(&all(), seg, Timestamp::from_unix(at))
                         .unwrap();
@@ -140,6 +144,7 @@ fn withdrawals_are_atomic_and_never_missed() {
             finished.store(true, Ordering::SeqCst);
         });
     });
+    clock.set(Timestamp::from_unix(T0 + 3 * DAY));
     let m = shared
         .evaluate(&all(), &seg, Timestamp::from_unix(T0 + 3 * DAY))
         .unwrap();

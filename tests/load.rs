@@ -11,6 +11,9 @@ use privseg::store::Value;
 use privseg::timestamp::parse_date;
 use privseg::{Actor, Engine, Timestamp};
 
+mod common;
+use common::{At, with_test_clock};
+
 const POLICY: &str = include_str!("../examples/data/policy.json");
 const HEADER: &str =
     "id,jurisdiction,birth_date,verified_at,country,total_spend,last_order,newsletter";
@@ -34,6 +37,7 @@ fn load(subjects: &str, events: &str) -> Result<(Engine, LoadStats), LoadError> 
         .subjects("s.csv", subjects.as_bytes())?
         .events("e.jsonl", events.as_bytes())?
         .finish()
+        .map(|(e, stats)| (with_test_clock(e), stats))
 }
 
 fn grant(subject: &str, at: &str) -> String {
@@ -136,7 +140,7 @@ fn loads_values_dates_and_events_as_the_api_would() {
     let events = grant("c-3", "2026-02-01T00:00:00Z");
     let subjects = subjects.replace("1999-12-31", "2014-12-31");
     let (engine, _) = load(&subjects, &events).unwrap();
-    let mut reference = Engine::new(policy());
+    let mut reference = with_test_clock(Engine::new(policy()));
     reference
         .add_subject(
             &admin(),
@@ -156,13 +160,13 @@ fn loads_values_dates_and_events_as_the_api_would() {
     reference.record(&admin(), &g).unwrap();
     let at = t("2026-03-01T00:00:00Z");
     let got = engine
-        .eligibility(&admin(), "c-3", "marketing.email", at)
+        .eligibility_at(&admin(), "c-3", "marketing.email", at)
         .unwrap();
     assert!(!got.is_allowed(), "{got:?}");
     assert_eq!(
         got,
         reference
-            .eligibility(&admin(), "c-3", "marketing.email", at)
+            .eligibility_at(&admin(), "c-3", "marketing.email", at)
             .unwrap()
     );
 }
@@ -207,12 +211,7 @@ fn columns_in_any_order_and_rfc4180_quoting() {
             r#"segment "all" for analytics.product where true"#,
         )
         .unwrap();
-    let ids: Vec<String> = engine
-        .evaluate(&admin(), &seg, t("2026-01-02T00:00:00Z"))
-        .unwrap()
-        .ids(&engine)
-        .map(String::from)
-        .collect();
+    let ids: Vec<String> = engine.ids_at(&admin(), &seg, t("2026-01-02T00:00:00Z"));
     assert_eq!(ids, vec!["c,1", "c \"two\"", "c-3"]);
 
     // A record spanning lines is reported at the line where it starts, and
@@ -262,12 +261,7 @@ fn events_apply_by_time_not_by_file_order() {
         )
         .unwrap();
     let members = |at: &str| -> Vec<String> {
-        engine
-            .evaluate(&admin(), &seg, t(at))
-            .unwrap()
-            .ids(&engine)
-            .map(String::from)
-            .collect()
+        engine.ids_at(&admin(), &seg, t(at))
     };
     assert_eq!(members("2026-02-15T00:00:00Z"), vec!["a", "b"]);
     assert_eq!(members("2026-03-15T00:00:00Z"), Vec::<String>::new());

@@ -63,7 +63,7 @@ fn keys() -> Keyring {
 }
 
 fn populated() -> Engine {
-    let mut e = Engine::new(Arc::new(recipients_policy()));
+    let mut e = with_test_clock(Engine::new(Arc::new(recipients_policy())));
     for (i, juris) in ["EU-FR", "EU-DE", "US-CA", "US-CA", "EU-FR"]
         .iter()
         .enumerate()
@@ -266,14 +266,14 @@ fn small_counts_are_never_revealed() {
         .unwrap();
     // Two members, k = 3.
     assert_eq!(
-        e.count(&a, &seg, t("2026-02-01T00:00:00Z")).unwrap(),
+        e.count_at(&a, &seg, t("2026-02-01T00:00:00Z")).unwrap(),
         Count::FewerThan(3)
     );
     let seg = e
         .compile(&a, r#"segment "all" for marketing.email"#)
         .unwrap();
     assert_eq!(
-        e.count(&a, &seg, t("2026-02-01T00:00:00Z")).unwrap(),
+        e.count_at(&a, &seg, t("2026-02-01T00:00:00Z")).unwrap(),
         Count::Exact(5)
     );
     // Breakdown by country: FR = 5, the other cells 0, below k. Publishing
@@ -294,7 +294,7 @@ fn small_counts_are_never_revealed() {
     // An analyst may count analytics, not marketing.
     let analyst = Actor::new("ann", &["analyst"]);
     assert!(matches!(
-        e.count(&analyst, &seg, t("2026-02-01T00:00:00Z")),
+        e.count_at(&analyst, &seg, t("2026-02-01T00:00:00Z")),
         Err(EngineError::Access(_))
     ));
 }
@@ -337,7 +337,7 @@ fn access_refusals_name_the_actor_and_permission_and_are_recorded() {
         .compile(&admin(), r#"segment "all" for marketing.email"#)
         .unwrap();
     let err = e
-        .evaluate(&nobody, &seg, t("2026-02-01T00:00:00Z"))
+        .evaluate_at(&nobody, &seg, t("2026-02-01T00:00:00Z"))
         .unwrap_err();
     assert!(
         err.to_string().contains("mallory")
@@ -373,7 +373,7 @@ proptest! {
     fn opted_out_subjects_never_reach_third_parties(
         subjects in prop::collection::vec((any::<bool>(), 0u8..4, any::<bool>(), 0u8..3), 1..40)
     ) {
-        let mut e = Engine::new(Arc::new(recipients_policy()));
+        let mut e = with_test_clock(Engine::new(Arc::new(recipients_policy())));
         let mut excluded = Vec::new();
         for (i, (ca, signal, minor, later)) in subjects.iter().enumerate() {
             let id = format!("s-{i}");
@@ -430,7 +430,7 @@ fn signals_become_consent_events_with_their_proof() {
     }
     let at = t("2026-03-01T00:00:00Z");
     assert!(
-        !e.eligibility(&admin(), "web-1", "marketing.advertising.third_party", at)
+        !e.eligibility_at(&admin(), "web-1", "marketing.advertising.third_party", at)
             .unwrap()
             .is_allowed()
     );

@@ -88,7 +88,7 @@ const IDS: &[&str] = &[
 
 /// A known population at `AT`; see each subject's comment.
 fn populated() -> Engine {
-    let mut e = Engine::new(Arc::new(report_policy()));
+    let mut e = with_test_clock(Engine::new(Arc::new(report_policy())));
     for id in IDS {
         let j = if *id == "subj-ca" { "US-CA" } else { "EU-FR" };
         adult(&mut e, id, j);
@@ -292,7 +292,7 @@ fn compliance_report_counts() {
         )
         .unwrap();
     assert!(matches!(
-        e.evaluate(&analyst(), &seg, t(AT)),
+        e.evaluate_at(&analyst(), &seg, t(AT)),
         Err(EngineError::Access(_))
     ));
     let ks = keys();

@@ -81,7 +81,7 @@ fn r3_consent_must_be_valid_current_and_to_an_accepted_notice() {
     let at = "2026-06-01T00:00:00Z";
     assert_eq!(members(&e, ALL_EMAIL, at), ["ok"]);
     let why = |id| {
-        e.eligibility(&admin(), id, "marketing.email", t(at))
+        e.eligibility_at(&admin(), id, "marketing.email", t(at))
             .unwrap()
     };
     assert_eq!(why("none"), Eligibility::Denied(Denial::NoConsent));
@@ -133,7 +133,7 @@ fn r4_withdrawal_takes_effect_at_once_and_by_its_time() {
     // Before the withdrawal's time the consent still held.
     assert_eq!(members(&e, ALL_EMAIL, "2026-01-10T00:00:00Z"), ["c-1"]);
     assert_eq!(
-        e.eligibility(
+        e.eligibility_at(
             &admin(),
             "c-1",
             "marketing.email",
@@ -241,7 +241,7 @@ fn r7_special_categories_need_permission_and_explicit_consent() {
     assert_eq!(members(&e, seg, "2026-02-01T00:00:00Z"), ["explicit"]);
     let checked = e.compile(&admin(), seg).unwrap();
     let ex = e
-        .explain(&admin(), &checked, "plain", t("2026-02-01T00:00:00Z"))
+        .explain_at(&admin(), &checked, "plain", t("2026-02-01T00:00:00Z"))
         .unwrap();
     assert_eq!(
         ex.eligibility,
@@ -338,7 +338,7 @@ fn r9_children_need_parental_consent_below_the_national_age() {
     let at = "2026-06-01T00:00:00Z";
     assert_eq!(members(&e, ALL_EMAIL, at), ["fr-15", "de-15-parent"]);
     assert_eq!(
-        e.eligibility(&admin(), "de-15", "marketing.email", t(at))
+        e.eligibility_at(&admin(), "de-15", "marketing.email", t(at))
             .unwrap(),
         Eligibility::Denied(Denial::UnderAgeOfConsent {
             age: 15,
@@ -346,13 +346,13 @@ fn r9_children_need_parental_consent_below_the_national_age() {
         })
     );
     assert_eq!(
-        e.eligibility(&admin(), "unknown", "marketing.email", t(at))
+        e.eligibility_at(&admin(), "unknown", "marketing.email", t(at))
             .unwrap(),
         Eligibility::Denied(Denial::AgeUnknown { required: 16 })
     );
     // Non-consent purposes have no age gate.
     assert!(
-        e.eligibility(&admin(), "de-15", "analytics.product", t(at))
+        e.eligibility_at(&admin(), "de-15", "analytics.product", t(at))
             .unwrap()
             .is_allowed()
     );
@@ -377,7 +377,7 @@ fn r10_ccpa_sale_share_is_allowed_until_opt_out() {
     // California: opt-out model. EU: the purpose's consent basis.
     assert_eq!(members(&e, ADS, at), ["ca-1"]);
     assert_eq!(
-        e.eligibility(&admin(), "ca-2", "marketing.advertising.third_party", t(at))
+        e.eligibility_at(&admin(), "ca-2", "marketing.advertising.third_party", t(at))
             .unwrap(),
         Eligibility::Denied(Denial::OptedOut)
     );
@@ -400,7 +400,7 @@ fn r11_global_privacy_control_is_an_opt_out() {
     event(&mut e, "gpc", EventKind::Gpc, None, "2026-02-01T00:00:00Z");
     assert_eq!(members(&e, ADS, "2026-03-01T00:00:00Z"), ["plain"]);
     assert_eq!(
-        e.eligibility(
+        e.eligibility_at(
             &admin(),
             "gpc",
             "marketing.advertising.third_party",
@@ -470,7 +470,7 @@ fn r12_ccpa_minors_must_opt_in_and_children_need_a_parent() {
     let at = "2026-03-01T00:00:00Z";
     assert_eq!(members(&e, ADS, at), ["teen-in", "child-parent"]);
     match e
-        .eligibility(
+        .eligibility_at(
             &admin(),
             "child-in",
             "marketing.advertising.third_party",
@@ -530,12 +530,12 @@ fn r14_email_needs_consent_or_soft_opt_in_and_no_unsubscribe() {
     assert_eq!(members(&e, seg, "2026-03-01T00:00:00Z"), ["soft", "resub"]);
     let at = t("2026-03-01T00:00:00Z");
     assert_eq!(
-        e.eligibility(&admin(), "none", "marketing.newsletter", at)
+        e.eligibility_at(&admin(), "none", "marketing.newsletter", at)
             .unwrap(),
         Eligibility::Denied(Denial::NoEmailPermission)
     );
     assert_eq!(
-        e.eligibility(&admin(), "unsub", "marketing.newsletter", at)
+        e.eligibility_at(&admin(), "unsub", "marketing.newsletter", at)
             .unwrap(),
         Eligibility::Denied(Denial::Unsubscribed)
     );
@@ -611,7 +611,7 @@ fn r16_stale_values_do_not_match() {
     assert_eq!(members(&e, ne, "2026-03-01T00:00:00Z"), ["fresh"]);
     let checked = e.compile(&admin(), seg).unwrap();
     let ex = e
-        .explain(&admin(), &checked, "stale", t("2026-03-01T00:00:00Z"))
+        .explain_at(&admin(), &checked, "stale", t("2026-03-01T00:00:00Z"))
         .unwrap();
     assert!(!ex.member && ex.eligibility.is_allowed());
     assert_eq!(ex.failing_terms[0].term, "country = \"FR\"");

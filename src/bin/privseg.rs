@@ -715,6 +715,11 @@ fn eval(actor: &Actor, a: EvalArgs) -> Result<(), Failure> {
         let t = Instant::now();
         let members = engine.evaluate(actor, seg, at).map_err(engine_failure)?;
         let took = t.elapsed();
+        let ids = if a.ids {
+            Some(engine.member_ids(actor, &members).map_err(engine_failure)?)
+        } else {
+            None
+        };
         if a.data.stats {
             let n = engine.subject_count().max(1) as f64;
             eprintln!(
@@ -733,7 +738,7 @@ fn eval(actor: &Actor, a: EvalArgs) -> Result<(), Failure> {
                     policy_version: members.policy_version().to_string(),
                     at: members.at(),
                     members: members.count(),
-                    ids: a.ids.then(|| members.ids(&engine).collect()),
+                    ids: ids.as_ref().map(|v| v.iter().map(String::as_str).collect()),
                 };
                 writeln!(out, "{}", to_json(&j)?).map_err(write_err)?;
             }
@@ -747,10 +752,8 @@ fn eval(actor: &Actor, a: EvalArgs) -> Result<(), Failure> {
                     members.at()
                 )
                 .map_err(write_err)?;
-                if a.ids {
-                    for id in members.ids(&engine) {
-                        writeln!(out, "  {id}").map_err(write_err)?;
-                    }
+                for id in ids.iter().flatten() {
+                    writeln!(out, "  {id}").map_err(write_err)?;
                 }
             }
         }

@@ -2,9 +2,9 @@
 
 use std::ffi::c_char;
 
-use super::engine::{engine_ref, privseg_engine};
+use super::engine::{EngineHandle, engine_ref, privseg_engine};
 use super::{Fail, ffi_status, ffi_value, non_null, privseg_status, write_out};
-use crate::{Engine, Members};
+use crate::Members;
 
 /// The members of a segment at an instant, from `privseg_engine_evaluate`.
 /// It owns its result; reading member ids needs the engine that produced it.
@@ -38,12 +38,12 @@ unsafe fn members_ref<'a>(m: *const privseg_members) -> Result<&'a Members, Fail
 unsafe fn with_engine<'a>(
     m: *const privseg_members,
     e: *const privseg_engine,
-) -> Result<(&'a Members, &'a Engine), Fail> {
+) -> Result<(&'a Members, &'a EngineHandle), Fail> {
     // SAFETY: the caller's contract.
     let m = unsafe { members_ref(m) }?;
     // SAFETY: the caller's contract.
-    let e = &unsafe { engine_ref(e) }?.engine;
-    if m.policy_version() != e.policy().version() || m.bits().len() > e.store().len() {
+    let e = unsafe { engine_ref(e) }?;
+    if !m.made_by(&e.engine) {
         return Err(Fail::arg("these members were not produced by this engine"));
     }
     Ok((m, e))
@@ -94,7 +94,10 @@ pub unsafe extern "C" fn privseg_members_ids(
         if buf.is_null() && len != 0 {
             return Err(Fail::null("buf"));
         }
-        let needed: usize = m.ids(e).map(|id| id.len() + 1).sum();
+        // The gate is applied again now: the current actor's permission, and
+        // eligibility as of the engine's clock.
+        let ids = e.engine.member_ids(&e.actor, m)?;
+        let needed: usize = ids.iter().map(|id| id.len() + 1).sum();
         if needed > len {
             // SAFETY: written is not NULL and writable.
             unsafe { *written = needed };
@@ -104,7 +107,7 @@ pub unsafe extern "C" fn privseg_members_ids(
             ));
         }
         let mut at = 0;
-        for id in m.ids(e) {
+        for id in &ids {
             // SAFETY: buf is writable for len >= needed bytes, and at +
             // id.len() + 1 <= needed; the ids are owned by the library and
             // cannot overlap the caller's buffer.
@@ -147,15 +150,13 @@ pub unsafe extern "C" fn privseg_members_next(
         non_null(cursor, "cursor")?;
         // SAFETY: cursor is not NULL and readable, as the caller promises.
         let from = unsafe { *cursor };
-        let bits = m.bits();
-        let next = bits
-            .get(from..)
-            .and_then(|rest| rest.first_one())
-            .map(|i| from + i);
-        let Some(row) = next else {
+        let from = u32::try_from(from).unwrap_or(u32::MAX);
+        let next = e.engine.release_rows(&e.actor, m, from, 1)?;
+        let Some(&row) = next.first() else {
             return Err(Fail::new(privseg_status::Done, "no more members"));
         };
-        let id = e.store().id(row as u32);
+        let row = row as usize;
+        let id = e.engine.store().id(row as u32);
         // SAFETY: the caller's contract.
         unsafe { super::write_text(id.as_bytes(), buf, len, written) }?;
         // SAFETY: cursor is writable, as the caller promises.

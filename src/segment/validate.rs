@@ -138,6 +138,33 @@ impl CheckedSegment {
     pub fn attributes(&self) -> &[AttrId] {
         &self.attrs
     }
+
+    /// The same segment with every relative time (`now ± N`) fixed against
+    /// `reference`, so that evaluation at any instant reads the predicate
+    /// as of the reference time. Eligibility and staleness still follow the
+    /// evaluation instant: anchoring only moves the predicate's windows.
+    pub(crate) fn anchored(&self, reference: Timestamp) -> CheckedSegment {
+        fn anchor(e: &CheckedExpr, at: Timestamp) -> CheckedExpr {
+            match e {
+                CheckedExpr::Const(b) => CheckedExpr::Const(*b),
+                CheckedExpr::And(xs) => CheckedExpr::And(xs.iter().map(|x| anchor(x, at)).collect()),
+                CheckedExpr::Or(xs) => CheckedExpr::Or(xs.iter().map(|x| anchor(x, at)).collect()),
+                CheckedExpr::Not(x) => CheckedExpr::Not(Box::new(anchor(x, at))),
+                CheckedExpr::Term(Term::Range { attr, lo, hi, negated }) => {
+                    CheckedExpr::Term(Term::Range {
+                        attr: *attr,
+                        lo: Bound::Abs(lo.resolve(at)),
+                        hi: Bound::Abs(hi.resolve(at)),
+                        negated: *negated,
+                    })
+                }
+                CheckedExpr::Term(t) => CheckedExpr::Term(t.clone()),
+            }
+        }
+        let mut out = self.clone();
+        out.expr = anchor(&self.expr, reference);
+        out
+    }
     /// The syntax tree it was made from.
     pub fn ast(&self) -> &Segment {
         &self.source

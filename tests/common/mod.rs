@@ -6,7 +6,73 @@ use std::sync::Arc;
 use privseg::consent::{ConsentEvent, EventKind};
 use privseg::policy::*;
 use privseg::timestamp::parse_date;
-use privseg::{Actor, Engine, Timestamp};
+use privseg::consent::Eligibility;
+use privseg::privacy::aggregate::Count;
+use privseg::segment::CheckedSegment;
+use privseg::{Actor, Engine, EngineError, Explanation, ManualClock, Members, Timestamp};
+
+thread_local! {
+    /// The host clock of the engines a test builds with [`engine`] or
+    /// [`with_test_clock`]: each test runs on its own thread, so each has
+    /// its own clock. It starts far in the future so that events of any
+    /// date can be recorded; the `*_at` helpers set it to the instant they
+    /// are asked about.
+    static CLOCK: ManualClock = ManualClock::new(Timestamp::parse("2100-01-01T00:00:00Z").unwrap());
+}
+
+/// This thread's test clock.
+pub fn clock() -> ManualClock {
+    CLOCK.with(|c| c.clone())
+}
+
+/// Sets this thread's test clock.
+pub fn set_now(at: Timestamp) {
+    CLOCK.with(|c| c.set(at));
+}
+
+/// An engine on this thread's test clock.
+pub fn with_test_clock(e: Engine) -> Engine {
+    e.with_clock(Arc::new(clock()))
+}
+
+/// The engine calls of the tests, at an instant: the host clock is set to
+/// `at` and the predicate's reference time is `at`, as a host would do when
+/// it asks "now".
+pub trait At {
+    fn evaluate_at(&self, a: &Actor, s: &CheckedSegment, at: Timestamp) -> Result<Members, EngineError>;
+    fn eligibility_at(&self, a: &Actor, id: &str, p: &str, at: Timestamp) -> Result<Eligibility, EngineError>;
+    fn count_at(&self, a: &Actor, s: &CheckedSegment, at: Timestamp) -> Result<Count, EngineError>;
+    fn explain_at(&self, a: &Actor, s: &CheckedSegment, id: &str, at: Timestamp) -> Result<Explanation, EngineError>;
+    fn evaluate_reference_at(&self, a: &Actor, s: &CheckedSegment, at: Timestamp) -> Result<Members, EngineError>;
+    fn ids_at(&self, a: &Actor, s: &CheckedSegment, at: Timestamp) -> Vec<String>;
+}
+
+impl At for Engine {
+    fn evaluate_at(&self, a: &Actor, s: &CheckedSegment, at: Timestamp) -> Result<Members, EngineError> {
+        set_now(at);
+        self.evaluate(a, s, at)
+    }
+    fn eligibility_at(&self, a: &Actor, id: &str, p: &str, at: Timestamp) -> Result<Eligibility, EngineError> {
+        set_now(at);
+        self.eligibility(a, id, p)
+    }
+    fn count_at(&self, a: &Actor, s: &CheckedSegment, at: Timestamp) -> Result<Count, EngineError> {
+        set_now(at);
+        self.count(a, s, at)
+    }
+    fn explain_at(&self, a: &Actor, s: &CheckedSegment, id: &str, at: Timestamp) -> Result<Explanation, EngineError> {
+        set_now(at);
+        self.explain(a, s, id, at)
+    }
+    fn evaluate_reference_at(&self, a: &Actor, s: &CheckedSegment, at: Timestamp) -> Result<Members, EngineError> {
+        set_now(at);
+        self.evaluate_reference(a, s, at)
+    }
+    fn ids_at(&self, a: &Actor, s: &CheckedSegment, at: Timestamp) -> Vec<String> {
+        let m = self.evaluate_at(a, s, at).unwrap();
+        self.member_ids(a, &m).unwrap()
+    }
+}
 
 pub const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
@@ -149,7 +215,7 @@ pub fn admin() -> Actor {
 }
 
 pub fn engine() -> Engine {
-    Engine::new(Arc::new(policy()))
+    with_test_clock(Engine::new(Arc::new(policy())))
 }
 
 pub fn adult(e: &mut Engine, id: &str, juris: &str) {
@@ -174,6 +240,5 @@ pub fn members(e: &Engine, seg: &str, at: &str) -> Vec<String> {
     let seg = e
         .compile(&admin(), seg)
         .unwrap_or_else(|err| panic!("{err}"));
-    let m = e.evaluate(&admin(), &seg, t(at)).unwrap();
-    m.ids(e).map(String::from).collect()
+    e.ids_at(&admin(), &seg, t(at))
 }
