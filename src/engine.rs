@@ -29,9 +29,9 @@
 //! let sha = "0".repeat(64);
 //! engine.record(&crm, &ConsentEvent::grant("c-1", "marketing.email", t, "v3", &sha)).unwrap();
 //! let members = engine.evaluate(&crm, &seg, t).unwrap();
-//! assert_eq!(members.ids(&engine).collect::<Vec<_>>(), vec!["c-1"]);
+//! assert_eq!(engine.member_ids(&crm, &members).unwrap(), vec!["c-1"]);
 //! // Every call above is in the tamper-evident audit log.
-//! assert_eq!(engine.audit_len(), 7);
+//! assert_eq!(engine.audit_len(), 8);
 //! ```
 
 use std::collections::HashMap;

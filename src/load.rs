@@ -46,7 +46,7 @@
 //! let seg = engine.compile(&crm, r#"segment "fr" for marketing.email where country = "FR""#).unwrap();
 //! let at = Timestamp::parse("2026-03-02T00:00:00Z").unwrap();
 //! let members = engine.evaluate(&crm, &seg, at).unwrap();
-//! assert_eq!(members.ids(&engine).collect::<Vec<_>>(), vec!["c-1"]);
+//! assert_eq!(engine.member_ids(&crm, &members).unwrap(), vec!["c-1"]);
 //! # Ok::<(), privseg::load::LoadError>(())
 //! ```
 

@@ -231,19 +231,6 @@ impl Engine {
                 seg.purpose_key()
             )));
         }
-        // The selection reads data too: a segment chosen by an attribute
-        // tells the recipient something about that attribute's category, so
-        // the agreement must cover every category the predicate reads, not
-        // only the fields sent (R19, R7).
-        for &a in seg.attributes() {
-            let spec = policy.attribute(a);
-            if !r.categories.iter().any(|c| covers(c, &spec.category)) {
-                return Err(refuse(format!(
-                    "the agreement {} does not cover category {} read by the segment's selection (attribute {})",
-                    r.dpa_reference, spec.category, spec.name
-                )));
-            }
-        }
         let mut uses = DataUse {
             sale_share: r.ccpa_role == CcpaRole::ThirdParty,
             ..DataUse::default()
@@ -263,6 +250,19 @@ impl Engine {
             }
             uses = uses.union(u);
             ids.push(id);
+        }
+        // The selection reads data too: a segment chosen by an attribute
+        // tells the recipient something about that attribute's category, so
+        // the agreement must cover every category the predicate reads, not
+        // only the fields sent (R19, R7).
+        for &a in seg.attributes() {
+            let spec = policy.attribute(a);
+            if !r.categories.iter().any(|c| covers(c, &spec.category)) {
+                return Err(refuse(format!(
+                    "the agreement {} does not cover category {} read by the segment's selection (attribute {})",
+                    r.dpa_reference, spec.category, spec.name
+                )));
+            }
         }
         let pseudonymizer = keys
             .current(recipient, seg.purpose_key())

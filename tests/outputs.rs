@@ -102,6 +102,7 @@ fn export(
         .compile(actor, r#"segment "all" for marketing.email"#)
         .unwrap();
     let mut out = Vec::new();
+    set_now(t("2026-02-01T00:00:00Z"));
     e.export(
         actor,
         &seg,
@@ -279,6 +280,7 @@ fn small_counts_are_never_revealed() {
     // Breakdown by country: FR = 5, the other cells 0, below k. Publishing
     // FR next to the exact total would give the zeros away, so FR is
     // withheld too (complementary suppression).
+    set_now(t("2026-02-01T00:00:00Z"));
     let b = e
         .breakdown(&a, &seg, t("2026-02-01T00:00:00Z"), "country")
         .unwrap();
@@ -313,6 +315,7 @@ fn dp_counts_spend_the_budget_and_stop() {
     let mut rng = SplitMix64::new(7);
     let eps = Epsilon::new(1, 2).unwrap();
     let at = t("2026-02-01T00:00:00Z");
+    set_now(at);
     let first = e
         .dp_count(&a, &seg, at, eps, &mut ledger, "crm", &mut rng)
         .unwrap();

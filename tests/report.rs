@@ -297,6 +297,7 @@ fn compliance_report_counts() {
     ));
     let ks = keys();
     let mut sink = Vec::new();
+    set_now(t(AT));
     let first = e
         .export(
             &admin(),
@@ -547,6 +548,7 @@ fn ropa_from_policy_recipients_and_log() {
         )
         .unwrap();
     let mut sink = Vec::new();
+    set_now(t(AT));
     e.export(
         &admin(),
         &seg,

@@ -44,6 +44,7 @@ fn subject_report_holds_data_history_eligibility_and_segments() {
             r#"segment "de" for marketing.email where country = "DE""#,
         )
         .unwrap();
+    set_now(t("2026-02-10T00:00:00Z"));
     let r = e
         .subject_report(&admin(), "c-1", &[seg, de], t("2026-02-10T00:00:00Z"))
         .unwrap();
@@ -89,13 +90,27 @@ fn subject_report_holds_data_history_eligibility_and_segments() {
 fn fairness_audit_flags_adverse_impact_and_proxies() {
     let mut e = engine();
     let now = "2026-02-01T00:00:00Z";
-    for i in 0..40 {
+    // Group a: 28 of 40 in FR; group b: 12 of 40. Every cell (pool,
+    // selected, not selected) is at least k = 11, so all may be shown.
+    for i in 0..80 {
         let id = format!("s-{i}");
         adult(&mut e, &id, "EU-FR");
-        let group = if i < 20 { "a" } else { "b" };
-        let country = if i < 30 { "FR" } else { "DE" };
+        let group = if i < 40 { "a" } else { "b" };
+        let country = if i < 28 || (40..52).contains(&i) {
+            "FR"
+        } else {
+            "DE"
+        };
         e.set_attribute(&admin(), &id, "ethnicity", group.into(), t(now))
             .unwrap();
+        e.set_attribute(&admin(), &id, "country", country.into(), t(now))
+            .unwrap();
+    }
+    // 24 subjects whose group is unknown, half in FR.
+    for i in 0..24 {
+        let id = format!("u-{i}");
+        adult(&mut e, &id, "EU-FR");
+        let country = if i < 12 { "FR" } else { "DE" };
         e.set_attribute(&admin(), &id, "country", country.into(), t(now))
             .unwrap();
     }
@@ -105,20 +120,24 @@ fn fairness_audit_flags_adverse_impact_and_proxies() {
             r#"segment "fr" for analytics.product where country = "FR""#,
         )
         .unwrap();
+    set_now(t(now));
     let r = e
         .fairness_audit(&admin(), &seg, t(now), "ethnicity")
         .unwrap();
     let g = |name: &str| r.groups.iter().find(|g| g.group == name).unwrap().clone();
-    assert_eq!((g("a").pool, g("a").selected), (Some(20), Some(20)));
-    assert_eq!((g("b").pool, g("b").selected), (Some(20), Some(10)));
-    assert_eq!(g("b").impact_ratio, Some(0.5));
+    assert_eq!((g("a").pool, g("a").selected), (Some(40), Some(28)));
+    assert_eq!((g("b").pool, g("b").selected), (Some(40), Some(12)));
+    assert!((g("b").impact_ratio.unwrap() - 12.0 / 28.0).abs() < 1e-12);
     assert!(g("b").adverse_impact && !g("a").adverse_impact && r.adverse_impact);
-    // The unknown group is under k = 11 and reported without figures.
-    assert_eq!(g("(unknown)").pool, None);
+    assert_eq!(
+        (g("(unknown)").pool, g("(unknown)").selected),
+        (Some(24), Some(12))
+    );
     let proxy = &r.proxies[0];
     assert_eq!(proxy.attribute, "country");
     assert!(
-        (proxy.cramers_v - (40.0f64 / 3.0 / 40.0).sqrt()).abs() < 1e-9,
+        // 2x2 table [[28, 12], [12, 28]]: chi2 = 80 * 640^2 / 40^4 = 12.8.
+        (proxy.cramers_v - (12.8f64 / 80.0).sqrt()).abs() < 1e-9,
         "{}",
         proxy.cramers_v
     );

@@ -736,7 +736,7 @@ fn eval(actor: &Actor, a: EvalArgs) -> Result<(), Failure> {
                     segment: members.segment(),
                     purpose: members.purpose(),
                     policy_version: members.policy_version().to_string(),
-                    at: members.at(),
+                    at: members.reference(),
                     members: members.count(),
                     ids: ids.as_ref().map(|v| v.iter().map(String::as_str).collect()),
                 };
@@ -749,7 +749,7 @@ fn eval(actor: &Actor, a: EvalArgs) -> Result<(), Failure> {
                     members.segment(),
                     members.purpose(),
                     members.count(),
-                    members.at()
+                    members.reference()
                 )
                 .map_err(write_err)?;
                 for id in ids.iter().flatten() {

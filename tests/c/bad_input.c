@@ -745,6 +745,19 @@ static void engines(const privseg_policy *p) {
                                         PRIVSEG_EXPORT_FORMAT_JSONL, secret, sizeof secret, 1, json, sizeof json,
                                         &got),
                   PRIVSEG_STATUS_ACCESS_DENIED);
+    /* The mailer's agreement covers no data category: a segment selected by
+     * country tells it something about a location, so even an export of
+     * pseudonyms alone is refused (the agreement must cover what the
+     * selection reads). */
+    EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), NULL, 0,
+                                        PRIVSEG_EXPORT_FORMAT_CSV, secret, sizeof secret, 1, json, sizeof json, &got),
+                  PRIVSEG_STATUS_EXPORT_REFUSED);
+    /* The rest go through a segment that reads no attribute. */
+    const privseg_segment *everyone = NULL;
+    const char *all_text = "segment \"all\" for marketing.email";
+    EXPECT_STATUS(privseg_segment_compile(p, all_text, strlen(all_text), &everyone, NULL), PRIVSEG_STATUS_OK);
+    const privseg_segment *fr_seg = seg;
+    seg = everyone;
     /* The mailer's agreement covers no data category, and health data is
      * not for this purpose. */
     EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), fields, 1,
@@ -761,6 +774,8 @@ static void engines(const privseg_policy *p) {
                                         PRIVSEG_EXPORT_FORMAT_CSV, secret, sizeof secret, 1, json, sizeof json, &got),
                   PRIVSEG_STATUS_OK);
     EXPECT(strncmp(json, "id\nv1:", 6) == 0 && strstr(json, "c-1") == NULL);
+    seg = fr_seg;
+    privseg_segment_free(everyone);
 
     /* The subject access report. */
     EXPECT_STATUS(privseg_engine_subject_report(e, PRIVSEG_LIT("c-1"), &seg, 1, 1772359300, json, sizeof json, &got),
