@@ -4,6 +4,7 @@ use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{BudgetError, BudgetLedger};
 
@@ -149,7 +150,11 @@ impl LedgerFile {
         })?;
         let mut tmp_name = OsString::from(".");
         tmp_name.push(name);
-        tmp_name.push(format!(".tmp-{}", std::process::id()));
+        // Unique per process and per write, so that no two writers ever
+        // share a temporary file, even without the lock.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        tmp_name.push(format!(".tmp-{}-{n}", std::process::id()));
         let tmp = self.path.with_file_name(tmp_name);
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
