@@ -227,14 +227,15 @@ impl Engine {
             {
                 continue;
             }
-            let charged: Rational = text("epsilon")
-                .and_then(|t| t.parse().ok())
-                .ok_or_else(|| {
-                    EngineError::Privacy(format!(
-                        "audit entry {} records a charge without a readable epsilon",
-                        e.seq
-                    ))
-                })?;
+            let charged: Rational =
+                text("epsilon")
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(|| {
+                        EngineError::Privacy(format!(
+                            "audit entry {} records a charge without a readable epsilon",
+                            e.seq
+                        ))
+                    })?;
             audit_spent = audit_spent.checked_add(charged).ok_or_else(|| {
                 refused(BudgetError::Overflow {
                     scope: scope.clone(),

@@ -883,7 +883,9 @@ fn check_actors(spec: &PolicySpec, p: &mut impl FnMut(String, String)) {
         {
             p(
                 format!("{path}.id"),
-                format!("actor id {id:?} must be non-empty, without surrounding spaces or control characters"),
+                format!(
+                    "actor id {id:?} must be non-empty, without surrounding spaces or control characters"
+                ),
             );
         }
         if let Some(j) = ids.insert(a.actor_id(), i) {

@@ -85,9 +85,7 @@ pub enum BudgetError {
         audit_spent: Rational,
     },
     /// A new total would be below what has already been spent.
-    #[error(
-        "cannot set budget {budget:?} of {scope:?} to {total}: {spent} already spent"
-    )]
+    #[error("cannot set budget {budget:?} of {scope:?} to {total}: {spent} already spent")]
     BelowSpent {
         /// The data.
         scope: String,
@@ -345,13 +343,14 @@ impl BudgetLedger {
                 remaining,
             });
         }
-        let spent = account
-            .spent
-            .checked_add(epsilon.into())
-            .ok_or_else(|| BudgetError::Overflow {
-                scope: scope.to_owned(),
-                budget: budget.to_owned(),
-            })?;
+        let spent =
+            account
+                .spent
+                .checked_add(epsilon.into())
+                .ok_or_else(|| BudgetError::Overflow {
+                    scope: scope.to_owned(),
+                    budget: budget.to_owned(),
+                })?;
         let account = Account { total, spent };
         self.accounts
             .entry(scope.to_owned())
@@ -471,15 +470,21 @@ mod tests {
         let c = l.charge("acme", "analytics", eps("1"), eps("1/3")).unwrap();
         assert_eq!(c.remaining, "2/3".parse().unwrap());
         // A lowered total applies at once; the refusal leaves the account.
-        let err = l.charge("acme", "analytics", eps("1/2"), eps("1/4")).unwrap_err();
+        let err = l
+            .charge("acme", "analytics", eps("1/2"), eps("1/4"))
+            .unwrap_err();
         assert!(
             matches!(&err, BudgetError::Exhausted { remaining, .. } if *remaining == "1/6".parse().unwrap()),
             "{err}"
         );
-        assert_eq!(l.account("acme", "analytics").unwrap().total(), "1".parse().unwrap());
+        assert_eq!(
+            l.account("acme", "analytics").unwrap().total(),
+            "1".parse().unwrap()
+        );
         assert_eq!(l.spent("acme", "analytics"), "1/3".parse().unwrap());
         // An exact fit is allowed; a refused first charge opens no account.
-        l.charge("acme", "analytics", eps("1/2"), eps("1/6")).unwrap();
+        l.charge("acme", "analytics", eps("1/2"), eps("1/6"))
+            .unwrap();
         assert_eq!(l.remaining("acme", "analytics").unwrap(), Rational::ZERO);
         assert!(l.charge("acme", "ads", eps("1"), eps("2")).is_err());
         assert!(l.account("acme", "ads").is_none());

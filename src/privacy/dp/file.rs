@@ -112,11 +112,13 @@ impl LedgerFile {
             .truncate(false)
             .open(&lock_path)
             .map_err(|e| {
-                BudgetError::File(format!("opening the lock file {}: {e}", lock_path.display()))
+                BudgetError::File(format!(
+                    "opening the lock file {}: {e}",
+                    lock_path.display()
+                ))
             })?;
-        lock.lock().map_err(|e| {
-            BudgetError::File(format!("locking {}: {e}", lock_path.display()))
-        })?;
+        lock.lock()
+            .map_err(|e| BudgetError::File(format!("locking {}: {e}", lock_path.display())))?;
         Ok(lock)
     }
 
