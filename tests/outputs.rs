@@ -333,7 +333,14 @@ fn dp_counts_spend_the_budget_and_stop() {
     assert!(err.to_string().contains("budget exhausted"), "{err}");
     // Above the cap: refused before anything is charged.
     let err = e
-        .dp_count(&a, &seg, at, Some(Epsilon::new(1, 1).unwrap()), &mut BudgetLedger::new(), &mut rng)
+        .dp_count(
+            &a,
+            &seg,
+            at,
+            Some(Epsilon::new(1, 1).unwrap()),
+            &mut BudgetLedger::new(),
+            &mut rng,
+        )
         .unwrap_err();
     assert!(err.to_string().contains("above the policy's cap"), "{err}");
 }

@@ -310,7 +310,10 @@ fn dp_policy() -> Arc<Policy> {
     };
     Arc::new(
         PolicyBuilder::new("Acme Ltd")
-            .purpose(PurposeSpec::new("analytics", LawfulBasis::LegitimateInterests))
+            .purpose(PurposeSpec::new(
+                "analytics",
+                LawfulBasis::LegitimateInterests,
+            ))
             .purpose(PurposeSpec::new("support", LawfulBasis::Contract))
             .role(counter("analyst"))
             .role(counter("auditor"))
@@ -352,11 +355,17 @@ fn the_policy_sets_the_cap_and_the_budget() {
     let mut ledger = BudgetLedger::new();
     // Above the cap: refused, nothing charged.
     let err = dp(&engine, "ann", "analyst", Some("3/4"), &mut ledger).unwrap_err();
-    assert!(err.to_string().contains("above the policy's cap of 1/2"), "{err}");
+    assert!(
+        err.to_string().contains("above the policy's cap of 1/2"),
+        "{err}"
+    );
     assert_eq!(ledger, BudgetLedger::new());
     // Less than the cap is allowed; no epsilon spends the cap.
     let (_, c) = dp(&engine, "ann", "analyst", Some("1/4"), &mut ledger).unwrap();
-    assert_eq!((c.scope.as_str(), c.budget.as_str()), ("Acme Ltd", "analytics"));
+    assert_eq!(
+        (c.scope.as_str(), c.budget.as_str()),
+        ("Acme Ltd", "analytics")
+    );
     assert_eq!(c.spent, Rational::from(eps("1/4")));
     let (_, c) = dp(&engine, "ann", "analyst", None, &mut ledger).unwrap();
     assert_eq!(c.remaining, Rational::from(eps("1/4")));
@@ -366,7 +375,10 @@ fn the_policy_sets_the_cap_and_the_budget() {
     let err = engine
         .dp_count(&a, &seg, at(), None, &mut ledger, &mut SplitMix64::new(1))
         .unwrap_err();
-    assert!(err.to_string().contains("no differential-privacy budget"), "{err}");
+    assert!(
+        err.to_string().contains("no differential-privacy budget"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -377,7 +389,10 @@ fn another_actor_or_role_does_not_get_a_new_budget() {
     dp(&engine, "ann", "analyst", None, &mut ledger).unwrap();
     for (actor, role) in [("ann", "analyst"), ("bob", "analyst"), ("eve", "auditor")] {
         let err = dp(&engine, actor, role, Some("1/100"), &mut ledger).unwrap_err();
-        assert!(err.to_string().contains("budget exhausted"), "{actor}: {err}");
+        assert!(
+            err.to_string().contains("budget exhausted"),
+            "{actor}: {err}"
+        );
     }
     assert_eq!(ledger.accounts().count(), 1);
 }
@@ -402,7 +417,10 @@ fn a_deleted_or_rolled_back_ledger_is_refused() {
     std::fs::remove_file(file.path()).unwrap();
     let err = dp(&engine, "ann", "analyst", Some("1/4"), &mut file).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("shows 0 spent") && msg.contains("charges of 1/2"), "{msg}");
+    assert!(
+        msg.contains("shows 0 spent") && msg.contains("charges of 1/2"),
+        "{msg}"
+    );
     assert!(!file.path().exists(), "a refused charge starts no ledger");
 
     // Rolled back to an older copy: refused too.

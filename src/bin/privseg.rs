@@ -508,11 +508,11 @@ fn os_user() -> Result<(u32, String), Failure> {
 fn load_policy(path: &Path) -> Result<Arc<Policy>, Failure> {
     let shown = path.display();
     let mut file =
-        File::open(path).map_err(|e| Failure::Input(format!("policy file {shown}: {e}")))?;
+        File::open(path).map_err(|e| Failure::Input(format!("{shown}: {e}")))?;
     // The checks are on the file opened, so it cannot be swapped in between.
     let meta = file
         .metadata()
-        .map_err(|e| Failure::Input(format!("policy file {shown}: {e}")))?;
+        .map_err(|e| Failure::Input(format!("{shown}: {e}")))?;
     check_policy_file(path, meta.uid(), meta.mode())?;
     if let Some(dir) = path.parent().map(|d| {
         if d.as_os_str().is_empty() {
@@ -533,7 +533,7 @@ fn load_policy(path: &Path) -> Result<Arc<Policy>, Failure> {
     }
     let mut text = String::new();
     file.read_to_string(&mut text)
-        .map_err(|e| Failure::Input(format!("policy file {shown}: {e}")))?;
+        .map_err(|e| Failure::Input(format!("{shown}: {e}")))?;
     Policy::from_json(&text).map(Arc::new).map_err(|error| {
         Failure::from(LoadError::Policy {
             file: shown.to_string(),
