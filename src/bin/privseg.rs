@@ -507,8 +507,7 @@ fn os_user() -> Result<(u32, String), Failure> {
 /// an administrator's file.
 fn load_policy(path: &Path) -> Result<Arc<Policy>, Failure> {
     let shown = path.display();
-    let mut file =
-        File::open(path).map_err(|e| Failure::Input(format!("{shown}: {e}")))?;
+    let mut file = File::open(path).map_err(|e| Failure::Input(format!("{shown}: {e}")))?;
     // The checks are on the file opened, so it cannot be swapped in between.
     let meta = file
         .metadata()

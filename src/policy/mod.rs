@@ -1026,6 +1026,63 @@ mod tests {
     }
 
     #[test]
+    fn dp_budgets_and_actors_are_checked() {
+        let e = |s: &str| s.parse::<crate::privacy::dp::Epsilon>().unwrap();
+        let with = |b: PolicyBuilder| {
+            b.purpose(PurposeSpec::new(
+                "analytics",
+                LawfulBasis::LegitimateInterests,
+            ))
+            .purpose(PurposeSpec::new(
+                "analytics.web",
+                LawfulBasis::LegitimateInterests,
+            ))
+            .role(RoleSpec {
+                name: "analyst".into(),
+                ..RoleSpec::default()
+            })
+        };
+        let actor = |os: &str, id: Option<&str>, roles: &[&str]| ActorSpec {
+            os_user: os.into(),
+            id: id.map(String::from),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+        };
+        let err = with(base())
+            .dp_budget("analytics", e("2"), e("1"))
+            .dp_budget("analytics.web", e("1/2"), e("1"))
+            .dp_budget("nowhere", e("1/2"), e("1"))
+            .actor(actor("crm", Some("crm-sync"), &["analyst", "ghost"]))
+            .actor(actor("dana", Some("crm-sync"), &[]))
+            .actor(actor("", None, &[]))
+            .build()
+            .unwrap_err();
+        let paths: Vec<&str> = err.problems().iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "$.dp_budgets[0].max_epsilon",
+                "$.dp_budgets[1].purpose",
+                "$.dp_budgets[2].purpose",
+                "$.actors[0].roles[1]",
+                "$.actors[1].id",
+                "$.actors[2].os_user",
+            ],
+            "{err}"
+        );
+        let p = with(base())
+            .dp_budget("analytics", e("1/2"), e("1"))
+            .actor(actor("dana", None, &["analyst"]))
+            .actor(actor("dana", Some("dana-admin"), &[]))
+            .build()
+            .unwrap();
+        assert_eq!(p.dp_budget("analytics.web").unwrap().purpose, "analytics");
+        assert!(p.dp_budget("analyticsx").is_none());
+        let ids: Vec<&str> = p.actors_of("dana").map(|a| a.actor_id()).collect();
+        assert_eq!(ids, ["dana", "dana-admin"]);
+        assert_eq!(p.actors_of("crm").count(), 0);
+    }
+
+    #[test]
     fn json_errors_have_positions() {
         match Policy::from_json("{\"controller\": {\"name\": 3}}") {
             Err(PolicyError::Json {
