@@ -16,7 +16,9 @@ use crate::engine::{Engine, EngineError, Members};
 use crate::eval::{self, kernels};
 use crate::policy::{AttrId, AttrType, CcpaRole, covers};
 use crate::privacy::aggregate::{Breakdown, Count, breakdown, k_threshold};
-use crate::privacy::dp::{BudgetLedger, Epsilon, RandomSource};
+use crate::privacy::dp::{
+    BudgetError, BudgetStore, Charge, DpError, Epsilon, RandomSource, Rational, noisy_count,
+};
 use crate::privacy::pseudonym::Keyring;
 use crate::segment::{self, CheckedSegment, Expr, Segment, Term};
 use crate::store::Store;
@@ -158,37 +160,113 @@ impl Engine {
     }
 
     /// A differentially private count (discrete Laplace noise of scale
-    /// 1/epsilon), charged to the actor's budget for `dataset` in `ledger`
-    /// before any noise is drawn; refused once the budget is spent.
-    #[allow(clippy::too_many_arguments)]
-    pub fn dp_count<R: RandomSource + ?Sized>(
+    /// 1/epsilon) under the policy's budget for the segment's purpose.
+    ///
+    /// The policy sets, per purpose, the largest epsilon one query may spend
+    /// and the total all queries may spend; `epsilon` may ask for less than
+    /// the cap (`None` spends the cap) but never more. The account charged
+    /// is named by the policy's controller (the data) and the budget's
+    /// purpose key, so no actor, role or data-set name opens a new one.
+    ///
+    /// In one transaction of `budgets`: the ledger is compared with the
+    /// charges this engine's audit log records for the account, and refused
+    /// if it shows less spent (a deleted, rolled-back or edited ledger);
+    /// then the query is charged and the ledger made durable. Only then is
+    /// the charge written to the audit log (a crash in between leaves the
+    /// ledger ahead of the log, the safe side), and only then is noise
+    /// drawn. A failure after the charge keeps the charge.
+    ///
+    /// Needs the `count` permission for the purpose.
+    pub fn dp_count<S: BudgetStore, R: RandomSource + ?Sized>(
         &self,
         actor: &Actor,
         seg: &CheckedSegment,
         at: Timestamp,
-        epsilon: Epsilon,
-        ledger: &mut BudgetLedger,
-        dataset: &str,
+        epsilon: Option<Epsilon>,
+        budgets: &mut S,
         rng: &mut R,
-    ) -> Result<i64, EngineError> {
+    ) -> Result<(i64, Charge), EngineError> {
+        let refused = |e: BudgetError| EngineError::Privacy(e.to_string());
         self.allow(
             actor,
             Permission::Count(seg.purpose_key()),
             Some(seg.purpose_key()),
         )?;
+        let budget = self
+            .policy()
+            .dp_budget(seg.purpose_key())
+            .ok_or_else(|| {
+                refused(BudgetError::NoPolicyBudget {
+                    purpose: seg.purpose_key().into(),
+                })
+            })?
+            .clone();
+        let epsilon = epsilon.unwrap_or(budget.max_epsilon);
+        if Rational::from(epsilon) > Rational::from(budget.max_epsilon) {
+            return Err(refused(BudgetError::AboveCap {
+                budget: budget.purpose.clone(),
+                requested: epsilon,
+                cap: budget.max_epsilon,
+            }));
+        }
+        let scope = self.policy().spec().controller.name.clone();
         let m = self.run(seg, at)?;
-        let noisy = ledger
-            .noisy_count(actor.id(), dataset, m.count(), epsilon, rng)
-            .map_err(|e| EngineError::Privacy(e.to_string()))?;
+        let count = m.count();
+        if i64::try_from(count).is_err() {
+            return Err(EngineError::Privacy(
+                DpError::CountTooLarge { count }.to_string(),
+            ));
+        }
+        // What the audit log says was charged to this account so far.
+        let mut audit_spent = Rational::ZERO;
+        for e in self.audit_entries()? {
+            let text = |k: &str| e.details.get(k).and_then(|v| v.as_str());
+            if e.operation != Operation::Counted
+                || text("dp_scope") != Some(scope.as_str())
+                || text("dp_budget") != Some(budget.purpose.as_str())
+            {
+                continue;
+            }
+            let charged: Rational =
+                text("epsilon")
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(|| {
+                        EngineError::Privacy(format!(
+                            "audit entry {} records a charge without a readable epsilon",
+                            e.seq
+                        ))
+                    })?;
+            audit_spent = audit_spent.checked_add(charged).ok_or_else(|| {
+                refused(BudgetError::Overflow {
+                    scope: scope.clone(),
+                    budget: budget.purpose.clone(),
+                })
+            })?;
+        }
+        let charge = budgets.transact(|ledger| {
+            let ledger_spent = ledger.spent(&scope, &budget.purpose);
+            if ledger_spent < audit_spent {
+                return Err(BudgetError::BehindAudit {
+                    scope: scope.clone(),
+                    budget: budget.purpose.clone(),
+                    ledger_spent,
+                    audit_spent,
+                });
+            }
+            ledger.charge(&scope, &budget.purpose, budget.total, epsilon)
+        });
+        let charge = charge.map_err(refused)?;
         self.log(
             self.segment_entry(actor, Operation::Counted, seg, at)
-                .detail(
-                    "epsilon",
-                    format!("{}/{}", epsilon.numerator(), epsilon.denominator()),
-                )
-                .detail("dataset", dataset),
+                .detail("epsilon", epsilon.to_string())
+                .detail("dp_scope", scope.as_str())
+                .detail("dp_budget", budget.purpose.as_str())
+                .detail("dp_spent", charge.spent.to_string())
+                .detail("dp_total", charge.total.to_string()),
         )?;
-        Ok(noisy)
+        let noisy =
+            noisy_count(count, epsilon, rng).map_err(|e| EngineError::Privacy(e.to_string()))?;
+        Ok((noisy, charge))
     }
 
     /// Exports a segment's members to a recipient: only if the actor may

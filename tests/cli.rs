@@ -81,6 +81,55 @@ fn run_as(actor: &str, roles: &[&str], args: &[&str]) -> Run {
     }
 }
 
+/// The login name of the user running the tests (the tool finds it from
+/// its user id, whatever the environment says).
+fn login() -> &'static str {
+    static LOGIN: OnceLock<String> = OnceLock::new();
+    LOGIN.get_or_init(|| {
+        let out = Command::new("id").arg("-un").output().expect("id runs");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    })
+}
+
+/// The sample policy with its `actors` section replaced by `actors`, each
+/// `[id, roles...]` assigned to the user running the tests; written to a
+/// scratch file only its owner can write.
+fn policy_with(name: &str, actors: &[&[&str]], edit: impl FnOnce(&mut Json)) -> String {
+    let mut spec: Json =
+        serde_json::from_str(&std::fs::read_to_string(data("policy.json")).unwrap()).unwrap();
+    spec["actors"] = actors
+        .iter()
+        .map(|a| serde_json::json!({"os_user": login(), "id": a[0], "roles": a[1..]}))
+        .collect();
+    edit(&mut spec);
+    let path = scratch(name, &serde_json::to_string_pretty(&spec).unwrap());
+    set_mode(&path, 0o644);
+    path
+}
+
+fn set_mode(path: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The sample policy, letting the user running the tests act as `tester`
+/// (admin), `ann` (loader, marketer, analyst) or `zoe` (loader).
+fn policy_file() -> String {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        policy_with(
+            "policy.json",
+            &[
+                &["tester", "admin"],
+                &["ann", "loader", "marketer", "analyst"],
+                &["zoe", "loader"],
+            ],
+            |_| {},
+        )
+    })
+    .clone()
+}
+
 fn data(file: &str) -> String {
     format!("{DATA}/{file}")
 }
@@ -120,7 +169,7 @@ fn eval_args<'a>(
 
 /// The members the library finds in the sample data.
 fn library_members(segment: &str) -> Vec<String> {
-    let policy = Arc::new(read_policy(data("policy.json").as_ref()).unwrap());
+    let policy = Arc::new(read_policy(policy_file().as_ref()).unwrap());
     let admin = Actor::new("tester", &["admin"]);
     let (engine, _) = Loader::new(policy, admin.clone())
         .subjects_file(data("subjects.csv").as_ref())
@@ -161,46 +210,28 @@ fn help_on_every_command() {
     // No command, an unknown command, an unknown option: usage errors.
     assert_eq!(run(&[]).code, 2);
     assert_eq!(run(&["frobnicate"]).code, 2);
-    let r = run(&["policy", "--policy", &data("policy.json"), "--colour"]);
+    let r = run(&["policy", "--policy", &policy_file(), "--colour"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("--colour"), "{}", r.stderr);
 }
 
 #[test]
 fn check_accepts_a_valid_segment() {
-    let r = run(&[
-        "check",
-        "--policy",
-        &data("policy.json"),
-        "--segment",
-        LAPSED_VIP,
-    ]);
+    let r = run(&["check", "--policy", &policy_file(), "--segment", LAPSED_VIP]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stdout
             .starts_with("ok: segment \"lapsed_vip\" for marketing.email")
     );
     let file = scratch("segment.txt", US_RETARGET);
-    let r = run(&[
-        "check",
-        "--policy",
-        &data("policy.json"),
-        "--segment-file",
-        &file,
-    ]);
+    let r = run(&["check", "--policy", &policy_file(), "--segment-file", &file]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("\"us_retarget\""));
 }
 
 #[test]
 fn check_refuses_with_rule_attribute_purpose_and_caret() {
-    let r = run(&[
-        "check",
-        "--policy",
-        &data("policy.json"),
-        "--segment",
-        REFUSED_R2,
-    ]);
+    let r = run(&["check", "--policy", &policy_file(), "--segment", REFUSED_R2]);
     assert_eq!(r.code, 1);
     assert!(r.stdout.is_empty());
     let e = &r.stderr;
@@ -225,7 +256,7 @@ fn check_refuses_with_rule_attribute_purpose_and_caret() {
     let r = run(&[
         "check",
         "--policy",
-        &data("policy.json"),
+        &policy_file(),
         "--segment",
         r#"segment "x" for marketing.email where total_spend >> 3"#,
     ]);
@@ -237,7 +268,7 @@ fn check_refuses_with_rule_attribute_purpose_and_caret() {
     let r = run(&[
         "check",
         "--policy",
-        &data("policy.json"),
+        &policy_file(),
         "--segment",
         r#"segment "x" for marketing.sms where true"#,
     ]);
@@ -247,7 +278,7 @@ fn check_refuses_with_rule_attribute_purpose_and_caret() {
 
 #[test]
 fn check_usage_and_input_errors() {
-    let p = data("policy.json");
+    let p = policy_file();
     // Neither or both of --segment and --segment-file.
     assert_eq!(run(&["check", "--policy", &p]).code, 2);
     let file = scratch("segment2.txt", LAPSED_VIP);
@@ -291,9 +322,9 @@ fn check_usage_and_input_errors() {
 
 #[test]
 fn policy_prints_version_and_summary() {
-    let r = run(&["policy", "--policy", &data("policy.json")]);
+    let r = run(&["policy", "--policy", &policy_file()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let version = read_policy(data("policy.json").as_ref()).unwrap().version();
+    let version = read_policy(policy_file().as_ref()).unwrap().version();
     assert!(
         r.stdout.contains(&format!("version: {version}")),
         "{}",
@@ -314,7 +345,7 @@ fn policy_prints_version_and_summary() {
 
 #[test]
 fn policy_lists_every_problem_with_its_path() {
-    let text = std::fs::read_to_string(data("policy.json"))
+    let text = std::fs::read_to_string(policy_file())
         .unwrap()
         .replace(
             "\"consent_validity_days\": 730",
@@ -356,11 +387,7 @@ fn policy_lists_every_problem_with_its_path() {
 
 #[test]
 fn eval_prints_counts_and_ids_like_the_library() {
-    let (p, s, c) = (
-        data("policy.json"),
-        data("subjects.csv"),
-        data("consents.jsonl"),
-    );
+    let (p, s, c) = (policy_file(), data("subjects.csv"), data("consents.jsonl"));
     let r = run(&eval_args(
         &p,
         &s,
@@ -419,11 +446,7 @@ fn eval_prints_counts_and_ids_like_the_library() {
 
 #[test]
 fn eval_json_lines() {
-    let (p, s, c) = (
-        data("policy.json"),
-        data("subjects.csv"),
-        data("consents.jsonl"),
-    );
+    let (p, s, c) = (policy_file(), data("subjects.csv"), data("consents.jsonl"));
     let r = run(&eval_args(
         &p,
         &s,
@@ -483,11 +506,7 @@ fn eval_json_lines() {
 
 #[test]
 fn eval_stats_on_stderr_and_segment_files() {
-    let (p, s, c) = (
-        data("policy.json"),
-        data("subjects.csv"),
-        data("consents.jsonl"),
-    );
+    let (p, s, c) = (policy_file(), data("subjects.csv"), data("consents.jsonl"));
     let file = scratch("segment3.txt", US_RETARGET);
     let r = run(&eval_args(
         &p,
@@ -525,11 +544,7 @@ fn eval_stats_on_stderr_and_segment_files() {
 
 #[test]
 fn eval_at_defaults_to_now_and_must_be_rfc3339() {
-    let (p, s, c) = (
-        data("policy.json"),
-        data("subjects.csv"),
-        data("consents.jsonl"),
-    );
+    let (p, s, c) = (policy_file(), data("subjects.csv"), data("consents.jsonl"));
     let r = run(&eval_args(
         &p,
         &s,
@@ -562,7 +577,7 @@ fn eval_at_defaults_to_now_and_must_be_rfc3339() {
 
 #[test]
 fn eval_refuses_before_loading() {
-    let (p, c) = (data("policy.json"), data("consents.jsonl"));
+    let (p, c) = (policy_file(), data("consents.jsonl"));
     // The subjects file does not exist: the refusal comes first.
     let r = run(&eval_args(
         &p,
@@ -587,7 +602,7 @@ fn eval_refuses_before_loading() {
 fn bad_input(name: &str, subjects: &str, events: &str) -> String {
     let s = scratch(&format!("{name}.csv"), subjects);
     let c = scratch(&format!("{name}.jsonl"), events);
-    let p = data("policy.json");
+    let p = policy_file();
     let r = run(&eval_args(
         &p,
         &s,
@@ -758,7 +773,7 @@ fn explain_data() -> (String, String) {
 
 fn explain(subject: &str, format: &str) -> Run {
     let (s, c) = explain_data();
-    let p = data("policy.json");
+    let p = policy_file();
     run(&[
         "explain",
         "--policy",
@@ -830,7 +845,7 @@ fn explain_json_and_errors() {
     );
 
     let (s, c) = explain_data();
-    let p = data("policy.json");
+    let p = policy_file();
     let r = run(&[
         "explain",
         "--policy",
@@ -867,7 +882,7 @@ fn data_args<'a>(cmd: &'a str, rest: &[&'a str]) -> Vec<String> {
     let mut v: Vec<String> = vec![
         cmd.into(),
         "--policy".into(),
-        data("policy.json"),
+        policy_file(),
         "--subjects".into(),
         data("subjects.csv"),
         "--consents".into(),
@@ -931,19 +946,145 @@ fn access_is_refused_without_the_permission() {
     let r = run_as("ann", &["loader", "marketer"], &strs(&args));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("lapsed_vip"));
-    // A role the policy does not define grants nothing, and is named.
+    // A role the policy does not assign to the identity is refused, named.
     let r = run_as("ann", &["loader", "root"], &strs(&args));
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("unknown roles: root"), "{}", r.stderr);
-    // Without --actor the actor is $USER.
+    assert_eq!(
+        r.stderr.trim(),
+        "error: actor \"ann\" may not take role \"root\": the policy assigns it only analyst, loader, marketer"
+    );
+    let r = run_as("ann", &["loader", "admin"], &strs(&args));
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("may not take role \"admin\""),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty());
+    // --actor only picks among the user's identities; the environment
+    // names no one.
+    let r = run_as("mallory", &["admin"], &strs(&args));
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains(&format!(
+            "operating-system user {:?} may not act as \"mallory\": the policy lets it act as ann, tester, zoe",
+            login()
+        )),
+        "{}",
+        r.stderr
+    );
     let out = Command::new(bin())
         .args(["--role", "loader"])
         .args(strs(&args))
-        .env("USER", "zoe")
+        .env("USER", "tester")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("actor \"zoe\""));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "several identities in the policy (ann, tester, zoe): choose one with --actor"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // With one identity, --actor may be left out.
+    let single = policy_with("single.json", &[&["zoe", "loader", "marketer"]], |_| {});
+    let args = strs(&data_args("eval", &["--segment", LAPSED_VIP]))
+        .iter()
+        .map(|a| {
+            if *a == policy_file() {
+                single.clone()
+            } else {
+                a.to_string()
+            }
+        })
+        .collect::<Vec<_>>();
+    let out = Command::new(bin())
+        .args(["--role", "loader", "--role", "marketer"])
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_user_without_an_identity_may_do_nothing() {
+    let other = policy_with("others.json", &[], |spec| {
+        spec["actors"] =
+            serde_json::json!([{"os_user": "someone-else", "id": "ann", "roles": ["admin"]}]);
+    });
+    for args in [
+        vec!["check", "--policy", &other, "--segment", LAPSED_VIP],
+        vec![
+            "count",
+            "--policy",
+            &other,
+            "--subjects",
+            &data("subjects.csv"),
+            "--consents",
+            &data("consents.jsonl"),
+            "--segment",
+            LAPSED_VIP,
+        ],
+    ] {
+        let r = run_as("ann", &["admin"], &args);
+        assert_eq!(r.code, 1, "{args:?}");
+        assert!(
+            r.stderr.contains(&format!(
+                "operating-system user {:?} has no identity in the policy",
+                login()
+            )),
+            "{}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn the_policy_file_must_be_an_administrators() {
+    let check = |path: &str| run(&["check", "--policy", path, "--segment", LAPSED_VIP]);
+    let file = policy_with("trust.json", &[&["tester", "admin"]], |_| {});
+    assert_eq!(check(&file).code, 0, "{}", check(&file).stderr);
+    set_mode(&file, 0o664);
+    let r = check(&file);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("is writable by its group (mode 664)")
+            && r.stderr
+                .contains("whoever can write the policy is its administrator"),
+        "{}",
+        r.stderr
+    );
+    set_mode(&file, 0o646);
+    let r = check(&file);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("writable by every user"), "{}", r.stderr);
+    set_mode(&file, 0o644);
+    assert_eq!(check(&file).code, 0);
+    // Owned by another user (only root can give a file away).
+    if login() == "root" {
+        let status = Command::new("chown")
+            .args(["65534", &file])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let r = check(&file);
+        assert_eq!(r.code, 1);
+        assert!(
+            r.stderr
+                .contains("is owned by user id 65534, neither root nor root"),
+            "{}",
+            r.stderr
+        );
+    }
+    // Checking a draft with `policy` grants nothing, so it is not refused.
+    set_mode(&file, 0o666);
+    assert_eq!(run(&["policy", "--policy", &file]).code, 0);
 }
 
 fn key_file(name: &str, bytes: &[u8]) -> String {
@@ -1145,48 +1286,126 @@ fn count_k_threshold_stricter_k_and_breakdown() {
     );
 }
 
-#[test]
-fn dp_count_charges_the_budget_file() {
-    let budget = format!("{}.json", scratch("budget", ""));
-    let dp = |extra: &[&str]| {
-        let mut rest = vec![
+/// A DP count of LAPSED_VIP (purpose marketing.email) by `actor` with
+/// `roles`, keeping the audit log (and so the ledger) in `log`.
+fn dp_run(policy: &str, log: &str, actor: &str, roles: &[&str], epsilon: &str) -> Run {
+    let key = format!("{log}.key");
+    if !Path::new(&key).exists() {
+        std::fs::write(&key, [5u8; 32]).unwrap();
+    }
+    let args: Vec<String> = data_args(
+        "count",
+        &[
             "--segment",
             LAPSED_VIP,
             "--epsilon",
-            "1/2",
-            "--budget-file",
-            &budget,
-            "--dataset",
-            "crm",
+            epsilon,
             "--format",
             "json",
-        ];
-        rest.extend_from_slice(extra);
-        run_as(
-            "ann",
-            &["loader", "analyst"],
-            &strs(&data_args("count", &rest)),
-        )
-    };
-    // No budget file and no --budget: nothing to charge.
-    let r = dp(&[]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(!Path::new(&budget).exists());
-    let r = dp(&["--budget", "1"]);
+            "--audit-log",
+            log,
+            "--audit-key-file",
+            &key,
+        ],
+    )
+    .into_iter()
+    .map(|a| {
+        if a == policy_file() {
+            policy.to_string()
+        } else {
+            a
+        }
+    })
+    .collect();
+    run_as(actor, roles, &strs(&args))
+}
+
+#[test]
+fn dp_count_charges_the_policys_budget() {
+    let log = scratch("dp-audit.log", "");
+    std::fs::remove_file(&log).unwrap();
+    let ledger = format!("{log}.budget");
+    let p = policy_file();
+    // The sample policy: at most 1/2 per query on marketing, 1 in all.
+    let r = dp_run(&p, &log, "ann", &["loader", "analyst"], "3/4");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("above the policy's cap of 1/2"),
+        "{}",
+        r.stderr
+    );
+    assert!(!Path::new(&ledger).exists());
+    let r = dp_run(&p, &log, "ann", &["loader", "analyst"], "1/2");
     assert_eq!(r.code, 0, "{}", r.stderr);
     let obj: Json = serde_json::from_str(r.stdout.trim()).unwrap();
     assert!(obj["noisy_count"].is_i64());
-    assert_eq!(obj["remaining"], "1/2");
-    let r = dp(&[]);
+    assert_eq!(
+        (obj["budget"].as_str(), obj["remaining"].as_str()),
+        (Some("marketing"), Some("1/2"))
+    );
+    // Another identity with other roles spends the same budget.
+    let r = dp_run(&p, &log, "tester", &["admin"], "1/2");
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let ledger: Json = serde_json::from_str(&std::fs::read_to_string(&budget).unwrap()).unwrap();
-    assert_eq!(ledger["accounts"]["ann"]["crm"]["spent"], "1");
-    // Spent: refused, and the file is unchanged.
-    let r = dp(&["--budget", "5"]);
+    let saved: Json = serde_json::from_str(&std::fs::read_to_string(&ledger).unwrap()).unwrap();
+    assert_eq!(
+        saved["accounts"]["Acme Retail Ltd"]["marketing"]["spent"],
+        "1"
+    );
+    let r = dp_run(&p, &log, "ann", &["loader", "analyst"], "1/100");
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("budget exhausted"), "{}", r.stderr);
-    let again: Json = serde_json::from_str(&std::fs::read_to_string(&budget).unwrap()).unwrap();
-    assert_eq!(again, ledger);
+    // Deleting the ledger does not start it over: the audit log has the charges.
+    std::fs::remove_file(&ledger).unwrap();
+    let r = dp_run(&p, &log, "ann", &["loader", "analyst"], "1/100");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("shows 0 spent") && r.stderr.contains("refusing to start over"),
+        "{}",
+        r.stderr
+    );
+    assert!(!Path::new(&ledger).exists());
+    // Without an audit log there is nowhere to keep the ledger.
+    let r = run_as(
+        "ann",
+        &["loader", "analyst"],
+        &strs(&data_args(
+            "count",
+            &["--segment", LAPSED_VIP, "--epsilon", "1/2"],
+        )),
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
+fn concurrent_dp_counts_against_one_query_of_budget_answer_once() {
+    let p = policy_with("one-query.json", &[&["ann", "loader", "analyst"]], |spec| {
+        spec["dp_budgets"] = serde_json::json!([
+            {"purpose": "marketing", "max_epsilon": "1/2", "total": "1/2"}
+        ]);
+    });
+    let log = scratch("dp-race.log", "");
+    std::fs::remove_file(&log).unwrap();
+    dp_run(&p, &log, "ann", &["loader"], "1/2"); // creates the key file; refused (no count role)
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| s.spawn(|| dp_run(&p, &log, "ann", &["loader", "analyst"], "1/2")))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let answered = runs.iter().filter(|r| r.code == 0).count();
+    assert_eq!(
+        answered,
+        1,
+        "{:?}",
+        runs.iter().map(|r| &r.stderr).collect::<Vec<_>>()
+    );
+    for r in runs.iter().filter(|r| r.code != 0) {
+        assert_eq!(r.code, 1);
+        assert!(r.stderr.contains("budget exhausted"), "{}", r.stderr);
+    }
+    // Every process's entries are in the log, in sequence.
+    let r = run(&["audit", "prove", "--log", &log, "--index", "0"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
 /// Runs eval with the audit log in `log`; returns the run.

@@ -55,6 +55,11 @@ fn recipients_policy() -> Policy {
         },
     ];
     spec.k_threshold = Some(3);
+    spec.dp_budgets = vec![DpBudgetSpec {
+        purpose: "marketing".into(),
+        max_epsilon: Epsilon::new(1, 2).unwrap(),
+        total: Epsilon::new(1, 1).unwrap(),
+    }];
     Policy::from_spec(spec).unwrap()
 }
 
@@ -309,26 +314,38 @@ fn dp_counts_spend_the_budget_and_stop() {
         .compile(&a, r#"segment "all" for marketing.email"#)
         .unwrap();
     let mut ledger = BudgetLedger::new();
-    ledger
-        .set_budget(a.id(), "crm", Epsilon::new(1, 1).unwrap())
-        .unwrap();
     let mut rng = SplitMix64::new(7);
     let eps = Epsilon::new(1, 2).unwrap();
     let at = t("2026-02-01T00:00:00Z");
     set_now(at);
-    let first = e
-        .dp_count(&a, &seg, at, eps, &mut ledger, "crm", &mut rng)
+    let (first, charge) = e
+        .dp_count(&a, &seg, at, Some(eps), &mut ledger, &mut rng)
         .unwrap();
     assert!(
         (first - 5).abs() < 60,
         "noise of scale 2 is far smaller: {first}"
     );
-    e.dp_count(&a, &seg, at, eps, &mut ledger, "crm", &mut rng)
+    // The policy's budget for `marketing` is charged, whoever asks.
+    assert_eq!(charge.budget, "marketing");
+    assert_eq!(charge.remaining.to_string(), "1/2");
+    e.dp_count(&a, &seg, at, None, &mut ledger, &mut rng)
         .unwrap();
     let err = e
-        .dp_count(&a, &seg, at, eps, &mut ledger, "crm", &mut rng)
+        .dp_count(&a, &seg, at, Some(eps), &mut ledger, &mut rng)
         .unwrap_err();
-    assert!(err.to_string().contains("crm"), "{err}");
+    assert!(err.to_string().contains("budget exhausted"), "{err}");
+    // Above the cap: refused before anything is charged.
+    let err = e
+        .dp_count(
+            &a,
+            &seg,
+            at,
+            Some(Epsilon::new(1, 1).unwrap()),
+            &mut BudgetLedger::new(),
+            &mut rng,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("above the policy's cap"), "{err}");
 }
 
 #[test]

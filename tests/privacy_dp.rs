@@ -1,9 +1,14 @@
 //! Integration tests for the discrete Laplace sampler and the budget ledger.
 
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier};
+
+use privseg::policy::{LawfulBasis, Policy, PolicyBuilder, PurposeSpec, RoleSpec};
 use privseg::privacy::dp::{
-    BudgetError, BudgetLedger, DpError, Epsilon, Rational, SplitMix64, SystemRandomSource,
-    noisy_count, sample_discrete_laplace,
+    BudgetError, BudgetLedger, BudgetStore, DpError, Epsilon, LedgerFile, Rational, SplitMix64,
+    SystemRandomSource, noisy_count, sample_discrete_laplace,
 };
+use privseg::{Actor, Engine, Timestamp};
 use proptest::prelude::*;
 
 const SAMPLES: usize = 200_000;
@@ -150,13 +155,13 @@ fn budget_exhaustion_refuses_queries() {
         .unwrap_err();
     match &err {
         DpError::Budget(BudgetError::Exhausted {
-            actor,
-            dataset,
+            scope,
+            budget,
             requested,
             remaining,
         }) => {
-            assert_eq!(actor, "analyst");
-            assert_eq!(dataset, "crm");
+            assert_eq!(scope, "analyst");
+            assert_eq!(budget, "crm");
             assert_eq!(*requested, eps);
             assert_eq!(*remaining, "1/5".parse::<Rational>().unwrap());
         }
@@ -173,7 +178,7 @@ fn budget_exhaustion_refuses_queries() {
             .spend("analyst", "crm", Epsilon::new(1, u32::MAX).unwrap())
             .is_err()
     );
-    // Unknown actors have no budget at all.
+    // An account never opened has no budget at all.
     assert!(matches!(
         ledger.noisy_count("intruder", "crm", 50, eps, &mut rng),
         Err(DpError::Budget(BudgetError::NoBudget { .. }))
@@ -230,4 +235,202 @@ proptest! {
         prop_assert!(accepted <= Rational::from(total));
         prop_assert_eq!(ledger.account("a", "d").unwrap().spent(), accepted);
     }
+}
+
+// The ledger in a file, shared by processes, and the engine's budget gate.
+
+fn eps(s: &str) -> Epsilon {
+    s.parse().unwrap()
+}
+
+/// A fresh scratch directory for one test.
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("privseg-dp-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn concurrent_charges_through_the_file_spend_the_budget_once() {
+    let dir = scratch_dir("concurrent");
+    let path = dir.join("budget.json");
+    let barrier = Arc::new(Barrier::new(6));
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let (path, barrier) = (path.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                // Each thread opens the file by its path, as a process would.
+                let mut file = LedgerFile::new(path);
+                barrier.wait();
+                file.transact(|l| {
+                    let out = l.charge("Acme", "analytics", eps("1"), eps("1"));
+                    // Widen the window between reading the ledger and writing
+                    // it back: without the lock every thread would read an
+                    // empty ledger and all six would be charged.
+                    std::thread::sleep(std::time::Duration::from_millis(30));
+                    out
+                })
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let accepted = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(accepted, 1, "{results:?}");
+    for r in results.iter().filter(|r| r.is_err()) {
+        assert!(matches!(r, Err(BudgetError::Exhausted { .. })), "{r:?}");
+    }
+    let ledger = LedgerFile::new(&path).read().unwrap();
+    assert_eq!(ledger.spent("Acme", "analytics"), Rational::from(eps("1")));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_failed_transaction_writes_nothing() {
+    let dir = scratch_dir("failed");
+    let mut file = LedgerFile::new(dir.join("budget.json"));
+    let r: Result<(), BudgetError> = file.transact(|l| {
+        l.charge("Acme", "analytics", eps("1"), eps("1/2"))?;
+        Err(BudgetError::EmptyName)
+    });
+    assert!(r.is_err());
+    assert!(!file.path().exists());
+    // A file from the old layout (accounts per actor and data set) is refused.
+    std::fs::write(file.path(), r#"{"format":1,"accounts":{}}"#).unwrap();
+    let err = file.read().unwrap_err();
+    assert!(err.to_string().contains("format 1"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn dp_policy() -> Arc<Policy> {
+    let counter = |name: &str| RoleSpec {
+        name: name.into(),
+        count: vec!["analytics".into(), "support".into()],
+        ..RoleSpec::default()
+    };
+    Arc::new(
+        PolicyBuilder::new("Acme Ltd")
+            .purpose(PurposeSpec::new(
+                "analytics",
+                LawfulBasis::LegitimateInterests,
+            ))
+            .purpose(PurposeSpec::new("support", LawfulBasis::Contract))
+            .role(counter("analyst"))
+            .role(counter("auditor"))
+            .dp_budget("analytics", eps("1/2"), eps("1"))
+            .build()
+            .unwrap(),
+    )
+}
+
+fn at() -> Timestamp {
+    Timestamp::parse("2026-03-01T00:00:00Z").unwrap()
+}
+
+/// A DP count of every subject for `analytics`, by `actor` with `role`.
+fn dp(
+    engine: &Engine,
+    actor: &str,
+    role: &str,
+    epsilon: Option<&str>,
+    store: &mut impl BudgetStore,
+) -> Result<(i64, privseg::privacy::dp::Charge), privseg::EngineError> {
+    let a = Actor::new(actor, &[role]);
+    let seg = engine
+        .compile(&a, r#"segment "all" for analytics"#)
+        .unwrap();
+    engine.dp_count(
+        &a,
+        &seg,
+        at(),
+        epsilon.map(eps),
+        store,
+        &mut SplitMix64::new(1),
+    )
+}
+
+#[test]
+fn the_policy_sets_the_cap_and_the_budget() {
+    let engine = Engine::new(dp_policy());
+    let mut ledger = BudgetLedger::new();
+    // Above the cap: refused, nothing charged.
+    let err = dp(&engine, "ann", "analyst", Some("3/4"), &mut ledger).unwrap_err();
+    assert!(
+        err.to_string().contains("above the policy's cap of 1/2"),
+        "{err}"
+    );
+    assert_eq!(ledger, BudgetLedger::new());
+    // Less than the cap is allowed; no epsilon spends the cap.
+    let (_, c) = dp(&engine, "ann", "analyst", Some("1/4"), &mut ledger).unwrap();
+    assert_eq!(
+        (c.scope.as_str(), c.budget.as_str()),
+        ("Acme Ltd", "analytics")
+    );
+    assert_eq!(c.spent, Rational::from(eps("1/4")));
+    let (_, c) = dp(&engine, "ann", "analyst", None, &mut ledger).unwrap();
+    assert_eq!(c.remaining, Rational::from(eps("1/4")));
+    // A purpose without a budget gets no noisy count.
+    let a = Actor::new("ann", &["analyst"]);
+    let seg = engine.compile(&a, r#"segment "s" for support"#).unwrap();
+    let err = engine
+        .dp_count(&a, &seg, at(), None, &mut ledger, &mut SplitMix64::new(1))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no differential-privacy budget"),
+        "{err}"
+    );
+}
+
+#[test]
+fn another_actor_or_role_does_not_get_a_new_budget() {
+    let engine = Engine::new(dp_policy());
+    let mut ledger = BudgetLedger::new();
+    dp(&engine, "ann", "analyst", None, &mut ledger).unwrap();
+    dp(&engine, "ann", "analyst", None, &mut ledger).unwrap();
+    for (actor, role) in [("ann", "analyst"), ("bob", "analyst"), ("eve", "auditor")] {
+        let err = dp(&engine, actor, role, Some("1/100"), &mut ledger).unwrap_err();
+        assert!(
+            err.to_string().contains("budget exhausted"),
+            "{actor}: {err}"
+        );
+    }
+    assert_eq!(ledger.accounts().count(), 1);
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::copy(from, to).unwrap();
+}
+
+#[test]
+fn a_deleted_or_rolled_back_ledger_is_refused() {
+    let dir = scratch_dir("reset");
+    let engine = Engine::new(dp_policy());
+    let mut file = LedgerFile::new(dir.join("budget.json"));
+    dp(&engine, "ann", "analyst", Some("1/4"), &mut file).unwrap();
+    let old = dir.join("old.json");
+    copy(file.path(), &old);
+    dp(&engine, "ann", "analyst", Some("1/4"), &mut file).unwrap();
+
+    // Deleted: the audit log records 1/2 spent, the new ledger none.
+    let kept = dir.join("kept.json");
+    copy(file.path(), &kept);
+    std::fs::remove_file(file.path()).unwrap();
+    let err = dp(&engine, "ann", "analyst", Some("1/4"), &mut file).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("shows 0 spent") && msg.contains("charges of 1/2"),
+        "{msg}"
+    );
+    assert!(!file.path().exists(), "a refused charge starts no ledger");
+
+    // Rolled back to an older copy: refused too.
+    copy(&old, file.path());
+    let err = dp(&engine, "ann", "analyst", Some("1/4"), &mut file).unwrap_err();
+    assert!(err.to_string().contains("rolled back"), "{err}");
+
+    // Restored: charging goes on where it stopped.
+    copy(&kept, file.path());
+    let (_, c) = dp(&engine, "ann", "analyst", Some("1/2"), &mut file).unwrap();
+    assert_eq!(c.remaining, Rational::ZERO);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -3,17 +3,21 @@
 //! decode consent signals, from the command line.
 //!
 //! The tool only parses arguments, calls the library and prints. Every call
-//! on personal data is made by the actor named with `--actor` (default: the
-//! `USER` environment variable, else `cli`) holding the policy roles named
-//! with `--role`; nothing is granted by default. Exit codes: 0 success, 1 a
-//! segment, policy or call was refused (including access refusals), 2 a
-//! usage or input error.
+//! on personal data is made by an identity the policy's `actors` section
+//! assigns to the operating-system user running the tool (`--actor` picks
+//! one when there are several), holding the roles named with `--role`, each
+//! of which the policy must assign to that identity; nothing is granted by
+//! default. The policy file is a trust root: one that others could have
+//! written is refused. Exit codes: 0 success, 1 a segment, policy or call
+//! was refused (including access refusals), 2 a usage or input error.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
 use std::io::{BufWriter, IsTerminal, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -25,11 +29,11 @@ use privseg::audit::{
     AuditLog, AuditPseudonymizer, AuditSink, Checkpoint, CheckpointSigner, CheckpointVerifier,
     FileSink, MemorySink, SyncPolicy, VerifyReport, verify_file,
 };
-use privseg::load::{LoadError, LoadStats, Loader, Progress, Stage, read_policy};
+use privseg::load::{LoadError, LoadStats, Loader, Progress, Stage};
 use privseg::outputs::ExportFormat;
 use privseg::policy::{AttrType, Policy, PolicyError};
 use privseg::privacy::aggregate::{Count, k_threshold};
-use privseg::privacy::dp::{BudgetLedger, Epsilon, SystemRandomSource};
+use privseg::privacy::dp::{Epsilon, LedgerFile, SystemRandomSource};
 use privseg::privacy::pseudonym::{Keyring, MasterSecret};
 use privseg::segment::{CheckedSegment, SegmentError};
 use privseg::{Actor, Engine, EngineError, Timestamp};
@@ -38,9 +42,13 @@ use privseg::{Actor, Engine, EngineError, Timestamp};
 /// and explain segments against a policy and bulk subject and consent files;
 /// keep and verify the audit log; decode consent signals.
 ///
-/// Every call is made by an actor (--actor) with the policy roles given by
-/// --role; nothing is granted by default. Loading the subject and consent
-/// files adds subjects, so it needs a role with the `subjects` permission.
+/// Every call is made by an identity that the policy's `actors` section
+/// assigns to the operating-system user running privseg (--actor picks one
+/// when there are several), with the roles given by --role, each assigned to
+/// that identity by the policy; nothing is granted by default. Loading the
+/// subject and consent files adds subjects, so it needs a role with the
+/// `subjects` permission. The policy file must not be writable by anyone but
+/// its owner, who must be root or the user running privseg.
 ///
 /// Exit codes: 0 success; 1 a segment, policy or call was refused (an
 /// access refusal names the actor and the permission); 2 a usage or input
@@ -48,12 +56,13 @@ use privseg::{Actor, Engine, EngineError, Timestamp};
 #[derive(Parser, Debug)]
 #[command(name = "privseg", version, about, long_about)]
 struct Cli {
-    /// Who makes the calls, as recorded in the audit log [default: the USER
-    /// environment variable, else "cli"].
+    /// Which identity to act as, among those the policy assigns to the
+    /// operating-system user running privseg [default: its only one].
     #[arg(long, global = true, value_name = "ID")]
     actor: Option<String>,
-    /// A policy role the actor holds; repeat for several. Without one the
-    /// actor may do nothing that needs a permission.
+    /// A role to take, among those the policy assigns to the identity;
+    /// repeat for several. Without one the actor may do nothing that needs a
+    /// permission.
     #[arg(long = "role", global = true, value_name = "NAME")]
     roles: Vec<String>,
     #[command(subcommand)]
@@ -258,21 +267,11 @@ struct CountArgs {
     #[arg(long, value_name = "ATTR", conflicts_with = "epsilon")]
     by: Option<String>,
     /// A differentially private count with this epsilon (a decimal such as
-    /// 0.5 or a fraction such as 1/2), charged to the actor's budget for
-    /// --dataset in --budget-file.
-    #[arg(long, value_name = "E", requires_all = ["budget_file", "dataset"])]
+    /// 0.5 or a fraction such as 1/2), at most the policy's cap for the
+    /// purpose, charged to the purpose's budget in the policy. The ledger is
+    /// kept beside the audit log (FILE.budget), so --audit-log is needed.
+    #[arg(long, value_name = "E", requires = "audit_log")]
     epsilon: Option<Epsilon>,
-    /// The privacy budget ledger (JSON), updated after the query.
-    #[arg(long, value_name = "FILE", requires = "epsilon")]
-    budget_file: Option<PathBuf>,
-    /// The data set the budget is kept for.
-    #[arg(long, value_name = "NAME", requires = "epsilon")]
-    dataset: Option<String>,
-    /// The total budget of the actor for the data set, used only to open an
-    /// account that the budget file does not have yet (the file is created
-    /// if missing). An existing account keeps its total.
-    #[arg(long, value_name = "TOTAL", requires = "epsilon")]
-    budget: Option<Epsilon>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -435,18 +434,21 @@ fn input(e: impl std::fmt::Display) -> Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let actor = actor(&cli);
+    let who = Who {
+        actor: cli.actor,
+        roles: cli.roles,
+    };
     let result = match cli.command {
-        Command::Check(a) => check(&actor, a),
-        Command::Eval(a) => eval(&actor, a),
-        Command::Explain(a) => explain(&actor, a),
+        Command::Check(a) => check(&who, a),
+        Command::Eval(a) => eval(&who, a),
+        Command::Explain(a) => explain(&who, a),
         Command::Policy(a) => policy(a),
-        Command::Export(a) => export(&actor, a),
-        Command::Count(a) => count(&actor, a),
+        Command::Export(a) => export(&who, a),
+        Command::Count(a) => count(&who, a),
         Command::Audit(a) => audit(a),
         Command::Signal(a) => signal(a),
-        Command::Report(ReportCommand::Subject(a)) => subject_report(&actor, a),
-        Command::Report(ReportCommand::Fairness(a)) => fairness(&actor, a),
+        Command::Report(ReportCommand::Subject(a)) => subject_report(&who, a),
+        Command::Report(ReportCommand::Fairness(a)) => fairness(&who, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -462,19 +464,161 @@ fn main() -> ExitCode {
     }
 }
 
-/// The actor: --actor, else $USER, else "cli"; with the --role roles.
-fn actor(cli: &Cli) -> Actor {
-    let id = cli
-        .actor
-        .clone()
-        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "cli".into());
-    let roles: Vec<&str> = cli.roles.iter().map(String::as_str).collect();
-    Actor::new(&id, &roles)
+/// What the command line asks for: an identity (--actor) and roles (--role).
+/// Granted only as far as the policy assigns them to the operating-system
+/// user running the tool.
+struct Who {
+    actor: Option<String>,
+    roles: Vec<String>,
 }
 
+/// The operating-system user running this process: the owner of
+/// `/proc/self` (the effective user id), named by `/etc/passwd`. No
+/// environment variable is consulted: the caller sets those.
+fn os_user() -> Result<(u32, String), Failure> {
+    let uid = std::fs::metadata("/proc/self")
+        .map_err(|e| {
+            Failure::Input(format!(
+                "finding the user running privseg (/proc/self): {e}"
+            ))
+        })?
+        .uid();
+    let passwd = read_text(Path::new("/etc/passwd"))?;
+    passwd
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let id = f.nth(1)?.parse::<u32>().ok()?;
+            (id == uid && !name.is_empty()).then(|| name.to_string())
+        })
+        .map(|name| (uid, name))
+        .ok_or_else(|| {
+            Failure::Denied(format!(
+                "user id {uid} has no name in /etc/passwd, so no policy identity can be found for it"
+            ))
+        })
+}
+
+/// Reads the policy, refusing a file that someone other than its owner
+/// could have written, or whose owner is neither root nor the user running
+/// privseg: whoever can write the policy decides every role, so it must be
+/// an administrator's file.
 fn load_policy(path: &Path) -> Result<Arc<Policy>, Failure> {
-    read_policy(path).map(Arc::new).map_err(Failure::from)
+    let shown = path.display();
+    let mut file = File::open(path).map_err(|e| Failure::Input(format!("{shown}: {e}")))?;
+    // The checks are on the file opened, so it cannot be swapped in between.
+    let meta = file
+        .metadata()
+        .map_err(|e| Failure::Input(format!("{shown}: {e}")))?;
+    check_policy_file(path, meta.uid(), meta.mode())?;
+    if let Some(dir) = path.parent().map(|d| {
+        if d.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            d
+        }
+    }) && let Ok(d) = std::fs::metadata(dir)
+        && d.mode() & 0o022 != 0
+        && d.mode() & 0o1000 == 0
+    {
+        return Err(Failure::Denied(format!(
+            "policy file {shown}: its directory {} is writable by others (mode {:o}) without the sticky bit, \
+             so they could replace it; keep the policy in a directory only its administrators can write",
+            dir.display(),
+            d.mode() & 0o7777
+        )));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| Failure::Input(format!("{shown}: {e}")))?;
+    Policy::from_json(&text).map(Arc::new).map_err(|error| {
+        Failure::from(LoadError::Policy {
+            file: shown.to_string(),
+            error,
+        })
+    })
+}
+
+/// The policy file's owner must be root or the user running privseg, and
+/// neither its group nor others may write it.
+fn check_policy_file(path: &Path, owner: u32, mode: u32) -> Result<(), Failure> {
+    let shown = path.display();
+    if mode & 0o022 != 0 {
+        return Err(Failure::Denied(format!(
+            "policy file {shown} is writable by {} (mode {:o}): whoever can write the policy \
+             is its administrator, so it must be writable by its owner only (chmod go-w)",
+            if mode & 0o002 != 0 {
+                "every user"
+            } else {
+                "its group"
+            },
+            mode & 0o7777
+        )));
+    }
+    let (uid, user) = os_user()?;
+    if owner != 0 && owner != uid {
+        return Err(Failure::Denied(format!(
+            "policy file {shown} is owned by user id {owner}, neither root nor {user} (running privseg): \
+             whoever owns the policy is its administrator"
+        )));
+    }
+    Ok(())
+}
+
+/// The policy (checked as a trust root) and the actor: the identity the
+/// policy assigns to the operating-system user (the one --actor names, when
+/// it has several), with the --role roles, each assigned to that identity.
+fn trusted(path: &Path, who: &Who) -> Result<(Arc<Policy>, Actor), Failure> {
+    let policy = load_policy(path)?;
+    let (_, user) = os_user()?;
+    let mine: Vec<_> = policy.actors_of(&user).collect();
+    let names = |v: &[&privseg::policy::ActorSpec]| {
+        v.iter()
+            .map(|a| a.actor_id())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if mine.is_empty() {
+        return Err(Failure::Denied(format!(
+            "operating-system user {user:?} has no identity in the policy {}: \
+             its `actors` section must assign one (with the roles it may take)",
+            path.display()
+        )));
+    }
+    let me = match &who.actor {
+        Some(id) => mine.iter().find(|a| a.actor_id() == id).ok_or_else(|| {
+            Failure::Denied(format!(
+                "operating-system user {user:?} may not act as {id:?}: the policy lets it act as {}",
+                names(&mine)
+            ))
+        })?,
+        None if mine.len() == 1 => &mine[0],
+        None => {
+            return Err(Failure::Denied(format!(
+                "operating-system user {user:?} has several identities in the policy ({}): choose one with --actor",
+                names(&mine)
+            )));
+        }
+    };
+    for r in &who.roles {
+        if !me.roles.contains(r) {
+            return Err(Failure::Denied(format!(
+                "actor {:?} may not take role {r:?}: the policy assigns it {}",
+                me.actor_id(),
+                if me.roles.is_empty() {
+                    "no role".to_string()
+                } else {
+                    format!("only {}", me.roles.join(", "))
+                }
+            )));
+        }
+    }
+    let roles: Vec<&str> = who.roles.iter().map(String::as_str).collect();
+    let actor = Actor::new(me.actor_id(), &roles);
+    drop(mine);
+    Ok((policy, actor))
 }
 
 fn read_segment(one: &OneSegment) -> Result<String, Failure> {
@@ -537,11 +681,11 @@ fn compile(engine: &Engine, actor: &Actor, text: &str) -> Result<CheckedSegment,
     })
 }
 
-fn check(actor: &Actor, a: CheckArgs) -> Result<(), Failure> {
-    let policy = load_policy(&a.policy.policy)?;
+fn check(who: &Who, a: CheckArgs) -> Result<(), Failure> {
+    let (policy, actor) = trusted(&a.policy.policy, who)?;
     let text = read_segment(&a.segment)?;
     let engine = Engine::new(policy);
-    let seg = compile(&engine, actor, &text)?;
+    let seg = compile(&engine, &actor, &text)?;
     println!(
         "ok: segment {:?} for {} is valid under policy {}",
         seg.name(),
@@ -557,6 +701,7 @@ fn new_engine(policy: Arc<Policy>, audit: &AuditArgs) -> Result<Engine, Failure>
     let (Some(log), Some(key)) = (&audit.audit_log, &audit.audit_key_file) else {
         return Ok(Engine::new(policy));
     };
+    lock_audit_log(log)?;
     let key = read_key(key, "audit key file")?;
     let ids = AuditPseudonymizer::new(&key)
         .map_err(|e| Failure::Input(format!("audit key file {}: {e}", log.display())))?;
@@ -574,6 +719,25 @@ fn new_engine(policy: Arc<Policy>, audit: &AuditArgs) -> Result<Engine, Failure>
     let log = AuditLog::open(Box::new(sink) as Box<dyn AuditSink + Send>)
         .map_err(|e| Failure::Input(format!("{}: {e}", log.display())))?;
     Engine::with_audit(policy, log, ids).map_err(engine_failure)
+}
+
+/// Takes an exclusive lock on the audit log file for the rest of the run
+/// (waiting for other runs that hold it): one process at a time appends
+/// to a log, so sequence numbers never clash, and the budget check sees
+/// every charge before it. The lock goes with the process.
+fn lock_audit_log(path: &Path) -> Result<(), Failure> {
+    static HELD: OnceLock<File> = OnceLock::new();
+    let fail = |e: std::io::Error| {
+        Failure::Input(format!("locking the audit log {}: {e}", path.display()))
+    };
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(fail)?;
+    file.lock().map_err(fail)?;
+    let _ = HELD.set(file);
+    Ok(())
 }
 
 /// Peak resident memory of this process (VmHWM), where the system says.
@@ -643,20 +807,20 @@ fn load(
 /// refused before anything is loaded), then the files loaded.
 fn prepare(
     d: &DataArgs,
-    actor: &Actor,
+    who: &Who,
     texts: &[String],
-) -> Result<(Engine, Vec<CheckedSegment>), Failure> {
-    let policy = load_policy(&d.policy.policy)?;
+) -> Result<(Engine, Vec<CheckedSegment>, Actor), Failure> {
+    let (policy, actor) = trusted(&d.policy.policy, who)?;
     let engine = new_engine(policy, &d.audit)?;
     let segments = texts
         .iter()
-        .map(|t| compile(&engine, actor, t))
+        .map(|t| compile(&engine, &actor, t))
         .collect::<Result<Vec<_>, _>>()?;
-    let (engine, stats, total) = load(d, engine, actor)?;
+    let (engine, stats, total) = load(d, engine, &actor)?;
     if d.stats {
         print_load_stats(&stats, total);
     }
-    Ok((engine, segments))
+    Ok((engine, segments, actor))
 }
 
 fn print_load_stats(stats: &LoadStats, total: Duration) {
@@ -703,20 +867,20 @@ struct SegmentJson<'a> {
     ids: Option<Vec<&'a str>>,
 }
 
-fn eval(actor: &Actor, a: EvalArgs) -> Result<(), Failure> {
+fn eval(who: &Who, a: EvalArgs) -> Result<(), Failure> {
     let at = a.data.at.unwrap_or_else(Timestamp::now);
     let mut texts = a.segment.clone();
     for f in &a.segment_file {
         texts.push(read_text(f)?);
     }
-    let (engine, segments) = prepare(&a.data, actor, &texts)?;
+    let (engine, segments, actor) = prepare(&a.data, who, &texts)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     for seg in &segments {
         let t = Instant::now();
-        let members = engine.evaluate(actor, seg, at).map_err(engine_failure)?;
+        let members = engine.evaluate(&actor, seg, at).map_err(engine_failure)?;
         let took = t.elapsed();
         let ids = if a.ids {
-            Some(engine.member_ids(actor, &members).map_err(engine_failure)?)
+            Some(engine.member_ids(&actor, &members).map_err(engine_failure)?)
         } else {
             None
         };
@@ -765,12 +929,12 @@ fn eval(actor: &Actor, a: EvalArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn explain(actor: &Actor, a: ExplainArgs) -> Result<(), Failure> {
+fn explain(who: &Who, a: ExplainArgs) -> Result<(), Failure> {
     let at = a.data.at.unwrap_or_else(Timestamp::now);
     let text = read_segment(&a.segment)?;
-    let (engine, segments) = prepare(&a.data, actor, &[text])?;
+    let (engine, segments, actor) = prepare(&a.data, who, &[text])?;
     let ex = engine
-        .explain(actor, &segments[0], &a.subject, at)
+        .explain(&actor, &segments[0], &a.subject, at)
         .map_err(engine_failure)?;
     match a.format {
         Format::Text => print!("{ex}"),
@@ -779,7 +943,7 @@ fn explain(actor: &Actor, a: ExplainArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn export(actor: &Actor, a: ExportArgs) -> Result<(), Failure> {
+fn export(who: &Who, a: ExportArgs) -> Result<(), Failure> {
     let at = a.data.at.unwrap_or_else(Timestamp::now);
     let text = read_segment(&a.segment)?;
     // The key is read and checked before anything is loaded.
@@ -792,7 +956,7 @@ fn export(actor: &Actor, a: ExportArgs) -> Result<(), Failure> {
     })?;
     drop(key);
     let keys = Keyring::new(master, a.key_version).map_err(|e| Failure::Input(e.to_string()))?;
-    let (engine, segments) = prepare(&a.data, actor, &[text])?;
+    let (engine, segments, actor) = prepare(&a.data, who, &[text])?;
     let fields: Vec<&str> = a.fields.iter().map(String::as_str).collect();
     let format = match a.format {
         RowFormat::Jsonl => ExportFormat::Jsonl,
@@ -801,7 +965,7 @@ fn export(actor: &Actor, a: ExportArgs) -> Result<(), Failure> {
     let out = BufWriter::new(std::io::stdout().lock());
     let summary = engine
         .export(
-            actor,
+            &actor,
             &segments[0],
             at,
             &a.recipient,
@@ -831,12 +995,12 @@ fn count_text(c: Count) -> String {
     }
 }
 
-fn count(actor: &Actor, a: CountArgs) -> Result<(), Failure> {
+fn count(who: &Who, a: CountArgs) -> Result<(), Failure> {
     let at = a.data.at.unwrap_or_else(Timestamp::now);
     let text = read_segment(&a.segment)?;
     if let Some(k) = a.k {
         // The policy's k is the floor: checked before anything is loaded.
-        let policy = load_policy(&a.data.policy.policy)?;
+        let (policy, _) = trusted(&a.data.policy.policy, who)?;
         if k < policy.k_threshold() {
             return Err(Failure::Input(format!(
                 "--k {k} is below the policy's k threshold {}: --k can only make counts stricter",
@@ -845,9 +1009,10 @@ fn count(actor: &Actor, a: CountArgs) -> Result<(), Failure> {
         }
     }
     if let Some(eps) = a.epsilon {
-        return dp_count(actor, &a, &text, at, eps);
+        return dp_count(who, &a, &text, at, eps);
     }
-    let (engine, segments) = prepare(&a.data, actor, &[text])?;
+    let (engine, segments, actor) = prepare(&a.data, who, &[text])?;
+    let actor = &actor;
     let seg = &segments[0];
     if let Some(attr) = &a.by {
         let b = engine
@@ -914,60 +1079,35 @@ fn count(actor: &Actor, a: CountArgs) -> Result<(), Failure> {
 }
 
 fn dp_count(
-    actor: &Actor,
+    who: &Who,
     a: &CountArgs,
     text: &str,
     at: Timestamp,
     eps: Epsilon,
 ) -> Result<(), Failure> {
-    let (Some(path), Some(dataset)) = (&a.budget_file, &a.dataset) else {
+    let Some(log) = &a.data.audit.audit_log else {
         return Err(Failure::Input(
-            "--epsilon needs --budget-file and --dataset".into(),
+            "--epsilon needs --audit-log: the budget ledger is kept beside the audit log, which records every charge".into(),
         ));
     };
-    // The ledger is read (or started) before anything is loaded.
-    let mut ledger = match std::fs::read_to_string(path) {
-        Ok(text) => BudgetLedger::from_json(&text)
-            .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if a.budget.is_none() {
-                return Err(Failure::Input(format!(
-                    "{}: no such budget file; give --budget TOTAL to create it",
-                    path.display()
-                )));
-            }
-            BudgetLedger::new()
-        }
-        Err(e) => return Err(Failure::Input(format!("{}: {e}", path.display()))),
-    };
-    if let Some(total) = a.budget
-        && ledger.account(actor.id(), dataset).is_none()
-    {
-        ledger
-            .set_budget(actor.id(), dataset, total)
-            .map_err(input)?;
-    }
-    let before = ledger.clone();
-    let (engine, segments) = prepare(&a.data, actor, &[text.to_string()])?;
+    // The ledger lives beside the audit log; the engine checks it against
+    // the charges the log records, under the ledger's lock.
+    let mut ledger = LedgerFile::beside_audit_log(log);
+    let (engine, segments, actor) = prepare(&a.data, who, &[text.to_string()])?;
     let seg = &segments[0];
-    let result = engine.dp_count(
-        actor,
-        seg,
-        at,
-        eps,
-        &mut ledger,
-        dataset,
-        &mut SystemRandomSource::new(),
-    );
-    // Whatever was charged is kept, even if the query then failed.
-    if ledger != before || !path.exists() {
-        save_atomically(path, &ledger.to_json().map_err(input)?)?;
-    }
-    let noisy = result.map_err(|e| match e {
-        EngineError::Privacy(msg) => Failure::Denied(msg),
-        other => engine_failure(other),
-    })?;
-    let remaining = ledger.remaining(actor.id(), dataset).map_err(input)?;
+    let (noisy, charge) = engine
+        .dp_count(
+            &actor,
+            seg,
+            at,
+            Some(eps),
+            &mut ledger,
+            &mut SystemRandomSource::new(),
+        )
+        .map_err(|e| match e {
+            EngineError::Privacy(msg) => Failure::Denied(msg),
+            other => engine_failure(other),
+        })?;
     match a.format {
         Format::Json => {
             #[derive(Serialize)]
@@ -977,7 +1117,9 @@ fn dp_count(
                 at: Timestamp,
                 noisy_count: i64,
                 epsilon: String,
-                dataset: &'a str,
+                budget: &'a str,
+                spent: String,
+                total: String,
                 remaining: String,
             }
             let out = Out {
@@ -986,62 +1128,41 @@ fn dp_count(
                 at,
                 noisy_count: noisy,
                 epsilon: eps.to_string(),
-                dataset,
-                remaining: remaining.to_string(),
+                budget: &charge.budget,
+                spent: charge.spent.to_string(),
+                total: charge.total.to_string(),
+                remaining: charge.remaining.to_string(),
             };
             println!("{}", to_json(&out)?);
         }
         Format::Text => println!(
-            "{}: noisy count {noisy} (epsilon {eps}; budget left for {} on {dataset}: {remaining})",
+            "{}: noisy count {noisy} (epsilon {eps}; budget {}: {} of {} spent, {} left)",
             segment_label(seg, at),
-            actor.id()
+            charge.budget,
+            charge.spent,
+            charge.total,
+            charge.remaining
         ),
     }
     Ok(())
 }
 
-/// Replaces `path` with `text`: written to a temporary file beside it,
-/// synced, then renamed over it.
-fn save_atomically(path: &Path, text: &str) -> Result<(), Failure> {
-    let fail = |e: std::io::Error| Failure::Input(format!("{}: {e}", path.display()));
-    let name = path
-        .file_name()
-        .ok_or_else(|| Failure::Input(format!("{}: not a file name", path.display())))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let mut f = File::create(&tmp).map_err(fail)?;
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.write_all(b"\n"))
-        .and_then(|()| f.sync_all())
-        .map_err(fail)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(fail)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && let Ok(d) = File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-fn subject_report(actor: &Actor, a: SubjectReportArgs) -> Result<(), Failure> {
+fn subject_report(who: &Who, a: SubjectReportArgs) -> Result<(), Failure> {
     let at = a.data.at.unwrap_or_else(Timestamp::now);
-    let (engine, segments) = prepare(&a.data, actor, &a.segment)?;
+    let (engine, segments, actor) = prepare(&a.data, who, &a.segment)?;
     let report = engine
-        .subject_report(actor, &a.subject, &segments, at)
+        .subject_report(&actor, &a.subject, &segments, at)
         .map_err(engine_failure)?;
     emit(serde_json::to_string_pretty(&report).map_err(write_output)?)?;
     Ok(())
 }
 
-fn fairness(actor: &Actor, a: FairnessArgs) -> Result<(), Failure> {
+fn fairness(who: &Who, a: FairnessArgs) -> Result<(), Failure> {
     let at = a.data.at.unwrap_or_else(Timestamp::now);
     let text = read_segment(&a.segment)?;
-    let (engine, segments) = prepare(&a.data, actor, &[text])?;
+    let (engine, segments, actor) = prepare(&a.data, who, &[text])?;
     let report = engine
-        .fairness_audit(actor, &segments[0], at, &a.protected)
+        .fairness_audit(&actor, &segments[0], at, &a.protected)
         .map_err(engine_failure)?;
     emit(serde_json::to_string_pretty(&report).map_err(write_output)?)?;
     Ok(())

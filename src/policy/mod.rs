@@ -164,6 +164,8 @@ impl PolicyBuilder {
                 recipients: Vec::new(),
                 roles: Vec::new(),
                 k_threshold: None,
+                dp_budgets: Vec::new(),
+                actors: Vec::new(),
             },
         }
     }
@@ -180,6 +182,25 @@ impl PolicyBuilder {
     /// Sets the count threshold k.
     pub fn k_threshold(mut self, k: u64) -> Self {
         self.spec.k_threshold = Some(k);
+        self
+    }
+    /// Adds a differential-privacy budget for a purpose (and those below it).
+    pub fn dp_budget(
+        mut self,
+        purpose: &str,
+        max_epsilon: crate::privacy::dp::Epsilon,
+        total: crate::privacy::dp::Epsilon,
+    ) -> Self {
+        self.spec.dp_budgets.push(DpBudgetSpec {
+            purpose: purpose.into(),
+            max_epsilon,
+            total,
+        });
+        self
+    }
+    /// Lets an operating-system user act as an identity with these roles.
+    pub fn actor(mut self, a: ActorSpec) -> Self {
+        self.spec.actors.push(a);
         self
     }
     /// Sets the controller's contact point.
@@ -573,6 +594,8 @@ impl Policy {
         if spec.k_threshold == Some(0) {
             p("$.k_threshold".into(), "k must be at least 1".into());
         }
+        check_dp_budgets(&spec, &mut p);
+        check_actors(&spec, &mut p);
         if !problems.is_empty() {
             return Err(PolicyError::Invalid(problems));
         }
@@ -774,10 +797,111 @@ impl Policy {
     pub fn role(&self, name: &str) -> Option<&RoleSpec> {
         self.spec.roles.iter().find(|r| r.name == name)
     }
+    /// The differential-privacy budget that covers a purpose, if any (at
+    /// most one does: validation refuses overlapping budgets).
+    pub fn dp_budget(&self, purpose: &str) -> Option<&DpBudgetSpec> {
+        self.spec
+            .dp_budgets
+            .iter()
+            .find(|b| covers(&b.purpose, purpose))
+    }
+    /// The identities an operating-system user may act as.
+    pub fn actors_of(&self, os_user: &str) -> impl Iterator<Item = &ActorSpec> + '_ {
+        let os_user = os_user.to_owned();
+        self.spec
+            .actors
+            .iter()
+            .filter(move |a| a.os_user == os_user)
+    }
     /// GDPR age of digital consent for a jurisdiction (None outside the GDPR).
     pub fn consent_age(&self, id: JurisdictionId) -> Option<u32> {
         let j = self.jurisdiction(id);
         (j.regime == Regime::Gdpr).then(|| u32::from(j.digital_consent_age.unwrap_or(16)))
+    }
+}
+
+/// Each budget names a known purpose, its cap is within its total, and no
+/// two budgets cover the same purpose (a query must charge exactly one).
+fn check_dp_budgets(spec: &PolicySpec, p: &mut impl FnMut(String, String)) {
+    use crate::privacy::dp::Rational;
+    let known_purpose = |key: &str| spec.purposes.iter().any(|p| covers(key, &p.key));
+    for (i, b) in spec.dp_budgets.iter().enumerate() {
+        let path = format!("$.dp_budgets[{i}]");
+        if !known_purpose(&b.purpose) {
+            p(
+                format!("{path}.purpose"),
+                format!("unknown purpose {:?}", b.purpose),
+            );
+        }
+        if Rational::from(b.max_epsilon) > Rational::from(b.total) {
+            p(
+                format!("{path}.max_epsilon"),
+                format!(
+                    "the per-query cap {} is above the total budget {}",
+                    b.max_epsilon, b.total
+                ),
+            );
+        }
+        for (j, other) in spec.dp_budgets[..i].iter().enumerate() {
+            if covers(&other.purpose, &b.purpose) || covers(&b.purpose, &other.purpose) {
+                p(
+                    format!("{path}.purpose"),
+                    format!(
+                        "budget for {:?} overlaps the budget for {:?} at $.dp_budgets[{j}]: \
+                         each purpose has one budget",
+                        b.purpose, other.purpose
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Each identity has an operating-system user, an id no other identity
+/// uses, and roles the policy defines.
+fn check_actors(spec: &PolicySpec, p: &mut impl FnMut(String, String)) {
+    let mut ids: HashMap<&str, usize> = HashMap::new();
+    for (i, a) in spec.actors.iter().enumerate() {
+        let path = format!("$.actors[{i}]");
+        let valid_name = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 256
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@' | '$'))
+        };
+        if !valid_name(&a.os_user) {
+            p(
+                format!("{path}.os_user"),
+                format!(
+                    "operating-system user {:?} must be a user name (letters, digits, '_', '-', '.')",
+                    a.os_user
+                ),
+            );
+        }
+        if let Some(id) = &a.id
+            && (id.trim() != id || id.is_empty() || id.chars().any(char::is_control))
+        {
+            p(
+                format!("{path}.id"),
+                format!(
+                    "actor id {id:?} must be non-empty, without surrounding spaces or control characters"
+                ),
+            );
+        }
+        if let Some(j) = ids.insert(a.actor_id(), i) {
+            p(
+                format!("{path}.id"),
+                format!(
+                    "actor id {:?} is already used at $.actors[{j}]: one id, one identity",
+                    a.actor_id()
+                ),
+            );
+        }
+        for (k, r) in a.roles.iter().enumerate() {
+            if !spec.roles.iter().any(|x| &x.name == r) {
+                p(format!("{path}.roles[{k}]"), format!("unknown role {r:?}"));
+            }
+        }
     }
 }
 
@@ -789,6 +913,13 @@ fn canonical(mut spec: PolicySpec) -> PolicySpec {
     spec.purposes.sort_by(|a, b| a.key.cmp(&b.key));
     spec.recipients.sort_by(|a, b| a.id.cmp(&b.id));
     spec.roles.sort_by(|a, b| a.name.cmp(&b.name));
+    spec.dp_budgets.sort_by(|a, b| a.purpose.cmp(&b.purpose));
+    spec.actors
+        .sort_by(|a, b| (&a.os_user, a.actor_id()).cmp(&(&b.os_user, b.actor_id())));
+    for a in &mut spec.actors {
+        a.roles.sort();
+        a.roles.dedup();
+    }
     for r in &mut spec.recipients {
         r.purposes.sort();
         r.purposes.dedup();
@@ -892,6 +1023,63 @@ mod tests {
         assert!(p.jurisdiction_id("BR").is_none());
         assert!(covers("user.contact", "user.contact.email"));
         assert!(!covers("user.contact", "user.contactless"));
+    }
+
+    #[test]
+    fn dp_budgets_and_actors_are_checked() {
+        let e = |s: &str| s.parse::<crate::privacy::dp::Epsilon>().unwrap();
+        let with = |b: PolicyBuilder| {
+            b.purpose(PurposeSpec::new(
+                "analytics",
+                LawfulBasis::LegitimateInterests,
+            ))
+            .purpose(PurposeSpec::new(
+                "analytics.web",
+                LawfulBasis::LegitimateInterests,
+            ))
+            .role(RoleSpec {
+                name: "analyst".into(),
+                ..RoleSpec::default()
+            })
+        };
+        let actor = |os: &str, id: Option<&str>, roles: &[&str]| ActorSpec {
+            os_user: os.into(),
+            id: id.map(String::from),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+        };
+        let err = with(base())
+            .dp_budget("analytics", e("2"), e("1"))
+            .dp_budget("analytics.web", e("1/2"), e("1"))
+            .dp_budget("nowhere", e("1/2"), e("1"))
+            .actor(actor("crm", Some("crm-sync"), &["analyst", "ghost"]))
+            .actor(actor("dana", Some("crm-sync"), &[]))
+            .actor(actor("", None, &[]))
+            .build()
+            .unwrap_err();
+        let paths: Vec<&str> = err.problems().iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "$.dp_budgets[0].max_epsilon",
+                "$.dp_budgets[1].purpose",
+                "$.dp_budgets[2].purpose",
+                "$.actors[0].roles[1]",
+                "$.actors[1].id",
+                "$.actors[2].os_user",
+            ],
+            "{err}"
+        );
+        let p = with(base())
+            .dp_budget("analytics", e("1/2"), e("1"))
+            .actor(actor("dana", None, &["analyst"]))
+            .actor(actor("dana", Some("dana-admin"), &[]))
+            .build()
+            .unwrap();
+        assert_eq!(p.dp_budget("analytics.web").unwrap().purpose, "analytics");
+        assert!(p.dp_budget("analyticsx").is_none());
+        let ids: Vec<&str> = p.actors_of("dana").map(|a| a.actor_id()).collect();
+        assert_eq!(ids, ["dana", "dana-admin"]);
+        assert_eq!(p.actors_of("crm").count(), 0);
     }
 
     #[test]

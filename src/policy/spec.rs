@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::privacy::dp::Epsilon;
+
 /// The six lawful bases of GDPR Art. 6(1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
@@ -221,6 +223,55 @@ pub struct PolicySpec {
     /// Counts below this are reported as "fewer than k" (default 11).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k_threshold: Option<u64>,
+    /// Differential-privacy budgets, per purpose. A purpose none of them
+    /// covers gets no differentially private count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dp_budgets: Vec<DpBudgetSpec>,
+    /// Who may act, as which operating-system user, with which roles (used
+    /// by hosts that authenticate by operating-system account, such as the
+    /// command-line tool).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actors: Vec<ActorSpec>,
+}
+
+/// The differential-privacy budget of a purpose and every purpose below it.
+///
+/// The budget belongs to the purpose, not to an actor or a role: the privacy
+/// loss of the subjects adds up over every query on their data, whoever asks,
+/// so budgets per actor or per role would multiply with the number of actors
+/// or roles. All actors and roles counting for the purpose share it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpBudgetSpec {
+    /// Purpose key or prefix (a key covers everything below it); budgets may
+    /// not overlap.
+    pub purpose: String,
+    /// The largest epsilon one query may spend; a query may ask for less.
+    pub max_epsilon: Epsilon,
+    /// The epsilon all queries for the purpose may spend together, over the
+    /// life of the data.
+    pub total: Epsilon,
+}
+
+/// An identity an operating-system user may act as, with its roles.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorSpec {
+    /// The operating-system user name (as in /etc/passwd).
+    pub os_user: String,
+    /// The actor id recorded in the audit log; defaults to `os_user`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The roles this identity may take (each a role of the policy).
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+impl ActorSpec {
+    /// The actor id: `id`, else the operating-system user name.
+    pub fn actor_id(&self) -> &str {
+        self.id.as_deref().unwrap_or(&self.os_user)
+    }
 }
 
 /// How the CCPA classifies a recipient.

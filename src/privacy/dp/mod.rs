@@ -23,11 +23,16 @@
 //!
 //! # Budget
 //!
-//! [`BudgetLedger`] tracks, per (actor, dataset), a total ε and what has been
+//! [`BudgetLedger`] tracks, per account, a total ε and what has been
 //! spent, using sequential composition: k queries at ε₁…ε_k together cost
-//! ε₁ + … + ε_k. See [`crate::privacy`] for what ε means and its limits.
+//! ε₁ + … + ε_k. An engine names the account after its data (the policy's
+//! controller) and the purpose's budget in the policy, never after names a
+//! caller picks. [`LedgerFile`] keeps a ledger in a file that processes share,
+//! charging under an exclusive lock. See [`crate::privacy`] for what ε means
+//! and its limits.
 
 mod budget;
+mod file;
 mod rng;
 
 use std::cmp::Ordering;
@@ -36,7 +41,8 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
-pub use budget::{Account, BudgetError, BudgetLedger};
+pub use budget::{Account, BudgetError, BudgetLedger, Charge};
+pub use file::{BudgetStore, LedgerFile};
 pub use rng::{RandomError, RandomSource, SplitMix64, SystemRandomSource};
 
 /// Errors from the DP mechanism.
