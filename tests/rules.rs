@@ -444,13 +444,16 @@ fn r12_ccpa_minors_must_opt_in_and_children_need_a_parent() {
         Some(parse_date("2016-01-01").unwrap()),
     )
     .unwrap();
-    event(
-        &mut e,
+    // A minor's opt-in passes the consent checks: it names a notice version
+    // the purpose accepts.
+    let mut opt_in = ConsentEvent::new(
         "teen-in",
         EventKind::OptInSaleShare,
         None,
-        "2026-02-01T00:00:00Z",
+        t("2026-02-01T00:00:00Z"),
     );
+    opt_in.notice_version = Some("ads1".into());
+    e.record(&admin(), &opt_in).unwrap();
     event(
         &mut e,
         "child-in",

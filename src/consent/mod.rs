@@ -13,9 +13,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use time::Date;
 
 use crate::Timestamp;
-use crate::policy::{LawfulBasis, Policy, PurposeId, covers};
+use crate::policy::{JurisdictionId, LawfulBasis, Policy, PurposeId, covers};
+use crate::timestamp::age_on;
 pub use rules::*;
 
 /// What happened.
@@ -218,6 +220,64 @@ pub enum EventError {
         /// What is wrong.
         problem: String,
     },
+    /// The event is dated later than now plus the allowed clock skew.
+    #[error(
+        "event {kind}: its time {at} is later than now ({now}) plus the allowed clock skew of {skew_seconds} s; an event cannot be recorded ahead of time"
+    )]
+    FromTheFuture {
+        /// Event kind.
+        kind: &'static str,
+        /// The event's time.
+        at: Timestamp,
+        /// The recording instant.
+        now: Timestamp,
+        /// The policy's `event_clock_skew_seconds`.
+        skew_seconds: u64,
+    },
+    /// A parental consent for a subject who was not below the age gate when
+    /// it was given (R9, R12): it would stand in for the subject's own
+    /// decisions.
+    #[error("{}", parental_message(subject, at, *age, *gate, jurisdiction))]
+    ParentalConsentNotMinor {
+        /// External subject id.
+        subject: String,
+        /// When the parental consent was given.
+        at: Timestamp,
+        /// The subject's age then.
+        age: u32,
+        /// The jurisdiction's age gate for parental consent, if it has one.
+        gate: Option<u32>,
+        /// The subject's jurisdiction code.
+        jurisdiction: String,
+    },
+}
+
+fn parental_message(
+    subject: &str,
+    at: &Timestamp,
+    age: u32,
+    gate: Option<u32>,
+    jurisdiction: &str,
+) -> String {
+    let why = match gate {
+        Some(g) => format!("not below the age gate of {g} in {jurisdiction}"),
+        None => format!("and {jurisdiction} has no age gate for parental consent"),
+    };
+    format!(
+        "event parental_consent: subject {subject:?} was {age} at {at}, {why}; only the subject's own decisions count (R9, R12)"
+    )
+}
+
+/// What checking an event needs to know besides the event and the policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventContext {
+    /// The subject's resolved jurisdiction.
+    pub jurisdiction: JurisdictionId,
+    /// The subject's birth date, if known.
+    pub birth_date: Option<Date>,
+    /// The instant of recording: an event dated later than this plus the
+    /// policy's `event_clock_skew_seconds` is refused.
+    pub now: Timestamp,
 }
 
 /// One event as stored: compact, with the purpose resolved.
@@ -305,14 +365,49 @@ pub fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Checks an event against the policy and turns it into its stored form.
-/// `seq` and `proof` are filled in by the store.
+/// Checks an event against the policy and the subject it concerns, and
+/// turns it into its stored form. `seq` and `proof` are filled in by the
+/// store.
+///
+/// Besides the proof fields (R5), it refuses an event dated later than
+/// `ctx.now` plus the policy's clock skew, and a parental consent for a
+/// subject who was not below the jurisdiction's age gate when it was given
+/// ([`parental_gate`]; a subject of unknown birth date may be below it).
 pub fn check_event(
     policy: &Policy,
     e: &ConsentEvent,
+    ctx: &EventContext,
     strings: &mut Interner,
 ) -> Result<(EventRecord, Proof), EventError> {
     let kind = e.kind.as_str();
+    let skew = policy.event_clock_skew_seconds();
+    let latest = ctx
+        .now
+        .unix()
+        .saturating_add(i64::try_from(skew).unwrap_or(i64::MAX));
+    if e.at.unix() > latest {
+        return Err(EventError::FromTheFuture {
+            kind,
+            at: e.at,
+            now: ctx.now,
+            skew_seconds: skew,
+        });
+    }
+    if e.kind == EventKind::ParentalConsent
+        && let Some(birth) = ctx.birth_date
+    {
+        let gate = parental_gate(policy, ctx.jurisdiction);
+        let age = age_on(birth, e.at.date());
+        if gate.is_none_or(|g| age >= g) {
+            return Err(EventError::ParentalConsentNotMinor {
+                subject: e.subject.clone(),
+                at: e.at,
+                age,
+                gate,
+                jurisdiction: policy.jurisdiction(ctx.jurisdiction).code.clone(),
+            });
+        }
+    }
     let field = |field: &'static str, problem: String| EventError::Field {
         kind,
         field,

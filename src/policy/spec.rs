@@ -221,6 +221,11 @@ pub struct PolicySpec {
     /// Counts below this are reported as "fewer than k" (default 11).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k_threshold: Option<u64>,
+    /// How far in the future (seconds after the recording instant) an
+    /// event's time may be and still be recorded, for clocks that disagree
+    /// a little (default 300, at most 86,400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_clock_skew_seconds: Option<u64>,
 }
 
 /// How the CCPA classifies a recipient.
