@@ -584,3 +584,139 @@ fn objection_covers(policy: &Policy, objected: Option<PurposeId>, purpose: Purpo
 fn consent_based(policy: &Policy, p: PurposeId) -> bool {
     policy.purpose(p).basis == LawfulBasis::Consent
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{PolicyBuilder, PurposeSpec};
+    use crate::timestamp::parse_date;
+
+    const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn policy(skew: Option<u64>) -> Policy {
+        let mut b = PolicyBuilder::new("Test Ltd").purpose(
+            PurposeSpec::new("marketing.email", LawfulBasis::Consent)
+                .notice_versions(&["v1"])
+                .consent_validity_days(365),
+        );
+        if let Some(s) = skew {
+            b = b.event_clock_skew_seconds(s);
+        }
+        b.build().unwrap()
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse(s).unwrap()
+    }
+
+    fn ctx(p: &Policy, juris: &str, birth: Option<&str>, now: &str) -> EventContext {
+        EventContext {
+            jurisdiction: p.jurisdiction_id(juris).unwrap(),
+            birth_date: birth.map(|b| parse_date(b).unwrap()),
+            now: ts(now),
+        }
+    }
+
+    fn grant(at: &str) -> ConsentEvent {
+        ConsentEvent::grant("c-1", "marketing.email", ts(at), "v1", SHA)
+    }
+
+    #[test]
+    fn events_later_than_now_plus_the_skew_are_refused() {
+        let p = policy(None);
+        let c = ctx(&p, "EU-DE", Some("1980-01-01"), "2026-03-01T12:00:00Z");
+        let mut s = Interner::default();
+        // Default skew: 300 seconds.
+        assert!(check_event(&p, &grant("2026-03-01T12:05:00Z"), &c, &mut s).is_ok());
+        assert!(check_event(&p, &grant("2020-01-01T00:00:00Z"), &c, &mut s).is_ok());
+        let err = check_event(&p, &grant("2026-03-01T12:05:01Z"), &c, &mut s).unwrap_err();
+        assert_eq!(
+            err,
+            EventError::FromTheFuture {
+                kind: "consent_granted",
+                at: ts("2026-03-01T12:05:01Z"),
+                now: ts("2026-03-01T12:00:00Z"),
+                skew_seconds: 300,
+            }
+        );
+        let msg = err.to_string();
+        for part in ["2026-03-01T12:05:01Z", "2026-03-01T12:00:00Z", "300 s"] {
+            assert!(msg.contains(part), "{part:?} missing from {msg}");
+        }
+        // A policy's own skew, zero included.
+        let p = policy(Some(0));
+        assert!(check_event(&p, &grant("2026-03-01T12:00:00Z"), &c, &mut s).is_ok());
+        assert!(matches!(
+            check_event(&p, &grant("2026-03-01T12:00:01Z"), &c, &mut s),
+            Err(EventError::FromTheFuture {
+                skew_seconds: 0,
+                ..
+            })
+        ));
+        let p = policy(Some(3_600));
+        assert!(check_event(&p, &grant("2026-03-01T13:00:00Z"), &c, &mut s).is_ok());
+        assert!(check_event(&p, &grant("2026-03-01T13:00:01Z"), &c, &mut s).is_err());
+        // Every kind of event, not only grants.
+        let gpc = ConsentEvent::new("c-1", EventKind::Gpc, None, ts("2027-01-01T00:00:00Z"));
+        assert!(matches!(
+            check_event(&p, &gpc, &c, &mut s),
+            Err(EventError::FromTheFuture { kind: "gpc", .. })
+        ));
+    }
+
+    #[test]
+    fn a_parental_consent_needs_a_subject_below_the_gate_when_given() {
+        let p = policy(None);
+        let mut s = Interner::default();
+        let mut ev = grant("2026-03-01T00:00:00Z");
+        ev.kind = EventKind::ParentalConsent;
+        let now = "2026-06-01T00:00:00Z";
+        // France: gate 15. The 15th birthday is the first day not below it.
+        assert!(check_event(&p, &ev, &ctx(&p, "EU-FR", Some("2011-03-02"), now), &mut s).is_ok());
+        let err =
+            check_event(&p, &ev, &ctx(&p, "EU-FR", Some("2011-03-01"), now), &mut s).unwrap_err();
+        assert_eq!(
+            err,
+            EventError::ParentalConsentNotMinor {
+                subject: "c-1".into(),
+                at: ts("2026-03-01T00:00:00Z"),
+                age: 15,
+                gate: Some(15),
+                jurisdiction: "EU-FR".into(),
+            }
+        );
+        // Unknown birth date: may be a child, so it is recorded.
+        assert!(check_event(&p, &ev, &ctx(&p, "EU-FR", None, now), &mut s).is_ok());
+        // California: a parent opts in only under 13.
+        assert!(check_event(&p, &ev, &ctx(&p, "US-CA", Some("2013-03-02"), now), &mut s).is_ok());
+        assert!(check_event(&p, &ev, &ctx(&p, "US-CA", Some("2013-03-01"), now), &mut s).is_err());
+        // Other kinds are not checked against the age.
+        let own = grant("2026-03-01T00:00:00Z");
+        assert!(check_event(&p, &own, &ctx(&p, "EU-FR", Some("1970-01-01"), now), &mut s).is_ok());
+    }
+
+    #[test]
+    fn a_jurisdiction_without_an_age_gate_takes_no_parental_consent() {
+        let p = PolicyBuilder::new("Test Ltd")
+            .jurisdictions(vec![crate::policy::JurisdictionSpec {
+                code: "XX".into(),
+                regime: crate::policy::Regime::None,
+                digital_consent_age: None,
+            }])
+            .purpose(
+                PurposeSpec::new("marketing.email", LawfulBasis::Consent).notice_versions(&["v1"]),
+            )
+            .build()
+            .unwrap();
+        let mut ev = grant("2026-03-01T00:00:00Z");
+        ev.kind = EventKind::ParentalConsent;
+        let err = check_event(
+            &p,
+            &ev,
+            &ctx(&p, "XX", Some("2020-01-01"), "2026-06-01T00:00:00Z"),
+            &mut Interner::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("XX has no age gate"), "{err}");
+    }
+}

@@ -615,3 +615,94 @@ pub fn next_change(
     }
     (best != i64::MAX).then(|| Timestamp::from_unix(best))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{PolicyBuilder, PurposeSpec};
+    use crate::timestamp::parse_date;
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse(s).unwrap()
+    }
+
+    fn rec(
+        kind: EventKind,
+        purpose: Option<PurposeId>,
+        at: &str,
+        notice: u32,
+        seq: u64,
+    ) -> EventRecord {
+        EventRecord {
+            at: ts(at).unix(),
+            seq,
+            expires_at: i64::MAX,
+            purpose,
+            notice,
+            proof: 0,
+            kind,
+            explicit: false,
+        }
+    }
+
+    /// Recording refuses a parental consent for an adult; should one be in
+    /// a history all the same (older data), it never counts.
+    #[test]
+    fn a_parental_consent_given_to_an_adult_never_overrides_their_decisions() {
+        let p = PolicyBuilder::new("Test Ltd")
+            .purpose(
+                PurposeSpec::new("marketing.email", LawfulBasis::Consent)
+                    .notice_versions(&["v1"])
+                    .email(false),
+            )
+            .build()
+            .unwrap();
+        let email = p.purpose_id("marketing.email").unwrap();
+        let mut strings = Interner::default();
+        let v1 = strings.intern("v1");
+        let events = [
+            rec(
+                EventKind::ConsentGranted,
+                Some(email),
+                "2026-01-01T00:00:00Z",
+                v1,
+                0,
+            ),
+            rec(
+                EventKind::Unsubscribe,
+                None,
+                "2026-02-01T00:00:00Z",
+                u32::MAX,
+                1,
+            ),
+            rec(
+                EventKind::ParentalConsent,
+                Some(email),
+                "2026-03-01T00:00:00Z",
+                v1,
+                2,
+            ),
+        ];
+        let facts = SubjectFacts {
+            jurisdiction: p.jurisdiction_id("EU-DE").unwrap(),
+            birth_date: parse_date("1980-01-01").ok(),
+            erased: false,
+            events: &events,
+            strings: &strings,
+        };
+        let at = ts("2026-06-01T00:00:00Z");
+        assert_eq!(
+            eligibility(&p, &facts, email, at, DataUse::default()),
+            Eligibility::Denied(Denial::Unsubscribed)
+        );
+        // The same history for a child: the parental consent rules.
+        let child = SubjectFacts {
+            birth_date: parse_date("2014-01-01").ok(),
+            ..facts
+        };
+        assert_eq!(
+            eligibility(&p, &child, email, at, DataUse::default()),
+            Eligibility::Allowed(Grounds::ParentalConsent)
+        );
+    }
+}
