@@ -19,9 +19,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use privseg::Timestamp;
-use privseg::consent::{ConsentEvent, EventKind};
+use privseg::consent::{ConsentEvent, EventKind, parental_gate};
 use privseg::policy::*;
-use privseg::timestamp::{DAY, format_date, parse_date};
+use privseg::timestamp::{DAY, age_on, format_date, parse_date};
 
 const NOTICE_SHA: &str = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8";
 const ADS_SHA: &str = "a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3";
@@ -280,7 +280,9 @@ fn run() -> Result<(), String> {
                 e.notice_sha256 = Some(NOTICE_SHA.into());
                 batch.push(e);
                 if rng.chance(12) {
-                    let later = asked.add_secs(rng.below(60) as i64 * DAY + 1);
+                    // Never after the reference time: events cannot be
+                    // recorded ahead of time.
+                    let later = asked.add_secs(rng.below(60) as i64 * DAY + 1).min(now);
                     batch.push(ev(
                         EventKind::ConsentWithdrawn,
                         Some("marketing.email"),
@@ -335,14 +337,17 @@ fn run() -> Result<(), String> {
             _ => {}
         }
         if birth.starts_with("20") && rng.chance(30) {
-            let mut e = ev(
-                EventKind::ParentalConsent,
-                Some("marketing.email"),
-                ago(&mut rng, 300),
-            );
-            e.notice_version = Some("v3".into());
-            e.notice_sha256 = Some(NOTICE_SHA.into());
-            batch.push(e);
+            let at = ago(&mut rng, 300);
+            // Only for a subject below the jurisdiction's age gate then: any
+            // other parental consent is refused at recording (R9, R12).
+            let j = policy.jurisdiction_id(jurisdictions[c]).expect("listed");
+            let age = age_on(parse_date(&birth).expect("valid date"), at.date());
+            if parental_gate(&policy, j).is_some_and(|gate| age < gate) {
+                let mut e = ev(EventKind::ParentalConsent, Some("marketing.email"), at);
+                e.notice_version = Some("v3".into());
+                e.notice_sha256 = Some(NOTICE_SHA.into());
+                batch.push(e);
+            }
         }
         // Written in the order they were drawn, which is not time order.
         for e in batch.drain(..) {

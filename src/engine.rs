@@ -45,8 +45,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::access::{AccessError, Actor, Permission, authorize};
 use crate::audit::{AuditError, AuditLog, AuditPseudonymizer, MemorySink, Operation, PendingEntry};
 use crate::consent::{
-    ConsentEvent, DataUse, Eligibility, EventError, EventKind, Rule, check_event, eligibility,
-    event_of_record, insert_in_order,
+    ConsentEvent, DataUse, Eligibility, EventContext, EventError, EventKind, Rule, check_event,
+    eligibility, event_of_record, insert_in_order,
 };
 use crate::eval::{self, ExecOptions, MaskCache, Plan, kernels};
 use crate::policy::{Policy, PolicyVersion, PurposeId};
@@ -855,7 +855,14 @@ impl Engine {
     pub fn record(&mut self, actor: &Actor, event: &ConsentEvent) -> Result<(), EngineError> {
         self.allow(actor, Permission::Subjects, event.purpose.as_deref())?;
         let row = self.row(&event.subject)?;
-        let (mut rec, proof) = check_event(&self.policy, event, &mut self.store.strings)?;
+        let facts = self.store.facts(row);
+        let ctx = EventContext {
+            jurisdiction: facts.jurisdiction,
+            birth_date: facts.birth_date,
+            // The recording instant, from the host clock.
+            now: self.now(),
+        };
+        let (mut rec, proof) = check_event(&self.policy, event, &ctx, &mut self.store.strings)?;
         let mut entry = self
             .entry(actor.id(), Operation::EventRecorded)
             .subject(&self.audit_ids, &event.subject)

@@ -8,7 +8,7 @@ use time::Date;
 use crate::Timestamp;
 use crate::access::{Actor, Permission};
 use crate::audit::Operation;
-use crate::consent::{ConsentEvent, EventRecord, Proof, check_event};
+use crate::consent::{ConsentEvent, EventContext, EventRecord, Proof, check_event};
 use crate::engine::{Engine, EngineError};
 use crate::policy::AttrId;
 use crate::store::{Store, Value};
@@ -118,6 +118,8 @@ impl Engine {
         }
         let mut records: Vec<(u32, EventRecord, Proof)> = Vec::with_capacity(events.len());
         {
+            // The recording instant, from the host clock.
+            let now = self.now();
             let store = self.store_mut();
             for (i, e) in events.iter().enumerate() {
                 let row = match new_rows.get(e.subject.as_str()) {
@@ -126,7 +128,22 @@ impl Engine {
                         at_batch("event", i, EngineError::UnknownSubject(e.subject.clone()))
                     })?,
                 };
-                let (rec, proof) = check_event(&policy, e, &mut store.strings)
+                let ctx = match row.checked_sub(base) {
+                    Some(k) => EventContext {
+                        jurisdiction: juris[k as usize],
+                        birth_date: subjects[k as usize].birth_date,
+                        now,
+                    },
+                    None => {
+                        let facts = store.facts(row);
+                        EventContext {
+                            jurisdiction: facts.jurisdiction,
+                            birth_date: facts.birth_date,
+                            now,
+                        }
+                    }
+                };
+                let (rec, proof) = check_event(&policy, e, &ctx, &mut store.strings)
                     .map_err(|err| at_batch("event", i, err.into()))?;
                 records.push((row, rec, proof));
                 digest.update(e.subject.as_bytes());

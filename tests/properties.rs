@@ -568,6 +568,7 @@ proptest! {
                 Op::Restrict { s, at, lift } => (*s, ConsentEvent::new(&format!("s{s}"), if *lift { EventKind::RestrictionLifted } else { EventKind::Restriction }, None, day(*at))),
                 Op::Eval { at } => {
                     let m = engine.evaluate_at(&admin(), &seg, day(*at)).unwrap();
+                    common::reset_now();
                     let got: Vec<bool> = (0..6).map(|s| m.bits()[s]).collect();
                     let want: Vec<bool> = (0..6).map(|s| model_member(&log, s, *at)).collect();
                     prop_assert_eq!(got, want, "at day {}", at);
@@ -586,6 +587,7 @@ proptest! {
                         prop_assert!(!m.bits()[s], "s{} still a member at day {}", s, later);
                     }
                 }
+                common::reset_now();
             }
         }
     }
@@ -739,4 +741,130 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
         ")".repeat(60)
     );
     assert!(segment::parse(&ok).is_ok());
+}
+
+// ---- Minors: parental consents never stand in for an adult --------------
+
+#[derive(Clone, Debug)]
+enum MinorOp {
+    Grant,
+    Parental,
+    Withdraw,
+    Refuse,
+    Unsubscribe,
+}
+
+/// The age gate below which a parent decides, per jurisdiction of the test
+/// (written out here, not taken from the engine): France 15, Germany 16,
+/// Denmark 13, California 13.
+const MINOR_JURIS: [(&str, i32); 4] = [("EU-FR", 15), ("EU-DE", 16), ("EU-DK", 13), ("US-CA", 13)];
+
+/// Was someone born on `birth` at least `years` old at Unix time `t`?
+fn has_reached(birth: time::Date, years: i32, t: i64) -> bool {
+    let on = time::OffsetDateTime::from_unix_timestamp(t).unwrap().date();
+    let mut age = on.year() - birth.year();
+    if (u8::from(on.month()), on.day()) < (u8::from(birth.month()), birth.day()) {
+        age -= 1;
+    }
+    age >= years
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// For random subjects (children, teenagers, adults, unknown ages) and
+    /// histories: a parental consent is recorded exactly when the subject
+    /// may have been below the gate at its time, and is otherwise refused
+    /// with nothing left behind; and no withdrawal or unsubscribe a subject
+    /// gave at or above the gate is ever overridden by a parental consent,
+    /// however the events interleave.
+    #[test]
+    fn parental_consents_never_stand_in_for_an_adult(
+        subs in prop::collection::vec((0usize..4, prop::option::of(0i64..6000)), 1..7),
+        ops in prop::collection::vec(
+            (any::<usize>(), 0u8..5, 0i64..300, any::<bool>()),
+            0..60,
+        ),
+        evals in prop::collection::vec(0i64..500, 1..5),
+    ) {
+        let policy = PolicyBuilder::new("Minors Ltd")
+            .category(CategorySpec::new("user.contact"))
+            .purpose(PurposeSpec::new("marketing.email", LawfulBasis::Consent)
+                .allow("user.contact").notice_versions(&["ok"]).consent_validity_days(120).email(false))
+            .role(admin_role(&["marketing"]))
+            .build().unwrap();
+        let mut engine = Engine::new(Arc::new(policy));
+        let born0 = parse_date("2005-01-01").unwrap();
+        let t0: i64 = 1_748_736_000; // 2025-06-01T00:00:00Z
+        let births: Vec<Option<time::Date>> =
+            subs.iter().map(|(_, b)| b.map(|d| born0 + time::Duration::days(d))).collect();
+        for (i, (j, _)) in subs.iter().enumerate() {
+            engine.add_subject(&admin(), &format!("s{i}"), MINOR_JURIS[*j].0, births[i]).unwrap();
+        }
+        // (subject, op, time) of each event recorded.
+        let mut log: Vec<(usize, MinorOp, i64)> = Vec::new();
+        for (who, kind, day, notice_ok) in ops {
+            let s = who % subs.len();
+            let at = t0 + day * DAY + (who as i64 % DAY);
+            let id = format!("s{s}");
+            let op = [MinorOp::Grant, MinorOp::Parental, MinorOp::Withdraw, MinorOp::Refuse, MinorOp::Unsubscribe][kind as usize].clone();
+            let ts = Timestamp::from_unix(at);
+            let notice = if notice_ok { "ok" } else { "old" };
+            let ev = match op {
+                MinorOp::Grant => ConsentEvent::grant(&id, "marketing.email", ts, notice, SHA),
+                MinorOp::Parental => {
+                    let mut e = ConsentEvent::grant(&id, "marketing.email", ts, notice, SHA);
+                    e.kind = EventKind::ParentalConsent;
+                    e
+                }
+                MinorOp::Withdraw => ConsentEvent::new(&id, EventKind::ConsentWithdrawn, Some("marketing.email"), ts),
+                MinorOp::Refuse => ConsentEvent::new(&id, EventKind::ConsentRefused, Some("marketing.email"), ts),
+                MinorOp::Unsubscribe => ConsentEvent::new(&id, EventKind::Unsubscribe, None, ts),
+            };
+            let before = engine.history(&admin(), &id).unwrap().len();
+            let result = engine.record(&admin(), &ev);
+            if let MinorOp::Parental = op {
+                let gate = MINOR_JURIS[subs[s].0].1;
+                let may_be_below = births[s].is_none_or(|b| !has_reached(b, gate, at));
+                match &result {
+                    Ok(()) => prop_assert!(may_be_below, "s{} recorded a parental consent at {} though adult", s, ts),
+                    Err(privseg::EngineError::Event(privseg::consent::EventError::ParentalConsentNotMinor { .. })) => {
+                        prop_assert!(!may_be_below, "s{} refused a parental consent at {} though below the gate", s, ts);
+                        prop_assert_eq!(engine.history(&admin(), &id).unwrap().len(), before);
+                    }
+                    Err(other) => prop_assert!(false, "unexpected error {}", other),
+                }
+            } else {
+                prop_assert!(result.is_ok(), "{:?}", result);
+            }
+            if result.is_ok() {
+                log.push((s, op, at));
+            }
+        }
+        let seg = engine.compile(&admin(), r#"segment "m" for marketing.email"#).unwrap();
+        for d in evals {
+            let at = t0 + d * DAY;
+            let ts = Timestamp::from_unix(at);
+            let m = engine.evaluate_at(&admin(), &seg, ts).unwrap();
+            for (s, (j, _)) in subs.iter().enumerate() {
+                let gate = MINOR_JURIS[*j].1;
+                let ok = engine.eligibility_at(&admin(), &format!("s{s}"), "marketing.email", ts).unwrap();
+                prop_assert_eq!(m.bits()[s], ok.is_allowed(), "fast and reference differ for s{} at {}", s, ts);
+                let Some(b) = births[s] else { continue };
+                // The subject's own latest "no" given at or above the gate...
+                let no = log.iter().filter(|(w, op, t)| {
+                    *w == s && *t <= at && has_reached(b, gate, *t)
+                        && matches!(op, MinorOp::Withdraw | MinorOp::Unsubscribe | MinorOp::Refuse)
+                }).map(|(_, _, t)| *t).max();
+                let Some(no) = no else { continue };
+                // ...with no own grant since: nothing else may let them in.
+                let regranted = log.iter().any(|(w, op, t)| {
+                    *w == s && matches!(op, MinorOp::Grant) && *t >= no && *t <= at
+                });
+                if !regranted {
+                    prop_assert!(!ok.is_allowed(), "s{} (born {}) allowed at {} after their own no at {}: {:?}", s, b, ts, Timestamp::from_unix(no), ok);
+                }
+            }
+        }
+    }
 }

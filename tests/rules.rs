@@ -444,13 +444,16 @@ fn r12_ccpa_minors_must_opt_in_and_children_need_a_parent() {
         Some(parse_date("2016-01-01").unwrap()),
     )
     .unwrap();
-    event(
-        &mut e,
+    // A minor's opt-in passes the consent checks: it names a notice version
+    // the purpose accepts.
+    let mut opt_in = ConsentEvent::new(
         "teen-in",
         EventKind::OptInSaleShare,
         None,
-        "2026-02-01T00:00:00Z",
+        t("2026-02-01T00:00:00Z"),
     );
+    opt_in.notice_version = Some("ads1".into());
+    e.record(&admin(), &opt_in).unwrap();
     event(
         &mut e,
         "child-in",
@@ -770,4 +773,588 @@ fn a_small_import_updates_the_cached_masks_row_by_row() {
     assert_eq!(m.len(), 100);
     assert!(!m.contains(&"s7".to_string()));
     assert!(m.contains(&"new".to_string()));
+}
+
+// ---- Minors, precisely (R9, R12): one test per paragraph ------------------
+
+use privseg::consent::{EventError, Grounds};
+use privseg::import::SubjectRow;
+use privseg::{Engine, EngineError};
+
+fn born(e: &mut Engine, id: &str, juris: &str, birth: Option<&str>) {
+    e.add_subject(&admin(), id, juris, birth.map(|b| parse_date(b).unwrap()))
+        .unwrap();
+}
+
+fn parental(id: &str, purpose: &str, at: &str, notice: &str) -> ConsentEvent {
+    let mut p = ConsentEvent::grant(id, purpose, t(at), notice, SHA);
+    p.kind = EventKind::ParentalConsent;
+    p
+}
+
+fn why(e: &Engine, id: &str, purpose: &str, at: &str) -> Eligibility {
+    e.eligibility_at(&admin(), id, purpose, t(at)).unwrap()
+}
+
+const EMAIL: &str = "marketing.email";
+const ADS_PURPOSE: &str = "marketing.advertising.third_party";
+
+#[test]
+fn minors_below_the_gate_need_a_parental_consent_valid_at_the_time() {
+    let mut e = engine();
+    // Germany: age gate 16. All born 2012-01-01, so 14 all through 2026.
+    let kids = [
+        "ok",
+        "own-only",
+        "old-notice",
+        "expired",
+        "withdrawn",
+        "refused",
+        "objected",
+        "other-purpose",
+    ];
+    for id in kids {
+        born(&mut e, id, "EU-DE", Some("2012-01-01"));
+    }
+    e.record(
+        &admin(),
+        &parental("ok", EMAIL, "2026-03-01T00:00:00Z", "v4"),
+    )
+    .unwrap();
+    grant(&mut e, "own-only", EMAIL, "2026-03-01T00:00:00Z", "v4");
+    e.record(
+        &admin(),
+        &parental("old-notice", EMAIL, "2026-03-01T00:00:00Z", "v2"),
+    )
+    .unwrap();
+    // marketing.email consents are valid for 365 days from when given.
+    e.record(
+        &admin(),
+        &parental("expired", EMAIL, "2025-03-01T00:00:00Z", "v4"),
+    )
+    .unwrap();
+    for id in ["withdrawn", "refused", "objected"] {
+        e.record(&admin(), &parental(id, EMAIL, "2026-03-01T00:00:00Z", "v4"))
+            .unwrap();
+    }
+    let ended = "2026-04-01T00:00:00Z";
+    event(
+        &mut e,
+        "withdrawn",
+        EventKind::ConsentWithdrawn,
+        Some(EMAIL),
+        ended,
+    );
+    event(
+        &mut e,
+        "refused",
+        EventKind::ConsentRefused,
+        Some(EMAIL),
+        ended,
+    );
+    event(&mut e, "objected", EventKind::Objection, None, ended);
+    e.record(
+        &admin(),
+        &parental(
+            "other-purpose",
+            "care.programs",
+            "2026-03-01T00:00:00Z",
+            "h1",
+        ),
+    )
+    .unwrap();
+
+    let before = "2026-03-15T00:00:00Z";
+    let at = "2026-06-01T00:00:00Z";
+    assert_eq!(
+        members(&e, ALL_EMAIL, before),
+        ["ok", "withdrawn", "refused", "objected"]
+    );
+    assert_eq!(members(&e, ALL_EMAIL, at), ["ok"]);
+    assert_eq!(
+        why(&e, "ok", EMAIL, at),
+        Eligibility::Allowed(Grounds::ParentalConsent)
+    );
+    let under = Eligibility::Denied(Denial::UnderAgeOfConsent {
+        age: 14,
+        required: 16,
+    });
+    assert_eq!(why(&e, "own-only", EMAIL, at), under);
+    assert_eq!(why(&e, "other-purpose", EMAIL, at), under);
+    assert_eq!(
+        why(&e, "old-notice", EMAIL, at),
+        Eligibility::Denied(Denial::NoticeNotAccepted {
+            version: "v2".into()
+        })
+    );
+    assert_eq!(
+        why(&e, "expired", EMAIL, at),
+        Eligibility::Denied(Denial::ConsentExpired {
+            expired_at: t("2026-03-01T00:00:00Z")
+        })
+    );
+    assert_eq!(
+        why(&e, "withdrawn", EMAIL, at),
+        Eligibility::Denied(Denial::ConsentWithdrawn)
+    );
+    assert_eq!(
+        why(&e, "refused", EMAIL, at),
+        Eligibility::Denied(Denial::ConsentRefused)
+    );
+    assert_eq!(
+        why(&e, "objected", EMAIL, at),
+        Eligibility::Denied(Denial::Objected)
+    );
+}
+
+#[test]
+fn a_grant_given_below_the_gate_never_counts_not_even_after_the_birthday() {
+    let mut e = engine();
+    // France: age gate 15; 15th birthday on 2026-03-01.
+    born(&mut e, "early", "EU-FR", Some("2011-03-01"));
+    born(&mut e, "again", "EU-FR", Some("2011-03-01"));
+    for id in ["early", "again"] {
+        grant(&mut e, id, EMAIL, "2025-06-01T00:00:00Z", "v4"); // aged 14
+    }
+    // Given on the birthday itself: it counts.
+    grant(&mut e, "again", EMAIL, "2026-03-01T00:00:00Z", "v4");
+    // Before the birthday, then after it (the cached mask moves across it).
+    assert!(members(&e, ALL_EMAIL, "2026-02-01T00:00:00Z").is_empty());
+    assert_eq!(members(&e, ALL_EMAIL, "2026-03-15T00:00:00Z"), ["again"]);
+    let reason = why(&e, "early", EMAIL, "2026-03-15T00:00:00Z");
+    assert_eq!(
+        reason,
+        Eligibility::Denied(Denial::GrantedBelowAge {
+            age: 14,
+            required: 15
+        })
+    );
+    if let Eligibility::Denied(d) = &reason {
+        assert_eq!(d.rule(), Rule::R9);
+        assert!(d.to_string().contains("given at age 14"), "{d}");
+    }
+    assert_eq!(
+        why(&e, "again", EMAIL, "2026-03-15T00:00:00Z"),
+        Eligibility::Allowed(Grounds::Consent)
+    );
+
+    // CCPA: an opt-in given at 12 does not start counting at 13.
+    born(&mut e, "ca-12", "US-CA", Some("2013-09-01"));
+    let mut opt_in = ConsentEvent::new(
+        "ca-12",
+        EventKind::OptInSaleShare,
+        None,
+        t("2026-06-01T00:00:00Z"),
+    );
+    opt_in.notice_version = Some("ads1".into());
+    e.record(&admin(), &opt_in).unwrap();
+    assert_eq!(
+        why(&e, "ca-12", ADS_PURPOSE, "2026-10-01T00:00:00Z"),
+        Eligibility::Denied(Denial::MinorWithoutOptIn {
+            age: Some(13),
+            parental_needed: false
+        })
+    );
+    assert!(members(&e, ADS, "2026-10-01T00:00:00Z").is_empty());
+}
+
+#[test]
+fn after_the_birthday_a_valid_parental_consent_continues_until_the_subject_decides() {
+    let mut e = engine();
+    // France: age gate 15; 15th birthday on 2026-03-01.
+    for id in ["kept", "grants", "withdraws", "refuses"] {
+        born(&mut e, id, "EU-FR", Some("2011-03-01"));
+        e.record(&admin(), &parental(id, EMAIL, "2026-01-01T00:00:00Z", "v3"))
+            .unwrap();
+    }
+    let decided = "2026-04-01T00:00:00Z";
+    // The own grant is to v4 and has an explicit expiry: it now rules.
+    let mut own = ConsentEvent::grant("grants", EMAIL, t(decided), "v4", SHA);
+    own.expires_at = Some(t("2026-08-01T00:00:00Z"));
+    e.record(&admin(), &own).unwrap();
+    event(
+        &mut e,
+        "withdraws",
+        EventKind::ConsentWithdrawn,
+        Some(EMAIL),
+        decided,
+    );
+    event(
+        &mut e,
+        "refuses",
+        EventKind::ConsentRefused,
+        Some(EMAIL),
+        decided,
+    );
+
+    // After the birthday, before deciding: the parental consent carries on.
+    assert_eq!(
+        members(&e, ALL_EMAIL, "2026-03-15T00:00:00Z"),
+        ["kept", "grants", "withdraws", "refuses"]
+    );
+    assert_eq!(
+        why(&e, "kept", EMAIL, "2026-03-15T00:00:00Z"),
+        Eligibility::Allowed(Grounds::ParentalConsent)
+    );
+    // After deciding: their own decision rules.
+    let at = "2026-06-01T00:00:00Z";
+    assert_eq!(members(&e, ALL_EMAIL, at), ["kept", "grants"]);
+    assert_eq!(
+        why(&e, "grants", EMAIL, at),
+        Eligibility::Allowed(Grounds::Consent)
+    );
+    assert_eq!(
+        why(&e, "withdraws", EMAIL, at),
+        Eligibility::Denied(Denial::ConsentWithdrawn)
+    );
+    assert_eq!(
+        why(&e, "refuses", EMAIL, at),
+        Eligibility::Denied(Denial::ConsentRefused)
+    );
+    // The own grant's expiry is its own; the parental consent does not come
+    // back after it.
+    assert_eq!(members(&e, ALL_EMAIL, "2026-09-01T00:00:00Z"), ["kept"]);
+    // The parental consent ends with its validity (365 days), adult or not.
+    assert!(members(&e, ALL_EMAIL, "2027-01-01T00:00:00Z").is_empty());
+    assert_eq!(
+        why(&e, "kept", EMAIL, "2027-01-01T00:00:00Z"),
+        Eligibility::Denied(Denial::ConsentExpired {
+            expired_at: t("2027-01-01T00:00:00Z")
+        })
+    );
+}
+
+#[test]
+fn a_parental_consent_for_a_subject_not_below_the_gate_is_refused_at_recording() {
+    let mut e = engine();
+    adult(&mut e, "adult", "EU-DE");
+    born(&mut e, "just-16", "EU-DE", Some("2010-05-01"));
+    born(&mut e, "ca-14", "US-CA", Some("2012-01-01"));
+    born(&mut e, "ca-12", "US-CA", Some("2014-01-01"));
+    grant(&mut e, "adult", EMAIL, "2026-01-01T00:00:00Z", "v4");
+    event(
+        &mut e,
+        "adult",
+        EventKind::ConsentWithdrawn,
+        Some(EMAIL),
+        "2026-02-01T00:00:00Z",
+    );
+    event(
+        &mut e,
+        "adult",
+        EventKind::Unsubscribe,
+        None,
+        "2026-02-01T00:00:00Z",
+    );
+    let refused = |e: &mut Engine, ev: &ConsentEvent| {
+        let before = e.history(&admin(), &ev.subject).unwrap();
+        let err = e.record(&admin(), ev).expect_err("must be refused");
+        assert_eq!(e.history(&admin(), &ev.subject).unwrap(), before);
+        match err {
+            EngineError::Event(err @ EventError::ParentalConsentNotMinor { .. }) => err,
+            other => panic!("{other:?}"),
+        }
+    };
+    let err = refused(
+        &mut e,
+        &parental("adult", EMAIL, "2026-03-01T00:00:00Z", "v4"),
+    );
+    let msg = err.to_string();
+    for part in ["\"adult\"", "was 46", "age gate of 16", "EU-DE", "R9"] {
+        assert!(msg.contains(part), "{part:?} missing from {msg}");
+    }
+    // The adult's own decisions stand.
+    assert_eq!(
+        why(&e, "adult", EMAIL, "2026-06-01T00:00:00Z"),
+        Eligibility::Denied(Denial::Unsubscribed)
+    );
+    // On the 16th birthday, the subject is no longer below the gate; the day
+    // before, they are.
+    refused(
+        &mut e,
+        &parental("just-16", EMAIL, "2026-05-01T00:00:00Z", "v4"),
+    );
+    e.record(
+        &admin(),
+        &parental("just-16", EMAIL, "2026-04-30T23:59:59Z", "v4"),
+    )
+    .unwrap();
+    // CCPA: a parent opts in for a child under 13 only.
+    let err = refused(
+        &mut e,
+        &parental("ca-14", ADS_PURPOSE, "2026-03-01T00:00:00Z", "ads1"),
+    );
+    assert!(err.to_string().contains("age gate of 13"), "{err}");
+    e.record(
+        &admin(),
+        &parental("ca-12", ADS_PURPOSE, "2026-03-01T00:00:00Z", "ads1"),
+    )
+    .unwrap();
+    // An import is refused as a whole, naming the event.
+    let err = e
+        .import(
+            &admin(),
+            &[SubjectRow {
+                id: "new-adult".into(),
+                jurisdiction: "EU-IT".into(),
+                birth_date: parse_date("1990-01-01").ok(),
+                values: vec![],
+            }],
+            &[
+                parental("ca-12", ADS_PURPOSE, "2026-03-02T00:00:00Z", "ads1"),
+                parental("new-adult", EMAIL, "2026-03-01T00:00:00Z", "v4"),
+            ],
+        )
+        .unwrap_err();
+    assert_eq!((err.what, err.index), ("event", 1));
+    assert!(
+        matches!(
+            *err.error,
+            EngineError::Event(EventError::ParentalConsentNotMinor {
+                age: 36,
+                gate: Some(14),
+                ..
+            })
+        ),
+        "{err}"
+    );
+    assert_eq!(e.history(&admin(), "ca-12").unwrap().len(), 1);
+    assert!(e.history(&admin(), "new-adult").is_err());
+}
+
+#[test]
+fn an_unknown_birth_date_counts_as_may_be_a_minor_and_the_reason_says_so() {
+    let mut e = engine();
+    for id in ["own", "own-after-withdrawal", "parent"] {
+        born(&mut e, id, "EU-DE", None);
+    }
+    grant(&mut e, "own", EMAIL, "2026-03-01T00:00:00Z", "v4");
+    event(
+        &mut e,
+        "own-after-withdrawal",
+        EventKind::ConsentWithdrawn,
+        Some(EMAIL),
+        "2026-02-01T00:00:00Z",
+    );
+    grant(
+        &mut e,
+        "own-after-withdrawal",
+        EMAIL,
+        "2026-03-01T00:00:00Z",
+        "v4",
+    );
+    // A parental consent may be recorded: the subject may be a child.
+    e.record(
+        &admin(),
+        &parental("parent", EMAIL, "2026-03-01T00:00:00Z", "v4"),
+    )
+    .unwrap();
+    let at = "2026-06-01T00:00:00Z";
+    assert_eq!(members(&e, ALL_EMAIL, at), ["parent"]);
+    for id in ["own", "own-after-withdrawal"] {
+        let reason = why(&e, id, EMAIL, at);
+        assert_eq!(
+            reason,
+            Eligibility::Denied(Denial::AgeUnknown { required: 16 }),
+            "{id}"
+        );
+        if let Eligibility::Denied(d) = reason {
+            assert!(d.to_string().contains("birth date unknown"), "{d}");
+        }
+    }
+    // Where the age changes nothing, it is not a reason.
+    assert!(why(&e, "own", "analytics.product", at).is_allowed());
+
+    // CCPA: of unknown age, so possibly under 13: a parent must opt in.
+    born(&mut e, "ca-own", "US-CA", None);
+    born(&mut e, "ca-parent", "US-CA", None);
+    let mut opt_in = ConsentEvent::new(
+        "ca-own",
+        EventKind::OptInSaleShare,
+        None,
+        t("2026-03-01T00:00:00Z"),
+    );
+    opt_in.notice_version = Some("ads1".into());
+    e.record(&admin(), &opt_in).unwrap();
+    e.record(
+        &admin(),
+        &parental("ca-parent", ADS_PURPOSE, "2026-03-01T00:00:00Z", "ads1"),
+    )
+    .unwrap();
+    assert_eq!(members(&e, ADS, at), ["ca-parent"]);
+    let reason = why(&e, "ca-own", ADS_PURPOSE, at);
+    assert_eq!(
+        reason,
+        Eligibility::Denied(Denial::MinorWithoutOptIn {
+            age: None,
+            parental_needed: true
+        })
+    );
+    if let Eligibility::Denied(d) = reason {
+        assert!(d.to_string().contains("birth date unknown"), "{d}");
+    }
+}
+
+#[test]
+fn ccpa_opt_in_from_a_parent_under_13_from_the_consumer_13_to_15_with_the_same_checks() {
+    let mut e = engine();
+    let opt_in = |id: &str, at: &str, notice: Option<&str>| {
+        let mut ev = ConsentEvent::new(id, EventKind::OptInSaleShare, None, t(at));
+        ev.notice_version = notice.map(Into::into);
+        ev
+    };
+    // Children (10 in 2026) and teens (14 in 2026; 13th birthday 2025-06-01
+    // for "grows").
+    for id in [
+        "child-own",
+        "child-parent",
+        "child-old-notice",
+        "child-expired",
+        "child-withdrawn",
+    ] {
+        born(&mut e, id, "US-CA", Some("2016-01-01"));
+    }
+    for id in ["teen-own", "teen-no-notice", "teen-old-notice"] {
+        born(&mut e, id, "US-CA", Some("2012-01-01"));
+    }
+    born(&mut e, "grows", "US-CA", Some("2012-06-01"));
+    let at = "2026-03-01T00:00:00Z";
+    let given = "2026-02-01T00:00:00Z";
+    e.record(&admin(), &opt_in("child-own", given, Some("ads1")))
+        .unwrap();
+    e.record(
+        &admin(),
+        &parental("child-parent", ADS_PURPOSE, given, "ads1"),
+    )
+    .unwrap();
+    e.record(
+        &admin(),
+        &parental("child-old-notice", ADS_PURPOSE, given, "ads0"),
+    )
+    .unwrap();
+    let mut short = parental("child-expired", ADS_PURPOSE, given, "ads1");
+    short.expires_at = Some(t("2026-02-15T00:00:00Z"));
+    e.record(&admin(), &short).unwrap();
+    e.record(
+        &admin(),
+        &parental("child-withdrawn", ADS_PURPOSE, given, "ads1"),
+    )
+    .unwrap();
+    event(
+        &mut e,
+        "child-withdrawn",
+        EventKind::ConsentWithdrawn,
+        Some(ADS_PURPOSE),
+        "2026-02-10T00:00:00Z",
+    );
+    e.record(&admin(), &opt_in("teen-own", given, Some("ads1")))
+        .unwrap();
+    e.record(&admin(), &opt_in("teen-no-notice", given, None))
+        .unwrap();
+    e.record(&admin(), &opt_in("teen-old-notice", given, Some("ads0")))
+        .unwrap();
+    // A parent's consent at 12 carries on after the 13th birthday, until the
+    // teen decides: here, an opt-out.
+    e.record(
+        &admin(),
+        &parental("grows", ADS_PURPOSE, "2025-01-01T00:00:00Z", "ads1"),
+    )
+    .unwrap();
+    event(
+        &mut e,
+        "grows",
+        EventKind::OptOutSaleShare,
+        None,
+        "2026-02-15T00:00:00Z",
+    );
+
+    assert_eq!(
+        members(&e, ADS, "2026-02-05T00:00:00Z"),
+        [
+            "child-parent",
+            "child-expired",
+            "child-withdrawn",
+            "teen-own",
+            "grows"
+        ]
+    );
+    assert_eq!(members(&e, ADS, at), ["child-parent", "teen-own"]);
+    let denied = |id: &str| match why(&e, id, ADS_PURPOSE, at) {
+        Eligibility::Denied(d) => d,
+        other => panic!("{id}: {other:?}"),
+    };
+    assert_eq!(
+        denied("child-own"),
+        Denial::MinorWithoutOptIn {
+            age: Some(10),
+            parental_needed: true
+        }
+    );
+    assert_eq!(
+        denied("child-old-notice"),
+        Denial::NoticeNotAccepted {
+            version: "ads0".into()
+        }
+    );
+    assert_eq!(
+        denied("child-expired"),
+        Denial::ConsentExpired {
+            expired_at: t("2026-02-15T00:00:00Z")
+        }
+    );
+    assert_eq!(denied("child-withdrawn"), Denial::ConsentWithdrawn);
+    let no_notice = denied("teen-no-notice");
+    assert_eq!(
+        no_notice,
+        Denial::NoticeNotAccepted {
+            version: String::new()
+        }
+    );
+    assert!(no_notice.to_string().contains("names no notice version"));
+    assert_eq!(
+        denied("teen-old-notice"),
+        Denial::NoticeNotAccepted {
+            version: "ads0".into()
+        }
+    );
+    assert_eq!(denied("grows"), Denial::OptedOut);
+    assert_eq!(
+        why(&e, "grows", ADS_PURPOSE, "2026-02-01T00:00:00Z"),
+        Eligibility::Allowed(Grounds::ParentalConsent)
+    );
+    assert_eq!(
+        why(&e, "teen-own", ADS_PURPOSE, at),
+        Eligibility::Allowed(Grounds::CcpaOptIn)
+    );
+}
+
+#[test]
+fn events_dated_later_than_now_plus_the_clock_skew_are_refused() {
+    let mut e = engine();
+    adult(&mut e, "c-1", "EU-DE");
+    // The host clock says 2026-06-01 00:00:00; the policy allows 300 s.
+    set_now(t("2026-06-01T00:00:00Z"));
+    let far = ConsentEvent::grant("c-1", EMAIL, t("2026-06-01T00:05:01Z"), "v4", SHA);
+    match e.record(&admin(), &far) {
+        Err(EngineError::Event(err @ EventError::FromTheFuture { .. })) => {
+            let msg = err.to_string();
+            assert!(msg.contains("2026-06-01T00:05:01Z"), "{msg}");
+            assert!(msg.contains("300 s"), "{msg}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(e.history(&admin(), "c-1").unwrap().is_empty());
+    let err = e.import(&admin(), &[], &[far]).unwrap_err();
+    assert!(
+        matches!(
+            *err.error,
+            EngineError::Event(EventError::FromTheFuture { .. })
+        ),
+        "{err}"
+    );
+    assert!(e.history(&admin(), "c-1").unwrap().is_empty());
+    // Within the skew it is recorded.
+    let near = ConsentEvent::grant("c-1", EMAIL, t("2026-06-01T00:05:00Z"), "v4", SHA);
+    e.record(&admin(), &near).unwrap();
+    assert_eq!(e.history(&admin(), "c-1").unwrap().len(), 1);
 }

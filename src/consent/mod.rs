@@ -13,9 +13,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use time::Date;
 
 use crate::Timestamp;
-use crate::policy::{LawfulBasis, Policy, PurposeId, covers};
+use crate::policy::{JurisdictionId, LawfulBasis, Policy, PurposeId, covers};
+use crate::timestamp::age_on;
 pub use rules::*;
 
 /// What happened.
@@ -218,6 +220,64 @@ pub enum EventError {
         /// What is wrong.
         problem: String,
     },
+    /// The event is dated later than now plus the allowed clock skew.
+    #[error(
+        "event {kind}: its time {at} is later than now ({now}) plus the allowed clock skew of {skew_seconds} s; an event cannot be recorded ahead of time"
+    )]
+    FromTheFuture {
+        /// Event kind.
+        kind: &'static str,
+        /// The event's time.
+        at: Timestamp,
+        /// The recording instant.
+        now: Timestamp,
+        /// The policy's `event_clock_skew_seconds`.
+        skew_seconds: u64,
+    },
+    /// A parental consent for a subject who was not below the age gate when
+    /// it was given (R9, R12): it would stand in for the subject's own
+    /// decisions.
+    #[error("{}", parental_message(subject, at, *age, *gate, jurisdiction))]
+    ParentalConsentNotMinor {
+        /// External subject id.
+        subject: String,
+        /// When the parental consent was given.
+        at: Timestamp,
+        /// The subject's age then.
+        age: u32,
+        /// The jurisdiction's age gate for parental consent, if it has one.
+        gate: Option<u32>,
+        /// The subject's jurisdiction code.
+        jurisdiction: String,
+    },
+}
+
+fn parental_message(
+    subject: &str,
+    at: &Timestamp,
+    age: u32,
+    gate: Option<u32>,
+    jurisdiction: &str,
+) -> String {
+    let why = match gate {
+        Some(g) => format!("not below the age gate of {g} in {jurisdiction}"),
+        None => format!("and {jurisdiction} has no age gate for parental consent"),
+    };
+    format!(
+        "event parental_consent: subject {subject:?} was {age} at {at}, {why}; only the subject's own decisions count (R9, R12)"
+    )
+}
+
+/// What checking an event needs to know besides the event and the policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventContext {
+    /// The subject's resolved jurisdiction.
+    pub jurisdiction: JurisdictionId,
+    /// The subject's birth date, if known.
+    pub birth_date: Option<Date>,
+    /// The instant of recording: an event dated later than this plus the
+    /// policy's `event_clock_skew_seconds` is refused.
+    pub now: Timestamp,
 }
 
 /// One event as stored: compact, with the purpose resolved.
@@ -305,14 +365,49 @@ pub fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Checks an event against the policy and turns it into its stored form.
-/// `seq` and `proof` are filled in by the store.
+/// Checks an event against the policy and the subject it concerns, and
+/// turns it into its stored form. `seq` and `proof` are filled in by the
+/// store.
+///
+/// Besides the proof fields (R5), it refuses an event dated later than
+/// `ctx.now` plus the policy's clock skew, and a parental consent for a
+/// subject who was not below the jurisdiction's age gate when it was given
+/// ([`parental_gate`]; a subject of unknown birth date may be below it).
 pub fn check_event(
     policy: &Policy,
     e: &ConsentEvent,
+    ctx: &EventContext,
     strings: &mut Interner,
 ) -> Result<(EventRecord, Proof), EventError> {
     let kind = e.kind.as_str();
+    let skew = policy.event_clock_skew_seconds();
+    let latest = ctx
+        .now
+        .unix()
+        .saturating_add(i64::try_from(skew).unwrap_or(i64::MAX));
+    if e.at.unix() > latest {
+        return Err(EventError::FromTheFuture {
+            kind,
+            at: e.at,
+            now: ctx.now,
+            skew_seconds: skew,
+        });
+    }
+    if e.kind == EventKind::ParentalConsent
+        && let Some(birth) = ctx.birth_date
+    {
+        let gate = parental_gate(policy, ctx.jurisdiction);
+        let age = age_on(birth, e.at.date());
+        if gate.is_none_or(|g| age >= g) {
+            return Err(EventError::ParentalConsentNotMinor {
+                subject: e.subject.clone(),
+                at: e.at,
+                age,
+                gate,
+                jurisdiction: policy.jurisdiction(ctx.jurisdiction).code.clone(),
+            });
+        }
+    }
     let field = |field: &'static str, problem: String| EventError::Field {
         kind,
         field,
@@ -488,4 +583,140 @@ fn objection_covers(policy: &Policy, objected: Option<PurposeId>, purpose: Purpo
 /// Is the purpose consent-based?
 fn consent_based(policy: &Policy, p: PurposeId) -> bool {
     policy.purpose(p).basis == LawfulBasis::Consent
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{PolicyBuilder, PurposeSpec};
+    use crate::timestamp::parse_date;
+
+    const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn policy(skew: Option<u64>) -> Policy {
+        let mut b = PolicyBuilder::new("Test Ltd").purpose(
+            PurposeSpec::new("marketing.email", LawfulBasis::Consent)
+                .notice_versions(&["v1"])
+                .consent_validity_days(365),
+        );
+        if let Some(s) = skew {
+            b = b.event_clock_skew_seconds(s);
+        }
+        b.build().unwrap()
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse(s).unwrap()
+    }
+
+    fn ctx(p: &Policy, juris: &str, birth: Option<&str>, now: &str) -> EventContext {
+        EventContext {
+            jurisdiction: p.jurisdiction_id(juris).unwrap(),
+            birth_date: birth.map(|b| parse_date(b).unwrap()),
+            now: ts(now),
+        }
+    }
+
+    fn grant(at: &str) -> ConsentEvent {
+        ConsentEvent::grant("c-1", "marketing.email", ts(at), "v1", SHA)
+    }
+
+    #[test]
+    fn events_later_than_now_plus_the_skew_are_refused() {
+        let p = policy(None);
+        let c = ctx(&p, "EU-DE", Some("1980-01-01"), "2026-03-01T12:00:00Z");
+        let mut s = Interner::default();
+        // Default skew: 300 seconds.
+        assert!(check_event(&p, &grant("2026-03-01T12:05:00Z"), &c, &mut s).is_ok());
+        assert!(check_event(&p, &grant("2020-01-01T00:00:00Z"), &c, &mut s).is_ok());
+        let err = check_event(&p, &grant("2026-03-01T12:05:01Z"), &c, &mut s).unwrap_err();
+        assert_eq!(
+            err,
+            EventError::FromTheFuture {
+                kind: "consent_granted",
+                at: ts("2026-03-01T12:05:01Z"),
+                now: ts("2026-03-01T12:00:00Z"),
+                skew_seconds: 300,
+            }
+        );
+        let msg = err.to_string();
+        for part in ["2026-03-01T12:05:01Z", "2026-03-01T12:00:00Z", "300 s"] {
+            assert!(msg.contains(part), "{part:?} missing from {msg}");
+        }
+        // A policy's own skew, zero included.
+        let p = policy(Some(0));
+        assert!(check_event(&p, &grant("2026-03-01T12:00:00Z"), &c, &mut s).is_ok());
+        assert!(matches!(
+            check_event(&p, &grant("2026-03-01T12:00:01Z"), &c, &mut s),
+            Err(EventError::FromTheFuture {
+                skew_seconds: 0,
+                ..
+            })
+        ));
+        let p = policy(Some(3_600));
+        assert!(check_event(&p, &grant("2026-03-01T13:00:00Z"), &c, &mut s).is_ok());
+        assert!(check_event(&p, &grant("2026-03-01T13:00:01Z"), &c, &mut s).is_err());
+        // Every kind of event, not only grants.
+        let gpc = ConsentEvent::new("c-1", EventKind::Gpc, None, ts("2027-01-01T00:00:00Z"));
+        assert!(matches!(
+            check_event(&p, &gpc, &c, &mut s),
+            Err(EventError::FromTheFuture { kind: "gpc", .. })
+        ));
+    }
+
+    #[test]
+    fn a_parental_consent_needs_a_subject_below_the_gate_when_given() {
+        let p = policy(None);
+        let mut s = Interner::default();
+        let mut ev = grant("2026-03-01T00:00:00Z");
+        ev.kind = EventKind::ParentalConsent;
+        let now = "2026-06-01T00:00:00Z";
+        // France: gate 15. The 15th birthday is the first day not below it.
+        assert!(check_event(&p, &ev, &ctx(&p, "EU-FR", Some("2011-03-02"), now), &mut s).is_ok());
+        let err =
+            check_event(&p, &ev, &ctx(&p, "EU-FR", Some("2011-03-01"), now), &mut s).unwrap_err();
+        assert_eq!(
+            err,
+            EventError::ParentalConsentNotMinor {
+                subject: "c-1".into(),
+                at: ts("2026-03-01T00:00:00Z"),
+                age: 15,
+                gate: Some(15),
+                jurisdiction: "EU-FR".into(),
+            }
+        );
+        // Unknown birth date: may be a child, so it is recorded.
+        assert!(check_event(&p, &ev, &ctx(&p, "EU-FR", None, now), &mut s).is_ok());
+        // California: a parent opts in only under 13.
+        assert!(check_event(&p, &ev, &ctx(&p, "US-CA", Some("2013-03-02"), now), &mut s).is_ok());
+        assert!(check_event(&p, &ev, &ctx(&p, "US-CA", Some("2013-03-01"), now), &mut s).is_err());
+        // Other kinds are not checked against the age.
+        let own = grant("2026-03-01T00:00:00Z");
+        assert!(check_event(&p, &own, &ctx(&p, "EU-FR", Some("1970-01-01"), now), &mut s).is_ok());
+    }
+
+    #[test]
+    fn a_jurisdiction_without_an_age_gate_takes_no_parental_consent() {
+        let p = PolicyBuilder::new("Test Ltd")
+            .jurisdictions(vec![crate::policy::JurisdictionSpec {
+                code: "XX".into(),
+                regime: crate::policy::Regime::None,
+                digital_consent_age: None,
+            }])
+            .purpose(
+                PurposeSpec::new("marketing.email", LawfulBasis::Consent).notice_versions(&["v1"]),
+            )
+            .build()
+            .unwrap();
+        let mut ev = grant("2026-03-01T00:00:00Z");
+        ev.kind = EventKind::ParentalConsent;
+        let err = check_event(
+            &p,
+            &ev,
+            &ctx(&p, "XX", Some("2020-01-01"), "2026-06-01T00:00:00Z"),
+            &mut Interner::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("XX has no age gate"), "{err}");
+    }
 }

@@ -96,6 +96,15 @@ pub enum Denial {
         /// Age the gate requires.
         required: u32,
     },
+    /// The only grant that would decide was given below the age of digital
+    /// consent: a child's own grant never counts, not even after the
+    /// birthday.
+    GrantedBelowAge {
+        /// Age when the grant was given.
+        age: u32,
+        /// Age the jurisdiction requires.
+        required: u32,
+    },
     /// No consent on record for the purpose.
     NoConsent,
     /// The subject refused.
@@ -140,7 +149,9 @@ impl Denial {
             Denial::Erased => Rule::R21,
             Denial::Restricted => Rule::R15,
             Denial::Objected => Rule::R6,
-            Denial::UnderAgeOfConsent { .. } | Denial::AgeUnknown { .. } => Rule::R9,
+            Denial::UnderAgeOfConsent { .. }
+            | Denial::AgeUnknown { .. }
+            | Denial::GrantedBelowAge { .. } => Rule::R9,
             Denial::NoConsent
             | Denial::ConsentRefused
             | Denial::ConsentExpired { .. }
@@ -171,10 +182,18 @@ impl fmt::Display for Denial {
                 f,
                 "birth date unknown, so treated as possibly under {required}, and no parental consent"
             ),
+            Denial::GrantedBelowAge { age, required } => write!(
+                f,
+                "the consent on record was given at age {age}, below the age of digital consent {required}, and a child's own consent never counts, not even after the birthday"
+            ),
             Denial::NoConsent => write!(f, "no consent on record"),
             Denial::ConsentRefused => write!(f, "consent was refused"),
             Denial::ConsentWithdrawn => write!(f, "consent was withdrawn"),
             Denial::ConsentExpired { expired_at } => write!(f, "consent expired at {expired_at}"),
+            Denial::NoticeNotAccepted { version } if version.is_empty() => write!(
+                f,
+                "the opt-in names no notice version, and this purpose accepts only the versions it lists"
+            ),
             Denial::NoticeNotAccepted { version } => {
                 write!(
                     f,
@@ -267,6 +286,17 @@ pub struct SubjectFacts<'a> {
 /// (R15), objection (R6), sale/share opt-outs (R10, R11, everywhere), CCPA
 /// minors (R12), consent, age gate, explicit consent and email permission
 /// (R3, R4, R7, R9, R14), sensitive-data limits (R13).
+///
+/// Minors (COMPLIANCE.md, "Minors, precisely"): whether a grant counts is
+/// fixed by the subject's age when it was given. The subject's own grant
+/// counts only if given at or above the age gate (for a GDPR consent), or
+/// at 13 or over (for a Californian's sale/share opt-in); a parental consent
+/// counts only if given below the gate (the GDPR age of digital consent, or
+/// 13 under the CCPA). Among the decisions that count, the latest rules, and
+/// a grant must be to an accepted notice version and unexpired. So a
+/// parental consent carries on after the birthday until the subject decides
+/// for themselves, and never overrides an adult's own decisions. An unknown
+/// birth date counts as below every gate.
 pub fn eligibility(
     policy: &Policy,
     s: &SubjectFacts<'_>,
@@ -308,45 +338,33 @@ pub fn eligibility(
     let mut grounds = Grounds::Basis(spec.basis);
     let sale_share = spec.ccpa_sale_share || uses.sale_share;
     if sale_share {
-        let opt = events.iter().rev().find(|e| {
-            matches!(
-                e.kind,
-                EventKind::OptOutSaleShare | EventKind::OptInSaleShare | EventKind::Gpc
-            )
+        let ccpa = regime == Regime::Ccpa;
+        // Under the CCPA an opt-in the consumer gave below 13 never counts
+        // (R12), not even to lift an earlier opt-out, and not after the
+        // birthday either. An unknown birth date may be under 13.
+        let opt = events.iter().rev().find(|e| match e.kind {
+            EventKind::OptOutSaleShare | EventKind::Gpc => true,
+            EventKind::OptInSaleShare => !ccpa || !below_at(s.birth_date, CCPA_PARENTAL_AGE, e.at),
+            _ => false,
         });
         match opt.map(|e| e.kind) {
             Some(EventKind::OptOutSaleShare) => return Denied(Denial::OptedOut),
             Some(EventKind::Gpc) => return Denied(Denial::GlobalPrivacyControl),
             _ => {}
         }
-        if regime == Regime::Ccpa {
-            let opted_in = opt.is_some();
+        if ccpa {
             match age {
-                Some(a) if a >= 16 => {
-                    grounds = if opted_in {
+                Some(a) if a >= CCPA_OPT_IN_AGE => {
+                    grounds = if opt.is_some() {
                         Grounds::CcpaOptIn
                     } else {
                         Grounds::CcpaNoOptOut
                     }
                 }
-                Some(a) if a >= 13 && opted_in => grounds = Grounds::CcpaOptIn,
-                _ => {
-                    // Under 13, or of unknown age: a parent must opt in, or
-                    // (unknown age, or 13 to 15) the subject's own opt-in.
-                    let parental = latest_decision(events, purpose, false, false)
-                        .is_some_and(|e| e.kind == EventKind::ParentalConsent);
-                    let own_ok = opted_in && age.is_none();
-                    if parental {
-                        grounds = Grounds::ParentalConsent;
-                    } else if own_ok {
-                        grounds = Grounds::CcpaOptIn;
-                    } else {
-                        return Denied(Denial::MinorWithoutOptIn {
-                            age,
-                            parental_needed: age.is_none_or(|a| a < 13),
-                        });
-                    }
-                }
+                _ => match ccpa_minor(policy, s, events, purpose, now, age) {
+                    Ok(g) => grounds = g,
+                    Err(d) => return Denied(d),
+                },
             }
         }
     }
@@ -359,54 +377,70 @@ pub fn eligibility(
         let gated = regime == Regime::Gdpr && (needs_consent || uses.special);
         let consent_age = policy.consent_age(s.jurisdiction).unwrap_or(16);
         let minor = gated && age.is_none_or(|a| a < consent_age);
-        let latest = latest_decision(events, purpose, minor, spec.email_channel)
+        let parent_gate = parental_gate(policy, s.jurisdiction);
+        // Which grants count is fixed by the age when each was given (R9):
+        // the subject's own grant only from the age gate on, a parental
+        // consent only below it. An unknown birth date may be below it.
+        let counts = |e: &EventRecord| match e.kind {
+            EventKind::ConsentGranted => !gated || !below_at(s.birth_date, consent_age, e.at),
+            EventKind::ParentalConsent => {
+                parent_gate.is_some_and(|g| below_at(s.birth_date, g, e.at))
+            }
+            _ => true,
+        };
+        let latest = latest_decision(events, purpose, spec.email_channel, counts)
             .filter(|e| e.kind != EventKind::SoftOptIn || spec.email_soft_opt_in);
-        match latest.map(|e| (e.kind, e)) {
-            None if minor => {
-                return Denied(match age {
-                    Some(age) => Denial::UnderAgeOfConsent {
-                        age,
-                        required: consent_age,
-                    },
-                    None => Denial::AgeUnknown {
-                        required: consent_age,
-                    },
-                });
-            }
-            None if needs_consent || uses.special => return Denied(Denial::NoConsent),
-            None => return Denied(Denial::NoEmailPermission),
-            Some((EventKind::ConsentRefused, _)) => return Denied(Denial::ConsentRefused),
-            Some((EventKind::ConsentWithdrawn, _)) => return Denied(Denial::ConsentWithdrawn),
-            Some((EventKind::Unsubscribe, _)) => return Denied(Denial::Unsubscribed),
-            Some((EventKind::SoftOptIn, _)) => {
-                if uses.special {
-                    return Denied(Denial::NoExplicitConsent);
-                }
-                grounds = Grounds::SoftOptIn;
-            }
-            Some((kind, e)) => {
-                let version = s.strings.get(e.notice);
-                if !policy.accepts_notice(purpose, version) {
-                    return Denied(Denial::NoticeNotAccepted {
-                        version: version.to_string(),
-                    });
-                }
-                let expiry = grant_expiry(policy, purpose, e);
-                if now >= expiry {
-                    return Denied(Denial::ConsentExpired {
-                        expired_at: Timestamp::from_unix(expiry),
-                    });
-                }
-                if uses.special && !e.explicit {
-                    return Denied(Denial::NoExplicitConsent);
-                }
-                if !matches!(grounds, Grounds::ParentalConsent | Grounds::CcpaOptIn) {
-                    grounds = if kind == EventKind::ParentalConsent {
-                        Grounds::ParentalConsent
+        let age_denial = || match age {
+            Some(age) => Denial::UnderAgeOfConsent {
+                age,
+                required: consent_age,
+            },
+            None => Denial::AgeUnknown {
+                required: consent_age,
+            },
+        };
+        let decided = match latest {
+            None if minor => Err(age_denial()),
+            None if needs_consent || uses.special => Err(Denial::NoConsent),
+            None => Err(Denial::NoEmailPermission),
+            Some(e) => match e.kind {
+                EventKind::ConsentRefused => Err(Denial::ConsentRefused),
+                EventKind::ConsentWithdrawn => Err(Denial::ConsentWithdrawn),
+                EventKind::Unsubscribe => Err(Denial::Unsubscribed),
+                EventKind::SoftOptIn if uses.special => Err(Denial::NoExplicitConsent),
+                EventKind::SoftOptIn => Ok(Grounds::SoftOptIn),
+                kind => grant_validity(policy, s, purpose, e, now).and_then(|()| {
+                    if uses.special && !e.explicit {
+                        Err(Denial::NoExplicitConsent)
+                    } else if kind == EventKind::ParentalConsent {
+                        Ok(Grounds::ParentalConsent)
                     } else {
-                        Grounds::Consent
-                    };
+                        Ok(Grounds::Consent)
+                    }
+                }),
+            },
+        };
+        match decided {
+            Ok(g) => {
+                if !matches!(grounds, Grounds::ParentalConsent | Grounds::CcpaOptIn) {
+                    grounds = g;
                 }
+            }
+            Err(d) => {
+                // A grant of the subject's own, later than whatever decided,
+                // would have ruled had it counted: the age is the reason.
+                let ignored = events.iter().rposition(|e| {
+                    e.kind == EventKind::ConsentGranted && e.purpose == Some(purpose) && !counts(e)
+                });
+                let ruling = latest.and_then(|l| events.iter().rposition(|e| std::ptr::eq(e, l)));
+                return Denied(match (ignored, s.birth_date) {
+                    (Some(i), _) if ruling.is_none_or(|r| i > r) && minor => age_denial(),
+                    (Some(i), Some(b)) if ruling.is_none_or(|r| i > r) => Denial::GrantedBelowAge {
+                        age: age_on(b, Timestamp::from_unix(events[i].at).date()),
+                        required: consent_age,
+                    },
+                    _ => d,
+                });
             }
         }
     }
@@ -419,24 +453,119 @@ pub fn eligibility(
     Allowed(grounds)
 }
 
+/// Below this age a Californian's sale/share opt-in must come from a parent.
+const CCPA_PARENTAL_AGE: u32 = 13;
+/// Below this age a Californian must opt in to sale and sharing.
+const CCPA_OPT_IN_AGE: u32 = 16;
+
+/// The age below which a parental consent stands in for the subject's own
+/// decisions in a jurisdiction: the GDPR age of digital consent (R9), 13
+/// under the CCPA (R12), and none elsewhere (`None`).
+pub fn parental_gate(policy: &Policy, j: JurisdictionId) -> Option<u32> {
+    match policy.jurisdiction(j).regime {
+        Regime::Gdpr => policy.consent_age(j),
+        Regime::Ccpa => Some(CCPA_PARENTAL_AGE),
+        Regime::None => None,
+    }
+}
+
+/// Was someone born on `birth` younger than `gate` years at Unix time `t`?
+/// An unknown birth date may be: `true`.
+fn below_at(birth: Option<Date>, gate: u32, t: i64) -> bool {
+    birth.is_none_or(|b| t < birthday_instant(b, gate).unix())
+}
+
+/// R12 for a Californian under 16, or of unknown age, at `now`: the latest
+/// of the opt-ins that count (the consumer's own, given at 13 or over; a
+/// parent's consent to the purpose, given under 13), the opt-outs, and the
+/// refusals and withdrawals of the purpose decides. A parental consent
+/// still valid after the 13th birthday continues until the consumer decides
+/// for themselves. The opt-in that rules must pass the consent checks:
+/// notice version accepted by the purpose, within its consent validity.
+fn ccpa_minor(
+    policy: &Policy,
+    s: &SubjectFacts<'_>,
+    events: &[EventRecord],
+    purpose: PurposeId,
+    now: i64,
+    age: Option<u32>,
+) -> Result<Grounds, Denial> {
+    let latest = events.iter().rev().find(|e| match e.kind {
+        EventKind::OptOutSaleShare | EventKind::Gpc => true,
+        EventKind::OptInSaleShare => !below_at(s.birth_date, CCPA_PARENTAL_AGE, e.at),
+        EventKind::ParentalConsent => {
+            e.purpose == Some(purpose) && below_at(s.birth_date, CCPA_PARENTAL_AGE, e.at)
+        }
+        EventKind::ConsentRefused | EventKind::ConsentWithdrawn => e.purpose == Some(purpose),
+        _ => false,
+    });
+    let Some(e) = latest else {
+        return Err(Denial::MinorWithoutOptIn {
+            age,
+            parental_needed: age.is_none_or(|a| a < CCPA_PARENTAL_AGE),
+        });
+    };
+    match e.kind {
+        EventKind::OptOutSaleShare => Err(Denial::OptedOut),
+        EventKind::Gpc => Err(Denial::GlobalPrivacyControl),
+        EventKind::ConsentRefused => Err(Denial::ConsentRefused),
+        EventKind::ConsentWithdrawn => Err(Denial::ConsentWithdrawn),
+        kind => {
+            grant_validity(policy, s, purpose, e, now)?;
+            Ok(if kind == EventKind::ParentalConsent {
+                Grounds::ParentalConsent
+            } else {
+                Grounds::CcpaOptIn
+            })
+        }
+    }
+}
+
+/// Is a grant (or opt-in) valid for `purpose` at `now`: given to a notice
+/// version the purpose accepts, and not expired?
+fn grant_validity(
+    policy: &Policy,
+    s: &SubjectFacts<'_>,
+    purpose: PurposeId,
+    e: &EventRecord,
+    now: i64,
+) -> Result<(), Denial> {
+    let version = s.strings.get(e.notice);
+    if !policy.accepts_notice(purpose, version) {
+        return Err(Denial::NoticeNotAccepted {
+            version: version.to_string(),
+        });
+    }
+    let expiry = grant_expiry(policy, purpose, e);
+    if now >= expiry {
+        return Err(Denial::ConsentExpired {
+            expired_at: Timestamp::from_unix(expiry),
+        });
+    }
+    Ok(())
+}
+
 /// The latest event (among those given, already cut at the evaluation time)
 /// that decides consent for `purpose`: grants, refusals, withdrawals,
-/// parental consents, soft opt-ins and, for email purposes, unsubscribes.
-/// A minor's own grants do not count.
+/// parental consents, soft opt-ins and, for email purposes, unsubscribes;
+/// only those `counts` keeps.
 fn latest_decision(
     events: &[EventRecord],
     purpose: PurposeId,
-    minor: bool,
     email: bool,
+    counts: impl Fn(&EventRecord) -> bool,
 ) -> Option<&EventRecord> {
-    events.iter().rev().find(|e| match e.kind {
-        EventKind::ConsentGranted => !minor && e.purpose == Some(purpose),
-        EventKind::ConsentRefused
-        | EventKind::ConsentWithdrawn
-        | EventKind::ParentalConsent
-        | EventKind::SoftOptIn => e.purpose == Some(purpose),
-        EventKind::Unsubscribe => email && e.purpose.is_none_or(|p| p == purpose),
-        _ => false,
+    events.iter().rev().find(|e| {
+        let decides = match e.kind {
+            EventKind::ConsentGranted
+            | EventKind::ConsentRefused
+            | EventKind::ConsentWithdrawn
+            | EventKind::ParentalConsent
+            | EventKind::SoftOptIn => e.purpose == Some(purpose),
+            EventKind::Unsubscribe => email && e.purpose.is_none_or(|p| p == purpose),
+            _ => false,
+        };
+        decides && counts(e)
     })
 }
 
@@ -465,7 +594,10 @@ pub fn next_change(
         if e.at > now {
             best = best.min(e.at);
         }
-        if e.kind.is_grant() && e.purpose == Some(purpose) {
+        // A sale/share opt-in has no purpose; it is held to the consent
+        // validity of each purpose it stands for (R12).
+        if (e.kind.is_grant() && e.purpose == Some(purpose)) || e.kind == EventKind::OptInSaleShare
+        {
             let x = grant_expiry(policy, purpose, e);
             if x > now {
                 best = best.min(x);
@@ -482,4 +614,95 @@ pub fn next_change(
         }
     }
     (best != i64::MAX).then(|| Timestamp::from_unix(best))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{PolicyBuilder, PurposeSpec};
+    use crate::timestamp::parse_date;
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse(s).unwrap()
+    }
+
+    fn rec(
+        kind: EventKind,
+        purpose: Option<PurposeId>,
+        at: &str,
+        notice: u32,
+        seq: u64,
+    ) -> EventRecord {
+        EventRecord {
+            at: ts(at).unix(),
+            seq,
+            expires_at: i64::MAX,
+            purpose,
+            notice,
+            proof: 0,
+            kind,
+            explicit: false,
+        }
+    }
+
+    /// Recording refuses a parental consent for an adult; should one be in
+    /// a history all the same (older data), it never counts.
+    #[test]
+    fn a_parental_consent_given_to_an_adult_never_overrides_their_decisions() {
+        let p = PolicyBuilder::new("Test Ltd")
+            .purpose(
+                PurposeSpec::new("marketing.email", LawfulBasis::Consent)
+                    .notice_versions(&["v1"])
+                    .email(false),
+            )
+            .build()
+            .unwrap();
+        let email = p.purpose_id("marketing.email").unwrap();
+        let mut strings = Interner::default();
+        let v1 = strings.intern("v1");
+        let events = [
+            rec(
+                EventKind::ConsentGranted,
+                Some(email),
+                "2026-01-01T00:00:00Z",
+                v1,
+                0,
+            ),
+            rec(
+                EventKind::Unsubscribe,
+                None,
+                "2026-02-01T00:00:00Z",
+                u32::MAX,
+                1,
+            ),
+            rec(
+                EventKind::ParentalConsent,
+                Some(email),
+                "2026-03-01T00:00:00Z",
+                v1,
+                2,
+            ),
+        ];
+        let facts = SubjectFacts {
+            jurisdiction: p.jurisdiction_id("EU-DE").unwrap(),
+            birth_date: parse_date("1980-01-01").ok(),
+            erased: false,
+            events: &events,
+            strings: &strings,
+        };
+        let at = ts("2026-06-01T00:00:00Z");
+        assert_eq!(
+            eligibility(&p, &facts, email, at, DataUse::default()),
+            Eligibility::Denied(Denial::Unsubscribed)
+        );
+        // The same history for a child: the parental consent rules.
+        let child = SubjectFacts {
+            birth_date: parse_date("2014-01-01").ok(),
+            ..facts
+        };
+        assert_eq!(
+            eligibility(&p, &child, email, at, DataUse::default()),
+            Eligibility::Allowed(Grounds::ParentalConsent)
+        );
+    }
 }

@@ -28,6 +28,11 @@ use std::fmt;
 use crate::timestamp::DAY;
 pub use spec::*;
 
+/// Default for [`PolicySpec::event_clock_skew_seconds`]: five minutes.
+pub const DEFAULT_EVENT_CLOCK_SKEW: u64 = 300;
+/// Largest allowed [`PolicySpec::event_clock_skew_seconds`]: one day.
+pub const MAX_EVENT_CLOCK_SKEW: u64 = 86_400;
+
 /// Index of an attribute in its policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AttrId(pub u32);
@@ -166,6 +171,7 @@ impl PolicyBuilder {
                 k_threshold: None,
                 dp_budgets: Vec::new(),
                 actors: Vec::new(),
+                event_clock_skew_seconds: None,
             },
         }
     }
@@ -201,6 +207,12 @@ impl PolicyBuilder {
     /// Lets an operating-system user act as an identity with these roles.
     pub fn actor(mut self, a: ActorSpec) -> Self {
         self.spec.actors.push(a);
+        self
+    }
+    /// Sets how many seconds ahead of the recording instant an event's time
+    /// may be (default [`DEFAULT_EVENT_CLOCK_SKEW`]).
+    pub fn event_clock_skew_seconds(mut self, seconds: u64) -> Self {
+        self.spec.event_clock_skew_seconds = Some(seconds);
         self
     }
     /// Sets the controller's contact point.
@@ -596,6 +608,16 @@ impl Policy {
         }
         check_dp_budgets(&spec, &mut p);
         check_actors(&spec, &mut p);
+        if let Some(s) = spec.event_clock_skew_seconds
+            && s > MAX_EVENT_CLOCK_SKEW
+        {
+            p(
+                "$.event_clock_skew_seconds".into(),
+                format!(
+                    "{s} seconds is more than the maximum {MAX_EVENT_CLOCK_SKEW} (one day): a larger skew would let events dated in the future take effect ahead of time"
+                ),
+            );
+        }
         if !problems.is_empty() {
             return Err(PolicyError::Invalid(problems));
         }
@@ -788,6 +810,13 @@ impl Policy {
         self.spec
             .k_threshold
             .unwrap_or(crate::privacy::aggregate::DEFAULT_K)
+    }
+    /// How many seconds after the recording instant an event's time may be
+    /// (default [`DEFAULT_EVENT_CLOCK_SKEW`]).
+    pub fn event_clock_skew_seconds(&self) -> u64 {
+        self.spec
+            .event_clock_skew_seconds
+            .unwrap_or(DEFAULT_EVENT_CLOCK_SKEW)
     }
     /// Looks up a recipient.
     pub fn recipient(&self, id: &str) -> Option<&RecipientSpec> {
@@ -1090,5 +1119,27 @@ mod tests {
             }) => assert!(column > 10),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn event_clock_skew_defaults_and_is_bounded() {
+        let p = base().build().unwrap();
+        assert_eq!(p.event_clock_skew_seconds(), DEFAULT_EVENT_CLOCK_SKEW);
+        let p = base().event_clock_skew_seconds(0).build().unwrap();
+        assert_eq!(p.event_clock_skew_seconds(), 0);
+        let again = Policy::from_json(&p.to_json()).unwrap();
+        assert_eq!(again.event_clock_skew_seconds(), 0);
+        let err = base()
+            .event_clock_skew_seconds(MAX_EVENT_CLOCK_SKEW + 1)
+            .build()
+            .unwrap_err();
+        let paths: Vec<&str> = err.problems().iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["$.event_clock_skew_seconds"], "{err}");
+        assert!(
+            base()
+                .event_clock_skew_seconds(MAX_EVENT_CLOCK_SKEW)
+                .build()
+                .is_ok()
+        );
     }
 }

@@ -232,6 +232,11 @@ pub struct PolicySpec {
     /// command-line tool).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actors: Vec<ActorSpec>,
+    /// How far in the future (seconds after the recording instant) an
+    /// event's time may be and still be recorded, for clocks that disagree
+    /// a little (default 300, at most 86,400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_clock_skew_seconds: Option<u64>,
 }
 
 /// The differential-privacy budget of a purpose and every purpose below it.

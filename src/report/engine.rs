@@ -31,7 +31,7 @@ impl Engine {
     pub fn ropa(&self, actor: &Actor) -> Result<Ropa, EngineError> {
         let counts = self.subjects_by_jurisdiction();
         self.with_audit_log(actor, |log| {
-            let mut ropa = super::ropa(self.policy(), log, Timestamp::now())?;
+            let mut ropa = super::ropa(self.policy(), log, self.now())?;
             ropa.set_subject_counts(&counts);
             log.append(
                 self.entry(actor.id(), Operation::ReportGenerated)

@@ -30,6 +30,12 @@ pub fn set_now(at: Timestamp) {
     CLOCK.with(|c| c.set(at));
 }
 
+/// Puts this thread's test clock back far in the future, so that events of
+/// any date can be recorded again.
+pub fn reset_now() {
+    set_now(Timestamp::parse("2100-01-01T00:00:00Z").unwrap());
+}
+
 /// An engine on this thread's test clock.
 pub fn with_test_clock(e: Engine) -> Engine {
     e.with_clock(Arc::new(clock()))
@@ -50,27 +56,40 @@ pub trait At {
 impl At for Engine {
     fn evaluate_at(&self, a: &Actor, s: &CheckedSegment, at: Timestamp) -> Result<Members, EngineError> {
         set_now(at);
-        self.evaluate(a, s, at)
+        let out = self.evaluate(a, s, at);
+        reset_now();
+        out
     }
     fn eligibility_at(&self, a: &Actor, id: &str, p: &str, at: Timestamp) -> Result<Eligibility, EngineError> {
         set_now(at);
-        self.eligibility(a, id, p)
+        let out = self.eligibility(a, id, p);
+        reset_now();
+        out
     }
     fn count_at(&self, a: &Actor, s: &CheckedSegment, at: Timestamp) -> Result<Count, EngineError> {
         set_now(at);
-        self.count(a, s, at)
+        let out = self.count(a, s, at);
+        reset_now();
+        out
     }
     fn explain_at(&self, a: &Actor, s: &CheckedSegment, id: &str, at: Timestamp) -> Result<Explanation, EngineError> {
         set_now(at);
-        self.explain(a, s, id, at)
+        let out = self.explain(a, s, id, at);
+        reset_now();
+        out
     }
     fn evaluate_reference_at(&self, a: &Actor, s: &CheckedSegment, at: Timestamp) -> Result<Members, EngineError> {
         set_now(at);
-        self.evaluate_reference(a, s, at)
+        let out = self.evaluate_reference(a, s, at);
+        reset_now();
+        out
     }
     fn ids_at(&self, a: &Actor, s: &CheckedSegment, at: Timestamp) -> Vec<String> {
-        let m = self.evaluate_at(a, s, at).unwrap();
-        self.member_ids(a, &m).unwrap()
+        set_now(at);
+        let m = self.evaluate(a, s, at).unwrap();
+        let ids = self.member_ids(a, &m).unwrap();
+        reset_now();
+        ids
     }
 }
 
