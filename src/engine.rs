@@ -357,9 +357,11 @@ impl Engine {
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
             .expect("the system random source is available");
         let ids = AuditPseudonymizer::new(&key).expect("a 32-byte key is long enough");
-        let log =
-            AuditLog::open(Box::new(MemorySink::new()) as Box<dyn crate::audit::AuditSink + Send>)
-                .expect("an empty in-memory log opens");
+        let log = AuditLog::open(
+            Box::new(MemorySink::new()) as Box<dyn crate::audit::AuditSink + Send>,
+            &key,
+        )
+        .expect("an empty in-memory log opens");
         Engine::with_audit(policy, log, ids).expect("an in-memory log accepts entries")
     }
 
@@ -592,6 +594,11 @@ impl Engine {
         }
     }
 
+    /// The audit pseudonymizer (also the source of keyed digests).
+    pub(crate) fn audit_ids(&self) -> &AuditPseudonymizer {
+        &self.audit_ids
+    }
+
     /// The subject's pseudonym in the audit log.
     pub fn audit_pseudonym(&self, id: &str) -> String {
         self.audit_ids.pseudonymize(id)
@@ -620,10 +627,20 @@ impl Engine {
         self.store.len() - self.store.erased.count_ones()
     }
 
-    fn row(&self, id: &str) -> Result<u32, EngineError> {
-        self.store
-            .row(id)
-            .ok_or_else(|| EngineError::UnknownSubject(id.into()))
+    /// The row of a subject. A lookup of an unknown id is recorded too
+    /// (under `op`, the subject by pseudonym, `outcome: unknown`), so every
+    /// lookup leaves a trace; if that record cannot be written the audit
+    /// error is returned instead.
+    pub(crate) fn row(&self, actor: &Actor, op: Operation, id: &str) -> Result<u32, EngineError> {
+        if let Some(row) = self.store.row(id) {
+            return Ok(row);
+        }
+        self.log(
+            self.entry(actor.id(), op)
+                .subject(&self.audit_ids, id)
+                .detail("outcome", "unknown"),
+        )?;
+        Err(EngineError::UnknownSubject(id.into()))
     }
 
     /// Adds a subject. Without a birth date the subject is treated as a
@@ -668,7 +685,7 @@ impl Engine {
         verified_at: Timestamp,
     ) -> Result<(), EngineError> {
         self.allow(actor, Permission::Subjects, None)?;
-        let row = self.row(id)?;
+        let row = self.row(actor, Operation::SubjectRectified, id)?;
         let a = self
             .policy
             .attr_id(attr)
@@ -691,7 +708,7 @@ impl Engine {
         attr: &str,
     ) -> Result<(), EngineError> {
         self.allow(actor, Permission::Subjects, None)?;
-        let row = self.row(id)?;
+        let row = self.row(actor, Operation::SubjectRectified, id)?;
         let a = self
             .policy
             .attr_id(attr)
@@ -714,7 +731,7 @@ impl Engine {
         attr: &str,
     ) -> Result<Option<(Value, Timestamp)>, EngineError> {
         self.allow(actor, Permission::Subjects, None)?;
-        let row = self.row(id)?;
+        let row = self.row(actor, Operation::SubjectAccessed, id)?;
         let a = self
             .policy
             .attr_id(attr)
@@ -737,7 +754,7 @@ impl Engine {
     /// call returns.
     pub fn record(&mut self, actor: &Actor, event: &ConsentEvent) -> Result<(), EngineError> {
         self.allow(actor, Permission::Subjects, event.purpose.as_deref())?;
-        let row = self.row(&event.subject)?;
+        let row = self.row(actor, Operation::EventRecorded, &event.subject)?;
         let (mut rec, proof) = check_event(&self.policy, event, &mut self.store.strings)?;
         let mut entry = self
             .entry(actor.id(), Operation::EventRecorded)
@@ -761,7 +778,7 @@ impl Engine {
     /// A subject's event history, in effect order.
     pub fn history(&self, actor: &Actor, id: &str) -> Result<Vec<ConsentEvent>, EngineError> {
         self.allow(actor, Permission::Subjects, None)?;
-        let row = self.row(id)?;
+        let row = self.row(actor, Operation::SubjectAccessed, id)?;
         self.log(
             self.entry(actor.id(), Operation::SubjectAccessed)
                 .subject(&self.audit_ids, id)
@@ -791,7 +808,7 @@ impl Engine {
         at: Timestamp,
     ) -> Result<Eligibility, EngineError> {
         self.allow(actor, Permission::Explain(purpose), Some(purpose))?;
-        let row = self.row(id)?;
+        let row = self.row(actor, Operation::SubjectExplained, id)?;
         let p = self
             .policy
             .purpose_id(purpose)
@@ -835,9 +852,14 @@ impl Engine {
                 .purpose(seg.purpose_key())
                 .detail("segment", seg.name()),
             Err(e) => {
+                // The message, snippet and caret quote the segment's text,
+                // whose literals may be personal data: only the stage, the
+                // rule, the purpose and the position are recorded.
                 let mut entry = self
                     .entry(actor.id(), Operation::SegmentRefused)
-                    .detail("message", e.message.as_str());
+                    .detail("stage", format!("{:?}", e.stage).to_lowercase())
+                    .detail("line", e.line as u64)
+                    .detail("column", e.column as u64);
                 if let Some(r) = e.rule {
                     entry = entry.detail("rule", r.to_string());
                 }
@@ -991,7 +1013,7 @@ impl Engine {
             Some(seg.purpose_key()),
         )?;
         self.check_version(seg)?;
-        self.row(id)?;
+        self.row(actor, Operation::SubjectExplained, id)?;
         self.log(
             self.entry(actor.id(), Operation::SubjectExplained)
                 .purpose(seg.purpose_key())
@@ -1010,7 +1032,7 @@ impl Engine {
         at: Timestamp,
     ) -> Result<Explanation, EngineError> {
         self.check_version(seg)?;
-        let row = self.row(id)?;
+        let row = self.store.row(id).ok_or_else(|| EngineError::UnknownSubject(id.into()))?;
         let elig = eligibility(
             &self.policy,
             &self.store.facts(row),
@@ -1077,7 +1099,7 @@ impl Engine {
     /// added again as a new subject.
     pub fn erase(&mut self, actor: &Actor, id: &str) -> Result<(), EngineError> {
         self.allow(actor, Permission::Subjects, None)?;
-        let row = self.row(id)?;
+        let row = self.row(actor, Operation::SubjectErased, id)?;
         self.log(
             self.entry(actor.id(), Operation::SubjectErased)
                 .subject(&self.audit_ids, id),

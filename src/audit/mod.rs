@@ -69,7 +69,7 @@
 //!
 //! let pseudonyms = AuditPseudonymizer::new(&[42u8; 32])?;
 //! let signer = CheckpointSigner::from_seed(&[7u8; 32])?;
-//! let mut log = AuditLog::open(MemorySink::new())?;
+//! let mut log = AuditLog::open(MemorySink::new(), &[42u8; 32])?;
 //!
 //! let seq = log.append(
 //!     PendingEntry::new(1_767_225_600, "crm-service", Operation::SubjectErased)
@@ -91,6 +91,7 @@
 //! # Ok::<(), privseg::audit::AuditError>(())
 //! ```
 
+mod chain;
 mod checkpoint;
 mod entry;
 mod file;
@@ -100,7 +101,8 @@ mod sink;
 mod verify;
 
 pub use checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier};
-pub use entry::{AuditEntry, AuditPseudonymizer, Operation, PendingEntry};
+pub use chain::RunState;
+pub use entry::{AuditDigest, AuditEntry, AuditPseudonymizer, Operation, PendingEntry};
 pub use file::{Discarded, FileSink, RecoveryReport, ScannedFile, SyncPolicy};
 pub use log::AuditLog;
 pub use merkle::{ConsistencyProof, Hash, InclusionProof};
@@ -136,6 +138,18 @@ pub enum AuditError {
     #[error("audit log inconsistent at entry {index}: {reason}")]
     Inconsistent {
         /// Index of the first offending entry.
+        index: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The keyed chain or the head record shows that the log was changed
+    /// by someone without the audit key: an entry edited, removed,
+    /// inserted, reordered or renumbered, entries cut off the end, the head
+    /// record missing or forged, or the whole log replaced.
+    #[error("audit log tampered with at entry {index}: {reason}")]
+    Tampered {
+        /// Index of the first entry found wrong (for a missing or short
+        /// log, the first missing one).
         index: u64,
         /// What is wrong.
         reason: String,

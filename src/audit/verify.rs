@@ -262,7 +262,7 @@ mod tests {
 
     fn setup(n: u64) -> (Vec<AuditEntry>, CheckpointSigner, AuditLog<MemorySink>) {
         let signer = CheckpointSigner::from_seed(&[9u8; 32]).unwrap();
-        let mut log = AuditLog::open(MemorySink::new()).unwrap();
+        let mut log = AuditLog::open(MemorySink::new(), &[4u8; 32]).unwrap();
         for i in 0..n {
             log.append(
                 PendingEntry::new(1_700_000_000 + i as i64, "svc", Operation::SegmentEvaluated)
@@ -335,7 +335,7 @@ mod tests {
     #[test]
     fn checkpoint_after_every_append_locates_an_edit() {
         let signer = CheckpointSigner::from_seed(&[9u8; 32]).unwrap();
-        let mut log = AuditLog::open(MemorySink::new()).unwrap();
+        let mut log = AuditLog::open(MemorySink::new(), &[4u8; 32]).unwrap();
         let mut cps = Vec::new();
         for i in 0..8 {
             log.append(PendingEntry::new(i, "svc", Operation::Counted))

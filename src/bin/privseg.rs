@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 
 use privseg::audit::{
     AuditLog, AuditPseudonymizer, AuditSink, Checkpoint, CheckpointSigner, CheckpointVerifier,
-    FileSink, MemorySink, SyncPolicy, VerifyReport, verify_file,
+    FileSink, MemorySink, RunState, SyncPolicy, VerifyReport, verify_file,
 };
 use privseg::load::{LoadError, LoadStats, Loader, Progress, Stage, read_policy};
 use privseg::outputs::ExportFormat;
@@ -562,17 +562,33 @@ fn new_engine(policy: Arc<Policy>, audit: &AuditArgs) -> Result<Engine, Failure>
         .map_err(|e| Failure::Input(format!("audit key file {}: {e}", log.display())))?;
     let (sink, report) = FileSink::open(log, SyncPolicy::EveryAppend)
         .map_err(|e| Failure::Input(format!("{}: {e}", log.display())))?;
+    // A damaged tail stops the command: it was moved aside, not deleted, and
+    // someone must look at it before data is processed again.
     if let Some(d) = report.discarded {
-        eprintln!(
-            "warning: {}: cut off {} bytes of a torn last record at offset {} ({})",
+        let saved = d.saved_to.as_deref().unwrap_or(log.as_path());
+        return Err(Failure::Input(format!(
+            "{}: {} damaged bytes at offset {} ({}) were moved to {}; inspect them, then run the command again",
             log.display(),
             d.bytes,
             d.offset,
-            d.reason
+            d.reason,
+            saved.display()
+        )));
+    }
+    let path = log;
+    let log = AuditLog::open(Box::new(sink) as Box<dyn AuditSink + Send>, &key)
+        .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
+    if let RunState::Unsealed {
+        sealed_entries,
+        unsealed_entries,
+    } = log.run_state()
+    {
+        eprintln!(
+            "warning: {}: the run that wrote entries {sealed_entries}..{} did not end cleanly (crash?); entries it lost at the end cannot be detected",
+            path.display(),
+            sealed_entries + unsealed_entries
         );
     }
-    let log = AuditLog::open(Box::new(sink) as Box<dyn AuditSink + Send>)
-        .map_err(|e| Failure::Input(format!("{}: {e}", log.display())))?;
     Engine::with_audit(policy, log, ids).map_err(engine_failure)
 }
 
@@ -1057,7 +1073,7 @@ fn write_output(e: serde_json::Error) -> Failure {
 fn read_log(path: &Path) -> Result<AuditLog<MemorySink>, Failure> {
     let scanned =
         FileSink::scan(path).map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
-    AuditLog::open(MemorySink::from_entries(scanned.entries))
+    AuditLog::open_read_only(MemorySink::from_entries(scanned.entries))
         .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))
 }
 
