@@ -1032,7 +1032,10 @@ impl Engine {
         at: Timestamp,
     ) -> Result<Explanation, EngineError> {
         self.check_version(seg)?;
-        let row = self.store.row(id).ok_or_else(|| EngineError::UnknownSubject(id.into()))?;
+        let row = self
+            .store
+            .row(id)
+            .ok_or_else(|| EngineError::UnknownSubject(id.into()))?;
         let elig = eligibility(
             &self.policy,
             &self.store.facts(row),

@@ -191,11 +191,15 @@ impl<S: AuditSink> AuditLog<S> {
     }
 
     fn sink_ref(&self) -> &S {
-        self.sink.as_ref().expect("the sink is taken only by into_sink")
+        self.sink
+            .as_ref()
+            .expect("the sink is taken only by into_sink")
     }
 
     fn sink_mut(&mut self) -> &mut S {
-        self.sink.as_mut().expect("the sink is taken only by into_sink")
+        self.sink
+            .as_mut()
+            .expect("the sink is taken only by into_sink")
     }
 
     /// Number of entries.

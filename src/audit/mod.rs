@@ -100,8 +100,8 @@ pub mod merkle;
 mod sink;
 mod verify;
 
-pub use checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier};
 pub use chain::RunState;
+pub use checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier};
 pub use entry::{AuditDigest, AuditEntry, AuditPseudonymizer, Operation, PendingEntry};
 pub use file::{Discarded, FileSink, RecoveryReport, ScannedFile, SyncPolicy};
 pub use log::AuditLog;
