@@ -492,6 +492,30 @@ fn head_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The head record of the log at `path` (from `<path>.head`), if any.
+pub(crate) fn read_head_file(log: &Path) -> Result<Option<Vec<u8>>, AuditError> {
+    let path = head_path(log);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(format!("opening {}", path.display()))(e)),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_HEAD + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err(format!("reading {}", path.display())))?;
+    if bytes.len() as u64 > MAX_HEAD {
+        return Err(AuditError::Tampered {
+            index: 0,
+            reason: format!(
+                "head file {} is too large to be a head record",
+                path.display()
+            ),
+        });
+    }
+    Ok(Some(bytes))
+}
+
 /// Largest head file read, in bytes (a head record is about 200).
 const MAX_HEAD: u64 = 4096;
 
@@ -698,26 +722,7 @@ impl AuditSink for FileSink {
     }
 
     fn read_head(&self) -> Result<Option<Vec<u8>>, AuditError> {
-        let path = head_path(&self.path);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(format!("opening {}", path.display()))(e)),
-        };
-        let mut bytes = Vec::new();
-        file.take(MAX_HEAD + 1)
-            .read_to_end(&mut bytes)
-            .map_err(io_err(format!("reading {}", path.display())))?;
-        if bytes.len() as u64 > MAX_HEAD {
-            return Err(AuditError::Tampered {
-                index: 0,
-                reason: format!(
-                    "head file {} is too large to be a head record",
-                    path.display()
-                ),
-            });
-        }
-        Ok(Some(bytes))
+        read_head_file(&self.path)
     }
 
     /// Writes `<log>.head.tmp`, syncs it, renames it over `<log>.head` and

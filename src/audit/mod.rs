@@ -107,7 +107,10 @@ pub use file::{Discarded, FileSink, RecoveryReport, ScannedFile, SyncPolicy};
 pub use log::AuditLog;
 pub use merkle::{ConsistencyProof, Hash, InclusionProof};
 pub use sink::{AuditSink, EntryIter, MemorySink};
-pub use verify::{VerifyReport, verify_entries, verify_entries_with_checkpoints, verify_file};
+pub use verify::{
+    KeyedReport, VerifyReport, verify_entries, verify_entries_with_checkpoints, verify_file,
+    verify_file_with_key,
+};
 
 /// Errors of the audit log.
 #[derive(Debug, thiserror::Error)]
