@@ -604,6 +604,17 @@ impl Engine {
         self.audit_ids.pseudonymize(id)
     }
 
+    /// Seals the audit log: the run's last head record, which lets the next
+    /// open detect entries cut off the end (see
+    /// [`AuditLog::seal`](crate::audit::AuditLog::seal)). Dropping the
+    /// engine seals too, ignoring errors; call this where the engine is
+    /// not dropped or errors must be seen.
+    pub fn seal_audit(&self) -> Result<(), EngineError> {
+        let mut log = self.audit.lock().map_err(|_| AuditError::Poisoned)?;
+        log.seal()?;
+        Ok(())
+    }
+
     /// Number of entries in the audit log.
     pub fn audit_len(&self) -> u64 {
         self.audit.lock().map_or(0, |l| l.len())

@@ -772,6 +772,8 @@ fn eval(actor: &Actor, a: EvalArgs) -> Result<(), Failure> {
         }
     }
     out.flush().map_err(write_err)?;
+    // The engine is not dropped below, so its audit log is sealed here.
+    engine.seal_audit().map_err(engine_failure)?;
     // The process ends here: let the system reclaim the engine's memory
     // rather than freeing millions of allocations one by one.
     std::mem::forget(engine);
