@@ -351,3 +351,34 @@ fn read_only_logs_refuse_appends() {
         Err(AuditError::InvalidArgument(_))
     ));
 }
+
+/// An older head put back next to a longer log, and a log swapped for
+/// another written under the same key: both refused.
+#[test]
+fn a_head_from_elsewhere_is_detected() {
+    let dir = Scratch::new("otherhead");
+    let path = dir.file("a.audit");
+    append_run(&path, KEY, 3);
+    let old_head = std::fs::read(head_of(&path)).unwrap();
+    append_run(&path, KEY, 4);
+    let real_head = std::fs::read(head_of(&path)).unwrap();
+    std::fs::write(head_of(&path), &old_head).unwrap();
+    let err = keyed_open_error(&path);
+    assert_eq!(tampered_at(&err), 3, "{err}");
+
+    // The log replaced by another one of the same length written under the
+    // same key, next to the real head: its entries verify, but the head
+    // names another entry 6.
+    std::fs::write(head_of(&path), &real_head).unwrap();
+    let other = dir.file("b.audit");
+    let (sink, _) = FileSink::open(&other, SyncPolicy::Never).unwrap();
+    let mut log = AuditLog::open(sink, KEY).unwrap();
+    for i in 0..7 {
+        log.append(pending(i).detail("other", true)).unwrap();
+    }
+    drop(log);
+    std::fs::copy(&other, &path).unwrap();
+    let err = keyed_open_error(&path);
+    assert_eq!(tampered_at(&err), 6, "{err}");
+    assert!(err.to_string().contains("rewritten"), "{err}");
+}
