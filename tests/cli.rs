@@ -1432,4 +1432,36 @@ fn audit_log_damage_stops_data_commands() {
     std::fs::write(&log, &bytes).unwrap();
     let r = audited_eval(&log, &pseud);
     assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // `audit verify` with the audit key: a checkpoint taken after entries
+    // were cut off the end still matches, the key does not.
+    let seed = key_file("audit-damage-sign.key", &[3u8; 32]);
+    let full = std::fs::read(&log).unwrap();
+    std::fs::write(&log, &bytes).unwrap(); // back to 6 of 12 entries
+    let cp = run(&["audit", "checkpoint", "--log", &log, "--key", &seed]);
+    assert_eq!(cp.code, 0, "{}", cp.stderr);
+    let cp_file = scratch("audit-damage-cp.json", &cp.stdout);
+    let pk = run(&["audit", "public-key", "--key", &seed]);
+    let pk_file = scratch("audit-damage-pk.hex", &pk.stdout);
+    let verify = |extra: &[&str]| {
+        let mut args = vec![
+            "audit",
+            "verify",
+            "--log",
+            &log,
+            "--checkpoint",
+            &cp_file,
+            "--public-key",
+            &pk_file,
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    assert_eq!(verify(&[]).code, 0);
+    let r = verify(&["--audit-key-file", &pseud]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("tampered"), "{}", r.stderr);
+    std::fs::write(&log, &full).unwrap();
+    let r = verify(&["--audit-key-file", &pseud]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 }

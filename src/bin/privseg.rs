@@ -22,8 +22,9 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use privseg::audit::{
-    AuditLog, AuditPseudonymizer, AuditSink, Checkpoint, CheckpointSigner, CheckpointVerifier,
-    FileSink, MemorySink, RunState, SyncPolicy, VerifyReport, verify_file,
+    AuditError, AuditLog, AuditPseudonymizer, AuditSink, Checkpoint, CheckpointSigner,
+    CheckpointVerifier, FileSink, MemorySink, RunState, SyncPolicy, VerifyReport, verify_file,
+    verify_file_with_key,
 };
 use privseg::load::{LoadError, LoadStats, Loader, Progress, Stage, read_policy};
 use privseg::outputs::ExportFormat;
@@ -303,6 +304,10 @@ enum AuditCommand {
         /// by `audit public-key`).
         #[arg(long, value_name = "FILE")]
         public_key: PathBuf,
+        /// Also check every entry's chain MAC and the head record with the
+        /// audit key: finds edits and removals past the checkpoint too.
+        #[arg(long, value_name = "FILE")]
+        audit_key_file: Option<PathBuf>,
     },
     /// Print the proof (JSON) that entry INDEX is in the log's Merkle tree,
     /// with the entry's leaf hash and the tree's root.
@@ -1107,7 +1112,35 @@ fn audit(cmd: AuditCommand) -> Result<(), Failure> {
             log,
             checkpoint,
             public_key,
+            audit_key_file,
         } => {
+            if let Some(key_file) = audit_key_file {
+                let key = read_key(&key_file, "audit key file")?;
+                match verify_file_with_key(&log, &key) {
+                    Ok(r) => {
+                        if let RunState::Unsealed {
+                            sealed_entries,
+                            unsealed_entries,
+                        } = r.state
+                        {
+                            eprintln!(
+                                "note: {}: the last run did not end cleanly; entries {sealed_entries}..{} verify, but missing ones after them could not be detected",
+                                log.display(),
+                                sealed_entries + unsealed_entries
+                            );
+                        }
+                    }
+                    Err(e @ (AuditError::Io { .. } | AuditError::InvalidKey(_))) => {
+                        return Err(Failure::Input(format!("{}: {e}", log.display())));
+                    }
+                    Err(e) => {
+                        return Err(Failure::Denied(format!(
+                            "{}: the audit log does not verify with the audit key: {e}",
+                            log.display()
+                        )));
+                    }
+                }
+            }
             let cp = Checkpoint::from_json(&read_text(&checkpoint)?)
                 .map_err(|e| Failure::Input(format!("{}: {e}", checkpoint.display())))?;
             let key = read_key(&public_key, "public key file")?;
