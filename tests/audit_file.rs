@@ -157,11 +157,19 @@ fn crash_at_every_offset_with_head_records() {
                 SyncPolicy::Never
             };
             let opened = FileSink::open(&path, policy);
-            if k == 0 && matches!(tail, Tail::Garbage) && bytes.first() != Some(&b'P') {
-                // Not a log at all: refused, untouched.
+            if kept == 0 && bytes.iter().any(|&b| b != 0) {
+                // Damaged from the first byte: never emptied, refused and
+                // left as it is.
                 assert!(
-                    matches!(opened, Err(AuditError::Corrupt { .. })),
-                    "{opened:?}"
+                    matches!(
+                        opened,
+                        Err(AuditError::Corrupt {
+                            index: 0,
+                            offset: 0,
+                            ..
+                        })
+                    ),
+                    "k={k} {tail:?}: {opened:?}"
                 );
                 assert_eq!(std::fs::read(&path).unwrap(), bytes);
                 continue;

@@ -418,14 +418,18 @@ fn scan(
             reason: bad,
         });
     }
-    // A file that does not start like a log (neither a record magic, nor a
-    // prefix of one, nor zeros from a torn first write) is not a log with a
-    // torn tail: refuse rather than move the whole file aside.
-    if count == 0 && !looks_like_torn_start(&rest) {
+    // Damage from the very first byte: the log would be left empty. Refuse
+    // instead, leaving the file as it is (a crash in the first append of a
+    // new log, or a file that is no log at all, needs a person to look at
+    // it); only zeros, which hold nothing, are treated as a torn tail.
+    if count == 0 && rest.iter().any(|&b| b != 0) {
         return Err(AuditError::Corrupt {
             index: 0,
             offset: 0,
-            reason: "not an audit log: the file does not start with a record".to_owned(),
+            reason: format!(
+                "no complete record: the file is damaged from its first byte ({bad}); \
+                 it was left unchanged"
+            ),
         });
     }
     Ok((
@@ -438,12 +442,6 @@ fn scan(
             saved_to: None,
         }),
     ))
-}
-
-/// Whether bytes at offset 0 may be a first record cut short by a crash:
-/// they start like the record magic, or are all zeros.
-fn looks_like_torn_start(rest: &[u8]) -> bool {
-    rest.first() == Some(&MAGIC[0]) || rest.iter().all(|&b| b == 0)
 }
 
 /// Copies `bytes` into a new file `<log>.damaged-<n>` (the first `n` from 1
@@ -538,8 +536,9 @@ impl FileSink {
     ///
     /// Errors: [`AuditError::Io`] if the file cannot be opened, read, saved
     /// or cut; [`AuditError::Corrupt`] if a damaged record is followed by
-    /// valid ones, or if the file does not start like a log at all (the
-    /// file is then left as it was).
+    /// valid ones, or if the damage starts at the first byte (so that the
+    /// log would be left empty), unless the damage is only zeros (the file
+    /// is then left as it was).
     pub fn open(
         path: impl AsRef<Path>,
         policy: SyncPolicy,

@@ -80,7 +80,8 @@
 //! sealed head covers, [`AuditLog::open`] then fails with
 //! [`AuditError::Tampered`]. A damaged record *followed by intact ones* is
 //! not a crash artefact: opening then fails with [`AuditError::Corrupt`] and
-//! the file is left untouched; so is a file that does not start like a log.
+//! the file is left untouched; so is a file damaged from its first byte
+//! (which would otherwise be left empty), unless the damage is only zeros.
 //!
 //! The head record is always written with `fsync` (before the run's first
 //! entry and at the seal), whatever the [`SyncPolicy`], and the sink is
