@@ -69,6 +69,26 @@ impl ChainKeys {
         Ok(out)
     }
 
+    /// For an entry whose `mac` is still zero: its chain MAC, and its
+    /// canonical bytes with that MAC in place (one serialization: `mac` is
+    /// the last field, 64 hex digits before the closing `"}`).
+    pub(crate) fn seal_entry(
+        &self,
+        prev: &Hash,
+        entry: &mut AuditEntry,
+    ) -> Result<Vec<u8>, AuditError> {
+        entry.mac = [0u8; 32];
+        let mut bytes = entry.canonical_bytes()?;
+        let mut ctx = hmac::Context::with_key(&self.chain);
+        ctx.update(prev);
+        ctx.update(&bytes);
+        entry.mac.copy_from_slice(ctx.sign().as_ref());
+        let end = bytes.len() - 2;
+        bytes[end - 64..end].copy_from_slice(super::hex::encode(&entry.mac).as_bytes());
+        debug_assert_eq!(bytes, entry.canonical_bytes().unwrap_or_default());
+        Ok(bytes)
+    }
+
     fn head_mac(&self, h: &HeadBody) -> Hash {
         let msg = format!(
             "privseg-audit-head/v1\n{}\n{}\n{}\n{}\n",

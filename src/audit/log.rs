@@ -152,9 +152,8 @@ impl<S: AuditSink> AuditLog<S> {
         };
         let seq = self.frontier.size();
         let mut entry = entry.with_seq(seq);
-        let mac = keys.entry_mac(&self.last_mac, &entry)?;
-        entry.mac = mac;
-        let h = merkle::leaf_hash(&entry.canonical_bytes()?);
+        let h = merkle::leaf_hash(&keys.seal_entry(&self.last_mac, &mut entry)?);
+        let mac = entry.mac;
         if !self.run_open {
             let head = keys.make_head(seq, self.last_mac, false, self.run + 1);
             let sink = self.sink_mut();
