@@ -25,7 +25,7 @@ fn appends(c: &mut Criterion) {
     // A fresh log per sample keeps memory bounded.
     group.bench_function("memory_sink", |b| {
         b.iter_custom(|iters| {
-            let mut log = AuditLog::open(MemorySink::new()).unwrap();
+            let mut log = AuditLog::open(MemorySink::new(), &[0x42; 32]).unwrap();
             let start = Instant::now();
             for i in 0..iters {
                 black_box(log.append(entry(i)).unwrap());
@@ -41,7 +41,7 @@ fn appends(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let _ = std::fs::remove_file(&path);
             let (sink, _) = FileSink::open(&path, SyncPolicy::Never).unwrap();
-            let mut log = AuditLog::open(sink).unwrap();
+            let mut log = AuditLog::open(sink, &[0x42; 32]).unwrap();
             let start = Instant::now();
             for i in 0..iters {
                 black_box(log.append(entry(i)).unwrap());

@@ -64,7 +64,7 @@ fn policy() -> Policy {
 fn file_log(path: &Path) -> AuditLog {
     let _ = std::fs::remove_file(path);
     let (sink, _) = FileSink::open(path, SyncPolicy::Never).unwrap();
-    AuditLog::open(Box::new(sink) as Box<dyn AuditSink + Send>).unwrap()
+    AuditLog::open(Box::new(sink) as Box<dyn AuditSink + Send>, &[0x42; 32]).unwrap()
 }
 
 /// An engine over `SUBJECTS` subjects with two values each and a consent

@@ -401,9 +401,11 @@ impl Engine {
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
             .expect("the system random source is available");
         let ids = AuditPseudonymizer::new(&key).expect("a 32-byte key is long enough");
-        let log =
-            AuditLog::open(Box::new(MemorySink::new()) as Box<dyn crate::audit::AuditSink + Send>)
-                .expect("an empty in-memory log opens");
+        let log = AuditLog::open(
+            Box::new(MemorySink::new()) as Box<dyn crate::audit::AuditSink + Send>,
+            &key,
+        )
+        .expect("an empty in-memory log opens");
         Engine::with_audit(policy, log, ids).expect("an in-memory log accepts entries")
     }
 
@@ -702,6 +704,11 @@ impl Engine {
         }
     }
 
+    /// The audit pseudonymizer (also the source of keyed digests).
+    pub(crate) fn audit_ids(&self) -> &AuditPseudonymizer {
+        &self.audit_ids
+    }
+
     /// The subject's pseudonym in the audit log.
     pub fn audit_pseudonym(&self, id: &str) -> String {
         self.audit_ids.pseudonymize(id)
@@ -712,6 +719,17 @@ impl Engine {
     pub(crate) fn audit_entries(&self) -> Result<Vec<crate::audit::AuditEntry>, EngineError> {
         let log = self.audit.lock().map_err(|_| AuditError::Poisoned)?;
         Ok(log.entries()?)
+    }
+
+    /// Seals the audit log: the run's last head record, which lets the next
+    /// open detect entries cut off the end (see
+    /// [`AuditLog::seal`](crate::audit::AuditLog::seal)). Dropping the
+    /// engine seals too, ignoring errors; call this where the engine is
+    /// not dropped or errors must be seen.
+    pub fn seal_audit(&self) -> Result<(), EngineError> {
+        let mut log = self.audit.lock().map_err(|_| AuditError::Poisoned)?;
+        log.seal()?;
+        Ok(())
     }
 
     /// Number of entries in the audit log.
@@ -737,10 +755,20 @@ impl Engine {
         self.store.len() - self.store.erased.count_ones()
     }
 
-    fn row(&self, id: &str) -> Result<u32, EngineError> {
-        self.store
-            .row(id)
-            .ok_or_else(|| EngineError::UnknownSubject(id.into()))
+    /// The row of a subject. A lookup of an unknown id is recorded too
+    /// (under `op`, the subject by pseudonym, `outcome: unknown`), so every
+    /// lookup leaves a trace; if that record cannot be written the audit
+    /// error is returned instead.
+    pub(crate) fn row(&self, actor: &Actor, op: Operation, id: &str) -> Result<u32, EngineError> {
+        if let Some(row) = self.store.row(id) {
+            return Ok(row);
+        }
+        self.log(
+            self.entry(actor.id(), op)
+                .subject(&self.audit_ids, id)
+                .detail("outcome", "unknown"),
+        )?;
+        Err(EngineError::UnknownSubject(id.into()))
     }
 
     /// Adds a subject. Without a birth date the subject is treated as a
@@ -785,7 +813,7 @@ impl Engine {
         verified_at: Timestamp,
     ) -> Result<(), EngineError> {
         self.allow(actor, Permission::Subjects, None)?;
-        let row = self.row(id)?;
+        let row = self.row(actor, Operation::SubjectRectified, id)?;
         let a = self
             .policy
             .attr_id(attr)
@@ -808,7 +836,7 @@ impl Engine {
         attr: &str,
     ) -> Result<(), EngineError> {
         self.allow(actor, Permission::Subjects, None)?;
-        let row = self.row(id)?;
+        let row = self.row(actor, Operation::SubjectRectified, id)?;
         let a = self
             .policy
             .attr_id(attr)
@@ -831,7 +859,7 @@ impl Engine {
         attr: &str,
     ) -> Result<Option<(Value, Timestamp)>, EngineError> {
         self.allow(actor, Permission::Subjects, None)?;
-        let row = self.row(id)?;
+        let row = self.row(actor, Operation::SubjectAccessed, id)?;
         let a = self
             .policy
             .attr_id(attr)
@@ -854,7 +882,7 @@ impl Engine {
     /// call returns.
     pub fn record(&mut self, actor: &Actor, event: &ConsentEvent) -> Result<(), EngineError> {
         self.allow(actor, Permission::Subjects, event.purpose.as_deref())?;
-        let row = self.row(&event.subject)?;
+        let row = self.row(actor, Operation::EventRecorded, &event.subject)?;
         let facts = self.store.facts(row);
         let ctx = EventContext {
             jurisdiction: facts.jurisdiction,
@@ -885,7 +913,7 @@ impl Engine {
     /// A subject's event history, in effect order.
     pub fn history(&self, actor: &Actor, id: &str) -> Result<Vec<ConsentEvent>, EngineError> {
         self.allow(actor, Permission::Subjects, None)?;
-        let row = self.row(id)?;
+        let row = self.row(actor, Operation::SubjectAccessed, id)?;
         self.log(
             self.entry(actor.id(), Operation::SubjectAccessed)
                 .subject(&self.audit_ids, id)
@@ -916,7 +944,7 @@ impl Engine {
     ) -> Result<Eligibility, EngineError> {
         let at = self.now();
         self.allow(actor, Permission::Explain(purpose), Some(purpose))?;
-        let row = self.row(id)?;
+        let row = self.row(actor, Operation::SubjectExplained, id)?;
         let p = self
             .policy
             .purpose_id(purpose)
@@ -960,9 +988,14 @@ impl Engine {
                 .purpose(seg.purpose_key())
                 .detail("segment", seg.name()),
             Err(e) => {
+                // The message, snippet and caret quote the segment's text,
+                // whose literals may be personal data: only the stage, the
+                // rule, the purpose and the position are recorded.
                 let mut entry = self
                     .entry(actor.id(), Operation::SegmentRefused)
-                    .detail("message", e.message.as_str());
+                    .detail("stage", format!("{:?}", e.stage).to_lowercase())
+                    .detail("line", e.line as u64)
+                    .detail("column", e.column as u64);
                 if let Some(r) = e.rule {
                     entry = entry.detail("rule", r.to_string());
                 }
@@ -1198,7 +1231,7 @@ impl Engine {
             Some(seg.purpose_key()),
         )?;
         self.check_version(seg)?;
-        self.row(id)?;
+        self.row(actor, Operation::SubjectExplained, id)?;
         self.log(
             self.entry(actor.id(), Operation::SubjectExplained)
                 .purpose(seg.purpose_key())
@@ -1217,7 +1250,10 @@ impl Engine {
         reference: Timestamp,
     ) -> Result<Explanation, EngineError> {
         self.check_version(seg)?;
-        let row = self.row(id)?;
+        let row = self
+            .store
+            .row(id)
+            .ok_or_else(|| EngineError::UnknownSubject(id.into()))?;
         let now = self.now();
         let elig = eligibility(
             &self.policy,
@@ -1292,7 +1328,7 @@ impl Engine {
     /// added again as a new subject.
     pub fn erase(&mut self, actor: &Actor, id: &str) -> Result<(), EngineError> {
         self.allow(actor, Permission::Subjects, None)?;
-        let row = self.row(id)?;
+        let row = self.row(actor, Operation::SubjectErased, id)?;
         self.log(
             self.entry(actor.id(), Operation::SubjectErased)
                 .subject(&self.audit_ids, id),

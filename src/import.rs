@@ -55,7 +55,12 @@ impl Engine {
     /// subjects). Everything is checked first; on any error nothing is
     /// changed and the error names the subject or event by its index in the
     /// batch. One audit entry records the import with its counts and a
-    /// SHA-256 digest of the subject ids and event times and kinds.
+    /// keyed digest (`import_mac`: HMAC-SHA-256 under a key derived from the
+    /// audit key, see [`AuditPseudonymizer::digest`]) of the subject ids and
+    /// event times and kinds; a plain hash of ids could be reversed by
+    /// hashing guessed ids.
+    ///
+    /// [`AuditPseudonymizer::digest`]: crate::audit::AuditPseudonymizer::digest
     pub fn import(
         &mut self,
         actor: &Actor,
@@ -74,7 +79,7 @@ impl Engine {
         let mut new_rows: HashMap<&str, u32> = HashMap::with_capacity(subjects.len());
         let mut juris = Vec::with_capacity(subjects.len());
         let mut values: Vec<(u32, AttrId, i64, Timestamp)> = Vec::new();
-        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut digest = self.audit_ids().digest();
         let mut attr_cache: HashMap<&str, AttrId> = HashMap::new();
         for (i, s) in subjects.iter().enumerate() {
             crate::engine::check_id(&s.id).map_err(|e| at_batch("subject", i, e))?;
@@ -147,11 +152,12 @@ impl Engine {
                     .map_err(|err| at_batch("event", i, err.into()))?;
                 records.push((row, rec, proof));
                 digest.update(e.subject.as_bytes());
+                digest.update(&[0]);
                 digest.update(e.kind.as_str().as_bytes());
                 digest.update(&e.at.unix().to_be_bytes());
             }
         }
-        let digest = crate::consent::to_hex(digest.finish().as_ref());
+        let digest = digest.finish();
         let summary = ImportSummary {
             subjects: subjects.len() as u64,
             values: values.len() as u64,
@@ -162,7 +168,7 @@ impl Engine {
                 .detail("import_subjects", summary.subjects)
                 .detail("import_values", summary.values)
                 .detail("import_events", summary.events)
-                .detail("import_sha256", digest),
+                .detail("import_mac", digest),
         )
         .map_err(|e| at_batch("batch", 0, e))?;
         // Nothing below can fail.

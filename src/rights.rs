@@ -78,9 +78,7 @@ impl Engine {
         self.allow(actor, Permission::Subjects, None)?;
         let policy = self.policy().clone();
         let store = self.store();
-        let row = store
-            .row(id)
-            .ok_or_else(|| EngineError::UnknownSubject(id.into()))?;
+        let row = self.row(actor, Operation::SubjectAccessed, id)?;
         let facts = store.facts(row);
         // Eligibility as of the host clock; `at` only anchors the segments'
         // relative times.

@@ -168,7 +168,7 @@ fn run(tag: &str) -> Run {
     let path = dir.0.join("engine.audit");
     let (sink, report) = FileSink::open(&path, SyncPolicy::Never).unwrap();
     assert_eq!(report.entries, 0);
-    let log = AuditLog::open(Box::new(sink) as Box<dyn AuditSink + Send>).unwrap();
+    let log = AuditLog::open(Box::new(sink) as Box<dyn AuditSink + Send>, &[0x42; 32]).unwrap();
     let ids = AuditPseudonymizer::new(&[0x42; 32]).unwrap();
     let mut e = Engine::with_audit(Arc::new(policy()), log, ids).unwrap();
     let crm = Actor::new("crm-sync", &["crm"]);
@@ -413,6 +413,8 @@ fn the_log_file_holds_no_subject_id_and_no_value() {
     forbidden.extend(REGIONS.iter().map(|s| s.to_string()));
     forbidden.extend(SPEND.iter().map(|v| v.to_string()));
     forbidden.push(LAST_ORDER.into());
+    // The literal of the refused segment (a value, possibly personal).
+    forbidden.push("chronic".into());
     forbidden.push(t(LAST_ORDER).unix().to_string());
     for s in &forbidden {
         assert!(!contains(&bytes, s), "the log file contains {s:?}");
@@ -517,5 +519,108 @@ fn erasure_only_appends_to_the_log() {
         .iter()
         .filter(|x| x.subjects.contains(&pseudonym))
         .count();
-    assert_eq!(mentions, 1); // the erasure (the import lists no pseudonyms)
+    // The erasure, and the lookup above of the now unknown id (the import
+    // lists no pseudonyms).
+    assert_eq!(mentions, 2);
+}
+
+/// A refused segment is recorded by rule, purpose, stage and position; its
+/// text (which quotes literals) is not.
+#[test]
+fn a_refused_segment_is_recorded_without_its_text() {
+    let r = run("refused");
+    let entries = file_entries(&r.path);
+    let refused = entries
+        .iter()
+        .find(|x| x.operation == Operation::SegmentRefused)
+        .unwrap();
+    assert_eq!(refused.purpose.as_deref(), Some("marketing.email"));
+    assert!(refused.details.contains_key("rule"), "{refused:?}");
+    assert_eq!(refused.details["stage"], "validate");
+    assert!(refused.details["line"].as_u64().is_some());
+    assert!(refused.details["column"].as_u64().is_some());
+    let text = serde_json::to_string(&refused.details).unwrap();
+    assert!(
+        !text.contains("chronic") && !text.contains("condition ="),
+        "{text}"
+    );
+    assert!(!refused.details.contains_key("message"));
+
+    // Refusals whose messages quote the literal (a parse error at a
+    // string, a value compared with a categorical attribute): the literal
+    // stays out of the log.
+    let secret = "jane.doe@example.com";
+    for text in [
+        format!(r#"segment "a" for marketing.email where "{secret}""#),
+        format!(r#"segment "b" for marketing.email where region > "{secret}""#),
+    ] {
+        let err = r.engine.compile(&r.crm, &text).unwrap_err();
+        assert!(err.to_string().contains(secret), "control: {err}");
+    }
+    let bytes = std::fs::read(&r.path).unwrap();
+    assert!(!contains(&bytes, secret));
+    assert!(!contains(&bytes, "jane.doe"));
+}
+
+/// Looking up an id the engine does not know is recorded too, by
+/// pseudonym, with the outcome.
+#[test]
+fn lookups_of_unknown_subjects_are_recorded() {
+    let r = run("unknown");
+    let ghost = "cust-7777-ghost";
+    let before = r.engine.audit_len();
+    assert!(matches!(
+        r.engine.history(&r.crm, ghost),
+        Err(EngineError::UnknownSubject(_))
+    ));
+    assert!(matches!(
+        r.engine
+            .eligibility(&r.crm, ghost, "marketing.email"),
+        Err(EngineError::UnknownSubject(_))
+    ));
+    assert_eq!(r.engine.audit_len(), before + 2);
+    let entries = file_entries(&r.path);
+    let pseudonym = r.engine.audit_pseudonym(ghost);
+    let last = &entries[entries.len() - 2..];
+    assert_eq!(last[0].operation, Operation::SubjectAccessed);
+    assert_eq!(last[1].operation, Operation::SubjectExplained);
+    for e in last {
+        assert_eq!(e.subjects, vec![pseudonym.clone()]);
+        assert_eq!(e.details["outcome"], "unknown");
+        assert_eq!(e.actor, "crm-sync");
+    }
+    assert!(!contains(&std::fs::read(&r.path).unwrap(), ghost));
+}
+
+/// The import digest is keyed: the same batch under two audit keys gives
+/// two digests, and no unkeyed hash of ids is recorded.
+#[test]
+fn the_import_digest_is_keyed() {
+    let digest_under = |key: u8| {
+        let log = AuditLog::open(
+            Box::new(privseg::audit::MemorySink::new()) as Box<dyn AuditSink + Send>,
+            &[key; 32],
+        )
+        .unwrap();
+        let ids = AuditPseudonymizer::new(&[key; 32]).unwrap();
+        let mut e = Engine::with_audit(Arc::new(policy()), log, ids).unwrap();
+        let crm = Actor::new("crm-sync", &["crm"]);
+        let row = SubjectRow {
+            id: ALICE.into(),
+            jurisdiction: "EU-FR".into(),
+            birth_date: None,
+            values: vec![],
+        };
+        e.import(&crm, &[row], &[]).unwrap();
+        let entries = e
+            .with_audit_log(&crm, |log| log.entries().unwrap())
+            .unwrap();
+        let import = &entries[1];
+        assert!(!import.details.contains_key("import_sha256"));
+        import.details["import_mac"].as_str().unwrap().to_owned()
+    };
+    let (a, b) = (digest_under(1), digest_under(2));
+    assert_eq!(a.len(), 64);
+    assert_ne!(a, b);
+    assert_eq!(a, digest_under(1));
 }

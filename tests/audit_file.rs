@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use privseg::audit::{
     AuditEntry, AuditError, AuditLog, AuditPseudonymizer, AuditSink, Checkpoint, CheckpointSigner,
-    FileSink, Operation, PendingEntry, SyncPolicy, VerifyReport, verify_entries,
+    FileSink, Operation, PendingEntry, RunState, SyncPolicy, VerifyReport, verify_entries,
     verify_entries_with_checkpoints, verify_file,
 };
 use proptest::prelude::*;
@@ -17,7 +17,15 @@ struct Scratch(PathBuf);
 impl Scratch {
     fn new(tag: &str) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
+        // A memory file system where there is one: the crash test makes
+        // thousands of fsyncs, whose cost on a disk says nothing here.
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!(
             "privseg-audit-test-{}-{}-{}",
             tag,
             std::process::id(),
@@ -37,6 +45,9 @@ impl Drop for Scratch {
     }
 }
 
+/// The host's audit key.
+const KEY: &[u8] = &[0x42; 32];
+
 fn signer() -> CheckpointSigner {
     CheckpointSigner::from_seed(&[0x5a; 32]).unwrap()
 }
@@ -49,11 +60,12 @@ fn pending(i: u64) -> PendingEntry {
         .detail("rule_id", "r".repeat((i % 5) as usize + 1))
 }
 
-/// A log of `n` entries written to `path`; returns the byte offset where
-/// each record ends and a checkpoint after every append.
+/// A log of `n` entries written to `path` in one run, sealed at the end;
+/// returns the byte offset where each record ends and a checkpoint after
+/// every append.
 fn write_log(path: &Path, n: u64, signer: &CheckpointSigner) -> (Vec<u64>, Vec<Checkpoint>) {
     let (sink, _) = FileSink::open(path, SyncPolicy::Never).unwrap();
-    let mut log = AuditLog::open(sink).unwrap();
+    let mut log = AuditLog::open(sink, KEY).unwrap();
     let mut ends = Vec::new();
     let mut cps = Vec::new();
     for i in 0..n {
@@ -61,8 +73,14 @@ fn write_log(path: &Path, n: u64, signer: &CheckpointSigner) -> (Vec<u64>, Vec<C
         ends.push(log.sink().byte_len());
         cps.push(log.checkpoint(signer, 1_767_300_000).unwrap());
     }
-    log.sync().unwrap();
+    log.seal().unwrap();
     (ends, cps)
+}
+
+fn head_of(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".head");
+    PathBuf::from(p)
 }
 
 fn garbage(len: usize, seed: u64) -> Vec<u8> {
@@ -84,26 +102,40 @@ enum Tail {
     Garbage,
 }
 
-/// Cuts the file at every byte offset inside its last three records, then
-/// leaves it short, pads it with zeros, or pads it with garbage up to the
-/// original length. Recovery must keep exactly the records that end at or
-/// before the cut, and appending afterwards must work.
+/// Two runs: the first appends `sealed` entries and seals the log; the
+/// second appends more and the process dies (no seal). For every byte
+/// offset k of the file, the file is cut at k, or padded after k with zeros
+/// or garbage up to its length. Opening must keep exactly the records that
+/// end at or before k, with the damaged bytes moved (unchanged) into a side
+/// file; if records the sealed head covers are lost, the keyed open reports
+/// tampering; otherwise the log opens as an interrupted run and appending
+/// afterwards works.
 #[test]
-fn crash_at_every_offset_of_the_last_records() {
+fn crash_at_every_offset_with_head_records() {
     let dir = Scratch::new("crash");
     let original = dir.file("original.audit");
     let signer = signer();
-    let n = 6u64;
-    let (ends, cps) = write_log(&original, n, &signer);
+    let (sealed, n) = (2u64, 6u64);
+    let (mut ends, _) = write_log(&original, sealed, &signer);
+    let (sink, _) = FileSink::open(&original, SyncPolicy::Never).unwrap();
+    let mut log = AuditLog::open(sink, KEY).unwrap();
+    let mut cps = Vec::new();
+    for i in sealed..n {
+        log.append(pending(i)).unwrap();
+        ends.push(log.sink().byte_len());
+        cps.push(log.checkpoint(&signer, 1_767_300_000).unwrap());
+    }
+    log.sync().unwrap();
+    std::mem::forget(log); // the process dies: no seal
     let full = std::fs::read(&original).unwrap();
+    let head = std::fs::read(head_of(&original)).unwrap();
     assert_eq!(*ends.last().unwrap(), full.len() as u64);
     let originals = FileSink::scan(&original).unwrap().entries;
     assert_eq!(originals.len() as u64, n);
 
-    let start = ends[(n - 4) as usize] as usize;
     let path = dir.file("crashed.audit");
     let mut cases = 0;
-    for k in start..=full.len() {
+    for k in 0..=full.len() {
         for tail in [Tail::Cut, Tail::Zeros, Tail::Garbage] {
             let mut bytes = full[..k].to_vec();
             match tail {
@@ -112,22 +144,37 @@ fn crash_at_every_offset_of_the_last_records() {
                 Tail::Garbage => bytes.extend(garbage(full.len() - k, k as u64)),
             }
             std::fs::write(&path, &bytes).unwrap();
+            std::fs::write(head_of(&path), &head).unwrap();
             let kept = ends.iter().filter(|&&e| e <= k as u64).count() as u64;
             let kept_len = if kept == 0 {
                 0
             } else {
                 ends[kept as usize - 1]
             };
-
-            // Both policies recover the same way; alternate to keep the
-            // number of fsyncs down.
             let policy = if k.is_multiple_of(2) {
                 SyncPolicy::EveryAppend
             } else {
                 SyncPolicy::Never
             };
-            let (sink, report) =
-                FileSink::open(&path, policy).unwrap_or_else(|e| panic!("k={k} {tail:?}: {e}"));
+            let opened = FileSink::open(&path, policy);
+            if kept == 0 && bytes.iter().any(|&b| b != 0) {
+                // Damaged from the first byte: never emptied, refused and
+                // left as it is.
+                assert!(
+                    matches!(
+                        opened,
+                        Err(AuditError::Corrupt {
+                            index: 0,
+                            offset: 0,
+                            ..
+                        })
+                    ),
+                    "k={k} {tail:?}: {opened:?}"
+                );
+                assert_eq!(std::fs::read(&path).unwrap(), bytes);
+                continue;
+            }
+            let (sink, report) = opened.unwrap_or_else(|e| panic!("k={k} {tail:?}: {e}"));
             assert_eq!(report.entries, kept, "k={k} {tail:?}");
             assert_eq!(report.valid_len, kept_len, "k={k} {tail:?}");
             match &report.discarded {
@@ -135,39 +182,55 @@ fn crash_at_every_offset_of_the_last_records() {
                 Some(d) => {
                     assert_eq!(d.offset, kept_len, "k={k} {tail:?}");
                     assert_eq!(d.bytes, bytes.len() as u64 - kept_len, "k={k} {tail:?}");
-                    assert!(d.bytes > 0);
+                    // Nothing deleted: the bytes are in the side file.
+                    let saved = d.saved_to.as_ref().expect("saved");
+                    assert_eq!(std::fs::read(saved).unwrap(), bytes[kept_len as usize..]);
+                    std::fs::remove_file(saved).unwrap();
                 }
             }
-            assert_eq!(
-                std::fs::metadata(&path).unwrap().len(),
-                kept_len,
-                "file cut back"
-            );
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), kept_len);
 
-            let mut log = AuditLog::open(sink).unwrap();
+            let opened = AuditLog::open(sink, KEY);
+            if kept < sealed {
+                // Entries under the sealed head are gone: never accepted.
+                assert!(
+                    matches!(opened, Err(AuditError::Tampered { index, .. }) if index == kept),
+                    "k={k} {tail:?}: {opened:?}"
+                );
+                continue;
+            }
+            let mut log = opened.unwrap_or_else(|e| panic!("k={k} {tail:?}: {e}"));
+            assert_eq!(
+                log.run_state(),
+                RunState::Unsealed {
+                    sealed_entries: sealed,
+                    unsealed_entries: kept - sealed
+                },
+                "k={k} {tail:?}"
+            );
             let entries = log.entries().unwrap();
             assert_eq!(entries[..], originals[..kept as usize], "k={k} {tail:?}");
-            // The recovered prefix matches the checkpoint taken at its size.
-            let cp = &cps[kept as usize - 1];
-            assert_eq!(log.root(), cp.root_hash, "k={k} {tail:?}");
+            if kept > sealed {
+                let cp = &cps[(kept - sealed - 1) as usize];
+                assert_eq!(log.root(), cp.root_hash, "k={k} {tail:?}");
+            }
 
-            // Appending after recovery works and survives reopening.
+            // Appending after recovery works, and the next open finds a
+            // sealed log.
             assert_eq!(log.append(pending(100)).unwrap(), kept);
             drop(log);
             let (sink, report) = FileSink::open(&path, SyncPolicy::Never).unwrap();
             assert_eq!(report.entries, kept + 1, "k={k} {tail:?}");
             assert!(report.discarded.is_none());
-            let reopened = AuditLog::open(sink).unwrap();
+            let reopened = AuditLog::open(sink, KEY).unwrap();
+            assert_eq!(reopened.run_state(), RunState::Sealed { entries: kept + 1 });
             let entries = reopened.entries().unwrap();
-            assert_eq!(entries[kept as usize], pending(100).with_seq(kept));
-            assert!(
-                verify_entries(&entries, cp, &signer.verifier()).is_ok(),
-                "k={k} {tail:?}"
-            );
+            assert_eq!(entries[kept as usize].actor, "svc");
+            assert_eq!(entries[kept as usize].seq, kept);
             cases += 1;
         }
     }
-    assert!(cases > 3 * 300, "only {cases} cases");
+    assert!(cases > 3 * 600, "only {cases} cases");
 }
 
 #[test]
@@ -183,6 +246,7 @@ fn empty_and_zero_files_open_as_empty_logs() {
     let d = report.discarded.unwrap();
     assert_eq!((d.offset, d.bytes), (0, 100));
     assert_eq!(d.reason, "bad record magic");
+    assert_eq!(std::fs::read(d.saved_to.unwrap()).unwrap(), vec![0u8; 100]);
 }
 
 #[test]
@@ -222,7 +286,7 @@ fn raw_subject_ids_never_reach_the_file() {
     let raw = "jane.doe+4711@example.com";
     let p = AuditPseudonymizer::new(b"audit-only key, kept by the host").unwrap();
     let (sink, _) = FileSink::open(&path, SyncPolicy::EveryAppend).unwrap();
-    let mut log = AuditLog::open(sink).unwrap();
+    let mut log = AuditLog::open(sink, KEY).unwrap();
     log.append(PendingEntry::new(1_767_225_600, "crm", Operation::SubjectAdded).subject(&p, raw))
         .unwrap();
     log.append(
@@ -244,7 +308,7 @@ fn raw_subject_ids_never_reach_the_file() {
     // Control: the scan does find an id that was stored unpseudonymized.
     let control = dir.file("control.audit");
     let (sink, _) = FileSink::open(&control, SyncPolicy::Never).unwrap();
-    let mut log = AuditLog::open(sink).unwrap();
+    let mut log = AuditLog::open(sink, KEY).unwrap();
     log.append(
         PendingEntry::new(1_767_225_600, "crm", Operation::SubjectAdded).pseudonymous_subject(raw),
     )
@@ -420,13 +484,20 @@ proptest! {
                 if !matches!(t, Tamper::Edit(_)) {
                     prop_assert_eq!(again.first_bad_index(), Some(expected), "{:?}", again);
                 }
-                // A log with bad sequence numbers cannot be extended.
-                if matches!(again, VerifyReport::SequenceMismatch { .. }) {
-                    let is_inconsistent = matches!(
-                        AuditLog::open(sink),
-                        Err(AuditError::Inconsistent { index, .. }) if index == expected
-                    );
-                    prop_assert!(is_inconsistent);
+                // With the key alone, no checkpoint: every change is
+                // refused by the keyed open, at the changed entry.
+                let seq_bad = matches!(again, VerifyReport::SequenceMismatch { .. });
+                let keyed = AuditLog::open(sink, KEY);
+                match keyed {
+                    Err(AuditError::Inconsistent { index, .. }) => {
+                        prop_assert!(seq_bad);
+                        prop_assert_eq!(index, expected);
+                    }
+                    Err(AuditError::Tampered { index, .. }) => {
+                        prop_assert!(!seq_bad);
+                        prop_assert_eq!(index, expected);
+                    }
+                    other => prop_assert!(false, "keyed open accepted {:?}: {:?}", t, other.map(|l| l.len())),
                 }
             }
         }

@@ -8,7 +8,7 @@ use privseg::audit::{
 use proptest::prelude::*;
 
 fn log_of(n: u64) -> AuditLog<MemorySink> {
-    let mut log = AuditLog::open(MemorySink::new()).unwrap();
+    let mut log = AuditLog::open(MemorySink::new(), &[0x42; 32]).unwrap();
     for i in 0..n {
         log.append(
             PendingEntry::new(1_767_225_600 + i as i64, "svc", Operation::Exported)

@@ -1619,3 +1619,68 @@ fn subject_report_and_fairness_audit() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("protected"), "{}", r.stderr);
 }
+
+/// A data command given a damaged or shortened audit log stops with an
+/// error, moves damaged bytes aside and never empties the log.
+#[test]
+fn audit_log_damage_stops_data_commands() {
+    let log = format!("{}.log", scratch("audit-damage", ""));
+    let pseud = key_file("audit-damage.key", &[9u8; 32]);
+    assert_eq!(audited_eval(&log, &pseud).code, 0);
+    let bytes = std::fs::read(&log).unwrap();
+    let entries = privseg::audit::FileSink::scan(&log).unwrap().entries;
+    assert_eq!(entries.len(), 6);
+
+    // The last record damaged: refused, bytes kept in a side file.
+    let mut damaged = bytes.clone();
+    let last = damaged.len() - 5;
+    damaged[last] ^= 0x01;
+    std::fs::write(&log, &damaged).unwrap();
+    let r = audited_eval(&log, &pseud);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("damaged-1"), "{}", r.stderr);
+    let side = std::fs::read(format!("{log}.damaged-1")).unwrap();
+    assert_eq!(side, damaged[bytes.len() - side.len()..]);
+    assert!(!std::fs::read(&log).unwrap().is_empty());
+    // The damaged entry was sealed: the next run refuses the short log.
+    let r = audited_eval(&log, &pseud);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("tampered"), "{}", r.stderr);
+
+    // The original back: accepted again.
+    std::fs::write(&log, &bytes).unwrap();
+    let r = audited_eval(&log, &pseud);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // `audit verify` with the audit key: a checkpoint taken after entries
+    // were cut off the end still matches, the key does not.
+    let seed = key_file("audit-damage-sign.key", &[3u8; 32]);
+    let full = std::fs::read(&log).unwrap();
+    std::fs::write(&log, &bytes).unwrap(); // back to 6 of 12 entries
+    let cp = run(&["audit", "checkpoint", "--log", &log, "--key", &seed]);
+    assert_eq!(cp.code, 0, "{}", cp.stderr);
+    let cp_file = scratch("audit-damage-cp.json", &cp.stdout);
+    let pk = run(&["audit", "public-key", "--key", &seed]);
+    let pk_file = scratch("audit-damage-pk.hex", &pk.stdout);
+    let verify = |extra: &[&str]| {
+        let mut args = vec![
+            "audit",
+            "verify",
+            "--log",
+            &log,
+            "--checkpoint",
+            &cp_file,
+            "--public-key",
+            &pk_file,
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    assert_eq!(verify(&[]).code, 0);
+    let r = verify(&["--audit-key-file", &pseud]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("tampered"), "{}", r.stderr);
+    std::fs::write(&log, &full).unwrap();
+    let r = verify(&["--audit-key-file", &pseud]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}

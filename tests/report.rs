@@ -733,7 +733,7 @@ fn ropa_from_policy_recipients_and_log() {
 fn ropa_without_an_engine_has_no_subject_counts() {
     use privseg::audit::{AuditLog, MemorySink, PendingEntry};
     let policy = report_policy();
-    let mut log = AuditLog::open(MemorySink::new()).unwrap();
+    let mut log = AuditLog::open(MemorySink::new(), &[0x42; 32]).unwrap();
     log.append(
         PendingEntry::new(1_767_225_600, "svc", Operation::Exported)
             .detail("recipient", "adnet")

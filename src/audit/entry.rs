@@ -92,6 +92,13 @@ pub struct AuditEntry {
     /// Further non-personal facts, such as `member_count`, `rule_id` or
     /// `recipient_id`.
     pub details: BTreeMap<String, serde_json::Value>,
+    /// The chain MAC: HMAC-SHA-256, under a key derived from the host's
+    /// audit key, over the previous entry's `mac` (32 zero bytes for entry
+    /// 0) and this entry's canonical bytes with `mac` set to zeros. Set by
+    /// [`AuditLog::append`](super::AuditLog::append); without the key no
+    /// entry can be edited, removed, reordered or renumbered unnoticed.
+    #[serde(with = "super::hex::serde_hash")]
+    pub mac: [u8; 32],
 }
 
 impl AuditEntry {
@@ -202,6 +209,7 @@ impl PendingEntry {
             policy_version: self.policy_version,
             subjects: self.subjects,
             details: self.details,
+            mac: [0u8; 32],
         }
     }
 }
@@ -226,6 +234,7 @@ impl PendingEntry {
 /// ```
 pub struct AuditPseudonymizer {
     key: hmac::Key,
+    digest: hmac::Key,
 }
 
 impl AuditPseudonymizer {
@@ -247,13 +256,43 @@ impl AuditPseudonymizer {
         }
         Ok(AuditPseudonymizer {
             key: hmac::Key::new(hmac::HMAC_SHA256, key),
+            digest: super::chain::derive(key, super::chain::DIGEST_LABEL)?,
         })
+    }
+
+    /// A keyed digest (HMAC-SHA-256 under a key derived from the audit key
+    /// with its own label) for recording that some identifiers were
+    /// processed without the log revealing them: unlike a plain hash, it
+    /// cannot be reversed by hashing guessed ids.
+    pub fn digest(&self) -> AuditDigest {
+        AuditDigest(hmac::Context::with_key(&self.digest))
     }
 
     /// The pseudonym of `raw_subject_id`: 64 lowercase hex digits.
     pub fn pseudonymize(&self, raw_subject_id: &str) -> String {
         let tag = hmac::sign(&self.key, raw_subject_id.as_bytes());
         super::hex::encode(tag.as_ref())
+    }
+}
+
+/// An incremental keyed digest from [`AuditPseudonymizer::digest`].
+pub struct AuditDigest(hmac::Context);
+
+impl AuditDigest {
+    /// Adds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The digest: 64 lowercase hex digits.
+    pub fn finish(self) -> String {
+        super::hex::encode(self.0.sign().as_ref())
+    }
+}
+
+impl std::fmt::Debug for AuditDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditDigest { .. }")
     }
 }
 
@@ -308,7 +347,7 @@ mod tests {
         let bytes = sample().canonical_bytes().unwrap();
         assert_eq!(
             String::from_utf8(bytes).unwrap(),
-            r#"{"seq":7,"time":"2023-11-14T22:13:20Z","actor":"svc","operation":"segment_evaluated","purpose":"marketing","policy_version":"v3","subjects":["ab"],"details":{"a_rule":"r-1","member_count":12}}"#
+            r#"{"seq":7,"time":"2023-11-14T22:13:20Z","actor":"svc","operation":"segment_evaluated","purpose":"marketing","policy_version":"v3","subjects":["ab"],"details":{"a_rule":"r-1","member_count":12},"mac":"0000000000000000000000000000000000000000000000000000000000000000"}"#
         );
     }
 
@@ -339,6 +378,13 @@ mod tests {
         assert_ne!(a.pseudonymize("x"), b.pseudonymize("x"));
         assert_ne!(a.pseudonymize("x"), a.pseudonymize("y"));
         assert!(AuditPseudonymizer::new(b"short").is_err());
+        let digest = |p: &AuditPseudonymizer| {
+            let mut d = p.digest();
+            d.update(b"x");
+            d.finish()
+        };
+        assert_ne!(digest(&a), digest(&b));
+        assert_ne!(digest(&a), a.pseudonymize("x"));
         assert_eq!(format!("{a:?}"), "AuditPseudonymizer { key: <redacted> }");
     }
 }

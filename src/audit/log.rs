@@ -1,5 +1,6 @@
 //! The audit log: a sink plus its Merkle tree.
 
+use super::chain::{self, ChainKeys, RunState};
 use super::merkle::{self, ConsistencyProof, Frontier, Hash, InclusionProof};
 use super::{AuditEntry, AuditError, AuditSink, Checkpoint, CheckpointSigner, PendingEntry};
 
@@ -16,7 +17,7 @@ use super::{AuditEntry, AuditError, AuditSink, Checkpoint, CheckpointSigner, Pen
 /// use privseg::audit::{AuditLog, CheckpointSigner, MemorySink, Operation, PendingEntry};
 ///
 /// let signer = CheckpointSigner::from_seed(&[1u8; 32])?;
-/// let mut log = AuditLog::open(MemorySink::new())?;
+/// let mut log = AuditLog::open(MemorySink::new(), &[3u8; 32])?;
 /// for t in 0..5 {
 ///     log.append(PendingEntry::new(1_767_225_600 + t, "svc", Operation::Counted))?;
 /// }
@@ -30,18 +31,62 @@ use super::{AuditEntry, AuditError, AuditSink, Checkpoint, CheckpointSigner, Pen
 /// ```
 #[derive(Debug)]
 pub struct AuditLog<S: AuditSink = Box<dyn AuditSink + Send>> {
-    sink: S,
+    /// Always `Some`; taken only by [`AuditLog::into_sink`].
+    sink: Option<S>,
     frontier: Frontier,
     leaves: Vec<Hash>,
+    /// `None` for a read-only log.
+    keys: Option<ChainKeys>,
+    last_mac: Hash,
+    run: u64,
+    state: RunState,
+    /// Whether this run has written its "open" head and not sealed yet.
+    run_open: bool,
 }
 
 impl<S: AuditSink> AuditLog<S> {
-    /// Wraps a sink, reading every stored entry to rebuild the tree.
+    /// Wraps a sink under the host's audit key (at least 16 bytes; the
+    /// same secret as the [`AuditPseudonymizer`](super::AuditPseudonymizer)
+    /// key is fine: the chain and head keys are derived from it with HKDF
+    /// under their own labels). Reads every stored entry, checks the chain
+    /// MAC of each and the head record, and rebuilds the tree.
     ///
-    /// Fails if an entry cannot be read or encoded, or with
+    /// Errors: [`AuditError::InvalidKey`] for a short key;
     /// [`AuditError::Inconsistent`] if sequence numbers are not exactly
-    /// `0, 1, 2, …`.
-    pub fn open(sink: S) -> Result<Self, AuditError> {
+    /// `0, 1, 2, …`; [`AuditError::Tampered`] if an entry's MAC does not
+    /// verify (edited, removed, reordered, renumbered, inserted, or written
+    /// under another key), if the head record is missing, forged or names
+    /// another entry, or if the log is shorter than its head says
+    /// (truncated). What the head says about the previous run (sealed, or
+    /// interrupted by a crash) is in [`AuditLog::run_state`].
+    pub fn open(sink: S, key: &[u8]) -> Result<Self, AuditError> {
+        let keys = ChainKeys::derive(key)?;
+        let head = sink.read_head()?;
+        let mut frontier = Frontier::new();
+        let mut leaves = Vec::with_capacity(usize::try_from(sink.len()).unwrap_or(0));
+        let checked = chain::check(&keys, sink.iter()?, head.as_deref(), |entry| {
+            let h = merkle::leaf_hash(&entry.canonical_bytes()?);
+            frontier.push(h);
+            leaves.push(h);
+            Ok(())
+        })?;
+        Self::check_len(&sink, &frontier)?;
+        Ok(AuditLog {
+            sink: Some(sink),
+            frontier,
+            leaves,
+            keys: Some(keys),
+            last_mac: checked.last_mac,
+            run: checked.run,
+            state: checked.state,
+            run_open: false,
+        })
+    }
+
+    /// Wraps a sink without the audit key, to read entries, make
+    /// checkpoints and proofs: sequence numbers are checked, chain MACs and
+    /// the head are not, and [`AuditLog::append`] is refused.
+    pub fn open_read_only(sink: S) -> Result<Self, AuditError> {
         let mut frontier = Frontier::new();
         let mut leaves = Vec::with_capacity(usize::try_from(sink.len()).unwrap_or(0));
         for (i, entry) in sink.iter()?.enumerate() {
@@ -57,6 +102,25 @@ impl<S: AuditSink> AuditLog<S> {
             frontier.push(h);
             leaves.push(h);
         }
+        Self::check_len(&sink, &frontier)?;
+        let n = frontier.size();
+        Ok(AuditLog {
+            sink: Some(sink),
+            frontier,
+            leaves,
+            keys: None,
+            last_mac: [0u8; 32],
+            run: 0,
+            state: if n == 0 {
+                RunState::Fresh
+            } else {
+                RunState::Sealed { entries: n }
+            },
+            run_open: false,
+        })
+    }
+
+    fn check_len(sink: &S, frontier: &Frontier) -> Result<(), AuditError> {
         if frontier.size() != sink.len() {
             return Err(AuditError::Inconsistent {
                 index: frontier.size(),
@@ -67,24 +131,74 @@ impl<S: AuditSink> AuditLog<S> {
                 ),
             });
         }
-        Ok(AuditLog {
-            sink,
-            frontier,
-            leaves,
-        })
+        Ok(())
     }
 
-    /// Appends an entry, assigning it the next sequence number, which is
-    /// returned. The time stamp is the caller's. Nothing changes if the
-    /// sink fails.
+    /// What the head record said about the previous run when the log was
+    /// opened (always `Sealed` or `Fresh` for a read-only log).
+    pub fn run_state(&self) -> RunState {
+        self.state
+    }
+
+    /// Appends an entry, assigning it the next sequence number and its
+    /// chain MAC; the sequence number is returned. The time stamp is the
+    /// caller's. The first append of a run first syncs the sink and writes
+    /// an "open" head record. Nothing changes if the sink fails.
     pub fn append(&mut self, entry: PendingEntry) -> Result<u64, AuditError> {
+        let Some(keys) = &self.keys else {
+            return Err(AuditError::InvalidArgument(
+                "the log was opened read-only (without the audit key)".to_owned(),
+            ));
+        };
         let seq = self.frontier.size();
-        let entry = entry.with_seq(seq);
-        let h = merkle::leaf_hash(&entry.canonical_bytes()?);
-        self.sink.append(&entry)?;
+        let mut entry = entry.with_seq(seq);
+        let h = merkle::leaf_hash(&keys.seal_entry(&self.last_mac, &mut entry)?);
+        let mac = entry.mac;
+        if !self.run_open {
+            let head = keys.make_head(seq, self.last_mac, false, self.run + 1);
+            let sink = self.sink_mut();
+            sink.sync()?;
+            sink.write_head(&head)?;
+            self.run += 1;
+            self.run_open = true;
+        }
+        self.sink_mut().append(&entry)?;
         self.frontier.push(h);
         self.leaves.push(h);
+        self.last_mac = mac;
         Ok(seq)
+    }
+
+    /// Ends the current run: syncs the sink and writes a sealed head record
+    /// covering every entry, so that the next [`AuditLog::open`] detects
+    /// any entry removed from the end. Does nothing if nothing was appended
+    /// since the last seal. Called on drop (errors then ignored: the next
+    /// open reports [`RunState::Unsealed`]).
+    pub fn seal(&mut self) -> Result<(), AuditError> {
+        if !self.run_open {
+            return Ok(());
+        }
+        let Some(keys) = &self.keys else {
+            return Ok(());
+        };
+        let head = keys.make_head(self.len(), self.last_mac, true, self.run);
+        let sink = self.sink_mut();
+        sink.sync()?;
+        sink.write_head(&head)?;
+        self.run_open = false;
+        Ok(())
+    }
+
+    fn sink_ref(&self) -> &S {
+        self.sink
+            .as_ref()
+            .expect("the sink is taken only by into_sink")
+    }
+
+    fn sink_mut(&mut self) -> &mut S {
+        self.sink
+            .as_mut()
+            .expect("the sink is taken only by into_sink")
     }
 
     /// Number of entries.
@@ -177,22 +291,24 @@ impl<S: AuditSink> AuditLog<S> {
 
     /// All entries, read back from the sink.
     pub fn entries(&self) -> Result<Vec<AuditEntry>, AuditError> {
-        self.sink.iter()?.collect()
+        self.sink_ref().iter()?.collect()
     }
 
     /// Forces appended entries to stable storage ([`AuditSink::sync`]).
     pub fn sync(&mut self) -> Result<(), AuditError> {
-        self.sink.sync()
+        self.sink_mut().sync()
     }
 
     /// The underlying sink.
     pub fn sink(&self) -> &S {
-        &self.sink
+        self.sink_ref()
     }
 
-    /// Gives back the underlying sink.
-    pub fn into_sink(self) -> S {
-        self.sink
+    /// Seals the log (errors ignored; call [`AuditLog::seal`] first to see
+    /// them) and gives back the underlying sink.
+    pub fn into_sink(mut self) -> S {
+        let _ = self.seal();
+        self.sink.take().expect("the sink is taken only once")
     }
 
     fn check_size(&self, size: u64) -> Result<usize, AuditError> {
@@ -216,13 +332,23 @@ impl<S: AuditSink> AuditLog<S> {
     }
 }
 
+impl<S: AuditSink> Drop for AuditLog<S> {
+    fn drop(&mut self) {
+        if self.sink.is_some() {
+            let _ = self.seal();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::audit::{MemorySink, Operation};
 
+    const KEY: &[u8] = &[5u8; 32];
+
     fn log_of(n: u64) -> AuditLog<MemorySink> {
-        let mut log = AuditLog::open(MemorySink::new()).unwrap();
+        let mut log = AuditLog::open(MemorySink::new(), KEY).unwrap();
         for i in 0..n {
             let seq = log
                 .append(PendingEntry::new(
@@ -247,15 +373,15 @@ mod tests {
             .collect();
         assert_eq!(log.root(), merkle::root_of(&leaves));
         assert_eq!(log.root_at(13).unwrap(), log.root());
-        let reopened = AuditLog::open(log.into_sink()).unwrap();
+        let reopened = AuditLog::open(log.into_sink(), KEY).unwrap();
         assert_eq!(reopened.root(), merkle::root_of(&leaves));
     }
 
     #[test]
     fn open_rejects_sequence_gaps() {
-        let mut entries = log_of(4).into_sink().into_entries();
+        let (mut entries, head) = log_of(4).into_sink().into_parts();
         entries.remove(1);
-        let err = AuditLog::open(MemorySink::from_entries(entries)).unwrap_err();
+        let err = AuditLog::open(MemorySink::from_parts(entries, head), KEY).unwrap_err();
         assert!(
             matches!(err, AuditError::Inconsistent { index: 1, .. }),
             "{err}"
@@ -287,7 +413,7 @@ mod tests {
     #[test]
     fn boxed_dyn_sink_works() {
         let sink: Box<dyn AuditSink + Send> = Box::new(MemorySink::new());
-        let mut log: AuditLog = AuditLog::open(sink).unwrap();
+        let mut log: AuditLog = AuditLog::open(sink, KEY).unwrap();
         log.append(PendingEntry::new(0, "a", Operation::Counted))
             .unwrap();
         assert_eq!(log.sink().len(), 1);

@@ -8,31 +8,51 @@
 //!
 //! # Guarantees
 //!
-//! * **Tamper evidence.** The host periodically asks for a signed
-//!   [`Checkpoint`] (tree size, Merkle root, time; Ed25519) and keeps it
-//!   outside the log, or hands it to an auditor. Given the entries and a
-//!   checkpoint, [`verify_entries`] (or [`verify_file`]) reports either
-//!   [`VerifyReport::Ok`] or what is wrong and, where it can be told, the
-//!   index of the first bad entry: edited, deleted, inserted or reordered
-//!   entries, a log shorter than the checkpoint, a corrupt record, or a
-//!   forged checkpoint signature.
+//! * **Keyed chain.** The log is opened under the host's audit key
+//!   ([`AuditLog::open`]). Every entry carries a chain MAC
+//!   ([`AuditEntry::mac`]): HMAC-SHA-256 over the previous entry's MAC and
+//!   its own canonical bytes, under a key derived from the audit key with
+//!   HKDF (label `privseg-audit-chain/v1`). Whoever holds the key finds any
+//!   edit, deletion, insertion, reordering, renumbering or rewrite of
+//!   entries ([`AuditError::Tampered`]), without any checkpoint, and can
+//!   check a file without changing it ([`verify_file_with_key`]).
+//! * **Head record.** Each run that appends writes a MACed head record
+//!   through [`AuditSink::write_head`] (for a [`FileSink`], the file
+//!   `<log>.head`, replaced atomically): "open at n" before its first
+//!   entry, "sealed at n" when it ends ([`AuditLog::seal`], also on drop).
+//!   The next open checks that the log still holds the entry the head names,
+//!   so entries cut off the end (back to an earlier seal or checkpoint, or
+//!   anywhere else) are detected; a missing or forged head is too.
+//! * **Crash or truncation.** A run that died leaves "open at n": the next
+//!   open reports [`RunState::Unsealed`] instead of an error. Entries up to
+//!   n are fully protected; entries the dead run appended verify, but if
+//!   some of its last entries are missing, a crash cannot be told from their
+//!   deliberate removal. Also beyond the key's reach: replacing both the log
+//!   and its head with an older copy of both. Against that, keep the latest
+//!   signed checkpoint (or a copy of the head) where the log's writers
+//!   cannot reach it.
+//! * **Checkpoints.** The host can also ask for a signed [`Checkpoint`]
+//!   (tree size, Merkle root, time; Ed25519) and hand it to an auditor who
+//!   has no key. Given the entries and a checkpoint, [`verify_entries`] (or
+//!   [`verify_file`]) reports either [`VerifyReport::Ok`] or what is wrong
+//!   and, where it can be told, the index of the first bad entry.
 //! * **Proofs.** [`AuditLog::prove_inclusion`] shows that one entry is in
 //!   the tree of a checkpoint, and [`AuditLog::prove_consistency`] that a
 //!   later checkpoint extends an earlier one (the log was only appended to),
 //!   following RFC 9162. Both can be checked without the log.
 //! * **No personal data.** Entries refer to subjects only through pseudonyms
-//!   from an [`AuditPseudonymizer`] (HMAC-SHA-256 under an audit-only key
-//!   held by the host). Erasing a subject therefore never requires rewriting
-//!   the log. **Raw subject ids and attribute values must never be put in an
+//!   from an [`AuditPseudonymizer`] (HMAC-SHA-256 under the audit key).
+//!   Erasing a subject therefore never requires rewriting the log. Digests
+//!   of identifiers are keyed too ([`AuditPseudonymizer::digest`]).
+//!   **Raw subject ids and attribute values must never be put in an
 //!   entry**; the library cannot check this for free-form fields.
 //!
-//! What a checkpoint cannot do: an entry whose content was edited while its
-//! sequence number was kept is detected (the Merkle root differs), but with a
-//! single checkpoint the verifier cannot say which entry it was. Given
-//! several checkpoints ([`verify_entries_with_checkpoints`]) it narrows the
-//! edit down to the range between the last matching and the first
-//! mismatching checkpoint. Entries appended after the newest checkpoint are
-//! not protected until the next checkpoint.
+//! What a checkpoint alone cannot do: an entry whose content was edited
+//! while its sequence number was kept is detected (the Merkle root differs),
+//! but with a single checkpoint the verifier cannot say which entry it was
+//! (the keyed chain can). Given several checkpoints
+//! ([`verify_entries_with_checkpoints`]) it narrows the edit down to the
+//! range between the last matching and the first mismatching checkpoint.
 //!
 //! # Durability and the fsync policy
 //!
@@ -53,11 +73,20 @@
 //!
 //! On [`FileSink::open`], a torn last record (from a crash in the middle of
 //! an append, with the file cut short or padded with zeros or garbage) is
-//! discarded, the file is cut back to the end of the last complete record,
-//! and a [`RecoveryReport`] says how many bytes were dropped at which
-//! offset. A damaged record *followed by intact ones* is not a crash
-//! artefact: opening then fails with [`AuditError::Corrupt`] and the file is
-//! left untouched, so acknowledged entries are never silently dropped.
+//! copied unchanged into a side file `<log>.damaged-<n>`, the log is cut
+//! back to the end of the last complete record, and the returned
+//! [`RecoveryReport`] says how many bytes were moved, from which offset, to
+//! which file. Nothing is ever deleted. If the moved bytes held an entry a
+//! sealed head covers, [`AuditLog::open`] then fails with
+//! [`AuditError::Tampered`]. A damaged record *followed by intact ones* is
+//! not a crash artefact: opening then fails with [`AuditError::Corrupt`] and
+//! the file is left untouched; so is a file damaged from its first byte
+//! (which would otherwise be left empty), unless the damage is only zeros.
+//!
+//! The head record is always written with `fsync` (before the run's first
+//! entry and at the seal), whatever the [`SyncPolicy`], and the sink is
+//! synced first: so a crash can never leave a head covering entries that
+//! did not reach the disk.
 //!
 //! # Example
 //!
@@ -67,9 +96,11 @@
 //!     PendingEntry, verify_entries,
 //! };
 //!
-//! let pseudonyms = AuditPseudonymizer::new(&[42u8; 32])?;
+//! // The host's audit key: pseudonyms, chain and head MACs derive from it.
+//! let key = [42u8; 32];
+//! let pseudonyms = AuditPseudonymizer::new(&key)?;
 //! let signer = CheckpointSigner::from_seed(&[7u8; 32])?;
-//! let mut log = AuditLog::open(MemorySink::new())?;
+//! let mut log = AuditLog::open(MemorySink::new(), &key)?;
 //!
 //! let seq = log.append(
 //!     PendingEntry::new(1_767_225_600, "crm-service", Operation::SubjectErased)
@@ -91,6 +122,7 @@
 //! # Ok::<(), privseg::audit::AuditError>(())
 //! ```
 
+mod chain;
 mod checkpoint;
 mod entry;
 mod file;
@@ -99,13 +131,17 @@ pub mod merkle;
 mod sink;
 mod verify;
 
+pub use chain::RunState;
 pub use checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier};
-pub use entry::{AuditEntry, AuditPseudonymizer, Operation, PendingEntry};
+pub use entry::{AuditDigest, AuditEntry, AuditPseudonymizer, Operation, PendingEntry};
 pub use file::{Discarded, FileSink, RecoveryReport, ScannedFile, SyncPolicy};
 pub use log::AuditLog;
 pub use merkle::{ConsistencyProof, Hash, InclusionProof};
 pub use sink::{AuditSink, EntryIter, MemorySink};
-pub use verify::{VerifyReport, verify_entries, verify_entries_with_checkpoints, verify_file};
+pub use verify::{
+    KeyedReport, VerifyReport, verify_entries, verify_entries_with_checkpoints, verify_file,
+    verify_file_with_key,
+};
 
 /// Errors of the audit log.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +172,18 @@ pub enum AuditError {
     #[error("audit log inconsistent at entry {index}: {reason}")]
     Inconsistent {
         /// Index of the first offending entry.
+        index: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The keyed chain or the head record shows that the log was changed
+    /// by someone without the audit key: an entry edited, removed,
+    /// inserted, reordered or renumbered, entries cut off the end, the head
+    /// record missing or forged, or the whole log replaced.
+    #[error("audit log tampered with at entry {index}: {reason}")]
+    Tampered {
+        /// Index of the first entry found wrong (for a missing or short
+        /// log, the first missing one).
         index: u64,
         /// What is wrong.
         reason: String,

@@ -34,6 +34,16 @@ pub trait AuditSink {
     fn sync(&mut self) -> Result<(), AuditError> {
         Ok(())
     }
+
+    /// The stored head record ([`AuditLog`](super::AuditLog) writes it at
+    /// the start and end of each run that appends), or `None` if none was
+    /// ever written. The head must be kept apart from the entries, so that
+    /// cutting entries off does not cut it off too.
+    fn read_head(&self) -> Result<Option<Vec<u8>>, AuditError>;
+
+    /// Replaces the head record, atomically and durably: after a crash the
+    /// old or the new head is found, never a mix.
+    fn write_head(&mut self, head: &[u8]) -> Result<(), AuditError>;
 }
 
 impl<S: AuditSink + ?Sized> AuditSink for Box<S> {
@@ -52,6 +62,12 @@ impl<S: AuditSink + ?Sized> AuditSink for Box<S> {
     fn sync(&mut self) -> Result<(), AuditError> {
         (**self).sync()
     }
+    fn read_head(&self) -> Result<Option<Vec<u8>>, AuditError> {
+        (**self).read_head()
+    }
+    fn write_head(&mut self, head: &[u8]) -> Result<(), AuditError> {
+        (**self).write_head(head)
+    }
 }
 
 pub(crate) fn check_next_seq(entry: &AuditEntry, len: u64) -> Result<(), AuditError> {
@@ -69,6 +85,7 @@ pub(crate) fn check_next_seq(entry: &AuditEntry, len: u64) -> Result<(), AuditEr
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MemorySink {
     entries: Vec<AuditEntry>,
+    head: Option<Vec<u8>>,
 }
 
 impl MemorySink {
@@ -77,11 +94,32 @@ impl MemorySink {
         MemorySink::default()
     }
 
-    /// A sink holding `entries` as given, without any check; use it to load
-    /// entries kept elsewhere. [`AuditLog::open`](super::AuditLog::open)
-    /// checks their sequence numbers.
+    /// A sink holding `entries` as given and no head record, without any
+    /// check. [`AuditLog::open`](super::AuditLog::open) refuses it unless
+    /// `entries` is empty (a log with entries has a head); use
+    /// [`MemorySink::from_parts`] to load a log kept elsewhere, or
+    /// [`AuditLog::open_read_only`](super::AuditLog::open_read_only).
     pub fn from_entries(entries: Vec<AuditEntry>) -> Self {
-        MemorySink { entries }
+        MemorySink {
+            entries,
+            head: None,
+        }
+    }
+
+    /// A sink holding `entries` and the head record `head`, without any
+    /// check; [`AuditLog::open`](super::AuditLog::open) checks them.
+    pub fn from_parts(entries: Vec<AuditEntry>, head: Option<Vec<u8>>) -> Self {
+        MemorySink { entries, head }
+    }
+
+    /// The stored head record.
+    pub fn head(&self) -> Option<&[u8]> {
+        self.head.as_deref()
+    }
+
+    /// Takes the stored entries and head record out.
+    pub fn into_parts(self) -> (Vec<AuditEntry>, Option<Vec<u8>>) {
+        (self.entries, self.head)
     }
 
     /// The stored entries.
@@ -108,5 +146,14 @@ impl AuditSink for MemorySink {
 
     fn len(&self) -> u64 {
         self.entries.len() as u64
+    }
+
+    fn read_head(&self) -> Result<Option<Vec<u8>>, AuditError> {
+        Ok(self.head.clone())
+    }
+
+    fn write_head(&mut self, head: &[u8]) -> Result<(), AuditError> {
+        self.head = Some(head.to_vec());
+        Ok(())
     }
 }

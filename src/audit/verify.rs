@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use super::file::scan_path;
+use super::chain::{self, ChainKeys, RunState};
+use super::file::{Discarded, read_head_file, scan_path};
 use super::merkle::{self, Frontier};
 use super::{AuditEntry, AuditError, Checkpoint, CheckpointVerifier};
 
@@ -172,6 +173,43 @@ pub fn verify_file(
     }
 }
 
+/// What [`verify_file_with_key`] found in a log that verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedReport {
+    /// Entries whose chain MACs verified.
+    pub entries: u64,
+    /// What the head record says about the last run.
+    pub state: RunState,
+    /// A torn tail after the last complete record (left in place: the file
+    /// is only read).
+    pub discarded: Option<Discarded>,
+}
+
+/// Verifies the log file at `path` and its head record (`<path>.head`)
+/// with the host's audit key alone, without changing either: every
+/// entry's chain MAC, the sequence numbers, and that the log holds at least
+/// the entries the head covers and the very entry it names. No checkpoint
+/// is needed. Errors: [`AuditError::Tampered`], [`AuditError::Inconsistent`]
+/// or [`AuditError::Corrupt`] for a log that does not verify (as
+/// [`AuditLog::open`](super::AuditLog::open) would report it),
+/// [`AuditError::Io`] for I/O failures.
+pub fn verify_file_with_key(path: impl AsRef<Path>, key: &[u8]) -> Result<KeyedReport, AuditError> {
+    let keys = ChainKeys::derive(key)?;
+    let path = path.as_ref();
+    let mut entries = Vec::new();
+    let (_, _, discarded) = scan_path(path, |e| entries.push(e))?;
+    let head = read_head_file(path)?;
+    let n = entries.len() as u64;
+    let checked = chain::check(&keys, entries.into_iter().map(Ok), head.as_deref(), |_| {
+        Ok(())
+    })?;
+    Ok(KeyedReport {
+        entries: n,
+        state: checked.state,
+        discarded,
+    })
+}
+
 fn check_signatures(
     checkpoints: &[Checkpoint],
     verifier: &CheckpointVerifier,
@@ -262,7 +300,7 @@ mod tests {
 
     fn setup(n: u64) -> (Vec<AuditEntry>, CheckpointSigner, AuditLog<MemorySink>) {
         let signer = CheckpointSigner::from_seed(&[9u8; 32]).unwrap();
-        let mut log = AuditLog::open(MemorySink::new()).unwrap();
+        let mut log = AuditLog::open(MemorySink::new(), &[4u8; 32]).unwrap();
         for i in 0..n {
             log.append(
                 PendingEntry::new(1_700_000_000 + i as i64, "svc", Operation::SegmentEvaluated)
@@ -335,7 +373,7 @@ mod tests {
     #[test]
     fn checkpoint_after_every_append_locates_an_edit() {
         let signer = CheckpointSigner::from_seed(&[9u8; 32]).unwrap();
-        let mut log = AuditLog::open(MemorySink::new()).unwrap();
+        let mut log = AuditLog::open(MemorySink::new(), &[4u8; 32]).unwrap();
         let mut cps = Vec::new();
         for i in 0..8 {
             log.append(PendingEntry::new(i, "svc", Operation::Counted))

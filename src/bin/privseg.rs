@@ -26,8 +26,9 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use privseg::audit::{
-    AuditLog, AuditPseudonymizer, AuditSink, Checkpoint, CheckpointSigner, CheckpointVerifier,
-    FileSink, MemorySink, SyncPolicy, VerifyReport, verify_file,
+    AuditError, AuditLog, AuditPseudonymizer, AuditSink, Checkpoint, CheckpointSigner,
+    CheckpointVerifier, FileSink, MemorySink, RunState, SyncPolicy, VerifyReport, verify_file,
+    verify_file_with_key,
 };
 use privseg::load::{LoadError, LoadStats, Loader, Progress, Stage};
 use privseg::outputs::ExportFormat;
@@ -302,6 +303,10 @@ enum AuditCommand {
         /// by `audit public-key`).
         #[arg(long, value_name = "FILE")]
         public_key: PathBuf,
+        /// Also check every entry's chain MAC and the head record with the
+        /// audit key: finds edits and removals past the checkpoint too.
+        #[arg(long, value_name = "FILE")]
+        audit_key_file: Option<PathBuf>,
     },
     /// Print the proof (JSON) that entry INDEX is in the log's Merkle tree,
     /// with the entry's leaf hash and the tree's root.
@@ -707,17 +712,33 @@ fn new_engine(policy: Arc<Policy>, audit: &AuditArgs) -> Result<Engine, Failure>
         .map_err(|e| Failure::Input(format!("audit key file {}: {e}", log.display())))?;
     let (sink, report) = FileSink::open(log, SyncPolicy::EveryAppend)
         .map_err(|e| Failure::Input(format!("{}: {e}", log.display())))?;
+    // A damaged tail stops the command: it was moved aside, not deleted, and
+    // someone must look at it before data is processed again.
     if let Some(d) = report.discarded {
-        eprintln!(
-            "warning: {}: cut off {} bytes of a torn last record at offset {} ({})",
+        let saved = d.saved_to.as_deref().unwrap_or(log.as_path());
+        return Err(Failure::Input(format!(
+            "{}: {} damaged bytes at offset {} ({}) were moved to {}; inspect them, then run the command again",
             log.display(),
             d.bytes,
             d.offset,
-            d.reason
+            d.reason,
+            saved.display()
+        )));
+    }
+    let path = log;
+    let log = AuditLog::open(Box::new(sink) as Box<dyn AuditSink + Send>, &key)
+        .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
+    if let RunState::Unsealed {
+        sealed_entries,
+        unsealed_entries,
+    } = log.run_state()
+    {
+        eprintln!(
+            "warning: {}: the run that wrote entries {sealed_entries}..{} did not end cleanly (crash?); entries it lost at the end cannot be detected",
+            path.display(),
+            sealed_entries + unsealed_entries
         );
     }
-    let log = AuditLog::open(Box::new(sink) as Box<dyn AuditSink + Send>)
-        .map_err(|e| Failure::Input(format!("{}: {e}", log.display())))?;
     Engine::with_audit(policy, log, ids).map_err(engine_failure)
 }
 
@@ -923,6 +944,8 @@ fn eval(who: &Who, a: EvalArgs) -> Result<(), Failure> {
         }
     }
     out.flush().map_err(write_err)?;
+    // The engine is not dropped below, so its audit log is sealed here.
+    engine.seal_audit().map_err(engine_failure)?;
     // The process ends here: let the system reclaim the engine's memory
     // rather than freeing millions of allocations one by one.
     std::mem::forget(engine);
@@ -1181,7 +1204,7 @@ fn write_output(e: serde_json::Error) -> Failure {
 fn read_log(path: &Path) -> Result<AuditLog<MemorySink>, Failure> {
     let scanned =
         FileSink::scan(path).map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
-    AuditLog::open(MemorySink::from_entries(scanned.entries))
+    AuditLog::open_read_only(MemorySink::from_entries(scanned.entries))
         .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))
 }
 
@@ -1213,7 +1236,35 @@ fn audit(cmd: AuditCommand) -> Result<(), Failure> {
             log,
             checkpoint,
             public_key,
+            audit_key_file,
         } => {
+            if let Some(key_file) = audit_key_file {
+                let key = read_key(&key_file, "audit key file")?;
+                match verify_file_with_key(&log, &key) {
+                    Ok(r) => {
+                        if let RunState::Unsealed {
+                            sealed_entries,
+                            unsealed_entries,
+                        } = r.state
+                        {
+                            eprintln!(
+                                "note: {}: the last run did not end cleanly; entries {sealed_entries}..{} verify, but missing ones after them could not be detected",
+                                log.display(),
+                                sealed_entries + unsealed_entries
+                            );
+                        }
+                    }
+                    Err(e @ (AuditError::Io { .. } | AuditError::InvalidKey(_))) => {
+                        return Err(Failure::Input(format!("{}: {e}", log.display())));
+                    }
+                    Err(e) => {
+                        return Err(Failure::Denied(format!(
+                            "{}: the audit log does not verify with the audit key: {e}",
+                            log.display()
+                        )));
+                    }
+                }
+            }
             let cp = Checkpoint::from_json(&read_text(&checkpoint)?)
                 .map_err(|e| Failure::Input(format!("{}: {e}", checkpoint.display())))?;
             let key = read_key(&public_key, "public key file")?;
