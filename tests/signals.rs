@@ -314,15 +314,17 @@ fn tcf_v23_rules_strict_and_lenient() {
 
 #[test]
 fn tcf_errors_name_field_and_offset() {
-    // Version 1 string (first character 'B').
+    // Version 1 string (first character 'B'): named as TCF v1, not as an
+    // unknown signal.
+    let v1 = "BOEFEAyOEFEAyAHABDENAI4AAAB9vABAASA";
     assert_eq!(
-        TcString::decode("BOEFEAyOEFEAyAHABDENAI4AAAB9vABAASA").unwrap_err(),
-        SignalError::UnsupportedVersion {
-            field: "Version",
-            offset: 0,
-            found: 1
-        }
+        TcString::decode(v1).unwrap_err(),
+        SignalError::TcfV1Unsupported
     );
+    let msg = privseg::consent::signals::decode_to_json(v1)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.starts_with("TCF v1 is not supported"), "{msg}");
     // Bad base64url.
     assert_eq!(
         TcString::decode("CPXx+fAP").unwrap_err(),
@@ -464,18 +466,19 @@ fn tcf_json_uses_spec_names_and_round_trips() {
     let tc = TcString::decode(&handmade_tc()).unwrap();
     let json = tc.to_json().unwrap();
     for key in [
+        "\"type\":\"tcf\"",
         "\"cmpId\":300",
         "\"cmpVersion\":5",
         "\"consentLanguage\":\"FR\"",
-        "\"tcfPolicyVersion\":5",
+        "\"policyVersion\":5",
         "\"isServiceSpecific\":true",
-        "\"purposesConsent\":[1,2,3,4,7]",
-        "\"purposesLITransparency\":[2,7,9]",
-        "\"publisherCC\":\"FR\"",
-        "\"specialFeatureOptIns\":[1,2]",
+        "\"purposeConsents\":[1,2,3,4,7]",
+        "\"purposeLegitimateInterests\":[2,7,9]",
+        "\"publisherCountryCode\":\"FR\"",
+        "\"specialFeatureOptins\":[1,2]",
         "\"maxVendorId\":12",
-        "\"segmentType\":\"disclosedVendors\"",
-        "\"segmentType\":\"publisherTC\"",
+        "\"vendorsDisclosed\":[",
+        "\"segments\":[\"vendorsDisclosed\",\"publisherTC\"]",
         "\"numCustomPurposes\":2",
     ] {
         assert!(json.contains(key), "{key} missing in {json}");
@@ -1052,9 +1055,10 @@ fn gpp_json_names_and_encode_from_json() {
     let g = GppString::decode(&raw).unwrap();
     let json = g.to_json().unwrap();
     for key in [
-        "\"section\":\"uspv1\"",
-        "\"optOutSale\":\"No\"",
-        "\"section\":\"usnat\"",
+        "\"type\":\"gpp\"",
+        "\"sectionIds\":[6,7]",
+        "\"uspv1\":{\"type\":\"usp\",\"version\":1,\"notice\":\"Y\",\"optOutSale\":\"N\",\"lspaCovered\":\"N\"}",
+        "\"usnat\":{",
         "\"saleOptOut\":1",
         "\"sharingOptOut\":2",
         "\"mspaServiceProviderMode\":2",
