@@ -1069,3 +1069,51 @@ fn gpp_json_names_and_encode_from_json() {
     let back = GppString::from_json(&json).unwrap();
     assert_eq!(back.encode().unwrap(), raw);
 }
+
+#[test]
+fn events_refuse_what_decoding_only_reports() {
+    use privseg::consent::signals::events::{SignalEventError, SignalNotice, signal_to_events};
+    let mapping = SignalMapping::from_json(r#"{"tcfPurposes": {"1": "analytics.basic"}}"#).unwrap();
+    let notice = SignalNotice {
+        version: "v1".into(),
+        sha256_hex: "0".repeat(64),
+    };
+    // Policy version 2: decodes (the violation listed), but no events.
+    let mut old = TcString::example();
+    old.core.tcf_policy_version = 2;
+    let old = old.encode().unwrap();
+    let json = privseg::consent::signals::decode_to_json(&old).unwrap();
+    assert!(
+        json.contains(r#"{"field":"TcfPolicyVersion","offset":132,"#),
+        "{json}"
+    );
+    let err =
+        signal_to_events("s-1", &old, &mapping, &TcfOptions::default(), &notice, 0).unwrap_err();
+    assert!(matches!(err, SignalEventError::Refused(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "signal refused: policy violation in TcfPolicyVersion at bit 132: policy version below the accepted minimum"
+    );
+    // A v2.3 string without DisclosedVendors: refused, no bit offset.
+    let mut no_dv = TcString::example();
+    no_dv.segments.clear();
+    let no_dv = no_dv.encode().unwrap();
+    let err = signal_to_events("s-1", &no_dv, &mapping, &TcfOptions::default(), &notice, 0)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "signal refused: policy violation in DisclosedVendors: TCF v2.3 requires the DisclosedVendors segment"
+    );
+    // Strict decoding refuses the same way.
+    let strict = privseg::consent::signals::DecodeOptions {
+        strict: true,
+        ..Default::default()
+    };
+    assert!(privseg::consent::signals::decode_to_json_with(&no_dv, &strict).is_err());
+    // A valid string gives the events.
+    let ok = TcString::example().encode().unwrap();
+    let events =
+        signal_to_events("s-1", &ok, &mapping, &TcfOptions::default(), &notice, 0).unwrap();
+    assert_eq!(events.len(), 1);
+}
