@@ -1,12 +1,17 @@
 //! Decode throughput for a typical TC string.
+//!
+//! Besides the criterion groups, `main` first measures decoding by the CPU
+//! time of the decoding thread (from `/proc/thread-self/schedstat`, so that
+//! other load on the machine does not count) and prints strings per second
+//! per core: `cargo bench --bench signals -- --cpu-only` prints that alone.
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use privseg::consent::signals::gpp::GppString;
 use privseg::consent::signals::tcf::{
-    IdSet, PublisherRestriction, RestrictionType, Segment, TcString, VendorBits, VendorEncoding,
-    VendorRange, VendorSection,
+    IdSet, PublisherRestriction, RestrictionType, Segment, TcString, TcfOptions, VendorBits,
+    VendorEncoding, VendorRange, VendorSection,
 };
 
 /// A TCF v2.3 string shaped like a common CMP output: a few hundred vendors
@@ -69,5 +74,44 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// CPU time of the calling thread in nanoseconds.
+fn thread_cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Decodes `s` until about one second of this thread's CPU time is spent
+/// and returns strings per CPU second.
+fn cpu_rate(s: &str, opts: &TcfOptions) -> Option<f64> {
+    let start = thread_cpu_ns()?;
+    let mut n = 0u64;
+    loop {
+        for _ in 0..10_000 {
+            black_box(TcString::decode_with(black_box(s), opts).expect("decodes"));
+        }
+        n += 10_000;
+        let spent = thread_cpu_ns()? - start;
+        if spent >= 1_000_000_000 {
+            return Some(n as f64 / (spent as f64 / 1e9));
+        }
+    }
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    let s = typical();
+    match cpu_rate(&s, &TcfOptions::lenient()) {
+        Some(rate) => println!(
+            "tcf_decode_typical ({} characters): {:.2} M strings per CPU second per thread",
+            s.len(),
+            rate / 1e6
+        ),
+        None => println!("thread CPU time unavailable (no /proc/thread-self/schedstat)"),
+    }
+    if std::env::args().any(|a| a == "--cpu-only") {
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

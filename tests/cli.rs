@@ -1546,7 +1546,8 @@ fn signals_decode_and_encode() {
     let r = run(&["signal", "decode", "1YNN"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let obj: Json = serde_json::from_str(r.stdout.trim()).unwrap();
-    assert_eq!(obj["optOutSale"], "No");
+    assert_eq!(obj["optOutSale"], "N");
+    assert_eq!(obj["type"], "usp");
     let file = scratch("usp.json", &r.stdout);
     let r = run(&["signal", "encode", "--json", &file, "--type", "usp"]);
     assert_eq!((r.code, r.stdout.trim()), (0, "1YNN"));
@@ -1576,6 +1577,37 @@ fn signals_decode_and_encode() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("starts with C"), "{}", r.stderr);
     assert_eq!(run(&["signal", "decode", "1YQN"]).code, 2);
+    // Without --type the JSON's own "type" says what to encode.
+    let r = run(&["signal", "encode", "--json", &file]);
+    assert_eq!((r.code, r.stdout.trim()), (0, tc.as_str()));
+    // Lenient by default, --strict refuses with the rule named.
+    let mut old = privseg::consent::signals::tcf::TcString::example();
+    old.core.tcf_policy_version = 2;
+    let old = old.encode().unwrap();
+    let r = run(&["signal", "decode", &old]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("\"field\":\"TcfPolicyVersion\",\"offset\":132"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&["signal", "decode", "--strict", &old]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("TcfPolicyVersion at bit 132"),
+        "{}",
+        r.stderr
+    );
+    // A header naming an absent section: an error, unless --header-only.
+    assert_eq!(run(&["signal", "decode", "DBACNYA"]).code, 2);
+    let r = run(&["signal", "decode", "--header-only", "DBACNYA"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("\"sectionIds\":[2,6]"), "{}", r.stdout);
+    // TCF v1 is named.
+    let r = run(&["signal", "decode", "BOEFEAyOEFEAyAHABDENAI4AAAB9vABAASA"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("TCF v1 is not supported"), "{}", r.stderr);
 }
 
 #[test]

@@ -314,15 +314,17 @@ fn tcf_v23_rules_strict_and_lenient() {
 
 #[test]
 fn tcf_errors_name_field_and_offset() {
-    // Version 1 string (first character 'B').
+    // Version 1 string (first character 'B'): named as TCF v1, not as an
+    // unknown signal.
+    let v1 = "BOEFEAyOEFEAyAHABDENAI4AAAB9vABAASA";
     assert_eq!(
-        TcString::decode("BOEFEAyOEFEAyAHABDENAI4AAAB9vABAASA").unwrap_err(),
-        SignalError::UnsupportedVersion {
-            field: "Version",
-            offset: 0,
-            found: 1
-        }
+        TcString::decode(v1).unwrap_err(),
+        SignalError::TcfV1Unsupported
     );
+    let msg = privseg::consent::signals::decode_to_json(v1)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.starts_with("TCF v1 is not supported"), "{msg}");
     // Bad base64url.
     assert_eq!(
         TcString::decode("CPXx+fAP").unwrap_err(),
@@ -464,18 +466,19 @@ fn tcf_json_uses_spec_names_and_round_trips() {
     let tc = TcString::decode(&handmade_tc()).unwrap();
     let json = tc.to_json().unwrap();
     for key in [
+        "\"type\":\"tcf\"",
         "\"cmpId\":300",
         "\"cmpVersion\":5",
         "\"consentLanguage\":\"FR\"",
-        "\"tcfPolicyVersion\":5",
+        "\"policyVersion\":5",
         "\"isServiceSpecific\":true",
-        "\"purposesConsent\":[1,2,3,4,7]",
-        "\"purposesLITransparency\":[2,7,9]",
-        "\"publisherCC\":\"FR\"",
-        "\"specialFeatureOptIns\":[1,2]",
+        "\"purposeConsents\":[1,2,3,4,7]",
+        "\"purposeLegitimateInterests\":[2,7,9]",
+        "\"publisherCountryCode\":\"FR\"",
+        "\"specialFeatureOptins\":[1,2]",
         "\"maxVendorId\":12",
-        "\"segmentType\":\"disclosedVendors\"",
-        "\"segmentType\":\"publisherTC\"",
+        "\"vendorsDisclosed\":[",
+        "\"segments\":[\"vendorsDisclosed\",\"publisherTC\"]",
         "\"numCustomPurposes\":2",
     ] {
         assert!(json.contains(key), "{key} missing in {json}");
@@ -1052,9 +1055,10 @@ fn gpp_json_names_and_encode_from_json() {
     let g = GppString::decode(&raw).unwrap();
     let json = g.to_json().unwrap();
     for key in [
-        "\"section\":\"uspv1\"",
-        "\"optOutSale\":\"No\"",
-        "\"section\":\"usnat\"",
+        "\"type\":\"gpp\"",
+        "\"sectionIds\":[6,7]",
+        "\"uspv1\":{\"type\":\"usp\",\"version\":1,\"notice\":\"Y\",\"optOutSale\":\"N\",\"lspaCovered\":\"N\"}",
+        "\"usnat\":{",
         "\"saleOptOut\":1",
         "\"sharingOptOut\":2",
         "\"mspaServiceProviderMode\":2",
@@ -1064,4 +1068,52 @@ fn gpp_json_names_and_encode_from_json() {
     }
     let back = GppString::from_json(&json).unwrap();
     assert_eq!(back.encode().unwrap(), raw);
+}
+
+#[test]
+fn events_refuse_what_decoding_only_reports() {
+    use privseg::consent::signals::events::{SignalEventError, SignalNotice, signal_to_events};
+    let mapping = SignalMapping::from_json(r#"{"tcfPurposes": {"1": "analytics.basic"}}"#).unwrap();
+    let notice = SignalNotice {
+        version: "v1".into(),
+        sha256_hex: "0".repeat(64),
+    };
+    // Policy version 2: decodes (the violation listed), but no events.
+    let mut old = TcString::example();
+    old.core.tcf_policy_version = 2;
+    let old = old.encode().unwrap();
+    let json = privseg::consent::signals::decode_to_json(&old).unwrap();
+    assert!(
+        json.contains(r#"{"field":"TcfPolicyVersion","offset":132,"#),
+        "{json}"
+    );
+    let err =
+        signal_to_events("s-1", &old, &mapping, &TcfOptions::default(), &notice, 0).unwrap_err();
+    assert!(matches!(err, SignalEventError::Refused(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "signal refused: policy violation in TcfPolicyVersion at bit 132: policy version below the accepted minimum"
+    );
+    // A v2.3 string without DisclosedVendors: refused, no bit offset.
+    let mut no_dv = TcString::example();
+    no_dv.segments.clear();
+    let no_dv = no_dv.encode().unwrap();
+    let err = signal_to_events("s-1", &no_dv, &mapping, &TcfOptions::default(), &notice, 0)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "signal refused: policy violation in DisclosedVendors: TCF v2.3 requires the DisclosedVendors segment"
+    );
+    // Strict decoding refuses the same way.
+    let strict = privseg::consent::signals::DecodeOptions {
+        strict: true,
+        ..Default::default()
+    };
+    assert!(privseg::consent::signals::decode_to_json_with(&no_dv, &strict).is_err());
+    // A valid string gives the events.
+    let ok = TcString::example().encode().unwrap();
+    let events =
+        signal_to_events("s-1", &ok, &mapping, &TcfOptions::default(), &notice, 0).unwrap();
+    assert_eq!(events.len(), 1);
 }

@@ -344,9 +344,20 @@ enum SignalType {
 enum SignalCommand {
     /// Decode a consent signal and print it as JSON: a TCF TC string
     /// (starting with C), a GPP string (D) or a US Privacy string (1).
+    ///
+    /// Decoding is lenient: a string that breaks a TCF policy rule (policy
+    /// version below 4, a TCF v2.3 requirement) decodes, and the rules it
+    /// breaks are listed under "violations" with field and bit offset.
     Decode {
         /// The signal string.
         string: String,
+        /// Refuse a string that breaks a policy rule, naming the rule.
+        #[arg(long)]
+        strict: bool,
+        /// For a GPP string, decode the header alone (version and section
+        /// ids), even when sections it names are absent.
+        #[arg(long)]
+        header_only: bool,
     },
     /// Encode a consent signal from its JSON form (as `signal decode`
     /// prints it) and print the string.
@@ -354,9 +365,9 @@ enum SignalCommand {
         /// The JSON file.
         #[arg(long, value_name = "FILE")]
         json: PathBuf,
-        /// Which kind of signal the JSON describes.
+        /// Which kind of signal the JSON describes (default: its "type").
         #[arg(long = "type", value_enum, value_name = "TYPE")]
-        kind: SignalType,
+        kind: Option<SignalType>,
     },
 }
 
@@ -1351,17 +1362,33 @@ fn signal(cmd: SignalCommand) -> Result<(), Failure> {
     use privseg::consent::signals;
     let bad = |e: privseg::consent::signals::SignalError| Failure::Input(e.to_string());
     match cmd {
-        SignalCommand::Decode { string } => {
-            emit(signals::decode_to_json(&string).map_err(bad)?)?;
+        SignalCommand::Decode {
+            string,
+            strict,
+            header_only,
+        } => {
+            let opts = signals::DecodeOptions {
+                strict,
+                header_only,
+                ..signals::DecodeOptions::default()
+            };
+            emit(signals::decode_to_json_with(&string, &opts).map_err(bad)?)?;
         }
         SignalCommand::Encode { json, kind } => {
             let text = read_text(&json)?;
-            let format = match kind {
-                SignalType::Tcf => signals::SignalFormat::Tcf,
-                SignalType::Gpp => signals::SignalFormat::Gpp,
-                SignalType::Usp => signals::SignalFormat::Usp,
+            let out = match kind {
+                Some(SignalType::Tcf) => {
+                    signals::encode_from_json(signals::SignalFormat::Tcf, &text)
+                }
+                Some(SignalType::Gpp) => {
+                    signals::encode_from_json(signals::SignalFormat::Gpp, &text)
+                }
+                Some(SignalType::Usp) => {
+                    signals::encode_from_json(signals::SignalFormat::Usp, &text)
+                }
+                None => signals::encode_json(&text),
             };
-            emit(signals::encode_from_json(format, &text).map_err(bad)?)?;
+            emit(out.map_err(bad)?)?;
         }
     }
     Ok(())

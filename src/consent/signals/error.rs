@@ -19,6 +19,11 @@ pub enum SignalError {
         /// Its first character.
         first: char,
     },
+    /// A TCF v1 consent string (its first character is `B`, version 1).
+    #[error(
+        "TCF v1 is not supported: TCF v1 consent strings were retired in August 2020; only TCF v2 TC strings (starting with C) are read"
+    )]
+    TcfV1Unsupported,
     /// The input string (or a segment of it) was empty.
     #[error("empty input for {what}")]
     Empty {
@@ -114,7 +119,7 @@ pub enum SignalError {
         index: usize,
     },
     /// A policy rule (TCF v2.2 / v2.3) is violated and strict validation is on.
-    #[error("policy violation in {field} at bit {offset:?}: {reason}")]
+    #[error("policy violation in {field}{}: {reason}", at_bit(*offset))]
     PolicyViolation {
         /// Field name.
         field: &'static str,
@@ -170,6 +175,11 @@ pub enum SignalError {
     /// JSON input or output failed.
     #[error("JSON error: {0}")]
     Json(String),
+}
+
+/// ` at bit N` when an offset applies, nothing otherwise.
+fn at_bit(offset: Option<usize>) -> String {
+    offset.map(|o| format!(" at bit {o}")).unwrap_or_default()
 }
 
 /// Shorthand result type for this module.

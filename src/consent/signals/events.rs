@@ -74,3 +74,49 @@ pub fn decisions_to_events(
         })
         .collect()
 }
+
+/// Why a signal string did not become consent events.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignalEventError {
+    /// The string does not decode, or breaks a policy rule (the rule is
+    /// named, with its field and bit offset): a decision is only taken from
+    /// a signal that meets the rules, even though decoding alone is lenient.
+    #[error("signal refused: {0}")]
+    Refused(#[from] super::SignalError),
+    /// A decision has no privseg purpose.
+    #[error(transparent)]
+    Unmapped(#[from] UnmappedDecision),
+}
+
+/// Decodes a TCF, GPP or US Privacy string strictly under `opts` (minimum
+/// TCF policy version, TCF v2.3 rules) and turns what it says into one
+/// subject's consent events. A string that breaks a rule is refused with
+/// the violation named; `at` (Unix seconds) dates the decisions of signals
+/// that carry no time of their own.
+pub fn signal_to_events(
+    subject: &str,
+    raw: &str,
+    mapping: &super::mapping::SignalMapping,
+    opts: &super::tcf::TcfOptions,
+    notice: &SignalNotice,
+    at: i64,
+) -> Result<Vec<ConsentEvent>, SignalEventError> {
+    use super::{SignalFormat, gpp, tcf, usp};
+    let strict = tcf::TcfOptions {
+        strict: true,
+        ..*opts
+    };
+    let raw = raw.trim();
+    let decisions = match SignalFormat::detect(raw)? {
+        SignalFormat::Tcf => {
+            let tc = tcf::TcString::decode_with(raw, &strict)?.tc;
+            mapping.tcf_decisions(raw, &tc)
+        }
+        SignalFormat::Gpp => {
+            let g = gpp::GppString::decode_with(raw, &gpp::GppOptions { tcf: strict })?.gpp;
+            mapping.gpp_decisions(raw, &g, at)
+        }
+        SignalFormat::Usp => mapping.usp_decisions(raw, &usp::UsPrivacy::decode(raw)?, at),
+    };
+    Ok(decisions_to_events(subject, &decisions, notice)?)
+}

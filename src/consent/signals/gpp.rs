@@ -21,20 +21,15 @@ pub const SECTION_USPV1: u16 = 6;
 pub const SECTION_USNAT: u16 = 7;
 
 /// One section of a GPP string.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "section", rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GppSection {
     /// Section 2, `tcfeuv2`.
-    #[serde(rename = "tcfeuv2")]
     TcfEuV2(TcString),
     /// Section 6, `uspv1`.
-    #[serde(rename = "uspv1")]
     UspV1(UsPrivacy),
     /// Section 7, `usnat`.
-    #[serde(rename = "usnat")]
     UsNat(UsNat),
     /// A section this crate does not decode, kept verbatim.
-    #[serde(rename = "unknown")]
     Unknown {
         /// Section id from the header.
         id: u16,
@@ -55,9 +50,10 @@ impl GppSection {
     }
 }
 
-/// A decoded GPP string.
+/// A decoded GPP string. Its serde form is the reference-library JSON of
+/// [`super::json::GppJson`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(into = "super::json::GppJson", try_from = "super::json::GppJson")]
 pub struct GppString {
     /// GPP header version (1).
     pub version: u8,
@@ -303,13 +299,14 @@ impl GppString {
         Ok(out)
     }
 
-    /// JSON with the specifications' field names in camelCase.
+    /// JSON with the field names and shapes of the IAB reference libraries
+    /// ([`super::json::GppJson`]).
     pub fn to_json(&self) -> SignalResult<String> {
-        serde_json::to_string(self).map_err(|e| SignalError::Json(e.to_string()))
+        super::json::to_json(self)
     }
 
     /// Parses the JSON produced by [`GppString::to_json`].
     pub fn from_json(s: &str) -> SignalResult<Self> {
-        serde_json::from_str(s).map_err(|e| SignalError::Json(e.to_string()))
+        super::json::from_json(s)
     }
 }

@@ -20,14 +20,14 @@ pub const OFFSET_PURPOSES_LI: usize = 176;
 /// Bit offset of the vendor consent section in the core segment.
 pub const OFFSET_VENDOR_CONSENTS: usize = 213;
 
-/// A decoded TC string.
+/// A decoded TC string. Its serde form is the reference-library JSON of
+/// [`super::json::TcfJson`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(into = "super::json::TcfJson", try_from = "super::json::TcfJson")]
 pub struct TcString {
     /// The core segment (always first).
     pub core: CoreSegment,
     /// The optional segments, in the order in which they appear.
-    #[serde(default)]
     pub segments: Vec<Segment>,
 }
 
@@ -379,7 +379,7 @@ pub enum RestrictionType {
 }
 
 impl RestrictionType {
-    fn from_bits(v: u64) -> Self {
+    pub(crate) fn from_bits(v: u64) -> Self {
         match v {
             0 => Self::NotAllowed,
             1 => Self::RequireConsent,
@@ -387,7 +387,7 @@ impl RestrictionType {
             _ => Self::Undefined,
         }
     }
-    fn bits(self) -> u64 {
+    pub(crate) fn bits(self) -> u64 {
         match self {
             Self::NotAllowed => 0,
             Self::RequireConsent => 1,
@@ -781,6 +781,7 @@ impl VendorSection {
             VendorEncoding::Range { entries } => {
                 let mut v: Vec<u16> = entries.iter().flat_map(|e| e.start..=e.end).collect();
                 v.sort_unstable();
+                v.dedup();
                 v
             }
         }
@@ -994,14 +995,15 @@ impl TcString {
         out
     }
 
-    /// JSON with the specification's field names in camelCase.
+    /// JSON with the field names and shapes of the IAB reference libraries
+    /// ([`super::json::TcfJson`]), violations under the default options.
     pub fn to_json(&self) -> SignalResult<String> {
-        serde_json::to_string(self).map_err(|e| SignalError::Json(e.to_string()))
+        super::json::to_json(self)
     }
 
     /// Parses the JSON produced by [`TcString::to_json`].
     pub fn from_json(s: &str) -> SignalResult<Self> {
-        serde_json::from_str(s).map_err(|e| SignalError::Json(e.to_string()))
+        super::json::from_json(s)
     }
 
     /// A small, valid TCF v2.3 example (used in documentation).
@@ -1047,6 +1049,9 @@ fn decode_core(s: &str) -> SignalResult<CoreSegment> {
     let bits = Bits::from_base64url(s)?;
     let mut r = bits.reader();
     let version = r.read(6, "Version")?;
+    if version == 1 {
+        return Err(SignalError::TcfV1Unsupported);
+    }
     if version != 2 {
         return Err(SignalError::UnsupportedVersion {
             field: "Version",

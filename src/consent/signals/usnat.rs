@@ -16,8 +16,10 @@ use super::error::{SignalError, SignalResult};
 /// (0 = not applicable; for notices 1 = provided, 2 = not provided; for
 /// opt-outs 1 = opted out, 2 = did not opt out; for consents 1 = no consent,
 /// 2 = consent).
+///
+/// Its serde form is [`super::json::UsNatJson`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(into = "super::json::UsNatJson", try_from = "super::json::UsNatJson")]
 pub struct UsNat {
     /// Version, Int(6): 1 or 2.
     pub version: u8,

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{SignalError, SignalResult};
 
-/// One flag of a US Privacy string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// One flag of a US Privacy string; its serde form is the string's own
+/// character, `"Y"`, `"N"` or `"-"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UspFlag {
     /// `Y`
     Yes,
@@ -39,9 +40,31 @@ impl UspFlag {
     }
 }
 
-/// A decoded US Privacy string.
+impl Serialize for UspFlag {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 4];
+        s.serialize_str(self.as_char().encode_utf8(&mut buf))
+    }
+}
+
+impl<'de> Deserialize<'de> for UspFlag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_bytes() {
+            [c] => UspFlag::parse(*c, 0).map_err(|_| {
+                serde::de::Error::custom(format!("expected \"Y\", \"N\" or \"-\", got {s:?}"))
+            }),
+            _ => Err(serde::de::Error::custom(format!(
+                "expected \"Y\", \"N\" or \"-\", got {s:?}"
+            ))),
+        }
+    }
+}
+
+/// A decoded US Privacy string. Its serde form is
+/// [`super::json::UspJson`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(into = "super::json::UspJson", try_from = "super::json::UspJson")]
 pub struct UsPrivacy {
     /// Specification version; only 1 exists.
     pub version: u8,
