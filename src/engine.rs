@@ -41,9 +41,9 @@ use serde::Serialize;
 use time::Date;
 
 use crate::Timestamp;
-use crate::clock::{Clock, SystemClock};
 use crate::access::{AccessError, Actor, Permission, authorize};
 use crate::audit::{AuditError, AuditLog, AuditPseudonymizer, MemorySink, Operation, PendingEntry};
+use crate::clock::{Clock, SystemClock};
 use crate::consent::{
     ConsentEvent, DataUse, Eligibility, EventContext, EventError, EventKind, Rule, check_event,
     eligibility, event_of_record, insert_in_order,
@@ -212,19 +212,6 @@ impl Members {
     pub fn made_by(&self, engine: &Engine) -> bool {
         self.engine == engine.instance
     }
-}
-
-/// The shape of a compiled plan: what it does, never what it reads.
-#[derive(Clone, Debug)]
-pub struct PlanShape {
-    /// The plan's operation tree (operand indexes, no data).
-    pub root: eval::PlanNode,
-    /// Number of operand bitsets.
-    pub operands: usize,
-    /// Words per operand.
-    pub words: usize,
-    /// Bytes the plan streams from memory.
-    pub input_bytes: usize,
 }
 
 /// A predicate term and whether it held.
@@ -539,41 +526,6 @@ impl Engine {
         f(&mask, count)
     }
 
-    /// The shape of a segment's compiled plan (operations, operand count,
-    /// bytes read), for inspection and measurement. It carries no column
-    /// data: the operands themselves never leave the engine. Needs the
-    /// `count` permission for the purpose; recorded.
-    pub fn plan_shape(
-        &self,
-        actor: &Actor,
-        seg: &CheckedSegment,
-        reference: Timestamp,
-    ) -> Result<PlanShape, EngineError> {
-        self.allow(
-            actor,
-            Permission::Count(seg.purpose_key()),
-            Some(seg.purpose_key()),
-        )?;
-        self.check_version(seg)?;
-        let now = self.now();
-        self.log(
-            self.segment_entry(actor, Operation::SegmentEvaluated, seg, reference)
-                .detail("plan", true),
-        )?;
-        let anchored = seg.anchored(reference);
-        Ok(
-            self.with_mask(seg.purpose(), seg.data_use(), now, |mask, count| {
-                let plan = eval::compile(&self.policy, &self.store, &anchored, now, mask, count);
-                PlanShape {
-                    root: plan.root().clone(),
-                    operands: plan.len(),
-                    words: plan.words(),
-                    input_bytes: plan.input_bytes(),
-                }
-            }),
-        )
-    }
-
     /// Runs `f` on the compiled plan of a segment (the eligibility mask as
     /// of now ANDed in), for the project's own kernel benchmarks. A plan's
     /// operands are raw column bitmaps over every row, unmasked, so this
@@ -609,7 +561,14 @@ impl Engine {
         let now = self.now();
         let anchored = seg.anchored(reference);
         self.with_mask(seg.purpose(), seg.data_use(), now, |mask, count| {
-            f(&eval::compile(&self.policy, &self.store, &anchored, now, mask, count))
+            f(&eval::compile(
+                &self.policy,
+                &self.store,
+                &anchored,
+                now,
+                mask,
+                count,
+            ))
         })
     }
 
@@ -643,8 +602,7 @@ impl Engine {
 
     /// An audit entry stamped with the clock's time and the policy version.
     pub(crate) fn entry(&self, actor: &str, op: Operation) -> PendingEntry {
-        PendingEntry::new(self.now().unix(), actor, op)
-            .policy_version(self.policy.version_hex())
+        PendingEntry::new(self.now().unix(), actor, op).policy_version(self.policy.version_hex())
     }
 
     /// The gate of every call that releases members of a segment: the
@@ -1048,7 +1006,10 @@ impl Engine {
     /// erasure since the evaluation) are left out. Recorded before release.
     pub fn member_ids(&self, actor: &Actor, members: &Members) -> Result<Vec<String>, EngineError> {
         let rows = self.release_rows(actor, members, 0, usize::MAX)?;
-        Ok(rows.into_iter().map(|r| self.store.id(r).to_string()).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| self.store.id(r).to_string())
+            .collect())
     }
 
     /// The gate of [`Engine::member_ids`] for at most `limit` member rows
@@ -1206,7 +1167,15 @@ impl Engine {
         let now = self.now();
         let anchored = seg.anchored(reference);
         let (bits, count) = self.with_mask(seg.purpose(), seg.data_use(), now, |mask, n| {
-            eval::evaluate_with_mask(&self.policy, &self.store, &anchored, now, mask, n, self.exec)
+            eval::evaluate_with_mask(
+                &self.policy,
+                &self.store,
+                &anchored,
+                now,
+                mask,
+                n,
+                self.exec,
+            )
         });
         Ok(self.members(seg, now, reference, bits, count))
     }
@@ -1276,7 +1245,14 @@ impl Engine {
                 now,
             );
             if !held {
-                self.failing(&seg.ast().predicate, anchored.expr(), seg, row, now, &mut failing);
+                self.failing(
+                    &seg.ast().predicate,
+                    anchored.expr(),
+                    seg,
+                    row,
+                    now,
+                    &mut failing,
+                );
             }
             held
         });
@@ -1347,14 +1323,48 @@ mod tests {
     use crate::eval::PlanNode;
     use crate::policy::*;
 
-    /// Operand bitsets never leave the engine, so the planner's ordering is
-    /// checked here: the most selective operand of an `and` comes first,
-    /// whichever order the segment gives.
+    /// The planner folds constants and pushes `not` to the leaves. Plans
+    /// never leave the engine (even their shape depends on which operands
+    /// are empty), so this is checked inside the crate.
     #[test]
-    fn and_puts_the_most_selective_operand_first() {
+    fn plan_is_simplified() {
+        let (e, a, t) = small_engine();
+        let root = |text: &str| {
+            let seg = e.compile(&a, text).unwrap();
+            e.with_plan_unreleased(&seg, t, |p| p.root().clone())
+        };
+        // Legitimate interests: all are eligible, so the mask is full and
+        // folds away.
+        assert_eq!(
+            root(r#"segment "a" for analytics where country = "FR" and false"#),
+            PlanNode::Const(false)
+        );
+        assert_eq!(
+            root(r#"segment "a" for analytics where country = "FR" or true"#),
+            PlanNode::Const(true)
+        );
+        fn negations_on_leaves_only(n: &PlanNode) -> bool {
+            match n {
+                PlanNode::And(xs) | PlanNode::Or(xs) => xs.iter().all(negations_on_leaves_only),
+                _ => true,
+            }
+        }
+        let r = root(r#"segment "a" for analytics where not (vip = true or country = "US")"#);
+        assert!(negations_on_leaves_only(&r));
+        let PlanNode::And(xs) = &r else {
+            panic!("expected an and: {r:?}")
+        };
+        assert_eq!(xs.len(), 2, "{r:?}");
+    }
+
+    fn small_engine() -> (Engine, Actor, Timestamp) {
         let policy = PolicyBuilder::new("X")
             .category(CategorySpec::new("user.c"))
-            .attribute(AttributeSpec::categorical("country", "user.c", &["US", "FR"]))
+            .attribute(AttributeSpec::categorical(
+                "country",
+                "user.c",
+                &["US", "FR"],
+            ))
             .attribute(AttributeSpec::boolean("vip", "user.c"))
             .purpose(PurposeSpec::new("analytics", LawfulBasis::LegitimateInterests).allow("user"))
             .role(RoleSpec {
@@ -1373,8 +1383,18 @@ mod tests {
             e.add_subject(&a, &id, "EU", None).unwrap();
             let c = if i < 10 { "US" } else { "FR" };
             e.set_attribute(&a, &id, "country", c.into(), t).unwrap();
-            e.set_attribute(&a, &id, "vip", (i % 2 == 0).into(), t).unwrap();
+            e.set_attribute(&a, &id, "vip", (i % 2 == 0).into(), t)
+                .unwrap();
         }
+        (e, a, t)
+    }
+
+    /// Operand bitsets never leave the engine, so the planner's ordering is
+    /// checked here: the most selective operand of an `and` comes first,
+    /// whichever order the segment gives.
+    #[test]
+    fn and_puts_the_most_selective_operand_first() {
+        let (e, a, t) = small_engine();
         for text in [
             r#"segment "a" for analytics where vip = true and country = "US""#,
             r#"segment "a" for analytics where country = "US" and vip = true"#,

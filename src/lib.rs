@@ -29,7 +29,7 @@ pub mod timestamp;
 
 pub use access::Actor;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Engine, EngineError, Explanation, Members, PlanShape, SharedEngine};
+pub use engine::{Engine, EngineError, Explanation, Members, SharedEngine};
 pub use timestamp::Timestamp;
 
 /// The README's Rust example, compiled and run as a doctest.

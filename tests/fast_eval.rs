@@ -8,7 +8,7 @@ use common::{At, with_test_clock};
 use std::sync::Arc;
 
 use privseg::consent::{ConsentEvent, EventKind};
-use privseg::eval::{CHUNK, ExecOptions, KernelPath, PlanNode};
+use privseg::eval::{CHUNK, ExecOptions, KernelPath};
 use privseg::policy::*;
 use privseg::segment::{CmpOp, Expr, Literal, Segment, Span};
 use privseg::timestamp::DAY;
@@ -559,78 +559,6 @@ fn block_boundaries() {
             }
         }
     }
-}
-
-/// The planner folds constants, pushes `not` to the leaves and puts the
-/// most selective operand of an `and` first.
-#[test]
-fn plan_is_simplified() {
-    let k = PolicyKnobs {
-        int_bounds: (0, 120),
-        level_bounds: (0, 10),
-        stale_attr: None,
-        stale_purpose: None,
-        validity: None,
-        soft_opt_in: false,
-    };
-    let mut e = build(&k, 1000, &[Some(1980)]);
-    for i in 0..1000 {
-        let c = if i < 10 { "US" } else { "FR" };
-        e.set_attribute(
-            &all(),
-            &id(i),
-            "country",
-            c.into(),
-            Timestamp::from_unix(T0),
-        )
-        .unwrap();
-        e.set_attribute(
-            &all(),
-            &id(i),
-            "vip",
-            (i % 2 == 0).into(),
-            Timestamp::from_unix(T0),
-        )
-        .unwrap();
-    }
-    let at = Timestamp::from_unix(T0);
-    let plan = |e: &Engine, text: &str| {
-        let seg = e.compile(&all(), text).unwrap();
-        e.plan_shape(&all(), &seg, at).unwrap().root
-    };
-    // No subject may be processed for analytics? Legitimate interests: all
-    // are eligible, so the mask is full and folds away.
-    let root = plan(
-        &e,
-        r#"segment "a" for analytics where country = "FR" and false"#,
-    );
-    assert_eq!(root, PlanNode::Const(false));
-    let root = plan(
-        &e,
-        r#"segment "a" for analytics where country = "FR" or true"#,
-    );
-    // Everything present... but the full mask and `true` fold to `true`.
-    assert_eq!(root, PlanNode::Const(true));
-    let root = plan(
-        &e,
-        r#"segment "a" for analytics where not (vip = true or country = "US")"#,
-    );
-    // not (vip and present(vip)) and not (US and present(country)): a
-    // conjunction of disjunctions of negated leaves; no `not` node remains.
-    fn negations_on_leaves_only(n: &PlanNode) -> bool {
-        match n {
-            PlanNode::And(xs) | PlanNode::Or(xs) => xs.iter().all(negations_on_leaves_only),
-            _ => true,
-        }
-    }
-    assert!(negations_on_leaves_only(&root));
-    let PlanNode::And(xs) = &root else {
-        panic!("expected an and: {root:?}")
-    };
-    assert_eq!(xs.len(), 2, "{root:?}");
-    // The order of `and` operands by selectivity is checked inside the
-    // crate (engine::tests::and_puts_the_most_selective_operand_first):
-    // operand bitsets never leave the engine.
 }
 
 fn all() -> privseg::Actor {

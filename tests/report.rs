@@ -324,7 +324,7 @@ fn compliance_report_counts() {
     )
     .unwrap();
     assert!(matches!(
-        e.compliance_report(&analyst(), t(AT), 30, None),
+        e.compliance_report_at(&analyst(), t(AT), 30, None),
         Err(EngineError::Access(_))
     ));
     let mut ledger = BudgetLedger::new();
@@ -337,7 +337,7 @@ fn compliance_report_counts() {
 
     let before = e.audit_len();
     let r = e
-        .compliance_report(&dpo(), t(AT), 30, Some(&ledger))
+        .compliance_report_at(&dpo(), t(AT), 30, Some(&ledger))
         .unwrap();
     // The read of the log and the report itself are recorded.
     assert_eq!(e.audit_len(), before + 2);
@@ -386,7 +386,7 @@ fn compliance_report_counts() {
     assert_eq!((ads.eligible, ads.valid_consents), (1, 0));
 
     // A shorter window sees only the consent ending on 2026-06-10.
-    let short = e.compliance_report(&dpo(), t(AT), 9, None).unwrap();
+    let short = e.compliance_report_at(&dpo(), t(AT), 9, None).unwrap();
     let email9 = short
         .consents
         .iter()
@@ -506,7 +506,7 @@ fn compliance_report_counts() {
 #[test]
 fn compliance_report_json_field_names_are_stable() {
     let e = populated();
-    let r = e.compliance_report(&dpo(), t(AT), 30, None).unwrap();
+    let r = e.compliance_report_at(&dpo(), t(AT), 30, None).unwrap();
     let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
@@ -756,7 +756,7 @@ fn consents_are_judged_at_the_given_instant() {
     // granted before mid-2026.
     let e = populated();
     let later = e
-        .compliance_report(&dpo(), t("2026-12-15T00:00:00Z"), 30, None)
+        .compliance_report_at(&dpo(), t("2026-12-15T00:00:00Z"), 30, None)
         .unwrap();
     let email = later
         .consents

@@ -912,7 +912,11 @@ fn eval(who: &Who, a: EvalArgs) -> Result<(), Failure> {
         let members = engine.evaluate(&actor, seg, at).map_err(engine_failure)?;
         let took = t.elapsed();
         let ids = if a.ids {
-            Some(engine.member_ids(&actor, &members).map_err(engine_failure)?)
+            Some(
+                engine
+                    .member_ids(&actor, &members)
+                    .map_err(engine_failure)?,
+            )
         } else {
             None
         };

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::Timestamp;
 use crate::access::Actor;
 use crate::audit::Operation;
 use crate::engine::{Engine, EngineError};
@@ -53,10 +52,11 @@ impl Engine {
     pub fn compliance_report(
         &self,
         actor: &Actor,
-        at: Timestamp,
         within_days: u32,
         ledger: Option<&BudgetLedger>,
     ) -> Result<ComplianceReport, EngineError> {
+        // As of the host clock: a report is a release like any other.
+        let at = self.now();
         self.with_audit_log(actor, |log| {
             let entries = log.entries()?;
             let report = super::compliance::compliance_report(

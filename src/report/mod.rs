@@ -33,7 +33,7 @@
 //! assert!(ropa.to_markdown().contains("| analytics.product |"));
 //!
 //! let at = Timestamp::parse("2026-06-01T00:00:00Z").unwrap();
-//! let report = engine.compliance_report(&dpo, at, 30, None).unwrap();
+//! let report = engine.compliance_report(&dpo, 30, None).unwrap();
 //! assert_eq!(report.subjects, 0);
 //! ```
 
