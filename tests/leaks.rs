@@ -230,7 +230,8 @@ fn crowd_world(extra: &[Person<'_>]) -> World {
 }
 
 fn seg(e: &Engine, text: &str) -> privseg::segment::CheckedSegment {
-    e.compile(&crm(), text).unwrap_or_else(|err| panic!("{err}"))
+    e.compile(&crm(), text)
+        .unwrap_or_else(|err| panic!("{err}"))
 }
 
 // ---- ids and member iteration ------------------------------------------
@@ -240,9 +241,15 @@ fn seg(e: &Engine, text: &str) -> privseg::segment::CheckedSegment {
 fn a_past_reference_time_never_brings_back_a_withdrawn_subject() {
     let w = crowd_world(&[person("w", Consent::Withdrawn)]);
     let lister = Actor::new("l", &["lister"]);
-    let s = seg(&w.engine, r#"segment "fr" for marketing.email where country = "FR""#);
+    let s = seg(
+        &w.engine,
+        r#"segment "fr" for marketing.email where country = "FR""#,
+    );
     // "As of March", when w's consent still held.
-    let m = w.engine.evaluate(&lister, &s, t("2026-03-01T00:00:00Z")).unwrap();
+    let m = w
+        .engine
+        .evaluate(&lister, &s, t("2026-03-01T00:00:00Z"))
+        .unwrap();
     let ids = w.engine.member_ids(&lister, &m).unwrap();
     assert_eq!(ids.len(), 30);
     assert!(!ids.contains(&"w".to_string()), "{ids:?}");
@@ -323,9 +330,15 @@ fn counts_under_k_and_past_times_reveal_nothing() {
         &w.engine,
         r#"segment "x" for marketing.email where country = "FR" and spend = 100"#,
     );
-    let n = w.engine.count(&counter, &s, t("2026-03-01T00:00:00Z")).unwrap();
+    let n = w
+        .engine
+        .count(&counter, &s, t("2026-03-01T00:00:00Z"))
+        .unwrap();
     assert_eq!(n, Count::Exact(30), "w must not be counted");
-    let s = seg(&w.engine, r#"segment "x" for marketing.email where spend > 100"#);
+    let s = seg(
+        &w.engine,
+        r#"segment "x" for marketing.email where spend > 100"#,
+    );
     assert_eq!(
         w.engine.count(&counter, &s, t(NOW)).unwrap(),
         Count::FewerThan(11)
@@ -355,17 +368,33 @@ fn dp_budget_cannot_be_raised_or_reset_by_names() {
     let mut rng = SplitMix64::new(1);
     let over = Epsilon::new(1, 1).unwrap();
     let a1 = Actor::new("ann", &["counter"]);
-    assert!(w.engine.dp_count(&a1, &s, t(NOW), Some(over), &mut ledger, &mut rng).is_err());
+    assert!(
+        w.engine
+            .dp_count(&a1, &s, t(NOW), Some(over), &mut ledger, &mut rng)
+            .is_err()
+    );
     // Two queries at the cap spend the total of 1...
-    w.engine.dp_count(&a1, &s, t(NOW), None, &mut ledger, &mut rng).unwrap();
+    w.engine
+        .dp_count(&a1, &s, t(NOW), None, &mut ledger, &mut rng)
+        .unwrap();
     let a2 = Actor::new("someone-else", &["counter"]);
-    w.engine.dp_count(&a2, &s, t(NOW), None, &mut ledger, &mut rng).unwrap();
+    w.engine
+        .dp_count(&a2, &s, t(NOW), None, &mut ledger, &mut rng)
+        .unwrap();
     // ...and a third, by yet another name, is refused.
     let a3 = Actor::new("mallory", &["counter"]);
-    assert!(w.engine.dp_count(&a3, &s, t(NOW), None, &mut ledger, &mut rng).is_err());
+    assert!(
+        w.engine
+            .dp_count(&a3, &s, t(NOW), None, &mut ledger, &mut rng)
+            .is_err()
+    );
     // A fresh ledger does not reset it either: the audit log remembers.
     let mut fresh = BudgetLedger::new();
-    assert!(w.engine.dp_count(&a3, &s, t(NOW), None, &mut fresh, &mut rng).is_err());
+    assert!(
+        w.engine
+            .dp_count(&a3, &s, t(NOW), None, &mut fresh, &mut rng)
+            .is_err()
+    );
 }
 
 // ---- explain --------------------------------------------------------------
@@ -381,7 +410,12 @@ fn explain_cannot_bisect_an_ineligible_subjects_values() {
     w.engine
         .record(
             &crm(),
-            &ConsentEvent::new("c00", EventKind::Restriction, None, t("2026-05-01T00:00:00Z")),
+            &ConsentEvent::new(
+                "c00",
+                EventKind::Restriction,
+                None,
+                t("2026-05-01T00:00:00Z"),
+            ),
         )
         .unwrap();
     let explainer = Actor::new("x", &["explainer"]);
@@ -399,7 +433,11 @@ fn explain_cannot_bisect_an_ineligible_subjects_values() {
             answers.push(serde_json::to_string(&(&ex.eligibility, ex.predicate_held)).unwrap());
         }
         answers.dedup();
-        assert_eq!(answers.len(), 1, "answers depend on {who}'s spend: {answers:?}");
+        assert_eq!(
+            answers.len(),
+            1,
+            "answers depend on {who}'s spend: {answers:?}"
+        );
         let s = seg(
             &w.engine,
             r#"segment "h" for marketing.email where condition = "diabetes""#,
@@ -408,7 +446,10 @@ fn explain_cannot_bisect_an_ineligible_subjects_values() {
         assert_eq!(ex.predicate_held, None);
     }
     // An eligible subject is explained in full.
-    let s = seg(&w.engine, r#"segment "b" for marketing.email where spend > 500"#);
+    let s = seg(
+        &w.engine,
+        r#"segment "b" for marketing.email where spend > 500"#,
+    );
     let ex = w.engine.explain(&explainer, &s, "c01", t(NOW)).unwrap();
     assert_eq!(ex.predicate_held, Some(false));
     assert_eq!(ex.failing_terms.len(), 1);
@@ -419,11 +460,17 @@ fn explain_cannot_bisect_an_ineligible_subjects_values() {
 fn eligibility_is_only_ever_as_of_now() {
     let w = crowd_world(&[person("w", Consent::Withdrawn)]);
     let explainer = Actor::new("x", &["explainer"]);
-    let e = w.engine.eligibility(&explainer, "w", "marketing.email").unwrap();
+    let e = w
+        .engine
+        .eligibility(&explainer, "w", "marketing.email")
+        .unwrap();
     assert!(!e.is_allowed());
     w.clock.set(t("2026-03-01T00:00:00Z"));
     // Only the host can move the clock; then the answer is as of then.
-    let e = w.engine.eligibility(&explainer, "w", "marketing.email").unwrap();
+    let e = w
+        .engine
+        .eligibility(&explainer, "w", "marketing.email")
+        .unwrap();
     assert!(e.is_allowed());
 }
 
@@ -444,22 +491,46 @@ fn an_export_selected_by_health_or_spend_needs_an_agreement_covering_them() {
         let mut out = Vec::new();
         let err = w
             .engine
-            .export(&exporter, &s, t(NOW), "geo", &["country"], ExportFormat::Jsonl, &keys, &mut out)
+            .export(
+                &exporter,
+                &s,
+                t(NOW),
+                "geo",
+                &["country"],
+                ExportFormat::Jsonl,
+                &keys,
+                &mut out,
+            )
             .unwrap_err();
         assert!(matches!(err, EngineError::ExportRefused { .. }), "{err}");
         assert!(out.is_empty());
     }
     // Selected by location only: allowed, pseudonymous ids.
-    let s = seg(&w.engine, r#"segment "fr" for marketing.email where country = "FR""#);
+    let s = seg(
+        &w.engine,
+        r#"segment "fr" for marketing.email where country = "FR""#,
+    );
     let mut out = Vec::new();
     let sent = w
         .engine
-        .export(&exporter, &s, t(NOW), "geo", &["country"], ExportFormat::Jsonl, &keys, &mut out)
+        .export(
+            &exporter,
+            &s,
+            t(NOW),
+            "geo",
+            &["country"],
+            ExportFormat::Jsonl,
+            &keys,
+            &mut out,
+        )
         .unwrap();
     assert_eq!(sent.rows, 30);
     let text = String::from_utf8(out).unwrap();
     for id in crowd() {
-        assert!(!text.contains(&format!("\"{id}\"")), "raw id {id} in an export");
+        assert!(
+            !text.contains(&format!("\"{id}\"")),
+            "raw id {id} in an export"
+        );
     }
 }
 
@@ -469,7 +540,10 @@ fn an_export_as_of_the_past_leaves_out_who_withdrew() {
     let w = crowd_world(&[person("w", Consent::Withdrawn)]);
     let exporter = Actor::new("e", &["exporter"]);
     let keys = Keyring::new(MasterSecret::from_bytes(&[7; 32]).unwrap(), 1).unwrap();
-    let s = seg(&w.engine, r#"segment "fr" for marketing.email where country = "FR""#);
+    let s = seg(
+        &w.engine,
+        r#"segment "fr" for marketing.email where country = "FR""#,
+    );
     let mut out = Vec::new();
     let sent = w
         .engine
@@ -508,7 +582,10 @@ fn a_fairness_audit_of_one_person_does_not_reveal_their_ethnicity() {
         &w.engine,
         r#"segment "one" for marketing.email where spend > 500000"#,
     );
-    let r = w.engine.fairness_audit(&auditor, &s, t(NOW), "ethnicity").unwrap();
+    let r = w
+        .engine
+        .fairness_audit(&auditor, &s, t(NOW), "ethnicity")
+        .unwrap();
     for g in &r.groups {
         assert_eq!(g.selected, None, "{g:?}");
         assert_eq!(g.rate, None, "{g:?}");
@@ -553,7 +630,12 @@ fn the_audit_log_and_errors_hold_no_identifier_or_value() {
     // The caller sees their own text; the log must not.
     assert!(err.to_string().contains("condition"));
     let counter = Actor::new("c", &["counter"]);
-    let _ = w.engine.explain(&counter, &seg(&w.engine, r#"segment "a" for marketing.email"#), "c01", t(NOW));
+    let _ = w.engine.explain(
+        &counter,
+        &seg(&w.engine, r#"segment "a" for marketing.email"#),
+        "c01",
+        t(NOW),
+    );
     let entries = w
         .engine
         .with_audit_log(&crm(), |log| log.entries().unwrap())
@@ -569,7 +651,11 @@ fn the_audit_log_and_errors_hold_no_identifier_or_value() {
         .member_ids(
             &counter,
             &w.engine
-                .evaluate(&Actor::new("l", &["lister"]), &seg(&w.engine, r#"segment "a" for marketing.email"#), t(NOW))
+                .evaluate(
+                    &Actor::new("l", &["lister"]),
+                    &seg(&w.engine, r#"segment "a" for marketing.email"#),
+                    t(NOW),
+                )
                 .unwrap(),
         )
         .unwrap_err()
@@ -592,13 +678,20 @@ fn observe(w: &World, subjects: &[String]) -> Vec<String> {
         r#"segment "sick" for marketing.email where condition = "diabetes""#,
     ] {
         let s = seg(&w.engine, text);
-        out.push(format!("{:?}", w.engine.count(&counter, &s, t(NOW)).unwrap()));
+        out.push(format!(
+            "{:?}",
+            w.engine.count(&counter, &s, t(NOW)).unwrap()
+        ));
         out.push(format!(
             "{:?}",
             w.engine.breakdown(&counter, &s, t(NOW), "country").unwrap()
         ));
         let m = w.engine.evaluate(&lister, &s, t(NOW)).unwrap();
-        out.push(format!("{} {:?}", m.count(), w.engine.member_ids(&lister, &m).unwrap()));
+        out.push(format!(
+            "{} {:?}",
+            m.count(),
+            w.engine.member_ids(&lister, &m).unwrap()
+        ));
         for id in subjects {
             let ex = w.engine.explain(&explainer, &s, id, t(NOW)).unwrap();
             out.push(serde_json::to_string(&ex).unwrap());

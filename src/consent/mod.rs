@@ -349,7 +349,9 @@ fn parse_sha256(
         field,
         problem: format!("expected 64 hex digits, got {hex:?}"),
     };
-    if hex.len() != 64 {
+    // Exactly 64 hex digits: `u8::from_str_radix` alone would also take a
+    // `+` sign in a byte pair.
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());
     }
     let mut out = [0u8; 32];
@@ -718,5 +720,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("XX has no age gate"), "{err}");
+    }
+
+    #[test]
+    fn notice_sha256_is_exactly_64_hex_digits() {
+        let good = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        assert_eq!(parse_sha256("k", "f", good).unwrap()[0], 0x9f);
+        assert!(parse_sha256("k", "f", &good.to_uppercase()).is_ok());
+        for bad in [
+            format!("+f{}", &good[2..]),
+            format!("{}+8", &good[..62]),
+            format!("{}g8", &good[..62]),
+            format!("{}-8", &good[..62]),
+            good[..62].to_string(),
+            format!("{good}00"),
+        ] {
+            assert!(parse_sha256("k", "f", &bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

@@ -11,6 +11,8 @@
 //! chunked executor can stop reading operands for a block of rows once the
 //! block is decided.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::Timestamp;
 use crate::eval::fresh_since;
 use crate::policy::{AttrId, Policy, PurposeId};
@@ -19,7 +21,7 @@ use crate::store::{Bits, Bsi, ColumnData, Store};
 
 /// A node of a compiled plan, in negation normal form: negation appears on
 /// leaves only.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Eq)]
 pub enum PlanNode {
     /// Every row (`true`) or none.
     Const(bool),
@@ -41,6 +43,47 @@ pub enum PlanNode {
     And(Vec<PlanNode>),
     /// Any of these, least selective first.
     Or(Vec<PlanNode>),
+}
+
+// Structural equality, written out so that tests can count the node
+// comparisons simplification makes (it must stay linear in the number of
+// operands: a segment with 100,000 distinct terms is valid input).
+impl PartialEq for PlanNode {
+    fn eq(&self, other: &PlanNode) -> bool {
+        #[cfg(test)]
+        tests::COMPARISONS.with(|c| c.set(c.get() + 1));
+        match (self, other) {
+            (PlanNode::Const(a), PlanNode::Const(b)) => a == b,
+            (
+                PlanNode::Bits { operand, negated },
+                PlanNode::Bits {
+                    operand: o,
+                    negated: n,
+                },
+            ) => operand == o && negated == n,
+            (
+                PlanNode::Range { range, negated },
+                PlanNode::Range {
+                    range: r,
+                    negated: n,
+                },
+            ) => range == r && negated == n,
+            (PlanNode::And(a), PlanNode::And(b)) | (PlanNode::Or(a), PlanNode::Or(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl std::hash::Hash for PlanNode {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            PlanNode::Const(b) => b.hash(state),
+            PlanNode::Bits { operand, negated } => (operand, negated).hash(state),
+            PlanNode::Range { range, negated } => (range, negated).hash(state),
+            PlanNode::And(xs) | PlanNode::Or(xs) => xs.hash(state),
+        }
+    }
 }
 
 /// A range test over a bit-sliced index: `ge <= offset <= le`, each side
@@ -154,9 +197,10 @@ impl<'a> Plan<'a> {
     }
     /// Every distinct word slice the plan reads, each once.
     pub fn inputs(&self) -> Vec<&'a [u64]> {
-        fn walk<'a>(p: &Plan<'a>, n: &PlanNode, out: &mut Vec<&'a [u64]>) {
+        type Seen = HashSet<(*const u64, usize)>;
+        fn walk<'a>(p: &Plan<'a>, n: &PlanNode, out: &mut Vec<&'a [u64]>, seen: &mut Seen) {
             let mut add = |s: &'a [u64]| {
-                if !out.iter().any(|o| std::ptr::eq(*o, s)) {
+                if seen.insert((s.as_ptr(), s.len())) {
                     out.push(s);
                 }
             };
@@ -169,14 +213,14 @@ impl<'a> Plan<'a> {
                 }
                 PlanNode::And(xs) | PlanNode::Or(xs) => {
                     for x in xs {
-                        walk(p, x, out);
+                        walk(p, x, out, seen);
                     }
                 }
                 PlanNode::Const(_) => {}
             }
         }
         let mut v = Vec::new();
-        walk(self, &self.root, &mut v);
+        walk(self, &self.root, &mut v, &mut HashSet::new());
         v
     }
     /// Bytes the plan reads when it reads every input once.
@@ -193,22 +237,27 @@ struct Builder<'s, 'a> {
     at: Timestamp,
     len: usize,
     operands: Vec<&'a [u64]>,
+    /// Each operand's index, by the address and length of its words.
+    operand_index: HashMap<(*const u64, usize), usize>,
     /// Known set-bit counts of the operands, where the store keeps them.
     counts: Vec<Option<u64>>,
     ranges: Vec<RangeTest<'a>>,
     range_est: Vec<f64>,
+    /// Each range's index, by its index and bounds, so that equal ranges
+    /// are one leaf (and `x and not x` is seen).
+    range_index: HashMap<(*const Bsi, Option<u64>, Option<u64>), usize>,
 }
 
 impl<'a> Builder<'_, 'a> {
     fn operand(&mut self, words: &'a [u64], count: Option<u64>) -> PlanNode {
-        let i = match self.operands.iter().position(|w| std::ptr::eq(*w, words)) {
-            Some(i) => i,
-            None => {
+        let i = *self
+            .operand_index
+            .entry((words.as_ptr(), words.len()))
+            .or_insert_with(|| {
                 self.operands.push(words);
                 self.counts.push(count);
                 self.operands.len() - 1
-            }
-        };
+            });
         match count {
             Some(0) => PlanNode::Const(false),
             Some(c) if c as usize == self.len => PlanNode::Const(true),
@@ -237,10 +286,14 @@ impl<'a> Builder<'_, 'a> {
             return PlanNode::Const(true);
         }
         let est = ((b - a) as f64 + 1.0) / (bsi.max_offset() as f64 + 1.0);
-        self.ranges.push(test);
-        self.range_est.push(est.clamp(0.0, 1.0));
+        let key = (std::ptr::from_ref(bsi), test.ge, test.le);
+        let range = *self.range_index.entry(key).or_insert_with(|| {
+            self.ranges.push(test);
+            self.range_est.push(est.clamp(0.0, 1.0));
+            self.ranges.len() - 1
+        });
         PlanNode::Range {
-            range: self.ranges.len() - 1,
+            range,
             negated: false,
         }
     }
@@ -353,7 +406,10 @@ impl<'a> Builder<'_, 'a> {
                     unreachable!()
                 };
                 let (absorb, neutral) = (!is_and, is_and);
+                // Duplicates and complements are found by hashing, so that
+                // an operation with n operands costs O(n), not O(n^2).
                 let mut out: Vec<PlanNode> = Vec::new();
+                let mut seen: HashSet<PlanNode> = HashSet::new();
                 for x in xs {
                     let x = self.simplify(x);
                     let parts = match x {
@@ -365,15 +421,18 @@ impl<'a> Builder<'_, 'a> {
                         match y {
                             PlanNode::Const(b) if b == absorb => return PlanNode::Const(absorb),
                             PlanNode::Const(_) => {}
-                            y if out.contains(&y) => {}
-                            y => out.push(y),
+                            y => {
+                                if seen.insert(y.clone()) {
+                                    out.push(y);
+                                }
+                            }
                         }
                     }
                 }
                 // `x and not x` is empty, `x or not x` is everything.
                 if out
                     .iter()
-                    .any(|x| out.contains(&negate_if(x.clone(), true)))
+                    .any(|x| seen.contains(&negate_if(x.clone(), true)))
                 {
                     return PlanNode::Const(absorb);
                 }
@@ -434,9 +493,11 @@ pub fn compile<'a>(
         at,
         len: store.len(),
         operands: Vec::new(),
+        operand_index: HashMap::new(),
         counts: Vec::new(),
         ranges: Vec::new(),
         range_est: Vec::new(),
+        range_index: HashMap::new(),
     };
     let m = b.operand(mask.as_raw_slice(), Some(mask_count));
     let pred = b.expr(seg.expr(), false);
@@ -513,5 +574,130 @@ fn gen_code(n: &PlanNode, dst: usize, mode: Mode, code: &mut Vec<Op>, regs: &mut
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::sync::Arc;
+
+    use super::PlanNode;
+    use crate::policy::{
+        AttributeSpec, CategorySpec, LawfulBasis, PolicyBuilder, PurposeSpec, RoleSpec,
+    };
+    use crate::{Actor, Engine, Timestamp};
+
+    thread_local! {
+        /// Node comparisons made on this thread.
+        pub(super) static COMPARISONS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    fn engine() -> (Engine, Actor, Timestamp) {
+        let policy = PolicyBuilder::new("Acme Ltd")
+            .category(CategorySpec::new("user.financial"))
+            .attribute(AttributeSpec::integer(
+                "spend",
+                "user.financial",
+                0,
+                1_000_000,
+            ))
+            .purpose(
+                PurposeSpec::new("analytics.product", LawfulBasis::LegitimateInterests)
+                    .allow("user.financial"),
+            )
+            .role(RoleSpec {
+                name: "crm".into(),
+                subjects: true,
+                member_ids: vec!["analytics".into()],
+                ..RoleSpec::default()
+            })
+            .build()
+            .unwrap();
+        let crm = Actor::new("crm", &["crm"]);
+        let mut e = Engine::new(Arc::new(policy));
+        let t = Timestamp::parse("2026-03-01T10:00:00Z").unwrap();
+        for (id, spend) in [("a", 0), ("b", 500_000), ("c", 1_000_000)] {
+            let birth = crate::timestamp::parse_date("1980-05-01").ok();
+            e.add_subject(&crm, id, "EU-FR", birth).unwrap();
+            e.set_attribute(&crm, id, "spend", spend.into(), t).unwrap();
+        }
+        (e, crm, t)
+    }
+
+    fn leaves(n: &PlanNode) -> usize {
+        match n {
+            PlanNode::And(xs) | PlanNode::Or(xs) => xs.iter().map(leaves).sum(),
+            _ => 1,
+        }
+    }
+
+    /// Compiles `text` and returns the plan's number of leaves and the node
+    /// comparisons compilation made.
+    fn compile(text: &str) -> (usize, u64) {
+        let (e, crm, t) = engine();
+        let seg = e.compile(&crm, text).unwrap_or_else(|err| panic!("{err}"));
+        COMPARISONS.with(|c| c.set(0));
+        let n = e.with_plan_unreleased(&seg, t, |p| leaves(p.root()));
+        (n, COMPARISONS.with(Cell::get))
+    }
+
+    fn many_terms(n: usize, join: &str) -> String {
+        let terms: Vec<String> = (1..=n).map(|i| format!("spend >= {i}")).collect();
+        format!(
+            r#"segment "s" for analytics.product where {}"#,
+            terms.join(join)
+        )
+    }
+
+    /// 100,000 distinct operands of one `and`: simplification compares
+    /// nodes a number of times linear in the operands (the scan it
+    /// replaced made about n^2 / 2 = 5e9 comparisons, several minutes).
+    #[test]
+    fn distinct_operands_cost_linear_work() {
+        const N: usize = 100_000;
+        let (n, cmp) = compile(&many_terms(N, " and "));
+        // Each term keeps its range; the mask and the presence bitmap hold
+        // for every row and fold away.
+        assert!(n == N, "{n} leaves");
+        assert!(
+            cmp < 4 * N as u64,
+            "{cmp} node comparisons for {N} operands"
+        );
+    }
+
+    /// The same with duplicates and a complement: `x and not x` is found,
+    /// still in linear work.
+    #[test]
+    fn complement_among_many_operands_is_found_in_linear_work() {
+        const N: usize = 100_000;
+        let text = format!(
+            r#"{} and not spend = 7 and spend = 7"#,
+            many_terms(N, " and ")
+        );
+        let (e, crm, t) = engine();
+        let seg = e.compile(&crm, &text).unwrap();
+        COMPARISONS.with(|c| c.set(0));
+        let root = e.with_plan_unreleased(&seg, t, |p| p.root().clone());
+        let cmp = COMPARISONS.with(Cell::get);
+        assert!(root == PlanNode::Const(false), "not folded to false");
+        assert!(
+            cmp < 4 * N as u64,
+            "{cmp} node comparisons for {N} operands"
+        );
+    }
+
+    #[test]
+    fn duplicate_operands_are_kept_once() {
+        let text = r#"segment "s" for analytics.product where spend >= 5 or spend >= 5"#;
+        // The mask and the presence bitmap fold away: one range is left.
+        assert_eq!(compile(text).0, 1);
+        let text = r#"segment "s" for analytics.product where spend >= 5 and not spend >= 5"#;
+        // `x and not x` is empty.
+        assert_eq!(compile(text).0, 1);
+        let (e, crm, t) = engine();
+        let seg = e.compile(&crm, text).unwrap();
+        let root = e.with_plan_unreleased(&seg, t, |p| p.root().clone());
+        assert_eq!(root, PlanNode::Const(false));
     }
 }
