@@ -28,6 +28,10 @@ import sys
 import time
 from pathlib import Path
 
+# Rules --omit can leave out of the SQL, to see that the data exercises
+# each one (the counts must then disagree).
+RULES = ("restriction", "objection", "optout", "ccpa_minor", "age", "notice", "expiry", "consent")
+OMIT: set = set()
 E_AT = 'e."at"'  # "at" is a keyword in DuckDB
 ROOT = Path(__file__).resolve().parents[2]
 AT = "2026-11-23T12:00:00Z"  # the generator's reference time
@@ -203,6 +207,8 @@ def eligibility_sql(policy: dict, purpose_key: str, at: str) -> tuple[str, str]:
 
     def counts(e="e"):
         e_at = e + '."at"'
+        if "age" in OMIT:
+            return "true"
         return (f"CASE {e}.kind WHEN 'consent_granted' THEN NOT {gated} OR NOT "
                 f"{below_at('s.birth_date', 's.consent_age', e_at)} "
                 f"WHEN 'parental_consent' THEN ({parent_gate}) IS NOT NULL AND "
@@ -240,21 +246,27 @@ def eligibility_sql(policy: dict, purpose_key: str, at: str) -> tuple[str, str]:
 
     def valid(r):
         # grant_validity: an accepted notice version, not expired.
-        notice = "true" if not accepted else f"coalesce({r}.notice IN ({sql_list(accepted)}), false)"
+        notice = "true" if not accepted or "notice" in OMIT else f"coalesce({r}.notice IN ({sql_list(accepted)}), false)"
         expiry = f"coalesce({r}.expires_at, TIMESTAMP 'infinity')"
         r_at = r + '."at"'
-        if validity is not None:
+        if "expiry" in OMIT:
+            expiry = "TIMESTAMP 'infinity'"
+        elif validity is not None:
             expiry = f"least({expiry}, {r_at} + INTERVAL {int(validity)} DAY)"
         return f"({notice} AND {NOW} < {expiry})"
 
-    cond = ["NOT coalesce(a.restr = 'restriction', false)"] if not spec.get("restriction_exempt") else []
-    cond.append("NOT coalesce(a.objected, false)")
-    if sale_share:
+    cond = ["true"]
+    if not spec.get("restriction_exempt") and "restriction" not in OMIT:
+        cond.append("NOT coalesce(a.restr = 'restriction', false)")
+    if "objection" not in OMIT:
+        cond.append("NOT coalesce(a.objected, false)")
+    if sale_share and "optout" not in OMIT:
         cond.append("coalesce(a.opt NOT IN ('opt_out_sale_share', 'gpc'), true)")
+    if sale_share and "ccpa_minor" not in OMIT:
         cond.append(
             "(s.regime <> 'ccpa' OR coalesce(s.age >= 16, false) OR "
             f"coalesce(a.cm.kind IN ('opt_in_sale_share', 'parental_consent') AND {valid('a.cm')}, false))")
-    if consent_basis or email:
+    if (consent_basis or email) and "consent" not in OMIT:
         grant_ok = f"(a.dec.kind IN ('consent_granted', 'parental_consent') AND {valid('a.dec')})"
         if soft:
             grant_ok = f"({grant_ok} OR a.dec.kind = 'soft_opt_in')"
@@ -266,6 +278,7 @@ def eligibility_sql(policy: dict, purpose_key: str, at: str) -> tuple[str, str]:
 def duckdb_worker(args):
     import duckdb
 
+    OMIT.update(args.omit or [])
     policy = json.loads(Path(args.policy).read_text())
     data = Path(args.data)
     at = AT.replace("T", " ").rstrip("Z")
@@ -345,9 +358,11 @@ def duckdb_worker(args):
     print(json.dumps(out))
 
 
-def run_duckdb(py: Path, policy: Path, data: Path, repeat: int, threads):
+def run_duckdb(py: Path, policy: Path, data: Path, repeat: int, threads, omit):
     cmd = [py, Path(__file__).resolve(), "--worker", "--policy", policy, "--data", data,
            "--repeat", str(repeat)]
+    for rule in omit or []:
+        cmd += ["--omit", rule]
     if threads:
         cmd += ["--threads", str(threads)]
     p, wall, rss, cpu = timed(cmd)
@@ -415,6 +430,9 @@ def main():
     ap.add_argument("--threads", type=int, help="DuckDB threads (default: its own)")
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--clean", action="store_true", help="delete the data when done")
+    ap.add_argument("--omit", action="append", choices=RULES,
+                    help="leave a rule out of the DuckDB SQL (a check that the counts then "
+                         "disagree); repeatable")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--policy", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
@@ -428,7 +446,7 @@ def main():
     policy = generate(gen, args.subjects, data)
     try:
         ps = run_privseg(binary, policy, data, args.repeat)
-        dd = run_duckdb(py, policy, data, args.repeat, args.threads)
+        dd = run_duckdb(py, policy, data, args.repeat, args.threads, args.omit)
         ok = report(args.subjects, ps, dd)
     finally:
         if args.clean:
