@@ -133,7 +133,8 @@ def timed(cmd, **kw):
     user = re.search(r"User time \(seconds\): ([\d.]+)", p.stderr)
     system = re.search(r"System time \(seconds\): ([\d.]+)", p.stderr)
     if p.returncode != 0:
-        sys.stderr.write(p.stderr[-4000:])
+        # What the command said, without the /usr/bin/time -v block.
+        sys.stderr.write(p.stderr.split("\tCommand being timed")[0][-4000:])
         raise SystemExit(f"command failed with status {p.returncode}: {cmd[0]}")
     return (p, wall, int(rss.group(1)) / 1024 if rss else float("nan"),
             float(user.group(1)) + float(system.group(1)) if user and system else float("nan"))
