@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 # Rules --omit can leave out of the SQL, to see that the data exercises
@@ -40,8 +41,11 @@ AT = "2026-11-23T12:00:00Z"  # the generator's reference time
 # The SQL mirrors the segment language: a term over a missing value is
 # false (hence the COALESCEs, which also make NOT behave as in privseg), and
 # a value of an attribute with a staleness limit (last_order: 400 days)
-# verified before the limit counts as missing.
-FRESH_LAST_ORDER = "s.verified_at >= TIMESTAMP '{at}' - INTERVAL 400 DAY"
+# verified before the limit counts as missing. {at} is the reference time
+# relative times (`now - 90d`) are read against (--at); {now} the instant
+# eligibility and staleness are judged at: privseg's Engine::evaluate takes
+# them as of the host clock, never as of the reference time.
+FRESH_LAST_ORDER = "s.verified_at >= TIMESTAMP '{now}' - INTERVAL 400 DAY"
 SEGMENTS = [
     (
         "lapsed_vip",
@@ -283,6 +287,7 @@ def duckdb_worker(args):
     policy = json.loads(Path(args.policy).read_text())
     data = Path(args.data)
     at = AT.replace("T", " ").rstrip("Z")
+    now = args.eligibility_at.replace("T", " ").rstrip("Z")
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     if args.threads:
@@ -322,16 +327,16 @@ def duckdb_worker(args):
     # Subject facts as of the evaluation instant: regime, ages.
     facts = f"""(SELECT s.*, j.regime, j.age AS gdpr_age,
                    coalesce(j.age, 16) AS consent_age,
-                   {age_on('s.birth_date', f"DATE '{at[:10]}'")} AS age
+                   {age_on('s.birth_date', f"DATE '{now[:10]}'")} AS age
             FROM subjects s JOIN (VALUES {jur}) j(code, regime, age) ON j.code = s.jurisdiction)"""
 
     out["eval_ms"], out["counts"], out["materialized_ms"] = {}, {}, {}
     cache = {}
     for name, purpose, _, pred in SEGMENTS:
-        agg, cond = eligibility_sql(policy, purpose, at)
+        agg, cond = eligibility_sql(policy, purpose, now)
         query = f"""WITH facts AS {facts}, agg AS ({agg})
             SELECT count(*) FROM facts s LEFT JOIN agg a ON a.subject = s.id
-            WHERE ({cond}) AND ({pred.format(at=at)})"""
+            WHERE ({cond}) AND ({pred.format(at=at, now=now)})"""
         times, counts = [], set()
         for _ in range(1 + args.repeat):
             t = time.perf_counter()
@@ -348,7 +353,7 @@ def duckdb_worker(args):
             cache[purpose] = (table, (time.perf_counter() - t) * 1e3)
         table, build_ms = cache[purpose]
         mq = (f"SELECT count(*) FROM subjects s SEMI JOIN {table} x ON x.id = s.id "
-              f"WHERE {pred.format(at=at)}")
+              f"WHERE {pred.format(at=at, now=now)}")
         times, counts2 = [], set()
         for _ in range(1 + args.repeat):
             t = time.perf_counter()
@@ -359,9 +364,9 @@ def duckdb_worker(args):
     print(json.dumps(out))
 
 
-def run_duckdb(py: Path, policy: Path, data: Path, repeat: int, threads, omit):
+def run_duckdb(py: Path, policy: Path, data: Path, repeat: int, threads, omit, now):
     cmd = [py, Path(__file__).resolve(), "--worker", "--policy", policy, "--data", data,
-           "--repeat", str(repeat)]
+           "--repeat", str(repeat), "--eligibility-at", now]
     for rule in omit or []:
         cmd += ["--omit", rule]
     if threads:
@@ -437,6 +442,7 @@ def main():
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--policy", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
+    ap.add_argument("--eligibility-at", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return duckdb_worker(args)
@@ -446,8 +452,22 @@ def main():
     data = args.data_dir or ROOT / f"target/duckdb-bench/{args.subjects}"
     policy = generate(gen, args.subjects, data)
     try:
+        # privseg judges eligibility and staleness as of the host clock when
+        # it evaluates; DuckDB is given the instant privseg started at. All
+        # generated times fall at 00:00 or 12:00 UTC, so the two agree unless
+        # privseg's run crosses one of those.
+        start = datetime.now(timezone.utc).replace(microsecond=0)
         ps = run_privseg(binary, policy, data, args.repeat)
-        dd = run_duckdb(py, policy, data, args.repeat, args.threads, args.omit)
+        end = datetime.now(timezone.utc)
+        crossed = start.date() != end.date() or (start.hour < 12) != (end.hour < 12)
+        now = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+        dd = run_duckdb(py, policy, data, args.repeat, args.threads, args.omit, now)
+        print(f"\neligibility and staleness judged as of {now} (the host clock), relative "
+              f"times read against {AT}")
+        if crossed:
+            print("warning: privseg's run crossed 00:00 or 12:00 UTC, when generated "
+                  "consents expire and birthdays turn: counts may differ for that reason",
+                  file=sys.stderr)
         ok = report(args.subjects, ps, dd)
     finally:
         if args.clean:
