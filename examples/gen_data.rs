@@ -326,12 +326,11 @@ fn run() -> Result<(), String> {
             6..=7 => {
                 let at = ago(&mut rng, 300);
                 batch.push(ev(EventKind::Restriction, None, at));
-                if rng.chance(50) {
-                    batch.push(ev(
-                        EventKind::RestrictionLifted,
-                        None,
-                        at.add_secs(30 * DAY),
-                    ));
+                // Lifted 30 days on, unless that is after the reference
+                // time: events cannot be recorded ahead of time.
+                let lifted = at.add_secs(30 * DAY);
+                if rng.chance(50) && lifted <= now {
+                    batch.push(ev(EventKind::RestrictionLifted, None, lifted));
                 }
             }
             _ => {}
