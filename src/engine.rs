@@ -34,24 +34,23 @@
 //! assert_eq!(engine.audit_len(), 8);
 //! ```
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::Serialize;
 use time::Date;
 
 use crate::Timestamp;
-use crate::clock::{Clock, SystemClock};
 use crate::access::{AccessError, Actor, Permission, authorize};
 use crate::audit::{AuditError, AuditLog, AuditPseudonymizer, MemorySink, Operation, PendingEntry};
+use crate::clock::{Clock, SystemClock};
 use crate::consent::{
-    ConsentEvent, DataUse, Eligibility, EventContext, EventError, EventKind, Rule, check_event,
-    eligibility, event_of_record, insert_in_order,
+    ConsentEvent, DataUse, Eligibility, EventContext, EventError, Rule, eligibility,
+    event_of_record,
 };
-use crate::eval::{self, ExecOptions, MaskCache, Plan, kernels};
+use crate::eval::{self, ExecOptions, Plan, kernels};
 use crate::policy::{Policy, PolicyVersion, PurposeId};
 use crate::segment::{self, CheckedExpr, CheckedSegment, Expr, Segment, SegmentError};
-use crate::store::{Bits, Store, Value, ValueError};
+use crate::store::{Bits, NewSubject, Store, Value, ValueChange, ValueError, ValueWrite};
 
 /// Why an engine call failed. Nothing is changed when a call fails.
 #[derive(Debug, thiserror::Error)]
@@ -288,9 +287,6 @@ impl std::fmt::Display for Explanation {
     }
 }
 
-/// One cached eligibility mask, shared between concurrent evaluations.
-type MaskEntry = Arc<RwLock<MaskCache>>;
-
 /// The engine: one policy, its subjects, and the audit log of every call.
 ///
 /// Evaluation takes `&self`; the eligibility masks it keeps (one per
@@ -306,7 +302,6 @@ type MaskEntry = Arc<RwLock<MaskCache>>;
 pub struct Engine {
     policy: Arc<Policy>,
     store: Store,
-    masks: RwLock<HashMap<(PurposeId, DataUse), MaskEntry>>,
     exec: ExecOptions,
     audit: Mutex<AuditLog>,
     audit_ids: AuditPseudonymizer,
@@ -325,20 +320,6 @@ fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 
 fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Does an event of this kind and purpose leave eligibility for `purpose`
-/// unchanged? Grants, refusals, withdrawals, parental consents and soft
-/// opt-ins only count for their own purpose (see `consent::eligibility`).
-fn event_irrelevant(kind: EventKind, event_purpose: Option<PurposeId>, purpose: PurposeId) -> bool {
-    matches!(
-        kind,
-        EventKind::ConsentGranted
-            | EventKind::ConsentRefused
-            | EventKind::ConsentWithdrawn
-            | EventKind::ParentalConsent
-            | EventKind::SoftOptIn
-    ) && event_purpose != Some(purpose)
 }
 
 /// An engine shared between threads: evaluations take a read lock, writes
@@ -417,14 +398,13 @@ impl Engine {
         log: AuditLog,
         pseudonyms: AuditPseudonymizer,
     ) -> Result<Engine, EngineError> {
-        let store = Store::new(&policy);
+        let store = Store::new(policy.clone());
         let mut instance = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut instance)
             .map_err(|_| EngineError::Privacy("the system random source failed".into()))?;
         let engine = Engine {
             policy,
             store,
-            masks: RwLock::new(HashMap::new()),
             exec: ExecOptions::default(),
             audit: Mutex::new(log),
             audit_ids: pseudonyms,
@@ -462,58 +442,16 @@ impl Engine {
     /// Bytes held by the cached eligibility masks (bitsets, per-row due
     /// times and time queues).
     pub fn mask_cache_bytes(&self) -> usize {
-        read(&self.masks).values().map(|m| read(m).bytes()).sum()
-    }
-
-    /// Grows every cached mask to the store's current row count (new rows
-    /// are computed with the eligibility rules).
-    pub(crate) fn grow_masks(&mut self) {
-        let map = self.masks.get_mut().unwrap_or_else(PoisonError::into_inner);
-        for m in map.values() {
-            write(m).grow(&self.policy, &self.store);
-        }
-    }
-
-    /// Number of cached masks.
-    pub(crate) fn cached_masks(&self) -> usize {
-        read(&self.masks).len()
+        self.store.mask_cache_bytes()
     }
 
     /// Drops every cached eligibility mask.
     pub fn clear_mask_cache(&mut self) {
-        self.masks
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-    }
-
-    /// The cached mask for a purpose and data use, built at `at` if absent
-    /// (or rebuilt if a panic left it poisoned).
-    fn mask_entry(&self, key: (PurposeId, DataUse), at: Timestamp) -> MaskEntry {
-        if let Some(e) = read(&self.masks).get(&key).filter(|e| !e.is_poisoned()) {
-            return e.clone();
-        }
-        let mut map = write(&self.masks);
-        let build = || {
-            Arc::new(RwLock::new(MaskCache::build(
-                &self.policy,
-                &self.store,
-                key.0,
-                key.1,
-                at,
-            )))
-        };
-        let e = map.entry(key).or_insert_with(build);
-        if e.is_poisoned() {
-            *e = build();
-        }
-        e.clone()
+        self.store.clear_mask_cache();
     }
 
     /// Calls `f` with the eligibility mask of a purpose and data use at
-    /// `at` and its number of set bits: the cached mask, moved forward if
-    /// needed, or a full recompute if `at` is earlier than the cache (a host
-    /// clock that stepped back).
+    /// `at` and its number of set bits (see [`Store::with_mask`]).
     fn with_mask<R>(
         &self,
         purpose: PurposeId,
@@ -521,22 +459,7 @@ impl Engine {
         at: Timestamp,
         f: impl FnOnce(&Bits, u64) -> R,
     ) -> R {
-        let entry = self.mask_entry((purpose, uses), at);
-        {
-            let g = read(&entry);
-            if g.at() == at {
-                return f(g.bits(), g.count());
-            }
-        }
-        let mut g = write(&entry);
-        if at >= g.at() {
-            g.advance(&self.policy, &self.store, at);
-            return f(g.bits(), g.count());
-        }
-        drop(g);
-        let mask = eval::eligibility_mask(&self.policy, &self.store, purpose, at, uses);
-        let count = kernels::count(mask.as_raw_slice());
-        f(&mask, count)
+        self.store.with_mask(purpose, uses, at, f)
     }
 
     /// The shape of a segment's compiled plan (operations, operand count,
@@ -609,23 +532,15 @@ impl Engine {
         let now = self.now();
         let anchored = seg.anchored(reference);
         self.with_mask(seg.purpose(), seg.data_use(), now, |mask, count| {
-            f(&eval::compile(&self.policy, &self.store, &anchored, now, mask, count))
+            f(&eval::compile(
+                &self.policy,
+                &self.store,
+                &anchored,
+                now,
+                mask,
+                count,
+            ))
         })
-    }
-
-    /// Updates every cached mask after a change to one row.
-    pub(crate) fn refresh_masks(
-        &mut self,
-        row: u32,
-        event: Option<(EventKind, Option<PurposeId>)>,
-    ) {
-        let map = self.masks.get_mut().unwrap_or_else(PoisonError::into_inner);
-        for ((purpose, _), m) in map.iter() {
-            if event.is_some_and(|(k, p)| event_irrelevant(k, p, *purpose)) {
-                continue;
-            }
-            write(m).refresh_row(&self.policy, &self.store, row);
-        }
     }
 
     /// The policy.
@@ -637,14 +552,30 @@ impl Engine {
         &self.store
     }
 
-    pub(crate) fn store_mut(&mut self) -> &mut Store {
-        &mut self.store
+    /// Checks an event for the store (interning its strings).
+    pub(crate) fn store_check_event(
+        &mut self,
+        event: &ConsentEvent,
+        ctx: &EventContext,
+    ) -> Result<(crate::consent::EventRecord, crate::consent::Proof), EventError> {
+        self.store.check_event(event, ctx)
+    }
+
+    /// Applies a checked import: subjects, then values, then events.
+    pub(crate) fn apply_import(
+        &mut self,
+        subjects: &[NewSubject<'_>],
+        values: &[ValueWrite],
+        events: Vec<(u32, crate::consent::EventRecord, crate::consent::Proof)>,
+    ) {
+        self.store.add_subjects(subjects);
+        self.store.set_values(values);
+        self.store.append_events(events);
     }
 
     /// An audit entry stamped with the clock's time and the policy version.
     pub(crate) fn entry(&self, actor: &str, op: Operation) -> PendingEntry {
-        PendingEntry::new(self.now().unix(), actor, op)
-            .policy_version(self.policy.version_hex())
+        PendingEntry::new(self.now().unix(), actor, op).policy_version(self.policy.version_hex())
     }
 
     /// The gate of every call that releases members of a segment: the
@@ -752,7 +683,7 @@ impl Engine {
 
     /// Number of subjects, erased ones excluded.
     pub fn subject_count(&self) -> usize {
-        self.store.len() - self.store.erased.count_ones()
+        self.store.live_count()
     }
 
     /// The row of a subject. A lookup of an unknown id is recorded too
@@ -795,11 +726,11 @@ impl Engine {
             self.entry(actor.id(), Operation::SubjectAdded)
                 .subject(&self.audit_ids, id),
         )?;
-        self.store.push(id, j, birth_date);
-        let map = self.masks.get_mut().unwrap_or_else(PoisonError::into_inner);
-        for m in map.values() {
-            write(m).grow(&self.policy, &self.store);
-        }
+        self.store.add_subjects(&[NewSubject {
+            id,
+            jurisdiction: j,
+            birth_date,
+        }]);
         Ok(())
     }
 
@@ -824,7 +755,14 @@ impl Engine {
                 .subject(&self.audit_ids, id)
                 .detail("attribute", attr),
         )?;
-        self.store.set(row, a, code, verified_at);
+        self.store.set_values(&[ValueWrite {
+            row,
+            attr: a,
+            change: ValueChange::Set {
+                code,
+                verified: verified_at,
+            },
+        }]);
         Ok(())
     }
 
@@ -847,7 +785,11 @@ impl Engine {
                 .detail("attribute", attr)
                 .detail("cleared", true),
         )?;
-        self.store.clear(row, a);
+        self.store.set_values(&[ValueWrite {
+            row,
+            attr: a,
+            change: ValueChange::Clear,
+        }]);
         Ok(())
     }
 
@@ -890,7 +832,7 @@ impl Engine {
             // The recording instant, from the host clock.
             now: self.now(),
         };
-        let (mut rec, proof) = check_event(&self.policy, event, &ctx, &mut self.store.strings)?;
+        let (rec, proof) = self.store.check_event(event, &ctx)?;
         let mut entry = self
             .entry(actor.id(), Operation::EventRecorded)
             .subject(&self.audit_ids, &event.subject)
@@ -900,13 +842,7 @@ impl Engine {
             entry = entry.purpose(p.as_str());
         }
         self.log(entry)?;
-        rec.seq = self.store.next_seq;
-        rec.proof = self.store.proofs.len() as u32;
-        self.store.next_seq += 1;
-        self.store.proofs.push(proof);
-        let (kind, purpose) = (rec.kind, rec.purpose);
-        insert_in_order(&mut self.store.events[row as usize], rec);
-        self.refresh_masks(row, Some((kind, purpose)));
+        self.store.append_events(vec![(row, rec, proof)]);
         Ok(())
     }
 
@@ -919,15 +855,17 @@ impl Engine {
                 .subject(&self.audit_ids, id)
                 .detail("history", true),
         )?;
-        Ok(self.store.events[row as usize]
+        Ok(self
+            .store
+            .history(row)
             .iter()
             .map(|r| {
                 event_of_record(
                     &self.policy,
                     id,
                     r,
-                    &self.store.proofs[r.proof as usize],
-                    &self.store.strings,
+                    self.store.proof(r),
+                    self.store.strings(),
                 )
             })
             .collect())
@@ -1048,7 +986,10 @@ impl Engine {
     /// erasure since the evaluation) are left out. Recorded before release.
     pub fn member_ids(&self, actor: &Actor, members: &Members) -> Result<Vec<String>, EngineError> {
         let rows = self.release_rows(actor, members, 0, usize::MAX)?;
-        Ok(rows.into_iter().map(|r| self.store.id(r).to_string()).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| self.store.id(r).to_string())
+            .collect())
     }
 
     /// The gate of [`Engine::member_ids`] for at most `limit` member rows
@@ -1206,7 +1147,15 @@ impl Engine {
         let now = self.now();
         let anchored = seg.anchored(reference);
         let (bits, count) = self.with_mask(seg.purpose(), seg.data_use(), now, |mask, n| {
-            eval::evaluate_with_mask(&self.policy, &self.store, &anchored, now, mask, n, self.exec)
+            eval::evaluate_with_mask(
+                &self.policy,
+                &self.store,
+                &anchored,
+                now,
+                mask,
+                n,
+                self.exec,
+            )
         });
         Ok(self.members(seg, now, reference, bits, count))
     }
@@ -1276,7 +1225,14 @@ impl Engine {
                 now,
             );
             if !held {
-                self.failing(&seg.ast().predicate, anchored.expr(), seg, row, now, &mut failing);
+                self.failing(
+                    &seg.ast().predicate,
+                    anchored.expr(),
+                    seg,
+                    row,
+                    now,
+                    &mut failing,
+                );
             }
             held
         });
@@ -1334,11 +1290,44 @@ impl Engine {
                 .subject(&self.audit_ids, id),
         )?;
         self.store.erase(row);
-        self.refresh_masks(row, None);
-        self.store.index.remove(id);
-        self.store.ids[row as usize] = Arc::from("");
         Ok(())
     }
+
+    /// Retention (R17): removes every value past its category's retention
+    /// period as of the host clock's now (verified earlier than now minus
+    /// the period). Needs the `subjects` permission; recorded (as a
+    /// rectification with the number of values and subjects, and no
+    /// subject named) before anything is removed.
+    pub fn purge(&mut self, actor: &Actor) -> Result<PurgeSummary, EngineError> {
+        self.allow(actor, Permission::Subjects, None)?;
+        let now = self.now();
+        let due = self.store.purge_due(now);
+        let subjects = {
+            let mut rows: Vec<u32> = due.iter().map(|w| w.row).collect();
+            rows.dedup();
+            rows.len() as u64
+        };
+        self.log(
+            self.entry(actor.id(), Operation::SubjectRectified)
+                .detail("retention_purge", true)
+                .detail("values", due.len() as u64)
+                .detail("subjects", subjects),
+        )?;
+        self.store.purge(&due);
+        Ok(PurgeSummary {
+            values: due.len() as u64,
+            subjects,
+        })
+    }
+}
+
+/// What a retention purge removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PurgeSummary {
+    /// Values removed.
+    pub values: u64,
+    /// Subjects that lost at least one value.
+    pub subjects: u64,
 }
 
 #[cfg(test)]
@@ -1354,7 +1343,11 @@ mod tests {
     fn and_puts_the_most_selective_operand_first() {
         let policy = PolicyBuilder::new("X")
             .category(CategorySpec::new("user.c"))
-            .attribute(AttributeSpec::categorical("country", "user.c", &["US", "FR"]))
+            .attribute(AttributeSpec::categorical(
+                "country",
+                "user.c",
+                &["US", "FR"],
+            ))
             .attribute(AttributeSpec::boolean("vip", "user.c"))
             .purpose(PurposeSpec::new("analytics", LawfulBasis::LegitimateInterests).allow("user"))
             .role(RoleSpec {
@@ -1373,7 +1366,8 @@ mod tests {
             e.add_subject(&a, &id, "EU", None).unwrap();
             let c = if i < 10 { "US" } else { "FR" };
             e.set_attribute(&a, &id, "country", c.into(), t).unwrap();
-            e.set_attribute(&a, &id, "vip", (i % 2 == 0).into(), t).unwrap();
+            e.set_attribute(&a, &id, "vip", (i % 2 == 0).into(), t)
+                .unwrap();
         }
         for text in [
             r#"segment "a" for analytics where vip = true and country = "US""#,
