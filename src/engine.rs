@@ -50,7 +50,9 @@ use crate::consent::{
 use crate::eval::{self, ExecOptions, Plan, kernels};
 use crate::policy::{Policy, PolicyVersion, PurposeId};
 use crate::segment::{self, CheckedExpr, CheckedSegment, Expr, Segment, SegmentError};
-use crate::store::{Bits, NewSubject, Store, Value, ValueChange, ValueError, ValueWrite};
+use crate::store::{
+    Bits, KeyProvider, NewSubject, OpenReport, Store, Value, ValueChange, ValueError, ValueWrite,
+};
 
 /// Why an engine call failed. Nothing is changed when a call fails.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +130,10 @@ pub enum EngineError {
     /// Writing the output failed.
     #[error("output: {0}")]
     Io(String),
+    /// The durable store could not be created, opened or written: the
+    /// call was not carried out.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
     /// A result was given to an engine other than the one that made it.
     #[error("this result was made by another engine: read it through the engine that made it")]
     ForeignResult,
@@ -306,6 +312,7 @@ pub struct Engine {
     audit: Mutex<AuditLog>,
     audit_ids: AuditPseudonymizer,
     clock: Arc<dyn Clock>,
+    open_report: OpenReport,
     /// A random identity, so that results are only read through the engine
     /// that made them.
     instance: u64,
@@ -366,6 +373,20 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// An in-memory audit log and pseudonymizer under a fresh random key.
+fn memory_audit() -> (AuditLog, AuditPseudonymizer) {
+    let mut key = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+        .expect("the system random source is available");
+    let ids = AuditPseudonymizer::new(&key).expect("a 32-byte key is long enough");
+    let log = AuditLog::open(
+        Box::new(MemorySink::new()) as Box<dyn crate::audit::AuditSink + Send>,
+        &key,
+    )
+    .expect("an empty in-memory log opens");
+    (log, ids)
+}
+
 pub(crate) fn check_id(id: &str) -> Result<(), EngineError> {
     if id.is_empty() || id.trim() != id || id.chars().any(char::is_control) {
         return Err(EngineError::InvalidId(id.into()));
@@ -378,15 +399,7 @@ impl Engine {
     /// pseudonyms use a fresh random key. Use [`Engine::with_audit`] to keep
     /// the log in a file and under a key the host holds.
     pub fn new(policy: Arc<Policy>) -> Engine {
-        let mut key = [0u8; 32];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
-            .expect("the system random source is available");
-        let ids = AuditPseudonymizer::new(&key).expect("a 32-byte key is long enough");
-        let log = AuditLog::open(
-            Box::new(MemorySink::new()) as Box<dyn crate::audit::AuditSink + Send>,
-            &key,
-        )
-        .expect("an empty in-memory log opens");
+        let (log, ids) = memory_audit();
         Engine::with_audit(policy, log, ids).expect("an in-memory log accepts entries")
     }
 
@@ -398,7 +411,106 @@ impl Engine {
         log: AuditLog,
         pseudonyms: AuditPseudonymizer,
     ) -> Result<Engine, EngineError> {
-        let store = Store::new(policy.clone());
+        Engine::assemble(Store::new(policy), log, pseudonyms)
+    }
+
+    /// Creates a durable engine in directory `dir` (see
+    /// [`Store::create`]): every acknowledged write is on disk before the
+    /// call returns. The audit log is in memory under a fresh key, as for
+    /// [`Engine::new`]; use [`Engine::create_with_audit`] to keep it with
+    /// the store.
+    pub fn create(
+        dir: impl AsRef<std::path::Path>,
+        policy: Arc<Policy>,
+        keys: Arc<dyn KeyProvider>,
+    ) -> Result<Engine, EngineError> {
+        let store = Store::create(dir.as_ref(), policy, keys)?;
+        let (log, ids) = memory_audit();
+        Engine::assemble(store, log, ids)
+    }
+
+    /// [`Engine::create`] with the audit log and pseudonym key given.
+    pub fn create_with_audit(
+        dir: impl AsRef<std::path::Path>,
+        policy: Arc<Policy>,
+        keys: Arc<dyn KeyProvider>,
+        log: AuditLog,
+        pseudonyms: AuditPseudonymizer,
+    ) -> Result<Engine, EngineError> {
+        let store = Store::create(dir.as_ref(), policy, keys)?;
+        Engine::assemble(store, log, pseudonyms)
+    }
+
+    /// Opens the durable engine in directory `dir` under `policy` (see
+    /// [`Store::open`] for what is checked; [`Engine::open_report`] says
+    /// what changed if the policy differs from the stored one).
+    pub fn open(
+        dir: impl AsRef<std::path::Path>,
+        policy: Arc<Policy>,
+        keys: Arc<dyn KeyProvider>,
+    ) -> Result<Engine, EngineError> {
+        let (log, ids) = memory_audit();
+        Engine::open_with_audit(dir, policy, keys, log, ids)
+    }
+
+    /// [`Engine::open`] with the audit log and pseudonym key given. A
+    /// policy change found on open is recorded.
+    pub fn open_with_audit(
+        dir: impl AsRef<std::path::Path>,
+        policy: Arc<Policy>,
+        keys: Arc<dyn KeyProvider>,
+        log: AuditLog,
+        pseudonyms: AuditPseudonymizer,
+    ) -> Result<Engine, EngineError> {
+        let (store, report) = Store::open(dir.as_ref(), policy, keys)?;
+        let mut e = Engine::assemble(store, log, pseudonyms)?;
+        if !report.policy_changes.is_empty() {
+            e.log(
+                e.entry("privseg", Operation::PolicyChanged)
+                    .detail("from", report.stored_policy_version.as_str())
+                    .detail("changes", report.policy_changes.len() as u64),
+            )?;
+        }
+        e.open_report = report;
+        Ok(e)
+    }
+
+    /// What opening the store found (empty for a new or in-memory engine).
+    pub fn open_report(&self) -> &OpenReport {
+        &self.open_report
+    }
+
+    /// Is every acknowledged write on disk before the call returns?
+    pub fn is_durable(&self) -> bool {
+        self.store.is_durable()
+    }
+
+    /// Rewraps every subject's data key under a new key-encryption key
+    /// (values are not touched). Needs the `subjects` permission; recorded.
+    pub fn rotate_kek(
+        &mut self,
+        actor: &Actor,
+        keys: Arc<dyn KeyProvider>,
+    ) -> Result<u64, EngineError> {
+        self.allow(actor, Permission::Subjects, None)?;
+        self.log(
+            self.entry(actor.id(), Operation::SubjectRectified)
+                .detail("key_rotation", true),
+        )?;
+        Ok(self.store.rotate_kek(keys)?)
+    }
+
+    /// Checkpoints a durable store's write-ahead log into its database.
+    pub fn checkpoint(&self) -> Result<(), EngineError> {
+        Ok(self.store.checkpoint()?)
+    }
+
+    fn assemble(
+        store: Store,
+        log: AuditLog,
+        pseudonyms: AuditPseudonymizer,
+    ) -> Result<Engine, EngineError> {
+        let policy = store.policy().clone();
         let mut instance = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut instance)
             .map_err(|_| EngineError::Privacy("the system random source failed".into()))?;
@@ -410,6 +522,7 @@ impl Engine {
             audit_ids: pseudonyms,
             clock: Arc::new(SystemClock),
             instance: u64::from_le_bytes(instance),
+            open_report: OpenReport::default(),
         };
         engine.log(engine.entry("privseg", Operation::PolicyLoaded))?;
         Ok(engine)
@@ -561,16 +674,16 @@ impl Engine {
         self.store.check_event(event, ctx)
     }
 
-    /// Applies a checked import: subjects, then values, then events.
+    /// Applies a checked import: subjects, then values, then events, as one
+    /// write (one transaction for a durable store).
     pub(crate) fn apply_import(
         &mut self,
         subjects: &[NewSubject<'_>],
         values: &[ValueWrite],
         events: Vec<(u32, crate::consent::EventRecord, crate::consent::Proof)>,
-    ) {
-        self.store.add_subjects(subjects);
-        self.store.set_values(values);
-        self.store.append_events(events);
+    ) -> Result<(), EngineError> {
+        self.store.write_batch(subjects, values, events)?;
+        Ok(())
     }
 
     /// An audit entry stamped with the clock's time and the policy version.
@@ -730,7 +843,7 @@ impl Engine {
             id,
             jurisdiction: j,
             birth_date,
-        }]);
+        }])?;
         Ok(())
     }
 
@@ -762,7 +875,7 @@ impl Engine {
                 code,
                 verified: verified_at,
             },
-        }]);
+        }])?;
         Ok(())
     }
 
@@ -789,7 +902,7 @@ impl Engine {
             row,
             attr: a,
             change: ValueChange::Clear,
-        }]);
+        }])?;
         Ok(())
     }
 
@@ -842,7 +955,7 @@ impl Engine {
             entry = entry.purpose(p.as_str());
         }
         self.log(entry)?;
-        self.store.append_events(vec![(row, rec, proof)]);
+        self.store.append_events(vec![(row, rec, proof)])?;
         Ok(())
     }
 
@@ -1289,7 +1402,8 @@ impl Engine {
             self.entry(actor.id(), Operation::SubjectErased)
                 .subject(&self.audit_ids, id),
         )?;
-        self.store.erase(row);
+        let now = self.now();
+        self.store.erase(row, now)?;
         Ok(())
     }
 
@@ -1313,7 +1427,7 @@ impl Engine {
                 .detail("values", due.len() as u64)
                 .detail("subjects", subjects),
         )?;
-        self.store.purge(&due);
+        self.store.purge(&due, now)?;
         Ok(PurgeSummary {
             values: due.len() as u64,
             subjects,

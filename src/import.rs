@@ -176,7 +176,8 @@ impl Engine {
                 .detail("import_mac", digest),
         )
         .map_err(|e| at_batch("batch", 0, e))?;
-        // Nothing below can fail.
+        // Nothing below can fail, but for a durable store's write (then
+        // nothing is changed).
         let new: Vec<NewSubject<'_>> = subjects
             .iter()
             .zip(juris)
@@ -186,7 +187,8 @@ impl Engine {
                 birth_date: s.birth_date,
             })
             .collect();
-        self.apply_import(&new, &values, records);
+        self.apply_import(&new, &values, records)
+            .map_err(|e| at_batch("batch", 0, e))?;
         Ok(summary)
     }
 }

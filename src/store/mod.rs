@@ -20,9 +20,12 @@
 //!   evaluation time is one range over it.
 
 mod bsi;
+mod durable;
+mod keys;
 mod mask;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bitvec::prelude::*;
@@ -40,6 +43,8 @@ use crate::timestamp::DAY;
 /// Values moved to their own module; kept here for existing paths.
 pub use crate::value::Value;
 pub use bsi::Bsi;
+pub use durable::{DB_FILE, FORMAT_VERSION, StoreError};
+pub use keys::{KeyError, KeyProvider, StaticKek};
 pub use mask::MaskCache;
 
 /// A bitset with one bit per row.
@@ -182,6 +187,18 @@ pub struct Store {
     columns: Vec<Column>,
     /// Cached eligibility masks, one per purpose and data use.
     masks: RwLock<HashMap<(PurposeId, DataUse), MaskEntry>>,
+    /// The database every write goes to first, for a durable store.
+    durable: Option<durable::Durable>,
+}
+
+/// What opening a durable store found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// The policy version the store was last written under (hex).
+    pub stored_policy_version: String,
+    /// What differs between that policy and the one opened with (empty
+    /// when they are the same).
+    pub policy_changes: Vec<String>,
 }
 
 impl std::fmt::Debug for Store {
@@ -253,7 +270,158 @@ impl Store {
             next_seq: 0,
             columns,
             masks: RwLock::new(HashMap::new()),
+            durable: None,
         }
+    }
+
+    /// Creates a durable store in directory `dir` (which must not hold one
+    /// yet): every write is on disk before it returns.
+    pub fn create(
+        dir: &Path,
+        policy: Arc<Policy>,
+        keys: Arc<dyn KeyProvider>,
+    ) -> Result<Store, StoreError> {
+        let d = durable::Durable::create(dir, &policy, keys)?;
+        let mut s = Store::new(policy);
+        s.durable = Some(d);
+        Ok(s)
+    }
+
+    /// Opens the durable store in `dir` under `policy`. Every record is
+    /// read back and checked against the policy (an attribute, purpose,
+    /// jurisdiction or value the policy no longer has is an error naming
+    /// it); the indexes and masks are rebuilt from the record. If the
+    /// policy differs from the one the store was last written under, the
+    /// report says what changed and the store records the new version.
+    pub fn open(
+        dir: &Path,
+        policy: Arc<Policy>,
+        keys: Arc<dyn KeyProvider>,
+    ) -> Result<(Store, OpenReport), StoreError> {
+        let mut d = durable::Durable::open(dir, keys)?;
+        let stored_version = d.meta("policy_version")?.unwrap_or_default();
+        let mut report = OpenReport {
+            stored_policy_version: stored_version.clone(),
+            policy_changes: Vec::new(),
+        };
+        if stored_version != policy.version_hex() {
+            let old = d
+                .meta("policy")?
+                .ok_or_else(|| StoreError::Damaged("no policy on record".into()))?;
+            report.policy_changes = policy_diff(&old, &policy);
+        }
+        let next_seq = d.next_seq()?;
+        let (subjects, values, events) = d.load()?;
+        let mut s = Store::new(policy.clone());
+        for sub in subjects {
+            let j = policy.jurisdiction_id(&sub.jurisdiction).ok_or_else(|| {
+                StoreError::Policy(format!(
+                    "row {} is in jurisdiction {:?}, which the policy no longer lists",
+                    sub.row, sub.jurisdiction
+                ))
+            })?;
+            match sub.id {
+                Some(id) => {
+                    let birth = sub
+                        .birth
+                        .map(|b| crate::timestamp::parse_date(&b))
+                        .transpose()
+                        .map_err(|_| {
+                            StoreError::Damaged(format!("birth date of row {}", sub.row))
+                        })?;
+                    s.push(&id, j, birth);
+                }
+                None => {
+                    let row = s.push("", j, None);
+                    s.index.remove("");
+                    s.erased.set(row as usize, true);
+                    s.erased_count += 1;
+                }
+            }
+        }
+        for v in values {
+            let a = policy.attr_id(&v.attr).ok_or_else(|| {
+                StoreError::Policy(format!(
+                    "values of attribute {:?} are on record, but the policy no longer declares it",
+                    v.attr
+                ))
+            })?;
+            let code = Store::encode(&policy, a, &v.value)
+                .map_err(|e| StoreError::Policy(format!("row {}: {e}", v.row)))?;
+            if v.row as usize >= s.len() || s.erased[v.row as usize] {
+                return Err(StoreError::Damaged(format!(
+                    "a value of unknown row {}",
+                    v.row
+                )));
+            }
+            s.set(v.row, a, code, Timestamp::from_unix(v.verified));
+        }
+        for e in events {
+            if e.row as usize >= s.len() || s.erased[e.row as usize] {
+                return Err(StoreError::Damaged(format!(
+                    "an event of unknown row {}",
+                    e.row
+                )));
+            }
+            let purpose = match &e.purpose {
+                Some(k) => Some(policy.purpose_id(k).ok_or_else(|| {
+                    StoreError::Policy(format!(
+                        "events for purpose {k:?} are on record, but the policy no longer declares it"
+                    ))
+                })?),
+                None => None,
+            };
+            let notice = e
+                .notice
+                .as_deref()
+                .map_or(u32::MAX, |n| s.strings.intern(n));
+            let proof = Proof {
+                channel: s.strings.intern(&e.channel),
+                collector: s.strings.intern(&e.collector),
+                notice_sha256: e.notice_sha256,
+                evidence_sha256: e.evidence_sha256,
+            };
+            let rec = EventRecord {
+                at: e.at,
+                seq: e.seq,
+                expires_at: e.expires_at,
+                purpose,
+                notice,
+                proof: s.proofs.len() as u32,
+                kind: e.kind,
+                explicit: e.explicit,
+            };
+            s.proofs.push(proof);
+            s.events[e.row as usize].push(rec);
+        }
+        for h in &mut s.events {
+            h.sort_by_key(|e| (e.at, e.seq));
+        }
+        s.next_seq = next_seq;
+        if !report.policy_changes.is_empty() {
+            d.set_policy(&policy)?;
+        }
+        s.durable = Some(d);
+        Ok((s, report))
+    }
+
+    /// Is every write of this store on disk before it returns?
+    pub fn is_durable(&self) -> bool {
+        self.durable.is_some()
+    }
+
+    /// Rewraps every subject's data key under a new key-encryption key, in
+    /// one transaction; no value is touched. Returns the number of keys.
+    pub(crate) fn rotate_kek(&mut self, new: Arc<dyn KeyProvider>) -> Result<u64, StoreError> {
+        match &mut self.durable {
+            Some(d) => d.rotate(new),
+            None => Ok(0),
+        }
+    }
+
+    /// Checkpoints the write-ahead log into the database file.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.durable.as_ref().map_or(Ok(()), |d| d.checkpoint())
     }
 
     /// The policy the columns follow.
@@ -420,7 +588,86 @@ impl Store {
     /// distinct); returns their rows. Cached masks gain the new rows, or are
     /// dropped (rebuilt on next use) when the batch is a large share of the
     /// store.
-    pub(crate) fn add_subjects(&mut self, subjects: &[NewSubject<'_>]) -> Vec<u32> {
+    pub(crate) fn add_subjects(
+        &mut self,
+        subjects: &[NewSubject<'_>],
+    ) -> Result<Vec<u32>, StoreError> {
+        self.write_batch(subjects, &[], Vec::new())
+            .map(|(rows, _, _)| rows)
+    }
+
+    /// Subjects, then values, then events, as one write: one transaction
+    /// for a durable store (all of it is on disk or none of it). Returns
+    /// the new rows, the rows whose values changed and the rows whose
+    /// histories changed.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn write_batch(
+        &mut self,
+        subjects: &[NewSubject<'_>],
+        values: &[ValueWrite],
+        events: Vec<(u32, EventRecord, Proof)>,
+    ) -> Result<(Vec<u32>, Vec<u32>, Vec<u32>), StoreError> {
+        if let Some(mut d) = self.durable.take() {
+            let out = d.write(|w| self.persist(w, subjects, values, &events));
+            self.durable = Some(d);
+            out?;
+        }
+        let rows = self.apply_subjects(subjects);
+        let vrows = self.apply_values(values);
+        let erows = self.apply_events(events);
+        Ok((rows, vrows, erows))
+    }
+
+    /// Writes a batch to the open transaction.
+    fn persist(
+        &self,
+        w: &mut durable::Writer<'_>,
+        subjects: &[NewSubject<'_>],
+        values: &[ValueWrite],
+        events: &[(u32, EventRecord, Proof)],
+    ) -> Result<(), StoreError> {
+        let policy = &*self.policy;
+        for (i, s) in subjects.iter().enumerate() {
+            let birth = s.birth_date.map(crate::timestamp::format_date);
+            w.subject(
+                (self.len() + i) as u32,
+                s.id,
+                &policy.jurisdiction(s.jurisdiction).code,
+                birth.as_deref(),
+            )?;
+        }
+        for v in values {
+            let name = durable::attr_name(policy, v.attr);
+            match v.change {
+                ValueChange::Set { code, verified } => w.value(
+                    v.row,
+                    name,
+                    &Store::decode(policy, v.attr, code),
+                    verified.unix().max(MISSING + 1),
+                )?,
+                ValueChange::Clear => w.clear(v.row, name)?,
+            }
+        }
+        for (k, (row, rec, proof)) in events.iter().enumerate() {
+            let mut rec = *rec;
+            rec.seq = self.next_seq + k as u64;
+            w.event(&durable::StoredEvent {
+                row: *row,
+                rec: &rec,
+                proof,
+                purpose: rec.purpose.map(|p| policy.purpose(p).key.as_str()),
+                notice: (rec.notice != u32::MAX).then(|| self.strings.get(rec.notice)),
+                channel: self.strings.get(proof.channel),
+                collector: self.strings.get(proof.collector),
+            })?;
+        }
+        if !events.is_empty() {
+            w.set_next_seq(self.next_seq + events.len() as u64)?;
+        }
+        Ok(())
+    }
+
+    fn apply_subjects(&mut self, subjects: &[NewSubject<'_>]) -> Vec<u32> {
         let rows: Vec<u32> = subjects
             .iter()
             .map(|s| self.push(s.id, s.jurisdiction, s.birth_date))
@@ -439,7 +686,12 @@ impl Store {
 
     /// Sets or clears values; returns the rows touched (in order, once
     /// each). Values do not change eligibility, so the masks stay.
-    pub(crate) fn set_values(&mut self, writes: &[ValueWrite]) -> Vec<u32> {
+    pub(crate) fn set_values(&mut self, writes: &[ValueWrite]) -> Result<Vec<u32>, StoreError> {
+        self.write_batch(&[], writes, Vec::new())
+            .map(|(_, rows, _)| rows)
+    }
+
+    fn apply_values(&mut self, writes: &[ValueWrite]) -> Vec<u32> {
         let mut rows = Vec::with_capacity(writes.len());
         for w in writes {
             match w.change {
@@ -457,7 +709,14 @@ impl Store {
     /// rows, numbering them in arrival order; returns the rows whose
     /// histories changed. Cached masks are updated row by row, or dropped
     /// when many rows changed.
-    pub(crate) fn append_events(&mut self, events: Vec<(u32, EventRecord, Proof)>) -> Vec<u32> {
+    pub(crate) fn append_events(
+        &mut self,
+        events: Vec<(u32, EventRecord, Proof)>,
+    ) -> Result<Vec<u32>, StoreError> {
+        self.write_batch(&[], &[], events).map(|(_, _, rows)| rows)
+    }
+
+    fn apply_events(&mut self, events: Vec<(u32, EventRecord, Proof)>) -> Vec<u32> {
         let single = (events.len() == 1).then(|| (events[0].1.kind, events[0].1.purpose));
         let mut rows = Vec::with_capacity(events.len());
         let mut unsorted = Vec::new();
@@ -487,7 +746,15 @@ impl Store {
     /// Erases a row: every value, bitmap bit and event is dropped, the id
     /// is forgotten (it may be added again as a new subject) and the row is
     /// tombstoned. Returns the row.
-    pub(crate) fn erase(&mut self, row: u32) -> Vec<u32> {
+    /// For a durable store, the subject's wrapped data key, id, birth
+    /// date, values and events are deleted in one transaction (recorded in
+    /// the store's journal without the id), and the write-ahead log is then
+    /// checkpointed and truncated so that no old page holds them.
+    pub(crate) fn erase(&mut self, row: u32, at: Timestamp) -> Result<Vec<u32>, StoreError> {
+        if let Some(d) = &mut self.durable {
+            d.write(|w| w.erase(row, at.unix()))?;
+            d.forget_key(row);
+        }
         for a in 0..self.columns.len() {
             self.clear(row, AttrId(a as u32));
         }
@@ -503,7 +770,13 @@ impl Store {
             self.index.remove(&id);
         }
         self.refresh_masks(&[row], None);
-        vec![row]
+        if let Some(d) = &self.durable {
+            // The erasure is committed; a checkpoint that cannot complete
+            // now (a concurrent reader) is retried at the next erasure and
+            // when the store is dropped.
+            let _ = d.checkpoint();
+        }
+        Ok(vec![row])
     }
 
     /// The value removals a retention purge at `at` makes: every value
@@ -534,9 +807,23 @@ impl Store {
     /// Applies a retention purge (from [`Store::purge_due`]); returns the
     /// rows that lost a value. Values do not change eligibility, so the
     /// masks stay.
-    pub(crate) fn purge(&mut self, due: &[ValueWrite]) -> Vec<u32> {
+    pub(crate) fn purge(
+        &mut self,
+        due: &[ValueWrite],
+        at: Timestamp,
+    ) -> Result<Vec<u32>, StoreError> {
         debug_assert!(due.iter().all(|w| w.change == ValueChange::Clear));
-        self.set_values(due)
+        if let Some(mut d) = self.durable.take() {
+            let mut rows: Vec<u32> = due.iter().map(|w| w.row).collect();
+            rows.dedup();
+            let out = d.write(|w| {
+                self.persist(w, &[], due, &[])?;
+                w.purge_record(at.unix(), rows.len() as u64, due.len() as u64)
+            });
+            self.durable = Some(d);
+            out?;
+        }
+        Ok(self.apply_values(due))
     }
 
     // ---- Eligibility masks -----------------------------------------------
@@ -876,4 +1163,70 @@ mod tests {
         assert_eq!(offset(bsi, 2), 0);
         assert_eq!(s.columns[tc].present_count, vals.len() as u64 - 1);
     }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(d) = &self.durable {
+            let _ = d.checkpoint();
+        }
+    }
+}
+
+/// What differs between a stored policy (JSON) and `new`, by name.
+fn policy_diff(old_json: &str, new: &Policy) -> Vec<String> {
+    let Ok(old) = serde_json::from_str::<crate::policy::PolicySpec>(old_json) else {
+        return vec![
+            "the stored policy cannot be read; every record was checked against the new one".into(),
+        ];
+    };
+    let new = new.spec();
+    let mut out = Vec::new();
+    let names = |v: &[crate::policy::AttributeSpec]| -> Vec<String> {
+        v.iter().map(|a| a.name.clone()).collect()
+    };
+    let (oa, na) = (names(&old.attributes), names(&new.attributes));
+    for a in &oa {
+        if !na.contains(a) {
+            out.push(format!("attribute {a:?} removed"));
+        }
+    }
+    for a in &new.attributes {
+        match old.attributes.iter().find(|o| o.name == a.name) {
+            None => out.push(format!("attribute {:?} added", a.name)),
+            Some(o) if o != a => out.push(format!("attribute {:?} changed", a.name)),
+            _ => {}
+        }
+    }
+    for p in &old.purposes {
+        match new.purposes.iter().find(|n| n.key == p.key) {
+            None => out.push(format!("purpose {:?} removed", p.key)),
+            Some(n) if n != p => out.push(format!("purpose {:?} changed", p.key)),
+            _ => {}
+        }
+    }
+    for p in &new.purposes {
+        if !old.purposes.iter().any(|o| o.key == p.key) {
+            out.push(format!("purpose {:?} added", p.key));
+        }
+    }
+    for c in &new.categories {
+        match old.categories.iter().find(|o| o.key == c.key) {
+            None => out.push(format!("category {:?} added", c.key)),
+            Some(o) if o != c => out.push(format!("category {:?} changed", c.key)),
+            _ => {}
+        }
+    }
+    for c in &old.categories {
+        if !new.categories.iter().any(|n| n.key == c.key) {
+            out.push(format!("category {:?} removed", c.key));
+        }
+    }
+    if old.jurisdictions != new.jurisdictions {
+        out.push("jurisdictions changed".into());
+    }
+    if out.is_empty() {
+        out.push("other policy settings changed (roles, recipients, budgets or thresholds)".into());
+    }
+    out
 }
