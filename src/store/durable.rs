@@ -16,7 +16,7 @@
 //! holding them stays in it.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ring::aead::LessSafeKey;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -111,7 +111,9 @@ pub(crate) struct LoadedValue {
 
 /// The open database and the unwrapped data keys.
 pub(crate) struct Durable {
-    conn: Connection,
+    /// Behind a mutex so that the engine stays `Sync` (a connection is
+    /// `Send` only); writers hold `&mut` and never wait on it.
+    conn: Mutex<Connection>,
     path: PathBuf,
     keys: Arc<dyn KeyProvider>,
     /// Each row's data key; `None` once erased.
@@ -237,7 +239,7 @@ impl Durable {
         }
         tx.commit().map_err(Self::db_err(&path))?;
         Ok(Durable {
-            conn,
+            conn: Mutex::new(conn),
             path,
             keys,
             deks: Vec::new(),
@@ -256,7 +258,7 @@ impl Durable {
         }
         let conn = Self::connect(&path, false)?;
         let mut d = Durable {
-            conn,
+            conn: Mutex::new(conn),
             path,
             keys,
             deks: Vec::new(),
@@ -283,6 +285,8 @@ impl Durable {
     /// A meta value.
     pub(crate) fn meta(&self, k: &str) -> Result<Option<String>, StoreError> {
         self.conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
             .query_row("SELECT v FROM meta WHERE k = ?1", params![k], |r| {
                 r.get::<_, String>(0)
             })
@@ -299,7 +303,8 @@ impl Durable {
 
     /// Records that the store now runs under `policy`.
     pub(crate) fn set_policy(&mut self, policy: &Policy) -> Result<(), StoreError> {
-        let tx = self.conn.transaction().map_err(Self::db_err(&self.path))?;
+        let conn = self.conn.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let tx = conn.transaction().map_err(Self::db_err(&self.path))?;
         for (k, v) in [
             ("policy_version", policy.version_hex().to_string()),
             ("policy", policy.to_json()),
@@ -319,7 +324,7 @@ impl Durable {
         let path = self.path.clone();
         let deks = std::mem::take(&mut self.deks);
         let result = Self::run(
-            &mut self.conn,
+            self.conn.get_mut().unwrap_or_else(PoisonError::into_inner),
             &path,
             &*self.keys,
             &deks,
@@ -374,6 +379,8 @@ impl Durable {
     /// truncates the log, so that no old page image stays beside it.
     pub(crate) fn checkpoint(&self) -> Result<(), StoreError> {
         self.conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                 r.get::<_, i64>(0)
             })
@@ -394,7 +401,8 @@ impl Durable {
     /// not touched.
     pub(crate) fn rotate(&mut self, new: Arc<dyn KeyProvider>) -> Result<u64, StoreError> {
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(Self::db_err(&path))?;
+        let conn = self.conn.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let tx = conn.transaction().map_err(Self::db_err(&path))?;
         let mut n = 0u64;
         {
             let mut sel = tx
@@ -430,10 +438,10 @@ impl Durable {
         &mut self,
     ) -> Result<(Vec<LoadedSubject>, Vec<LoadedValue>, Vec<LoadedEvent>), StoreError> {
         let e = Self::db_err(&self.path);
+        let conn = self.conn.get_mut().unwrap_or_else(PoisonError::into_inner);
         let mut subjects = Vec::new();
         {
-            let mut st = self
-                .conn
+            let mut st = conn
                 .prepare(
                     "SELECT row, id, juris, birth, birth_version, dek FROM subjects ORDER BY row",
                 )
@@ -488,8 +496,7 @@ impl Durable {
         }
         let mut values = Vec::new();
         {
-            let mut st = self
-                .conn
+            let mut st = conn
                 .prepare("SELECT row, attr, version, verified, sealed FROM vals ORDER BY row, attr")
                 .map_err(&e)?;
             let mut rows = st.query([]).map_err(&e)?;
@@ -524,8 +531,7 @@ impl Durable {
         }
         let mut events = Vec::new();
         {
-            let mut st = self
-                .conn
+            let mut st = conn
                 .prepare(
                     "SELECT seq, row, at, expires, purpose, notice, kind, explicit, channel, \
                      collector, notice_sha, evidence_sha FROM events ORDER BY seq",
