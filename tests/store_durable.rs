@@ -35,7 +35,13 @@ fn open(dir: &Path) -> Engine {
     with_test_clock(Engine::open(dir, Arc::new(policy()), kek(1)).unwrap())
 }
 
-const ATTRS: [&str; 5] = ["country", "total_spend", "last_order", "condition", "balance"];
+const ATTRS: [&str; 5] = [
+    "country",
+    "total_spend",
+    "last_order",
+    "condition",
+    "balance",
+];
 const SEGS: [&str; 3] = [
     r#"segment "a" for marketing.email"#,
     r#"segment "b" for marketing.email where country = "FR""#,
@@ -75,15 +81,25 @@ fn populate(e: &mut Engine, n: usize) -> Vec<String> {
         let id = format!("cust-{i}");
         adult(e, &id, if i % 2 == 0 { "EU-FR" } else { "US-CA" });
         let v = t("2026-01-01T00:00:00Z");
-        e.set_attribute(&a, &id, "country", ["FR", "DE", "US"][i % 3].into(), v).unwrap();
-        e.set_attribute(&a, &id, "total_spend", ((i * 37) as i64 % 500).into(), v).unwrap();
-        e.set_attribute(&a, &id, "balance", (-(i as i64) * 11).into(), v).unwrap();
+        e.set_attribute(&a, &id, "country", ["FR", "DE", "US"][i % 3].into(), v)
+            .unwrap();
+        e.set_attribute(&a, &id, "total_spend", ((i * 37) as i64 % 500).into(), v)
+            .unwrap();
+        e.set_attribute(&a, &id, "balance", (-(i as i64) * 11).into(), v)
+            .unwrap();
         if i % 4 == 0 {
-            e.set_attribute(&a, &id, "condition", "diabetes".into(), v).unwrap();
+            e.set_attribute(&a, &id, "condition", "diabetes".into(), v)
+                .unwrap();
         }
         grant(e, &id, "marketing.email", "2026-01-02T00:00:00Z", "v3");
         if i % 5 == 0 {
-            event(e, &id, EventKind::ConsentWithdrawn, Some("marketing.email"), "2026-02-01T00:00:00Z");
+            event(
+                e,
+                &id,
+                EventKind::ConsentWithdrawn,
+                Some("marketing.email"),
+                "2026-02-01T00:00:00Z",
+            );
         }
         ids.push(id);
     }
@@ -125,9 +141,23 @@ fn an_import_is_all_or_nothing_on_disk() {
         })
         .collect();
     let mut events: Vec<ConsentEvent> = (0..10)
-        .map(|i| ConsentEvent::grant(&format!("imp-{i}"), "marketing.email", t("2026-01-02T00:00:00Z"), "v3", SHA))
+        .map(|i| {
+            ConsentEvent::grant(
+                &format!("imp-{i}"),
+                "marketing.email",
+                t("2026-01-02T00:00:00Z"),
+                "v3",
+                SHA,
+            )
+        })
         .collect();
-    events.push(ConsentEvent::grant("nobody", "marketing.email", t("2026-01-02T00:00:00Z"), "v3", SHA));
+    events.push(ConsentEvent::grant(
+        "nobody",
+        "marketing.email",
+        t("2026-01-02T00:00:00Z"),
+        "v3",
+        SHA,
+    ));
     assert!(e.import(&admin(), &rows, &events).is_err());
     drop(e);
     let mut e = open(&dir);
@@ -168,11 +198,15 @@ fn blobs_of(dir: &Path, row: i64) -> Vec<Vec<u8>> {
         .map(Result::unwrap)
         .collect();
     let dek: Option<Vec<u8>> = c
-        .query_row("SELECT dek FROM subjects WHERE row = ?1", [row], |r| r.get(0))
+        .query_row("SELECT dek FROM subjects WHERE row = ?1", [row], |r| {
+            r.get(0)
+        })
         .unwrap();
     out.extend(dek);
     let birth: Option<Vec<u8>> = c
-        .query_row("SELECT birth FROM subjects WHERE row = ?1", [row], |r| r.get(0))
+        .query_row("SELECT birth FROM subjects WHERE row = ?1", [row], |r| {
+            r.get(0)
+        })
         .unwrap();
     out.extend(birth);
     out
@@ -187,8 +221,10 @@ fn erasure_leaves_neither_the_id_nor_any_value_in_the_files() {
     adult(&mut e, id, "EU-FR");
     let a = admin();
     let v = t("2026-01-01T00:00:00Z");
-    e.set_attribute(&a, id, "condition", "diabetes".into(), v).unwrap();
-    e.set_attribute(&a, id, "balance", (-987_654).into(), v).unwrap();
+    e.set_attribute(&a, id, "condition", "diabetes".into(), v)
+        .unwrap();
+    e.set_attribute(&a, id, "balance", (-987_654).into(), v)
+        .unwrap();
     grant(&mut e, id, "marketing.email", "2026-01-02T00:00:00Z", "v3");
     e.checkpoint().unwrap();
     // Values are never in the files in plain form.
@@ -196,7 +232,11 @@ fn erasure_leaves_neither_the_id_nor_any_value_in_the_files() {
     assert!(!contains(&bytes, b"-987654"));
     // Control: the id and the sealed values and key are there before.
     let blobs = blobs_of(&dir, 5);
-    assert_eq!(blobs.len(), 4, "two values, the wrapped key and the birth date");
+    assert_eq!(
+        blobs.len(),
+        4,
+        "two values, the wrapped key and the birth date"
+    );
     assert!(contains(&bytes, id.as_bytes()));
     for b in &blobs {
         assert!(contains(&bytes, b), "control scan finds each sealed blob");
@@ -294,10 +334,17 @@ fn a_tampered_value_is_refused_not_read() {
         // it to its row, so it does not decrypt there.
         let c = rusqlite::Connection::open(dir.join(privseg::store::DB_FILE)).unwrap();
         let b: Vec<u8> = c
-            .query_row("SELECT sealed FROM vals WHERE row = 0 AND attr = 'balance'", [], |r| r.get(0))
+            .query_row(
+                "SELECT sealed FROM vals WHERE row = 0 AND attr = 'balance'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
-        c.execute("UPDATE vals SET sealed = ?1 WHERE row = 1 AND attr = 'balance'", [b])
-            .unwrap();
+        c.execute(
+            "UPDATE vals SET sealed = ?1 WHERE row = 1 AND attr = 'balance'",
+            [b],
+        )
+        .unwrap();
     }
     match Engine::open(&dir, Arc::new(policy()), kek(1)) {
         Err(EngineError::Store(StoreError::Damaged(m))) => assert!(m.contains("balance"), "{m}"),
@@ -326,7 +373,10 @@ fn opening_under_another_policy_says_what_changed() {
     let p = privseg::policy::Policy::from_spec(spec).unwrap();
     let e = Engine::open(&dir, Arc::new(p), kek(1)).unwrap();
     let changes = &e.open_report().policy_changes;
-    assert!(changes.iter().any(|c| c.contains("convicted")), "{changes:?}");
+    assert!(
+        changes.iter().any(|c| c.contains("convicted")),
+        "{changes:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -373,14 +423,31 @@ fn child(dir: &Path) {
                     id: id.clone(),
                     jurisdiction: "EU-FR".into(),
                     birth_date: parse_date("1970-01-01").ok(),
-                    values: vec![("total_spend".into(), (n as i64 % 900).into(), t("2026-01-01T00:00:00Z"))],
+                    values: vec![(
+                        "total_spend".into(),
+                        (n as i64 % 900).into(),
+                        t("2026-01-01T00:00:00Z"),
+                    )],
                 };
-                let ev = ConsentEvent::grant(&id, "marketing.email", t("2026-01-02T00:00:00Z"), "v3", SHA);
+                let ev = ConsentEvent::grant(
+                    &id,
+                    "marketing.email",
+                    t("2026-01-02T00:00:00Z"),
+                    "v3",
+                    SHA,
+                );
                 e.import(&a, &[row], &[ev]).unwrap();
             }
             _ => {
                 adult(&mut e, &id, "EU-FR");
-                e.set_attribute(&a, &id, "total_spend", (n as i64 % 900).into(), t("2026-01-01T00:00:00Z")).unwrap();
+                e.set_attribute(
+                    &a,
+                    &id,
+                    "total_spend",
+                    (n as i64 % 900).into(),
+                    t("2026-01-01T00:00:00Z"),
+                )
+                .unwrap();
                 grant(&mut e, &id, "marketing.email", "2026-01-02T00:00:00Z", "v3");
                 if n % 3 == 0 && n > 0 {
                     e.erase(&a, &format!("c{}", n - 1)).ok();
@@ -455,12 +522,19 @@ fn a_killed_writer_loses_no_acknowledged_write() {
                 continue;
             }
             if let Ok(Some((v, _))) = e.attribute(&a, &id, "total_spend") {
-                assert_eq!(v, privseg::Value::Int(n as i64 % 900), "iteration {it}: {id}");
+                assert_eq!(
+                    v,
+                    privseg::Value::Int(n as i64 % 900),
+                    "iteration {it}: {id}"
+                );
                 assert_eq!(e.history(&a, &id).unwrap().len(), 1, "iteration {it}: {id}");
             } else {
                 // Only an erasure by the write after it (which may have
                 // landed unacknowledged) may remove an acknowledged subject.
-                assert!((n + 1) % 7 != 0 && (n + 1) % 3 == 0, "iteration {it}: {id} lost");
+                assert!(
+                    (n + 1) % 7 != 0 && (n + 1) % 3 == 0,
+                    "iteration {it}: {id} lost"
+                );
             }
         }
         // Nothing half-applied: a batch (subject, value and grant in one

@@ -613,7 +613,7 @@ impl Writer<'_> {
         }
         let dek = random_key()?;
         let wrapped = self.keys.wrap(&dek)?;
-        let key = aead_key(&*dek);
+        let key = aead_key(&dek);
         let (sealed_birth, bver) = match birth {
             Some(b) => {
                 let v = self.bump();

@@ -1092,6 +1092,72 @@ impl Store {
     }
 }
 
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(d) = &self.durable {
+            let _ = d.checkpoint();
+        }
+    }
+}
+
+/// What differs between a stored policy (JSON) and `new`, by name.
+fn policy_diff(old_json: &str, new: &Policy) -> Vec<String> {
+    let Ok(old) = serde_json::from_str::<crate::policy::PolicySpec>(old_json) else {
+        return vec![
+            "the stored policy cannot be read; every record was checked against the new one".into(),
+        ];
+    };
+    let new = new.spec();
+    let mut out = Vec::new();
+    let names = |v: &[crate::policy::AttributeSpec]| -> Vec<String> {
+        v.iter().map(|a| a.name.clone()).collect()
+    };
+    let (oa, na) = (names(&old.attributes), names(&new.attributes));
+    for a in &oa {
+        if !na.contains(a) {
+            out.push(format!("attribute {a:?} removed"));
+        }
+    }
+    for a in &new.attributes {
+        match old.attributes.iter().find(|o| o.name == a.name) {
+            None => out.push(format!("attribute {:?} added", a.name)),
+            Some(o) if o != a => out.push(format!("attribute {:?} changed", a.name)),
+            _ => {}
+        }
+    }
+    for p in &old.purposes {
+        match new.purposes.iter().find(|n| n.key == p.key) {
+            None => out.push(format!("purpose {:?} removed", p.key)),
+            Some(n) if n != p => out.push(format!("purpose {:?} changed", p.key)),
+            _ => {}
+        }
+    }
+    for p in &new.purposes {
+        if !old.purposes.iter().any(|o| o.key == p.key) {
+            out.push(format!("purpose {:?} added", p.key));
+        }
+    }
+    for c in &new.categories {
+        match old.categories.iter().find(|o| o.key == c.key) {
+            None => out.push(format!("category {:?} added", c.key)),
+            Some(o) if o != c => out.push(format!("category {:?} changed", c.key)),
+            _ => {}
+        }
+    }
+    for c in &old.categories {
+        if !new.categories.iter().any(|n| n.key == c.key) {
+            out.push(format!("category {:?} removed", c.key));
+        }
+    }
+    if old.jurisdictions != new.jurisdictions {
+        out.push("jurisdictions changed".into());
+    }
+    if out.is_empty() {
+        out.push("other policy settings changed (roles, recipients, budgets or thresholds)".into());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1163,70 +1229,4 @@ mod tests {
         assert_eq!(offset(bsi, 2), 0);
         assert_eq!(s.columns[tc].present_count, vals.len() as u64 - 1);
     }
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        if let Some(d) = &self.durable {
-            let _ = d.checkpoint();
-        }
-    }
-}
-
-/// What differs between a stored policy (JSON) and `new`, by name.
-fn policy_diff(old_json: &str, new: &Policy) -> Vec<String> {
-    let Ok(old) = serde_json::from_str::<crate::policy::PolicySpec>(old_json) else {
-        return vec![
-            "the stored policy cannot be read; every record was checked against the new one".into(),
-        ];
-    };
-    let new = new.spec();
-    let mut out = Vec::new();
-    let names = |v: &[crate::policy::AttributeSpec]| -> Vec<String> {
-        v.iter().map(|a| a.name.clone()).collect()
-    };
-    let (oa, na) = (names(&old.attributes), names(&new.attributes));
-    for a in &oa {
-        if !na.contains(a) {
-            out.push(format!("attribute {a:?} removed"));
-        }
-    }
-    for a in &new.attributes {
-        match old.attributes.iter().find(|o| o.name == a.name) {
-            None => out.push(format!("attribute {:?} added", a.name)),
-            Some(o) if o != a => out.push(format!("attribute {:?} changed", a.name)),
-            _ => {}
-        }
-    }
-    for p in &old.purposes {
-        match new.purposes.iter().find(|n| n.key == p.key) {
-            None => out.push(format!("purpose {:?} removed", p.key)),
-            Some(n) if n != p => out.push(format!("purpose {:?} changed", p.key)),
-            _ => {}
-        }
-    }
-    for p in &new.purposes {
-        if !old.purposes.iter().any(|o| o.key == p.key) {
-            out.push(format!("purpose {:?} added", p.key));
-        }
-    }
-    for c in &new.categories {
-        match old.categories.iter().find(|o| o.key == c.key) {
-            None => out.push(format!("category {:?} added", c.key)),
-            Some(o) if o != c => out.push(format!("category {:?} changed", c.key)),
-            _ => {}
-        }
-    }
-    for c in &old.categories {
-        if !new.categories.iter().any(|n| n.key == c.key) {
-            out.push(format!("category {:?} removed", c.key));
-        }
-    }
-    if old.jurisdictions != new.jurisdictions {
-        out.push("jurisdictions changed".into());
-    }
-    if out.is_empty() {
-        out.push("other policy settings changed (roles, recipients, budgets or thresholds)".into());
-    }
-    out
 }
