@@ -34,7 +34,6 @@
 //! assert_eq!(engine.audit_len(), 8);
 //! ```
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::Serialize;
@@ -45,13 +44,15 @@ use crate::access::{AccessError, Actor, Permission, authorize};
 use crate::audit::{AuditError, AuditLog, AuditPseudonymizer, MemorySink, Operation, PendingEntry};
 use crate::clock::{Clock, SystemClock};
 use crate::consent::{
-    ConsentEvent, DataUse, Eligibility, EventContext, EventError, EventKind, Rule, check_event,
-    eligibility, event_of_record, insert_in_order,
+    ConsentEvent, DataUse, Eligibility, EventContext, EventError, Rule, eligibility,
+    event_of_record,
 };
-use crate::eval::{self, ExecOptions, MaskCache, Plan, kernels};
+use crate::eval::{self, ExecOptions, Plan, kernels};
 use crate::policy::{Policy, PolicyVersion, PurposeId};
 use crate::segment::{self, CheckedExpr, CheckedSegment, Expr, Segment, SegmentError};
-use crate::store::{Bits, Store, Value, ValueError};
+use crate::store::{
+    Bits, KeyProvider, NewSubject, OpenReport, Store, Value, ValueChange, ValueError, ValueWrite,
+};
 
 /// Why an engine call failed. Nothing is changed when a call fails.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +130,10 @@ pub enum EngineError {
     /// Writing the output failed.
     #[error("output: {0}")]
     Io(String),
+    /// The durable store could not be created, opened or written: the
+    /// call was not carried out.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
     /// A result was given to an engine other than the one that made it.
     #[error("this result was made by another engine: read it through the engine that made it")]
     ForeignResult,
@@ -275,9 +280,6 @@ impl std::fmt::Display for Explanation {
     }
 }
 
-/// One cached eligibility mask, shared between concurrent evaluations.
-type MaskEntry = Arc<RwLock<MaskCache>>;
-
 /// The engine: one policy, its subjects, and the audit log of every call.
 ///
 /// Evaluation takes `&self`; the eligibility masks it keeps (one per
@@ -293,11 +295,11 @@ type MaskEntry = Arc<RwLock<MaskCache>>;
 pub struct Engine {
     policy: Arc<Policy>,
     store: Store,
-    masks: RwLock<HashMap<(PurposeId, DataUse), MaskEntry>>,
     exec: ExecOptions,
     audit: Mutex<AuditLog>,
     audit_ids: AuditPseudonymizer,
     clock: Arc<dyn Clock>,
+    open_report: OpenReport,
     /// A random identity, so that results are only read through the engine
     /// that made them.
     instance: u64,
@@ -312,20 +314,6 @@ fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 
 fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Does an event of this kind and purpose leave eligibility for `purpose`
-/// unchanged? Grants, refusals, withdrawals, parental consents and soft
-/// opt-ins only count for their own purpose (see `consent::eligibility`).
-fn event_irrelevant(kind: EventKind, event_purpose: Option<PurposeId>, purpose: PurposeId) -> bool {
-    matches!(
-        kind,
-        EventKind::ConsentGranted
-            | EventKind::ConsentRefused
-            | EventKind::ConsentWithdrawn
-            | EventKind::ParentalConsent
-            | EventKind::SoftOptIn
-    ) && event_purpose != Some(purpose)
 }
 
 /// An engine shared between threads: evaluations take a read lock, writes
@@ -372,6 +360,20 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// An in-memory audit log and pseudonymizer under a fresh random key.
+fn memory_audit() -> (AuditLog, AuditPseudonymizer) {
+    let mut key = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+        .expect("the system random source is available");
+    let ids = AuditPseudonymizer::new(&key).expect("a 32-byte key is long enough");
+    let log = AuditLog::open(
+        Box::new(MemorySink::new()) as Box<dyn crate::audit::AuditSink + Send>,
+        &key,
+    )
+    .expect("an empty in-memory log opens");
+    (log, ids)
+}
+
 pub(crate) fn check_id(id: &str) -> Result<(), EngineError> {
     if id.is_empty() || id.trim() != id || id.chars().any(char::is_control) {
         return Err(EngineError::InvalidId(id.into()));
@@ -384,15 +386,7 @@ impl Engine {
     /// pseudonyms use a fresh random key. Use [`Engine::with_audit`] to keep
     /// the log in a file and under a key the host holds.
     pub fn new(policy: Arc<Policy>) -> Engine {
-        let mut key = [0u8; 32];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
-            .expect("the system random source is available");
-        let ids = AuditPseudonymizer::new(&key).expect("a 32-byte key is long enough");
-        let log = AuditLog::open(
-            Box::new(MemorySink::new()) as Box<dyn crate::audit::AuditSink + Send>,
-            &key,
-        )
-        .expect("an empty in-memory log opens");
+        let (log, ids) = memory_audit();
         Engine::with_audit(policy, log, ids).expect("an in-memory log accepts entries")
     }
 
@@ -404,19 +398,118 @@ impl Engine {
         log: AuditLog,
         pseudonyms: AuditPseudonymizer,
     ) -> Result<Engine, EngineError> {
-        let store = Store::new(&policy);
+        Engine::assemble(Store::new(policy), log, pseudonyms)
+    }
+
+    /// Creates a durable engine in directory `dir` (see
+    /// [`Store::create`]): every acknowledged write is on disk before the
+    /// call returns. The audit log is in memory under a fresh key, as for
+    /// [`Engine::new`]; use [`Engine::create_with_audit`] to keep it with
+    /// the store.
+    pub fn create(
+        dir: impl AsRef<std::path::Path>,
+        policy: Arc<Policy>,
+        keys: Arc<dyn KeyProvider>,
+    ) -> Result<Engine, EngineError> {
+        let store = Store::create(dir.as_ref(), policy, keys)?;
+        let (log, ids) = memory_audit();
+        Engine::assemble(store, log, ids)
+    }
+
+    /// [`Engine::create`] with the audit log and pseudonym key given.
+    pub fn create_with_audit(
+        dir: impl AsRef<std::path::Path>,
+        policy: Arc<Policy>,
+        keys: Arc<dyn KeyProvider>,
+        log: AuditLog,
+        pseudonyms: AuditPseudonymizer,
+    ) -> Result<Engine, EngineError> {
+        let store = Store::create(dir.as_ref(), policy, keys)?;
+        Engine::assemble(store, log, pseudonyms)
+    }
+
+    /// Opens the durable engine in directory `dir` under `policy` (see
+    /// [`Store::open`] for what is checked; [`Engine::open_report`] says
+    /// what changed if the policy differs from the stored one).
+    pub fn open(
+        dir: impl AsRef<std::path::Path>,
+        policy: Arc<Policy>,
+        keys: Arc<dyn KeyProvider>,
+    ) -> Result<Engine, EngineError> {
+        let (log, ids) = memory_audit();
+        Engine::open_with_audit(dir, policy, keys, log, ids)
+    }
+
+    /// [`Engine::open`] with the audit log and pseudonym key given. A
+    /// policy change found on open is recorded.
+    pub fn open_with_audit(
+        dir: impl AsRef<std::path::Path>,
+        policy: Arc<Policy>,
+        keys: Arc<dyn KeyProvider>,
+        log: AuditLog,
+        pseudonyms: AuditPseudonymizer,
+    ) -> Result<Engine, EngineError> {
+        let (store, report) = Store::open(dir.as_ref(), policy, keys)?;
+        let mut e = Engine::assemble(store, log, pseudonyms)?;
+        if !report.policy_changes.is_empty() {
+            e.log(
+                e.entry("privseg", Operation::PolicyChanged)
+                    .detail("from", report.stored_policy_version.as_str())
+                    .detail("changes", report.policy_changes.len() as u64),
+            )?;
+        }
+        e.open_report = report;
+        Ok(e)
+    }
+
+    /// What opening the store found (empty for a new or in-memory engine).
+    pub fn open_report(&self) -> &OpenReport {
+        &self.open_report
+    }
+
+    /// Is every acknowledged write on disk before the call returns?
+    pub fn is_durable(&self) -> bool {
+        self.store.is_durable()
+    }
+
+    /// Rewraps every subject's data key under a new key-encryption key
+    /// (values are not touched). Needs the `subjects` permission; recorded.
+    pub fn rotate_kek(
+        &mut self,
+        actor: &Actor,
+        keys: Arc<dyn KeyProvider>,
+    ) -> Result<u64, EngineError> {
+        self.allow(actor, Permission::Subjects, None)?;
+        self.log(
+            self.entry(actor.id(), Operation::SubjectRectified)
+                .detail("key_rotation", true),
+        )?;
+        Ok(self.store.rotate_kek(keys)?)
+    }
+
+    /// Checkpoints a durable store's write-ahead log into its database.
+    pub fn checkpoint(&self) -> Result<(), EngineError> {
+        Ok(self.store.checkpoint()?)
+    }
+
+    fn assemble(
+        store: Store,
+        log: AuditLog,
+        pseudonyms: AuditPseudonymizer,
+    ) -> Result<Engine, EngineError> {
+        let policy = store.policy().clone();
         let mut instance = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut instance)
             .map_err(|_| EngineError::Privacy("the system random source failed".into()))?;
         let engine = Engine {
             policy,
             store,
-            masks: RwLock::new(HashMap::new()),
             exec: ExecOptions::default(),
             audit: Mutex::new(log),
             audit_ids: pseudonyms,
             clock: Arc::new(SystemClock),
             instance: u64::from_le_bytes(instance),
+            open_report: OpenReport::default(),
         };
         engine.log(engine.entry("privseg", Operation::PolicyLoaded))?;
         Ok(engine)
@@ -449,58 +542,16 @@ impl Engine {
     /// Bytes held by the cached eligibility masks (bitsets, per-row due
     /// times and time queues).
     pub fn mask_cache_bytes(&self) -> usize {
-        read(&self.masks).values().map(|m| read(m).bytes()).sum()
-    }
-
-    /// Grows every cached mask to the store's current row count (new rows
-    /// are computed with the eligibility rules).
-    pub(crate) fn grow_masks(&mut self) {
-        let map = self.masks.get_mut().unwrap_or_else(PoisonError::into_inner);
-        for m in map.values() {
-            write(m).grow(&self.policy, &self.store);
-        }
-    }
-
-    /// Number of cached masks.
-    pub(crate) fn cached_masks(&self) -> usize {
-        read(&self.masks).len()
+        self.store.mask_cache_bytes()
     }
 
     /// Drops every cached eligibility mask.
     pub fn clear_mask_cache(&mut self) {
-        self.masks
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-    }
-
-    /// The cached mask for a purpose and data use, built at `at` if absent
-    /// (or rebuilt if a panic left it poisoned).
-    fn mask_entry(&self, key: (PurposeId, DataUse), at: Timestamp) -> MaskEntry {
-        if let Some(e) = read(&self.masks).get(&key).filter(|e| !e.is_poisoned()) {
-            return e.clone();
-        }
-        let mut map = write(&self.masks);
-        let build = || {
-            Arc::new(RwLock::new(MaskCache::build(
-                &self.policy,
-                &self.store,
-                key.0,
-                key.1,
-                at,
-            )))
-        };
-        let e = map.entry(key).or_insert_with(build);
-        if e.is_poisoned() {
-            *e = build();
-        }
-        e.clone()
+        self.store.clear_mask_cache();
     }
 
     /// Calls `f` with the eligibility mask of a purpose and data use at
-    /// `at` and its number of set bits: the cached mask, moved forward if
-    /// needed, or a full recompute if `at` is earlier than the cache (a host
-    /// clock that stepped back).
+    /// `at` and its number of set bits (see [`Store::with_mask`]).
     fn with_mask<R>(
         &self,
         purpose: PurposeId,
@@ -508,22 +559,7 @@ impl Engine {
         at: Timestamp,
         f: impl FnOnce(&Bits, u64) -> R,
     ) -> R {
-        let entry = self.mask_entry((purpose, uses), at);
-        {
-            let g = read(&entry);
-            if g.at() == at {
-                return f(g.bits(), g.count());
-            }
-        }
-        let mut g = write(&entry);
-        if at >= g.at() {
-            g.advance(&self.policy, &self.store, at);
-            return f(g.bits(), g.count());
-        }
-        drop(g);
-        let mask = eval::eligibility_mask(&self.policy, &self.store, purpose, at, uses);
-        let count = kernels::count(mask.as_raw_slice());
-        f(&mask, count)
+        self.store.with_mask(purpose, uses, at, f)
     }
 
     /// Runs `f` on the compiled plan of a segment (the eligibility mask as
@@ -572,21 +608,6 @@ impl Engine {
         })
     }
 
-    /// Updates every cached mask after a change to one row.
-    pub(crate) fn refresh_masks(
-        &mut self,
-        row: u32,
-        event: Option<(EventKind, Option<PurposeId>)>,
-    ) {
-        let map = self.masks.get_mut().unwrap_or_else(PoisonError::into_inner);
-        for ((purpose, _), m) in map.iter() {
-            if event.is_some_and(|(k, p)| event_irrelevant(k, p, *purpose)) {
-                continue;
-            }
-            write(m).refresh_row(&self.policy, &self.store, row);
-        }
-    }
-
     /// The policy.
     pub fn policy(&self) -> &Arc<Policy> {
         &self.policy
@@ -596,8 +617,25 @@ impl Engine {
         &self.store
     }
 
-    pub(crate) fn store_mut(&mut self) -> &mut Store {
-        &mut self.store
+    /// Checks an event for the store (interning its strings).
+    pub(crate) fn store_check_event(
+        &mut self,
+        event: &ConsentEvent,
+        ctx: &EventContext,
+    ) -> Result<(crate::consent::EventRecord, crate::consent::Proof), EventError> {
+        self.store.check_event(event, ctx)
+    }
+
+    /// Applies a checked import: subjects, then values, then events, as one
+    /// write (one transaction for a durable store).
+    pub(crate) fn apply_import(
+        &mut self,
+        subjects: &[NewSubject<'_>],
+        values: &[ValueWrite],
+        events: Vec<(u32, crate::consent::EventRecord, crate::consent::Proof)>,
+    ) -> Result<(), EngineError> {
+        self.store.write_batch(subjects, values, events)?;
+        Ok(())
     }
 
     /// An audit entry stamped with the clock's time and the policy version.
@@ -710,7 +748,7 @@ impl Engine {
 
     /// Number of subjects, erased ones excluded.
     pub fn subject_count(&self) -> usize {
-        self.store.len() - self.store.erased.count_ones()
+        self.store.live_count()
     }
 
     /// The row of a subject. A lookup of an unknown id is recorded too
@@ -753,11 +791,11 @@ impl Engine {
             self.entry(actor.id(), Operation::SubjectAdded)
                 .subject(&self.audit_ids, id),
         )?;
-        self.store.push(id, j, birth_date);
-        let map = self.masks.get_mut().unwrap_or_else(PoisonError::into_inner);
-        for m in map.values() {
-            write(m).grow(&self.policy, &self.store);
-        }
+        self.store.add_subjects(&[NewSubject {
+            id,
+            jurisdiction: j,
+            birth_date,
+        }])?;
         Ok(())
     }
 
@@ -782,7 +820,14 @@ impl Engine {
                 .subject(&self.audit_ids, id)
                 .detail("attribute", attr),
         )?;
-        self.store.set(row, a, code, verified_at);
+        self.store.set_values(&[ValueWrite {
+            row,
+            attr: a,
+            change: ValueChange::Set {
+                code,
+                verified: verified_at,
+            },
+        }])?;
         Ok(())
     }
 
@@ -805,7 +850,11 @@ impl Engine {
                 .detail("attribute", attr)
                 .detail("cleared", true),
         )?;
-        self.store.clear(row, a);
+        self.store.set_values(&[ValueWrite {
+            row,
+            attr: a,
+            change: ValueChange::Clear,
+        }])?;
         Ok(())
     }
 
@@ -848,7 +897,7 @@ impl Engine {
             // The recording instant, from the host clock.
             now: self.now(),
         };
-        let (mut rec, proof) = check_event(&self.policy, event, &ctx, &mut self.store.strings)?;
+        let (rec, proof) = self.store.check_event(event, &ctx)?;
         let mut entry = self
             .entry(actor.id(), Operation::EventRecorded)
             .subject(&self.audit_ids, &event.subject)
@@ -858,13 +907,7 @@ impl Engine {
             entry = entry.purpose(p.as_str());
         }
         self.log(entry)?;
-        rec.seq = self.store.next_seq;
-        rec.proof = self.store.proofs.len() as u32;
-        self.store.next_seq += 1;
-        self.store.proofs.push(proof);
-        let (kind, purpose) = (rec.kind, rec.purpose);
-        insert_in_order(&mut self.store.events[row as usize], rec);
-        self.refresh_masks(row, Some((kind, purpose)));
+        self.store.append_events(vec![(row, rec, proof)])?;
         Ok(())
     }
 
@@ -877,15 +920,17 @@ impl Engine {
                 .subject(&self.audit_ids, id)
                 .detail("history", true),
         )?;
-        Ok(self.store.events[row as usize]
+        Ok(self
+            .store
+            .history(row)
             .iter()
             .map(|r| {
                 event_of_record(
                     &self.policy,
                     id,
                     r,
-                    &self.store.proofs[r.proof as usize],
-                    &self.store.strings,
+                    self.store.proof(r),
+                    self.store.strings(),
                 )
             })
             .collect())
@@ -1309,12 +1354,46 @@ impl Engine {
             self.entry(actor.id(), Operation::SubjectErased)
                 .subject(&self.audit_ids, id),
         )?;
-        self.store.erase(row);
-        self.refresh_masks(row, None);
-        self.store.index.remove(id);
-        self.store.ids[row as usize] = Arc::from("");
+        let now = self.now();
+        self.store.erase(row, now)?;
         Ok(())
     }
+
+    /// Retention (R17): removes every value past its category's retention
+    /// period as of the host clock's now (verified earlier than now minus
+    /// the period). Needs the `subjects` permission; recorded (as a
+    /// rectification with the number of values and subjects, and no
+    /// subject named) before anything is removed.
+    pub fn purge(&mut self, actor: &Actor) -> Result<PurgeSummary, EngineError> {
+        self.allow(actor, Permission::Subjects, None)?;
+        let now = self.now();
+        let due = self.store.purge_due(now);
+        let subjects = {
+            let mut rows: Vec<u32> = due.iter().map(|w| w.row).collect();
+            rows.dedup();
+            rows.len() as u64
+        };
+        self.log(
+            self.entry(actor.id(), Operation::SubjectRectified)
+                .detail("retention_purge", true)
+                .detail("values", due.len() as u64)
+                .detail("subjects", subjects),
+        )?;
+        self.store.purge(&due, now)?;
+        Ok(PurgeSummary {
+            values: due.len() as u64,
+            subjects,
+        })
+    }
+}
+
+/// What a retention purge removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PurgeSummary {
+    /// Values removed.
+    pub values: u64,
+    /// Subjects that lost at least one value.
+    pub subjects: u64,
 }
 
 #[cfg(test)]

@@ -75,7 +75,7 @@ pub struct FairnessReport {
 }
 
 fn cat_bitmaps(engine: &Engine, a: AttrId) -> Option<&[Bits]> {
-    match &engine.store().columns[a.0 as usize].data {
+    match engine.store().column(a).data() {
         ColumnData::Cat { bitmaps, .. } => Some(bitmaps),
         _ => None,
     }

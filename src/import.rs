@@ -8,10 +8,10 @@ use time::Date;
 use crate::Timestamp;
 use crate::access::{Actor, Permission};
 use crate::audit::Operation;
-use crate::consent::{ConsentEvent, EventContext, EventRecord, Proof, check_event};
+use crate::consent::{ConsentEvent, EventContext, EventRecord, Proof};
 use crate::engine::{Engine, EngineError};
 use crate::policy::AttrId;
-use crate::store::{Store, Value};
+use crate::store::{NewSubject, Store, Value, ValueChange, ValueWrite};
 
 /// One subject to import.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,7 +78,7 @@ impl Engine {
         let base = self.store().len() as u32;
         let mut new_rows: HashMap<&str, u32> = HashMap::with_capacity(subjects.len());
         let mut juris = Vec::with_capacity(subjects.len());
-        let mut values: Vec<(u32, AttrId, i64, Timestamp)> = Vec::new();
+        let mut values: Vec<ValueWrite> = Vec::new();
         let mut digest = self.audit_ids().digest();
         let mut attr_cache: HashMap<&str, AttrId> = HashMap::new();
         for (i, s) in subjects.iter().enumerate() {
@@ -116,46 +116,51 @@ impl Engine {
                 };
                 let code =
                     Store::encode(&policy, a, v).map_err(|e| at_batch("subject", i, e.into()))?;
-                values.push((row, a, code, *verified));
+                values.push(ValueWrite {
+                    row,
+                    attr: a,
+                    change: ValueChange::Set {
+                        code,
+                        verified: *verified,
+                    },
+                });
             }
             digest.update(s.id.as_bytes());
             digest.update(&[0]);
         }
         let mut records: Vec<(u32, EventRecord, Proof)> = Vec::with_capacity(events.len());
-        {
-            // The recording instant, from the host clock.
-            let now = self.now();
-            let store = self.store_mut();
-            for (i, e) in events.iter().enumerate() {
-                let row = match new_rows.get(e.subject.as_str()) {
-                    Some(r) => *r,
-                    None => store.row(&e.subject).ok_or_else(|| {
-                        at_batch("event", i, EngineError::UnknownSubject(e.subject.clone()))
-                    })?,
-                };
-                let ctx = match row.checked_sub(base) {
-                    Some(k) => EventContext {
-                        jurisdiction: juris[k as usize],
-                        birth_date: subjects[k as usize].birth_date,
+        // The recording instant, from the host clock.
+        let now = self.now();
+        for (i, e) in events.iter().enumerate() {
+            let row = match new_rows.get(e.subject.as_str()) {
+                Some(r) => *r,
+                None => self.store().row(&e.subject).ok_or_else(|| {
+                    at_batch("event", i, EngineError::UnknownSubject(e.subject.clone()))
+                })?,
+            };
+            let ctx = match row.checked_sub(base) {
+                Some(k) => EventContext {
+                    jurisdiction: juris[k as usize],
+                    birth_date: subjects[k as usize].birth_date,
+                    now,
+                },
+                None => {
+                    let facts = self.store().facts(row);
+                    EventContext {
+                        jurisdiction: facts.jurisdiction,
+                        birth_date: facts.birth_date,
                         now,
-                    },
-                    None => {
-                        let facts = store.facts(row);
-                        EventContext {
-                            jurisdiction: facts.jurisdiction,
-                            birth_date: facts.birth_date,
-                            now,
-                        }
                     }
-                };
-                let (rec, proof) = check_event(&policy, e, &ctx, &mut store.strings)
-                    .map_err(|err| at_batch("event", i, err.into()))?;
-                records.push((row, rec, proof));
-                digest.update(e.subject.as_bytes());
-                digest.update(&[0]);
-                digest.update(e.kind.as_str().as_bytes());
-                digest.update(&e.at.unix().to_be_bytes());
-            }
+                }
+            };
+            let (rec, proof) = self
+                .store_check_event(e, &ctx)
+                .map_err(|err| at_batch("event", i, err.into()))?;
+            records.push((row, rec, proof));
+            digest.update(e.subject.as_bytes());
+            digest.update(&[0]);
+            digest.update(e.kind.as_str().as_bytes());
+            digest.update(&e.at.unix().to_be_bytes());
         }
         let digest = digest.finish();
         let summary = ImportSummary {
@@ -171,47 +176,19 @@ impl Engine {
                 .detail("import_mac", digest),
         )
         .map_err(|e| at_batch("batch", 0, e))?;
-        // Nothing below can fail.
-        let store = self.store_mut();
-        for (s, j) in subjects.iter().zip(juris) {
-            store.push(&s.id, j, s.birth_date);
-        }
-        for (row, a, code, verified) in values {
-            store.set(row, a, code, verified);
-        }
-        let mut touched = Vec::new();
-        let mut event_rows: Vec<u32> = records.iter().map(|(row, _, _)| *row).collect();
-        for (row, mut rec, proof) in records {
-            rec.seq = store.next_seq;
-            rec.proof = store.proofs.len() as u32;
-            store.next_seq += 1;
-            store.proofs.push(proof);
-            let h = &mut store.events[row as usize];
-            if h.last().is_some_and(|l| (l.at, l.seq) > (rec.at, rec.seq)) {
-                touched.push(row);
-            }
-            h.push(rec);
-        }
-        touched.sort_unstable();
-        touched.dedup();
-        for row in touched {
-            store.events[row as usize].sort_by_key(|e| (e.at, e.seq));
-        }
-        // Cached eligibility masks: new rows are added to them, and the rows
-        // whose histories changed are recomputed one by one, unless so many
-        // changed that rebuilding on next use is cheaper.
-        if self.cached_masks() > 0 {
-            event_rows.sort_unstable();
-            event_rows.dedup();
-            if event_rows.len() + subjects.len() > self.row_count() / 8 {
-                self.clear_mask_cache();
-            } else {
-                self.grow_masks();
-                for row in event_rows.into_iter().filter(|&r| r < base) {
-                    self.refresh_masks(row, None);
-                }
-            }
-        }
+        // Nothing below can fail, but for a durable store's write (then
+        // nothing is changed).
+        let new: Vec<NewSubject<'_>> = subjects
+            .iter()
+            .zip(juris)
+            .map(|(s, jurisdiction)| NewSubject {
+                id: &s.id,
+                jurisdiction,
+                birth_date: s.birth_date,
+            })
+            .collect();
+        self.apply_import(&new, &values, records)
+            .map_err(|e| at_batch("batch", 0, e))?;
         Ok(summary)
     }
 }

@@ -30,11 +30,13 @@ pub mod rights;
 pub mod segment;
 pub mod store;
 pub mod timestamp;
+pub mod value;
 
 pub use access::Actor;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Engine, EngineError, Explanation, Members, SharedEngine};
+pub use engine::{Engine, EngineError, Explanation, Members, PurgeSummary, SharedEngine};
 pub use timestamp::Timestamp;
+pub use value::Value;
 
 /// The README's Rust example, compiled and run as a doctest.
 #[cfg(doctest)]

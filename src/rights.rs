@@ -102,16 +102,11 @@ impl Engine {
                 eligibility: eligibility(&policy, &facts, p, now, DataUse::default()),
             })
             .collect();
-        let history = store.events[row as usize]
+        let history = store
+            .history(row)
             .iter()
             .map(|r| {
-                crate::consent::event_of_record(
-                    &policy,
-                    id,
-                    r,
-                    &store.proofs[r.proof as usize],
-                    &store.strings,
-                )
+                crate::consent::event_of_record(&policy, id, r, store.proof(r), store.strings())
             })
             .collect();
         let mut explained = Vec::with_capacity(segments.len());

@@ -16,12 +16,11 @@
 pub mod cpu;
 mod exec;
 pub mod kernels;
-pub mod mask;
 pub mod plan;
 
+pub use crate::store::MaskCache;
 pub use cpu::{ExecOptions, KernelPath, cpu_features, default_path, execute, execute_into};
 pub use exec::CHUNK;
-pub use mask::MaskCache;
 pub use plan::{Plan, PlanNode, RangeTest, compile};
 
 use crate::Timestamp;
@@ -136,7 +135,7 @@ fn fresh_mask(
     at: Timestamp,
 ) -> Bits {
     let since = fresh_since(policy, attr, purpose, at);
-    let verified = &store.columns[attr.0 as usize].verified;
+    let verified = store.column(attr).verified();
     kernels::from_predicate(verified.len(), |r| verified[r] >= since)
 }
 
@@ -149,8 +148,8 @@ fn term_bits(
 ) -> Bits {
     let attr = term.attr();
     let fresh = fresh_mask(policy, store, attr, purpose, at);
-    let col = &store.columns[attr.0 as usize];
-    let mut out = match (term, &col.data) {
+    let col = store.column(attr);
+    let mut out = match (term, col.data()) {
         (Term::Has(_), _) => return fresh,
         (
             Term::CatIn {

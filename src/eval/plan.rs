@@ -300,11 +300,11 @@ impl<'a> Builder<'_, 'a> {
 
     /// Rows whose value of `attr` is present and fresh.
     fn fresh(&mut self, attr: AttrId) -> PlanNode {
-        let col = &self.store.columns[attr.0 as usize];
-        let present = self.operand(col.present.as_raw_slice(), Some(col.present_count));
+        let col = self.store.column(attr);
+        let present = self.operand(col.present().as_raw_slice(), Some(col.present_count()));
         match (
             self.policy.max_staleness(attr, self.purpose),
-            &col.verified_bsi,
+            col.verified_bsi(),
         ) {
             (Some(_), Some(bsi)) => {
                 let since = fresh_since(self.policy, attr, self.purpose, self.at);
@@ -320,8 +320,8 @@ impl<'a> Builder<'_, 'a> {
         let attr = t.attr();
         let fresh = self.fresh(attr);
         let store = self.store;
-        let col = &store.columns[attr.0 as usize];
-        let core = match (t, &col.data) {
+        let col = store.column(attr);
+        let core = match (t, col.data()) {
             (Term::Has(_), _) => PlanNode::Const(true),
             (
                 Term::CatIn {

@@ -9,7 +9,7 @@ use super::{detail_str, export_tallies, retention_of, table};
 use crate::Timestamp;
 use crate::audit::{AuditEntry, Operation};
 use crate::consent::{DataUse, Denial, Eligibility, Grounds, SubjectFacts, eligibility};
-use crate::policy::{LawfulBasis, Policy, PurposeId};
+use crate::policy::{AttrId, LawfulBasis, Policy, PurposeId};
 use crate::privacy::dp::{BudgetLedger, Rational};
 use crate::store::{MISSING, Store};
 use crate::timestamp::DAY;
@@ -179,7 +179,7 @@ fn consents(
                 reconsent_by_notice: BTreeMap::new(),
             };
             for row in 0..store.len() as u32 {
-                if store.erased[row as usize] {
+                if store.is_erased(row) {
                     continue;
                 }
                 let facts = store.facts(row);
@@ -239,8 +239,8 @@ fn retention(policy: &Policy, store: &Store, at: Timestamp) -> Vec<CategoryReten
                 if a.category != c.key {
                     continue;
                 }
-                for (row, &v) in store.columns[i].verified.iter().enumerate() {
-                    if v == MISSING || store.erased[row] {
+                for (row, &v) in store.column(AttrId(i as u32)).verified().iter().enumerate() {
+                    if v == MISSING || store.is_erased(row as u32) {
                         continue;
                     }
                     out.values += 1;
@@ -272,8 +272,8 @@ fn staleness(policy: &Policy, store: &Store, at: Timestamp) -> Vec<AttributeStal
                 values: 0,
                 stale: 0,
             };
-            for (row, &v) in store.columns[i].verified.iter().enumerate() {
-                if v == MISSING || store.erased[row] {
+            for (row, &v) in store.column(AttrId(i as u32)).verified().iter().enumerate() {
+                if v == MISSING || store.is_erased(row as u32) {
                     continue;
                 }
                 out.values += 1;
@@ -357,7 +357,7 @@ pub(crate) fn compliance_report(
         at,
         within_days,
         policy_version: policy.version().to_string(),
-        subjects: (store.len() - store.erased.count_ones()) as u64,
+        subjects: store.live_count() as u64,
         audit_entries: entries.len() as u64,
         consents: consents(policy, store, at, within_days),
         retention: retention(policy, store, at),

@@ -14,9 +14,10 @@ impl Engine {
     pub(crate) fn subjects_by_jurisdiction(&self) -> BTreeMap<String, u64> {
         let store = self.store();
         let mut out = BTreeMap::new();
-        for (row, j) in store.juris.iter().enumerate() {
-            if !store.erased[row] {
-                *out.entry(self.policy().jurisdiction(*j).code.clone())
+        for row in 0..store.len() as u32 {
+            let j = store.jurisdiction(row);
+            if !store.is_erased(row) {
+                *out.entry(self.policy().jurisdiction(j).code.clone())
                     .or_default() += 1;
             }
         }

@@ -1,0 +1,148 @@
+//! Bit-sliced indexes over signed 64-bit values.
+
+use super::Bits;
+
+/// A bit-sliced index (O'Neil and Quass) over signed 64-bit values.
+///
+/// A row's value `v` is stored as the unsigned offset `v - base`; slice `i`
+/// holds bit `i` of every row's offset. Rows without a value hold offset 0
+/// (callers AND the column's presence bitmap in). The slices cover
+/// `base ..= base + 2^width - 1`: for an integer with declared bounds that is
+/// fixed when the store is made; otherwise (timestamps, unbounded integers)
+/// it follows the observed values, growing on insert: a slice is added for a
+/// larger value, and a smaller value moves the base down (with slack, so
+/// that repeated moves stay rare) and re-encodes every row.
+#[derive(Clone, Debug, Default)]
+pub struct Bsi {
+    base: i64,
+    /// Slices, least significant first.
+    slices: Vec<Bits>,
+    /// Has any value been encoded yet (for observed ranges)?
+    seeded: bool,
+}
+
+impl Bsi {
+    /// An index with a fixed range `lo..=hi`, or an observed one if `None`.
+    pub(super) fn new(bounds: Option<(i64, i64)>) -> Bsi {
+        match bounds {
+            Some((lo, hi)) => {
+                let span = (i128::from(hi) - i128::from(lo)).max(0) as u128;
+                Bsi {
+                    base: lo,
+                    slices: Vec::new(),
+                    seeded: true,
+                }
+                .with_width(bits_for(span))
+            }
+            None => Bsi::default(),
+        }
+    }
+
+    pub(super) fn with_width(mut self, width: u32) -> Bsi {
+        self.slices = vec![Bits::new(); width as usize];
+        self
+    }
+
+    /// The smallest value the slices can hold.
+    pub fn base(&self) -> i64 {
+        self.base
+    }
+
+    /// Number of slices.
+    pub fn width(&self) -> u32 {
+        self.slices.len() as u32
+    }
+
+    /// The largest offset the slices can hold.
+    pub fn max_offset(&self) -> u64 {
+        match self.width() {
+            64 => u64::MAX,
+            w => (1u64 << w) - 1,
+        }
+    }
+
+    /// The slices' raw words, least significant slice first.
+    pub fn slices(&self) -> impl Iterator<Item = &[u64]> + '_ {
+        self.slices.iter().map(|s| s.as_raw_slice())
+    }
+
+    /// The slice for bit `i` of the offset.
+    pub fn slice(&self, i: u32) -> &[u64] {
+        self.slices[i as usize].as_raw_slice()
+    }
+
+    /// Bytes held by the slices.
+    pub fn bytes(&self) -> usize {
+        self.slices.iter().map(|s| s.as_raw_slice().len() * 8).sum()
+    }
+
+    fn fits(&self, v: i64) -> bool {
+        self.seeded && v >= self.base && (v.wrapping_sub(self.base) as u64) <= self.max_offset()
+    }
+
+    pub(super) fn push_row(&mut self) {
+        for s in &mut self.slices {
+            s.push(false);
+        }
+    }
+
+    fn write(&mut self, row: usize, offset: u64) {
+        for (i, s) in self.slices.iter_mut().enumerate() {
+            s.set(row, (offset >> i) & 1 == 1);
+        }
+    }
+
+    /// Stores `v` for `row`, growing the covered range first if needed.
+    /// `others` yields every other row's present value, for a re-encoding.
+    pub(super) fn set(
+        &mut self,
+        row: usize,
+        v: i64,
+        len: usize,
+        others: impl Fn() -> Vec<(usize, i64)>,
+    ) {
+        if !self.fits(v) {
+            self.grow(v, len, others);
+        }
+        self.write(row, v.wrapping_sub(self.base) as u64);
+    }
+
+    pub(super) fn clear(&mut self, row: usize) {
+        self.write(row, 0);
+    }
+
+    fn grow(&mut self, v: i64, len: usize, others: impl Fn() -> Vec<(usize, i64)>) {
+        if !self.seeded {
+            self.seeded = true;
+            self.base = v;
+            return;
+        }
+        let top = i128::from(self.base) + i128::from(self.max_offset());
+        let mut hi = top.max(i128::from(v));
+        let mut lo = i128::from(self.base);
+        if i128::from(v) < lo {
+            // Move the base down past `v` by as much again as the current
+            // span, so that values arriving in decreasing order cost few
+            // re-encodings.
+            let span = hi - lo + 1;
+            lo = (i128::from(v) - span).max(i128::from(i64::MIN));
+            hi = hi.max(lo);
+            let width = bits_for((hi - lo) as u128);
+            self.base = lo as i64;
+            self.slices = vec![Bits::repeat(false, len); width as usize];
+            for (r, x) in others() {
+                self.write(r, x.wrapping_sub(self.base) as u64);
+            }
+        } else {
+            let width = bits_for((hi - lo) as u128);
+            while self.width() < width {
+                self.slices.push(Bits::repeat(false, len));
+            }
+        }
+    }
+}
+
+/// Number of bits needed to hold `span` (0 for 0).
+fn bits_for(span: u128) -> u32 {
+    (128 - span.leading_zeros()).min(64)
+}

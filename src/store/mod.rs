@@ -1,0 +1,1232 @@
+//! The subject store: the one owner of every fact about a row.
+//!
+//! It holds external ids mapped to dense rows, attribute columns with their
+//! indexes, consent histories and tombstones, and the cached eligibility
+//! masks derived from them. Its fields are private: every change goes
+//! through one write API ([`Store::add_subjects`], [`Store::set_values`],
+//! [`Store::append_events`], [`Store::erase`], [`Store::purge`]), which keeps
+//! the masks current itself and returns the rows it touched; everything else
+//! reads through views.
+//!
+//! Indexes, all bitsets with one bit per row:
+//! - every column: a presence bitmap (a value is on record);
+//! - categorical: one bitmap per declared value (equality encoding), with
+//!   its number of set bits kept current for the planner;
+//! - integer and timestamp: a bit-sliced index ([`Bsi`], O'Neil and Quass)
+//!   over `value - base`, so a range costs one pass over log2(range) slices;
+//! - boolean: the bitmap of `true` values;
+//! - columns with a staleness limit under some purpose: a bit-sliced index
+//!   over the verification time, so a fresh-mask for any limit and any
+//!   evaluation time is one range over it.
+
+mod bsi;
+mod durable;
+mod keys;
+mod mask;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bitvec::prelude::*;
+use time::Date;
+
+use crate::Timestamp;
+use crate::consent::{
+    DataUse, EventContext, EventError, EventKind, EventRecord, Interner, Proof, SubjectFacts,
+    check_event,
+};
+use crate::eval::kernels;
+use crate::policy::{AttrId, AttrType, JurisdictionId, Policy, PurposeId};
+use crate::timestamp::DAY;
+
+/// Values moved to their own module; kept here for existing paths.
+pub use crate::value::Value;
+pub use bsi::Bsi;
+pub use durable::{DB_FILE, FORMAT_VERSION, StoreError};
+pub use keys::{KeyError, KeyProvider, StaticKek};
+pub use mask::MaskCache;
+
+/// A bitset with one bit per row.
+pub type Bits = BitVec<u64, Lsb0>;
+
+/// Marks a missing value in the verified-at column.
+pub(crate) const MISSING: i64 = i64::MIN;
+
+/// The data of one attribute column.
+#[derive(Clone, Debug)]
+pub(crate) enum ColumnData {
+    /// Value index per row (`u32::MAX` when missing), a bitmap per value and
+    /// the number of rows holding each value.
+    Cat {
+        codes: Vec<u32>,
+        bitmaps: Vec<Bits>,
+        counts: Vec<u64>,
+    },
+    /// Integers or Unix seconds per row, and their bit-sliced index.
+    Int { vals: Vec<i64>, bsi: Bsi },
+    /// Booleans per row.
+    Bool { vals: Bits },
+}
+
+/// One attribute column.
+#[derive(Clone, Debug)]
+pub(crate) struct Column {
+    data: ColumnData,
+    /// When each row's value was last verified (Unix seconds), or [`MISSING`].
+    verified: Vec<i64>,
+    /// Rows with a value.
+    present: Bits,
+    /// Number of rows with a value.
+    present_count: u64,
+    /// Bit-sliced index over `verified`, kept when a staleness limit applies
+    /// to this attribute for some purpose.
+    verified_bsi: Option<Bsi>,
+}
+
+impl Column {
+    /// The column's values and value indexes.
+    pub(crate) fn data(&self) -> &ColumnData {
+        &self.data
+    }
+    /// When each row's value was last verified (Unix seconds), or [`MISSING`].
+    pub(crate) fn verified(&self) -> &[i64] {
+        &self.verified
+    }
+    /// Rows with a value.
+    pub(crate) fn present(&self) -> &Bits {
+        &self.present
+    }
+    /// Number of rows with a value.
+    pub(crate) fn present_count(&self) -> u64 {
+        self.present_count
+    }
+    /// The bit-sliced index over verification times, if kept.
+    pub(crate) fn verified_bsi(&self) -> Option<&Bsi> {
+        self.verified_bsi.as_ref()
+    }
+}
+
+/// One cached eligibility mask, shared between concurrent evaluations.
+type MaskEntry = Arc<RwLock<MaskCache>>;
+
+/// A read lock, whether or not a panicking holder poisoned it: every
+/// writer of these locks leaves the data consistent before anything can
+/// panic, or the entry is rebuilt (see `Store::mask_entry`).
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Does an event of this kind and purpose leave eligibility for `purpose`
+/// unchanged? Grants, refusals, withdrawals, parental consents and soft
+/// opt-ins only count for their own purpose (see `consent::eligibility`).
+fn event_irrelevant(kind: EventKind, event_purpose: Option<PurposeId>, purpose: PurposeId) -> bool {
+    matches!(
+        kind,
+        EventKind::ConsentGranted
+            | EventKind::ConsentRefused
+            | EventKind::ConsentWithdrawn
+            | EventKind::ParentalConsent
+            | EventKind::SoftOptIn
+    ) && event_purpose != Some(purpose)
+}
+
+/// A subject to add.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NewSubject<'a> {
+    /// External id (checked new by the caller).
+    pub id: &'a str,
+    /// Jurisdiction.
+    pub jurisdiction: JurisdictionId,
+    /// Birth date, if known.
+    pub birth_date: Option<Date>,
+}
+
+/// One change to one value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ValueChange {
+    /// Set an encoded value (from [`Store::encode`]) verified at a time.
+    Set {
+        /// The encoded value.
+        code: i64,
+        /// When it was verified.
+        verified: Timestamp,
+    },
+    /// Remove the value.
+    Clear,
+}
+
+/// A value change for a row and attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ValueWrite {
+    /// The row.
+    pub row: u32,
+    /// The attribute.
+    pub attr: AttrId,
+    /// What to do.
+    pub change: ValueChange,
+}
+
+/// The subject table and the eligibility masks derived from it.
+pub struct Store {
+    policy: Arc<Policy>,
+    ids: Vec<Arc<str>>,
+    index: HashMap<Arc<str>, u32>,
+    juris: Vec<JurisdictionId>,
+    birth: Vec<Option<Date>>,
+    erased: Bits,
+    erased_count: usize,
+    events: Vec<Vec<EventRecord>>,
+    proofs: Vec<Proof>,
+    strings: Interner,
+    next_seq: u64,
+    columns: Vec<Column>,
+    /// Cached eligibility masks, one per purpose and data use.
+    masks: RwLock<HashMap<(PurposeId, DataUse), MaskEntry>>,
+    /// The database every write goes to first, for a durable store.
+    durable: Option<durable::Durable>,
+}
+
+/// What opening a durable store found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// The policy version the store was last written under (hex).
+    pub stored_policy_version: String,
+    /// What differs between that policy and the one opened with (empty
+    /// when they are the same).
+    pub policy_changes: Vec<String>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("rows", &self.ids.len())
+            .field("erased", &self.erased_count)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A value that does not fit its attribute.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("attribute `{attr}`: {problem}")]
+pub struct ValueError {
+    /// Attribute name.
+    pub attr: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+fn new_column(policy: &Policy, i: u32) -> Column {
+    let spec = policy.attribute(AttrId(i));
+    let data = match spec.ty {
+        AttrType::Categorical => ColumnData::Cat {
+            codes: Vec::new(),
+            bitmaps: vec![Bits::new(); spec.values.len()],
+            counts: vec![0; spec.values.len()],
+        },
+        AttrType::Integer => ColumnData::Int {
+            vals: Vec::new(),
+            bsi: Bsi::new(spec.min.zip(spec.max)),
+        },
+        AttrType::Timestamp => ColumnData::Int {
+            vals: Vec::new(),
+            bsi: Bsi::new(None),
+        },
+        AttrType::Boolean => ColumnData::Bool { vals: Bits::new() },
+    };
+    let stale = policy
+        .purpose_ids()
+        .any(|p| policy.max_staleness(AttrId(i), p).is_some());
+    Column {
+        data,
+        verified: Vec::new(),
+        present: Bits::new(),
+        present_count: 0,
+        verified_bsi: stale.then(|| Bsi::new(None)),
+    }
+}
+
+impl Store {
+    /// An empty store with columns for the policy's attributes.
+    pub fn new(policy: Arc<Policy>) -> Store {
+        let columns = (0..policy.attribute_count() as u32)
+            .map(|i| new_column(&policy, i))
+            .collect();
+        Store {
+            policy,
+            ids: Vec::new(),
+            index: HashMap::new(),
+            juris: Vec::new(),
+            birth: Vec::new(),
+            erased: Bits::new(),
+            erased_count: 0,
+            events: Vec::new(),
+            proofs: Vec::new(),
+            strings: Interner::default(),
+            next_seq: 0,
+            columns,
+            masks: RwLock::new(HashMap::new()),
+            durable: None,
+        }
+    }
+
+    /// Creates a durable store in directory `dir` (which must not hold one
+    /// yet): every write is on disk before it returns.
+    pub fn create(
+        dir: &Path,
+        policy: Arc<Policy>,
+        keys: Arc<dyn KeyProvider>,
+    ) -> Result<Store, StoreError> {
+        let d = durable::Durable::create(dir, &policy, keys)?;
+        let mut s = Store::new(policy);
+        s.durable = Some(d);
+        Ok(s)
+    }
+
+    /// Opens the durable store in `dir` under `policy`. Every record is
+    /// read back and checked against the policy (an attribute, purpose,
+    /// jurisdiction or value the policy no longer has is an error naming
+    /// it); the indexes and masks are rebuilt from the record. If the
+    /// policy differs from the one the store was last written under, the
+    /// report says what changed and the store records the new version.
+    pub fn open(
+        dir: &Path,
+        policy: Arc<Policy>,
+        keys: Arc<dyn KeyProvider>,
+    ) -> Result<(Store, OpenReport), StoreError> {
+        let mut d = durable::Durable::open(dir, keys)?;
+        let stored_version = d.meta("policy_version")?.unwrap_or_default();
+        let mut report = OpenReport {
+            stored_policy_version: stored_version.clone(),
+            policy_changes: Vec::new(),
+        };
+        if stored_version != policy.version_hex() {
+            let old = d
+                .meta("policy")?
+                .ok_or_else(|| StoreError::Damaged("no policy on record".into()))?;
+            report.policy_changes = policy_diff(&old, &policy);
+        }
+        let next_seq = d.next_seq()?;
+        let (subjects, values, events) = d.load()?;
+        let mut s = Store::new(policy.clone());
+        for sub in subjects {
+            let j = policy.jurisdiction_id(&sub.jurisdiction).ok_or_else(|| {
+                StoreError::Policy(format!(
+                    "row {} is in jurisdiction {:?}, which the policy no longer lists",
+                    sub.row, sub.jurisdiction
+                ))
+            })?;
+            match sub.id {
+                Some(id) => {
+                    let birth = sub
+                        .birth
+                        .map(|b| crate::timestamp::parse_date(&b))
+                        .transpose()
+                        .map_err(|_| {
+                            StoreError::Damaged(format!("birth date of row {}", sub.row))
+                        })?;
+                    s.push(&id, j, birth);
+                }
+                None => {
+                    let row = s.push("", j, None);
+                    s.index.remove("");
+                    s.erased.set(row as usize, true);
+                    s.erased_count += 1;
+                }
+            }
+        }
+        for v in values {
+            let a = policy.attr_id(&v.attr).ok_or_else(|| {
+                StoreError::Policy(format!(
+                    "values of attribute {:?} are on record, but the policy no longer declares it",
+                    v.attr
+                ))
+            })?;
+            let code = Store::encode(&policy, a, &v.value)
+                .map_err(|e| StoreError::Policy(format!("row {}: {e}", v.row)))?;
+            if v.row as usize >= s.len() || s.erased[v.row as usize] {
+                return Err(StoreError::Damaged(format!(
+                    "a value of unknown row {}",
+                    v.row
+                )));
+            }
+            s.set(v.row, a, code, Timestamp::from_unix(v.verified));
+        }
+        for e in events {
+            if e.row as usize >= s.len() || s.erased[e.row as usize] {
+                return Err(StoreError::Damaged(format!(
+                    "an event of unknown row {}",
+                    e.row
+                )));
+            }
+            let purpose = match &e.purpose {
+                Some(k) => Some(policy.purpose_id(k).ok_or_else(|| {
+                    StoreError::Policy(format!(
+                        "events for purpose {k:?} are on record, but the policy no longer declares it"
+                    ))
+                })?),
+                None => None,
+            };
+            let notice = e
+                .notice
+                .as_deref()
+                .map_or(u32::MAX, |n| s.strings.intern(n));
+            let proof = Proof {
+                channel: s.strings.intern(&e.channel),
+                collector: s.strings.intern(&e.collector),
+                notice_sha256: e.notice_sha256,
+                evidence_sha256: e.evidence_sha256,
+            };
+            let rec = EventRecord {
+                at: e.at,
+                seq: e.seq,
+                expires_at: e.expires_at,
+                purpose,
+                notice,
+                proof: s.proofs.len() as u32,
+                kind: e.kind,
+                explicit: e.explicit,
+            };
+            s.proofs.push(proof);
+            s.events[e.row as usize].push(rec);
+        }
+        for h in &mut s.events {
+            h.sort_by_key(|e| (e.at, e.seq));
+        }
+        s.next_seq = next_seq;
+        if !report.policy_changes.is_empty() {
+            d.set_policy(&policy)?;
+        }
+        s.durable = Some(d);
+        Ok((s, report))
+    }
+
+    /// Is every write of this store on disk before it returns?
+    pub fn is_durable(&self) -> bool {
+        self.durable.is_some()
+    }
+
+    /// Rewraps every subject's data key under a new key-encryption key, in
+    /// one transaction; no value is touched. Returns the number of keys.
+    pub(crate) fn rotate_kek(&mut self, new: Arc<dyn KeyProvider>) -> Result<u64, StoreError> {
+        match &mut self.durable {
+            Some(d) => d.rotate(new),
+            None => Ok(0),
+        }
+    }
+
+    /// Checkpoints the write-ahead log into the database file.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.durable.as_ref().map_or(Ok(()), |d| d.checkpoint())
+    }
+
+    /// The policy the columns follow.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    // ---- Read-only views ----------------------------------------------
+
+    /// Number of rows (erased ones included).
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// No rows at all?
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Number of rows that are not erased.
+    pub fn live_count(&self) -> usize {
+        self.ids.len() - self.erased_count
+    }
+
+    /// The row of an external id.
+    pub fn row(&self, id: &str) -> Option<u32> {
+        self.index.get(id).copied()
+    }
+
+    /// The external id of a row (empty once erased).
+    pub fn id(&self, row: u32) -> &str {
+        &self.ids[row as usize]
+    }
+
+    /// Is the row erased?
+    pub fn is_erased(&self, row: u32) -> bool {
+        self.erased[row as usize]
+    }
+
+    /// The jurisdiction of a row.
+    pub fn jurisdiction(&self, row: u32) -> JurisdictionId {
+        self.juris[row as usize]
+    }
+
+    /// A row's event history, in effect order.
+    pub fn history(&self, row: u32) -> &[EventRecord] {
+        &self.events[row as usize]
+    }
+
+    /// The proof details of an event.
+    pub fn proof(&self, rec: &EventRecord) -> &Proof {
+        &self.proofs[rec.proof as usize]
+    }
+
+    /// The interned strings events refer to.
+    pub fn strings(&self) -> &Interner {
+        &self.strings
+    }
+
+    /// One attribute column.
+    pub(crate) fn column(&self, attr: AttrId) -> &Column {
+        &self.columns[attr.0 as usize]
+    }
+
+    /// The encoded value of a row and when it was verified, if present.
+    pub(crate) fn get(&self, row: u32, attr: AttrId) -> Option<(i64, i64)> {
+        let r = row as usize;
+        let c = &self.columns[attr.0 as usize];
+        let v = c.verified[r];
+        if v == MISSING {
+            return None;
+        }
+        let code = match &c.data {
+            ColumnData::Cat { codes, .. } => i64::from(codes[r]),
+            ColumnData::Int { vals, .. } => vals[r],
+            ColumnData::Bool { vals } => i64::from(vals[r]),
+        };
+        Some((code, v))
+    }
+
+    /// What the eligibility function needs of a row.
+    pub fn facts(&self, row: u32) -> SubjectFacts<'_> {
+        let r = row as usize;
+        SubjectFacts {
+            jurisdiction: self.juris[r],
+            birth_date: self.birth[r],
+            erased: self.erased[r],
+            events: &self.events[r],
+            strings: &self.strings,
+        }
+    }
+
+    /// Converts a value for an attribute, checking its type and bounds.
+    pub(crate) fn encode(policy: &Policy, attr: AttrId, v: &Value) -> Result<i64, ValueError> {
+        let spec = policy.attribute(attr);
+        let err = |problem: String| ValueError {
+            attr: spec.name.clone(),
+            problem,
+        };
+        match (spec.ty, v) {
+            (AttrType::Categorical, Value::Str(s)) => {
+                policy.value_index(attr, s).map(i64::from).ok_or_else(|| {
+                    err(format!(
+                        "{s:?} is not a declared value ({})",
+                        spec.values.join(", ")
+                    ))
+                })
+            }
+            (AttrType::Integer, Value::Int(i)) => {
+                let (lo, hi) = (spec.min.unwrap_or(i64::MIN), spec.max.unwrap_or(i64::MAX));
+                if (lo..=hi).contains(i) {
+                    Ok(*i)
+                } else {
+                    Err(err(format!(
+                        "{i} is outside the declared bounds {lo}..={hi}"
+                    )))
+                }
+            }
+            (AttrType::Timestamp, Value::Str(s)) => Timestamp::parse(s)
+                .map(|t| t.unix())
+                .map_err(|e| err(e.to_string())),
+            (AttrType::Boolean, Value::Bool(b)) => Ok(i64::from(*b)),
+            (ty, v) => Err(err(format!("expected {} value, got {v:?}", ty.as_str()))),
+        }
+    }
+
+    /// Decodes a stored value back to its public form.
+    pub(crate) fn decode(policy: &Policy, attr: AttrId, code: i64) -> Value {
+        let spec = policy.attribute(attr);
+        match spec.ty {
+            AttrType::Categorical => Value::Str(spec.values[code as usize].clone()),
+            AttrType::Integer => Value::Int(code),
+            AttrType::Timestamp => Value::Str(Timestamp::from_unix(code).to_string()),
+            AttrType::Boolean => Value::Bool(code != 0),
+        }
+    }
+
+    /// Checks an event against the policy and the row's facts and turns it
+    /// into its stored form (strings it names are interned; nothing else
+    /// changes). Append it with [`Store::append_events`].
+    pub(crate) fn check_event(
+        &mut self,
+        event: &crate::consent::ConsentEvent,
+        ctx: &EventContext,
+    ) -> Result<(EventRecord, Proof), EventError> {
+        check_event(&self.policy, event, ctx, &mut self.strings)
+    }
+
+    /// The retention cut-off of each attribute at `at`: a value verified
+    /// before it is past its category's retention period.
+    pub(crate) fn retention_cutoffs(&self, at: Timestamp) -> Vec<Option<i64>> {
+        (0..self.columns.len() as u32)
+            .map(|i| {
+                let spec = self.policy.attribute(AttrId(i));
+                crate::report::retention_of(&self.policy, &spec.category)
+                    .map(|(d, _)| at.unix().saturating_sub(i64::from(d) * DAY))
+            })
+            .collect()
+    }
+
+    // ---- The write API ---------------------------------------------------
+
+    /// Appends subjects (the caller has checked every id is new and
+    /// distinct); returns their rows. Cached masks gain the new rows, or are
+    /// dropped (rebuilt on next use) when the batch is a large share of the
+    /// store.
+    pub(crate) fn add_subjects(
+        &mut self,
+        subjects: &[NewSubject<'_>],
+    ) -> Result<Vec<u32>, StoreError> {
+        self.write_batch(subjects, &[], Vec::new())
+            .map(|(rows, _, _)| rows)
+    }
+
+    /// Subjects, then values, then events, as one write: one transaction
+    /// for a durable store (all of it is on disk or none of it). Returns
+    /// the new rows, the rows whose values changed and the rows whose
+    /// histories changed.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn write_batch(
+        &mut self,
+        subjects: &[NewSubject<'_>],
+        values: &[ValueWrite],
+        events: Vec<(u32, EventRecord, Proof)>,
+    ) -> Result<(Vec<u32>, Vec<u32>, Vec<u32>), StoreError> {
+        if let Some(mut d) = self.durable.take() {
+            let out = d.write(|w| self.persist(w, subjects, values, &events));
+            self.durable = Some(d);
+            out?;
+        }
+        let rows = self.apply_subjects(subjects);
+        let vrows = self.apply_values(values);
+        let erows = self.apply_events(events);
+        Ok((rows, vrows, erows))
+    }
+
+    /// Writes a batch to the open transaction.
+    fn persist(
+        &self,
+        w: &mut durable::Writer<'_>,
+        subjects: &[NewSubject<'_>],
+        values: &[ValueWrite],
+        events: &[(u32, EventRecord, Proof)],
+    ) -> Result<(), StoreError> {
+        let policy = &*self.policy;
+        for (i, s) in subjects.iter().enumerate() {
+            let birth = s.birth_date.map(crate::timestamp::format_date);
+            w.subject(
+                (self.len() + i) as u32,
+                s.id,
+                &policy.jurisdiction(s.jurisdiction).code,
+                birth.as_deref(),
+            )?;
+        }
+        for v in values {
+            let name = durable::attr_name(policy, v.attr);
+            match v.change {
+                ValueChange::Set { code, verified } => w.value(
+                    v.row,
+                    name,
+                    &Store::decode(policy, v.attr, code),
+                    verified.unix().max(MISSING + 1),
+                )?,
+                ValueChange::Clear => w.clear(v.row, name)?,
+            }
+        }
+        for (k, (row, rec, proof)) in events.iter().enumerate() {
+            let mut rec = *rec;
+            rec.seq = self.next_seq + k as u64;
+            w.event(&durable::StoredEvent {
+                row: *row,
+                rec: &rec,
+                proof,
+                purpose: rec.purpose.map(|p| policy.purpose(p).key.as_str()),
+                notice: (rec.notice != u32::MAX).then(|| self.strings.get(rec.notice)),
+                channel: self.strings.get(proof.channel),
+                collector: self.strings.get(proof.collector),
+            })?;
+        }
+        if !events.is_empty() {
+            w.set_next_seq(self.next_seq + events.len() as u64)?;
+        }
+        Ok(())
+    }
+
+    fn apply_subjects(&mut self, subjects: &[NewSubject<'_>]) -> Vec<u32> {
+        let rows: Vec<u32> = subjects
+            .iter()
+            .map(|s| self.push(s.id, s.jurisdiction, s.birth_date))
+            .collect();
+        if !rows.is_empty() {
+            if rows.len() > self.len() / 8 {
+                self.clear_mask_cache();
+            } else {
+                for m in read(&self.masks).values() {
+                    write(m).grow(&self.policy, self);
+                }
+            }
+        }
+        rows
+    }
+
+    /// Sets or clears values; returns the rows touched (in order, once
+    /// each). Values do not change eligibility, so the masks stay.
+    pub(crate) fn set_values(&mut self, writes: &[ValueWrite]) -> Result<Vec<u32>, StoreError> {
+        self.write_batch(&[], writes, Vec::new())
+            .map(|(_, rows, _)| rows)
+    }
+
+    fn apply_values(&mut self, writes: &[ValueWrite]) -> Vec<u32> {
+        let mut rows = Vec::with_capacity(writes.len());
+        for w in writes {
+            match w.change {
+                ValueChange::Set { code, verified } => self.set(w.row, w.attr, code, verified),
+                ValueChange::Clear => self.clear(w.row, w.attr),
+            }
+            rows.push(w.row);
+        }
+        rows.sort_unstable();
+        rows.dedup();
+        rows
+    }
+
+    /// Appends checked events (from [`Store::check_event`]) with their
+    /// rows, numbering them in arrival order; returns the rows whose
+    /// histories changed. Cached masks are updated row by row, or dropped
+    /// when many rows changed.
+    pub(crate) fn append_events(
+        &mut self,
+        events: Vec<(u32, EventRecord, Proof)>,
+    ) -> Result<Vec<u32>, StoreError> {
+        self.write_batch(&[], &[], events).map(|(_, _, rows)| rows)
+    }
+
+    fn apply_events(&mut self, events: Vec<(u32, EventRecord, Proof)>) -> Vec<u32> {
+        let single = (events.len() == 1).then(|| (events[0].1.kind, events[0].1.purpose));
+        let mut rows = Vec::with_capacity(events.len());
+        let mut unsorted = Vec::new();
+        for (row, mut rec, proof) in events {
+            rec.seq = self.next_seq;
+            rec.proof = self.proofs.len() as u32;
+            self.next_seq += 1;
+            self.proofs.push(proof);
+            let h = &mut self.events[row as usize];
+            if h.last().is_some_and(|l| (l.at, l.seq) > (rec.at, rec.seq)) {
+                unsorted.push(row);
+            }
+            h.push(rec);
+            rows.push(row);
+        }
+        unsorted.sort_unstable();
+        unsorted.dedup();
+        for row in unsorted {
+            self.events[row as usize].sort_by_key(|e| (e.at, e.seq));
+        }
+        rows.sort_unstable();
+        rows.dedup();
+        self.refresh_masks(&rows, single);
+        rows
+    }
+
+    /// Erases a row: every value, bitmap bit and event is dropped, the id
+    /// is forgotten (it may be added again as a new subject) and the row is
+    /// tombstoned. Returns the row.
+    /// For a durable store, the subject's wrapped data key, id, birth
+    /// date, values and events are deleted in one transaction (recorded in
+    /// the store's journal without the id), and the write-ahead log is then
+    /// checkpointed and truncated so that no old page holds them.
+    pub(crate) fn erase(&mut self, row: u32, at: Timestamp) -> Result<Vec<u32>, StoreError> {
+        if let Some(d) = &mut self.durable {
+            d.write(|w| w.erase(row, at.unix()))?;
+            d.forget_key(row);
+        }
+        for a in 0..self.columns.len() {
+            self.clear(row, AttrId(a as u32));
+        }
+        let r = row as usize;
+        self.events[r] = Vec::new();
+        self.birth[r] = None;
+        if !self.erased[r] {
+            self.erased.set(r, true);
+            self.erased_count += 1;
+        }
+        let id = std::mem::replace(&mut self.ids[r], Arc::from(""));
+        if self.index.get(&id) == Some(&row) {
+            self.index.remove(&id);
+        }
+        self.refresh_masks(&[row], None);
+        if let Some(d) = &self.durable {
+            // The erasure is committed; a checkpoint that cannot complete
+            // now (a concurrent reader) is retried at the next erasure and
+            // when the store is dropped.
+            let _ = d.checkpoint();
+        }
+        Ok(vec![row])
+    }
+
+    /// The value removals a retention purge at `at` makes: every value
+    /// verified before `at` minus its category's retention period, in row
+    /// order. Apply them with [`Store::purge`].
+    pub(crate) fn purge_due(&self, at: Timestamp) -> Vec<ValueWrite> {
+        let cutoffs = self.retention_cutoffs(at);
+        let mut out = Vec::new();
+        for (i, cut) in cutoffs.into_iter().enumerate() {
+            let Some(cut) = cut else { continue };
+            out.extend(
+                self.columns[i]
+                    .verified
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| **v != MISSING && **v < cut)
+                    .map(|(r, _)| ValueWrite {
+                        row: r as u32,
+                        attr: AttrId(i as u32),
+                        change: ValueChange::Clear,
+                    }),
+            );
+        }
+        out.sort_by_key(|w| (w.row, w.attr.0));
+        out
+    }
+
+    /// Applies a retention purge (from [`Store::purge_due`]); returns the
+    /// rows that lost a value. Values do not change eligibility, so the
+    /// masks stay.
+    pub(crate) fn purge(
+        &mut self,
+        due: &[ValueWrite],
+        at: Timestamp,
+    ) -> Result<Vec<u32>, StoreError> {
+        debug_assert!(due.iter().all(|w| w.change == ValueChange::Clear));
+        if let Some(mut d) = self.durable.take() {
+            let mut rows: Vec<u32> = due.iter().map(|w| w.row).collect();
+            rows.dedup();
+            let out = d.write(|w| {
+                self.persist(w, &[], due, &[])?;
+                w.purge_record(at.unix(), rows.len() as u64, due.len() as u64)
+            });
+            self.durable = Some(d);
+            out?;
+        }
+        Ok(self.apply_values(due))
+    }
+
+    // ---- Eligibility masks -----------------------------------------------
+
+    /// Updates every cached mask after changes to `rows` (`single`: the
+    /// kind and purpose of the one event that changed them, if so).
+    fn refresh_masks(&mut self, rows: &[u32], single: Option<(EventKind, Option<PurposeId>)>) {
+        if self.cached_masks() == 0 {
+            return;
+        }
+        if rows.len() > 1 && rows.len() > self.ids.len() / 8 {
+            self.clear_mask_cache();
+            return;
+        }
+        let map = read(&self.masks);
+        for ((purpose, _), m) in map.iter() {
+            if single.is_some_and(|(k, p)| event_irrelevant(k, p, *purpose)) {
+                continue;
+            }
+            let mut g = write(m);
+            for &row in rows {
+                g.refresh_row(&self.policy, self, row);
+            }
+        }
+    }
+
+    /// Bytes held by the cached eligibility masks (bitsets, per-row due
+    /// times and time queues).
+    pub fn mask_cache_bytes(&self) -> usize {
+        read(&self.masks).values().map(|m| read(m).bytes()).sum()
+    }
+
+    /// Number of cached masks.
+    pub(crate) fn cached_masks(&self) -> usize {
+        read(&self.masks).len()
+    }
+
+    /// Drops every cached eligibility mask.
+    pub(crate) fn clear_mask_cache(&mut self) {
+        self.masks
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// The cached mask for a purpose and data use, built at `at` if absent
+    /// (or rebuilt if a panic left it poisoned).
+    fn mask_entry(&self, key: (PurposeId, DataUse), at: Timestamp) -> MaskEntry {
+        if let Some(e) = read(&self.masks).get(&key).filter(|e| !e.is_poisoned()) {
+            return e.clone();
+        }
+        let mut map = write(&self.masks);
+        let build = || {
+            Arc::new(RwLock::new(MaskCache::build(
+                &self.policy,
+                self,
+                key.0,
+                key.1,
+                at,
+            )))
+        };
+        let e = map.entry(key).or_insert_with(build);
+        if e.is_poisoned() {
+            *e = build();
+        }
+        e.clone()
+    }
+
+    /// Calls `f` with the eligibility mask of a purpose and data use at
+    /// `at` and its number of set bits: the cached mask, moved forward if
+    /// needed, or a full recompute if `at` is earlier than the cache (a host
+    /// clock that stepped back).
+    pub(crate) fn with_mask<R>(
+        &self,
+        purpose: PurposeId,
+        uses: DataUse,
+        at: Timestamp,
+        f: impl FnOnce(&Bits, u64) -> R,
+    ) -> R {
+        let entry = self.mask_entry((purpose, uses), at);
+        {
+            let g = read(&entry);
+            if g.at() == at {
+                return f(g.bits(), g.count());
+            }
+        }
+        let mut g = write(&entry);
+        if at >= g.at() {
+            g.advance(&self.policy, self, at);
+            return f(g.bits(), g.count());
+        }
+        drop(g);
+        let mask = crate::eval::eligibility_mask(&self.policy, self, purpose, at, uses);
+        let count = kernels::count(mask.as_raw_slice());
+        f(&mask, count)
+    }
+
+    // ---- Row-level primitives (private to the store) ----------------------
+
+    /// Appends a subject.
+    fn push(&mut self, id: &str, juris: JurisdictionId, birth: Option<Date>) -> u32 {
+        let row = self.ids.len() as u32;
+        let id: Arc<str> = Arc::from(id);
+        self.ids.push(id.clone());
+        self.index.insert(id, row);
+        self.juris.push(juris);
+        self.birth.push(birth);
+        self.erased.push(false);
+        self.events.push(Vec::new());
+        for c in &mut self.columns {
+            c.verified.push(MISSING);
+            c.present.push(false);
+            if let Some(b) = &mut c.verified_bsi {
+                b.push_row();
+            }
+            match &mut c.data {
+                ColumnData::Cat { codes, bitmaps, .. } => {
+                    codes.push(u32::MAX);
+                    for b in bitmaps {
+                        b.push(false);
+                    }
+                }
+                ColumnData::Int { vals, bsi } => {
+                    vals.push(0);
+                    bsi.push_row();
+                }
+                ColumnData::Bool { vals } => vals.push(false),
+            }
+        }
+        row
+    }
+
+    /// Sets an encoded value (from [`Store::encode`]) with its verification time.
+    fn set(&mut self, row: u32, attr: AttrId, code: i64, verified: Timestamp) {
+        let r = row as usize;
+        let len = self.ids.len();
+        let c = &mut self.columns[attr.0 as usize];
+        let ver = verified.unix().max(MISSING + 1);
+        c.verified[r] = ver;
+        if !c.present[r] {
+            c.present.set(r, true);
+            c.present_count += 1;
+        }
+        if let Some(b) = &mut c.verified_bsi {
+            let verified = &c.verified;
+            b.set(r, ver, len, || present_values(verified, verified));
+        }
+        match &mut c.data {
+            ColumnData::Cat {
+                codes,
+                bitmaps,
+                counts,
+            } => {
+                if let Some(old) = codes.get(r).copied().filter(|&o| o != u32::MAX) {
+                    bitmaps[old as usize].set(r, false);
+                    counts[old as usize] -= 1;
+                }
+                codes[r] = code as u32;
+                bitmaps[code as usize].set(r, true);
+                counts[code as usize] += 1;
+            }
+            ColumnData::Int { vals, bsi } => {
+                vals[r] = code;
+                let verified = &c.verified;
+                bsi.set(r, code, len, || present_values(verified, vals));
+            }
+            ColumnData::Bool { vals } => vals.set(r, code != 0),
+        }
+    }
+
+    /// Removes a value.
+    fn clear(&mut self, row: u32, attr: AttrId) {
+        let r = row as usize;
+        let c = &mut self.columns[attr.0 as usize];
+        c.verified[r] = MISSING;
+        if c.present[r] {
+            c.present.set(r, false);
+            c.present_count -= 1;
+        }
+        if let Some(b) = &mut c.verified_bsi {
+            b.clear(r);
+        }
+        match &mut c.data {
+            ColumnData::Cat {
+                codes,
+                bitmaps,
+                counts,
+            } => {
+                if codes[r] != u32::MAX {
+                    bitmaps[codes[r] as usize].set(r, false);
+                    counts[codes[r] as usize] -= 1;
+                }
+                codes[r] = u32::MAX;
+            }
+            ColumnData::Int { vals, bsi } => {
+                vals[r] = 0;
+                bsi.clear(r);
+            }
+            ColumnData::Bool { vals } => vals.set(r, false),
+        }
+    }
+}
+
+/// The `(row, value)` pairs of the rows with a value (for re-encoding a
+/// bit-sliced index).
+fn present_values(verified: &[i64], vals: &[i64]) -> Vec<(usize, i64)> {
+    verified
+        .iter()
+        .zip(vals)
+        .enumerate()
+        .filter(|(_, (v, _))| **v != MISSING)
+        .map(|(r, (_, x))| (r, *x))
+        .collect()
+}
+
+/// Bytes held by the indexes of a store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IndexBytes {
+    /// Categorical value bitmaps.
+    pub categorical: usize,
+    /// Bit-sliced indexes over integer and timestamp values.
+    pub bit_sliced: usize,
+    /// Boolean bitmaps.
+    pub boolean: usize,
+    /// Presence bitmaps.
+    pub presence: usize,
+    /// Bit-sliced indexes over verification times (staleness).
+    pub freshness: usize,
+    /// The tombstone bitmap.
+    pub tombstones: usize,
+}
+
+impl IndexBytes {
+    /// The sum.
+    pub fn total(&self) -> usize {
+        self.categorical
+            + self.bit_sliced
+            + self.boolean
+            + self.presence
+            + self.freshness
+            + self.tombstones
+    }
+}
+
+impl Store {
+    /// Bytes held by the bitset indexes (not the row-wise columns, the ids
+    /// or the histories, which the row-at-a-time paths use).
+    pub fn index_bytes(&self) -> IndexBytes {
+        let b = |x: &Bits| x.as_raw_slice().len() * 8;
+        let mut out = IndexBytes {
+            tombstones: b(&self.erased),
+            ..IndexBytes::default()
+        };
+        for c in &self.columns {
+            out.presence += b(&c.present);
+            out.freshness += c.verified_bsi.as_ref().map_or(0, Bsi::bytes);
+            match &c.data {
+                ColumnData::Cat { bitmaps, .. } => {
+                    out.categorical += bitmaps.iter().map(b).sum::<usize>()
+                }
+                ColumnData::Int { bsi, .. } => out.bit_sliced += bsi.bytes(),
+                ColumnData::Bool { vals } => out.boolean += b(vals),
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(d) = &self.durable {
+            let _ = d.checkpoint();
+        }
+    }
+}
+
+/// What differs between a stored policy (JSON) and `new`, by name.
+fn policy_diff(old_json: &str, new: &Policy) -> Vec<String> {
+    let Ok(old) = serde_json::from_str::<crate::policy::PolicySpec>(old_json) else {
+        return vec![
+            "the stored policy cannot be read; every record was checked against the new one".into(),
+        ];
+    };
+    let new = new.spec();
+    let mut out = Vec::new();
+    let names = |v: &[crate::policy::AttributeSpec]| -> Vec<String> {
+        v.iter().map(|a| a.name.clone()).collect()
+    };
+    let (oa, na) = (names(&old.attributes), names(&new.attributes));
+    for a in &oa {
+        if !na.contains(a) {
+            out.push(format!("attribute {a:?} removed"));
+        }
+    }
+    for a in &new.attributes {
+        match old.attributes.iter().find(|o| o.name == a.name) {
+            None => out.push(format!("attribute {:?} added", a.name)),
+            Some(o) if o != a => out.push(format!("attribute {:?} changed", a.name)),
+            _ => {}
+        }
+    }
+    for p in &old.purposes {
+        match new.purposes.iter().find(|n| n.key == p.key) {
+            None => out.push(format!("purpose {:?} removed", p.key)),
+            Some(n) if n != p => out.push(format!("purpose {:?} changed", p.key)),
+            _ => {}
+        }
+    }
+    for p in &new.purposes {
+        if !old.purposes.iter().any(|o| o.key == p.key) {
+            out.push(format!("purpose {:?} added", p.key));
+        }
+    }
+    for c in &new.categories {
+        match old.categories.iter().find(|o| o.key == c.key) {
+            None => out.push(format!("category {:?} added", c.key)),
+            Some(o) if o != c => out.push(format!("category {:?} changed", c.key)),
+            _ => {}
+        }
+    }
+    for c in &old.categories {
+        if !new.categories.iter().any(|n| n.key == c.key) {
+            out.push(format!("category {:?} removed", c.key));
+        }
+    }
+    if old.jurisdictions != new.jurisdictions {
+        out.push("jurisdictions changed".into());
+    }
+    if out.is_empty() {
+        out.push("other policy settings changed (roles, recipients, budgets or thresholds)".into());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{AttributeSpec, CategorySpec, PolicyBuilder};
+
+    fn offset(b: &Bsi, row: usize) -> u64 {
+        (0..b.width()).fold(0, |acc, i| {
+            let bit = (b.slice(i)[row / 64] >> (row % 64)) & 1;
+            acc | (bit << i)
+        })
+    }
+
+    #[test]
+    fn bit_sliced_indexes_follow_values_in_any_order() {
+        let policy = PolicyBuilder::new("T")
+            .category(CategorySpec::new("c"))
+            .attribute(AttributeSpec::timestamp("t", "c").max_staleness_days(3))
+            .attribute(AttributeSpec::integer("i", "c", -5, 1000))
+            .purpose(
+                crate::policy::PurposeSpec::new("p", crate::policy::LawfulBasis::Contract)
+                    .allow("c"),
+            )
+            .build()
+            .unwrap();
+        let policy = Arc::new(policy);
+        let mut s = Store::new(policy.clone());
+        let (t, i) = (policy.attr_id("t").unwrap(), policy.attr_id("i").unwrap());
+        let (tc, ic) = (t.0 as usize, i.0 as usize);
+        // Decreasing, increasing, negative and extreme values: the observed
+        // range grows both ways and every row stays correctly encoded.
+        let vals = [
+            0i64,
+            -1,
+            1_000_000,
+            -1_000_000_000,
+            i64::MAX,
+            i64::MIN,
+            7,
+            -7,
+            1_772_000_000,
+        ];
+        for (r, v) in vals.iter().enumerate() {
+            let row = s.push(&format!("s{r}"), crate::policy::JurisdictionId(0), None);
+            s.set(row, t, *v, Timestamp::from_unix(*v));
+            s.set(row, i, (r as i64 * 97) % 1006 - 5, Timestamp::from_unix(0));
+            for (q, w) in vals[..=r].iter().enumerate() {
+                let ColumnData::Int { bsi, .. } = &s.columns[tc].data else {
+                    unreachable!()
+                };
+                assert_eq!(offset(bsi, q), w.wrapping_sub(bsi.base()) as u64, "row {q}");
+                let vb = s.columns[tc].verified_bsi.as_ref().unwrap();
+                let ver = s.columns[tc].verified[q];
+                assert_eq!(offset(vb, q), ver.wrapping_sub(vb.base()) as u64);
+            }
+        }
+        let ColumnData::Int { bsi, .. } = &s.columns[ic].data else {
+            unreachable!()
+        };
+        // Declared bounds -5..=1000: 1005 needs 10 slices, base -5.
+        assert_eq!((bsi.base(), bsi.width()), (-5, 10));
+        for r in 0..vals.len() {
+            assert_eq!(offset(bsi, r) as i64 - 5, (r as i64 * 97) % 1006 - 5);
+        }
+        // Clearing a value zeroes its offset.
+        s.clear(2, t);
+        let ColumnData::Int { bsi, .. } = &s.columns[tc].data else {
+            unreachable!()
+        };
+        assert_eq!(offset(bsi, 2), 0);
+        assert_eq!(s.columns[tc].present_count, vals.len() as u64 - 1);
+    }
+}
