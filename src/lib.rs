@@ -24,6 +24,7 @@ pub mod privacy;
 pub mod report;
 pub mod rights;
 pub mod segment;
+pub mod shard;
 pub mod store;
 pub mod timestamp;
 
