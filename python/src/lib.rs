@@ -341,6 +341,19 @@ impl Engine {
         })
     }
 
+    /// Makes later calls on behalf of another actor (the host authenticates
+    /// actors; e.g. a loader adds subjects, then an analyst counts).
+    fn set_actor(&mut self, py: Python<'_>, actor_id: &str, roles: Vec<String>) -> PyResult<()> {
+        self.actor = actor(py, actor_id, roles)?;
+        Ok(())
+    }
+
+    /// The current actor's id.
+    #[getter]
+    fn actor_id(&self) -> String {
+        self.actor.id().to_string()
+    }
+
     /// Sets the host clock (only for an engine made with `now`).
     fn set_now(&self, py: Python<'_>, now: &str) -> PyResult<()> {
         let t = time(py, "now", now)?;
