@@ -83,7 +83,7 @@ def population(n: int):
             "birth_date": [None if i % 11 == 0 else "1980-05-01" for i in range(n)],
             "verified_at": ["2026-02-01T00:00:00Z"] * n,
             "country": [countries[i % 3] for i in range(n)],
-            "total_spend": [None if i % 5 == 0 else float(i * 10) for i in range(n)],
+            "total_spend": [None if i % 5 == 0 else float((i * 10) % 1000000) for i in range(n)],
             "allergy": [None] * n,
         }
     )
