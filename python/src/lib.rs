@@ -236,12 +236,16 @@ fn format_of(py: Python<'_>, f: &str) -> PyResult<ExportFormat> {
     match f {
         "jsonl" => Ok(ExportFormat::Jsonl),
         "csv" => Ok(ExportFormat::Csv),
-        _ => Err(bad(py, format!("format {f:?}: expected \"jsonl\" or \"csv\""))),
+        _ => Err(bad(
+            py,
+            format!("format {f:?}: expected \"jsonl\" or \"csv\""),
+        )),
     }
 }
 
 fn keyring(py: Python<'_>, key: &[u8], version: u32) -> PyResult<Keyring> {
-    let master = MasterSecret::from_bytes(key).map_err(|e| bad(py, format!("pseudonym key: {e}")))?;
+    let master =
+        MasterSecret::from_bytes(key).map_err(|e| bad(py, format!("pseudonym key: {e}")))?;
     Keyring::new(master, version).map_err(|e| bad(py, format!("pseudonym key: {e}")))
 }
 
@@ -261,10 +265,8 @@ fn partials(py: Python<'_>, items: Vec<String>) -> PyResult<Vec<Partial>> {
 }
 
 fn value_of(v: &Bound<'_, PyAny>) -> PyResult<Value> {
-    if let Ok(b) = v.extract::<bool>() {
-        if v.is_instance_of::<pyo3::types::PyBool>() {
-            return Ok(Value::Bool(b));
-        }
+    if v.is_instance_of::<pyo3::types::PyBool>() {
+        return Ok(Value::Bool(v.extract::<bool>()?));
     }
     if let Ok(i) = v.extract::<i64>() {
         return Ok(Value::Int(i));
@@ -397,9 +399,7 @@ impl Engine {
         birth_date: Option<&str>,
     ) -> PyResult<()> {
         let birth = birth_date
-            .map(|d| {
-                parse_date(d).map_err(|e| bad(py, format!("birth_date {d:?}: {e}")))
-            })
+            .map(|d| parse_date(d).map_err(|e| bad(py, format!("birth_date {d:?}: {e}"))))
             .transpose()?;
         self.inner
             .add_subject(&self.actor, id, jurisdiction, birth)
@@ -424,8 +424,8 @@ impl Engine {
 
     /// Records one consent event given as its JSON object text.
     fn record_json(&mut self, py: Python<'_>, event: &str) -> PyResult<()> {
-        let ev: ConsentEvent = serde_json::from_str(event)
-            .map_err(|e| bad(py, format!("malformed event: {e}")))?;
+        let ev: ConsentEvent =
+            serde_json::from_str(event).map_err(|e| bad(py, format!("malformed event: {e}")))?;
         self.inner
             .record(&self.actor, &ev)
             .map_err(|e| engine_err(py, e))
@@ -538,8 +538,7 @@ impl Engine {
             .map_err(|e| engine_err(py, e))?;
         let json = serde_json::to_string(&x).map_err(|e| bad(py, e.to_string()))?;
         let d = py.import("json")?.call_method1("loads", (json,))?;
-        d.downcast::<PyDict>()?
-            .set_item("text", x.to_string())?;
+        d.downcast::<PyDict>()?.set_item("text", x.to_string())?;
         Ok(d)
     }
 
@@ -565,7 +564,16 @@ impl Engine {
         let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
         let mut out = Vec::new();
         self.inner
-            .export(&self.actor, &segment.inner, at, recipient, &fields, f, &keys, &mut out)
+            .export(
+                &self.actor,
+                &segment.inner,
+                at,
+                recipient,
+                &fields,
+                f,
+                &keys,
+                &mut out,
+            )
             .map_err(|e| engine_err(py, e))?;
         String::from_utf8(out).map_err(|e| bad(py, e.to_string()))
     }
@@ -691,7 +699,16 @@ impl Engine {
         let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
         let mut out = Vec::new();
         self.inner
-            .release_export(&self.actor, &segment.inner, &ps, recipient, &fields, f, &keys, &mut out)
+            .release_export(
+                &self.actor,
+                &segment.inner,
+                &ps,
+                recipient,
+                &fields,
+                f,
+                &keys,
+                &mut out,
+            )
             .map_err(|e| shard_err(py, e))?;
         String::from_utf8(out).map_err(|e| bad(py, e.to_string()))
     }
@@ -716,7 +733,10 @@ fn shard_of(py: Python<'_>, id: &str, shards: u32) -> PyResult<u32> {
     if shards == 0 || shards > privseg::shard::MAX_SHARDS {
         return Err(bad(
             py,
-            format!("shards {shards}: expected 1 to {}", privseg::shard::MAX_SHARDS),
+            format!(
+                "shards {shards}: expected 1 to {}",
+                privseg::shard::MAX_SHARDS
+            ),
         ));
     }
     Ok(privseg::shard::shard_of(id, shards))
