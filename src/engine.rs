@@ -733,6 +733,13 @@ impl Engine {
         self.audit.lock().map_or(0, |l| l.len())
     }
 
+    /// The audit log's size and Merkle root, for a shard's partial result
+    /// to commit to (see [`crate::shard`]).
+    pub(crate) fn audit_root(&self) -> Result<(u64, crate::audit::Hash), EngineError> {
+        let log = self.audit.lock().map_err(|_| AuditError::Poisoned)?;
+        Ok((log.len(), log.root()))
+    }
+
     /// Runs `f` on the audit log (for checkpoints, proofs and reading
     /// entries), if the actor may read it. Recorded.
     pub fn with_audit_log<T>(

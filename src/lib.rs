@@ -28,6 +28,7 @@ pub mod publish;
 pub mod report;
 pub mod rights;
 pub mod segment;
+pub mod shard;
 pub mod store;
 pub mod timestamp;
 pub mod value;

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::Timestamp;
 use crate::access::{Actor, Permission};
-use crate::audit::Operation;
+use crate::audit::{Operation, PendingEntry};
 use crate::consent::{DataUse, Rule};
 use crate::engine::{Engine, EngineError, Members};
 use crate::eval::{self, kernels};
@@ -186,6 +186,19 @@ impl Engine {
         budgets: &mut S,
         rng: &mut R,
     ) -> Result<(i64, Charge), EngineError> {
+        let (budget, epsilon) = self.dp_gate(actor, seg, epsilon)?;
+        let count = self.run(seg, at)?.count();
+        self.dp_release(actor, seg, at, count, &budget, epsilon, budgets, rng, |e| e)
+    }
+
+    /// The gate of a DP count before anything is read: the `count`
+    /// permission, the policy's budget for the purpose and its cap.
+    pub(crate) fn dp_gate(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        epsilon: Option<Epsilon>,
+    ) -> Result<(crate::policy::DpBudgetSpec, Epsilon), EngineError> {
         let refused = |e: BudgetError| EngineError::Privacy(e.to_string());
         self.allow(
             actor,
@@ -209,9 +222,29 @@ impl Engine {
                 cap: budget.max_epsilon,
             }));
         }
+        Ok((budget, epsilon))
+    }
+
+    /// The charge and the noise of [`Engine::dp_count`] for a count already
+    /// made (by this engine, or merged from shards by
+    /// [`crate::shard`]): the ledger checked against this engine's audit
+    /// log, charged once, one audit entry (with `detail` added), then noise
+    /// drawn once. The caller has checked the permission and the cap.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn dp_release<S: BudgetStore, R: RandomSource + ?Sized>(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        at: Timestamp,
+        count: u64,
+        budget: &crate::policy::DpBudgetSpec,
+        epsilon: Epsilon,
+        budgets: &mut S,
+        rng: &mut R,
+        detail: impl FnOnce(PendingEntry) -> PendingEntry,
+    ) -> Result<(i64, Charge), EngineError> {
+        let refused = |e: BudgetError| EngineError::Privacy(e.to_string());
         let scope = self.policy().spec().controller.name.clone();
-        let m = self.run(seg, at)?;
-        let count = m.count();
         if i64::try_from(count).is_err() {
             return Err(EngineError::Privacy(
                 DpError::CountTooLarge { count }.to_string(),
@@ -256,38 +289,31 @@ impl Engine {
             ledger.charge(&scope, &budget.purpose, budget.total, epsilon)
         });
         let charge = charge.map_err(refused)?;
-        self.log(
+        self.log(detail(
             self.segment_entry(actor, Operation::Counted, seg, at)
                 .detail("epsilon", epsilon.to_string())
                 .detail("dp_scope", scope.as_str())
                 .detail("dp_budget", budget.purpose.as_str())
                 .detail("dp_spent", charge.spent.to_string())
                 .detail("dp_total", charge.total.to_string()),
-        )?;
+        ))?;
         let noisy =
             noisy_count(count, epsilon, rng).map_err(|e| EngineError::Privacy(e.to_string()))?;
         Ok((noisy, charge))
     }
 
-    /// Exports a segment's members to a recipient: only if the actor may
-    /// export to it, its agreement covers the segment's purpose and every
-    /// field's category, and each field may be read for the purpose. For a
-    /// CCPA third party, opt-outs, GPC and the minors' rules apply whatever
-    /// the purpose. Ids are pseudonymised under the recipient's key from
-    /// `keys`; a missing or stale value is written as null (empty in CSV).
-    /// Rows are streamed to `out` after the export is recorded.
-    #[allow(clippy::too_many_arguments)]
-    pub fn export<W: Write>(
+    /// The gate of an export before anything is read: the `export`
+    /// permission for the recipient, its agreement (purpose, every field's
+    /// category, every category the selection reads) and each field's
+    /// purpose limitation. Returns the fields' ids and the data use
+    /// members must be eligible for.
+    pub(crate) fn export_gate(
         &self,
         actor: &Actor,
         seg: &CheckedSegment,
-        at: Timestamp,
         recipient: &str,
         fields: &[&str],
-        format: ExportFormat,
-        keys: &Keyring,
-        mut out: W,
-    ) -> Result<ExportSummary, EngineError> {
+    ) -> Result<(Vec<AttrId>, DataUse), EngineError> {
         self.allow(
             actor,
             Permission::Export(recipient),
@@ -342,6 +368,70 @@ impl Engine {
                 )));
             }
         }
+        Ok((ids, uses))
+    }
+
+    /// Members for an export: the segment run with the fields' data uses.
+    pub(crate) fn run_for_export(
+        &self,
+        seg: &CheckedSegment,
+        at: Timestamp,
+        uses: DataUse,
+    ) -> Result<Members, EngineError> {
+        self.run_with(seg, at, uses)
+    }
+
+    /// The oldest verification time still fresh, per exported field.
+    pub(crate) fn fresh_since(
+        &self,
+        seg: &CheckedSegment,
+        ids: &[AttrId],
+        at: Timestamp,
+    ) -> Vec<i64> {
+        ids.iter()
+            .map(|a| eval::fresh_since(self.policy(), *a, seg.purpose(), at))
+            .collect()
+    }
+
+    /// A row's exported values: missing or stale ones as `None` (R16).
+    pub(crate) fn export_values(
+        &self,
+        ids: &[AttrId],
+        fresh: &[i64],
+        row: u32,
+        out: &mut Vec<Option<crate::store::Value>>,
+    ) {
+        out.clear();
+        for (k, a) in ids.iter().enumerate() {
+            out.push(
+                self.store()
+                    .get(row, *a)
+                    .filter(|(_, verified)| *verified >= fresh[k])
+                    .map(|(code, _)| Store::decode(self.policy(), *a, code)),
+            );
+        }
+    }
+
+    /// Exports a segment's members to a recipient: only if the actor may
+    /// export to it, its agreement covers the segment's purpose and every
+    /// field's category, and each field may be read for the purpose. For a
+    /// CCPA third party, opt-outs, GPC and the minors' rules apply whatever
+    /// the purpose. Ids are pseudonymised under the recipient's key from
+    /// `keys`; a missing or stale value is written as null (empty in CSV).
+    /// Rows are streamed to `out` after the export is recorded.
+    #[allow(clippy::too_many_arguments)]
+    pub fn export<W: Write>(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        at: Timestamp,
+        recipient: &str,
+        fields: &[&str],
+        format: ExportFormat,
+        keys: &Keyring,
+        mut out: W,
+    ) -> Result<ExportSummary, EngineError> {
+        let (ids, uses) = self.export_gate(actor, seg, recipient, fields)?;
         let pseudonymizer = keys
             .current(recipient, seg.purpose_key())
             .map_err(|e| EngineError::Privacy(e.to_string()))?;
@@ -354,56 +444,17 @@ impl Engine {
                 .detail("key_version", pseudonymizer.version()),
         )?;
         let store = self.store();
-        let fresh: Vec<i64> = ids
-            .iter()
-            .map(|a| eval::fresh_since(&policy, *a, seg.purpose(), members.at()))
-            .collect();
+        let fresh = self.fresh_since(seg, &ids, members.at());
         let io = |e: std::io::Error| EngineError::Io(e.to_string());
-        if format == ExportFormat::Csv {
-            let mut header = String::from("id");
-            for f in fields {
-                header.push(',');
-                header.push_str(&csv_cell(f));
-            }
-            writeln!(out, "{header}").map_err(io)?;
-        }
+        write_export_header(format, fields, &mut out)?;
         let mut line = String::new();
+        let mut values = Vec::with_capacity(ids.len());
         for row in members.rows() {
             let p = pseudonymizer
                 .pseudonymize(crate::privacy::normalize::IdKind::SubjectId, store.id(row))
                 .map_err(|e| EngineError::Privacy(e.to_string()))?;
-            line.clear();
-            let mut obj = serde_json::Map::new();
-            match format {
-                ExportFormat::Jsonl => {
-                    obj.insert("id".into(), p.to_string().into());
-                }
-                ExportFormat::Csv => line.push_str(&p.to_string()),
-            }
-            for (k, a) in ids.iter().enumerate() {
-                let value = store
-                    .get(row, *a)
-                    .filter(|(_, verified)| *verified >= fresh[k])
-                    .map(|(code, _)| Store::decode(&policy, *a, code));
-                match format {
-                    ExportFormat::Jsonl => {
-                        let v = value.map_or(serde_json::Value::Null, |v| {
-                            serde_json::to_value(v).unwrap_or_default()
-                        });
-                        obj.insert(fields[k].to_string(), v);
-                    }
-                    ExportFormat::Csv => {
-                        line.push(',');
-                        if let Some(v) = value {
-                            line.push_str(&csv_cell(&value_text(&v)));
-                        }
-                    }
-                }
-            }
-            if format == ExportFormat::Jsonl {
-                line = serde_json::Value::Object(obj).to_string();
-            }
-            writeln!(out, "{line}").map_err(io)?;
+            self.export_values(&ids, &fresh, row, &mut values);
+            write_export_row(format, fields, &p.to_string(), &values, &mut line, &mut out)?;
         }
         out.flush().map_err(io)?;
         Ok(ExportSummary {
@@ -414,6 +465,59 @@ impl Engine {
             key_version: pseudonymizer.version(),
         })
     }
+}
+
+/// Writes the header an export starts with (CSV only).
+pub(crate) fn write_export_header<W: Write>(
+    format: ExportFormat,
+    fields: &[&str],
+    out: &mut W,
+) -> Result<(), EngineError> {
+    if format == ExportFormat::Csv {
+        let mut header = String::from("id");
+        for f in fields {
+            header.push(',');
+            header.push_str(&csv_cell(f));
+        }
+        writeln!(out, "{header}").map_err(|e| EngineError::Io(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Writes one export row: the pseudonym, then each field's value (null, or
+/// empty in CSV, when missing or stale).
+pub(crate) fn write_export_row<W: Write>(
+    format: ExportFormat,
+    fields: &[&str],
+    pseudonym: &str,
+    values: &[Option<crate::store::Value>],
+    line: &mut String,
+    out: &mut W,
+) -> Result<(), EngineError> {
+    line.clear();
+    match format {
+        ExportFormat::Jsonl => {
+            let mut obj = serde_json::Map::new();
+            obj.insert("id".into(), pseudonym.into());
+            for (k, value) in values.iter().enumerate() {
+                let v = value.as_ref().map_or(serde_json::Value::Null, |v| {
+                    serde_json::to_value(v).unwrap_or_default()
+                });
+                obj.insert(fields[k].to_string(), v);
+            }
+            line.push_str(&serde_json::Value::Object(obj).to_string());
+        }
+        ExportFormat::Csv => {
+            line.push_str(pseudonym);
+            for value in values {
+                line.push(',');
+                if let Some(v) = value {
+                    line.push_str(&csv_cell(&value_text(v)));
+                }
+            }
+        }
+    }
+    writeln!(out, "{line}").map_err(|e| EngineError::Io(e.to_string()))
 }
 
 fn value_text(v: &crate::store::Value) -> String {

@@ -1,0 +1,753 @@
+//! The `privseg._privseg` extension module: the engine behind the `privseg`
+//! Python package. Every call goes through the same Rust API (and so the
+//! same gate and audit log) as a Rust host; errors become the exceptions of
+//! `privseg.errors`, carrying the rule id where one applies.
+
+use std::sync::Arc;
+
+use privseg::clock::ManualClock;
+use privseg::consent::{ConsentEvent, EventError, Rule};
+use privseg::load::{LoadError, Loader};
+use privseg::outputs::ExportFormat;
+use privseg::policy::{Policy as RPolicy, PolicyError};
+use privseg::privacy::aggregate::Count;
+use privseg::privacy::dp::{BudgetLedger, Epsilon, SplitMix64, SystemRandomSource};
+use privseg::privacy::pseudonym::{Keyring, MasterSecret};
+use privseg::segment::CheckedSegment;
+use privseg::shard::{Partial, PartialRequest, ShardError};
+use privseg::store::Value;
+use privseg::timestamp::parse_date;
+use privseg::{Actor, Engine as REngine, EngineError, Timestamp};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// An exception of `privseg.errors` by class name.
+fn raise(py: Python<'_>, class: &str, message: String, rule: Option<String>) -> PyErr {
+    let made = py
+        .import("privseg.errors")
+        .and_then(|m| m.getattr(class))
+        .and_then(|c| c.call1((message, rule)));
+    match made {
+        Ok(v) => PyErr::from_value(v),
+        Err(e) => e,
+    }
+}
+
+fn engine_err(py: Python<'_>, e: EngineError) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        EngineError::Access(_) => raise(py, "AccessDenied", msg, None),
+        EngineError::Segment(s) => raise(py, "SegmentRefused", msg, s.rule.map(|r| r.to_string())),
+        EngineError::ExportRefused { rule, .. } => {
+            raise(py, "ExportRefused", msg, Some(rule.to_string()))
+        }
+        EngineError::Event(ev) => {
+            let rule = match ev {
+                EventError::FromTheFuture { .. } => Some(Rule::R5.to_string()),
+                EventError::ParentalConsentNotMinor { .. } => Some(Rule::R9.to_string()),
+                _ => None,
+            };
+            raise(py, "EventRefused", msg, rule)
+        }
+        EngineError::Privacy(_) | EngineError::Aggregate(_) => raise(py, "PrivacyError", msg, None),
+        EngineError::Audit(_) => raise(py, "AuditError", msg, None),
+        EngineError::PolicyMismatch { .. } | EngineError::ForeignResult => {
+            raise(py, "PolicyMismatch", msg, None)
+        }
+        _ => raise(py, "InvalidInput", msg, None),
+    }
+}
+
+fn shard_err(py: Python<'_>, e: ShardError) -> PyErr {
+    match e {
+        ShardError::Engine(e) => engine_err(py, e),
+        other => raise(py, "PartialsRefused", other.to_string(), None),
+    }
+}
+
+fn load_err(py: Python<'_>, e: LoadError) -> PyErr {
+    match e {
+        LoadError::Refused(e) => engine_err(py, *e),
+        LoadError::Policy { .. } => raise(py, "PolicyInvalid", e.to_string(), None),
+        other => raise(py, "InputError", other.to_string(), None),
+    }
+}
+
+fn policy_err(py: Python<'_>, e: PolicyError) -> PyErr {
+    raise(py, "PolicyInvalid", e.to_string(), None)
+}
+
+fn bad(py: Python<'_>, msg: String) -> PyErr {
+    raise(py, "InvalidInput", msg, None)
+}
+
+fn time(py: Python<'_>, what: &str, s: &str) -> PyResult<Timestamp> {
+    Timestamp::parse(s).map_err(|e| {
+        bad(
+            py,
+            format!("{what}: {s:?} is not an RFC 3339 UTC time ({e})"),
+        )
+    })
+}
+
+/// A validated policy.
+#[pyclass(frozen, module = "privseg")]
+struct Policy {
+    inner: Arc<RPolicy>,
+}
+
+#[pymethods]
+impl Policy {
+    /// Reads a policy from its JSON text.
+    #[staticmethod]
+    fn from_json(py: Python<'_>, text: &str) -> PyResult<Policy> {
+        RPolicy::from_json(text)
+            .map(|p| Policy { inner: Arc::new(p) })
+            .map_err(|e| policy_err(py, e))
+    }
+
+    /// Reads a policy from a JSON file.
+    #[staticmethod]
+    fn from_file(py: Python<'_>, path: &str) -> PyResult<Policy> {
+        privseg::load::read_policy(std::path::Path::new(path))
+            .map(|p| Policy { inner: Arc::new(p) })
+            .map_err(|e| load_err(py, e))
+    }
+
+    /// The policy version (64 hex digits).
+    #[getter]
+    fn version(&self) -> String {
+        self.inner.version_hex().to_string()
+    }
+
+    /// The smallest count released exactly.
+    #[getter]
+    fn k_threshold(&self) -> u64 {
+        self.inner.k_threshold()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Policy(version={:?})", &self.inner.version_hex()[..12])
+    }
+}
+
+/// A segment validated against an engine's policy.
+#[pyclass(frozen, module = "privseg")]
+struct Segment {
+    inner: CheckedSegment,
+    text: String,
+}
+
+#[pymethods]
+impl Segment {
+    /// Segment name.
+    #[getter]
+    fn name(&self) -> String {
+        self.inner.name().to_string()
+    }
+    /// Purpose key.
+    #[getter]
+    fn purpose(&self) -> String {
+        self.inner.purpose_key().to_string()
+    }
+    /// The text it was compiled from.
+    #[getter]
+    fn text(&self) -> String {
+        self.text.clone()
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "Segment(name={:?}, purpose={:?})",
+            self.inner.name(),
+            self.inner.purpose_key()
+        )
+    }
+}
+
+/// A count released under the k-threshold: `value` is the exact count, or
+/// None when it is below `fewer_than`.
+#[pyclass(frozen, eq, module = "privseg")]
+#[derive(PartialEq)]
+struct CountResult {
+    #[pyo3(get)]
+    value: Option<u64>,
+    #[pyo3(get)]
+    fewer_than: Option<u64>,
+}
+
+#[pymethods]
+impl CountResult {
+    fn __repr__(&self) -> String {
+        match (self.value, self.fewer_than) {
+            (Some(v), _) => format!("CountResult(value={v})"),
+            (_, Some(k)) => format!("CountResult(fewer_than={k})"),
+            _ => "CountResult(suppressed)".into(),
+        }
+    }
+}
+
+fn count_result(c: Count) -> CountResult {
+    match c {
+        Count::Exact(n) => CountResult {
+            value: Some(n),
+            fewer_than: None,
+        },
+        Count::FewerThan(k) => CountResult {
+            value: None,
+            fewer_than: Some(k),
+        },
+        _ => CountResult {
+            value: None,
+            fewer_than: None,
+        },
+    }
+}
+
+/// An engine: one policy, its subjects, the audit log of every call, run
+/// on behalf of one actor.
+#[pyclass(module = "privseg")]
+struct Engine {
+    inner: REngine,
+    actor: Actor,
+    clock: Option<ManualClock>,
+    ledger: BudgetLedger,
+}
+
+fn make_engine(policy: &Policy, now: Option<Timestamp>) -> (REngine, Option<ManualClock>) {
+    let e = REngine::new(policy.inner.clone());
+    match now {
+        Some(t) => {
+            let c = ManualClock::new(t);
+            (e.with_clock(Arc::new(c.clone())), Some(c))
+        }
+        None => (e, None),
+    }
+}
+
+fn actor(py: Python<'_>, id: &str, roles: Vec<String>) -> PyResult<Actor> {
+    if id.trim().is_empty() {
+        return Err(bad(py, "the actor id is empty".into()));
+    }
+    let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+    Ok(Actor::new(id, &roles))
+}
+
+fn format_of(py: Python<'_>, f: &str) -> PyResult<ExportFormat> {
+    match f {
+        "jsonl" => Ok(ExportFormat::Jsonl),
+        "csv" => Ok(ExportFormat::Csv),
+        _ => Err(bad(
+            py,
+            format!("format {f:?}: expected \"jsonl\" or \"csv\""),
+        )),
+    }
+}
+
+fn keyring(py: Python<'_>, key: &[u8], version: u32) -> PyResult<Keyring> {
+    let master =
+        MasterSecret::from_bytes(key).map_err(|e| bad(py, format!("pseudonym key: {e}")))?;
+    Keyring::new(master, version).map_err(|e| bad(py, format!("pseudonym key: {e}")))
+}
+
+fn epsilon(py: Python<'_>, e: Option<&str>) -> PyResult<Option<Epsilon>> {
+    e.map(|s| {
+        s.parse::<Epsilon>()
+            .map_err(|err| bad(py, format!("epsilon {s:?}: {err}")))
+    })
+    .transpose()
+}
+
+fn partials(py: Python<'_>, items: Vec<String>) -> PyResult<Vec<Partial>> {
+    items
+        .iter()
+        .map(|p| Partial::from_json(p).map_err(|e| shard_err(py, e)))
+        .collect()
+}
+
+fn value_of(v: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if v.is_instance_of::<pyo3::types::PyBool>() {
+        return Ok(Value::Bool(v.extract::<bool>()?));
+    }
+    if let Ok(i) = v.extract::<i64>() {
+        return Ok(Value::Int(i));
+    }
+    if let Ok(s) = v.extract::<String>() {
+        return Ok(Value::Str(s));
+    }
+    Err(bad(
+        v.py(),
+        format!(
+            "value {}: expected a bool, an int or a str",
+            v.repr().map_or_else(|_| "?".into(), |r| r.to_string())
+        ),
+    ))
+}
+
+#[pymethods]
+impl Engine {
+    /// An empty engine for `policy`, run by `actor` with `roles`. `now`
+    /// (RFC 3339) fixes the host clock (for tests and replays); without it
+    /// the system clock is used.
+    #[new]
+    #[pyo3(signature = (policy, actor_id, roles, now=None))]
+    fn new(
+        py: Python<'_>,
+        policy: &Policy,
+        actor_id: &str,
+        roles: Vec<String>,
+        now: Option<&str>,
+    ) -> PyResult<Engine> {
+        let now = now.map(|n| time(py, "now", n)).transpose()?;
+        let (inner, clock) = make_engine(policy, now);
+        Ok(Engine {
+            inner,
+            actor: actor(py, actor_id, roles)?,
+            clock,
+            ledger: BudgetLedger::new(),
+        })
+    }
+
+    /// An engine loaded from subjects CSV text and consent events JSONL
+    /// text in one all-or-nothing import (the formats of docs/formats.md).
+    #[staticmethod]
+    #[pyo3(signature = (policy, actor_id, roles, subjects_csv=None, events_jsonl=None, now=None))]
+    fn load(
+        py: Python<'_>,
+        policy: &Policy,
+        actor_id: &str,
+        roles: Vec<String>,
+        subjects_csv: Option<&str>,
+        events_jsonl: Option<&str>,
+        now: Option<&str>,
+    ) -> PyResult<Engine> {
+        let now = now.map(|n| time(py, "now", n)).transpose()?;
+        let a = actor(py, actor_id, roles)?;
+        let (engine, clock) = make_engine(policy, now);
+        let mut loader = Loader::with_engine(engine, a.clone());
+        if let Some(s) = subjects_csv {
+            loader = loader
+                .subjects("subjects", s.as_bytes())
+                .map_err(|e| load_err(py, e))?;
+        }
+        if let Some(ev) = events_jsonl {
+            loader = loader
+                .events("events", ev.as_bytes())
+                .map_err(|e| load_err(py, e))?;
+        }
+        let (inner, _) = loader.finish().map_err(|e| load_err(py, e))?;
+        Ok(Engine {
+            inner,
+            actor: a,
+            clock,
+            ledger: BudgetLedger::new(),
+        })
+    }
+
+    /// Makes later calls on behalf of another actor (the host authenticates
+    /// actors; e.g. a loader adds subjects, then an analyst counts).
+    fn set_actor(&mut self, py: Python<'_>, actor_id: &str, roles: Vec<String>) -> PyResult<()> {
+        self.actor = actor(py, actor_id, roles)?;
+        Ok(())
+    }
+
+    /// The current actor's id.
+    #[getter]
+    fn actor_id(&self) -> String {
+        self.actor.id().to_string()
+    }
+
+    /// Sets the host clock (only for an engine made with `now`).
+    fn set_now(&self, py: Python<'_>, now: &str) -> PyResult<()> {
+        let t = time(py, "now", now)?;
+        match &self.clock {
+            Some(c) => {
+                c.set(t);
+                Ok(())
+            }
+            None => Err(bad(
+                py,
+                "this engine runs on the system clock: make it with now=... to set it".into(),
+            )),
+        }
+    }
+
+    /// The host clock's now.
+    #[getter]
+    fn now(&self) -> String {
+        self.inner.now().to_string()
+    }
+
+    /// Number of subjects.
+    #[getter]
+    fn subject_count(&self) -> usize {
+        self.inner.subject_count()
+    }
+
+    /// Number of audit log entries.
+    #[getter]
+    fn audit_len(&self) -> u64 {
+        self.inner.audit_len()
+    }
+
+    /// Adds a subject.
+    #[pyo3(signature = (id, jurisdiction, birth_date=None))]
+    fn add_subject(
+        &mut self,
+        py: Python<'_>,
+        id: &str,
+        jurisdiction: &str,
+        birth_date: Option<&str>,
+    ) -> PyResult<()> {
+        let birth = birth_date
+            .map(|d| parse_date(d).map_err(|e| bad(py, format!("birth_date {d:?}: {e}"))))
+            .transpose()?;
+        self.inner
+            .add_subject(&self.actor, id, jurisdiction, birth)
+            .map_err(|e| engine_err(py, e))
+    }
+
+    /// Sets an attribute value, verified at `verified_at`.
+    fn set_attribute(
+        &mut self,
+        py: Python<'_>,
+        id: &str,
+        attr: &str,
+        value: &Bound<'_, PyAny>,
+        verified_at: &str,
+    ) -> PyResult<()> {
+        let v = value_of(value)?;
+        let at = time(py, "verified_at", verified_at)?;
+        self.inner
+            .set_attribute(&self.actor, id, attr, v, at)
+            .map_err(|e| engine_err(py, e))
+    }
+
+    /// Records one consent event given as its JSON object text.
+    fn record_json(&mut self, py: Python<'_>, event: &str) -> PyResult<()> {
+        let ev: ConsentEvent =
+            serde_json::from_str(event).map_err(|e| bad(py, format!("malformed event: {e}")))?;
+        self.inner
+            .record(&self.actor, &ev)
+            .map_err(|e| engine_err(py, e))
+    }
+
+    /// Records one consent event given as a dict of the JSONL event fields
+    /// (`subject`, `kind`, `purpose`, `at`, `notice_version`, ...).
+    fn record(&mut self, py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<()> {
+        let text: String = py
+            .import("json")?
+            .call_method1("dumps", (event,))
+            .map_err(|e| bad(py, format!("the event is not a JSON object: {e}")))?
+            .extract()?;
+        self.record_json(py, &text)
+    }
+
+    /// Parses and validates a segment.
+    fn compile(&self, py: Python<'_>, text: &str) -> PyResult<Segment> {
+        let seg = self
+            .inner
+            .compile(&self.actor, text)
+            .map_err(|e| engine_err(py, EngineError::from(e)))?;
+        Ok(Segment {
+            inner: seg,
+            text: text.to_string(),
+        })
+    }
+
+    /// The ids of a segment's members (needs `member_ids`).
+    #[pyo3(signature = (segment, reference=None))]
+    fn evaluate(
+        &self,
+        py: Python<'_>,
+        segment: &Segment,
+        reference: Option<&str>,
+    ) -> PyResult<Vec<String>> {
+        let at = self.reference(py, reference)?;
+        let m = self
+            .inner
+            .evaluate(&self.actor, &segment.inner, at)
+            .map_err(|e| engine_err(py, e))?;
+        self.inner
+            .member_ids(&self.actor, &m)
+            .map_err(|e| engine_err(py, e))
+    }
+
+    /// The k-threshold count (needs `count`).
+    #[pyo3(signature = (segment, reference=None))]
+    fn count(
+        &self,
+        py: Python<'_>,
+        segment: &Segment,
+        reference: Option<&str>,
+    ) -> PyResult<CountResult> {
+        let at = self.reference(py, reference)?;
+        self.inner
+            .count(&self.actor, &segment.inner, at)
+            .map(count_result)
+            .map_err(|e| engine_err(py, e))
+    }
+
+    /// A differentially private count under the policy's budget, charged
+    /// to this engine's in-memory ledger. `epsilon` as text ("1/2"); `seed`
+    /// only for reproducible tests (the system random source otherwise).
+    #[pyo3(signature = (segment, epsilon=None, reference=None, seed=None))]
+    fn dp_count(
+        &mut self,
+        py: Python<'_>,
+        segment: &Segment,
+        epsilon: Option<&str>,
+        reference: Option<&str>,
+        seed: Option<u64>,
+    ) -> PyResult<i64> {
+        let at = self.reference(py, reference)?;
+        let eps = self::epsilon(py, epsilon)?;
+        let r = match seed {
+            Some(s) => self.inner.dp_count(
+                &self.actor,
+                &segment.inner,
+                at,
+                eps,
+                &mut self.ledger,
+                &mut SplitMix64::new(s),
+            ),
+            None => self.inner.dp_count(
+                &self.actor,
+                &segment.inner,
+                at,
+                eps,
+                &mut self.ledger,
+                &mut SystemRandomSource::new(),
+            ),
+        };
+        r.map(|(n, _)| n).map_err(|e| engine_err(py, e))
+    }
+
+    /// Why a subject is in or out of a segment, as a dict.
+    #[pyo3(signature = (segment, id, reference=None))]
+    fn explain<'py>(
+        &self,
+        py: Python<'py>,
+        segment: &Segment,
+        id: &str,
+        reference: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let at = self.reference(py, reference)?;
+        let x = self
+            .inner
+            .explain(&self.actor, &segment.inner, id, at)
+            .map_err(|e| engine_err(py, e))?;
+        let json = serde_json::to_string(&x).map_err(|e| bad(py, e.to_string()))?;
+        let d = py.import("json")?.call_method1("loads", (json,))?;
+        d.downcast::<PyDict>()?.set_item("text", x.to_string())?;
+        Ok(d)
+    }
+
+    /// Exports a segment to a recipient; returns the rows as text
+    /// (`format` "jsonl" or "csv"). Ids are pseudonymised under the
+    /// recipient's key derived from `key` (32 bytes or more).
+    #[pyo3(signature = (segment, recipient, fields, key, format="jsonl", key_version=1, reference=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn export(
+        &self,
+        py: Python<'_>,
+        segment: &Segment,
+        recipient: &str,
+        fields: Vec<String>,
+        key: &[u8],
+        format: &str,
+        key_version: u32,
+        reference: Option<&str>,
+    ) -> PyResult<String> {
+        let at = self.reference(py, reference)?;
+        let f = format_of(py, format)?;
+        let keys = keyring(py, key, key_version)?;
+        let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let mut out = Vec::new();
+        self.inner
+            .export(
+                &self.actor,
+                &segment.inner,
+                at,
+                recipient,
+                &fields,
+                f,
+                &keys,
+                &mut out,
+            )
+            .map_err(|e| engine_err(py, e))?;
+        String::from_utf8(out).map_err(|e| bad(py, e.to_string()))
+    }
+
+    /// This engine's partial answer as shard `shard` of `shards` (JSON
+    /// text). `kind`: "count", "members" or "export" (with `recipient` and
+    /// `fields`).
+    #[pyo3(signature = (segment, shard, shards, kind="count", recipient=None, fields=None, reference=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn partial(
+        &self,
+        py: Python<'_>,
+        segment: &Segment,
+        shard: u32,
+        shards: u32,
+        kind: &str,
+        recipient: Option<&str>,
+        fields: Option<Vec<String>>,
+        reference: Option<&str>,
+    ) -> PyResult<String> {
+        let at = self.reference(py, reference)?;
+        let fields = fields.unwrap_or_default();
+        let fs: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let req = match (kind, recipient) {
+            ("count", None) => PartialRequest::Count,
+            ("members", None) => PartialRequest::Members,
+            ("export", Some(r)) => PartialRequest::Export {
+                recipient: r,
+                fields: &fs,
+            },
+            _ => {
+                return Err(bad(
+                    py,
+                    format!(
+                        "partial kind {kind:?}: expected \"count\", \"members\" or \"export\" (a recipient only for export)"
+                    ),
+                ));
+            }
+        };
+        self.inner
+            .partial(&self.actor, &segment.inner, at, shard, shards, &req)
+            .map(|p| p.to_json())
+            .map_err(|e| shard_err(py, e))
+    }
+
+    /// Releases the k-threshold count of every shard's partial.
+    fn release_count(
+        &self,
+        py: Python<'_>,
+        segment: &Segment,
+        partials: Vec<String>,
+    ) -> PyResult<CountResult> {
+        let ps = self::partials(py, partials)?;
+        self.inner
+            .release_count(&self.actor, &segment.inner, &ps)
+            .map(count_result)
+            .map_err(|e| shard_err(py, e))
+    }
+
+    /// Releases a DP count of every shard's partial (one charge, one draw).
+    #[pyo3(signature = (segment, partials, epsilon=None, seed=None))]
+    fn release_dp_count(
+        &mut self,
+        py: Python<'_>,
+        segment: &Segment,
+        partials: Vec<String>,
+        epsilon: Option<&str>,
+        seed: Option<u64>,
+    ) -> PyResult<i64> {
+        let ps = self::partials(py, partials)?;
+        let eps = self::epsilon(py, epsilon)?;
+        let r = match seed {
+            Some(s) => self.inner.release_dp_count(
+                &self.actor,
+                &segment.inner,
+                &ps,
+                eps,
+                &mut self.ledger,
+                &mut SplitMix64::new(s),
+            ),
+            None => self.inner.release_dp_count(
+                &self.actor,
+                &segment.inner,
+                &ps,
+                eps,
+                &mut self.ledger,
+                &mut SystemRandomSource::new(),
+            ),
+        };
+        r.map(|(n, _)| n).map_err(|e| shard_err(py, e))
+    }
+
+    /// Releases the member ids of every shard's partial.
+    fn release_members(
+        &self,
+        py: Python<'_>,
+        segment: &Segment,
+        partials: Vec<String>,
+    ) -> PyResult<Vec<String>> {
+        let ps = self::partials(py, partials)?;
+        self.inner
+            .release_members(&self.actor, &segment.inner, &ps)
+            .map_err(|e| shard_err(py, e))
+    }
+
+    /// Releases an export of every shard's partial (pseudonyms made here).
+    #[pyo3(signature = (segment, partials, recipient, fields, key, format="jsonl", key_version=1))]
+    #[allow(clippy::too_many_arguments)]
+    fn release_export(
+        &self,
+        py: Python<'_>,
+        segment: &Segment,
+        partials: Vec<String>,
+        recipient: &str,
+        fields: Vec<String>,
+        key: &[u8],
+        format: &str,
+        key_version: u32,
+    ) -> PyResult<String> {
+        let ps = self::partials(py, partials)?;
+        let f = format_of(py, format)?;
+        let keys = keyring(py, key, key_version)?;
+        let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let mut out = Vec::new();
+        self.inner
+            .release_export(
+                &self.actor,
+                &segment.inner,
+                &ps,
+                recipient,
+                &fields,
+                f,
+                &keys,
+                &mut out,
+            )
+            .map_err(|e| shard_err(py, e))?;
+        String::from_utf8(out).map_err(|e| bad(py, e.to_string()))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Engine(subjects={})", self.inner.subject_count())
+    }
+}
+
+impl Engine {
+    fn reference(&self, py: Python<'_>, r: Option<&str>) -> PyResult<Timestamp> {
+        match r {
+            Some(s) => time(py, "reference", s),
+            None => Ok(self.inner.now()),
+        }
+    }
+}
+
+/// The shard of a subject id among `shards` (see privseg::shard::shard_of).
+#[pyfunction]
+fn shard_of(py: Python<'_>, id: &str, shards: u32) -> PyResult<u32> {
+    if shards == 0 || shards > privseg::shard::MAX_SHARDS {
+        return Err(bad(
+            py,
+            format!(
+                "shards {shards}: expected 1 to {}",
+                privseg::shard::MAX_SHARDS
+            ),
+        ));
+    }
+    Ok(privseg::shard::shard_of(id, shards))
+}
+
+#[pymodule]
+fn _privseg(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Policy>()?;
+    m.add_class::<Segment>()?;
+    m.add_class::<Engine>()?;
+    m.add_class::<CountResult>()?;
+    m.add_function(wrap_pyfunction!(shard_of, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,714 @@
+//! Scale-out: one segment answered by many engines, each holding a shard
+//! of the subjects, with the release gate applied once on a driver.
+//!
+//! # Sharding
+//!
+//! A subject belongs to shard [`shard_of`]`(id, n)`: the first 8 bytes of
+//! SHA-256 of the id's UTF-8 bytes, read as a big-endian `u64`, modulo `n`.
+//! The function is stable across versions, platforms and languages (the
+//! Python package computes the same), so any system can route a subject
+//! to its shard without asking privseg.
+//!
+//! # Partials and the release
+//!
+//! A shard engine answers [`Engine::partial`]: the segment run over its
+//! subjects (eligibility as of the shard's host clock, the predicate's
+//! relative times against the caller's reference), gated by the permission
+//! the release will need and recorded in the shard's audit log. A
+//! [`Partial`] carries the policy version, the segment, the shard's number
+//! and count, the member count, and the shard's audit size and Merkle root
+//! taken after the partial's own entry was written. Nothing in a partial is
+//! a release: no k-threshold, no noise, no pseudonyms.
+//!
+//! The driver (an engine with the same policy; it needs no subjects) takes
+//! every shard's partial and releases once with [`Engine::release_count`],
+//! [`Engine::release_dp_count`], [`Engine::release_members`] or
+//! [`Engine::release_export`]. Each checks that the partials share the
+//! driver's policy version, the segment, the reference time and the request,
+//! that their shard numbers cover `0..n` exactly once, that each partial is
+//! self-consistent (count, bitset, ids and rows agree, every id belongs to
+//! its shard), and that each was made no later than the driver's now plus
+//! the policy's clock skew and no earlier than [`PARTIAL_MAX_AGE_SECONDS`]
+//! before it. It then merges (counts add; bitsets, ids and rows concatenate
+//! in shard order) and applies the one release gate of a single engine:
+//! the actor's permission on the driver, the k-threshold, one DP charge and
+//! one noise draw, the recipient's agreement and pseudonyms. It writes ONE
+//! audit entry whose `shard_roots` detail is the Merkle root of every
+//! shard's `(shard, audit size, audit root)`, so an auditor can tie the
+//! release to each shard's log.
+//!
+//! # What a partial exposes
+//!
+//! A partial is personal data under the controller's control, like the
+//! engine's own memory, and travels from the executors to the driver inside
+//! the controller's cluster: keep it there (no shuffle files on shared
+//! storage, no logging of task results).
+//!
+//! - A count partial ([`PartialRequest::Count`]) carries the shard's member
+//!   count only: no ids, no bitset. Counts below k are visible to whoever
+//!   can read it; the k-threshold and the noise apply at release.
+//! - A members partial carries the member bitset over the shard's rows and
+//!   the ids of members only (never of non-members).
+//! - An export partial carries, for members only, the raw id and the
+//!   exported fields' values (stale or missing ones already nulled); the
+//!   shard checks the recipient's agreement before it reads them, and
+//!   pseudonyms are applied on the driver, so the recipients' keys never
+//!   reach the executors.
+//!
+//! The host is trusted to deliver each shard's partial as the shard made
+//! it (partials carry no signature): the same trust it holds for the
+//! engine's memory. Withdrawals recorded after a partial was made and
+//! before the release are not seen by that release; the age limit bounds
+//! that window.
+
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+use crate::access::{Actor, Permission};
+use crate::audit::Operation;
+use crate::audit::merkle;
+use crate::engine::{Engine, EngineError};
+use crate::outputs::{ExportFormat, ExportSummary, write_export_header, write_export_row};
+use crate::privacy::aggregate::{Count, k_threshold};
+use crate::privacy::dp::{BudgetStore, Charge, Epsilon, RandomSource};
+use crate::privacy::pseudonym::Keyring;
+use crate::segment::CheckedSegment;
+use crate::store::Value;
+
+/// The oldest a partial may be at release, in seconds before the driver's
+/// now. Eligibility is judged when a shard makes its partial; a partial
+/// older than this is refused so that a release never rests on an
+/// eligibility judged long ago (ten minutes).
+pub const PARTIAL_MAX_AGE_SECONDS: i64 = 600;
+
+/// The largest number of shards.
+pub const MAX_SHARDS: u32 = 1 << 16;
+
+/// Version of the partial's serialised form.
+const FORMAT: u32 = 1;
+
+/// The shard of a subject id among `shards`: the first 8 bytes of SHA-256
+/// of the id, big-endian, modulo `shards`. `shards` must be at least 1
+/// (0 is treated as 1).
+pub fn shard_of(id: &str, shards: u32) -> u32 {
+    let d = ring::digest::digest(&ring::digest::SHA256, id.as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d.as_ref()[..8]);
+    (u64::from_be_bytes(b) % u64::from(shards.max(1))) as u32
+}
+
+/// What a partial is for: the release it feeds, and so the permission it
+/// needs and what it carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartialRequest<'a> {
+    /// For [`Engine::release_count`] and [`Engine::release_dp_count`]
+    /// (`count` permission): the member count only.
+    Count,
+    /// For [`Engine::release_members`] (`member_ids` permission): the
+    /// member bitset and the members' ids.
+    Members,
+    /// For [`Engine::release_export`] (`export` permission for the
+    /// recipient, and its agreement): members' ids and the fields' values.
+    Export {
+        /// Recipient id.
+        recipient: &'a str,
+        /// Fields to export.
+        fields: &'a [&'a str],
+    },
+}
+
+/// The kind of a partial, as serialised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartialKind {
+    /// A member count.
+    Count,
+    /// Member bitset and ids.
+    Members,
+    /// Member ids and field values for an export.
+    Export,
+}
+
+impl PartialKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            PartialKind::Count => "count",
+            PartialKind::Members => "members",
+            PartialKind::Export => "export",
+        }
+    }
+}
+
+/// One shard's answer to a segment, to be released on a driver. See the
+/// module documentation for what it carries and exposes. Serialise it with
+/// [`Partial::to_json`] and read it back with [`Partial::from_json`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Partial {
+    format: u32,
+    policy_version: String,
+    segment: String,
+    purpose: String,
+    reference: Timestamp,
+    at: Timestamp,
+    shard: u32,
+    shards: u32,
+    kind: PartialKind,
+    #[serde(default)]
+    recipient: Option<String>,
+    #[serde(default)]
+    fields: Vec<String>,
+    rows: u64,
+    count: u64,
+    #[serde(default)]
+    bits: Vec<u64>,
+    #[serde(default)]
+    ids: Vec<String>,
+    #[serde(default)]
+    values: Vec<Vec<Option<Value>>>,
+    audit_size: u64,
+    audit_root: String,
+}
+
+impl Partial {
+    /// The shard's number.
+    pub fn shard(&self) -> u32 {
+        self.shard
+    }
+    /// The number of shards.
+    pub fn shards(&self) -> u32 {
+        self.shards
+    }
+    /// The shard's member count (not thresholded: not for release).
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+    /// Segment name.
+    pub fn segment(&self) -> &str {
+        &self.segment
+    }
+    /// Purpose key.
+    pub fn purpose(&self) -> &str {
+        &self.purpose
+    }
+    /// Policy version (64 hex digits).
+    pub fn policy_version(&self) -> &str {
+        &self.policy_version
+    }
+    /// The kind.
+    pub fn kind(&self) -> PartialKind {
+        self.kind
+    }
+    /// The instant the shard judged eligibility at.
+    pub fn at(&self) -> Timestamp {
+        self.at
+    }
+    /// The shard's audit log size and Merkle root (hex) after the
+    /// partial's entry.
+    pub fn audit_root(&self) -> (u64, &str) {
+        (self.audit_size, &self.audit_root)
+    }
+    /// The JSON form.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a partial serialises")
+    }
+    /// Reads the JSON form (its consistency is checked at release).
+    pub fn from_json(text: &str) -> Result<Partial, ShardError> {
+        serde_json::from_str(text).map_err(|e| ShardError::Malformed(e.to_string()))
+    }
+}
+
+/// Why a partial or a release failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShardError {
+    /// The engine refused (permission, agreement, budget, audit...).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The shard number or count is out of range.
+    #[error(
+        "shard {shard} of {shards}: the count must be 1 to {MAX_SHARDS} and the shard below it"
+    )]
+    BadShard {
+        /// Shard number.
+        shard: u32,
+        /// Shard count.
+        shards: u32,
+    },
+    /// The engine holds a subject of another shard.
+    #[error(
+        "shard {shard} of {shards} holds row {row}, which belongs to shard {belongs}: load each shard with the ids shard_of() gives it"
+    )]
+    WrongShard {
+        /// Shard number.
+        shard: u32,
+        /// Shard count.
+        shards: u32,
+        /// The row.
+        row: u32,
+        /// Where it belongs.
+        belongs: u32,
+    },
+    /// The partials cannot be released together.
+    #[error("partials refused: {0}")]
+    Partials(String),
+    /// A partial could not be read.
+    #[error("malformed partial: {0}")]
+    Malformed(String),
+}
+
+impl Engine {
+    /// This engine's answer to `seg` as shard `shard` of `shards`, for the
+    /// release named by `request` (whose permission it needs). Every
+    /// subject the engine holds must belong to this shard by [`shard_of`]
+    /// (checked: a subject in two shards would be counted twice).
+    /// Recorded in this engine's audit log before the partial is returned;
+    /// the partial commits to the log's root after that entry.
+    pub fn partial(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        reference: Timestamp,
+        shard: u32,
+        shards: u32,
+        request: &PartialRequest<'_>,
+    ) -> Result<Partial, ShardError> {
+        if shards == 0 || shards > MAX_SHARDS || shard >= shards {
+            return Err(ShardError::BadShard { shard, shards });
+        }
+        let (kind, export) = match *request {
+            PartialRequest::Count => {
+                self.allow(
+                    actor,
+                    Permission::Count(seg.purpose_key()),
+                    Some(seg.purpose_key()),
+                )?;
+                (PartialKind::Count, None)
+            }
+            PartialRequest::Members => {
+                self.allow(
+                    actor,
+                    Permission::MemberIds(seg.purpose_key()),
+                    Some(seg.purpose_key()),
+                )?;
+                (PartialKind::Members, None)
+            }
+            PartialRequest::Export { recipient, fields } => {
+                let gate = self.export_gate(actor, seg, recipient, fields)?;
+                (PartialKind::Export, Some((recipient, fields, gate)))
+            }
+        };
+        let store = self.store();
+        for row in 0..store.len() as u32 {
+            if store.is_erased(row) {
+                continue;
+            }
+            let belongs = shard_of(store.id(row), shards);
+            if belongs != shard {
+                return Err(ShardError::WrongShard {
+                    shard,
+                    shards,
+                    row,
+                    belongs,
+                });
+            }
+        }
+        let members = match &export {
+            Some((_, _, (_, uses))) => self.run_for_export(seg, reference, *uses)?,
+            None => self.run(seg, reference)?,
+        };
+        let mut p = Partial {
+            format: FORMAT,
+            policy_version: self.policy().version_hex().to_string(),
+            segment: seg.name().into(),
+            purpose: seg.purpose_key().into(),
+            reference,
+            at: members.at(),
+            shard,
+            shards,
+            kind,
+            recipient: None,
+            fields: Vec::new(),
+            rows: store.len() as u64,
+            count: members.count(),
+            bits: Vec::new(),
+            ids: Vec::new(),
+            values: Vec::new(),
+            audit_size: 0,
+            audit_root: String::new(),
+        };
+        if kind == PartialKind::Members {
+            p.bits = members.bits().as_raw_slice().to_vec();
+        }
+        if kind != PartialKind::Count {
+            p.ids = members.rows().map(|r| store.id(r).to_string()).collect();
+        }
+        if let Some((recipient, fields, (ids, _))) = &export {
+            p.recipient = Some(recipient.to_string());
+            p.fields = fields.iter().map(|f| f.to_string()).collect();
+            let fresh = self.fresh_since(seg, ids, members.at());
+            let mut values = Vec::with_capacity(ids.len());
+            p.values = members
+                .rows()
+                .map(|r| {
+                    self.export_values(ids, &fresh, r, &mut values);
+                    values.clone()
+                })
+                .collect();
+        }
+        let mut entry = self
+            .segment_entry(actor, Operation::SegmentEvaluated, seg, reference)
+            .detail("partial", kind.as_str())
+            .detail("shard", u64::from(shard))
+            .detail("shards", u64::from(shards))
+            .detail("members", members.count());
+        if let Some((recipient, fields, _)) = &export {
+            entry = entry
+                .detail("recipient", *recipient)
+                .detail("fields", fields.join(","));
+        }
+        self.log(entry)?;
+        let (size, root) = self.audit_root()?;
+        p.audit_size = size;
+        p.audit_root = hex(&root);
+        Ok(p)
+    }
+
+    /// The k-threshold count of the merged partials (of kind `count`),
+    /// released once under this engine's `count` permission and recorded
+    /// once, like [`Engine::count`].
+    pub fn release_count(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        partials: &[Partial],
+    ) -> Result<Count, ShardError> {
+        self.allow(
+            actor,
+            Permission::Count(seg.purpose_key()),
+            Some(seg.purpose_key()),
+        )?;
+        let m = self.merge(seg, partials, PartialKind::Count, None, &[])?;
+        let c = k_threshold(m.count, self.policy().k_threshold());
+        self.log(
+            self.segment_entry(actor, Operation::Counted, seg, m.reference)
+                .detail("reported", c.to_string())
+                .detail("shards", m.shards)
+                .detail("shard_roots", m.roots.as_str()),
+        )?;
+        Ok(c)
+    }
+
+    /// A differentially private count of the merged partials (of kind
+    /// `count`): the budget charged once and the noise drawn once, on this
+    /// engine, exactly as [`Engine::dp_count`] does for its own count.
+    pub fn release_dp_count<S: BudgetStore, R: RandomSource + ?Sized>(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        partials: &[Partial],
+        epsilon: Option<Epsilon>,
+        budgets: &mut S,
+        rng: &mut R,
+    ) -> Result<(i64, Charge), ShardError> {
+        let (budget, epsilon) = self.dp_gate(actor, seg, epsilon)?;
+        let m = self.merge(seg, partials, PartialKind::Count, None, &[])?;
+        Ok(self.dp_release(
+            actor,
+            seg,
+            m.reference,
+            m.count,
+            &budget,
+            epsilon,
+            budgets,
+            rng,
+            |e| {
+                e.detail("shards", m.shards)
+                    .detail("shard_roots", m.roots.as_str())
+            },
+        )?)
+    }
+
+    /// The ids of the merged partials' members (of kind `members`), in
+    /// shard order then row order within a shard, released under this
+    /// engine's `member_ids` permission and recorded once.
+    pub fn release_members(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        partials: &[Partial],
+    ) -> Result<Vec<String>, ShardError> {
+        self.allow(
+            actor,
+            Permission::MemberIds(seg.purpose_key()),
+            Some(seg.purpose_key()),
+        )?;
+        let m = self.merge(seg, partials, PartialKind::Members, None, &[])?;
+        self.log(
+            self.segment_entry(actor, Operation::SegmentEvaluated, seg, m.reference)
+                .detail("released_ids", m.count)
+                .detail("shards", m.shards)
+                .detail("shard_roots", m.roots.as_str()),
+        )?;
+        Ok(m.order
+            .iter()
+            .flat_map(|&i| partials[i].ids.iter().cloned())
+            .collect())
+    }
+
+    /// Exports the merged partials' members (of kind `export`, made for
+    /// the same recipient and fields) as [`Engine::export`] does: the
+    /// recipient's agreement checked again here, one audit entry, ids
+    /// pseudonymised under the recipient's key from `keys` on this engine.
+    /// Rows come in shard order, then row order within a shard.
+    #[allow(clippy::too_many_arguments)]
+    pub fn release_export<W: Write>(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        partials: &[Partial],
+        recipient: &str,
+        fields: &[&str],
+        format: ExportFormat,
+        keys: &Keyring,
+        mut out: W,
+    ) -> Result<ExportSummary, ShardError> {
+        self.export_gate(actor, seg, recipient, fields)?;
+        let pseudonymizer = keys
+            .current(recipient, seg.purpose_key())
+            .map_err(|e| EngineError::Privacy(e.to_string()))?;
+        let m = self.merge(seg, partials, PartialKind::Export, Some(recipient), fields)?;
+        self.log(
+            self.segment_entry(actor, Operation::Exported, seg, m.reference)
+                .detail("recipient", recipient)
+                .detail("fields", fields.join(","))
+                .detail("rows", m.count)
+                .detail("key_version", pseudonymizer.version())
+                .detail("shards", m.shards)
+                .detail("shard_roots", m.roots.as_str()),
+        )?;
+        write_export_header(format, fields, &mut out)?;
+        let mut line = String::new();
+        for &i in &m.order {
+            let p = &partials[i];
+            for (id, values) in p.ids.iter().zip(&p.values) {
+                let ps = pseudonymizer
+                    .pseudonymize(crate::privacy::normalize::IdKind::SubjectId, id)
+                    .map_err(|e| EngineError::Privacy(e.to_string()))?;
+                write_export_row(format, fields, &ps.to_string(), values, &mut line, &mut out)?;
+            }
+        }
+        out.flush().map_err(|e| EngineError::Io(e.to_string()))?;
+        Ok(ExportSummary {
+            recipient: recipient.into(),
+            purpose: seg.purpose_key().into(),
+            rows: m.count,
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            key_version: pseudonymizer.version(),
+        })
+    }
+
+    /// Checks that the partials can be released together and merges them.
+    fn merge(
+        &self,
+        seg: &CheckedSegment,
+        partials: &[Partial],
+        kind: PartialKind,
+        recipient: Option<&str>,
+        fields: &[&str],
+    ) -> Result<Merged, ShardError> {
+        let refuse = |m: String| Err(ShardError::Partials(m));
+        let Some(first) = partials.first() else {
+            return refuse("no partial was given".into());
+        };
+        let n = first.shards;
+        if n == 0 || n > MAX_SHARDS || partials.len() != n as usize {
+            return refuse(format!(
+                "{} partials were given for {} shards: every shard must give exactly one",
+                partials.len(),
+                n
+            ));
+        }
+        let now = self.now();
+        let skew = i64::try_from(self.policy().event_clock_skew_seconds()).unwrap_or(i64::MAX);
+        let mut order: Vec<usize> = vec![usize::MAX; n as usize];
+        let mut count = 0u64;
+        let mut leaves = Vec::with_capacity(partials.len());
+        for (i, p) in partials.iter().enumerate() {
+            let who = format!("partial of shard {} of {}", p.shard, p.shards);
+            if p.format != FORMAT {
+                return refuse(format!("{who}: unknown format {}", p.format));
+            }
+            if p.shards != n || p.shard >= n {
+                return refuse(format!("{who}: the shard counts differ ({n} expected)"));
+            }
+            if order[p.shard as usize] != usize::MAX {
+                return refuse(format!("{who}: shard {} is given twice", p.shard));
+            }
+            order[p.shard as usize] = i;
+            if p.policy_version != self.policy().version_hex() {
+                return refuse(format!(
+                    "{who}: made under policy {}, but this engine runs {}",
+                    p.policy_version,
+                    self.policy().version_hex()
+                ));
+            }
+            if p.segment != seg.name() || p.purpose != seg.purpose_key() {
+                return refuse(format!(
+                    "{who}: made for segment {:?} ({}), not {:?} ({})",
+                    p.segment,
+                    p.purpose,
+                    seg.name(),
+                    seg.purpose_key()
+                ));
+            }
+            if p.reference != first.reference {
+                return refuse(format!(
+                    "{who}: reference time {} differs from {}",
+                    p.reference, first.reference
+                ));
+            }
+            if p.kind != kind {
+                return refuse(format!(
+                    "{who}: made for a {} release, not a {} release",
+                    p.kind.as_str(),
+                    kind.as_str()
+                ));
+            }
+            if p.recipient.as_deref() != recipient
+                || p.fields.len() != fields.len()
+                || p.fields.iter().zip(fields).any(|(a, b)| a != b)
+            {
+                return refuse(format!("{who}: made for another recipient or other fields"));
+            }
+            if p.at.unix() > now.unix().saturating_add(skew) {
+                return refuse(format!("{who}: made at {}, later than now ({now})", p.at));
+            }
+            if now.unix().saturating_sub(p.at.unix()) > PARTIAL_MAX_AGE_SECONDS {
+                return refuse(format!(
+                    "{who}: made at {}, more than {PARTIAL_MAX_AGE_SECONDS} s before now ({now}): make it again",
+                    p.at
+                ));
+            }
+            self.check_partial(p, &who)?;
+            count = count
+                .checked_add(p.count)
+                .ok_or_else(|| ShardError::Partials("the counts overflow".into()))?;
+            let root = unhex(&p.audit_root)
+                .ok_or_else(|| ShardError::Partials(format!("{who}: unreadable audit root")))?;
+            let mut leaf = Vec::with_capacity(44);
+            leaf.extend_from_slice(&p.shard.to_be_bytes());
+            leaf.extend_from_slice(&p.audit_size.to_be_bytes());
+            leaf.extend_from_slice(&root);
+            leaves.push((p.shard, merkle::leaf_hash(&leaf)));
+        }
+        leaves.sort_by_key(|(s, _)| *s);
+        let hashes: Vec<merkle::Hash> = leaves.into_iter().map(|(_, h)| h).collect();
+        Ok(Merged {
+            count,
+            shards: u64::from(n),
+            reference: first.reference,
+            roots: hex(&merkle::root_of(&hashes)),
+            order,
+        })
+    }
+
+    /// A partial's own consistency: count, bitset, ids and rows agree, and
+    /// every id belongs to the partial's shard.
+    fn check_partial(&self, p: &Partial, who: &str) -> Result<(), ShardError> {
+        let bad = |m: String| Err(ShardError::Partials(format!("{who}: {m}")));
+        match p.kind {
+            PartialKind::Count => {
+                if !p.bits.is_empty() || !p.ids.is_empty() || !p.values.is_empty() {
+                    return bad("a count partial carries ids or rows".into());
+                }
+                if p.count > p.rows {
+                    return bad("more members than rows".into());
+                }
+            }
+            PartialKind::Members | PartialKind::Export => {
+                if p.ids.len() as u64 != p.count {
+                    return bad(format!("{} ids for {} members", p.ids.len(), p.count));
+                }
+                if p.kind == PartialKind::Members {
+                    if p.bits.len() as u64 != p.rows.div_ceil(64) {
+                        return bad("the bitset does not span the shard's rows".into());
+                    }
+                    let ones: u64 = p.bits.iter().map(|w| u64::from(w.count_ones())).sum();
+                    let tail = p.rows % 64;
+                    if ones != p.count
+                        || (tail != 0 && p.bits.last().is_some_and(|w| w >> tail != 0))
+                    {
+                        return bad("the bitset does not match the member count".into());
+                    }
+                } else if p.values.len() != p.ids.len()
+                    || p.values.iter().any(|v| v.len() != p.fields.len())
+                {
+                    return bad("the rows do not match the members and fields".into());
+                }
+                if p.ids.iter().any(|id| shard_of(id, p.shards) != p.shard) {
+                    return bad("it holds a subject of another shard".into());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Merged partials.
+struct Merged {
+    count: u64,
+    shards: u64,
+    reference: Timestamp,
+    /// Merkle root (hex) of the shards' audit roots.
+    roots: String,
+    /// Index into the partials, by shard.
+    order: Vec<usize>,
+}
+
+fn hex(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push_str(&format!("{x:02x}"));
+    }
+    s
+}
+
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented hash, pinned: other languages compute the same shard.
+    #[test]
+    fn shard_of_is_the_documented_hash() {
+        // SHA-256("c-1") starts with these 8 bytes.
+        let d = ring::digest::digest(&ring::digest::SHA256, b"c-1");
+        let v = u64::from_be_bytes(d.as_ref()[..8].try_into().unwrap());
+        for n in 1..10 {
+            assert_eq!(u64::from(shard_of("c-1", n)), v % u64::from(n));
+        }
+        assert_eq!(shard_of("anything", 1), 0);
+        assert_eq!(shard_of("anything", 0), 0);
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        let b = [7u8; 32];
+        assert_eq!(unhex(&hex(&b)), Some(b));
+        assert_eq!(unhex("zz"), None);
+        assert_eq!(unhex(&"é".repeat(32)), None);
+    }
+}
