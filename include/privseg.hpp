@@ -7,7 +7,8 @@
  *
  * Thread safety is that of the C API: Policy and Segment may be copied and
  * shared between threads (copies share one reference-counted object); an
- * Engine must not be used by two threads at once.
+ * Engine locks itself and may be used by several threads at once (only its
+ * destruction must not race with a call on it).
  *
  * Every Engine call is made by the Engine's actor (an id the host has
  * authenticated, and role names from the policy) and recorded in its audit
@@ -128,6 +129,22 @@ inline std::vector<privseg_str> to_strs(const std::vector<std::string_view> &lis
     for (std::string_view s : list) {
         out.push_back(to_str(s));
     }
+    return out;
+}
+
+/* Takes the whole contents of a privseg_buffer (an export, member ids) and
+ * frees it. Reading a buffer runs and records nothing. */
+inline std::string take_buffer(privseg_buffer *b) {
+    struct Free {
+        privseg_buffer *b;
+        ~Free() { privseg_buffer_free(b); }
+    } guard{b};
+    std::size_t need = 0;
+    check(privseg_buffer_len(b, &need));
+    std::string out(need + 1, '\0');
+    std::size_t got = 0;
+    check(privseg_buffer_copy(b, &out[0], out.size(), &got));
+    out.resize(got);
     return out;
 }
 
@@ -447,24 +464,17 @@ public:
 
     /* Exports the members to a recipient, ids pseudonymised under the key of
      * `key_version` derived from `master_secret` (at least 32 bytes), with
-     * these fields, in a privseg_export_format. Each C call is a recorded
-     * export: a text larger than `expected_size` bytes is exported twice (the
-     * second time into a buffer of the size needed). */
+     * these fields, in a privseg_export_format. One recorded export, read
+     * out of its buffer whatever its size. */
     std::string export_to(const Segment &segment, std::int64_t at, std::string_view recipient,
                           const std::vector<std::string_view> &fields, std::uint32_t format,
-                          std::string_view master_secret, std::uint32_t key_version,
-                          std::size_t expected_size = detail::kAuditedBuffer) const {
+                          std::string_view master_secret, std::uint32_t key_version) const {
         std::vector<privseg_str> f = detail::to_strs(fields);
         const unsigned char *secret = reinterpret_cast<const unsigned char *>(master_secret.data());
-        std::string text;
-        detail::check(detail::read_text(
-            [&](char *b, std::size_t l, std::size_t *w) {
-                return privseg_engine_export(e_, segment.get(), at, recipient.data(), recipient.size(), f.data(),
-                                             f.size(), format, secret, master_secret.size(), key_version, b, l,
-                                             w);
-            },
-            text, expected_size));
-        return text;
+        privseg_buffer *b = nullptr;
+        detail::check(privseg_engine_export(e_, segment.get(), at, recipient.data(), recipient.size(), f.data(),
+                                            f.size(), format, secret, master_secret.size(), key_version, &b));
+        return detail::take_buffer(b);
     }
 
     /* The subject access report, with membership in `segments`, as JSON. */
@@ -516,18 +526,10 @@ private:
 
 inline std::vector<std::string> Members::ids(const Engine &engine) const {
     std::vector<std::string> out;
-    std::size_t need = 0;
-    privseg_status st = privseg_members_ids(m_, engine.get(), nullptr, 0, &need);
-    if (st == PRIVSEG_STATUS_OK) {
-        return out;
-    }
-    if (st != PRIVSEG_STATUS_BUFFER_TOO_SMALL) {
-        detail::check(st);
-    }
-    std::string buf(need, '\0');
-    std::size_t got = 0;
-    detail::check(privseg_members_ids(m_, engine.get(), &buf[0], buf.size(), &got));
-    for (std::size_t at = 0; at < got;) {
+    privseg_buffer *b = nullptr;
+    detail::check(privseg_members_ids(m_, engine.get(), &b));
+    std::string buf = detail::take_buffer(b);
+    for (std::size_t at = 0; at < buf.size();) {
         std::size_t end = buf.find('\0', at);
         out.emplace_back(buf, at, end - at);
         at = end + 1;
