@@ -221,8 +221,9 @@ enum privseg_status
    */
   PRIVSEG_STATUS_DUPLICATE_SUBJECT = 301,
   /**
-   * The subject id is empty or has surrounding whitespace or control
-   * characters.
+   * The subject id is empty, longer than `PRIVSEG_MAX_ID_LEN` bytes, or
+   * has surrounding whitespace, control (NUL included) or bidirectional
+   * formatting characters.
    */
   PRIVSEG_STATUS_INVALID_SUBJECT_ID = 302,
   /**
@@ -273,11 +274,13 @@ enum privseg_status
    */
   PRIVSEG_STATUS_FOREIGN_RESULT = 313,
   /**
-   * A time is not RFC 3339.
+   * A time is not RFC 3339, or (as Unix seconds) lies outside the years
+   * 0000 to 9999.
    */
   PRIVSEG_STATUS_INVALID_TIME = 400,
   /**
-   * A date is not of the form YYYY-MM-DD.
+   * A date is not of the form YYYY-MM-DD, or a birth date is before
+   * 1900 or after today.
    */
   PRIVSEG_STATUS_INVALID_DATE = 401,
   /**
@@ -739,8 +742,10 @@ void privseg_buffer_free(privseg_buffer *buffer);
  * `roles` at each call; a role the policy does not define grants nothing
  * (calls then fail with `PRIVSEG_STATUS_ACCESS_DENIED`, naming it).
  *
- * An actor id that is empty or has surrounding whitespace or control
- * characters gives `PRIVSEG_STATUS_INVALID_ARGUMENT`.
+ * An actor id or role name that is empty, longer than
+ * `PRIVSEG_MAX_ID_LEN` bytes, or has surrounding whitespace, control (NUL
+ * included) or bidirectional formatting characters, or more than 64 roles,
+ * gives `PRIVSEG_STATUS_INVALID_ARGUMENT`.
  *
  * # Safety
  * `policy` must be a live policy reference; `actor_id` must point to

@@ -315,6 +315,9 @@ fn c_bad_input_gives_statuses_not_crashes() {
     let out = run(&exe, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(" 0 not met"), "{}", show(&out));
+    // The program makes the library panic on purpose: nothing may reach
+    // the host's stderr.
+    assert!(out.stderr.is_empty(), "{}", show(&out));
 }
 
 #[test]

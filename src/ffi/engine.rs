@@ -11,14 +11,14 @@ use super::policy::{policy_arc, privseg_policy};
 use super::segment::{privseg_segment, segment_ref};
 use super::{
     Fail, ffi_status, field, non_null, opt_field, opt_str_arg, privseg_status, privseg_str,
-    slice_arg, str_arg, str_list, write_out, write_text,
+    slice_arg, str_arg, str_list, time_arg, write_out, write_text,
 };
+use crate::Engine;
 use crate::access::{Actor, Permission};
 use crate::consent::{ConsentEvent, EventKind};
 use crate::import::{ImportError, SubjectRow};
 use crate::store::{Store, Value};
 use crate::timestamp::parse_date;
-use crate::{Engine, Timestamp};
 
 /// An engine: one policy, its subjects, its audit log, and the actor every
 /// call through this handle is made by (see [`privseg_engine_new`]). It may
@@ -94,8 +94,8 @@ unsafe fn engine_write<'a>(
     h.state.write().map_err(|_| poisoned())
 }
 
-/// Reads an actor: its id (non-empty, no surrounding whitespace or control
-/// characters) and its role names.
+/// Reads an actor: its id and its role names, each of the form of an id
+/// (see `crate::engine::check_actor`).
 ///
 /// # Safety
 /// `id` as for [`str_arg`]; `roles` as for [`str_list`].
@@ -107,14 +107,11 @@ unsafe fn actor_arg(
 ) -> Result<Actor, Fail> {
     // SAFETY: the caller's contract.
     let id = unsafe { str_arg(id, id_len, "actor_id") }?;
-    if id.is_empty() || id.trim() != id || id.chars().any(char::is_control) {
-        return Err(Fail::arg(format!(
-            "invalid actor id {id:?}: ids must be non-empty, with no surrounding whitespace or control characters"
-        )));
-    }
     // SAFETY: the caller's contract.
     let roles = unsafe { str_list(roles, roles_len, "roles") }?;
-    Ok(Actor::new(id, &roles))
+    let actor = Actor::new(id, &roles);
+    crate::engine::check_actor(&actor)?;
+    Ok(actor)
 }
 
 /// An engine with no subjects and an in-memory audit log, holding its own
@@ -127,8 +124,10 @@ unsafe fn actor_arg(
 /// `roles` at each call; a role the policy does not define grants nothing
 /// (calls then fail with `PRIVSEG_STATUS_ACCESS_DENIED`, naming it).
 ///
-/// An actor id that is empty or has surrounding whitespace or control
-/// characters gives `PRIVSEG_STATUS_INVALID_ARGUMENT`.
+/// An actor id or role name that is empty, longer than
+/// `PRIVSEG_MAX_ID_LEN` bytes, or has surrounding whitespace, control (NUL
+/// included) or bidirectional formatting characters, or more than 64 roles,
+/// gives `PRIVSEG_STATUS_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// `policy` must be a live policy reference; `actor_id` must point to
@@ -412,7 +411,7 @@ pub unsafe extern "C" fn privseg_engine_set_attribute(
             subject,
             attribute,
             value,
-            Timestamp::from_unix(verified_at),
+            time_arg(verified_at, "verified_at")?,
         )?)
     })
 }
@@ -481,7 +480,13 @@ pub unsafe extern "C" fn privseg_engine_set_attributes(
         }
         for (i, (s, a, v, t)) in batch.into_iter().enumerate() {
             engine
-                .set_attribute(actor, s, a, v, Timestamp::from_unix(t))
+                .set_attribute(
+                    actor,
+                    s,
+                    a,
+                    v,
+                    time_arg(t, "verified_at").map_err(|f| f.context(&format!("updates[{i}]")))?,
+                )
                 .map_err(|err| Fail::from(err).context(&format!("updates[{i}]")))?;
         }
         Ok(())
@@ -624,7 +629,7 @@ unsafe fn event_of(ev: &privseg_event) -> Result<ConsentEvent, Fail> {
     if ev.flags & !(PRIVSEG_EVENT_EXPLICIT | PRIVSEG_EVENT_EXPIRES) != 0 {
         return Err(Fail::arg(format!("unknown event flags {:#x}", ev.flags)));
     }
-    let mut e = ConsentEvent::new(subject, kind, purpose, Timestamp::from_unix(ev.at));
+    let mut e = ConsentEvent::new(subject, kind, purpose, time_arg(ev.at, "at")?);
     e.notice_version = notice.map(Into::into);
     e.notice_sha256 = sha.map(Into::into);
     e.evidence_sha256 = evidence.map(Into::into);
@@ -635,7 +640,7 @@ unsafe fn event_of(ev: &privseg_event) -> Result<ConsentEvent, Fail> {
         e.collector = c.into();
     }
     if ev.flags & PRIVSEG_EVENT_EXPIRES != 0 {
-        e.expires_at = Some(Timestamp::from_unix(ev.expires_at));
+        e.expires_at = Some(time_arg(ev.expires_at, "expires_at")?);
     }
     e.explicit = ev.flags & PRIVSEG_EVENT_EXPLICIT != 0;
     Ok(e)
@@ -757,9 +762,12 @@ pub unsafe extern "C" fn privseg_engine_import(
             })();
             let (row, attribute, value) =
                 value.map_err(|f: Fail| f.context(&format!("values[{i}]")))?;
-            rows[row]
-                .values
-                .push((attribute.into(), value, Timestamp::from_unix(u.verified_at)));
+            rows[row].values.push((
+                attribute.into(),
+                value,
+                time_arg(u.verified_at, "verified_at")
+                    .map_err(|f| f.context(&format!("values[{i}]")))?,
+            ));
         }
         let mut batch = Vec::with_capacity(event_items.len());
         for (i, item) in event_items.iter().enumerate() {
@@ -847,7 +855,7 @@ pub unsafe extern "C" fn privseg_engine_evaluate(
         // SAFETY: the caller's contract.
         let s = unsafe { segment_ref(segment) }?;
         non_null(members_out, "members_out")?;
-        let m = e.engine.evaluate(&e.actor, s, Timestamp::from_unix(at))?;
+        let m = e.engine.evaluate(&e.actor, s, time_arg(at, "at")?)?;
         // SAFETY: members_out is writable, as the caller promises.
         unsafe { write_out(members_out, members::members_out(m)) }
     })
@@ -884,9 +892,7 @@ pub unsafe extern "C" fn privseg_engine_explain(
         // SAFETY: the caller's contract.
         let id = unsafe { str_arg(id, id_len, "id") }?;
         non_null(written, "written")?;
-        let x = e
-            .engine
-            .explain(&e.actor, s, id, Timestamp::from_unix(at))?;
+        let x = e.engine.explain(&e.actor, s, id, time_arg(at, "at")?)?;
         let json = serde_json::to_string(&x)
             .map_err(|err| Fail::new(privseg_status::EngineOther, err.to_string()))?;
         // SAFETY: the caller's contract.

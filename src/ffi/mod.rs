@@ -112,8 +112,9 @@ pub enum privseg_status {
     UnknownSubject = 300,
     /// A subject with this id exists already.
     DuplicateSubject = 301,
-    /// The subject id is empty or has surrounding whitespace or control
-    /// characters.
+    /// The subject id is empty, longer than `PRIVSEG_MAX_ID_LEN` bytes, or
+    /// has surrounding whitespace, control (NUL included) or bidirectional
+    /// formatting characters.
     InvalidSubjectId = 302,
     /// The jurisdiction is not in the policy.
     UnknownJurisdiction = 303,
@@ -140,9 +141,11 @@ pub enum privseg_status {
     /// Members (or another result) given to an engine other than the one
     /// that made them: read them through the engine that made them.
     ForeignResult = 313,
-    /// A time is not RFC 3339.
+    /// A time is not RFC 3339, or (as Unix seconds) lies outside the years
+    /// 0000 to 9999.
     InvalidTime = 400,
-    /// A date is not of the form YYYY-MM-DD.
+    /// A date is not of the form YYYY-MM-DD, or a birth date is before
+    /// 1900 or after today.
     InvalidDate = 401,
     /// JSON that is not of the expected shape (an event).
     InvalidJson = 402,
@@ -519,6 +522,13 @@ pub(crate) unsafe fn str_list<'a>(
         // SAFETY: each item is valid, as the caller promises.
         .map(|(i, s)| unsafe { field(*s, &format!("{what}[{i}]")) })
         .collect()
+}
+
+/// Reads a time given as Unix seconds: within the years 0000 to 9999, else
+/// [`privseg_status::InvalidTime`] naming the argument.
+pub(crate) fn time_arg(secs: i64, what: &str) -> Result<Timestamp, Fail> {
+    Timestamp::checked_from_unix(secs)
+        .map_err(|e| Fail::new(privseg_status::InvalidTime, format!("{what}: {e}")))
 }
 
 /// Copies `text` and a NUL into a caller's buffer, following the module's

@@ -10,9 +10,8 @@ use super::error::privseg_error;
 use super::segment::{privseg_segment, segment_ref, segment_result};
 use super::{
     Fail, ffi_status, non_null, privseg_status, privseg_str, slice_arg, str_arg, str_list,
-    write_out, write_text,
+    time_arg, write_out, write_text,
 };
-use crate::Timestamp;
 use crate::outputs::ExportFormat;
 use crate::privacy::aggregate::Count;
 use crate::privacy::pseudonym::{Keyring, MasterSecret};
@@ -97,7 +96,7 @@ pub unsafe extern "C" fn privseg_engine_count(
         let s = unsafe { segment_ref(segment) }?;
         non_null(count_out, "count_out")?;
         non_null(below_k_out, "below_k_out")?;
-        let (count, below) = match e.engine.count(&e.actor, s, Timestamp::from_unix(at))? {
+        let (count, below) = match e.engine.count(&e.actor, s, time_arg(at, "at")?)? {
             Count::Exact(n) => (n, 0),
             Count::FewerThan(k) => (k, 1),
             Count::Suppressed => {
@@ -151,7 +150,7 @@ pub unsafe extern "C" fn privseg_engine_breakdown(
         non_null(written, "written")?;
         let b = e
             .engine
-            .breakdown(&e.actor, s, Timestamp::from_unix(at), attribute)?;
+            .breakdown(&e.actor, s, time_arg(at, "at")?, attribute)?;
         // SAFETY: the caller's contract.
         unsafe { write_text(json_text(&b)?.as_bytes(), buf, len, written) }
     })
@@ -225,7 +224,7 @@ pub unsafe extern "C" fn privseg_engine_export(
         e.engine.export(
             &e.actor,
             s,
-            Timestamp::from_unix(at),
+            time_arg(at, "at")?,
             recipient,
             &fields,
             format,
@@ -280,7 +279,7 @@ pub unsafe extern "C" fn privseg_engine_subject_report(
         non_null(written, "written")?;
         let report = e
             .engine
-            .subject_report(&e.actor, id, &segs, Timestamp::from_unix(at))?;
+            .subject_report(&e.actor, id, &segs, time_arg(at, "at")?)?;
         // SAFETY: the caller's contract.
         unsafe { write_text(json_text(&report)?.as_bytes(), buf, len, written) }
     })

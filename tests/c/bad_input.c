@@ -3,7 +3,9 @@
  * crash. Prints one line per failed expectation and a summary; exits 1 if
  * any expectation failed.
  */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "privseg.h"
@@ -72,6 +74,19 @@ static void versions(void) {
     EXPECT(strcmp(privseg_status_name(PRIVSEG_STATUS_AUDIT), "PRIVSEG_STATUS_AUDIT") == 0);
     EXPECT(PRIVSEG_STATUS_AUDIT == 310 && PRIVSEG_STATUS_ENGINE_OTHER == 308);
     EXPECT(privseg_status_name(99999) == NULL);
+}
+
+/* A panic inside the library: a status and a message with its place, and
+ * nothing on stderr (the test runner checks this program's stderr is empty). */
+static void panics(void) {
+    EXPECT_STATUS(privseg_check_panic(), PRIVSEG_STATUS_PANIC);
+    char msg[512];
+    size_t n = 0;
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(strncmp(msg, "privseg panicked at src/ffi/mod.rs:", 35) == 0);
+    EXPECT(strstr(msg, "asked for by privseg_check_panic") != NULL);
+    /* Twice: the quiet handling is not a one-off. */
+    EXPECT_STATUS(privseg_check_panic(), PRIVSEG_STATUS_PANIC);
 }
 
 static void frees_of_null(void) {
@@ -333,7 +348,7 @@ static void actors(const privseg_policy *p) {
     char msg[256];
     size_t n = 0;
     EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
-    EXPECT(strncmp(msg, "invalid actor id", 16) == 0);
+    EXPECT(strncmp(msg, "invalid actor: id", 17) == 0);
     /* The roles: NULL with a count, not UTF-8. */
     EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT(ACTOR), NULL, 1, &e), PRIVSEG_STATUS_NULL_PARAMETER);
     EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT(ACTOR), bad_roles, 2, &e), PRIVSEG_STATUS_INVALID_UTF8);
@@ -387,6 +402,99 @@ static void actors(const privseg_policy *p) {
     privseg_members_free(m);
     privseg_segment_free(seg);
     privseg_engine_free(e);
+}
+
+/* Documented limits on ids, names, dates, times and jurisdictions. */
+static void limits(const privseg_policy *p) {
+    privseg_engine *e = NULL;
+    privseg_str crm[1] = {s("crm")};
+    char msg[512];
+    size_t n = 0;
+    /* A 1 MB actor id would be copied into every audit entry. */
+    size_t big_len = 1024 * 1024;
+    char *big = malloc(big_len);
+    memset(big, 'a', big_len);
+    EXPECT_STATUS(privseg_engine_new(p, big, big_len, crm, 1, &e), PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(strstr(msg, "1048576 bytes long, more than the 256 allowed") != NULL && n < 300);
+    EXPECT_STATUS(privseg_engine_new(p, big, PRIVSEG_MAX_ID_LEN + 1, crm, 1, &e), PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT(e == NULL);
+    EXPECT_STATUS(privseg_engine_new(p, big, PRIVSEG_MAX_ID_LEN, crm, 1, &e), PRIVSEG_STATUS_OK);
+    privseg_engine_free(e);
+    e = NULL;
+    /* NUL, control and bidi characters in actor ids and role names. */
+    EXPECT_STATUS(privseg_engine_new(p, "crm\0x", 5, crm, 1, &e), PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT("crm\xE2\x80\xAEsync"), crm, 1, &e),
+                  PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(strstr(msg, "U+202E") != NULL);
+    privseg_str bidi_role[1] = {s("crm\xE2\x81\xA6")};
+    EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT(ACTOR), bidi_role, 1, &e), PRIVSEG_STATUS_INVALID_ARGUMENT);
+    privseg_str long_role[1] = {{big, PRIVSEG_MAX_ID_LEN + 1}};
+    EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT(ACTOR), long_role, 1, &e), PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT(e == NULL);
+    EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT(ACTOR), crm, 1, &e), PRIVSEG_STATUS_OK);
+    uint64_t a0 = 0, a1 = 0;
+    EXPECT_STATUS(privseg_engine_audit_len(e, &a0), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_engine_set_actor(e, big, big_len, crm, 1), PRIVSEG_STATUS_INVALID_ARGUMENT);
+    /* Subject ids. */
+    EXPECT_STATUS(privseg_engine_add_subject(e, big, PRIVSEG_MAX_ID_LEN + 1, PRIVSEG_LIT("EU-FR"), NULL, 0),
+                  PRIVSEG_STATUS_INVALID_SUBJECT_ID);
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(n < 300);
+    EXPECT_STATUS(privseg_engine_add_subject(e, "c\0-1", 4, PRIVSEG_LIT("EU-FR"), NULL, 0),
+                  PRIVSEG_STATUS_INVALID_SUBJECT_ID);
+    EXPECT_STATUS(privseg_engine_add_subject(e, PRIVSEG_LIT("c-\xE2\x80\x8F" "1"), PRIVSEG_LIT("EU-FR"), NULL, 0),
+                  PRIVSEG_STATUS_INVALID_SUBJECT_ID);
+    EXPECT_STATUS(privseg_engine_add_subject(e, PRIVSEG_LIT("c-\x1b[31m"), PRIVSEG_LIT("EU-FR"), NULL, 0),
+                  PRIVSEG_STATUS_INVALID_SUBJECT_ID);
+    /* Jurisdictions: only real EU member states. */
+    EXPECT_STATUS(privseg_engine_add_subject(e, PRIVSEG_LIT("c-1"), PRIVSEG_LIT("EU-XX"), NULL, 0),
+                  PRIVSEG_STATUS_UNKNOWN_JURISDICTION);
+    EXPECT_STATUS(privseg_engine_add_subject(e, PRIVSEG_LIT("c-1"), PRIVSEG_LIT("EU-UK"), NULL, 0),
+                  PRIVSEG_STATUS_UNKNOWN_JURISDICTION);
+    /* Birth dates: none before 1900, none after today. */
+    EXPECT_STATUS(privseg_engine_add_subject(e, PRIVSEG_LIT("c-1"), PRIVSEG_LIT("EU-FR"), PRIVSEG_LIT("1899-12-31")),
+                  PRIVSEG_STATUS_INVALID_DATE);
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(strstr(msg, "before 1900") != NULL);
+    EXPECT_STATUS(privseg_engine_add_subject(e, PRIVSEG_LIT("c-1"), PRIVSEG_LIT("EU-FR"), PRIVSEG_LIT("2999-01-01")),
+                  PRIVSEG_STATUS_INVALID_DATE);
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(strstr(msg, "after today") != NULL);
+    privseg_subject future[1];
+    future[0].id = s("c-2");
+    future[0].jurisdiction = s("EU-FR");
+    future[0].birth_date = s("2999-01-01");
+    EXPECT_STATUS(privseg_engine_add_subjects(e, future, 1), PRIVSEG_STATUS_INVALID_DATE);
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(strncmp(msg, "subjects[0]", 11) == 0);
+    EXPECT_STATUS(privseg_engine_add_subject(e, PRIVSEG_LIT("c-1"), PRIVSEG_LIT("EU-FR"), PRIVSEG_LIT("1900-01-01")),
+                  PRIVSEG_STATUS_OK);
+    /* Times outside the years 0000 to 9999. */
+    const privseg_segment *seg = NULL;
+    const char *text = "segment \"fr\" for marketing.email where country = \"FR\"";
+    EXPECT_STATUS(privseg_segment_compile(p, text, strlen(text), &seg, NULL), PRIVSEG_STATUS_OK);
+    privseg_members *m = NULL;
+    EXPECT_STATUS(privseg_engine_evaluate(e, seg, INT64_MAX, &m), PRIVSEG_STATUS_INVALID_TIME);
+    EXPECT_STATUS(privseg_engine_evaluate(e, seg, -62167219201LL, &m), PRIVSEG_STATUS_INVALID_TIME);
+    EXPECT(m == NULL);
+    EXPECT_STATUS(privseg_engine_evaluate(e, seg, 253402300799LL, &m), PRIVSEG_STATUS_OK);
+    privseg_members_free(m);
+    privseg_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.subject = s("c-1");
+    ev.kind = PRIVSEG_EVENT_KIND_OBJECTION;
+    ev.at = INT64_MIN;
+    EXPECT_STATUS(privseg_engine_record(e, &ev), PRIVSEG_STATUS_INVALID_TIME);
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(strncmp(msg, "at: ", 4) == 0);
+    /* Refused input changed nothing and recorded no id of its own. */
+    EXPECT_STATUS(privseg_engine_audit_len(e, &a1), PRIVSEG_STATUS_OK);
+    EXPECT(a1 == a0 + 2); /* the subject added, the evaluation */
+    privseg_segment_free(seg);
+    privseg_engine_free(e);
+    free(big);
 }
 
 static void imports(const privseg_policy *p) {
@@ -926,6 +1034,7 @@ static void engines(const privseg_policy *p) {
 
 int main(void) {
     versions();
+    panics();
     frees_of_null();
     policies();
     builders();
@@ -938,6 +1047,7 @@ int main(void) {
     privseg_policy_free(p);
     buffers(q);
     actors(q);
+    limits(q);
     imports(q);
     engines(q);
     privseg_policy_free(q);
