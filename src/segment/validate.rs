@@ -307,37 +307,73 @@ impl Checker<'_> {
         }
     }
 
-    fn expr(&mut self, e: &Expr, depth: usize) -> Result<CheckedExpr, SegmentError> {
-        if depth > MAX_DEPTH {
-            return Err(SegmentError::refuse(
-                None,
-                format!("nesting deeper than {MAX_DEPTH} levels"),
-                None,
-                self.purpose_key,
-            ));
+    /// Checks an expression without recursion (a heap stack of steps, in
+    /// the order a recursive walk would take them), so that the native
+    /// stack it needs does not grow with nesting.
+    fn expr(&mut self, root: &Expr, depth: usize) -> Result<CheckedExpr, SegmentError> {
+        enum Step<'e> {
+            Visit(&'e Expr, usize),
+            Join { and: bool, n: usize },
+            Negate,
         }
-        Ok(match e {
-            Expr::Const(b) => CheckedExpr::Const(*b),
-            Expr::And(xs) | Expr::Or(xs) => {
-                if xs.is_empty() {
-                    return Err(SegmentError::refuse(
-                        None,
-                        "`and`/`or` needs at least one operand".into(),
-                        None,
-                        self.purpose_key,
-                    ));
+        let mut todo = vec![Step::Visit(root, depth)];
+        let mut done: Vec<CheckedExpr> = Vec::new();
+        while let Some(step) = todo.pop() {
+            match step {
+                Step::Visit(e, depth) => {
+                    if depth > MAX_DEPTH {
+                        return Err(SegmentError::refuse(
+                            None,
+                            format!("nesting deeper than {MAX_DEPTH} levels"),
+                            None,
+                            self.purpose_key,
+                        ));
+                    }
+                    match e {
+                        Expr::And(xs) | Expr::Or(xs) => {
+                            if xs.is_empty() {
+                                return Err(SegmentError::refuse(
+                                    None,
+                                    "`and`/`or` needs at least one operand".into(),
+                                    None,
+                                    self.purpose_key,
+                                ));
+                            }
+                            let and = matches!(e, Expr::And(_));
+                            todo.push(Step::Join { and, n: xs.len() });
+                            todo.extend(xs.iter().rev().map(|x| Step::Visit(x, depth + 1)));
+                        }
+                        Expr::Not(x) => {
+                            todo.push(Step::Negate);
+                            todo.push(Step::Visit(x, depth + 1));
+                        }
+                        leaf => done.push(self.leaf(leaf)?),
+                    }
                 }
-                let ys = xs
-                    .iter()
-                    .map(|x| self.expr(x, depth + 1))
-                    .collect::<Result<Vec<_>, _>>()?;
-                if matches!(e, Expr::And(_)) {
-                    CheckedExpr::And(ys)
-                } else {
-                    CheckedExpr::Or(ys)
+                Step::Join { and, n } => {
+                    let ys = done.split_off(done.len() - n);
+                    done.push(if and {
+                        CheckedExpr::And(ys)
+                    } else {
+                        CheckedExpr::Or(ys)
+                    });
+                }
+                Step::Negate => {
+                    let x = done.pop().expect("a negation follows its operand");
+                    done.push(CheckedExpr::Not(Box::new(x)));
                 }
             }
-            Expr::Not(x) => CheckedExpr::Not(Box::new(self.expr(x, depth + 1)?)),
+        }
+        Ok(done.pop().expect("the walk leaves the root's result"))
+    }
+
+    /// Checks a term (an expression that is not `and`, `or` or `not`).
+    fn leaf(&mut self, e: &Expr) -> Result<CheckedExpr, SegmentError> {
+        Ok(match e {
+            Expr::Const(b) => CheckedExpr::Const(*b),
+            Expr::And(_) | Expr::Or(_) | Expr::Not(_) => {
+                unreachable!("Checker::expr walks and, or and not itself")
+            }
             Expr::Has { attr, span } => CheckedExpr::Term(Term::Has(self.attribute(attr, *span)?)),
             Expr::Cmp {
                 attr,
