@@ -292,6 +292,11 @@ enum privseg_status
    * encode; the message names the field and bit offset.
    */
   PRIVSEG_STATUS_SIGNAL_INVALID = 403,
+  /**
+   * A decoded signal has no such part: TCF fields of a US Privacy string,
+   * a GPP section the string does not have.
+   */
+  PRIVSEG_STATUS_SIGNAL_ABSENT = 404,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -467,6 +472,44 @@ typedef uint32_t privseg_export_format;
 #endif // __cplusplus
 
 /**
+ * Which TCF id list [`privseg_signal_tcf_ids`] copies, passed as a
+ * `uint32_t`.
+ */
+enum privseg_tcf_list
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * PurposesConsent: purposes (1-24) consented to.
+   */
+  PRIVSEG_TCF_LIST_PURPOSES_CONSENT = 1,
+  /**
+   * PurposesLITransparency: purposes (1-24) under legitimate interest.
+   */
+  PRIVSEG_TCF_LIST_PURPOSES_LEGITIMATE_INTEREST = 2,
+  /**
+   * SpecialFeatureOptIns: special features (1-12) opted in.
+   */
+  PRIVSEG_TCF_LIST_SPECIAL_FEATURE_OPT_INS = 3,
+  /**
+   * Vendor consents: vendor ids with consent.
+   */
+  PRIVSEG_TCF_LIST_VENDOR_CONSENTS = 4,
+  /**
+   * Vendor legitimate interests: vendor ids with legitimate interest.
+   */
+  PRIVSEG_TCF_LIST_VENDOR_LEGITIMATE_INTERESTS = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum privseg_tcf_list privseg_tcf_list;
+#else
+typedef uint32_t privseg_tcf_list;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Bytes released by one call (an export, member ids), held by the library
  * until [`privseg_buffer_free`], which wipes them. Reading it runs and
  * records nothing. Immutable: several threads may read it at once.
@@ -519,6 +562,14 @@ typedef struct privseg_policy_builder privseg_policy_builder;
  * with [`privseg_segment_free`].
  */
 typedef struct privseg_segment privseg_segment;
+
+/**
+ * A decoded consent signal: a TCF TC string, a GPP string or a US Privacy
+ * string, decoded once by [`privseg_signal_decode_handle`] and read field
+ * by field. Immutable: several threads may read it at once. Free it with
+ * [`privseg_signal_free`].
+ */
+typedef struct privseg_signal privseg_signal;
 
 /**
  * A UTF-8 string given by pointer and length, as a field of a struct.
@@ -646,6 +697,29 @@ typedef struct {
    */
   privseg_str evidence_sha256;
 } privseg_event;
+
+/**
+ * The fields of a US Privacy string, each flag `'Y'`, `'N'` or `'-'` (not
+ * applicable).
+ */
+typedef struct {
+  /**
+   * Specification version (1).
+   */
+  uint8_t version;
+  /**
+   * Explicit notice given.
+   */
+  char notice;
+  /**
+   * The user opted out of sale.
+   */
+  char opt_out_sale;
+  /**
+   * Covered by the IAB LSPA.
+   */
+  char lspa_covered;
+} privseg_usp;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1597,6 +1671,117 @@ privseg_status privseg_signal_encode(uint32_t format,
                                      char *buf,
                                      size_t len,
                                      size_t *written);
+
+/**
+ * Decodes a consent signal as [`privseg_signal_decode`] does (a TCF TC
+ * string starting with `C`, a GPP string starting with `D`, a US Privacy
+ * string starting with `1`; leniently: policy violations are listed in the
+ * JSON, not refused) into a new handle `*signal_out` whose fields are read
+ * with the `privseg_signal_*` accessors. A string that does not decode
+ * gives `PRIVSEG_STATUS_SIGNAL_INVALID` with the field and bit offset in
+ * the message.
+ *
+ * # Safety
+ * `text` must point to `text_len` readable bytes; `signal_out` must point
+ * to a writable pointer.
+ */
+privseg_status privseg_signal_decode_handle(const char *text,
+                                            size_t text_len,
+                                            privseg_signal **signal_out);
+
+/**
+ * The signal's format: `PRIVSEG_SIGNAL_TCF`, `_GPP` or `_USP`.
+ *
+ * # Safety
+ * `signal` must be a live signal; `format_out` must point to a writable
+ * `uint32_t`.
+ */
+privseg_status privseg_signal_format(const privseg_signal *signal,
+                                     uint32_t *format_out);
+
+/**
+ * Copies the whole signal's JSON (what [`privseg_signal_decode`] writes)
+ * into `buf`, following the buffer convention of this API.
+ *
+ * # Safety
+ * `signal` must be a live signal; `buf` must be NULL or point to `len`
+ * writable bytes; `written` must point to a writable `size_t`.
+ */
+privseg_status privseg_signal_json(const privseg_signal *signal,
+                                   char *buf,
+                                   size_t len,
+                                   size_t *written);
+
+/**
+ * Copies one id list of the signal's TCF fields (its own, or those of the
+ * `tcfeuv2` section of a GPP string), ascending, into `ids`, an array of
+ * `cap` `uint16_t`: `*count` receives the number of ids, also when they do
+ * not fit (then nothing is copied and the status is
+ * `PRIVSEG_STATUS_BUFFER_TOO_SMALL`); NULL with `cap == 0` asks for the
+ * count. `list` is a `privseg_tcf_list`. A signal without TCF fields gives
+ * `PRIVSEG_STATUS_SIGNAL_ABSENT`.
+ *
+ * # Safety
+ * `signal` must be a live signal; `ids` must be NULL or point to `cap`
+ * writable `uint16_t`; `count` must point to a writable `size_t`.
+ */
+privseg_status privseg_signal_tcf_ids(const privseg_signal *signal,
+                                      uint32_t list,
+                                      uint16_t *ids,
+                                      size_t cap,
+                                      size_t *count);
+
+/**
+ * The section ids of a GPP string's header, ascending, copied into `ids` as
+ * for [`privseg_signal_tcf_ids`]. A signal that is not a GPP string gives
+ * `PRIVSEG_STATUS_SIGNAL_ABSENT`.
+ *
+ * # Safety
+ * As for [`privseg_signal_tcf_ids`].
+ */
+privseg_status privseg_signal_gpp_section_ids(const privseg_signal *signal,
+                                              uint16_t *ids,
+                                              size_t cap,
+                                              size_t *count);
+
+/**
+ * Copies the JSON of the GPP section `section_id` (as it appears under
+ * `sections` in the whole signal's JSON: a TC string's JSON for 2, the US
+ * Privacy fields for 6, the `usnat` fields for 7, the text as found for a
+ * section this library does not decode) into `buf`, following the buffer
+ * convention of this API. A section the string does not have, or a signal
+ * that is not a GPP string, gives `PRIVSEG_STATUS_SIGNAL_ABSENT`.
+ *
+ * # Safety
+ * `signal` must be a live signal; `buf` must be NULL or point to `len`
+ * writable bytes; `written` must point to a writable `size_t`.
+ */
+privseg_status privseg_signal_gpp_section(const privseg_signal *signal,
+                                          uint16_t section_id,
+                                          char *buf,
+                                          size_t len,
+                                          size_t *written);
+
+/**
+ * The US Privacy fields of the signal (a US Privacy string, or the `uspv1`
+ * section of a GPP string) into `*usp_out`. A signal without them gives
+ * `PRIVSEG_STATUS_SIGNAL_ABSENT`.
+ *
+ * # Safety
+ * `signal` must be a live signal; `usp_out` must point to a writable
+ * `privseg_usp`.
+ */
+privseg_status privseg_signal_usp(const privseg_signal *signal,
+                                  privseg_usp *usp_out);
+
+/**
+ * Frees a decoded signal; NULL does nothing.
+ *
+ * # Safety
+ * `signal` must be NULL or a live signal from this library, not used after
+ * this call.
+ */
+void privseg_signal_free(privseg_signal *signal);
 
 #ifdef __cplusplus
 }  // extern "C"

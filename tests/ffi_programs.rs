@@ -321,11 +321,23 @@ fn c_bad_input_gives_statuses_not_crashes() {
 }
 
 #[test]
+fn c_signal_handles_give_their_fields() {
+    let Some(exe) = compile("tests/c/signals.c", Build::Plain) else {
+        return;
+    };
+    let out = run(&exe, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(" 0 not met"), "{}", show(&out));
+    assert!(out.stderr.is_empty(), "{}", show(&out));
+}
+
+#[test]
 fn programs_are_clean_under_valgrind() {
     for (source, args) in [
         ("examples/c/crm_plugin.c", &[POLICY][..]),
         ("examples/cpp/crm_plugin.cpp", &[POLICY][..]),
         ("tests/c/bad_input.c", &[][..]),
+        ("tests/c/signals.c", &[][..]),
     ] {
         let Some(exe) = compile(source, Build::Plain) else {
             continue;
@@ -340,6 +352,7 @@ fn programs_are_clean_under_asan_and_ubsan() {
         ("examples/c/crm_plugin.c", &[POLICY][..]),
         ("examples/cpp/crm_plugin.cpp", &[POLICY][..]),
         ("tests/c/bad_input.c", &[][..]),
+        ("tests/c/signals.c", &[][..]),
     ] {
         let Some(exe) = compile(source, Build::Sanitized) else {
             continue;

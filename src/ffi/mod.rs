@@ -152,6 +152,9 @@ pub enum privseg_status {
     /// A consent signal (TCF, GPP, US Privacy) that does not decode or
     /// encode; the message names the field and bit offset.
     SignalInvalid = 403,
+    /// A decoded signal has no such part: TCF fields of a US Privacy string,
+    /// a GPP section the string does not have.
+    SignalAbsent = 404,
 }
 
 impl privseg_status {
@@ -190,6 +193,7 @@ impl privseg_status {
             401 => InvalidDate,
             402 => InvalidJson,
             403 => SignalInvalid,
+            404 => SignalAbsent,
             _ => return None,
         })
     }
@@ -228,6 +232,7 @@ impl privseg_status {
             Self::InvalidDate => "PRIVSEG_STATUS_INVALID_DATE\0",
             Self::InvalidJson => "PRIVSEG_STATUS_INVALID_JSON\0",
             Self::SignalInvalid => "PRIVSEG_STATUS_SIGNAL_INVALID\0",
+            Self::SignalAbsent => "PRIVSEG_STATUS_SIGNAL_ABSENT\0",
         }
     }
 }
@@ -704,7 +709,7 @@ mod tests {
                 seen += 1;
             }
         }
-        assert_eq!(seen, 31);
+        assert_eq!(seen, 32);
         assert!(privseg_status_name(8).is_null());
     }
 
