@@ -172,6 +172,96 @@ inline std::int64_t parse_time(std::string_view text) {
 inline std::string version() { return privseg_version(); }
 
 /* A validated, immutable policy; copies share it. */
+/* A decoded consent signal (TCF TC string, GPP string or US Privacy
+ * string), read field by field; immutable, movable, not copyable. */
+class Signal {
+public:
+    /* Decodes a signal (leniently, as privseg_signal_decode); throws an
+     * Error with PRIVSEG_STATUS_SIGNAL_INVALID for a string that does not
+     * decode. */
+    static Signal decode(std::string_view text) {
+        privseg_signal *s = nullptr;
+        detail::check(privseg_signal_decode_handle(text.data(), text.size(), &s));
+        return Signal(s);
+    }
+    Signal(Signal &&other) noexcept : s_(other.s_) { other.s_ = nullptr; }
+    Signal &operator=(Signal &&other) noexcept {
+        if (this != &other) {
+            privseg_signal_free(s_);
+            s_ = other.s_;
+            other.s_ = nullptr;
+        }
+        return *this;
+    }
+    Signal(const Signal &) = delete;
+    Signal &operator=(const Signal &) = delete;
+    ~Signal() { privseg_signal_free(s_); }
+
+    /* PRIVSEG_SIGNAL_TCF, PRIVSEG_SIGNAL_GPP or PRIVSEG_SIGNAL_USP. */
+    std::uint32_t format() const {
+        std::uint32_t f = 0;
+        detail::check(privseg_signal_format(s_, &f));
+        return f;
+    }
+    /* The whole signal's JSON. */
+    std::string json() const {
+        std::string out;
+        detail::check(detail::read_text(
+            [&](char *b, std::size_t l, std::size_t *w) { return privseg_signal_json(s_, b, l, w); }, out));
+        return out;
+    }
+    /* A TCF id list (a privseg_tcf_list), ascending; throws an Error with
+     * PRIVSEG_STATUS_SIGNAL_ABSENT when the signal has no TCF fields. */
+    std::vector<std::uint16_t> tcf_ids(std::uint32_t list) const {
+        return ids([&](std::uint16_t *p, std::size_t cap, std::size_t *n) {
+            return privseg_signal_tcf_ids(s_, list, p, cap, n);
+        });
+    }
+    /* A GPP string's section ids, ascending. */
+    std::vector<std::uint16_t> gpp_section_ids() const {
+        return ids([&](std::uint16_t *p, std::size_t cap, std::size_t *n) {
+            return privseg_signal_gpp_section_ids(s_, p, cap, n);
+        });
+    }
+    /* One GPP section's JSON. */
+    std::string gpp_section(std::uint16_t id) const {
+        std::string out;
+        detail::check(detail::read_text(
+            [&](char *b, std::size_t l, std::size_t *w) { return privseg_signal_gpp_section(s_, id, b, l, w); },
+            out));
+        return out;
+    }
+    /* The US Privacy fields (of a US Privacy string or a uspv1 section). */
+    privseg_usp usp() const {
+        privseg_usp u{};
+        detail::check(privseg_signal_usp(s_, &u));
+        return u;
+    }
+    const privseg_signal *get() const noexcept { return s_; }
+
+private:
+    explicit Signal(privseg_signal *s) : s_(s) {}
+
+    template <typename Fn>
+    static std::vector<std::uint16_t> ids(Fn &&fn) {
+        std::size_t n = 0;
+        privseg_status st = fn(nullptr, 0, &n);
+        std::vector<std::uint16_t> out;
+        if (st == PRIVSEG_STATUS_OK) {
+            return out;
+        }
+        if (st != PRIVSEG_STATUS_BUFFER_TOO_SMALL) {
+            detail::check(st);
+        }
+        out.resize(n);
+        detail::check(fn(out.data(), out.size(), &n));
+        out.resize(n);
+        return out;
+    }
+
+    privseg_signal *s_;
+};
+
 class Policy {
 public:
     static Policy from_json(std::string_view json) {

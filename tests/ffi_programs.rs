@@ -298,9 +298,19 @@ fn cpp_plugin_runs_and_prints_the_members_and_the_refusal() {
     };
     let out = run(&exe, &[POLICY]);
     check_plugin_output(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("erasing c-6 again: PRIVSEG_STATUS_UNKNOWN_SUBJECT\n"));
     assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .contains("erasing c-6 again: PRIVSEG_STATUS_UNKNOWN_SUBJECT\n")
+        stdout.contains(
+            "signal sections: 2 6; purposes consented: 1 2 3 4; usp opt-out of sale: Y\n"
+        ),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        stdout.contains("usp vendors: PRIVSEG_STATUS_SIGNAL_ABSENT\n"),
+        "{}",
+        show(&out)
     );
     if let Some(c) = compile("examples/c/crm_plugin.c", Build::Plain) {
         assert_eq!(exported_lines(&run(&c, &[POLICY])), exported_lines(&out));
