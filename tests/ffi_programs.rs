@@ -342,12 +342,23 @@ fn c_signal_handles_give_their_fields() {
 }
 
 #[test]
+fn c_deepest_segment_compiles_on_a_64_kib_thread() {
+    let Some(exe) = compile("tests/c/small_stack.c", Build::Plain) else {
+        return;
+    };
+    let out = run(&exe, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(" 0 not met"), "{}", show(&out));
+}
+
+#[test]
 fn programs_are_clean_under_valgrind() {
     for (source, args) in [
         ("examples/c/crm_plugin.c", &[POLICY][..]),
         ("examples/cpp/crm_plugin.cpp", &[POLICY][..]),
         ("tests/c/bad_input.c", &[][..]),
         ("tests/c/signals.c", &[][..]),
+        ("tests/c/small_stack.c", &[][..]),
     ] {
         let Some(exe) = compile(source, Build::Plain) else {
             continue;
@@ -363,6 +374,7 @@ fn programs_are_clean_under_asan_and_ubsan() {
         ("examples/cpp/crm_plugin.cpp", &[POLICY][..]),
         ("tests/c/bad_input.c", &[][..]),
         ("tests/c/signals.c", &[][..]),
+        ("tests/c/small_stack.c", &[][..]),
     ] {
         let Some(exe) = compile(source, Build::Sanitized) else {
             continue;

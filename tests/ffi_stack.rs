@@ -2,7 +2,14 @@
 //! with a 64 KiB stack (a CRM plugin's worker thread); one level deeper is
 //! refused with an error, never a crash.
 
+use std::sync::Arc;
+
+use privseg::access::Actor;
+use privseg::policy::Policy;
 use privseg::segment::{self, MAX_DEPTH};
+use privseg::Engine;
+
+const POLICY: &str = include_str!("../examples/c/policy.json");
 
 const STACK: usize = 64 * 1024;
 
@@ -64,4 +71,33 @@ fn the_deepest_segment_parses_on_a_64_kib_stack() {
         refused.contains("nesting deeper than 64 levels"),
         "{refused}"
     );
+}
+
+#[test]
+fn the_deepest_segment_compiles_on_a_64_kib_stack() {
+    let levels = max_levels();
+    let deepest = nested(levels);
+    let too_deep = nested(levels + 1);
+    let policy = Arc::new(Policy::from_json(POLICY).unwrap());
+    let p = policy.clone();
+    let (name, copy_equal, refused) = on_small_stack(move || {
+        let seg = segment::compile(&p, &deepest).expect("the deepest segment compiles");
+        // A copy, as an engine makes when it anchors relative times.
+        let copy = seg.clone();
+        let same = copy.expr() == seg.expr();
+        let refused = segment::compile(&p, &too_deep).map(|_| ()).map_err(|e| e.to_string());
+        (seg.name().to_string(), same, refused)
+    });
+    assert_eq!(name, "deep");
+    assert!(copy_equal);
+    let refused = refused.unwrap_err();
+    assert!(refused.contains("nesting deeper than 64 levels"), "{refused}");
+    // Validated through an engine, as its actor, on the small stack too.
+    let text = nested(levels);
+    let ok = on_small_stack(move || {
+        let engine = Engine::new(policy);
+        let actor = Actor::new("crm-sync", &["crm"]);
+        engine.compile(&actor, &text).map(|s| s.name().to_string())
+    });
+    assert_eq!(ok.map_err(|e| e.to_string()).as_deref(), Ok("deep"));
 }
