@@ -1,13 +1,14 @@
-//! A segment nested as deep as the language allows is parsed on a thread
-//! with a 64 KiB stack (a CRM plugin's worker thread); one level deeper is
-//! refused with an error, never a crash.
+//! A segment nested as deep as the language allows is parsed, validated
+//! and copied on a thread with a 64 KiB stack (a CRM plugin's worker
+//! thread), through the Rust API (tests/c/small_stack.c does it through the
+//! C ABI); one level deeper is refused with an error, never a crash.
 
 use std::sync::Arc;
 
+use privseg::Engine;
 use privseg::access::Actor;
 use privseg::policy::Policy;
 use privseg::segment::{self, MAX_DEPTH};
-use privseg::Engine;
 
 const POLICY: &str = include_str!("../examples/c/policy.json");
 
@@ -85,19 +86,27 @@ fn the_deepest_segment_compiles_on_a_64_kib_stack() {
         // A copy, as an engine makes when it anchors relative times.
         let copy = seg.clone();
         let same = copy.expr() == seg.expr();
-        let refused = segment::compile(&p, &too_deep).map(|_| ()).map_err(|e| e.to_string());
+        let refused = segment::compile(&p, &too_deep)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
         (seg.name().to_string(), same, refused)
     });
     assert_eq!(name, "deep");
     assert!(copy_equal);
     let refused = refused.unwrap_err();
-    assert!(refused.contains("nesting deeper than 64 levels"), "{refused}");
+    assert!(
+        refused.contains("nesting deeper than 64 levels"),
+        "{refused}"
+    );
     // Validated through an engine, as its actor, on the small stack too.
     let text = nested(levels);
     let ok = on_small_stack(move || {
         let engine = Engine::new(policy);
         let actor = Actor::new("crm-sync", &["crm"]);
-        engine.compile(&actor, &text).map(|s| s.name().to_string())
+        engine
+            .compile(&actor, &text)
+            .map(|s| s.name().to_string())
+            .map_err(|e| e.to_string())
     });
-    assert_eq!(ok.map_err(|e| e.to_string()).as_deref(), Ok("deep"));
+    assert_eq!(ok.as_deref(), Ok("deep"));
 }
