@@ -178,11 +178,13 @@ pub unsafe extern "C" fn privseg_engine_set_actor(
     roles_len: usize,
 ) -> privseg_status {
     ffi_status!({
+        // The new actor is read before the lock is taken: other threads'
+        // calls wait only for the swap.
+        // SAFETY: the caller's contract.
+        let actor = unsafe { actor_arg(actor_id, actor_id_len, roles, roles_len) };
         // SAFETY: the caller's contract.
         let mut guard = unsafe { engine_write(engine) }?;
-        let e = &mut *guard;
-        // SAFETY: the caller's contract.
-        e.actor = unsafe { actor_arg(actor_id, actor_id_len, roles, roles_len) }?;
+        guard.actor = actor?;
         Ok(())
     })
 }

@@ -1101,7 +1101,9 @@ mod tests {
             let j = broad.jurisdiction_id(good).unwrap();
             assert_eq!(broad.jurisdiction(j).code, &good[..2]);
         }
-        for bad in ["EU-XX", "EU-UK", "EU-fr", "EU-", "EU-FRA", "EU-FR-75", "US-ZZ", "BR"] {
+        for bad in [
+            "EU-XX", "EU-UK", "EU-fr", "EU-", "EU-FRA", "EU-FR-75", "US-ZZ", "BR",
+        ] {
             assert!(broad.jurisdiction_id(bad).is_none(), "{bad}");
         }
         let long = format!("EU-{}", "F".repeat(100));
