@@ -1,14 +1,14 @@
-//! A segment nested as deep as the language allows is parsed, validated
-//! and copied on a thread with a 64 KiB stack (a CRM plugin's worker
+//! A segment nested as deep as the language allows is parsed, validated,
+//! copied, planned and explained on a thread with a 64 KiB stack (a CRM plugin's worker
 //! thread), through the Rust API (tests/c/small_stack.c does it through the
 //! C ABI); one level deeper is refused with an error, never a crash.
 
 use std::sync::Arc;
 
-use privseg::Engine;
 use privseg::access::Actor;
 use privseg::policy::Policy;
 use privseg::segment::{self, MAX_DEPTH};
+use privseg::{Engine, Timestamp};
 
 const POLICY: &str = include_str!("../examples/c/policy.json");
 
@@ -98,15 +98,30 @@ fn the_deepest_segment_compiles_on_a_64_kib_stack() {
         refused.contains("nesting deeper than 64 levels"),
         "{refused}"
     );
-    // Validated through an engine, as its actor, on the small stack too.
+    // Validated through an engine, as its actor, then planned and explained
+    // for a subject, on the small stack too. (Evaluation itself needs more
+    // than 64 KiB in a debug build whatever the nesting: its executor's
+    // working blocks pass through the stack there; a release build runs it
+    // in a few KiB.)
     let text = nested(levels);
     let ok = on_small_stack(move || {
-        let engine = Engine::new(policy);
+        let mut engine = Engine::new(policy);
         let actor = Actor::new("crm-sync", &["crm"]);
-        engine
-            .compile(&actor, &text)
-            .map(|s| s.name().to_string())
-            .map_err(|e| e.to_string())
+        engine.add_subject(&actor, "c-1", "EU-FR", None).unwrap();
+        let seg = engine.compile(&actor, &text).map_err(|e| e.to_string())?;
+        let at = Timestamp::from_unix(1_772_359_200);
+        let shape = engine
+            .plan_shape(&actor, &seg, at)
+            .map_err(|e| e.to_string())?;
+        let why = engine
+            .explain(&actor, &seg, "c-1", at)
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((seg.name().to_string(), shape.operands, why.member))
     });
-    assert_eq!(ok.as_deref(), Ok("deep"));
+    let (name, operands, member) = ok.unwrap();
+    assert_eq!(name, "deep");
+    // At least the eligibility mask is read.
+    assert!(operands >= 1, "{operands}");
+    // c-1 gave no consent: not a member.
+    assert!(!member);
 }
