@@ -16,8 +16,12 @@
  * length without the NUL, also when the buffer is too small
  * (PRIVSEG_STATUS_BUFFER_TOO_SMALL). Every *_new has its *_free and
  * *_free(NULL) does nothing. Policies and segments are reference counted and
- * may be shared between threads; an engine must not be used by two threads
- * at once. Every engine call is made by the engine's actor (given to
+ * may be shared between threads; an engine locks itself and may be used by
+ * several threads at once (calls that change it one at a time, the others
+ * together; only privseg_engine_free must not race with them). Calls that
+ * release data (privseg_engine_export, privseg_members_ids) run once into a
+ * privseg_buffer the caller reads and frees. Panics never print: they become
+ * PRIVSEG_STATUS_PANIC and a last-error message. Every engine call is made by the engine's actor (given to
  * privseg_engine_new, changed with privseg_engine_set_actor; authenticated by
  * the host), checked against the policy's roles and recorded in the engine's
  * audit log: a refusal is PRIVSEG_STATUS_ACCESS_DENIED.
@@ -46,6 +50,12 @@
  * Event flag: `expires_at` is set.
  */
 #define PRIVSEG_EVENT_EXPIRES 2
+
+/**
+ * The longest subject or actor id, in bytes: longer ids are refused when
+ * they are given (`crate::engine::MAX_ID_LEN`).
+ */
+#define PRIVSEG_MAX_ID_LEN 256
 
 /**
  * Category flag: a GDPR Art. 9 special category.
@@ -211,8 +221,9 @@ enum privseg_status
    */
   PRIVSEG_STATUS_DUPLICATE_SUBJECT = 301,
   /**
-   * The subject id is empty or has surrounding whitespace or control
-   * characters.
+   * The subject id is empty, longer than `PRIVSEG_MAX_ID_LEN` bytes, or
+   * has surrounding whitespace, control (NUL included) or bidirectional
+   * formatting characters.
    */
   PRIVSEG_STATUS_INVALID_SUBJECT_ID = 302,
   /**
@@ -258,11 +269,18 @@ enum privseg_status
    */
   PRIVSEG_STATUS_EXPORT_REFUSED = 312,
   /**
-   * A time is not RFC 3339.
+   * Members (or another result) given to an engine other than the one
+   * that made them: read them through the engine that made them.
+   */
+  PRIVSEG_STATUS_FOREIGN_RESULT = 313,
+  /**
+   * A time is not RFC 3339, or (as Unix seconds) lies outside the years
+   * 0000 to 9999.
    */
   PRIVSEG_STATUS_INVALID_TIME = 400,
   /**
-   * A date is not of the form YYYY-MM-DD.
+   * A date is not of the form YYYY-MM-DD, or a birth date is before
+   * 1900 or after today.
    */
   PRIVSEG_STATUS_INVALID_DATE = 401,
   /**
@@ -274,6 +292,11 @@ enum privseg_status
    * encode; the message names the field and bit offset.
    */
   PRIVSEG_STATUS_SIGNAL_INVALID = 403,
+  /**
+   * A decoded signal has no such part: TCF fields of a US Privacy string,
+   * a GPP section the string does not have.
+   */
+  PRIVSEG_STATUS_SIGNAL_ABSENT = 404,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -449,12 +472,57 @@ typedef uint32_t privseg_export_format;
 #endif // __cplusplus
 
 /**
+ * Which TCF id list [`privseg_signal_tcf_ids`] copies, passed as a
+ * `uint32_t`.
+ */
+enum privseg_tcf_list
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * PurposesConsent: purposes (1-24) consented to.
+   */
+  PRIVSEG_TCF_LIST_PURPOSES_CONSENT = 1,
+  /**
+   * PurposesLITransparency: purposes (1-24) under legitimate interest.
+   */
+  PRIVSEG_TCF_LIST_PURPOSES_LEGITIMATE_INTEREST = 2,
+  /**
+   * SpecialFeatureOptIns: special features (1-12) opted in.
+   */
+  PRIVSEG_TCF_LIST_SPECIAL_FEATURE_OPT_INS = 3,
+  /**
+   * Vendor consents: vendor ids with consent.
+   */
+  PRIVSEG_TCF_LIST_VENDOR_CONSENTS = 4,
+  /**
+   * Vendor legitimate interests: vendor ids with legitimate interest.
+   */
+  PRIVSEG_TCF_LIST_VENDOR_LEGITIMATE_INTERESTS = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum privseg_tcf_list privseg_tcf_list;
+#else
+typedef uint32_t privseg_tcf_list;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Bytes released by one call (an export, member ids), held by the library
+ * until [`privseg_buffer_free`], which wipes them. Reading it runs and
+ * records nothing. Immutable: several threads may read it at once.
+ */
+typedef struct privseg_buffer privseg_buffer;
+
+/**
  * An engine: one policy, its subjects, its audit log, and the actor every
- * call through this handle is made by (see [`privseg_engine_new`]). A
- * mutable handle: it may move between threads but must not be used by two
- * threads at once (a host that shares it holds a lock around every call).
- * Functions that take a `const privseg_engine *` do not change it; several
- * threads may make such calls at once while none changes it.
+ * call through this handle is made by (see [`privseg_engine_new`]). It may
+ * be used by several threads at once: it locks itself, calls that change
+ * it or its actor one at a time, the others (which take a
+ * `const privseg_engine *`) together. Only [`privseg_engine_free`] must not
+ * race with another call on it.
  */
 typedef struct privseg_engine privseg_engine;
 
@@ -468,7 +536,8 @@ typedef struct privseg_error privseg_error;
 
 /**
  * The members of a segment at an instant, from `privseg_engine_evaluate`.
- * It owns its result; reading member ids needs the engine that produced it.
+ * It owns its result; reading member ids needs the engine that produced it
+ * (another engine gives `PRIVSEG_STATUS_FOREIGN_RESULT`).
  * Free it with [`privseg_members_free`].
  */
 typedef struct privseg_members privseg_members;
@@ -493,6 +562,14 @@ typedef struct privseg_policy_builder privseg_policy_builder;
  * with [`privseg_segment_free`].
  */
 typedef struct privseg_segment privseg_segment;
+
+/**
+ * A decoded consent signal: a TCF TC string, a GPP string or a US Privacy
+ * string, decoded once by [`privseg_signal_decode_handle`] and read field
+ * by field. Immutable: several threads may read it at once. Free it with
+ * [`privseg_signal_free`].
+ */
+typedef struct privseg_signal privseg_signal;
 
 /**
  * A UTF-8 string given by pointer and length, as a field of a struct.
@@ -621,6 +698,29 @@ typedef struct {
   privseg_str evidence_sha256;
 } privseg_event;
 
+/**
+ * The fields of a US Privacy string, each flag `'Y'`, `'N'` or `'-'` (not
+ * applicable).
+ */
+typedef struct {
+  /**
+   * Specification version (1).
+   */
+  uint8_t version;
+  /**
+   * Explicit notice given.
+   */
+  char notice;
+  /**
+   * The user opted out of sale.
+   */
+  char opt_out_sale;
+  /**
+   * Covered by the IAB LSPA.
+   */
+  char lspa_covered;
+} privseg_usp;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -652,6 +752,14 @@ privseg_status privseg_last_error_message(char *buf,
                                           size_t *written);
 
 /**
+ * Panics inside the library on purpose, for a host to check its
+ * integration: the status is `PRIVSEG_STATUS_PANIC`, the last-error
+ * message says where the panic was, and nothing is printed on stderr.
+ * Has no other effect.
+ */
+privseg_status privseg_check_panic(void);
+
+/**
  * Parses an RFC 3339 time such as `2026-03-01T10:00:00Z` into Unix seconds,
  * the form every time argument of this API takes.
  *
@@ -664,6 +772,40 @@ privseg_status privseg_time_parse(const char *text,
                                   int64_t *out);
 
 /**
+ * The length in bytes of the buffer's contents (without a terminating NUL:
+ * copying them out needs one byte more).
+ *
+ * # Safety
+ * `buffer` must be a live buffer; `len_out` must point to a writable
+ * `size_t`.
+ */
+privseg_status privseg_buffer_len(const privseg_buffer *buffer,
+                                  size_t *len_out);
+
+/**
+ * Copies the buffer's contents and a terminating NUL into `buf`, following
+ * the buffer convention of this API (a buffer too small gets nothing, and
+ * `*written` the length). Runs and records nothing: it may be repeated.
+ *
+ * # Safety
+ * `buffer` must be a live buffer; `buf` must be NULL or point to `len`
+ * writable bytes; `written` must point to a writable `size_t`.
+ */
+privseg_status privseg_buffer_copy(const privseg_buffer *buffer,
+                                   char *buf,
+                                   size_t len,
+                                   size_t *written);
+
+/**
+ * Wipes and frees a buffer; NULL does nothing.
+ *
+ * # Safety
+ * `buffer` must be NULL or a live buffer from this library, not used after
+ * this call.
+ */
+void privseg_buffer_free(privseg_buffer *buffer);
+
+/**
  * An engine with no subjects and an in-memory audit log, holding its own
  * reference to the policy. Every call through it is made by the actor
  * `actor_id` with the role names `roles` (`roles_len` of them; NULL when
@@ -674,8 +816,10 @@ privseg_status privseg_time_parse(const char *text,
  * `roles` at each call; a role the policy does not define grants nothing
  * (calls then fail with `PRIVSEG_STATUS_ACCESS_DENIED`, naming it).
  *
- * An actor id that is empty or has surrounding whitespace or control
- * characters gives `PRIVSEG_STATUS_INVALID_ARGUMENT`.
+ * An actor id or role name that is empty, longer than
+ * `PRIVSEG_MAX_ID_LEN` bytes, or has surrounding whitespace, control (NUL
+ * included) or bidirectional formatting characters, or more than 64 roles,
+ * gives `PRIVSEG_STATUS_INVALID_ARGUMENT`.
  *
  * # Safety
  * `policy` must be a live policy reference; `actor_id` must point to
@@ -696,7 +840,7 @@ privseg_status privseg_engine_new(const privseg_policy *policy,
  * is responsible for authenticating the new actor.
  *
  * # Safety
- * `engine` must be a live engine used by no other thread; `actor_id` must
+ * `engine` must be a live engine; `actor_id` must
  * point to `actor_id_len` readable bytes; `roles` must point to `roles_len`
  * `privseg_str` whose strings are valid (or be NULL when `roles_len` is 0).
  */
@@ -732,7 +876,7 @@ privseg_status privseg_engine_subject_count(const privseg_engine *engine,
  * gate applies). Needs the `subjects` permission.
  *
  * # Safety
- * `engine` must be a live engine used by no other thread; each string must
+ * `engine` must be a live engine; each string must
  * point to its length in readable bytes (`birth_date` may be NULL).
  */
 privseg_status privseg_engine_add_subject(privseg_engine *engine,
@@ -751,7 +895,7 @@ privseg_status privseg_engine_add_subject(privseg_engine *engine,
  * The batch is one entry of the audit log.
  *
  * # Safety
- * `engine` must be a live engine used by no other thread; `subjects` must
+ * `engine` must be a live engine; `subjects` must
  * point to `count` `privseg_subject` whose strings are valid (or be NULL when
  * `count` is 0).
  */
@@ -764,7 +908,7 @@ privseg_status privseg_engine_add_subjects(privseg_engine *engine,
  * seconds). Needs the `subjects` permission.
  *
  * # Safety
- * `engine` must be a live engine used by no other thread; each string must
+ * `engine` must be a live engine; each string must
  * point to its length in readable bytes; `value` must point to a
  * `privseg_value` whose text, for a string, is valid likewise.
  */
@@ -787,7 +931,7 @@ privseg_status privseg_engine_set_attribute(privseg_engine *engine,
  * with their values to `privseg_engine_import`, which is one step.)
  *
  * # Safety
- * `engine` must be a live engine used by no other thread; `updates` must
+ * `engine` must be a live engine; `updates` must
  * point to `count` `privseg_attribute_update` whose strings are valid (or be
  * NULL when `count` is 0).
  */
@@ -799,7 +943,7 @@ privseg_status privseg_engine_set_attributes(privseg_engine *engine,
  * Removes a subject's attribute value. Needs the `subjects` permission.
  *
  * # Safety
- * `engine` must be a live engine used by no other thread; each string must
+ * `engine` must be a live engine; each string must
  * point to its length in readable bytes.
  */
 privseg_status privseg_engine_clear_attribute(privseg_engine *engine,
@@ -813,7 +957,7 @@ privseg_status privseg_engine_clear_attribute(privseg_engine *engine,
  * Needs the `subjects` permission.
  *
  * # Safety
- * `engine` must be a live engine used by no other thread; `event` must
+ * `engine` must be a live engine; `event` must
  * point to a `privseg_event` whose strings are valid (or NULL where
  * optional).
  */
@@ -827,7 +971,7 @@ privseg_status privseg_engine_record(privseg_engine *engine,
  * The batch is one entry of the audit log.
  *
  * # Safety
- * `engine` must be a live engine used by no other thread; `events` must
+ * `engine` must be a live engine; `events` must
  * point to `count` `privseg_event` whose strings are valid (or be NULL when
  * `count` is 0).
  */
@@ -845,7 +989,7 @@ privseg_status privseg_engine_record_batch(privseg_engine *engine,
  * entry of the audit log. Any array may be NULL when its count is 0.
  *
  * # Safety
- * `engine` must be a live engine used by no other thread; `subjects`,
+ * `engine` must be a live engine; `subjects`,
  * `values` and `events` must point to their counts of items whose strings
  * are valid (or be NULL when the count is 0).
  */
@@ -865,7 +1009,7 @@ privseg_status privseg_engine_import(privseg_engine *engine,
  * `PRIVSEG_STATUS_INVALID_JSON`. Needs the `subjects` permission.
  *
  * # Safety
- * `engine` must be a live engine used by no other thread; `json` must point
+ * `engine` must be a live engine; `json` must point
  * to `len` readable bytes.
  */
 privseg_status privseg_engine_record_json(privseg_engine *engine,
@@ -877,7 +1021,7 @@ privseg_status privseg_engine_record_json(privseg_engine *engine,
  * free again. Needs the `subjects` permission.
  *
  * # Safety
- * `engine` must be a live engine used by no other thread; `id` must point
+ * `engine` must be a live engine; `id` must point
  * to `len` readable bytes.
  */
 privseg_status privseg_engine_erase(privseg_engine *engine,
@@ -893,7 +1037,7 @@ privseg_status privseg_engine_erase(privseg_engine *engine,
  * `privseg_engine_count`).
  *
  * # Safety
- * `engine` must be a live engine not being changed by another thread;
+ * `engine` must be a live engine;
  * `segment` a live segment reference; `members_out` must point to a writable
  * pointer.
  */
@@ -911,7 +1055,7 @@ privseg_status privseg_engine_evaluate(const privseg_engine *engine,
  * `PRIVSEG_STATUS_BUFFER_TOO_SMALL`, is recorded in the audit log.
  *
  * # Safety
- * `engine` must be a live engine not being changed by another thread;
+ * `engine` must be a live engine;
  * `segment` a live segment reference; `id` must point to `id_len` readable
  * bytes; `buf` must be NULL or point to `len` writable bytes; `written` must
  * point to a writable `size_t`.
@@ -999,36 +1143,42 @@ privseg_status privseg_members_count(const privseg_members *members,
                                      uint64_t *count_out);
 
 /**
- * Copies every member id, in the order subjects were added, into `buf`:
- * each id followed by a NUL byte, one after the other. `*written` receives
- * the total number of bytes, NULs included. When they do not fit, nothing
- * is written to `buf`, `*written` still receives the size needed, and the
- * status is `PRIVSEG_STATUS_BUFFER_TOO_SMALL`; a NULL `buf` with `len == 0`
- * asks for the size this way. A subject erased after the evaluation reads
- * as an empty id.
+ * Releases every member id, in the order subjects were added, into a new
+ * buffer `*ids_out` (read it with `privseg_buffer_len` and
+ * `privseg_buffer_copy`, free it with `privseg_buffer_free`): each id
+ * followed by a NUL byte, one after the other. The gate is applied again
+ * now: the engine's current actor must hold `member_ids` for the purpose
+ * (after `privseg_engine_set_actor` to an actor without it, the members
+ * can no longer be read: `PRIVSEG_STATUS_ACCESS_DENIED`), and members no
+ * longer eligible as of the engine's clock (a withdrawal, an objection, an
+ * erasure since the evaluation) are left out. The release is one entry of
+ * the audit log; reading the buffer records nothing more, so its size is
+ * known without releasing the ids twice. Members of another engine give
+ * `PRIVSEG_STATUS_FOREIGN_RESULT`.
  *
  * # Safety
  * `members` must be live members; `engine` the live engine that produced
- * them, not being changed by another thread; `buf` must be NULL or point to
- * `len` writable bytes; `written` must point to a writable `size_t`.
+ * them; `ids_out` must point to a writable pointer.
  */
 privseg_status privseg_members_ids(const privseg_members *members,
                                    const privseg_engine *engine,
-                                   char *buf,
-                                   size_t len,
-                                   size_t *written);
+                                   privseg_buffer **ids_out);
 
 /**
  * Iterates over the members: start with `*cursor == 0`; each call copies
  * the next member id at or after the cursor into `buf` (following the
  * buffer convention of this API), advances `*cursor` past it, and returns
  * `PRIVSEG_STATUS_OK`; when there is none left it returns
- * `PRIVSEG_STATUS_DONE`. When the id does not fit, the cursor is left
- * unchanged, so the call can be repeated with a larger buffer.
+ * `PRIVSEG_STATUS_DONE`. The gate is that of [`privseg_members_ids`],
+ * applied at each call, and each id released is recorded. `buf` must hold
+ * `PRIVSEG_MAX_ID_LEN + 1` bytes, enough for any id: a smaller one gives
+ * `PRIVSEG_STATUS_BUFFER_TOO_SMALL` (with `*written` set to
+ * `PRIVSEG_MAX_ID_LEN`) before anything is released or recorded, and the
+ * cursor is left unchanged.
  *
  * # Safety
  * `members` must be live members; `engine` the live engine that produced
- * them, not being changed by another thread; `cursor` must point to a
+ * them; `cursor` must point to a
  * readable and writable `size_t`; `buf` must be NULL or point to `len`
  * writable bytes; `written` must point to a writable `size_t`.
  */
@@ -1056,7 +1206,7 @@ void privseg_members_free(privseg_members *members);
  * `privseg_segment_compile`.
  *
  * # Safety
- * `engine` must be a live engine not being changed by another thread;
+ * `engine` must be a live engine;
  * `text` must point to `len` readable bytes; `segment_out` must point to a
  * writable pointer; `err_out` must be NULL or point to a writable pointer.
  */
@@ -1077,7 +1227,7 @@ privseg_status privseg_engine_compile(const privseg_engine *engine,
  * than `*count_out`" (possibly 0).
  *
  * # Safety
- * `engine` must be a live engine not being changed by another thread;
+ * `engine` must be a live engine;
  * `segment` a live segment reference; `count_out` must point to a writable
  * `uint64_t` and `below_k_out` to a writable `uint32_t`.
  */
@@ -1099,7 +1249,7 @@ privseg_status privseg_engine_count(const privseg_engine *engine,
  * `PRIVSEG_STATUS_BUFFER_TOO_SMALL`, is recorded in the audit log.
  *
  * # Safety
- * `engine` must be a live engine not being changed by another thread;
+ * `engine` must be a live engine;
  * `segment` a live segment reference; `attribute` must point to
  * `attribute_len` readable bytes; `buf` must be NULL or point to `len`
  * writable bytes; `written` must point to a writable `size_t`.
@@ -1132,17 +1282,19 @@ privseg_status privseg_engine_breakdown(const privseg_engine *engine,
  * master secret shorter than 32 bytes, or key version 0, gives
  * `PRIVSEG_STATUS_INVALID_ARGUMENT`.
  *
- * Each call that passes these checks is an export recorded in the audit
- * log, also one that ends with `PRIVSEG_STATUS_BUFFER_TOO_SMALL`: give a
- * buffer large enough for the expected size to export once.
+ * The export runs once, into a new buffer `*export_out` (read it with
+ * `privseg_buffer_len` and `privseg_buffer_copy`, free it with
+ * `privseg_buffer_free`, which wipes it): each call that passes these
+ * checks is one export recorded in the audit log, and learning its size
+ * runs and records nothing more.
  *
  * # Safety
- * `engine` must be a live engine not being changed by another thread;
+ * `engine` must be a live engine;
  * `segment` a live segment reference; `recipient` must point to
  * `recipient_len` readable bytes; `fields` must point to `field_count`
  * `privseg_str` (or be NULL when `field_count` is 0); `master_secret` must
- * point to `master_secret_len` readable bytes; `buf` must be NULL or point
- * to `len` writable bytes; `written` must point to a writable `size_t`.
+ * point to `master_secret_len` readable bytes; `export_out` must point to a
+ * writable pointer.
  */
 privseg_status privseg_engine_export(const privseg_engine *engine,
                                      const privseg_segment *segment,
@@ -1155,9 +1307,7 @@ privseg_status privseg_engine_export(const privseg_engine *engine,
                                      const uint8_t *master_secret,
                                      size_t master_secret_len,
                                      uint32_t key_version,
-                                     char *buf,
-                                     size_t len,
-                                     size_t *written);
+                                     privseg_buffer **export_out);
 
 /**
  * The subject access report (GDPR Art. 15 and 20, CCPA 1798.100 and
@@ -1170,7 +1320,7 @@ privseg_status privseg_engine_export(const privseg_engine *engine,
  * audit log.
  *
  * # Safety
- * `engine` must be a live engine not being changed by another thread; `id`
+ * `engine` must be a live engine; `id`
  * must point to `id_len` readable bytes; `segments` must point to
  * `segment_count` live segment references; `buf` must be NULL or point to
  * `len` writable bytes; `written` must point to a writable `size_t`.
@@ -1190,7 +1340,7 @@ privseg_status privseg_engine_subject_report(const privseg_engine *engine,
  * loaded, then one per call recorded (refusals included; a batch is one).
  *
  * # Safety
- * `engine` must be a live engine not being changed by another thread;
+ * `engine` must be a live engine;
  * `count_out` must point to a writable `uint64_t`.
  */
 privseg_status privseg_engine_audit_len(const privseg_engine *engine,
@@ -1521,6 +1671,117 @@ privseg_status privseg_signal_encode(uint32_t format,
                                      char *buf,
                                      size_t len,
                                      size_t *written);
+
+/**
+ * Decodes a consent signal as [`privseg_signal_decode`] does (a TCF TC
+ * string starting with `C`, a GPP string starting with `D`, a US Privacy
+ * string starting with `1`; leniently: policy violations are listed in the
+ * JSON, not refused) into a new handle `*signal_out` whose fields are read
+ * with the `privseg_signal_*` accessors. A string that does not decode
+ * gives `PRIVSEG_STATUS_SIGNAL_INVALID` with the field and bit offset in
+ * the message.
+ *
+ * # Safety
+ * `text` must point to `text_len` readable bytes; `signal_out` must point
+ * to a writable pointer.
+ */
+privseg_status privseg_signal_decode_handle(const char *text,
+                                            size_t text_len,
+                                            privseg_signal **signal_out);
+
+/**
+ * The signal's format: `PRIVSEG_SIGNAL_TCF`, `_GPP` or `_USP`.
+ *
+ * # Safety
+ * `signal` must be a live signal; `format_out` must point to a writable
+ * `uint32_t`.
+ */
+privseg_status privseg_signal_format(const privseg_signal *signal,
+                                     uint32_t *format_out);
+
+/**
+ * Copies the whole signal's JSON (what [`privseg_signal_decode`] writes)
+ * into `buf`, following the buffer convention of this API.
+ *
+ * # Safety
+ * `signal` must be a live signal; `buf` must be NULL or point to `len`
+ * writable bytes; `written` must point to a writable `size_t`.
+ */
+privseg_status privseg_signal_json(const privseg_signal *signal,
+                                   char *buf,
+                                   size_t len,
+                                   size_t *written);
+
+/**
+ * Copies one id list of the signal's TCF fields (its own, or those of the
+ * `tcfeuv2` section of a GPP string), ascending, into `ids`, an array of
+ * `cap` `uint16_t`: `*count` receives the number of ids, also when they do
+ * not fit (then nothing is copied and the status is
+ * `PRIVSEG_STATUS_BUFFER_TOO_SMALL`); NULL with `cap == 0` asks for the
+ * count. `list` is a `privseg_tcf_list`. A signal without TCF fields gives
+ * `PRIVSEG_STATUS_SIGNAL_ABSENT`.
+ *
+ * # Safety
+ * `signal` must be a live signal; `ids` must be NULL or point to `cap`
+ * writable `uint16_t`; `count` must point to a writable `size_t`.
+ */
+privseg_status privseg_signal_tcf_ids(const privseg_signal *signal,
+                                      uint32_t list,
+                                      uint16_t *ids,
+                                      size_t cap,
+                                      size_t *count);
+
+/**
+ * The section ids of a GPP string's header, ascending, copied into `ids` as
+ * for [`privseg_signal_tcf_ids`]. A signal that is not a GPP string gives
+ * `PRIVSEG_STATUS_SIGNAL_ABSENT`.
+ *
+ * # Safety
+ * As for [`privseg_signal_tcf_ids`].
+ */
+privseg_status privseg_signal_gpp_section_ids(const privseg_signal *signal,
+                                              uint16_t *ids,
+                                              size_t cap,
+                                              size_t *count);
+
+/**
+ * Copies the JSON of the GPP section `section_id` (as it appears under
+ * `sections` in the whole signal's JSON: a TC string's JSON for 2, the US
+ * Privacy fields for 6, the `usnat` fields for 7, the text as found for a
+ * section this library does not decode) into `buf`, following the buffer
+ * convention of this API. A section the string does not have, or a signal
+ * that is not a GPP string, gives `PRIVSEG_STATUS_SIGNAL_ABSENT`.
+ *
+ * # Safety
+ * `signal` must be a live signal; `buf` must be NULL or point to `len`
+ * writable bytes; `written` must point to a writable `size_t`.
+ */
+privseg_status privseg_signal_gpp_section(const privseg_signal *signal,
+                                          uint16_t section_id,
+                                          char *buf,
+                                          size_t len,
+                                          size_t *written);
+
+/**
+ * The US Privacy fields of the signal (a US Privacy string, or the `uspv1`
+ * section of a GPP string) into `*usp_out`. A signal without them gives
+ * `PRIVSEG_STATUS_SIGNAL_ABSENT`.
+ *
+ * # Safety
+ * `signal` must be a live signal; `usp_out` must point to a writable
+ * `privseg_usp`.
+ */
+privseg_status privseg_signal_usp(const privseg_signal *signal,
+                                  privseg_usp *usp_out);
+
+/**
+ * Frees a decoded signal; NULL does nothing.
+ *
+ * # Safety
+ * `signal` must be NULL or a live signal from this library, not used after
+ * this call.
+ */
+void privseg_signal_free(privseg_signal *signal);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -7,7 +7,8 @@
  *
  * Thread safety is that of the C API: Policy and Segment may be copied and
  * shared between threads (copies share one reference-counted object); an
- * Engine must not be used by two threads at once.
+ * Engine locks itself and may be used by several threads at once (only its
+ * destruction must not race with a call on it).
  *
  * Every Engine call is made by the Engine's actor (an id the host has
  * authenticated, and role names from the policy) and recorded in its audit
@@ -131,6 +132,22 @@ inline std::vector<privseg_str> to_strs(const std::vector<std::string_view> &lis
     return out;
 }
 
+/* Takes the whole contents of a privseg_buffer (an export, member ids) and
+ * frees it. Reading a buffer runs and records nothing. */
+inline std::string take_buffer(privseg_buffer *b) {
+    struct Free {
+        privseg_buffer *b;
+        ~Free() { privseg_buffer_free(b); }
+    } guard{b};
+    std::size_t need = 0;
+    check(privseg_buffer_len(b, &need));
+    std::string out(need + 1, '\0');
+    std::size_t got = 0;
+    check(privseg_buffer_copy(b, &out[0], out.size(), &got));
+    out.resize(got);
+    return out;
+}
+
 /* The first buffer size of an audited call that returns text. */
 constexpr std::size_t kAuditedBuffer = 16384;
 
@@ -155,6 +172,96 @@ inline std::int64_t parse_time(std::string_view text) {
 inline std::string version() { return privseg_version(); }
 
 /* A validated, immutable policy; copies share it. */
+/* A decoded consent signal (TCF TC string, GPP string or US Privacy
+ * string), read field by field; immutable, movable, not copyable. */
+class Signal {
+public:
+    /* Decodes a signal (leniently, as privseg_signal_decode); throws an
+     * Error with PRIVSEG_STATUS_SIGNAL_INVALID for a string that does not
+     * decode. */
+    static Signal decode(std::string_view text) {
+        privseg_signal *s = nullptr;
+        detail::check(privseg_signal_decode_handle(text.data(), text.size(), &s));
+        return Signal(s);
+    }
+    Signal(Signal &&other) noexcept : s_(other.s_) { other.s_ = nullptr; }
+    Signal &operator=(Signal &&other) noexcept {
+        if (this != &other) {
+            privseg_signal_free(s_);
+            s_ = other.s_;
+            other.s_ = nullptr;
+        }
+        return *this;
+    }
+    Signal(const Signal &) = delete;
+    Signal &operator=(const Signal &) = delete;
+    ~Signal() { privseg_signal_free(s_); }
+
+    /* PRIVSEG_SIGNAL_TCF, PRIVSEG_SIGNAL_GPP or PRIVSEG_SIGNAL_USP. */
+    std::uint32_t format() const {
+        std::uint32_t f = 0;
+        detail::check(privseg_signal_format(s_, &f));
+        return f;
+    }
+    /* The whole signal's JSON. */
+    std::string json() const {
+        std::string out;
+        detail::check(detail::read_text(
+            [&](char *b, std::size_t l, std::size_t *w) { return privseg_signal_json(s_, b, l, w); }, out));
+        return out;
+    }
+    /* A TCF id list (a privseg_tcf_list), ascending; throws an Error with
+     * PRIVSEG_STATUS_SIGNAL_ABSENT when the signal has no TCF fields. */
+    std::vector<std::uint16_t> tcf_ids(std::uint32_t list) const {
+        return ids([&](std::uint16_t *p, std::size_t cap, std::size_t *n) {
+            return privseg_signal_tcf_ids(s_, list, p, cap, n);
+        });
+    }
+    /* A GPP string's section ids, ascending. */
+    std::vector<std::uint16_t> gpp_section_ids() const {
+        return ids([&](std::uint16_t *p, std::size_t cap, std::size_t *n) {
+            return privseg_signal_gpp_section_ids(s_, p, cap, n);
+        });
+    }
+    /* One GPP section's JSON. */
+    std::string gpp_section(std::uint16_t id) const {
+        std::string out;
+        detail::check(detail::read_text(
+            [&](char *b, std::size_t l, std::size_t *w) { return privseg_signal_gpp_section(s_, id, b, l, w); },
+            out));
+        return out;
+    }
+    /* The US Privacy fields (of a US Privacy string or a uspv1 section). */
+    privseg_usp usp() const {
+        privseg_usp u{};
+        detail::check(privseg_signal_usp(s_, &u));
+        return u;
+    }
+    const privseg_signal *get() const noexcept { return s_; }
+
+private:
+    explicit Signal(privseg_signal *s) : s_(s) {}
+
+    template <typename Fn>
+    static std::vector<std::uint16_t> ids(Fn &&fn) {
+        std::size_t n = 0;
+        privseg_status st = fn(nullptr, 0, &n);
+        std::vector<std::uint16_t> out;
+        if (st == PRIVSEG_STATUS_OK) {
+            return out;
+        }
+        if (st != PRIVSEG_STATUS_BUFFER_TOO_SMALL) {
+            detail::check(st);
+        }
+        out.resize(n);
+        detail::check(fn(out.data(), out.size(), &n));
+        out.resize(n);
+        return out;
+    }
+
+    privseg_signal *s_;
+};
+
 class Policy {
 public:
     static Policy from_json(std::string_view json) {
@@ -447,24 +554,17 @@ public:
 
     /* Exports the members to a recipient, ids pseudonymised under the key of
      * `key_version` derived from `master_secret` (at least 32 bytes), with
-     * these fields, in a privseg_export_format. Each C call is a recorded
-     * export: a text larger than `expected_size` bytes is exported twice (the
-     * second time into a buffer of the size needed). */
+     * these fields, in a privseg_export_format. One recorded export, read
+     * out of its buffer whatever its size. */
     std::string export_to(const Segment &segment, std::int64_t at, std::string_view recipient,
                           const std::vector<std::string_view> &fields, std::uint32_t format,
-                          std::string_view master_secret, std::uint32_t key_version,
-                          std::size_t expected_size = detail::kAuditedBuffer) const {
+                          std::string_view master_secret, std::uint32_t key_version) const {
         std::vector<privseg_str> f = detail::to_strs(fields);
         const unsigned char *secret = reinterpret_cast<const unsigned char *>(master_secret.data());
-        std::string text;
-        detail::check(detail::read_text(
-            [&](char *b, std::size_t l, std::size_t *w) {
-                return privseg_engine_export(e_, segment.get(), at, recipient.data(), recipient.size(), f.data(),
-                                             f.size(), format, secret, master_secret.size(), key_version, b, l,
-                                             w);
-            },
-            text, expected_size));
-        return text;
+        privseg_buffer *b = nullptr;
+        detail::check(privseg_engine_export(e_, segment.get(), at, recipient.data(), recipient.size(), f.data(),
+                                            f.size(), format, secret, master_secret.size(), key_version, &b));
+        return detail::take_buffer(b);
     }
 
     /* The subject access report, with membership in `segments`, as JSON. */
@@ -516,18 +616,10 @@ private:
 
 inline std::vector<std::string> Members::ids(const Engine &engine) const {
     std::vector<std::string> out;
-    std::size_t need = 0;
-    privseg_status st = privseg_members_ids(m_, engine.get(), nullptr, 0, &need);
-    if (st == PRIVSEG_STATUS_OK) {
-        return out;
-    }
-    if (st != PRIVSEG_STATUS_BUFFER_TOO_SMALL) {
-        detail::check(st);
-    }
-    std::string buf(need, '\0');
-    std::size_t got = 0;
-    detail::check(privseg_members_ids(m_, engine.get(), &buf[0], buf.size(), &got));
-    for (std::size_t at = 0; at < got;) {
+    privseg_buffer *b = nullptr;
+    detail::check(privseg_members_ids(m_, engine.get(), &b));
+    std::string buf = detail::take_buffer(b);
+    for (std::size_t at = 0; at < buf.size();) {
         std::size_t end = buf.find('\0', at);
         out.emplace_back(buf, at, end - at);
         at = end + 1;

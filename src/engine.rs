@@ -64,11 +64,26 @@ pub enum EngineError {
     /// A subject with this id exists already.
     #[error("subject {0:?} exists already")]
     DuplicateSubject(String),
-    /// The id is empty or has surrounding whitespace or control characters.
-    #[error(
-        "invalid subject id {0:?}: ids must be non-empty, with no surrounding whitespace or control characters"
-    )]
+    /// The id is empty, longer than [`MAX_ID_LEN`] bytes, or has
+    /// surrounding whitespace, control or bidirectional formatting
+    /// characters. The text says which, with the id shortened.
+    #[error("invalid subject id {0}")]
     InvalidId(String),
+    /// The actor's id or one of its role names is not of the form of an id
+    /// (see [`MAX_ID_LEN`]); nothing is recorded under it.
+    #[error("invalid actor: {0}")]
+    InvalidActor(String),
+    /// A birth date in the future (as of the engine's clock) or before
+    /// [`MIN_BIRTH_YEAR`].
+    #[error("subject {subject}: birth date {date} refused: {reason}")]
+    InvalidBirthDate {
+        /// The subject id, shortened.
+        subject: String,
+        /// The date given.
+        date: String,
+        /// Why.
+        reason: String,
+    },
     /// The jurisdiction is not in the policy.
     #[error(
         "subject {subject:?}: unknown jurisdiction {code:?} (the policy lists its jurisdictions)"
@@ -374,11 +389,119 @@ fn memory_audit() -> (AuditLog, AuditPseudonymizer) {
     (log, ids)
 }
 
+/// The longest subject id, actor id or role name, in bytes. Longer ones are
+/// refused where they are given: an actor id is copied into every audit
+/// entry its calls make, and a subject id is kept for as long as the subject.
+pub const MAX_ID_LEN: usize = 256;
+
+/// The most role names one actor may carry.
+pub const MAX_ROLES: usize = 64;
+
+/// The earliest birth year taken: an earlier date is a typing error, not a
+/// living subject.
+pub const MIN_BIRTH_YEAR: i32 = 1900;
+
+/// Characters refused in ids and names: controls (NUL included) and the
+/// Unicode bidirectional formatting characters, which make a text display
+/// otherwise than it reads (an audit log or a report shown to a person
+/// must not be able to lie about whom it names).
+fn forbidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// An id as shown in a message: at most 40 characters, escaped, with the
+/// length in bytes when it was cut.
+pub(crate) fn shown_id(id: &str) -> String {
+    let head: String = id.chars().take(40).collect();
+    if head.len() == id.len() {
+        format!("{head:?}")
+    } else {
+        format!("{head:?}... ({} bytes)", id.len())
+    }
+}
+
+/// What is wrong with an id or a name, if anything.
+pub(crate) fn id_problem(id: &str) -> Option<String> {
+    if id.is_empty() {
+        return Some("it is empty".into());
+    }
+    if id.len() > MAX_ID_LEN {
+        return Some(format!(
+            "it is {} bytes long, more than the {MAX_ID_LEN} allowed",
+            id.len()
+        ));
+    }
+    if id.trim() != id {
+        return Some("it has surrounding whitespace".into());
+    }
+    if let Some(c) = id.chars().find(|&c| forbidden_char(c)) {
+        return Some(format!(
+            "it contains U+{:04X}: control and bidirectional formatting characters are refused",
+            c as u32
+        ));
+    }
+    None
+}
+
 pub(crate) fn check_id(id: &str) -> Result<(), EngineError> {
-    if id.is_empty() || id.trim() != id || id.chars().any(char::is_control) {
-        return Err(EngineError::InvalidId(id.into()));
+    match id_problem(id) {
+        Some(why) => Err(EngineError::InvalidId(format!("{}: {why}", shown_id(id)))),
+        None => Ok(()),
+    }
+}
+
+/// Checks an actor's id and role names as ids (every gated call does, so a
+/// Rust caller is held to the same limits as the C API).
+pub fn check_actor(actor: &Actor) -> Result<(), EngineError> {
+    if let Some(why) = id_problem(actor.id()) {
+        return Err(EngineError::InvalidActor(format!(
+            "id {}: {why}",
+            shown_id(actor.id())
+        )));
+    }
+    if actor.roles().len() > MAX_ROLES {
+        return Err(EngineError::InvalidActor(format!(
+            "{} roles, more than the {MAX_ROLES} allowed",
+            actor.roles().len()
+        )));
+    }
+    for r in actor.roles() {
+        if let Some(why) = id_problem(r) {
+            return Err(EngineError::InvalidActor(format!(
+                "role name {}: {why}",
+                shown_id(r)
+            )));
+        }
     }
     Ok(())
+}
+
+/// Checks a subject's id and birth date: a birth date must lie between
+/// [`MIN_BIRTH_YEAR`] and `today` (the engine clock's date).
+pub(crate) fn check_subject(id: &str, birth: Option<Date>, today: Date) -> Result<(), EngineError> {
+    check_id(id)?;
+    let Some(b) = birth else {
+        return Ok(());
+    };
+    let reason = if b.year() < MIN_BIRTH_YEAR {
+        format!("it is before {MIN_BIRTH_YEAR}")
+    } else if b > today {
+        format!(
+            "it is after today ({})",
+            crate::timestamp::format_date(today)
+        )
+    } else {
+        return Ok(());
+    };
+    Err(EngineError::InvalidBirthDate {
+        subject: shown_id(id),
+        date: crate::timestamp::format_date(b),
+        reason,
+    })
 }
 
 impl Engine {
@@ -684,6 +807,9 @@ impl Engine {
         permission: Permission<'_>,
         purpose: Option<&str>,
     ) -> Result<(), EngineError> {
+        // An actor that is not of the form of one is refused unrecorded:
+        // its id would be copied into the log.
+        check_actor(actor)?;
         match authorize(&self.policy, actor, permission) {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -784,7 +910,7 @@ impl Engine {
         birth_date: Option<Date>,
     ) -> Result<(), EngineError> {
         self.allow(actor, Permission::Subjects, None)?;
-        check_id(id)?;
+        check_subject(id, birth_date, self.now().date())?;
         if self.store.row(id).is_some() {
             return Err(EngineError::DuplicateSubject(id.into()));
         }

@@ -82,7 +82,8 @@ impl Engine {
         let mut digest = self.audit_ids().digest();
         let mut attr_cache: HashMap<&str, AttrId> = HashMap::new();
         for (i, s) in subjects.iter().enumerate() {
-            crate::engine::check_id(&s.id).map_err(|e| at_batch("subject", i, e))?;
+            crate::engine::check_subject(&s.id, s.birth_date, self.now().date())
+                .map_err(|e| at_batch("subject", i, e))?;
             if self.store().row(&s.id).is_some() || new_rows.contains_key(s.id.as_str()) {
                 return Err(at_batch(
                     "subject",

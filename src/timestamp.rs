@@ -33,6 +33,26 @@ impl Timestamp {
         Timestamp(secs)
     }
 
+    /// The earliest instant taken from outside: 0000-01-01T00:00:00Z.
+    pub const MIN: Timestamp = Timestamp(-62_167_219_200);
+    /// The latest instant taken from outside: 9999-12-31T23:59:59Z.
+    pub const MAX: Timestamp = Timestamp(253_402_300_799);
+
+    /// The instant `secs` seconds after the epoch, if it lies in the years
+    /// 0000 to 9999 (what RFC 3339 can write); otherwise an error naming it.
+    /// Use this for any time a caller gives as a number.
+    pub fn checked_from_unix(secs: i64) -> Result<Self, TimeParseError> {
+        if (Self::MIN.0..=Self::MAX.0).contains(&secs) {
+            Ok(Timestamp(secs))
+        } else {
+            Err(TimeParseError {
+                what: "time",
+                text: secs.to_string(),
+                expected: "Unix seconds within the years 0000 to 9999",
+            })
+        }
+    }
+
     /// Seconds since the Unix epoch.
     pub const fn unix(self) -> i64 {
         self.0
@@ -145,6 +165,19 @@ pub fn birthday_instant(birth: Date, years: u32) -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numeric_times_outside_years_0000_to_9999_are_refused() {
+        assert_eq!(Timestamp::MIN.to_string(), "0000-01-01T00:00:00Z");
+        assert_eq!(Timestamp::MAX.to_string(), "9999-12-31T23:59:59Z");
+        assert!(Timestamp::checked_from_unix(Timestamp::MIN.unix()).is_ok());
+        assert!(Timestamp::checked_from_unix(Timestamp::MAX.unix()).is_ok());
+        assert!(Timestamp::checked_from_unix(Timestamp::MIN.unix() - 1).is_err());
+        let e = Timestamp::checked_from_unix(i64::MAX)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("years 0000 to 9999"), "{e}");
+    }
 
     #[test]
     fn rfc3339_round_trip_and_offsets() {

@@ -298,9 +298,19 @@ fn cpp_plugin_runs_and_prints_the_members_and_the_refusal() {
     };
     let out = run(&exe, &[POLICY]);
     check_plugin_output(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("erasing c-6 again: PRIVSEG_STATUS_UNKNOWN_SUBJECT\n"));
     assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .contains("erasing c-6 again: PRIVSEG_STATUS_UNKNOWN_SUBJECT\n")
+        stdout.contains(
+            "signal sections: 2 6; purposes consented: 1 2 3 4; usp opt-out of sale: Y\n"
+        ),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        stdout.contains("usp vendors: PRIVSEG_STATUS_SIGNAL_ABSENT\n"),
+        "{}",
+        show(&out)
     );
     if let Some(c) = compile("examples/c/crm_plugin.c", Build::Plain) {
         assert_eq!(exported_lines(&run(&c, &[POLICY])), exported_lines(&out));
@@ -315,6 +325,30 @@ fn c_bad_input_gives_statuses_not_crashes() {
     let out = run(&exe, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(" 0 not met"), "{}", show(&out));
+    // The program makes the library panic on purpose: nothing may reach
+    // the host's stderr.
+    assert!(out.stderr.is_empty(), "{}", show(&out));
+}
+
+#[test]
+fn c_signal_handles_give_their_fields() {
+    let Some(exe) = compile("tests/c/signals.c", Build::Plain) else {
+        return;
+    };
+    let out = run(&exe, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(" 0 not met"), "{}", show(&out));
+    assert!(out.stderr.is_empty(), "{}", show(&out));
+}
+
+#[test]
+fn c_deepest_segment_compiles_on_a_64_kib_thread() {
+    let Some(exe) = compile("tests/c/small_stack.c", Build::Plain) else {
+        return;
+    };
+    let out = run(&exe, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(" 0 not met"), "{}", show(&out));
 }
 
 #[test]
@@ -323,6 +357,8 @@ fn programs_are_clean_under_valgrind() {
         ("examples/c/crm_plugin.c", &[POLICY][..]),
         ("examples/cpp/crm_plugin.cpp", &[POLICY][..]),
         ("tests/c/bad_input.c", &[][..]),
+        ("tests/c/signals.c", &[][..]),
+        ("tests/c/small_stack.c", &[][..]),
     ] {
         let Some(exe) = compile(source, Build::Plain) else {
             continue;
@@ -337,6 +373,8 @@ fn programs_are_clean_under_asan_and_ubsan() {
         ("examples/c/crm_plugin.c", &[POLICY][..]),
         ("examples/cpp/crm_plugin.cpp", &[POLICY][..]),
         ("tests/c/bad_input.c", &[][..]),
+        ("tests/c/signals.c", &[][..]),
+        ("tests/c/small_stack.c", &[][..]),
     ] {
         let Some(exe) = compile(source, Build::Sanitized) else {
             continue;

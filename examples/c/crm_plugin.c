@@ -194,7 +194,7 @@ int main(int argc, char **argv) {
     printf("members of lapsed_vip: %llu\n", (unsigned long long)count);
 
     /* By iteration. */
-    char id[256];
+    char id[PRIVSEG_MAX_ID_LEN + 1];
     size_t id_len = 0, cursor = 0;
     while ((st = privseg_members_next(members, engine, &cursor, id, sizeof id, &id_len)) ==
            PRIVSEG_STATUS_OK) {
@@ -204,15 +204,16 @@ int main(int argc, char **argv) {
         die("privseg_members_next", st);
     }
 
-    /* All at once, into a buffer sized by asking first. */
+    /* All at once: released once into a library buffer, then copied out
+     * into memory of the size it says. */
+    privseg_buffer *released = NULL;
+    CHECK(privseg_members_ids(members, engine, &released));
     size_t need = 0;
-    st = privseg_members_ids(members, engine, NULL, 0, &need);
-    if (st != PRIVSEG_STATUS_BUFFER_TOO_SMALL && st != PRIVSEG_STATUS_OK) {
-        die("privseg_members_ids", st);
-    }
+    CHECK(privseg_buffer_len(released, &need));
     char *all = malloc(need + 1);
     size_t got = 0;
-    CHECK(privseg_members_ids(members, engine, all, need, &got));
+    CHECK(privseg_buffer_copy(released, all, need + 1, &got));
+    privseg_buffer_free(released);
     printf("ids:");
     for (size_t at = 0; at < got; at += strlen(all + at) + 1) {
         printf(" %s", all + at);
@@ -241,12 +242,16 @@ int main(int argc, char **argv) {
      * master secret comes from the host's key store; this one is a demo. */
     static const unsigned char secret[32] = "demo secret: never use this one";
     privseg_str fields[1] = {str("country")};
-    char exported[4096];
-    size_t exported_len = 0;
+    privseg_buffer *export_buf = NULL;
     CHECK(privseg_engine_export(engine, segment, now, PRIVSEG_LIT("mailer"), fields, 1,
-                                PRIVSEG_EXPORT_FORMAT_JSONL, secret, sizeof secret, 1, exported,
-                                sizeof exported, &exported_len));
+                                PRIVSEG_EXPORT_FORMAT_JSONL, secret, sizeof secret, 1, &export_buf));
+    size_t exported_len = 0;
+    CHECK(privseg_buffer_len(export_buf, &exported_len));
+    char *exported = malloc(exported_len + 1);
+    CHECK(privseg_buffer_copy(export_buf, exported, exported_len + 1, &exported_len));
+    privseg_buffer_free(export_buf);
     printf("export to mailer:\n%s", exported);
+    free(exported);
 
     /* What the engine holds about c-1, for an access request. */
     char report[8192];

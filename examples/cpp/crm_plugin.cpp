@@ -122,6 +122,26 @@ int run(const char *policy_path) {
     std::cout << "report c-1: " << report.size() << " bytes, "
               << (report.find("\"member\":true") != std::string::npos ? "in" : "not in") << " lapsed_vip\n";
 
+    // A consent signal from the CMP, read field by field.
+    const privseg::Signal signal =
+        privseg::Signal::decode("DBACNYA~CP1R2oAP1R2oAAHABBENBkFoAPAAAEIAAAYgAFEBAAAAAA.IAFQAYAAgAUA~1YYN");
+    std::cout << "signal sections:";
+    for (std::uint16_t id : signal.gpp_section_ids()) {
+        std::cout << " " << id;
+    }
+    std::cout << "; purposes consented:";
+    for (std::uint16_t p : signal.tcf_ids(PRIVSEG_TCF_LIST_PURPOSES_CONSENT)) {
+        std::cout << " " << p;
+    }
+    std::cout << "; usp opt-out of sale: " << signal.usp().opt_out_sale << "\n";
+    try {
+        privseg::Signal::decode("1YNN").tcf_ids(PRIVSEG_TCF_LIST_VENDOR_CONSENTS);
+        std::cerr << "a US Privacy string gave TCF vendors\n";
+        return 1;
+    } catch (const privseg::Error &e) {
+        std::cout << "usp vendors: " << privseg_status_name(e.status()) << "\n";
+    }
+
     // An analyst may count, but not see who is in a segment.
     engine.set_actor("ann", {"analyst"});
     try {

@@ -17,20 +17,27 @@ pub const CHUNK: usize = 2048;
 type Block = [u64; CHUNK + 8];
 
 /// Per-thread working memory: the plan's registers and the range state.
+/// Each block is allocated on the heap directly: a block built as a value
+/// first would pass through the stack (16 KiB at a time in a debug build),
+/// too much for a host thread with a small stack.
 pub(crate) struct Scratch {
-    regs: Vec<Block>,
-    state: Box<[Block; 4]>,
+    regs: Vec<Box<Block>>,
+    state: [Box<Block>; 4],
+}
+
+/// A zeroed block, made on the heap.
+fn heap_block() -> Box<Block> {
+    vec![0u64; CHUNK + 8]
+        .into_boxed_slice()
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("a vector of CHUNK + 8 words"))
 }
 
 impl Scratch {
     pub(crate) fn new(regs: usize) -> Scratch {
-        let state = vec![[0; CHUNK + 8]; 4]
-            .into_boxed_slice()
-            .try_into()
-            .unwrap_or_else(|_| unreachable!("four blocks"));
         Scratch {
-            regs: vec![[0; CHUNK + 8]; regs.max(1)],
-            state,
+            regs: (0..regs.max(1)).map(|_| heap_block()).collect(),
+            state: [heap_block(), heap_block(), heap_block(), heap_block()],
         }
     }
 }
@@ -58,7 +65,7 @@ fn range(
     w0: usize,
     neg: bool,
     mode: Mode,
-    st: &mut [Block; 4],
+    st: &mut [Box<Block>; 4],
 ) {
     let n = dst.len();
     let [eq_a, gt, eq_b, lt] = st;

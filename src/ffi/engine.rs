@@ -2,6 +2,7 @@
 //! each call made by the engine's actor.
 
 use std::ffi::c_char;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use time::Date;
 
@@ -10,58 +11,91 @@ use super::policy::{policy_arc, privseg_policy};
 use super::segment::{privseg_segment, segment_ref};
 use super::{
     Fail, ffi_status, field, non_null, opt_field, opt_str_arg, privseg_status, privseg_str,
-    slice_arg, str_arg, str_list, write_out, write_text,
+    slice_arg, str_arg, str_list, time_arg, write_out, write_text,
 };
+use crate::Engine;
 use crate::access::{Actor, Permission};
 use crate::consent::{ConsentEvent, EventKind};
 use crate::import::{ImportError, SubjectRow};
 use crate::store::{Store, Value};
 use crate::timestamp::parse_date;
-use crate::{Engine, Timestamp};
 
 /// An engine: one policy, its subjects, its audit log, and the actor every
-/// call through this handle is made by (see [`privseg_engine_new`]). A
-/// mutable handle: it may move between threads but must not be used by two
-/// threads at once (a host that shares it holds a lock around every call).
-/// Functions that take a `const privseg_engine *` do not change it; several
-/// threads may make such calls at once while none changes it.
+/// call through this handle is made by (see [`privseg_engine_new`]). It may
+/// be used by several threads at once: it locks itself, calls that change
+/// it or its actor one at a time, the others (which take a
+/// `const privseg_engine *`) together. Only [`privseg_engine_free`] must not
+/// race with another call on it.
 pub struct privseg_engine {
     _opaque: [u8; 0],
 }
 
-/// What a `*mut privseg_engine` points to: the engine and the actor its
-/// calls are made by.
+/// What a `*mut privseg_engine` points to: the engine and its actor behind
+/// one lock, so that a handle shared by threads is safe whatever the host
+/// does. Calls that change the engine or its actor take the lock for
+/// writing; the others (evaluations, counts, exports, reads of members)
+/// take it for reading and run at once. Each call's audit entries are
+/// appended under the engine's own audit lock, so none is lost.
 #[derive(Debug)]
 pub(crate) struct EngineHandle {
+    state: RwLock<EngineState>,
+}
+
+/// The engine and the actor its calls are made by.
+#[derive(Debug)]
+pub(crate) struct EngineState {
     pub engine: Engine,
     pub actor: Actor,
+}
+
+/// The failure of a call on an engine whose lock a panic poisoned: a
+/// change may have stopped half way, so the engine is not used again (the
+/// safer reading: never judge eligibility on state that may be partial).
+fn poisoned() -> Fail {
+    Fail::new(
+        privseg_status::Panic,
+        "an earlier call panicked while changing this engine; it can no longer be used and should be freed",
+    )
 }
 
 /// Borrows an engine handle.
 ///
 /// # Safety
-/// `e` must be NULL or a live engine from this library, not being changed
-/// elsewhere for `'a`.
-pub(crate) unsafe fn engine_ref<'a>(e: *const privseg_engine) -> Result<&'a EngineHandle, Fail> {
+/// `e` must be NULL or a live engine from this library, not freed for `'a`.
+unsafe fn handle<'a>(e: *const privseg_engine) -> Result<&'a EngineHandle, Fail> {
     non_null(e, "engine")?;
     // SAFETY: a non-NULL engine pointer is a Box<EngineHandle> from
-    // privseg_engine_new, alive as the caller promises.
+    // privseg_engine_new, alive as the caller promises; it is only ever
+    // borrowed shared, all mutation goes through its lock.
     Ok(unsafe { &*e.cast::<EngineHandle>() })
 }
 
-/// Borrows an engine handle mutably.
+/// Locks an engine for a call that does not change it.
 ///
 /// # Safety
-/// `e` must be NULL or a live engine from this library, used by nothing else
-/// for `'a`.
-unsafe fn engine_mut<'a>(e: *mut privseg_engine) -> Result<&'a mut EngineHandle, Fail> {
-    non_null(e, "engine")?;
-    // SAFETY: as for engine_ref, and unaliased as the caller promises.
-    Ok(unsafe { &mut *e.cast::<EngineHandle>() })
+/// As for [`handle`].
+pub(crate) unsafe fn engine_read<'a>(
+    e: *const privseg_engine,
+) -> Result<RwLockReadGuard<'a, EngineState>, Fail> {
+    // SAFETY: the caller's contract.
+    let h = unsafe { handle(e) }?;
+    h.state.read().map_err(|_| poisoned())
 }
 
-/// Reads an actor: its id (non-empty, no surrounding whitespace or control
-/// characters) and its role names.
+/// Locks an engine for a call that changes it or its actor.
+///
+/// # Safety
+/// As for [`handle`].
+unsafe fn engine_write<'a>(
+    e: *const privseg_engine,
+) -> Result<RwLockWriteGuard<'a, EngineState>, Fail> {
+    // SAFETY: the caller's contract.
+    let h = unsafe { handle(e) }?;
+    h.state.write().map_err(|_| poisoned())
+}
+
+/// Reads an actor: its id and its role names, each of the form of an id
+/// (see `crate::engine::check_actor`).
 ///
 /// # Safety
 /// `id` as for [`str_arg`]; `roles` as for [`str_list`].
@@ -73,14 +107,11 @@ unsafe fn actor_arg(
 ) -> Result<Actor, Fail> {
     // SAFETY: the caller's contract.
     let id = unsafe { str_arg(id, id_len, "actor_id") }?;
-    if id.is_empty() || id.trim() != id || id.chars().any(char::is_control) {
-        return Err(Fail::arg(format!(
-            "invalid actor id {id:?}: ids must be non-empty, with no surrounding whitespace or control characters"
-        )));
-    }
     // SAFETY: the caller's contract.
     let roles = unsafe { str_list(roles, roles_len, "roles") }?;
-    Ok(Actor::new(id, &roles))
+    let actor = Actor::new(id, &roles);
+    crate::engine::check_actor(&actor)?;
+    Ok(actor)
 }
 
 /// An engine with no subjects and an in-memory audit log, holding its own
@@ -93,8 +124,10 @@ unsafe fn actor_arg(
 /// `roles` at each call; a role the policy does not define grants nothing
 /// (calls then fail with `PRIVSEG_STATUS_ACCESS_DENIED`, naming it).
 ///
-/// An actor id that is empty or has surrounding whitespace or control
-/// characters gives `PRIVSEG_STATUS_INVALID_ARGUMENT`.
+/// An actor id or role name that is empty, longer than
+/// `PRIVSEG_MAX_ID_LEN` bytes, or has surrounding whitespace, control (NUL
+/// included) or bidirectional formatting characters, or more than 64 roles,
+/// gives `PRIVSEG_STATUS_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// `policy` must be a live policy reference; `actor_id` must point to
@@ -117,8 +150,10 @@ pub unsafe extern "C" fn privseg_engine_new(
         let actor = unsafe { actor_arg(actor_id, actor_id_len, roles, roles_len) }?;
         non_null(engine_out, "engine_out")?;
         let handle = EngineHandle {
-            engine: Engine::new(policy),
-            actor,
+            state: RwLock::new(EngineState {
+                engine: Engine::new(policy),
+                actor,
+            }),
         };
         let e = Box::into_raw(Box::new(handle)).cast::<privseg_engine>();
         // SAFETY: engine_out is writable, as the caller promises.
@@ -131,7 +166,7 @@ pub unsafe extern "C" fn privseg_engine_new(
 /// is responsible for authenticating the new actor.
 ///
 /// # Safety
-/// `engine` must be a live engine used by no other thread; `actor_id` must
+/// `engine` must be a live engine; `actor_id` must
 /// point to `actor_id_len` readable bytes; `roles` must point to `roles_len`
 /// `privseg_str` whose strings are valid (or be NULL when `roles_len` is 0).
 #[unsafe(no_mangle)]
@@ -143,10 +178,13 @@ pub unsafe extern "C" fn privseg_engine_set_actor(
     roles_len: usize,
 ) -> privseg_status {
     ffi_status!({
+        // The new actor is read before the lock is taken: other threads'
+        // calls wait only for the swap.
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_mut(engine) }?;
+        let actor = unsafe { actor_arg(actor_id, actor_id_len, roles, roles_len) };
         // SAFETY: the caller's contract.
-        e.actor = unsafe { actor_arg(actor_id, actor_id_len, roles, roles_len) }?;
+        let mut guard = unsafe { engine_write(engine) }?;
+        guard.actor = actor?;
         Ok(())
     })
 }
@@ -179,7 +217,7 @@ pub unsafe extern "C" fn privseg_engine_subject_count(
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_ref(engine) }?;
+        let e = unsafe { engine_read(engine) }?;
         // SAFETY: the caller's contract.
         unsafe { write_out(count_out, e.engine.subject_count()) }
     })
@@ -196,7 +234,7 @@ fn date_arg(s: Option<&str>) -> Result<Option<Date>, Fail> {
 /// gate applies). Needs the `subjects` permission.
 ///
 /// # Safety
-/// `engine` must be a live engine used by no other thread; each string must
+/// `engine` must be a live engine; each string must
 /// point to its length in readable bytes (`birth_date` may be NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_engine_add_subject(
@@ -210,7 +248,8 @@ pub unsafe extern "C" fn privseg_engine_add_subject(
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_mut(engine) }?;
+        let mut guard = unsafe { engine_write(engine) }?;
+        let e = &mut *guard;
         // SAFETY: the caller's contract.
         let id = unsafe { str_arg(id, id_len, "id") }?;
         // SAFETY: the caller's contract.
@@ -271,7 +310,7 @@ unsafe fn subject_row(s: &privseg_subject) -> Result<SubjectRow, Fail> {
 /// The batch is one entry of the audit log.
 ///
 /// # Safety
-/// `engine` must be a live engine used by no other thread; `subjects` must
+/// `engine` must be a live engine; `subjects` must
 /// point to `count` `privseg_subject` whose strings are valid (or be NULL when
 /// `count` is 0).
 #[unsafe(no_mangle)]
@@ -282,7 +321,8 @@ pub unsafe extern "C" fn privseg_engine_add_subjects(
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_mut(engine) }?;
+        let mut guard = unsafe { engine_write(engine) }?;
+        let e = &mut *guard;
         // SAFETY: the caller's contract.
         let items = unsafe { slice_arg(subjects, count, "subjects") }?;
         let mut rows = Vec::with_capacity(items.len());
@@ -344,7 +384,7 @@ unsafe fn value_of(v: &privseg_value) -> Result<Value, Fail> {
 /// seconds). Needs the `subjects` permission.
 ///
 /// # Safety
-/// `engine` must be a live engine used by no other thread; each string must
+/// `engine` must be a live engine; each string must
 /// point to its length in readable bytes; `value` must point to a
 /// `privseg_value` whose text, for a string, is valid likewise.
 #[unsafe(no_mangle)]
@@ -359,7 +399,8 @@ pub unsafe extern "C" fn privseg_engine_set_attribute(
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_mut(engine) }?;
+        let mut guard = unsafe { engine_write(engine) }?;
+        let e = &mut *guard;
         // SAFETY: the caller's contract.
         let subject = unsafe { str_arg(subject, subject_len, "subject") }?;
         // SAFETY: the caller's contract.
@@ -372,7 +413,7 @@ pub unsafe extern "C" fn privseg_engine_set_attribute(
             subject,
             attribute,
             value,
-            Timestamp::from_unix(verified_at),
+            time_arg(verified_at, "verified_at")?,
         )?)
     })
 }
@@ -401,7 +442,7 @@ pub struct privseg_attribute_update {
 /// with their values to `privseg_engine_import`, which is one step.)
 ///
 /// # Safety
-/// `engine` must be a live engine used by no other thread; `updates` must
+/// `engine` must be a live engine; `updates` must
 /// point to `count` `privseg_attribute_update` whose strings are valid (or be
 /// NULL when `count` is 0).
 #[unsafe(no_mangle)]
@@ -412,11 +453,12 @@ pub unsafe extern "C" fn privseg_engine_set_attributes(
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_mut(engine) }?;
+        let mut guard = unsafe { engine_write(engine) }?;
+        let e = &mut *guard;
         // SAFETY: the caller's contract.
         let items = unsafe { slice_arg(updates, count, "updates") }?;
         e.engine.allow(&e.actor, Permission::Subjects, None)?;
-        let (engine, actor) = (&mut e.engine, &e.actor);
+        let EngineState { engine, actor } = e;
         let mut batch = Vec::with_capacity(items.len());
         for (i, u) in items.iter().enumerate() {
             let checked = (|| {
@@ -440,7 +482,13 @@ pub unsafe extern "C" fn privseg_engine_set_attributes(
         }
         for (i, (s, a, v, t)) in batch.into_iter().enumerate() {
             engine
-                .set_attribute(actor, s, a, v, Timestamp::from_unix(t))
+                .set_attribute(
+                    actor,
+                    s,
+                    a,
+                    v,
+                    time_arg(t, "verified_at").map_err(|f| f.context(&format!("updates[{i}]")))?,
+                )
                 .map_err(|err| Fail::from(err).context(&format!("updates[{i}]")))?;
         }
         Ok(())
@@ -450,7 +498,7 @@ pub unsafe extern "C" fn privseg_engine_set_attributes(
 /// Removes a subject's attribute value. Needs the `subjects` permission.
 ///
 /// # Safety
-/// `engine` must be a live engine used by no other thread; each string must
+/// `engine` must be a live engine; each string must
 /// point to its length in readable bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_engine_clear_attribute(
@@ -462,7 +510,8 @@ pub unsafe extern "C" fn privseg_engine_clear_attribute(
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_mut(engine) }?;
+        let mut guard = unsafe { engine_write(engine) }?;
+        let e = &mut *guard;
         // SAFETY: the caller's contract.
         let subject = unsafe { str_arg(subject, subject_len, "subject") }?;
         // SAFETY: the caller's contract.
@@ -582,7 +631,7 @@ unsafe fn event_of(ev: &privseg_event) -> Result<ConsentEvent, Fail> {
     if ev.flags & !(PRIVSEG_EVENT_EXPLICIT | PRIVSEG_EVENT_EXPIRES) != 0 {
         return Err(Fail::arg(format!("unknown event flags {:#x}", ev.flags)));
     }
-    let mut e = ConsentEvent::new(subject, kind, purpose, Timestamp::from_unix(ev.at));
+    let mut e = ConsentEvent::new(subject, kind, purpose, time_arg(ev.at, "at")?);
     e.notice_version = notice.map(Into::into);
     e.notice_sha256 = sha.map(Into::into);
     e.evidence_sha256 = evidence.map(Into::into);
@@ -593,7 +642,7 @@ unsafe fn event_of(ev: &privseg_event) -> Result<ConsentEvent, Fail> {
         e.collector = c.into();
     }
     if ev.flags & PRIVSEG_EVENT_EXPIRES != 0 {
-        e.expires_at = Some(Timestamp::from_unix(ev.expires_at));
+        e.expires_at = Some(time_arg(ev.expires_at, "expires_at")?);
     }
     e.explicit = ev.flags & PRIVSEG_EVENT_EXPLICIT != 0;
     Ok(e)
@@ -603,7 +652,7 @@ unsafe fn event_of(ev: &privseg_event) -> Result<ConsentEvent, Fail> {
 /// Needs the `subjects` permission.
 ///
 /// # Safety
-/// `engine` must be a live engine used by no other thread; `event` must
+/// `engine` must be a live engine; `event` must
 /// point to a `privseg_event` whose strings are valid (or NULL where
 /// optional).
 #[unsafe(no_mangle)]
@@ -613,7 +662,8 @@ pub unsafe extern "C" fn privseg_engine_record(
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_mut(engine) }?;
+        let mut guard = unsafe { engine_write(engine) }?;
+        let e = &mut *guard;
         non_null(event, "event")?;
         // SAFETY: event is not NULL and valid, as the caller promises.
         let ev = unsafe { event_of(&*event) }?;
@@ -627,7 +677,7 @@ pub unsafe extern "C" fn privseg_engine_record(
 /// The batch is one entry of the audit log.
 ///
 /// # Safety
-/// `engine` must be a live engine used by no other thread; `events` must
+/// `engine` must be a live engine; `events` must
 /// point to `count` `privseg_event` whose strings are valid (or be NULL when
 /// `count` is 0).
 #[unsafe(no_mangle)]
@@ -638,7 +688,8 @@ pub unsafe extern "C" fn privseg_engine_record_batch(
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_mut(engine) }?;
+        let mut guard = unsafe { engine_write(engine) }?;
+        let e = &mut *guard;
         // SAFETY: the caller's contract.
         let items = unsafe { slice_arg(events, count, "events") }?;
         let mut batch = Vec::with_capacity(items.len());
@@ -663,7 +714,7 @@ pub unsafe extern "C" fn privseg_engine_record_batch(
 /// entry of the audit log. Any array may be NULL when its count is 0.
 ///
 /// # Safety
-/// `engine` must be a live engine used by no other thread; `subjects`,
+/// `engine` must be a live engine; `subjects`,
 /// `values` and `events` must point to their counts of items whose strings
 /// are valid (or be NULL when the count is 0).
 #[unsafe(no_mangle)]
@@ -678,7 +729,8 @@ pub unsafe extern "C" fn privseg_engine_import(
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_mut(engine) }?;
+        let mut guard = unsafe { engine_write(engine) }?;
+        let e = &mut *guard;
         // SAFETY: the caller's contract.
         let subject_items = unsafe { slice_arg(subjects, subject_count, "subjects") }?;
         // SAFETY: the caller's contract.
@@ -712,9 +764,12 @@ pub unsafe extern "C" fn privseg_engine_import(
             })();
             let (row, attribute, value) =
                 value.map_err(|f: Fail| f.context(&format!("values[{i}]")))?;
-            rows[row]
-                .values
-                .push((attribute.into(), value, Timestamp::from_unix(u.verified_at)));
+            rows[row].values.push((
+                attribute.into(),
+                value,
+                time_arg(u.verified_at, "verified_at")
+                    .map_err(|f| f.context(&format!("values[{i}]")))?,
+            ));
         }
         let mut batch = Vec::with_capacity(event_items.len());
         for (i, item) in event_items.iter().enumerate() {
@@ -736,7 +791,7 @@ pub unsafe extern "C" fn privseg_engine_import(
 /// `PRIVSEG_STATUS_INVALID_JSON`. Needs the `subjects` permission.
 ///
 /// # Safety
-/// `engine` must be a live engine used by no other thread; `json` must point
+/// `engine` must be a live engine; `json` must point
 /// to `len` readable bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_engine_record_json(
@@ -746,7 +801,8 @@ pub unsafe extern "C" fn privseg_engine_record_json(
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_mut(engine) }?;
+        let mut guard = unsafe { engine_write(engine) }?;
+        let e = &mut *guard;
         // SAFETY: the caller's contract.
         let json = unsafe { str_arg(json, len, "json") }?;
         let ev: ConsentEvent = serde_json::from_str(json)
@@ -759,7 +815,7 @@ pub unsafe extern "C" fn privseg_engine_record_json(
 /// free again. Needs the `subjects` permission.
 ///
 /// # Safety
-/// `engine` must be a live engine used by no other thread; `id` must point
+/// `engine` must be a live engine; `id` must point
 /// to `len` readable bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_engine_erase(
@@ -769,7 +825,8 @@ pub unsafe extern "C" fn privseg_engine_erase(
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_mut(engine) }?;
+        let mut guard = unsafe { engine_write(engine) }?;
+        let e = &mut *guard;
         // SAFETY: the caller's contract.
         let id = unsafe { str_arg(id, len, "id") }?;
         Ok(e.engine.erase(&e.actor, id)?)
@@ -784,7 +841,7 @@ pub unsafe extern "C" fn privseg_engine_erase(
 /// `privseg_engine_count`).
 ///
 /// # Safety
-/// `engine` must be a live engine not being changed by another thread;
+/// `engine` must be a live engine;
 /// `segment` a live segment reference; `members_out` must point to a writable
 /// pointer.
 #[unsafe(no_mangle)]
@@ -796,11 +853,11 @@ pub unsafe extern "C" fn privseg_engine_evaluate(
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_ref(engine) }?;
+        let e = unsafe { engine_read(engine) }?;
         // SAFETY: the caller's contract.
         let s = unsafe { segment_ref(segment) }?;
         non_null(members_out, "members_out")?;
-        let m = e.engine.evaluate(&e.actor, s, Timestamp::from_unix(at))?;
+        let m = e.engine.evaluate(&e.actor, s, time_arg(at, "at")?)?;
         // SAFETY: members_out is writable, as the caller promises.
         unsafe { write_out(members_out, members::members_out(m)) }
     })
@@ -814,7 +871,7 @@ pub unsafe extern "C" fn privseg_engine_evaluate(
 /// `PRIVSEG_STATUS_BUFFER_TOO_SMALL`, is recorded in the audit log.
 ///
 /// # Safety
-/// `engine` must be a live engine not being changed by another thread;
+/// `engine` must be a live engine;
 /// `segment` a live segment reference; `id` must point to `id_len` readable
 /// bytes; `buf` must be NULL or point to `len` writable bytes; `written` must
 /// point to a writable `size_t`.
@@ -831,15 +888,13 @@ pub unsafe extern "C" fn privseg_engine_explain(
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_ref(engine) }?;
+        let e = unsafe { engine_read(engine) }?;
         // SAFETY: the caller's contract.
         let s = unsafe { segment_ref(segment) }?;
         // SAFETY: the caller's contract.
         let id = unsafe { str_arg(id, id_len, "id") }?;
         non_null(written, "written")?;
-        let x = e
-            .engine
-            .explain(&e.actor, s, id, Timestamp::from_unix(at))?;
+        let x = e.engine.explain(&e.actor, s, id, time_arg(at, "at")?)?;
         let json = serde_json::to_string(&x)
             .map_err(|err| Fail::new(privseg_status::EngineOther, err.to_string()))?;
         // SAFETY: the caller's contract.

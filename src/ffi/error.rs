@@ -85,6 +85,9 @@ pub(crate) fn engine_status(e: &EngineError) -> privseg_status {
         EngineError::Audit(_) => privseg_status::Audit,
         EngineError::UnknownRecipient(_) => privseg_status::UnknownRecipient,
         EngineError::ExportRefused { .. } => privseg_status::ExportRefused,
+        EngineError::ForeignResult => privseg_status::ForeignResult,
+        EngineError::InvalidActor(_) => privseg_status::InvalidArgument,
+        EngineError::InvalidBirthDate { .. } => privseg_status::InvalidDate,
         EngineError::Segment(s) => segment_status(s),
         _ => privseg_status::EngineOther,
     }

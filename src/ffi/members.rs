@@ -2,12 +2,20 @@
 
 use std::ffi::c_char;
 
-use super::engine::{EngineHandle, engine_ref, privseg_engine};
+use std::sync::RwLockReadGuard;
+
+use super::buffer::{buffer_out, privseg_buffer};
+use super::engine::{EngineState, engine_read, privseg_engine};
 use super::{Fail, ffi_status, ffi_value, non_null, privseg_status, write_out};
 use crate::Members;
 
+/// The longest subject or actor id, in bytes: longer ids are refused when
+/// they are given (`crate::engine::MAX_ID_LEN`).
+pub const PRIVSEG_MAX_ID_LEN: usize = 256;
+
 /// The members of a segment at an instant, from `privseg_engine_evaluate`.
-/// It owns its result; reading member ids needs the engine that produced it.
+/// It owns its result; reading member ids needs the engine that produced it
+/// (another engine gives `PRIVSEG_STATUS_FOREIGN_RESULT`).
 /// Free it with [`privseg_members_free`].
 pub struct privseg_members {
     _opaque: [u8; 0],
@@ -29,22 +37,22 @@ unsafe fn members_ref<'a>(m: *const privseg_members) -> Result<&'a Members, Fail
     Ok(unsafe { &*m.cast::<Members>() })
 }
 
-/// Borrows members and the engine that produced them, checking they belong
-/// together as far as it can be seen (same policy, no more rows than the
-/// engine has).
+/// Borrows members and locks the engine that produced them for reading,
+/// refusing members of another engine with
+/// `PRIVSEG_STATUS_FOREIGN_RESULT`.
 ///
 /// # Safety
-/// As for [`members_ref`] and `engine_ref`.
+/// As for [`members_ref`] and `engine_read`.
 unsafe fn with_engine<'a>(
     m: *const privseg_members,
     e: *const privseg_engine,
-) -> Result<(&'a Members, &'a EngineHandle), Fail> {
+) -> Result<(&'a Members, RwLockReadGuard<'a, EngineState>), Fail> {
     // SAFETY: the caller's contract.
     let m = unsafe { members_ref(m) }?;
     // SAFETY: the caller's contract.
-    let e = unsafe { engine_ref(e) }?;
+    let e = unsafe { engine_read(e) }?;
     if !m.made_by(&e.engine) {
-        return Err(Fail::arg("these members were not produced by this engine"));
+        return Err(crate::EngineError::ForeignResult.into());
     }
     Ok((m, e))
 }
@@ -67,59 +75,40 @@ pub unsafe extern "C" fn privseg_members_count(
     })
 }
 
-/// Copies every member id, in the order subjects were added, into `buf`:
-/// each id followed by a NUL byte, one after the other. `*written` receives
-/// the total number of bytes, NULs included. When they do not fit, nothing
-/// is written to `buf`, `*written` still receives the size needed, and the
-/// status is `PRIVSEG_STATUS_BUFFER_TOO_SMALL`; a NULL `buf` with `len == 0`
-/// asks for the size this way. A subject erased after the evaluation reads
-/// as an empty id.
+/// Releases every member id, in the order subjects were added, into a new
+/// buffer `*ids_out` (read it with `privseg_buffer_len` and
+/// `privseg_buffer_copy`, free it with `privseg_buffer_free`): each id
+/// followed by a NUL byte, one after the other. The gate is applied again
+/// now: the engine's current actor must hold `member_ids` for the purpose
+/// (after `privseg_engine_set_actor` to an actor without it, the members
+/// can no longer be read: `PRIVSEG_STATUS_ACCESS_DENIED`), and members no
+/// longer eligible as of the engine's clock (a withdrawal, an objection, an
+/// erasure since the evaluation) are left out. The release is one entry of
+/// the audit log; reading the buffer records nothing more, so its size is
+/// known without releasing the ids twice. Members of another engine give
+/// `PRIVSEG_STATUS_FOREIGN_RESULT`.
 ///
 /// # Safety
 /// `members` must be live members; `engine` the live engine that produced
-/// them, not being changed by another thread; `buf` must be NULL or point to
-/// `len` writable bytes; `written` must point to a writable `size_t`.
+/// them; `ids_out` must point to a writable pointer.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_members_ids(
     members: *const privseg_members,
     engine: *const privseg_engine,
-    buf: *mut c_char,
-    len: usize,
-    written: *mut usize,
+    ids_out: *mut *mut privseg_buffer,
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
         let (m, e) = unsafe { with_engine(members, engine) }?;
-        non_null(written, "written")?;
-        if buf.is_null() && len != 0 {
-            return Err(Fail::null("buf"));
-        }
-        // The gate is applied again now: the current actor's permission, and
-        // eligibility as of the engine's clock.
+        non_null(ids_out, "ids_out")?;
         let ids = e.engine.member_ids(&e.actor, m)?;
-        let needed: usize = ids.iter().map(|id| id.len() + 1).sum();
-        if needed > len {
-            // SAFETY: written is not NULL and writable.
-            unsafe { *written = needed };
-            return Err(Fail::new(
-                privseg_status::BufferTooSmall,
-                format!("a buffer of {len} bytes is too small: {needed} are needed"),
-            ));
-        }
-        let mut at = 0;
+        let mut bytes = Vec::with_capacity(ids.iter().map(|id| id.len() + 1).sum());
         for id in &ids {
-            // SAFETY: buf is writable for len >= needed bytes, and at +
-            // id.len() + 1 <= needed; the ids are owned by the library and
-            // cannot overlap the caller's buffer.
-            unsafe {
-                std::ptr::copy_nonoverlapping(id.as_ptr(), buf.add(at).cast::<u8>(), id.len());
-                *buf.add(at + id.len()) = 0;
-            }
-            at += id.len() + 1;
+            bytes.extend_from_slice(id.as_bytes());
+            bytes.push(0);
         }
-        // SAFETY: written is not NULL and writable.
-        unsafe { *written = at };
-        Ok(())
+        // SAFETY: ids_out is writable, as the caller promises.
+        unsafe { write_out(ids_out, buffer_out(bytes)) }
     })
 }
 
@@ -127,12 +116,16 @@ pub unsafe extern "C" fn privseg_members_ids(
 /// the next member id at or after the cursor into `buf` (following the
 /// buffer convention of this API), advances `*cursor` past it, and returns
 /// `PRIVSEG_STATUS_OK`; when there is none left it returns
-/// `PRIVSEG_STATUS_DONE`. When the id does not fit, the cursor is left
-/// unchanged, so the call can be repeated with a larger buffer.
+/// `PRIVSEG_STATUS_DONE`. The gate is that of [`privseg_members_ids`],
+/// applied at each call, and each id released is recorded. `buf` must hold
+/// `PRIVSEG_MAX_ID_LEN + 1` bytes, enough for any id: a smaller one gives
+/// `PRIVSEG_STATUS_BUFFER_TOO_SMALL` (with `*written` set to
+/// `PRIVSEG_MAX_ID_LEN`) before anything is released or recorded, and the
+/// cursor is left unchanged.
 ///
 /// # Safety
 /// `members` must be live members; `engine` the live engine that produced
-/// them, not being changed by another thread; `cursor` must point to a
+/// them; `cursor` must point to a
 /// readable and writable `size_t`; `buf` must be NULL or point to `len`
 /// writable bytes; `written` must point to a writable `size_t`.
 #[unsafe(no_mangle)]
@@ -148,6 +141,22 @@ pub unsafe extern "C" fn privseg_members_next(
         // SAFETY: the caller's contract.
         let (m, e) = unsafe { with_engine(members, engine) }?;
         non_null(cursor, "cursor")?;
+        non_null(written, "written")?;
+        if buf.is_null() && len != 0 {
+            return Err(Fail::null("buf"));
+        }
+        if len <= PRIVSEG_MAX_ID_LEN {
+            // SAFETY: written is not NULL and writable, as the caller
+            // promises.
+            unsafe { *written = PRIVSEG_MAX_ID_LEN };
+            return Err(Fail::new(
+                privseg_status::BufferTooSmall,
+                format!(
+                    "a buffer of {len} bytes is too small: {} are needed for any id",
+                    PRIVSEG_MAX_ID_LEN + 1
+                ),
+            ));
+        }
         // SAFETY: cursor is not NULL and readable, as the caller promises.
         let from = unsafe { *cursor };
         let from = u32::try_from(from).unwrap_or(u32::MAX);

@@ -17,15 +17,20 @@
 //!   exceptions said where they apply: the length of a text that did not fit
 //!   a buffer, and an error object, written only on failure.
 //! - A panic never crosses the boundary: it becomes [`privseg_status::Panic`]
-//!   (or NULL, 0).
+//!   (or NULL, 0), with its message and place in the last error, and it
+//!   prints nothing on stderr (see the quiet hook below).
 //! - Every failure leaves a message for the calling thread, read with
 //!   [`privseg_last_error_message`].
 //! - Ownership: each `*_new` (or function that makes a handle) has a
 //!   `*_free`, and `*_free(NULL)` does nothing. A policy and a checked segment
 //!   are immutable and reference counted: `*_clone` adds a reference, `*_free`
-//!   drops one, and they may be shared between threads. An engine is a
-//!   mutable handle: it may move between threads, but it must not be used
-//!   from two threads at once (the host locks around it if it shares it).
+//!   drops one, and they may be shared between threads. An engine may be
+//!   used by several threads at once: it holds a read-write lock, taken for
+//!   writing by the calls that change it or its actor (adding subjects,
+//!   recording events, erasing, `privseg_engine_set_actor`) and for reading
+//!   by the others (evaluations, counts, exports, reading members), which
+//!   run at the same time. Every call's audit entries are kept. Only
+//!   `privseg_engine_free` must not race with another call on the engine.
 //!
 //! Actors: every engine call is made by an actor and recorded in the
 //! engine's audit log. An engine handle acts as one actor, given to
@@ -49,6 +54,7 @@
 // Every unsafe block says why it is sound; every unsafe fn says its contract.
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
+mod buffer;
 mod engine;
 mod error;
 mod members;
@@ -60,6 +66,7 @@ mod signals;
 use std::cell::RefCell;
 use std::ffi::c_char;
 
+pub use buffer::*;
 pub use engine::*;
 pub use error::*;
 pub use members::*;
@@ -105,8 +112,9 @@ pub enum privseg_status {
     UnknownSubject = 300,
     /// A subject with this id exists already.
     DuplicateSubject = 301,
-    /// The subject id is empty or has surrounding whitespace or control
-    /// characters.
+    /// The subject id is empty, longer than `PRIVSEG_MAX_ID_LEN` bytes, or
+    /// has surrounding whitespace, control (NUL included) or bidirectional
+    /// formatting characters.
     InvalidSubjectId = 302,
     /// The jurisdiction is not in the policy.
     UnknownJurisdiction = 303,
@@ -130,15 +138,23 @@ pub enum privseg_status {
     UnknownRecipient = 311,
     /// The export breaks the recipient's agreement (the message says how).
     ExportRefused = 312,
-    /// A time is not RFC 3339.
+    /// Members (or another result) given to an engine other than the one
+    /// that made them: read them through the engine that made them.
+    ForeignResult = 313,
+    /// A time is not RFC 3339, or (as Unix seconds) lies outside the years
+    /// 0000 to 9999.
     InvalidTime = 400,
-    /// A date is not of the form YYYY-MM-DD.
+    /// A date is not of the form YYYY-MM-DD, or a birth date is before
+    /// 1900 or after today.
     InvalidDate = 401,
     /// JSON that is not of the expected shape (an event).
     InvalidJson = 402,
     /// A consent signal (TCF, GPP, US Privacy) that does not decode or
     /// encode; the message names the field and bit offset.
     SignalInvalid = 403,
+    /// A decoded signal has no such part: TCF fields of a US Privacy string,
+    /// a GPP section the string does not have.
+    SignalAbsent = 404,
 }
 
 impl privseg_status {
@@ -172,10 +188,12 @@ impl privseg_status {
             310 => Audit,
             311 => UnknownRecipient,
             312 => ExportRefused,
+            313 => ForeignResult,
             400 => InvalidTime,
             401 => InvalidDate,
             402 => InvalidJson,
             403 => SignalInvalid,
+            404 => SignalAbsent,
             _ => return None,
         })
     }
@@ -209,10 +227,12 @@ impl privseg_status {
             Self::Audit => "PRIVSEG_STATUS_AUDIT\0",
             Self::UnknownRecipient => "PRIVSEG_STATUS_UNKNOWN_RECIPIENT\0",
             Self::ExportRefused => "PRIVSEG_STATUS_EXPORT_REFUSED\0",
+            Self::ForeignResult => "PRIVSEG_STATUS_FOREIGN_RESULT\0",
             Self::InvalidTime => "PRIVSEG_STATUS_INVALID_TIME\0",
             Self::InvalidDate => "PRIVSEG_STATUS_INVALID_DATE\0",
             Self::InvalidJson => "PRIVSEG_STATUS_INVALID_JSON\0",
             Self::SignalInvalid => "PRIVSEG_STATUS_SIGNAL_INVALID\0",
+            Self::SignalAbsent => "PRIVSEG_STATUS_SIGNAL_ABSENT\0",
         }
     }
 }
@@ -281,6 +301,10 @@ pub(crate) fn finish(r: Result<(), Fail>) -> privseg_status {
 }
 
 pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    // The hook's record, with the panic's place, when it ran for this call.
+    if let Some(m) = PANIC_RECORD.with(|r| r.borrow_mut().take()) {
+        return m;
+    }
     let what = p
         .downcast_ref::<&str>()
         .copied()
@@ -289,10 +313,79 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     format!("privseg panicked: {what}")
 }
 
+// Panics and the host's stderr.
+//
+// `catch_unwind` stops a panic at the boundary, but the process's panic
+// hook runs before unwinding starts, and the default hook prints the
+// message to stderr: a C host would see text it never asked for on its
+// own stderr. The hook is process-wide, so the library does not replace it
+// outright. Once, on the first call of this API, it installs a hook that
+// wraps the one in place: a panic on a thread that is inside a call of this
+// API (a thread-local depth counter, raised by `ffi_status!` and
+// `ffi_value!` for the call) is recorded for that call's last-error message
+// and printed nowhere; any other panic goes to the previous hook unchanged,
+// so a Rust host's own panics still print (or reach its own hook) as
+// before. A host that sets its own hook after its first call of this API
+// replaces this one: the library cannot prevent that, and says so in the
+// header.
+
+thread_local! {
+    /// How many calls of this API the thread is inside (nested calls are
+    /// possible only through the library itself).
+    static FFI_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// The message of a panic inside a call, as the hook recorded it.
+    static PANIC_RECORD: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Installs the quiet hook once for the process.
+fn install_quiet_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let inside = FFI_DEPTH.try_with(|d| d.get() > 0).unwrap_or(false);
+            if !inside {
+                previous(info);
+                return;
+            }
+            let p = info.payload();
+            let what = p
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| p.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("unknown cause");
+            let message = match info.location() {
+                Some(l) => format!("privseg panicked at {}:{}: {what}", l.file(), l.line()),
+                None => format!("privseg panicked: {what}"),
+            };
+            let _ = PANIC_RECORD.try_with(|r| *r.borrow_mut() = Some(message));
+        }));
+    });
+}
+
+/// Marks the thread as inside a call of this API while it lives.
+pub(crate) struct CallGuard(());
+
+impl CallGuard {
+    pub(crate) fn enter() -> CallGuard {
+        install_quiet_hook();
+        FFI_DEPTH.with(|d| d.set(d.get() + 1));
+        PANIC_RECORD.with(|r| r.borrow_mut().take());
+        CallGuard(())
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        FFI_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
 /// Runs a function body that yields `Result<(), Fail>`, turning a failure
-/// into its status and a panic into [`privseg_status::Panic`].
+/// into its status and a panic into [`privseg_status::Panic`], silently.
 macro_rules! ffi_status {
     ($body:block) => {{
+        let _call = $crate::ffi::CallGuard::enter();
         match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(
             || -> ::std::result::Result<(), $crate::ffi::Fail> { $body },
         )) {
@@ -306,9 +399,10 @@ macro_rules! ffi_status {
 }
 
 /// Runs a function body that yields a plain value, giving `$fallback` on a
-/// panic.
+/// panic, silently.
 macro_rules! ffi_value {
     ($fallback:expr, $body:block) => {{
+        let _call = $crate::ffi::CallGuard::enter();
         match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
             Ok(v) => v,
             Err(p) => {
@@ -435,6 +529,13 @@ pub(crate) unsafe fn str_list<'a>(
         .collect()
 }
 
+/// Reads a time given as Unix seconds: within the years 0000 to 9999, else
+/// [`privseg_status::InvalidTime`] naming the argument.
+pub(crate) fn time_arg(secs: i64, what: &str) -> Result<Timestamp, Fail> {
+    Timestamp::checked_from_unix(secs)
+        .map_err(|e| Fail::new(privseg_status::InvalidTime, format!("{what}: {e}")))
+}
+
 /// Copies `text` and a NUL into a caller's buffer, following the module's
 /// buffer convention.
 ///
@@ -525,6 +626,20 @@ pub unsafe extern "C" fn privseg_last_error_message(
     })
 }
 
+/// Panics inside the library on purpose, for a host to check its
+/// integration: the status is `PRIVSEG_STATUS_PANIC`, the last-error
+/// message says where the panic was, and nothing is printed on stderr.
+/// Has no other effect.
+#[unsafe(no_mangle)]
+pub extern "C" fn privseg_check_panic() -> privseg_status {
+    ffi_status!({
+        if std::hint::black_box(true) {
+            panic!("a panic asked for by privseg_check_panic");
+        }
+        Ok(())
+    })
+}
+
 /// Parses an RFC 3339 time such as `2026-03-01T10:00:00Z` into Unix seconds,
 /// the form every time argument of this API takes.
 ///
@@ -571,12 +686,16 @@ mod tests {
             Ok(())
         });
         assert_eq!(st, privseg_status::Panic);
-        assert_eq!(last_error(), "privseg panicked: planted");
+        let m = last_error();
+        assert!(
+            m.starts_with("privseg panicked at src/ffi/mod.rs:") && m.ends_with(": planted"),
+            "{m}"
+        );
         let v: *const c_char = ffi_value!(std::ptr::null(), {
             panic!("{}", String::from("owned message"))
         });
         assert!(v.is_null());
-        assert_eq!(last_error(), "privseg panicked: owned message");
+        assert!(last_error().ends_with(": owned message"));
     }
 
     #[test]
@@ -590,7 +709,7 @@ mod tests {
                 seen += 1;
             }
         }
-        assert_eq!(seen, 30);
+        assert_eq!(seen, 32);
         assert!(privseg_status_name(8).is_null());
     }
 

@@ -4,14 +4,14 @@
 
 use std::ffi::c_char;
 
-use super::engine::{engine_ref, privseg_engine};
+use super::buffer::{buffer_out, privseg_buffer};
+use super::engine::{engine_read, privseg_engine};
 use super::error::privseg_error;
 use super::segment::{privseg_segment, segment_ref, segment_result};
 use super::{
     Fail, ffi_status, non_null, privseg_status, privseg_str, slice_arg, str_arg, str_list,
-    write_out, write_text,
+    time_arg, write_out, write_text,
 };
-use crate::Timestamp;
 use crate::outputs::ExportFormat;
 use crate::privacy::aggregate::Count;
 use crate::privacy::pseudonym::{Keyring, MasterSecret};
@@ -45,7 +45,7 @@ fn json_text<T: serde::Serialize>(value: &T) -> Result<String, Fail> {
 /// `privseg_segment_compile`.
 ///
 /// # Safety
-/// `engine` must be a live engine not being changed by another thread;
+/// `engine` must be a live engine;
 /// `text` must point to `len` readable bytes; `segment_out` must point to a
 /// writable pointer; `err_out` must be NULL or point to a writable pointer.
 #[unsafe(no_mangle)]
@@ -58,7 +58,7 @@ pub unsafe extern "C" fn privseg_engine_compile(
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_ref(engine) }?;
+        let e = unsafe { engine_read(engine) }?;
         // SAFETY: the caller's contract.
         let text = unsafe { str_arg(text, len, "text") }?;
         non_null(segment_out, "segment_out")?;
@@ -78,7 +78,7 @@ pub unsafe extern "C" fn privseg_engine_compile(
 /// than `*count_out`" (possibly 0).
 ///
 /// # Safety
-/// `engine` must be a live engine not being changed by another thread;
+/// `engine` must be a live engine;
 /// `segment` a live segment reference; `count_out` must point to a writable
 /// `uint64_t` and `below_k_out` to a writable `uint32_t`.
 #[unsafe(no_mangle)]
@@ -91,12 +91,12 @@ pub unsafe extern "C" fn privseg_engine_count(
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_ref(engine) }?;
+        let e = unsafe { engine_read(engine) }?;
         // SAFETY: the caller's contract.
         let s = unsafe { segment_ref(segment) }?;
         non_null(count_out, "count_out")?;
         non_null(below_k_out, "below_k_out")?;
-        let (count, below) = match e.engine.count(&e.actor, s, Timestamp::from_unix(at))? {
+        let (count, below) = match e.engine.count(&e.actor, s, time_arg(at, "at")?)? {
             Count::Exact(n) => (n, 0),
             Count::FewerThan(k) => (k, 1),
             Count::Suppressed => {
@@ -125,7 +125,7 @@ pub unsafe extern "C" fn privseg_engine_count(
 /// `PRIVSEG_STATUS_BUFFER_TOO_SMALL`, is recorded in the audit log.
 ///
 /// # Safety
-/// `engine` must be a live engine not being changed by another thread;
+/// `engine` must be a live engine;
 /// `segment` a live segment reference; `attribute` must point to
 /// `attribute_len` readable bytes; `buf` must be NULL or point to `len`
 /// writable bytes; `written` must point to a writable `size_t`.
@@ -142,7 +142,7 @@ pub unsafe extern "C" fn privseg_engine_breakdown(
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_ref(engine) }?;
+        let e = unsafe { engine_read(engine) }?;
         // SAFETY: the caller's contract.
         let s = unsafe { segment_ref(segment) }?;
         // SAFETY: the caller's contract.
@@ -150,7 +150,7 @@ pub unsafe extern "C" fn privseg_engine_breakdown(
         non_null(written, "written")?;
         let b = e
             .engine
-            .breakdown(&e.actor, s, Timestamp::from_unix(at), attribute)?;
+            .breakdown(&e.actor, s, time_arg(at, "at")?, attribute)?;
         // SAFETY: the caller's contract.
         unsafe { write_text(json_text(&b)?.as_bytes(), buf, len, written) }
     })
@@ -174,17 +174,19 @@ pub unsafe extern "C" fn privseg_engine_breakdown(
 /// master secret shorter than 32 bytes, or key version 0, gives
 /// `PRIVSEG_STATUS_INVALID_ARGUMENT`.
 ///
-/// Each call that passes these checks is an export recorded in the audit
-/// log, also one that ends with `PRIVSEG_STATUS_BUFFER_TOO_SMALL`: give a
-/// buffer large enough for the expected size to export once.
+/// The export runs once, into a new buffer `*export_out` (read it with
+/// `privseg_buffer_len` and `privseg_buffer_copy`, free it with
+/// `privseg_buffer_free`, which wipes it): each call that passes these
+/// checks is one export recorded in the audit log, and learning its size
+/// runs and records nothing more.
 ///
 /// # Safety
-/// `engine` must be a live engine not being changed by another thread;
+/// `engine` must be a live engine;
 /// `segment` a live segment reference; `recipient` must point to
 /// `recipient_len` readable bytes; `fields` must point to `field_count`
 /// `privseg_str` (or be NULL when `field_count` is 0); `master_secret` must
-/// point to `master_secret_len` readable bytes; `buf` must be NULL or point
-/// to `len` writable bytes; `written` must point to a writable `size_t`.
+/// point to `master_secret_len` readable bytes; `export_out` must point to a
+/// writable pointer.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_engine_export(
     engine: *const privseg_engine,
@@ -198,13 +200,11 @@ pub unsafe extern "C" fn privseg_engine_export(
     master_secret: *const u8,
     master_secret_len: usize,
     key_version: u32,
-    buf: *mut c_char,
-    len: usize,
-    written: *mut usize,
+    export_out: *mut *mut privseg_buffer,
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_ref(engine) }?;
+        let e = unsafe { engine_read(engine) }?;
         // SAFETY: the caller's contract.
         let s = unsafe { segment_ref(segment) }?;
         // SAFETY: the caller's contract.
@@ -219,23 +219,20 @@ pub unsafe extern "C" fn privseg_engine_export(
             .map_err(|err| Fail::arg(format!("master_secret: {err}")))?;
         let keys = Keyring::new(master, key_version)
             .map_err(|err| Fail::arg(format!("key_version: {err}")))?;
-        non_null(written, "written")?;
-        if buf.is_null() && len != 0 {
-            return Err(Fail::null("buf"));
-        }
+        non_null(export_out, "export_out")?;
         let mut out = Vec::new();
         e.engine.export(
             &e.actor,
             s,
-            Timestamp::from_unix(at),
+            time_arg(at, "at")?,
             recipient,
             &fields,
             format,
             &keys,
             &mut out,
         )?;
-        // SAFETY: the caller's contract.
-        unsafe { write_text(&out, buf, len, written) }
+        // SAFETY: export_out is writable, as the caller promises.
+        unsafe { write_out(export_out, buffer_out(out)) }
     })
 }
 
@@ -249,7 +246,7 @@ pub unsafe extern "C" fn privseg_engine_export(
 /// audit log.
 ///
 /// # Safety
-/// `engine` must be a live engine not being changed by another thread; `id`
+/// `engine` must be a live engine; `id`
 /// must point to `id_len` readable bytes; `segments` must point to
 /// `segment_count` live segment references; `buf` must be NULL or point to
 /// `len` writable bytes; `written` must point to a writable `size_t`.
@@ -267,7 +264,7 @@ pub unsafe extern "C" fn privseg_engine_subject_report(
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_ref(engine) }?;
+        let e = unsafe { engine_read(engine) }?;
         // SAFETY: the caller's contract.
         let id = unsafe { str_arg(id, id_len, "id") }?;
         // SAFETY: the caller's contract.
@@ -282,7 +279,7 @@ pub unsafe extern "C" fn privseg_engine_subject_report(
         non_null(written, "written")?;
         let report = e
             .engine
-            .subject_report(&e.actor, id, &segs, Timestamp::from_unix(at))?;
+            .subject_report(&e.actor, id, &segs, time_arg(at, "at")?)?;
         // SAFETY: the caller's contract.
         unsafe { write_text(json_text(&report)?.as_bytes(), buf, len, written) }
     })
@@ -292,7 +289,7 @@ pub unsafe extern "C" fn privseg_engine_subject_report(
 /// loaded, then one per call recorded (refusals included; a batch is one).
 ///
 /// # Safety
-/// `engine` must be a live engine not being changed by another thread;
+/// `engine` must be a live engine;
 /// `count_out` must point to a writable `uint64_t`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_engine_audit_len(
@@ -301,7 +298,7 @@ pub unsafe extern "C" fn privseg_engine_audit_len(
 ) -> privseg_status {
     ffi_status!({
         // SAFETY: the caller's contract.
-        let e = unsafe { engine_ref(engine) }?;
+        let e = unsafe { engine_read(engine) }?;
         // SAFETY: the caller's contract.
         unsafe { write_out(count_out, e.engine.audit_len()) }
     })

@@ -853,10 +853,35 @@ impl Policy {
             .fold(CategoryFlags::default(), |f, g| f.union(*g))
     }
     /// Resolves a subject's jurisdiction code: the exact code, else the part
-    /// before the first `-` (so `EU-XX` falls back to `EU`).
+    /// before the first `-` when the rest is a real subdivision of it. For
+    /// `EU` that is a member state (`EU-FR` falls back to `EU`; `EU-XX`, or
+    /// `EU-UK` since 2020, is unknown), for `US` a state, DC or a territory;
+    /// other prefixes fall back for any rest, as the policy's author wrote
+    /// them. A code that is not of the form of one (too long, lower case,
+    /// spaces) is unknown.
     pub fn jurisdiction_id(&self, code: &str) -> Option<JurisdictionId> {
+        if code.len() > 16 {
+            return None;
+        }
         self.jurisdiction_index.get(code).copied().or_else(|| {
-            let (head, _) = code.split_once('-')?;
+            let (head, rest) = code.split_once('-')?;
+            let known: &[&str] = match head {
+                "EU" => EU_MEMBER_STATES,
+                "US" => US_STATES,
+                _ => {
+                    if rest.is_empty()
+                        || !rest
+                            .bytes()
+                            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                    {
+                        return None;
+                    }
+                    &[]
+                }
+            };
+            if !known.is_empty() && !known.contains(&rest) {
+                return None;
+            }
             self.jurisdiction_index.get(head).copied()
         })
     }
@@ -1034,6 +1059,21 @@ fn canonical(mut spec: PolicySpec) -> PolicySpec {
     spec
 }
 
+/// The EU member states by their ISO 3166-1 alpha-2 codes, with `EL`, the
+/// EU's own code for Greece, beside `GR`.
+const EU_MEMBER_STATES: &[&str] = &[
+    "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "EL", "HU", "IE", "IT",
+    "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE",
+];
+
+/// The US states, DC and the inhabited territories, by their USPS codes.
+const US_STATES: &[&str] = &[
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS",
+    "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY",
+    "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV",
+    "WI", "WY", "DC", "PR", "GU", "VI", "AS", "MP",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1155,8 +1195,29 @@ mod tests {
         assert!(!p.category_flags("user").special);
         let fr = p.jurisdiction_id("EU-FR").unwrap();
         assert_eq!(p.consent_age(fr), Some(15));
-        let xx = p.jurisdiction_id("EU-XX").unwrap();
-        assert_eq!(p.jurisdiction(xx).code, "EU");
+        // A policy that lists only `EU` and `US`: only real member states
+        // and states fall back to them.
+        let spec = |code: &str, regime| JurisdictionSpec {
+            code: code.into(),
+            regime,
+            digital_consent_age: None,
+        };
+        let broad = base()
+            .jurisdictions(vec![spec("EU", Regime::Gdpr), spec("US", Regime::Ccpa)])
+            .build()
+            .unwrap();
+        for good in ["EU-FR", "EU-SE", "EU-EL", "US-NY", "US-DC"] {
+            let j = broad.jurisdiction_id(good).unwrap();
+            assert_eq!(broad.jurisdiction(j).code, &good[..2]);
+        }
+        for bad in [
+            "EU-XX", "EU-UK", "EU-fr", "EU-", "EU-FRA", "EU-FR-75", "US-ZZ", "BR",
+        ] {
+            assert!(broad.jurisdiction_id(bad).is_none(), "{bad}");
+        }
+        let long = format!("EU-{}", "F".repeat(100));
+        assert!(broad.jurisdiction_id(&long).is_none());
+        assert!(p.jurisdiction_id("EU-XX").is_none());
         assert_eq!(p.consent_age(p.jurisdiction_id("US-CA").unwrap()), None);
         assert!(p.jurisdiction_id("BR").is_none());
         assert!(covers("user.contact", "user.contact.email"));

@@ -91,8 +91,9 @@ pub enum Literal {
     },
 }
 
-/// A predicate.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A predicate. Cloned without recursion (see its `Clone`), so that a deep
+/// predicate costs no native stack per level.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Expr {
     /// `true` or `false`.
@@ -206,6 +207,84 @@ impl fmt::Display for Literal {
                 write!(f, "now {sign} {v}{unit}")
             }
         }
+    }
+}
+
+impl Clone for Expr {
+    /// Clones bottom-up with a heap stack: a derived clone recurses once
+    /// per level, more than a kilobyte of native stack each in a debug
+    /// build, which a host thread with a small stack cannot afford at the
+    /// deepest nesting the language allows.
+    fn clone(&self) -> Expr {
+        enum Step<'e> {
+            Visit(&'e Expr),
+            Join { and: bool, n: usize },
+            Negate,
+        }
+        let mut todo = vec![Step::Visit(self)];
+        let mut done: Vec<Expr> = Vec::new();
+        while let Some(step) = todo.pop() {
+            match step {
+                Step::Visit(e) => match e {
+                    Expr::And(xs) | Expr::Or(xs) => {
+                        let and = matches!(e, Expr::And(_));
+                        todo.push(Step::Join { and, n: xs.len() });
+                        todo.extend(xs.iter().rev().map(Step::Visit));
+                    }
+                    Expr::Not(x) => {
+                        todo.push(Step::Negate);
+                        todo.push(Step::Visit(x));
+                    }
+                    Expr::Const(b) => done.push(Expr::Const(*b)),
+                    Expr::Cmp {
+                        attr,
+                        op,
+                        value,
+                        span,
+                    } => done.push(Expr::Cmp {
+                        attr: attr.clone(),
+                        op: *op,
+                        value: value.clone(),
+                        span: *span,
+                    }),
+                    Expr::In {
+                        attr,
+                        values,
+                        negated,
+                        span,
+                    } => done.push(Expr::In {
+                        attr: attr.clone(),
+                        values: values.clone(),
+                        negated: *negated,
+                        span: *span,
+                    }),
+                    Expr::Between {
+                        attr,
+                        low,
+                        high,
+                        span,
+                    } => done.push(Expr::Between {
+                        attr: attr.clone(),
+                        low: low.clone(),
+                        high: high.clone(),
+                        span: *span,
+                    }),
+                    Expr::Has { attr, span } => done.push(Expr::Has {
+                        attr: attr.clone(),
+                        span: *span,
+                    }),
+                },
+                Step::Join { and, n } => {
+                    let ys = done.split_off(done.len() - n);
+                    done.push(if and { Expr::And(ys) } else { Expr::Or(ys) });
+                }
+                Step::Negate => {
+                    let x = done.pop().expect("a negation follows its operand");
+                    done.push(Expr::Not(Box::new(x)));
+                }
+            }
+        }
+        done.pop().expect("the walk leaves the root's copy")
     }
 }
 

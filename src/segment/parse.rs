@@ -1,5 +1,6 @@
-//! Text form of segments: a lexer and a recursive-descent parser with a
-//! nesting limit, so that no input can exhaust the stack.
+//! Text form of segments: a lexer and a parser with a nesting limit whose
+//! expressions are parsed with a heap stack rather than by recursion, so
+//! that its native stack use does not grow with nesting.
 
 use super::ast::{CmpOp, Expr, Literal, Segment, Span};
 use super::error::SegmentError;
@@ -259,6 +260,25 @@ struct Parser<'a> {
     depth: usize,
 }
 
+/// An open parenthesis (or the whole predicate) while it is parsed: the
+/// operands of `or` done, those of the current `and`, and the `not`s waiting
+/// for the next operand.
+#[derive(Default)]
+struct Group {
+    ors: Vec<Expr>,
+    ands: Vec<Expr>,
+    nots: usize,
+}
+
+/// One operand as itself, several joined by `join`.
+fn collapse(mut xs: Vec<Expr>, join: fn(Vec<Expr>) -> Expr) -> Expr {
+    if xs.len() == 1 {
+        xs.remove(0)
+    } else {
+        join(xs)
+    }
+}
+
 fn is_keyword(s: &str) -> bool {
     crate::policy::RESERVED_WORDS.contains(&s)
 }
@@ -382,50 +402,56 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    /// `or := and ("or" and)*`, `and := unary ("and" unary)*`,
+    /// `unary := "not" unary | "(" or ")" | atom`, parsed without recursion:
+    /// each open parenthesis is a [`Group`] on a heap stack, so the native
+    /// stack the parser needs does not grow with nesting (a host thread with
+    /// a small stack parses the deepest segment the language allows).
     fn or(&mut self) -> Result<Expr, SegmentError> {
-        let mut xs = vec![self.and()?];
-        while self.eat_word("or") {
-            xs.push(self.and()?);
+        let mut open: Vec<Group> = Vec::new();
+        let mut cur = Group::default();
+        'operand: loop {
+            while self.is_word("not") {
+                self.enter()?;
+                self.bump();
+                cur.nots += 1;
+            }
+            if *self.peek() == Tok::LParen {
+                self.enter()?;
+                self.bump();
+                open.push(std::mem::take(&mut cur));
+                continue 'operand;
+            }
+            let mut x = self.primary()?;
+            loop {
+                for _ in 0..cur.nots {
+                    x = Expr::Not(Box::new(x));
+                    self.depth -= 1;
+                }
+                cur.nots = 0;
+                cur.ands.push(x);
+                if self.eat_word("and") {
+                    continue 'operand;
+                }
+                let conj = collapse(std::mem::take(&mut cur.ands), Expr::And);
+                cur.ors.push(conj);
+                if self.eat_word("or") {
+                    continue 'operand;
+                }
+                let disj = collapse(std::mem::take(&mut cur.ors), Expr::Or);
+                let Some(outer) = open.pop() else {
+                    return Ok(disj);
+                };
+                self.expect(Tok::RParen, "`)`")?;
+                self.depth -= 1;
+                cur = outer;
+                x = disj;
+            }
         }
-        Ok(if xs.len() == 1 {
-            xs.remove(0)
-        } else {
-            Expr::Or(xs)
-        })
     }
 
-    fn and(&mut self) -> Result<Expr, SegmentError> {
-        let mut xs = vec![self.unary()?];
-        while self.eat_word("and") {
-            xs.push(self.unary()?);
-        }
-        Ok(if xs.len() == 1 {
-            xs.remove(0)
-        } else {
-            Expr::And(xs)
-        })
-    }
-
-    fn unary(&mut self) -> Result<Expr, SegmentError> {
-        if self.is_word("not") {
-            self.enter()?;
-            self.bump();
-            let x = self.unary()?;
-            self.depth -= 1;
-            return Ok(Expr::Not(Box::new(x)));
-        }
-        self.primary()
-    }
-
+    /// An operand that is neither `not` nor a parenthesised group.
     fn primary(&mut self) -> Result<Expr, SegmentError> {
-        if *self.peek() == Tok::LParen {
-            self.enter()?;
-            self.bump();
-            let x = self.or()?;
-            self.expect(Tok::RParen, "`)`")?;
-            self.depth -= 1;
-            return Ok(x);
-        }
         let (tok, span) = self.bump();
         let attr = match tok {
             Tok::Ident(s) if s == "true" => return Ok(Expr::Const(true)),

@@ -78,8 +78,8 @@ impl Term {
     }
 }
 
-/// A typed predicate with names resolved.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// A typed predicate with names resolved. Cloned without recursion.
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub enum CheckedExpr {
     /// Constant.
     Const(bool),
@@ -91,6 +91,60 @@ pub enum CheckedExpr {
     Not(Box<CheckedExpr>),
     /// A term.
     Term(Term),
+}
+
+impl CheckedExpr {
+    /// The same tree with each term (and constant) mapped by `leaf`, built
+    /// bottom-up with a heap stack rather than by recursion, so that a deep
+    /// predicate costs no native stack per level.
+    fn rebuild(&self, mut leaf: impl FnMut(&CheckedExpr) -> CheckedExpr) -> CheckedExpr {
+        enum Step<'e> {
+            Visit(&'e CheckedExpr),
+            Join { and: bool, n: usize },
+            Negate,
+        }
+        let mut todo = vec![Step::Visit(self)];
+        let mut done: Vec<CheckedExpr> = Vec::new();
+        while let Some(step) = todo.pop() {
+            match step {
+                Step::Visit(e) => match e {
+                    CheckedExpr::And(xs) | CheckedExpr::Or(xs) => {
+                        let and = matches!(e, CheckedExpr::And(_));
+                        todo.push(Step::Join { and, n: xs.len() });
+                        todo.extend(xs.iter().rev().map(Step::Visit));
+                    }
+                    CheckedExpr::Not(x) => {
+                        todo.push(Step::Negate);
+                        todo.push(Step::Visit(x));
+                    }
+                    other => done.push(leaf(other)),
+                },
+                Step::Join { and, n } => {
+                    let ys = done.split_off(done.len() - n);
+                    done.push(if and {
+                        CheckedExpr::And(ys)
+                    } else {
+                        CheckedExpr::Or(ys)
+                    });
+                }
+                Step::Negate => {
+                    let x = done.pop().expect("a negation follows its operand");
+                    done.push(CheckedExpr::Not(Box::new(x)));
+                }
+            }
+        }
+        done.pop().expect("the walk leaves the root's result")
+    }
+}
+
+impl Clone for CheckedExpr {
+    fn clone(&self) -> CheckedExpr {
+        self.rebuild(|leaf| match leaf {
+            CheckedExpr::Const(b) => CheckedExpr::Const(*b),
+            CheckedExpr::Term(t) => CheckedExpr::Term(t.clone()),
+            _ => unreachable!("rebuild walks and, or and not itself"),
+        })
+    }
 }
 
 /// A segment validated against a policy. Holding one is the proof that its
@@ -144,30 +198,22 @@ impl CheckedSegment {
     /// as of the reference time. Eligibility and staleness still follow the
     /// evaluation instant: anchoring only moves the predicate's windows.
     pub(crate) fn anchored(&self, reference: Timestamp) -> CheckedSegment {
-        fn anchor(e: &CheckedExpr, at: Timestamp) -> CheckedExpr {
-            match e {
-                CheckedExpr::Const(b) => CheckedExpr::Const(*b),
-                CheckedExpr::And(xs) => {
-                    CheckedExpr::And(xs.iter().map(|x| anchor(x, at)).collect())
-                }
-                CheckedExpr::Or(xs) => CheckedExpr::Or(xs.iter().map(|x| anchor(x, at)).collect()),
-                CheckedExpr::Not(x) => CheckedExpr::Not(Box::new(anchor(x, at))),
-                CheckedExpr::Term(Term::Range {
-                    attr,
-                    lo,
-                    hi,
-                    negated,
-                }) => CheckedExpr::Term(Term::Range {
-                    attr: *attr,
-                    lo: Bound::Abs(lo.resolve(at)),
-                    hi: Bound::Abs(hi.resolve(at)),
-                    negated: *negated,
-                }),
-                CheckedExpr::Term(t) => CheckedExpr::Term(t.clone()),
-            }
-        }
+        let anchor = |e: &CheckedExpr| match e {
+            CheckedExpr::Term(Term::Range {
+                attr,
+                lo,
+                hi,
+                negated,
+            }) => CheckedExpr::Term(Term::Range {
+                attr: *attr,
+                lo: Bound::Abs(lo.resolve(reference)),
+                hi: Bound::Abs(hi.resolve(reference)),
+                negated: *negated,
+            }),
+            other => other.clone(),
+        };
         let mut out = self.clone();
-        out.expr = anchor(&self.expr, reference);
+        out.expr = self.expr.rebuild(anchor);
         out
     }
     /// The syntax tree it was made from.
@@ -312,37 +358,73 @@ impl Checker<'_> {
         }
     }
 
-    fn expr(&mut self, e: &Expr, depth: usize) -> Result<CheckedExpr, SegmentError> {
-        if depth > MAX_DEPTH {
-            return Err(SegmentError::refuse(
-                None,
-                format!("nesting deeper than {MAX_DEPTH} levels"),
-                None,
-                self.purpose_key,
-            ));
+    /// Checks an expression without recursion (a heap stack of steps, in
+    /// the order a recursive walk would take them), so that the native
+    /// stack it needs does not grow with nesting.
+    fn expr(&mut self, root: &Expr, depth: usize) -> Result<CheckedExpr, SegmentError> {
+        enum Step<'e> {
+            Visit(&'e Expr, usize),
+            Join { and: bool, n: usize },
+            Negate,
         }
-        Ok(match e {
-            Expr::Const(b) => CheckedExpr::Const(*b),
-            Expr::And(xs) | Expr::Or(xs) => {
-                if xs.is_empty() {
-                    return Err(SegmentError::refuse(
-                        None,
-                        "`and`/`or` needs at least one operand".into(),
-                        None,
-                        self.purpose_key,
-                    ));
+        let mut todo = vec![Step::Visit(root, depth)];
+        let mut done: Vec<CheckedExpr> = Vec::new();
+        while let Some(step) = todo.pop() {
+            match step {
+                Step::Visit(e, depth) => {
+                    if depth > MAX_DEPTH {
+                        return Err(SegmentError::refuse(
+                            None,
+                            format!("nesting deeper than {MAX_DEPTH} levels"),
+                            None,
+                            self.purpose_key,
+                        ));
+                    }
+                    match e {
+                        Expr::And(xs) | Expr::Or(xs) => {
+                            if xs.is_empty() {
+                                return Err(SegmentError::refuse(
+                                    None,
+                                    "`and`/`or` needs at least one operand".into(),
+                                    None,
+                                    self.purpose_key,
+                                ));
+                            }
+                            let and = matches!(e, Expr::And(_));
+                            todo.push(Step::Join { and, n: xs.len() });
+                            todo.extend(xs.iter().rev().map(|x| Step::Visit(x, depth + 1)));
+                        }
+                        Expr::Not(x) => {
+                            todo.push(Step::Negate);
+                            todo.push(Step::Visit(x, depth + 1));
+                        }
+                        leaf => done.push(self.leaf(leaf)?),
+                    }
                 }
-                let ys = xs
-                    .iter()
-                    .map(|x| self.expr(x, depth + 1))
-                    .collect::<Result<Vec<_>, _>>()?;
-                if matches!(e, Expr::And(_)) {
-                    CheckedExpr::And(ys)
-                } else {
-                    CheckedExpr::Or(ys)
+                Step::Join { and, n } => {
+                    let ys = done.split_off(done.len() - n);
+                    done.push(if and {
+                        CheckedExpr::And(ys)
+                    } else {
+                        CheckedExpr::Or(ys)
+                    });
+                }
+                Step::Negate => {
+                    let x = done.pop().expect("a negation follows its operand");
+                    done.push(CheckedExpr::Not(Box::new(x)));
                 }
             }
-            Expr::Not(x) => CheckedExpr::Not(Box::new(self.expr(x, depth + 1)?)),
+        }
+        Ok(done.pop().expect("the walk leaves the root's result"))
+    }
+
+    /// Checks a term (an expression that is not `and`, `or` or `not`).
+    fn leaf(&mut self, e: &Expr) -> Result<CheckedExpr, SegmentError> {
+        Ok(match e {
+            Expr::Const(b) => CheckedExpr::Const(*b),
+            Expr::And(_) | Expr::Or(_) | Expr::Not(_) => {
+                unreachable!("Checker::expr walks and, or and not itself")
+            }
             Expr::Has { attr, span } => CheckedExpr::Term(Term::Has(self.attribute(attr, *span)?)),
             Expr::Cmp {
                 attr,

@@ -3,7 +3,9 @@
  * crash. Prints one line per failed expectation and a summary; exits 1 if
  * any expectation failed.
  */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "privseg.h"
@@ -72,6 +74,19 @@ static void versions(void) {
     EXPECT(strcmp(privseg_status_name(PRIVSEG_STATUS_AUDIT), "PRIVSEG_STATUS_AUDIT") == 0);
     EXPECT(PRIVSEG_STATUS_AUDIT == 310 && PRIVSEG_STATUS_ENGINE_OTHER == 308);
     EXPECT(privseg_status_name(99999) == NULL);
+}
+
+/* A panic inside the library: a status and a message with its place, and
+ * nothing on stderr (the test runner checks this program's stderr is empty). */
+static void panics(void) {
+    EXPECT_STATUS(privseg_check_panic(), PRIVSEG_STATUS_PANIC);
+    char msg[512];
+    size_t n = 0;
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(strncmp(msg, "privseg panicked at src/ffi/mod.rs:", 35) == 0);
+    EXPECT(strstr(msg, "asked for by privseg_check_panic") != NULL);
+    /* Twice: the quiet handling is not a one-off. */
+    EXPECT_STATUS(privseg_check_panic(), PRIVSEG_STATUS_PANIC);
 }
 
 static void frees_of_null(void) {
@@ -333,7 +348,7 @@ static void actors(const privseg_policy *p) {
     char msg[256];
     size_t n = 0;
     EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
-    EXPECT(strncmp(msg, "invalid actor id", 16) == 0);
+    EXPECT(strncmp(msg, "invalid actor: id", 17) == 0);
     /* The roles: NULL with a count, not UTF-8. */
     EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT(ACTOR), NULL, 1, &e), PRIVSEG_STATUS_NULL_PARAMETER);
     EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT(ACTOR), bad_roles, 2, &e), PRIVSEG_STATUS_INVALID_UTF8);
@@ -387,6 +402,99 @@ static void actors(const privseg_policy *p) {
     privseg_members_free(m);
     privseg_segment_free(seg);
     privseg_engine_free(e);
+}
+
+/* Documented limits on ids, names, dates, times and jurisdictions. */
+static void limits(const privseg_policy *p) {
+    privseg_engine *e = NULL;
+    privseg_str crm[1] = {s("crm")};
+    char msg[512];
+    size_t n = 0;
+    /* A 1 MB actor id would be copied into every audit entry. */
+    size_t big_len = 1024 * 1024;
+    char *big = malloc(big_len);
+    memset(big, 'a', big_len);
+    EXPECT_STATUS(privseg_engine_new(p, big, big_len, crm, 1, &e), PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(strstr(msg, "1048576 bytes long, more than the 256 allowed") != NULL && n < 300);
+    EXPECT_STATUS(privseg_engine_new(p, big, PRIVSEG_MAX_ID_LEN + 1, crm, 1, &e), PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT(e == NULL);
+    EXPECT_STATUS(privseg_engine_new(p, big, PRIVSEG_MAX_ID_LEN, crm, 1, &e), PRIVSEG_STATUS_OK);
+    privseg_engine_free(e);
+    e = NULL;
+    /* NUL, control and bidi characters in actor ids and role names. */
+    EXPECT_STATUS(privseg_engine_new(p, "crm\0x", 5, crm, 1, &e), PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT("crm\xE2\x80\xAEsync"), crm, 1, &e),
+                  PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(strstr(msg, "U+202E") != NULL);
+    privseg_str bidi_role[1] = {s("crm\xE2\x81\xA6")};
+    EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT(ACTOR), bidi_role, 1, &e), PRIVSEG_STATUS_INVALID_ARGUMENT);
+    privseg_str long_role[1] = {{big, PRIVSEG_MAX_ID_LEN + 1}};
+    EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT(ACTOR), long_role, 1, &e), PRIVSEG_STATUS_INVALID_ARGUMENT);
+    EXPECT(e == NULL);
+    EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT(ACTOR), crm, 1, &e), PRIVSEG_STATUS_OK);
+    uint64_t a0 = 0, a1 = 0;
+    EXPECT_STATUS(privseg_engine_audit_len(e, &a0), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_engine_set_actor(e, big, big_len, crm, 1), PRIVSEG_STATUS_INVALID_ARGUMENT);
+    /* Subject ids. */
+    EXPECT_STATUS(privseg_engine_add_subject(e, big, PRIVSEG_MAX_ID_LEN + 1, PRIVSEG_LIT("EU-FR"), NULL, 0),
+                  PRIVSEG_STATUS_INVALID_SUBJECT_ID);
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(n < 300);
+    EXPECT_STATUS(privseg_engine_add_subject(e, "c\0-1", 4, PRIVSEG_LIT("EU-FR"), NULL, 0),
+                  PRIVSEG_STATUS_INVALID_SUBJECT_ID);
+    EXPECT_STATUS(privseg_engine_add_subject(e, PRIVSEG_LIT("c-\xE2\x80\x8F" "1"), PRIVSEG_LIT("EU-FR"), NULL, 0),
+                  PRIVSEG_STATUS_INVALID_SUBJECT_ID);
+    EXPECT_STATUS(privseg_engine_add_subject(e, PRIVSEG_LIT("c-\x1b[31m"), PRIVSEG_LIT("EU-FR"), NULL, 0),
+                  PRIVSEG_STATUS_INVALID_SUBJECT_ID);
+    /* Jurisdictions: only real EU member states. */
+    EXPECT_STATUS(privseg_engine_add_subject(e, PRIVSEG_LIT("c-1"), PRIVSEG_LIT("EU-XX"), NULL, 0),
+                  PRIVSEG_STATUS_UNKNOWN_JURISDICTION);
+    EXPECT_STATUS(privseg_engine_add_subject(e, PRIVSEG_LIT("c-1"), PRIVSEG_LIT("EU-UK"), NULL, 0),
+                  PRIVSEG_STATUS_UNKNOWN_JURISDICTION);
+    /* Birth dates: none before 1900, none after today. */
+    EXPECT_STATUS(privseg_engine_add_subject(e, PRIVSEG_LIT("c-1"), PRIVSEG_LIT("EU-FR"), PRIVSEG_LIT("1899-12-31")),
+                  PRIVSEG_STATUS_INVALID_DATE);
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(strstr(msg, "before 1900") != NULL);
+    EXPECT_STATUS(privseg_engine_add_subject(e, PRIVSEG_LIT("c-1"), PRIVSEG_LIT("EU-FR"), PRIVSEG_LIT("2999-01-01")),
+                  PRIVSEG_STATUS_INVALID_DATE);
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(strstr(msg, "after today") != NULL);
+    privseg_subject future[1];
+    future[0].id = s("c-2");
+    future[0].jurisdiction = s("EU-FR");
+    future[0].birth_date = s("2999-01-01");
+    EXPECT_STATUS(privseg_engine_add_subjects(e, future, 1), PRIVSEG_STATUS_INVALID_DATE);
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(strncmp(msg, "subjects[0]", 11) == 0);
+    EXPECT_STATUS(privseg_engine_add_subject(e, PRIVSEG_LIT("c-1"), PRIVSEG_LIT("EU-FR"), PRIVSEG_LIT("1900-01-01")),
+                  PRIVSEG_STATUS_OK);
+    /* Times outside the years 0000 to 9999. */
+    const privseg_segment *seg = NULL;
+    const char *text = "segment \"fr\" for marketing.email where country = \"FR\"";
+    EXPECT_STATUS(privseg_segment_compile(p, text, strlen(text), &seg, NULL), PRIVSEG_STATUS_OK);
+    privseg_members *m = NULL;
+    EXPECT_STATUS(privseg_engine_evaluate(e, seg, INT64_MAX, &m), PRIVSEG_STATUS_INVALID_TIME);
+    EXPECT_STATUS(privseg_engine_evaluate(e, seg, -62167219201LL, &m), PRIVSEG_STATUS_INVALID_TIME);
+    EXPECT(m == NULL);
+    EXPECT_STATUS(privseg_engine_evaluate(e, seg, 253402300799LL, &m), PRIVSEG_STATUS_OK);
+    privseg_members_free(m);
+    privseg_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.subject = s("c-1");
+    ev.kind = PRIVSEG_EVENT_KIND_OBJECTION;
+    ev.at = INT64_MIN;
+    EXPECT_STATUS(privseg_engine_record(e, &ev), PRIVSEG_STATUS_INVALID_TIME);
+    EXPECT_STATUS(privseg_last_error_message(msg, sizeof msg, &n), PRIVSEG_STATUS_OK);
+    EXPECT(strncmp(msg, "at: ", 4) == 0);
+    /* Refused input changed nothing and recorded no id of its own. */
+    EXPECT_STATUS(privseg_engine_audit_len(e, &a1), PRIVSEG_STATUS_OK);
+    EXPECT(a1 == a0 + 2); /* the subject added, the evaluation */
+    privseg_segment_free(seg);
+    privseg_engine_free(e);
+    free(big);
 }
 
 static void imports(const privseg_policy *p) {
@@ -475,8 +583,11 @@ static void imports(const privseg_policy *p) {
     privseg_members *m = NULL;
     EXPECT_STATUS(privseg_engine_evaluate(e, seg, 1772359300, &m), PRIVSEG_STATUS_OK);
     char ids[64];
-    EXPECT_STATUS(privseg_members_ids(m, e, ids, sizeof ids, &got), PRIVSEG_STATUS_OK);
+    privseg_buffer *idbuf = NULL;
+    EXPECT_STATUS(privseg_members_ids(m, e, &idbuf), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_buffer_copy(idbuf, ids, sizeof ids, &got), PRIVSEG_STATUS_OK);
     EXPECT(got == 5 && strcmp(ids, "c-10") == 0);
+    privseg_buffer_free(idbuf);
     privseg_members_free(m);
     privseg_segment_free(seg);
     privseg_engine_free(e);
@@ -497,14 +608,19 @@ static void engines(const privseg_policy *p) {
     EXPECT_STATUS(privseg_members_count(m, &count), PRIVSEG_STATUS_OK);
     EXPECT(count == 0);
     size_t cursor = 0, got = 7;
-    char id[16];
+    char id[PRIVSEG_MAX_ID_LEN + 1];
+    privseg_buffer *ids = NULL;
     EXPECT_STATUS(privseg_members_next(m, e, &cursor, id, sizeof id, &got), PRIVSEG_STATUS_DONE);
     EXPECT(cursor == 0 && got == 7);
-    EXPECT_STATUS(privseg_members_ids(m, e, NULL, 0, &got), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_members_ids(m, e, &ids), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_buffer_len(ids, &got), PRIVSEG_STATUS_OK);
     EXPECT(got == 0);
+    privseg_buffer_free(ids);
+    ids = NULL;
     EXPECT_STATUS(privseg_members_count(NULL, &count), PRIVSEG_STATUS_NULL_PARAMETER);
     EXPECT_STATUS(privseg_members_count(m, NULL), PRIVSEG_STATUS_NULL_PARAMETER);
-    EXPECT_STATUS(privseg_members_ids(m, NULL, id, sizeof id, &got), PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_members_ids(m, NULL, &ids), PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_members_ids(m, e, NULL), PRIVSEG_STATUS_NULL_PARAMETER);
     EXPECT_STATUS(privseg_members_next(m, e, NULL, id, sizeof id, &got), PRIVSEG_STATUS_NULL_PARAMETER);
     privseg_members_free(m);
     EXPECT_STATUS(privseg_engine_evaluate(NULL, seg, 0, &m), PRIVSEG_STATUS_NULL_PARAMETER);
@@ -682,16 +798,32 @@ static void engines(const privseg_policy *p) {
     EXPECT_STATUS(privseg_members_count(m, &count), PRIVSEG_STATUS_OK);
     EXPECT(count == 1);
     cursor = 0;
-    EXPECT_STATUS(privseg_members_next(m, e, &cursor, id, 3, &got), PRIVSEG_STATUS_BUFFER_TOO_SMALL);
-    EXPECT(cursor == 0 && got == 3);
-    EXPECT_STATUS(privseg_members_next(m, e, &cursor, id, 4, &got), PRIVSEG_STATUS_OK);
-    EXPECT(strcmp(id, "c-1") == 0 && cursor == 1);
-    EXPECT_STATUS(privseg_members_next(m, e, &cursor, id, 4, &got), PRIVSEG_STATUS_DONE);
+    /* A buffer that cannot hold every id is refused before anything is
+     * released or recorded. */
+    uint64_t audit0 = 0, audit1 = 0;
+    EXPECT_STATUS(privseg_engine_audit_len(e, &audit0), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_members_next(m, e, &cursor, id, 4, &got), PRIVSEG_STATUS_BUFFER_TOO_SMALL);
+    EXPECT(cursor == 0 && got == PRIVSEG_MAX_ID_LEN);
+    EXPECT_STATUS(privseg_members_next(m, e, &cursor, NULL, 0, &got), PRIVSEG_STATUS_BUFFER_TOO_SMALL);
+    EXPECT_STATUS(privseg_engine_audit_len(e, &audit1), PRIVSEG_STATUS_OK);
+    EXPECT(audit1 == audit0);
+    EXPECT_STATUS(privseg_members_next(m, e, &cursor, id, sizeof id, &got), PRIVSEG_STATUS_OK);
+    EXPECT(strcmp(id, "c-1") == 0 && cursor == 1 && got == 3);
+    EXPECT_STATUS(privseg_members_next(m, e, &cursor, id, sizeof id, &got), PRIVSEG_STATUS_DONE);
     cursor = (size_t)-1;
-    EXPECT_STATUS(privseg_members_next(m, e, &cursor, id, 4, &got), PRIVSEG_STATUS_DONE);
-    EXPECT_STATUS(privseg_members_ids(m, e, id, 3, &got), PRIVSEG_STATUS_BUFFER_TOO_SMALL);
+    EXPECT_STATUS(privseg_members_next(m, e, &cursor, id, sizeof id, &got), PRIVSEG_STATUS_DONE);
+    /* The ids are released once, into a buffer: one entry, then copies
+     * (too small, then right) record nothing. */
+    EXPECT_STATUS(privseg_engine_audit_len(e, &audit0), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_members_ids(m, e, &ids), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_buffer_copy(ids, id, 3, &got), PRIVSEG_STATUS_BUFFER_TOO_SMALL);
     EXPECT(got == 4);
-    EXPECT_STATUS(privseg_members_ids(m, e, id, 4, &got), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_buffer_copy(ids, id, 5, &got), PRIVSEG_STATUS_OK);
+    EXPECT(got == 4 && memcmp(id, "c-1\0", 4) == 0);
+    EXPECT_STATUS(privseg_engine_audit_len(e, &audit1), PRIVSEG_STATUS_OK);
+    EXPECT(audit1 == audit0 + 1);
+    privseg_buffer_free(ids);
+    ids = NULL;
     char json[1024];
     EXPECT_STATUS(privseg_engine_explain(e, seg, PRIVSEG_LIT("c-1"), 1772359300, json, sizeof json, &got),
                   PRIVSEG_STATUS_OK);
@@ -720,37 +852,35 @@ static void engines(const privseg_policy *p) {
 
     /* Exports: the secret, key version and format are checked first. */
     static const unsigned char secret[32] = "0123456789abcdef0123456789abcde";
+    privseg_buffer *xbuf = NULL;
     privseg_str fields[1] = {s("country")};
     privseg_str health[1] = {s("allergy")};
     EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), NULL, 0,
-                                        PRIVSEG_EXPORT_FORMAT_JSONL, secret, 16, 1, json, sizeof json, &got),
+                                        PRIVSEG_EXPORT_FORMAT_JSONL, secret, 16, 1, &xbuf),
                   PRIVSEG_STATUS_INVALID_ARGUMENT);
     EXPECT_STATUS(privseg_last_error_message(last, sizeof last, &got), PRIVSEG_STATUS_OK);
     EXPECT(strcmp(last, "master_secret: master secret is too short: 16 bytes given, at least 32 required") == 0);
     EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), NULL, 0,
-                                        PRIVSEG_EXPORT_FORMAT_JSONL, NULL, 0, 1, json, sizeof json, &got),
+                                        PRIVSEG_EXPORT_FORMAT_JSONL, NULL, 0, 1, &xbuf),
                   PRIVSEG_STATUS_NULL_PARAMETER);
     EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), NULL, 0,
-                                        PRIVSEG_EXPORT_FORMAT_JSONL, secret, sizeof secret, 0, json, sizeof json,
-                                        &got),
+                                        PRIVSEG_EXPORT_FORMAT_JSONL, secret, sizeof secret, 0, &xbuf),
                   PRIVSEG_STATUS_INVALID_ARGUMENT);
     EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), NULL, 0, 3, secret,
-                                        sizeof secret, 1, json, sizeof json, &got),
+                                        sizeof secret, 1, &xbuf),
                   PRIVSEG_STATUS_INVALID_ARGUMENT);
     EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), NULL, 1,
-                                        PRIVSEG_EXPORT_FORMAT_JSONL, secret, sizeof secret, 1, json, sizeof json,
-                                        &got),
+                                        PRIVSEG_EXPORT_FORMAT_JSONL, secret, sizeof secret, 1, &xbuf),
                   PRIVSEG_STATUS_NULL_PARAMETER);
     EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("ghost"), NULL, 0,
-                                        PRIVSEG_EXPORT_FORMAT_JSONL, secret, sizeof secret, 1, json, sizeof json,
-                                        &got),
+                                        PRIVSEG_EXPORT_FORMAT_JSONL, secret, sizeof secret, 1, &xbuf),
                   PRIVSEG_STATUS_ACCESS_DENIED);
     /* The mailer's agreement covers no data category: a segment selected by
      * country tells it something about a location, so even an export of
      * pseudonyms alone is refused (the agreement must cover what the
      * selection reads). */
     EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), NULL, 0,
-                                        PRIVSEG_EXPORT_FORMAT_CSV, secret, sizeof secret, 1, json, sizeof json, &got),
+                                        PRIVSEG_EXPORT_FORMAT_CSV, secret, sizeof secret, 1, &xbuf),
                   PRIVSEG_STATUS_EXPORT_REFUSED);
     /* The rest go through a segment that reads no attribute. */
     const privseg_segment *everyone = NULL;
@@ -761,19 +891,39 @@ static void engines(const privseg_policy *p) {
     /* The mailer's agreement covers no data category, and health data is
      * not for this purpose. */
     EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), fields, 1,
-                                        PRIVSEG_EXPORT_FORMAT_CSV, secret, sizeof secret, 1, json, sizeof json, &got),
+                                        PRIVSEG_EXPORT_FORMAT_CSV, secret, sizeof secret, 1, &xbuf),
                   PRIVSEG_STATUS_EXPORT_REFUSED);
     EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), health, 1,
-                                        PRIVSEG_EXPORT_FORMAT_CSV, secret, sizeof secret, 1, json, sizeof json, &got),
+                                        PRIVSEG_EXPORT_FORMAT_CSV, secret, sizeof secret, 1, &xbuf),
                   PRIVSEG_STATUS_SEGMENT_REFUSED);
+    EXPECT(xbuf == NULL);
     EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), NULL, 0,
-                                        PRIVSEG_EXPORT_FORMAT_CSV, secret, sizeof secret, 1, json, 8, &got),
-                  PRIVSEG_STATUS_BUFFER_TOO_SMALL);
-    EXPECT(got == strlen("id\nv1:\n") + 64);
+                                        PRIVSEG_EXPORT_FORMAT_CSV, secret, sizeof secret, 1, NULL),
+                  PRIVSEG_STATUS_NULL_PARAMETER);
+    /* The export runs once, one audit entry; its size and copies cost nothing more. */
+    uint64_t before_export = 0, after_export = 0, after_copies = 0;
+    EXPECT_STATUS(privseg_engine_audit_len(e, &before_export), PRIVSEG_STATUS_OK);
     EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), NULL, 0,
-                                        PRIVSEG_EXPORT_FORMAT_CSV, secret, sizeof secret, 1, json, sizeof json, &got),
+                                        PRIVSEG_EXPORT_FORMAT_CSV, secret, sizeof secret, 1, &xbuf),
                   PRIVSEG_STATUS_OK);
-    EXPECT(strncmp(json, "id\nv1:", 6) == 0 && strstr(json, "c-1") == NULL);
+    EXPECT_STATUS(privseg_engine_audit_len(e, &after_export), PRIVSEG_STATUS_OK);
+    EXPECT(after_export == before_export + 1);
+    size_t xlen = 0;
+    EXPECT_STATUS(privseg_buffer_len(xbuf, &xlen), PRIVSEG_STATUS_OK);
+    EXPECT(xlen == strlen("id\nv1:\n") + 64);
+    EXPECT_STATUS(privseg_buffer_copy(xbuf, NULL, 0, &got), PRIVSEG_STATUS_BUFFER_TOO_SMALL);
+    EXPECT(got == xlen);
+    EXPECT_STATUS(privseg_buffer_copy(xbuf, json, 8, &got), PRIVSEG_STATUS_BUFFER_TOO_SMALL);
+    EXPECT(got == xlen);
+    EXPECT_STATUS(privseg_buffer_copy(xbuf, json, sizeof json, &got), PRIVSEG_STATUS_OK);
+    EXPECT(got == xlen && strncmp(json, "id\nv1:", 6) == 0 && strstr(json, "c-1") == NULL);
+    EXPECT_STATUS(privseg_buffer_copy(xbuf, json, sizeof json, NULL), PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_buffer_len(NULL, &xlen), PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_buffer_len(xbuf, NULL), PRIVSEG_STATUS_NULL_PARAMETER);
+    EXPECT_STATUS(privseg_engine_audit_len(e, &after_copies), PRIVSEG_STATUS_OK);
+    EXPECT(after_copies == after_export);
+    privseg_buffer_free(xbuf);
+    xbuf = NULL;
     seg = fr_seg;
     privseg_segment_free(everyone);
 
@@ -812,8 +962,45 @@ static void engines(const privseg_policy *p) {
     /* Members read with another engine are refused. */
     privseg_engine *other = NULL;
     EXPECT_STATUS(privseg_engine_new(p, PRIVSEG_LIT(ACTOR), crm, 1, &other), PRIVSEG_STATUS_OK);
-    EXPECT_STATUS(privseg_members_ids(m, other, json, sizeof json, &got), PRIVSEG_STATUS_INVALID_ARGUMENT);
+    privseg_buffer *leak = NULL;
+    size_t cur = 0;
+    char one[PRIVSEG_MAX_ID_LEN + 1];
+    EXPECT_STATUS(privseg_members_ids(m, other, &leak), PRIVSEG_STATUS_FOREIGN_RESULT);
+    EXPECT(leak == NULL);
+    EXPECT_STATUS(privseg_last_error_message(last, sizeof last, &got), PRIVSEG_STATUS_OK);
+    EXPECT(strstr(last, "another engine") != NULL);
+    EXPECT_STATUS(privseg_members_next(m, other, &cur, one, sizeof one, &got), PRIVSEG_STATUS_FOREIGN_RESULT);
+    EXPECT(cur == 0);
+    /* Even an engine with the same subject ids (rows line up) reads nothing. */
+    EXPECT_STATUS(privseg_engine_add_subject(other, PRIVSEG_LIT("x-1"), PRIVSEG_LIT("EU-FR"), NULL, 0),
+                  PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_members_ids(m, other, &leak), PRIVSEG_STATUS_FOREIGN_RESULT);
+    EXPECT(leak == NULL);
     privseg_engine_free(other);
+
+    /* After the actor changes to one without member_ids (or without any
+     * role), the members evaluated before can no longer be read: the
+     * permission is checked again at each read, and the refusal recorded. */
+    privseg_str no_roles[1] = {s("analyst")};
+    uint64_t a0 = 0, a1 = 0;
+    EXPECT_STATUS(privseg_engine_set_actor(e, PRIVSEG_LIT("ann"), no_roles, 1), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_engine_audit_len(e, &a0), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_members_ids(m, e, &leak), PRIVSEG_STATUS_ACCESS_DENIED);
+    EXPECT(leak == NULL);
+    EXPECT_STATUS(privseg_engine_audit_len(e, &a1), PRIVSEG_STATUS_OK);
+    EXPECT(a1 == a0 + 1);
+    EXPECT_STATUS(privseg_members_next(m, e, &cur, one, sizeof one, &got), PRIVSEG_STATUS_ACCESS_DENIED);
+    EXPECT(cur == 0);
+    EXPECT_STATUS(privseg_engine_set_actor(e, PRIVSEG_LIT("nobody"), NULL, 0), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_members_ids(m, e, &leak), PRIVSEG_STATUS_ACCESS_DENIED);
+    EXPECT_STATUS(privseg_members_next(m, e, &cur, one, sizeof one, &got), PRIVSEG_STATUS_ACCESS_DENIED);
+    EXPECT(leak == NULL && cur == 0);
+    /* Back to the actor that may: the same members read again. */
+    EXPECT_STATUS(privseg_engine_set_actor(e, PRIVSEG_LIT(ACTOR), crm, 1), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_members_ids(m, e, &leak), PRIVSEG_STATUS_OK);
+    EXPECT_STATUS(privseg_buffer_len(leak, &got), PRIVSEG_STATUS_OK);
+    EXPECT(got == strlen("c-1") + 1);
+    privseg_buffer_free(leak);
     privseg_members_free(m);
 
     /* A segment of another policy is refused by the engine. */
@@ -847,6 +1034,7 @@ static void engines(const privseg_policy *p) {
 
 int main(void) {
     versions();
+    panics();
     frees_of_null();
     policies();
     builders();
@@ -859,6 +1047,7 @@ int main(void) {
     privseg_policy_free(p);
     buffers(q);
     actors(q);
+    limits(q);
     imports(q);
     engines(q);
     privseg_policy_free(q);
