@@ -41,9 +41,9 @@ use serde::Serialize;
 use time::Date;
 
 use crate::Timestamp;
-use crate::clock::{Clock, SystemClock};
 use crate::access::{AccessError, Actor, Permission, authorize};
 use crate::audit::{AuditError, AuditLog, AuditPseudonymizer, MemorySink, Operation, PendingEntry};
+use crate::clock::{Clock, SystemClock};
 use crate::consent::{
     ConsentEvent, DataUse, Eligibility, EventContext, EventError, EventKind, Rule, check_event,
     eligibility, event_of_record, insert_in_order,
@@ -609,7 +609,14 @@ impl Engine {
         let now = self.now();
         let anchored = seg.anchored(reference);
         self.with_mask(seg.purpose(), seg.data_use(), now, |mask, count| {
-            f(&eval::compile(&self.policy, &self.store, &anchored, now, mask, count))
+            f(&eval::compile(
+                &self.policy,
+                &self.store,
+                &anchored,
+                now,
+                mask,
+                count,
+            ))
         })
     }
 
@@ -643,8 +650,7 @@ impl Engine {
 
     /// An audit entry stamped with the clock's time and the policy version.
     pub(crate) fn entry(&self, actor: &str, op: Operation) -> PendingEntry {
-        PendingEntry::new(self.now().unix(), actor, op)
-            .policy_version(self.policy.version_hex())
+        PendingEntry::new(self.now().unix(), actor, op).policy_version(self.policy.version_hex())
     }
 
     /// The gate of every call that releases members of a segment: the
@@ -1048,7 +1054,10 @@ impl Engine {
     /// erasure since the evaluation) are left out. Recorded before release.
     pub fn member_ids(&self, actor: &Actor, members: &Members) -> Result<Vec<String>, EngineError> {
         let rows = self.release_rows(actor, members, 0, usize::MAX)?;
-        Ok(rows.into_iter().map(|r| self.store.id(r).to_string()).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| self.store.id(r).to_string())
+            .collect())
     }
 
     /// The gate of [`Engine::member_ids`] for at most `limit` member rows
@@ -1206,7 +1215,15 @@ impl Engine {
         let now = self.now();
         let anchored = seg.anchored(reference);
         let (bits, count) = self.with_mask(seg.purpose(), seg.data_use(), now, |mask, n| {
-            eval::evaluate_with_mask(&self.policy, &self.store, &anchored, now, mask, n, self.exec)
+            eval::evaluate_with_mask(
+                &self.policy,
+                &self.store,
+                &anchored,
+                now,
+                mask,
+                n,
+                self.exec,
+            )
         });
         Ok(self.members(seg, now, reference, bits, count))
     }
@@ -1276,7 +1293,14 @@ impl Engine {
                 now,
             );
             if !held {
-                self.failing(&seg.ast().predicate, anchored.expr(), seg, row, now, &mut failing);
+                self.failing(
+                    &seg.ast().predicate,
+                    anchored.expr(),
+                    seg,
+                    row,
+                    now,
+                    &mut failing,
+                );
             }
             held
         });
@@ -1354,7 +1378,11 @@ mod tests {
     fn and_puts_the_most_selective_operand_first() {
         let policy = PolicyBuilder::new("X")
             .category(CategorySpec::new("user.c"))
-            .attribute(AttributeSpec::categorical("country", "user.c", &["US", "FR"]))
+            .attribute(AttributeSpec::categorical(
+                "country",
+                "user.c",
+                &["US", "FR"],
+            ))
             .attribute(AttributeSpec::boolean("vip", "user.c"))
             .purpose(PurposeSpec::new("analytics", LawfulBasis::LegitimateInterests).allow("user"))
             .role(RoleSpec {
@@ -1373,7 +1401,8 @@ mod tests {
             e.add_subject(&a, &id, "EU", None).unwrap();
             let c = if i < 10 { "US" } else { "FR" };
             e.set_attribute(&a, &id, "country", c.into(), t).unwrap();
-            e.set_attribute(&a, &id, "vip", (i % 2 == 0).into(), t).unwrap();
+            e.set_attribute(&a, &id, "vip", (i % 2 == 0).into(), t)
+                .unwrap();
         }
         for text in [
             r#"segment "a" for analytics where vip = true and country = "US""#,

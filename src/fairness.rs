@@ -175,8 +175,20 @@ impl Engine {
         // rule with complementary suppression, and a group's selection is
         // shown only when all three of its cells may be.
         let label = |i: usize| format!("{i}");
-        let pool_ok = k_cells(groups.iter().enumerate().map(|(i, g)| (label(i), g.1)).collect())?;
-        let sel_ok = k_cells(groups.iter().enumerate().map(|(i, g)| (label(i), g.2)).collect())?;
+        let pool_ok = k_cells(
+            groups
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (label(i), g.1))
+                .collect(),
+        )?;
+        let sel_ok = k_cells(
+            groups
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (label(i), g.2))
+                .collect(),
+        )?;
         let out_ok = k_cells(
             groups
                 .iter()

@@ -288,15 +288,17 @@ impl Engine {
         keys: &Keyring,
         mut out: W,
     ) -> Result<ExportSummary, EngineError> {
+        // An unknown recipient is a mistake in the call, not a missing
+        // permission: say so before checking access.
+        let policy = self.policy().clone();
+        let r = policy
+            .recipient(recipient)
+            .ok_or_else(|| EngineError::UnknownRecipient(recipient.into()))?;
         self.allow(
             actor,
             Permission::Export(recipient),
             Some(seg.purpose_key()),
         )?;
-        let policy = self.policy().clone();
-        let r = policy
-            .recipient(recipient)
-            .ok_or_else(|| EngineError::UnknownRecipient(recipient.into()))?;
         let refuse = |reason: String| EngineError::ExportRefused {
             recipient: recipient.into(),
             rule: Rule::R19,
@@ -401,7 +403,22 @@ impl Engine {
                 }
             }
             if format == ExportFormat::Jsonl {
-                line = serde_json::Value::Object(obj).to_string();
+                // `id` first, then the fields in the order asked (a JSON
+                // map would sort them).
+                line.push('{');
+                for (i, (k, v)) in std::iter::once("id")
+                    .chain(fields.iter().copied())
+                    .filter_map(|k| obj.get(k).map(|v| (k, v)))
+                    .enumerate()
+                {
+                    if i > 0 {
+                        line.push(',');
+                    }
+                    line.push_str(&serde_json::Value::from(k).to_string());
+                    line.push(':');
+                    line.push_str(&v.to_string());
+                }
+                line.push('}');
             }
             writeln!(out, "{line}").map_err(io)?;
         }

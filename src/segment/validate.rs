@@ -147,17 +147,22 @@ impl CheckedSegment {
         fn anchor(e: &CheckedExpr, at: Timestamp) -> CheckedExpr {
             match e {
                 CheckedExpr::Const(b) => CheckedExpr::Const(*b),
-                CheckedExpr::And(xs) => CheckedExpr::And(xs.iter().map(|x| anchor(x, at)).collect()),
+                CheckedExpr::And(xs) => {
+                    CheckedExpr::And(xs.iter().map(|x| anchor(x, at)).collect())
+                }
                 CheckedExpr::Or(xs) => CheckedExpr::Or(xs.iter().map(|x| anchor(x, at)).collect()),
                 CheckedExpr::Not(x) => CheckedExpr::Not(Box::new(anchor(x, at))),
-                CheckedExpr::Term(Term::Range { attr, lo, hi, negated }) => {
-                    CheckedExpr::Term(Term::Range {
-                        attr: *attr,
-                        lo: Bound::Abs(lo.resolve(at)),
-                        hi: Bound::Abs(hi.resolve(at)),
-                        negated: *negated,
-                    })
-                }
+                CheckedExpr::Term(Term::Range {
+                    attr,
+                    lo,
+                    hi,
+                    negated,
+                }) => CheckedExpr::Term(Term::Range {
+                    attr: *attr,
+                    lo: Bound::Abs(lo.resolve(at)),
+                    hi: Bound::Abs(hi.resolve(at)),
+                    negated: *negated,
+                }),
                 CheckedExpr::Term(t) => CheckedExpr::Term(t.clone()),
             }
         }
