@@ -574,8 +574,7 @@ fn lookups_of_unknown_subjects_are_recorded() {
         Err(EngineError::UnknownSubject(_))
     ));
     assert!(matches!(
-        r.engine
-            .eligibility(&r.crm, ghost, "marketing.email"),
+        r.engine.eligibility(&r.crm, ghost, "marketing.email"),
         Err(EngineError::UnknownSubject(_))
     ));
     assert_eq!(r.engine.audit_len(), before + 2);

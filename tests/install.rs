@@ -144,7 +144,9 @@ fn installs_the_files_with_a_soname() {
         major.to_string()
     };
     let soname = format!("libprivseg.so.{soversion}");
-    let dynamic = ok(Command::new("readelf").arg("-d").arg(p.join("lib/libprivseg.so")));
+    let dynamic = ok(Command::new("readelf")
+        .arg("-d")
+        .arg(p.join("lib/libprivseg.so")));
     let dynamic = String::from_utf8_lossy(&dynamic.stdout);
     assert!(
         dynamic.contains(&format!("Library soname: [{soname}]")),

@@ -260,9 +260,7 @@ fn events_apply_by_time_not_by_file_order() {
             r#"segment "fr" for marketing.email where country = "FR""#,
         )
         .unwrap();
-    let members = |at: &str| -> Vec<String> {
-        engine.ids_at(&admin(), &seg, t(at))
-    };
+    let members = |at: &str| -> Vec<String> { engine.ids_at(&admin(), &seg, t(at)) };
     assert_eq!(members("2026-02-15T00:00:00Z"), vec!["a", "b"]);
     assert_eq!(members("2026-03-15T00:00:00Z"), Vec::<String>::new());
     assert_eq!(members("2026-04-15T00:00:00Z"), vec!["b"]);

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
+use privseg::consent::Eligibility;
 use privseg::consent::{ConsentEvent, EventKind};
 use privseg::policy::*;
-use privseg::timestamp::parse_date;
-use privseg::consent::Eligibility;
 use privseg::privacy::aggregate::Count;
 use privseg::segment::CheckedSegment;
+use privseg::timestamp::parse_date;
 use privseg::{Actor, Engine, EngineError, Explanation, ManualClock, Members, Timestamp};
 
 thread_local! {
@@ -45,22 +45,55 @@ pub fn with_test_clock(e: Engine) -> Engine {
 /// `at` and the predicate's reference time is `at`, as a host would do when
 /// it asks "now".
 pub trait At {
-    fn evaluate_at(&self, a: &Actor, s: &CheckedSegment, at: Timestamp) -> Result<Members, EngineError>;
-    fn eligibility_at(&self, a: &Actor, id: &str, p: &str, at: Timestamp) -> Result<Eligibility, EngineError>;
+    fn evaluate_at(
+        &self,
+        a: &Actor,
+        s: &CheckedSegment,
+        at: Timestamp,
+    ) -> Result<Members, EngineError>;
+    fn eligibility_at(
+        &self,
+        a: &Actor,
+        id: &str,
+        p: &str,
+        at: Timestamp,
+    ) -> Result<Eligibility, EngineError>;
     fn count_at(&self, a: &Actor, s: &CheckedSegment, at: Timestamp) -> Result<Count, EngineError>;
-    fn explain_at(&self, a: &Actor, s: &CheckedSegment, id: &str, at: Timestamp) -> Result<Explanation, EngineError>;
-    fn evaluate_reference_at(&self, a: &Actor, s: &CheckedSegment, at: Timestamp) -> Result<Members, EngineError>;
+    fn explain_at(
+        &self,
+        a: &Actor,
+        s: &CheckedSegment,
+        id: &str,
+        at: Timestamp,
+    ) -> Result<Explanation, EngineError>;
+    fn evaluate_reference_at(
+        &self,
+        a: &Actor,
+        s: &CheckedSegment,
+        at: Timestamp,
+    ) -> Result<Members, EngineError>;
     fn ids_at(&self, a: &Actor, s: &CheckedSegment, at: Timestamp) -> Vec<String>;
 }
 
 impl At for Engine {
-    fn evaluate_at(&self, a: &Actor, s: &CheckedSegment, at: Timestamp) -> Result<Members, EngineError> {
+    fn evaluate_at(
+        &self,
+        a: &Actor,
+        s: &CheckedSegment,
+        at: Timestamp,
+    ) -> Result<Members, EngineError> {
         set_now(at);
         let out = self.evaluate(a, s, at);
         reset_now();
         out
     }
-    fn eligibility_at(&self, a: &Actor, id: &str, p: &str, at: Timestamp) -> Result<Eligibility, EngineError> {
+    fn eligibility_at(
+        &self,
+        a: &Actor,
+        id: &str,
+        p: &str,
+        at: Timestamp,
+    ) -> Result<Eligibility, EngineError> {
         set_now(at);
         let out = self.eligibility(a, id, p);
         reset_now();
@@ -72,13 +105,24 @@ impl At for Engine {
         reset_now();
         out
     }
-    fn explain_at(&self, a: &Actor, s: &CheckedSegment, id: &str, at: Timestamp) -> Result<Explanation, EngineError> {
+    fn explain_at(
+        &self,
+        a: &Actor,
+        s: &CheckedSegment,
+        id: &str,
+        at: Timestamp,
+    ) -> Result<Explanation, EngineError> {
         set_now(at);
         let out = self.explain(a, s, id, at);
         reset_now();
         out
     }
-    fn evaluate_reference_at(&self, a: &Actor, s: &CheckedSegment, at: Timestamp) -> Result<Members, EngineError> {
+    fn evaluate_reference_at(
+        &self,
+        a: &Actor,
+        s: &CheckedSegment,
+        at: Timestamp,
+    ) -> Result<Members, EngineError> {
         set_now(at);
         let out = self.evaluate_reference(a, s, at);
         reset_now();
