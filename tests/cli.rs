@@ -2118,3 +2118,53 @@ fn swap_all(v: Vec<String>, from: &str, to: &str) -> Vec<String> {
         .map(|a| if a == from { to.to_string() } else { a })
         .collect()
 }
+
+#[test]
+fn fairness_report_on_the_sample_data() {
+    let mut spec: Json =
+        serde_json::from_str(&std::fs::read_to_string(data("policy-fairness.json")).unwrap())
+            .unwrap();
+    spec["actors"] = serde_json::json!([{"os_user": login(), "id": "tester", "roles": ["admin"]}]);
+    let policy = scratch("fairness.json", &spec.to_string());
+    set_mode(&policy, 0o644);
+    let r = run(&[
+        "report",
+        "fairness",
+        "--policy",
+        &policy,
+        "--subjects",
+        &data("subjects-fairness.csv"),
+        "--consents",
+        &data("consents.jsonl"),
+        "--at",
+        AT,
+        "--segment",
+        LAPSED_VIP,
+        "--protected",
+        "age_band",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let obj: Json = serde_json::from_str(&r.stdout).unwrap();
+    let groups: Vec<&str> = obj["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["group"].as_str().unwrap())
+        .collect();
+    assert_eq!(groups, ["under_30", "30_to_49", "50_and_over", "(unknown)"]);
+    assert!(
+        obj["groups"][2]["selected"].as_u64().is_some(),
+        "{}",
+        r.stdout
+    );
+    // A protected attribute never selects (R20).
+    let r = run(&[
+        "check",
+        "--policy",
+        &policy,
+        "--segment",
+        r#"segment "x" for marketing.email where age_band = "under_30""#,
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("R20"), "{}", r.stderr);
+}
