@@ -2168,3 +2168,93 @@ fn fairness_report_on_the_sample_data() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("R20"), "{}", r.stderr);
 }
+
+/// The example policy of docs/formats.md, with the actors given to the
+/// user running the tests, works for every data command on the sample data.
+#[test]
+fn the_documented_example_policy_works_for_every_data_command() {
+    let formats =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/formats.md")).unwrap();
+    let start = formats
+        .find("```json\n{\n  \"controller\"")
+        .expect("example policy")
+        + 8;
+    let end = start + formats[start..].find("\n```").unwrap();
+    let text = formats[start..end].replace("\"your-login\"", &format!("{:?}", login()));
+    let policy = scratch("formats-policy.json", &text);
+    set_mode(&policy, 0o644);
+    let key = key_file("formats.key", &[4u8; 32]);
+    let log = scratch("formats-audit.log", "");
+    std::fs::remove_file(&log).unwrap();
+    let audit_key = key_file("formats-audit.key", &[6u8; 32]);
+    let audit = [
+        "--audit-log",
+        log.as_str(),
+        "--audit-key-file",
+        audit_key.as_str(),
+    ];
+    let members = library_members(LAPSED_VIP);
+    let cases: Vec<(&[&str], Vec<&str>)> = vec![
+        (&["eval"], vec!["--segment", LAPSED_VIP, "--ids"]),
+        (&["count"], vec!["--segment", LAPSED_VIP]),
+        (&["count"], vec!["--segment", LAPSED_VIP, "--by", "country"]),
+        (
+            &["count"],
+            [&["--segment", LAPSED_VIP, "--epsilon", "1/2"][..], &audit].concat(),
+        ),
+        (
+            &["explain"],
+            vec!["--segment", LAPSED_VIP, "--subject", &members[0]],
+        ),
+        (
+            &["export"],
+            vec![
+                "--segment",
+                LAPSED_VIP,
+                "--recipient",
+                "mailer",
+                "--fields",
+                "country",
+                "--master-key-file",
+                &key,
+            ],
+        ),
+        (
+            &["report", "subject"],
+            vec!["--subject", &members[0], "--segment", LAPSED_VIP],
+        ),
+        (&["report", "compliance"], audit.to_vec()),
+    ];
+    for (cmd, rest) in cases {
+        let mut args: Vec<&str> = cmd.to_vec();
+        args.extend([
+            "--actor",
+            "alice",
+            "--role",
+            "admin",
+            "--policy",
+            &policy,
+            "--subjects",
+        ]);
+        let subjects = data("subjects.csv");
+        let consents = data("consents.jsonl");
+        args.extend([
+            subjects.as_str(),
+            "--consents",
+            consents.as_str(),
+            "--at",
+            AT,
+        ]);
+        args.extend(rest);
+        let out = Command::new(bin()).args(&args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.stdout.is_empty(), "{args:?}");
+    }
+    let r = run_as("alice", &["admin"], &["report", "ropa", "--policy", &policy]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
