@@ -238,11 +238,7 @@ fn main() {
         members.count(),
         after.count(),
         someone,
-        engine
-            .member_ids(&crm, &after)
-            .unwrap()
-            .iter()
-            .any(|id| *id == someone)
+        engine.member_ids(&crm, &after).unwrap().contains(&someone)
     );
     let explained = engine.explain(&crm, &seg, &someone, now).unwrap();
     print!("{explained}");

@@ -1061,17 +1061,21 @@ fn a_user_without_an_identity_may_do_nothing() {
         spec["actors"] =
             serde_json::json!([{"os_user": "someone-else", "id": "ann", "roles": ["admin"]}]);
     });
-    for args in [vec![
-        "count",
-        "--policy",
-        &other,
-        "--subjects",
-        &data("subjects.csv"),
-        "--consents",
-        &data("consents.jsonl"),
-        "--segment",
-        LAPSED_VIP,
-    ]] {
+    let (subjects, consents) = (data("subjects.csv"), data("consents.jsonl"));
+    for args in [
+        vec![
+            "count",
+            "--policy",
+            &other,
+            "--subjects",
+            &subjects,
+            "--consents",
+            &consents,
+            "--segment",
+            LAPSED_VIP,
+        ],
+        vec!["report", "ropa", "--policy", &other],
+    ] {
         let r = run_as("ann", &["admin"], &args);
         assert_eq!(r.code, 1, "{args:?}");
         assert!(
@@ -2255,6 +2259,10 @@ fn the_documented_example_policy_works_for_every_data_command() {
         );
         assert!(!out.stdout.is_empty(), "{args:?}");
     }
-    let r = run_as("alice", &["admin"], &["report", "ropa", "--policy", &policy]);
+    let r = run_as(
+        "alice",
+        &["admin"],
+        &["report", "ropa", "--policy", &policy],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
 }

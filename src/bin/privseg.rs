@@ -798,9 +798,9 @@ fn draft_policy(path: &Path) -> Result<Policy, Failure> {
 fn check(a: CheckArgs) -> Result<(), Failure> {
     let policy = draft_policy(&a.policy.policy)?;
     let text = read_segment(&a.segment)?;
-    let seg = privseg::segment::parse(&text)
-        .and_then(|s| privseg::segment::validate(&policy, &s, &text))
-        .map_err(|e| segment_failure(&e))?;
+    let parsed = privseg::segment::parse(&text).map_err(|e| segment_failure(&e))?;
+    let seg =
+        privseg::segment::validate(&policy, &parsed, &text).map_err(|e| segment_failure(&e))?;
     println!(
         "ok: segment {:?} for {} is valid under policy {}",
         seg.name(),
