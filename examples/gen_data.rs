@@ -1,7 +1,9 @@
 //! Writes a deterministic sample data set in the `privseg` file formats: a
 //! policy (`policy.json`), subjects (`subjects.csv`, 8 columns) and their
 //! consent events (`consents.jsonl`, about 1.5 per subject, in no particular
-//! time order).
+//! time order); and, for fairness audits, the same policy with a protected
+//! attribute `age_band` (`policy-fairness.json`) and the same subjects with
+//! that column (`subjects-fairness.csv`).
 //!
 //! ```text
 //! cargo run --release --example gen_data -- --subjects 300 --out examples/data
@@ -52,7 +54,7 @@ fn jurisdiction(code: &str, regime: Regime, age: Option<u8>) -> JurisdictionSpec
     }
 }
 
-fn policy() -> Policy {
+fn base_policy() -> PolicyBuilder {
     PolicyBuilder::new("Acme Retail Ltd")
         .contact("dpo@acme.example")
         .jurisdictions(vec![
@@ -154,8 +156,58 @@ fn policy() -> Policy {
             count: vec!["analytics".into(), "marketing".into()],
             ..RoleSpec::default()
         })
+        // Differential privacy budgets per purpose (see docs/cli.md).
+        .dp_budget("analytics", epsilon("1/2"), epsilon("2"))
+        .dp_budget("marketing", epsilon("1/2"), epsilon("1"))
+        // The identities of the walk-through, for the user "your-login":
+        // replace it with your own login (docs/cli.md).
+        .actor(actor("alice", &["admin"]))
+        .actor(actor("ann", &["loader", "marketer"]))
+        .actor(actor("bob", &["analyst", "loader"]))
+}
+
+fn epsilon(s: &str) -> privseg::privacy::dp::Epsilon {
+    s.parse().expect("valid epsilon")
+}
+
+fn actor(id: &str, roles: &[&str]) -> ActorSpec {
+    ActorSpec {
+        os_user: "your-login".into(),
+        id: Some(id.into()),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+    }
+}
+
+/// The sample policy and, for fairness audits, the same policy with a
+/// protected characteristic: `age_band` in the protected category
+/// `user.demographics` (never usable in a segment, R20; the groups of
+/// `privseg report fairness`).
+fn policies() -> (Policy, Policy) {
+    let plain = base_policy().build().expect("the sample policy is valid");
+    let fairness = base_policy()
+        .category(CategorySpec::new("user.demographics").protected())
+        .attribute(AttributeSpec::categorical(
+            "age_band",
+            "user.demographics",
+            &AGE_BANDS,
+        ))
         .build()
-        .expect("the sample policy is valid")
+        .expect("the fairness sample policy is valid");
+    (plain, fairness)
+}
+
+const AGE_BANDS: [&str; 3] = ["under_30", "30_to_49", "50_and_over"];
+
+/// The age band at `now` of a `YYYY-MM-DD` birth date (empty when unknown).
+fn age_band(birth: &str, now: Timestamp) -> &'static str {
+    let Ok(date) = parse_date(birth) else {
+        return "";
+    };
+    match age_on(date, now.date()) {
+        0..30 => AGE_BANDS[0],
+        30..50 => AGE_BANDS[1],
+        _ => AGE_BANDS[2],
+    }
 }
 
 struct Args {
@@ -211,15 +263,27 @@ fn run() -> Result<(), String> {
     };
     let io = |e: std::io::Error| e.to_string();
 
-    let policy = policy();
-    let mut w = create("policy.json")?;
-    serde_json::to_writer_pretty(&mut w, policy.spec()).map_err(|e| e.to_string())?;
-    writeln!(w).map_err(io)?;
-    w.flush().map_err(io)?;
+    let (policy, fairness) = policies();
+    for (name, p) in [
+        ("policy.json", &policy),
+        ("policy-fairness.json", &fairness),
+    ] {
+        let mut w = create(name)?;
+        serde_json::to_writer_pretty(&mut w, p.spec()).map_err(|e| e.to_string())?;
+        writeln!(w).map_err(io)?;
+        w.flush().map_err(io)?;
+    }
 
     let now = Timestamp::parse("2026-11-23T12:00:00Z").expect("valid time");
     let mut rng = Rng(args.seed);
     let mut subjects = create("subjects.csv")?;
+    // The same rows with the protected age band, for fairness audits.
+    let mut subjects_fairness = create("subjects-fairness.csv")?;
+    writeln!(
+        subjects_fairness,
+        "id,jurisdiction,birth_date,verified_at,country,total_spend,last_order,newsletter,age_band"
+    )
+    .map_err(io)?;
     let mut events = create("consents.jsonl")?;
     writeln!(
         subjects,
@@ -244,6 +308,7 @@ fn run() -> Result<(), String> {
         if rng.chance(3) {
             // Nothing known yet but the jurisdiction.
             writeln!(subjects, "{id},{},{birth},,,,,", jurisdictions[c]).map_err(io)?;
+            writeln!(subjects_fairness, "{id},{},{birth},,,,,,", jurisdictions[c]).map_err(io)?;
         } else {
             let verified = ago(&mut rng, 500);
             let spend = if rng.chance(5) {
@@ -255,12 +320,12 @@ fn run() -> Result<(), String> {
             };
             let last_order = ago(&mut rng, 720);
             let newsletter = ["true", "false", ""][rng.below(3) as usize];
-            writeln!(
-                subjects,
+            let row = format!(
                 "{id},{},{birth},{verified},{},{spend},{last_order},{newsletter}",
                 jurisdictions[c], countries[c]
-            )
-            .map_err(io)?;
+            );
+            writeln!(subjects, "{row}").map_err(io)?;
+            writeln!(subjects_fairness, "{row},{}", age_band(&birth, now)).map_err(io)?;
         }
 
         // Consent histories.
@@ -356,6 +421,7 @@ fn run() -> Result<(), String> {
         }
     }
     subjects.flush().map_err(io)?;
+    subjects_fairness.flush().map_err(io)?;
     events.flush().map_err(io)?;
     eprintln!(
         "wrote {} subjects and {n_events} events to {}",

@@ -99,6 +99,7 @@ fn main() {
     // The host authenticates its callers and gives them roles; the policy
     // says what each role may do.
     let crm = Actor::new("quickstart", &["crm"]);
+    println!("generating {SUBJECTS} synthetic customers and their consent histories...");
     let t = Instant::now();
     let mut engine = Engine::new(policy);
     let mut rng = Rng(42);
@@ -169,6 +170,7 @@ fn main() {
         });
     }
     let generated = t.elapsed();
+    println!("importing them into the engine (one audited call; checks every event)...");
     let t = Instant::now();
     let summary = engine
         .import(&crm, &subjects, &events)
@@ -187,6 +189,9 @@ fn main() {
         r#"segment "us_retarget" for marketing.advertising.third_party where country = "US" and last_order >= now - 30d"#,
         r#"segment "active_eu" for analytics.product where not country = "US" and last_order between now - 180d and now"#,
     ];
+    println!(
+        "evaluating three segments, twice each (the first run for a purpose builds its eligibility mask)..."
+    );
     for text in segments {
         let seg = engine.compile(&crm, text).unwrap_or_else(|e| panic!("{e}"));
         // The first evaluation for a purpose builds its eligibility mask

@@ -653,22 +653,26 @@ impl Engine {
     }
 
     /// How evaluations execute (kernel path, threads).
+    #[doc(hidden)]
     pub fn exec_options(&self) -> ExecOptions {
         self.exec
     }
 
     /// Sets how evaluations execute (e.g. to force a kernel path).
+    #[doc(hidden)]
     pub fn set_exec_options(&mut self, opts: ExecOptions) {
         self.exec = opts;
     }
 
     /// Bytes held by the cached eligibility masks (bitsets, per-row due
     /// times and time queues).
+    #[doc(hidden)]
     pub fn mask_cache_bytes(&self) -> usize {
         self.store.mask_cache_bytes()
     }
 
     /// Drops every cached eligibility mask.
+    #[doc(hidden)]
     pub fn clear_mask_cache(&mut self) {
         self.store.clear_mask_cache();
     }
@@ -1236,6 +1240,7 @@ impl Engine {
     /// (every subject through [`crate::consent::eligibility`] and the plain
     /// predicate). Slow; the same gate and record as [`Engine::evaluate`].
     /// It exists so that hosts and tests can check the fast path.
+    #[doc(hidden)]
     pub fn evaluate_reference(
         &self,
         actor: &Actor,
@@ -1280,6 +1285,7 @@ impl Engine {
     /// [`Members::rows`] gives them): whether each is a member. For checking
     /// and timing the fast path on engines too large to run the reference
     /// on every row. Gated and recorded like [`Engine::evaluate`].
+    #[doc(hidden)]
     pub fn evaluate_reference_rows(
         &self,
         actor: &Actor,
@@ -1324,11 +1330,13 @@ impl Engine {
 
     /// Rows in the store, erased ones included (row positions run from 0
     /// to this).
+    #[doc(hidden)]
     pub fn row_count(&self) -> usize {
         self.store.len()
     }
 
     /// Memory held by the indexes.
+    #[doc(hidden)]
     pub fn index_bytes(&self) -> crate::store::IndexBytes {
         self.store.index_bytes()
     }

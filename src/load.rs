@@ -245,6 +245,7 @@ pub struct Loader<'a> {
     events: Vec<ConsentEvent>,
     event_origins: Vec<Origin>,
     event_files: Vec<String>,
+    delimiter: u8,
 }
 
 impl fmt::Debug for Loader<'_> {
@@ -311,7 +312,15 @@ impl<'a> Loader<'a> {
             events: Vec::new(),
             event_origins: Vec::new(),
             event_files: Vec::new(),
+            delimiter: b',',
         }
+    }
+
+    /// The field delimiter of the subjects CSV inputs read after this call
+    /// (`,` unless set; `b'\t'` for tab-separated files).
+    pub fn delimiter(mut self, delimiter: u8) -> Loader<'a> {
+        self.delimiter = delimiter;
+        self
     }
 
     /// Calls `f` as inputs are read (after every batch of 4,096 records and
@@ -394,6 +403,7 @@ impl<'a> Loader<'a> {
             .has_headers(false)
             .flexible(true)
             .buffer_capacity(BUFFER)
+            .delimiter(self.delimiter)
             .from_reader(reader);
         let mut header = csv::ByteRecord::new();
         if !rdr

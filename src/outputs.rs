@@ -314,15 +314,17 @@ impl Engine {
         recipient: &str,
         fields: &[&str],
     ) -> Result<(Vec<AttrId>, DataUse), EngineError> {
+        // An unknown recipient is a mistake in the call, not a missing
+        // permission: say so before checking access.
+        let policy = self.policy().clone();
+        let r = policy
+            .recipient(recipient)
+            .ok_or_else(|| EngineError::UnknownRecipient(recipient.into()))?;
         self.allow(
             actor,
             Permission::Export(recipient),
             Some(seg.purpose_key()),
         )?;
-        let policy = self.policy().clone();
-        let r = policy
-            .recipient(recipient)
-            .ok_or_else(|| EngineError::UnknownRecipient(recipient.into()))?;
         let refuse = |reason: String| EngineError::ExportRefused {
             recipient: recipient.into(),
             rule: Rule::R19,
@@ -497,15 +499,20 @@ pub(crate) fn write_export_row<W: Write>(
     line.clear();
     match format {
         ExportFormat::Jsonl => {
-            let mut obj = serde_json::Map::new();
-            obj.insert("id".into(), pseudonym.into());
+            // `id` first, then the fields in the order asked (a JSON map
+            // would sort them).
+            line.push_str("{\"id\":");
+            line.push_str(&serde_json::Value::from(pseudonym).to_string());
             for (k, value) in values.iter().enumerate() {
                 let v = value.as_ref().map_or(serde_json::Value::Null, |v| {
                     serde_json::to_value(v).unwrap_or_default()
                 });
-                obj.insert(fields[k].to_string(), v);
+                line.push(',');
+                line.push_str(&serde_json::Value::from(fields[k]).to_string());
+                line.push(':');
+                line.push_str(&v.to_string());
             }
-            line.push_str(&serde_json::Value::Object(obj).to_string());
+            line.push('}');
         }
         ExportFormat::Csv => {
             line.push_str(pseudonym);

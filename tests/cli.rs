@@ -66,14 +66,50 @@ fn run(args: &[&str]) -> Run {
     run_as("tester", &["admin"], args)
 }
 
-/// Runs privseg as `actor` with these roles.
+/// How many words name the subcommand, and whether it acts (takes --actor
+/// and --role): `eval`, `report fairness`...
+fn subcommand(args: &[&str]) -> (usize, bool) {
+    match args.first() {
+        Some(&("eval" | "explain" | "export" | "count")) => (1, true),
+        Some(&"report") if args.len() > 1 && !args[1].starts_with('-') => (2, true),
+        _ => (0, false),
+    }
+}
+
+/// `args` with `--actor ACTOR` and a `--role` for each role after the
+/// subcommand, for the commands that act.
+fn with_actor(actor: &str, roles: &[&str], args: &[&str]) -> Vec<String> {
+    let (n, acts) = subcommand(args);
+    let mut v: Vec<String> = args[..n].iter().map(|a| a.to_string()).collect();
+    if acts {
+        v.extend(["--actor".to_string(), actor.to_string()]);
+        for r in roles {
+            v.extend(["--role".to_string(), r.to_string()]);
+        }
+    }
+    v.extend(args[n..].iter().map(|a| a.to_string()));
+    v
+}
+
+/// `args` with a `--role` for each role after the subcommand.
+fn with_roles(roles: &[&str], args: &[&str]) -> Vec<String> {
+    let (n, _) = subcommand(args);
+    let mut v: Vec<String> = args[..n].iter().map(|a| a.to_string()).collect();
+    for r in roles {
+        v.extend(["--role".to_string(), r.to_string()]);
+    }
+    v.extend(args[n..].iter().map(|a| a.to_string()));
+    v
+}
+
+/// Runs privseg as `actor` with these roles (given to the commands that
+/// act; the others take no actor).
 fn run_as(actor: &str, roles: &[&str], args: &[&str]) -> Run {
     let mut cmd = Command::new(bin());
-    cmd.args(["--actor", actor]);
-    for r in roles {
-        cmd.args(["--role", r]);
-    }
-    let out = cmd.args(args).output().expect("privseg runs");
+    let out = cmd
+        .args(with_actor(actor, roles, args))
+        .output()
+        .expect("privseg runs");
     Run {
         code: out.status.code().expect("exited normally"),
         stdout: String::from_utf8(out.stdout).unwrap(),
@@ -252,7 +288,7 @@ fn check_refuses_with_rule_attribute_purpose_and_caret() {
     let col = lines[src].find("total_spend").unwrap();
     assert_eq!(&caret[col..col + 11], "^^^^^^^^^^^", "{e}");
 
-    // A syntax error is a refusal too, with its caret.
+    // A syntax error is an input error (exit 2), with its caret.
     let r = run(&[
         "check",
         "--policy",
@@ -260,7 +296,7 @@ fn check_refuses_with_rule_attribute_purpose_and_caret() {
         "--segment",
         r#"segment "x" for marketing.email where total_spend >> 3"#,
     ]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
     assert!(r.stderr.starts_with("syntax error:"), "{}", r.stderr);
     assert!(r.stderr.contains('^'));
 
@@ -834,7 +870,8 @@ fn explain_json_and_errors() {
     let obj: Json = serde_json::from_str(r.stdout.trim()).unwrap();
     assert_eq!(obj["subject"], "objected");
     assert_eq!(obj["member"], false);
-    assert_eq!(obj["eligibility"]["denied"]["reason"], "objected");
+    assert_eq!(obj["eligibility"]["allowed"], false);
+    assert_eq!(obj["eligibility"]["reason"], "objected");
 
     let r = explain("nobody", "text");
     assert_eq!(r.code, 2);
@@ -911,12 +948,19 @@ fn help_on_the_new_commands() {
         vec!["signal", "encode", "--help"],
         vec!["report", "subject", "--help"],
         vec!["report", "fairness", "--help"],
+        vec!["report", "ropa", "--help"],
+        vec!["report", "compliance", "--help"],
+        vec!["audit", "dump", "--help"],
+        vec!["check", "--help"],
+        vec!["policy", "--help"],
     ] {
         let r = run(&args);
         assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
         assert!(r.stdout.contains("Usage: privseg"), "{args:?}");
-        assert!(r.stdout.contains("--actor"), "{args:?}: global options");
-        assert!(r.stdout.contains("--role"), "{args:?}");
+        // --actor and --role appear only where they act.
+        let acts = subcommand(&args).1;
+        assert_eq!(r.stdout.contains("--actor"), acts, "{args:?}");
+        assert_eq!(r.stdout.contains("--role"), acts, "{args:?}");
     }
     assert!(run(&["count", "--help"]).stdout.contains("--epsilon"));
     assert!(run(&["eval", "--help"]).stdout.contains("--audit-log"));
@@ -974,8 +1018,7 @@ fn access_is_refused_without_the_permission() {
         r.stderr
     );
     let out = Command::new(bin())
-        .args(["--role", "loader"])
-        .args(strs(&args))
+        .args(with_roles(&["loader"], &strs(&args)))
         .env("USER", "tester")
         .output()
         .unwrap();
@@ -999,9 +1042,9 @@ fn access_is_refused_without_the_permission() {
             }
         })
         .collect::<Vec<_>>();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = Command::new(bin())
-        .args(["--role", "loader", "--role", "marketer"])
-        .args(&args)
+        .args(with_roles(&["loader", "marketer"], &args))
         .output()
         .unwrap();
     assert_eq!(
@@ -1018,19 +1061,20 @@ fn a_user_without_an_identity_may_do_nothing() {
         spec["actors"] =
             serde_json::json!([{"os_user": "someone-else", "id": "ann", "roles": ["admin"]}]);
     });
+    let (subjects, consents) = (data("subjects.csv"), data("consents.jsonl"));
     for args in [
-        vec!["check", "--policy", &other, "--segment", LAPSED_VIP],
         vec![
             "count",
             "--policy",
             &other,
             "--subjects",
-            &data("subjects.csv"),
+            &subjects,
             "--consents",
-            &data("consents.jsonl"),
+            &consents,
             "--segment",
             LAPSED_VIP,
         ],
+        vec!["report", "ropa", "--policy", &other],
     ] {
         let r = run_as("ann", &["admin"], &args);
         assert_eq!(r.code, 1, "{args:?}");
@@ -1047,7 +1091,20 @@ fn a_user_without_an_identity_may_do_nothing() {
 
 #[test]
 fn the_policy_file_must_be_an_administrators() {
-    let check = |path: &str| run(&["check", "--policy", path, "--segment", LAPSED_VIP]);
+    // A data command: `check` and `policy` grant nothing, so they read any file.
+    let check = |path: &str| {
+        run(&[
+            "count",
+            "--policy",
+            path,
+            "--subjects",
+            &data("subjects.csv"),
+            "--consents",
+            &data("consents.jsonl"),
+            "--segment",
+            LAPSED_VIP,
+        ])
+    };
     let file = policy_with("trust.json", &[&["tester", "admin"]], |_| {});
     assert_eq!(check(&file).code, 0, "{}", check(&file).stderr);
     set_mode(&file, 0o664);
@@ -1201,11 +1258,12 @@ fn export_refusals() {
         "{}",
         r.stderr
     );
-    // No role grants export to a recipient the policy does not list.
+    // A recipient the policy does not list is a mistake in the command
+    // (exit 2), not a missing permission.
     let r = run(&strs(&base("nobody", "country")));
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        r.stderr.contains("export to recipient nobody"),
+        r.stderr.contains("unknown recipient \"nobody\""),
         "{}",
         r.stderr
     );
@@ -1236,7 +1294,10 @@ fn count_k_threshold_stricter_k_and_breakdown() {
         &["--segment", small, "--format", "json"],
     )));
     let obj: Json = serde_json::from_str(r.stdout.trim()).unwrap();
-    assert_eq!(obj["count"]["fewer_than"], 11);
+    // One shape: the count is null, marked suppressed, with the threshold.
+    assert_eq!(obj["count"], Json::Null);
+    assert_eq!(obj["suppressed"], true);
+    assert_eq!(obj["threshold"], 11);
     // --k only makes it stricter.
     let big_k = (members + 1).to_string();
     let r = run(&strs(&data_args(
@@ -1272,7 +1333,20 @@ fn count_k_threshold_stricter_k_and_breakdown() {
     assert_eq!(obj["by"], "country");
     let cells = obj["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 6, "five countries and (none)");
-    assert_eq!(obj["total"]["exact"], library_members(ACTIVE_EU).len());
+    assert_eq!(obj["total"]["count"], library_members(ACTIVE_EU).len());
+    assert!(obj["total"].get("suppressed").is_none());
+    for c in cells {
+        // Every cell: a number, or null marked suppressed with k.
+        assert!(c["value"].is_string(), "{c}");
+        match c["count"].as_u64() {
+            Some(n) => assert!(n >= 11, "{c}"),
+            None => {
+                assert_eq!(c["count"], Json::Null, "{c}");
+                assert_eq!(c["suppressed"], true, "{c}");
+                assert_eq!(c["threshold"], 11, "{c}");
+            }
+        }
+    }
     // A marketer may not count analytics segments.
     let r = run_as(
         "ann",
@@ -1339,10 +1413,13 @@ fn dp_count_charges_the_policys_budget() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let obj: Json = serde_json::from_str(r.stdout.trim()).unwrap();
     assert!(obj["noisy_count"].is_i64());
-    assert_eq!(
-        (obj["budget"].as_str(), obj["remaining"].as_str()),
-        (Some("marketing"), Some("1/2"))
-    );
+    // Numbers as numbers, the exact fraction beside them.
+    assert_eq!(obj["budget"], "marketing");
+    assert_eq!(obj["epsilon"].as_f64(), Some(0.5));
+    assert_eq!(obj["epsilon_exact"], "1/2");
+    assert_eq!(obj["remaining"].as_f64(), Some(0.5));
+    assert_eq!(obj["remaining_exact"], "1/2");
+    assert_eq!(obj["total"].as_f64(), Some(1.0));
     // Another identity with other roles spends the same budget.
     let r = dp_run(&p, &log, "tester", &["admin"], "1/2");
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -1715,4 +1792,477 @@ fn audit_log_damage_stops_data_commands() {
     std::fs::write(&log, &full).unwrap();
     let r = verify(&["--audit-key-file", &pseud]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn input_errors_exit_2_and_name_the_real_cause() {
+    let key = key_file("names.key", &[9u8; 32]);
+    // An attribute the policy lacks among the fields: named as such.
+    let r = run(&strs(&data_args(
+        "export",
+        &[
+            "--segment",
+            LAPSED_VIP,
+            "--recipient",
+            "mailer",
+            "--fields",
+            "country,shoe",
+            "--master-key-file",
+            &key,
+        ],
+    )));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("unknown attribute \"shoe\""),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("invalid segment"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    // An unknown recipient is not a missing permission, whoever asks.
+    for (actor, roles) in [("tester", &["admin"][..]), ("ann", &["loader"][..])] {
+        let r = run_as(
+            actor,
+            roles,
+            &strs(&data_args(
+                "export",
+                &[
+                    "--segment",
+                    LAPSED_VIP,
+                    "--recipient",
+                    "nobody",
+                    "--master-key-file",
+                    &key,
+                ],
+            )),
+        );
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("unknown recipient \"nobody\"") && r.stderr.contains("adnet, mailer"),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("permission"), "{}", r.stderr);
+    }
+    // Segments: an unknown attribute, an undeclared value and a syntax error
+    // are input errors (2); a rule's refusal is a refusal (1).
+    for (segment, code, says) in [
+        (
+            r#"segment "x" for marketing.email where shoe = 1"#,
+            2,
+            "unknown attribute",
+        ),
+        (
+            r#"segment "x" for marketing.email where country = "XX""#,
+            2,
+            "XX",
+        ),
+        (r#"segment "x" for marketing.email where"#, 2, "expected"),
+        (REFUSED_R2, 1, "rule: R2"),
+    ] {
+        let r = run(&["check", "--policy", &policy_file(), "--segment", segment]);
+        assert_eq!(r.code, code, "{segment}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{segment}: {}", r.stderr);
+        let r = run(&strs(&data_args("eval", &["--segment", segment])));
+        assert_eq!(r.code, code, "{segment}: {}", r.stderr);
+    }
+    // An unknown --by attribute, a bad flag value.
+    let r = run(&strs(&data_args(
+        "count",
+        &["--segment", LAPSED_VIP, "--by", "shoe"],
+    )));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("shoe"), "{}", r.stderr);
+    let r = run(&strs(&data_args(
+        "eval",
+        &["--segment", LAPSED_VIP, "--format", "yaml"],
+    )));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    // Options are given only where they act: check takes no actor.
+    let r = Command::new(bin())
+        .args(["check", "--actor", "tester", "--policy", &policy_file()])
+        .args(["--segment", LAPSED_VIP])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--actor"));
+}
+
+#[test]
+fn export_jsonl_has_id_first_then_the_fields_in_order() {
+    let key = key_file("order.key", &[3u8; 32]);
+    let r = run(&strs(&data_args(
+        "export",
+        &[
+            "--segment",
+            LAPSED_VIP,
+            "--recipient",
+            "mailer",
+            "--fields",
+            "total_spend,country",
+            "--master-key-file",
+            &key,
+        ],
+    )));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), library_members(LAPSED_VIP).len());
+    for l in lines {
+        assert!(l.starts_with(r#"{"id":"v1:"#), "{l}");
+        let spend = l.find(r#""total_spend":"#).unwrap();
+        let country = l.find(r#""country":"#).unwrap();
+        assert!(spend < country, "{l}");
+        let obj: Json = serde_json::from_str(l).unwrap();
+        assert_eq!(obj.as_object().unwrap().len(), 3, "{l}");
+    }
+}
+
+#[test]
+fn policy_schema_accepts_the_sample_policies_and_rejects_mistakes() {
+    let r = run(&["policy", "--schema"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let schema: Json = serde_json::from_str(&r.stdout).unwrap();
+    let on_disk: Json = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/policy.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(schema, on_disk);
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let read =
+        |p: &str| -> Json { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
+    for p in [
+        data("policy.json"),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/c/policy.json").to_string(),
+        policy_file(),
+    ] {
+        let doc = read(&p);
+        let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{p}: {errors:?}");
+    }
+    // The example policy of docs/formats.md.
+    let formats =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/formats.md")).unwrap();
+    let start = formats
+        .find("```json\n{\n  \"controller\"")
+        .expect("example policy")
+        + 8;
+    let end = start + formats[start..].find("\n```").unwrap();
+    let example: Json = serde_json::from_str(&formats[start..end]).unwrap();
+    assert!(validator.is_valid(&example));
+    // What the engine refuses as a shape, the schema refuses too.
+    let mut typo = read(&data("policy.json"));
+    typo["k_treshold"] = 20.into();
+    assert!(!validator.is_valid(&typo));
+    let mut basis = read(&data("policy.json"));
+    basis["purposes"][0]["basis"] = "because".into();
+    assert!(!validator.is_valid(&basis));
+    let mut eps = read(&data("policy.json"));
+    eps["dp_budgets"][0]["total"] = 1.into();
+    assert!(!validator.is_valid(&eps));
+}
+
+#[test]
+fn reports_ropa_and_compliance_as_json_and_markdown() {
+    let r = run(&[
+        "report",
+        "ropa",
+        "--policy",
+        &policy_file(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let obj: Json = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(obj["controller"]["name"], "Acme Retail Ltd");
+    let r = run(&[
+        "report",
+        "ropa",
+        "--policy",
+        &policy_file(),
+        "--format",
+        "md",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("| marketing.email |"), "{}", r.stdout);
+    // Reading the audit log is a permission of its own.
+    let r = run_as(
+        "ann",
+        &["loader", "marketer"],
+        &["report", "ropa", "--policy", &policy_file()],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("lacks permission read_audit"),
+        "{}",
+        r.stderr
+    );
+
+    let mut args = data_args("report", &["--format", "json"]);
+    args.insert(1, "compliance".into());
+    let r = run(&strs(&args));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let obj: Json = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(obj["subjects"], 300, "{}", r.stdout);
+    assert!(!r.stdout.contains("c-000"), "ids never appear");
+}
+
+#[test]
+fn audit_dump_prints_entries_with_pseudonyms_only() {
+    let log = scratch("dump.log", "");
+    std::fs::remove_file(&log).unwrap();
+    let key = key_file("dump.key", &[7u8; 32]);
+    let r = run(&strs(&data_args(
+        "explain",
+        &[
+            "--segment",
+            LAPSED_VIP,
+            "--subject",
+            "c-000001",
+            "--audit-log",
+            &log,
+            "--audit-key-file",
+            &key,
+        ],
+    )));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(&["audit", "dump", "--log", &log]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let entries: Vec<Json> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(entries.len() >= 3, "{}", r.stdout);
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e["seq"].as_u64(), Some(i as u64), "{e}");
+    }
+    assert!(!r.stdout.contains("c-000001"), "{}", r.stdout);
+    assert_eq!(run(&["audit", "dump", "--log", "/nonexistent/log"]).code, 2);
+}
+
+#[test]
+fn inputs_from_stdin_gzip_and_other_delimiters() {
+    use std::io::Write;
+    let expected = library_members(LAPSED_VIP);
+    let subjects = std::fs::read(data("subjects.csv")).unwrap();
+    // gzip, recognised by content whatever the name.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&subjects).unwrap();
+    let gz_path = scratch("subjects.data", "");
+    std::fs::write(&gz_path, gz.finish().unwrap()).unwrap();
+    // Semicolons instead of commas (no field of the sample holds one).
+    let semi = scratch(
+        "subjects-semi.csv",
+        &String::from_utf8(subjects.clone())
+            .unwrap()
+            .replace(',', ";"),
+    );
+    let ids = |args: Vec<String>, stdin: Option<&[u8]>| -> Vec<String> {
+        let mut cmd = Command::new(bin());
+        cmd.args(with_actor("tester", &["admin"], &strs(&args)))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .stdin(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(bytes) = stdin {
+            input.write_all(bytes).unwrap();
+        }
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("  "))
+            .map(String::from)
+            .collect()
+    };
+    let base = data_args("eval", &["--segment", LAPSED_VIP, "--ids"]);
+    let swap = |from: &str, to: &str, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = base
+            .iter()
+            .map(|a| if a == from { to.to_string() } else { a.clone() })
+            .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let subjects_path = data("subjects.csv");
+    assert_eq!(ids(swap(&subjects_path, &gz_path, &[]), None), expected);
+    assert_eq!(
+        ids(swap(&subjects_path, "-", &[]), Some(&subjects)),
+        expected
+    );
+    assert_eq!(
+        ids(swap(&subjects_path, &semi, &["--delimiter", ";"]), None),
+        expected
+    );
+    // Without the delimiter the file is one column: the header is wrong.
+    let r = run(&strs(&swap(&subjects_path, &semi, &[])));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    // Both inputs cannot come from stdin.
+    let both = swap(&subjects_path, "-", &[]);
+    let both = swap_all(both, &data("consents.jsonl"), "-");
+    let r = run(&strs(&both));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("standard input"), "{}", r.stderr);
+}
+
+fn swap_all(v: Vec<String>, from: &str, to: &str) -> Vec<String> {
+    v.into_iter()
+        .map(|a| if a == from { to.to_string() } else { a })
+        .collect()
+}
+
+#[test]
+fn fairness_report_on_the_sample_data() {
+    let mut spec: Json =
+        serde_json::from_str(&std::fs::read_to_string(data("policy-fairness.json")).unwrap())
+            .unwrap();
+    spec["actors"] = serde_json::json!([{"os_user": login(), "id": "tester", "roles": ["admin"]}]);
+    let policy = scratch("fairness.json", &spec.to_string());
+    set_mode(&policy, 0o644);
+    let r = run(&[
+        "report",
+        "fairness",
+        "--policy",
+        &policy,
+        "--subjects",
+        &data("subjects-fairness.csv"),
+        "--consents",
+        &data("consents.jsonl"),
+        "--at",
+        AT,
+        "--segment",
+        LAPSED_VIP,
+        "--protected",
+        "age_band",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let obj: Json = serde_json::from_str(&r.stdout).unwrap();
+    let groups: Vec<&str> = obj["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["group"].as_str().unwrap())
+        .collect();
+    assert_eq!(groups, ["under_30", "30_to_49", "50_and_over", "(unknown)"]);
+    assert!(
+        obj["groups"][2]["selected"].as_u64().is_some(),
+        "{}",
+        r.stdout
+    );
+    // A protected attribute never selects (R20).
+    let r = run(&[
+        "check",
+        "--policy",
+        &policy,
+        "--segment",
+        r#"segment "x" for marketing.email where age_band = "under_30""#,
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("R20"), "{}", r.stderr);
+}
+
+/// The example policy of docs/formats.md, with the actors given to the
+/// user running the tests, works for every data command on the sample data.
+#[test]
+fn the_documented_example_policy_works_for_every_data_command() {
+    let formats =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/formats.md")).unwrap();
+    let start = formats
+        .find("```json\n{\n  \"controller\"")
+        .expect("example policy")
+        + 8;
+    let end = start + formats[start..].find("\n```").unwrap();
+    let text = formats[start..end].replace("\"your-login\"", &format!("{:?}", login()));
+    let policy = scratch("formats-policy.json", &text);
+    set_mode(&policy, 0o644);
+    let key = key_file("formats.key", &[4u8; 32]);
+    let log = scratch("formats-audit.log", "");
+    std::fs::remove_file(&log).unwrap();
+    let audit_key = key_file("formats-audit.key", &[6u8; 32]);
+    let audit = [
+        "--audit-log",
+        log.as_str(),
+        "--audit-key-file",
+        audit_key.as_str(),
+    ];
+    let members = library_members(LAPSED_VIP);
+    let cases: Vec<(&[&str], Vec<&str>)> = vec![
+        (&["eval"], vec!["--segment", LAPSED_VIP, "--ids"]),
+        (&["count"], vec!["--segment", LAPSED_VIP]),
+        (&["count"], vec!["--segment", LAPSED_VIP, "--by", "country"]),
+        (
+            &["count"],
+            [&["--segment", LAPSED_VIP, "--epsilon", "1/2"][..], &audit].concat(),
+        ),
+        (
+            &["explain"],
+            vec!["--segment", LAPSED_VIP, "--subject", &members[0]],
+        ),
+        (
+            &["export"],
+            vec![
+                "--segment",
+                LAPSED_VIP,
+                "--recipient",
+                "mailer",
+                "--fields",
+                "country",
+                "--master-key-file",
+                &key,
+            ],
+        ),
+        (
+            &["report", "subject"],
+            vec!["--subject", &members[0], "--segment", LAPSED_VIP],
+        ),
+        (&["report", "compliance"], audit.to_vec()),
+    ];
+    for (cmd, rest) in cases {
+        let mut args: Vec<&str> = cmd.to_vec();
+        args.extend([
+            "--actor",
+            "alice",
+            "--role",
+            "admin",
+            "--policy",
+            &policy,
+            "--subjects",
+        ]);
+        let subjects = data("subjects.csv");
+        let consents = data("consents.jsonl");
+        args.extend([
+            subjects.as_str(),
+            "--consents",
+            consents.as_str(),
+            "--at",
+            AT,
+        ]);
+        args.extend(rest);
+        let out = Command::new(bin()).args(&args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.stdout.is_empty(), "{args:?}");
+    }
+    let r = run_as(
+        "alice",
+        &["admin"],
+        &["report", "ropa", "--policy", &policy],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }

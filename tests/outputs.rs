@@ -176,10 +176,11 @@ fn exports_stay_inside_the_recipients_agreement() {
             .contains("does not cover purpose analytics.product"),
         "{err}"
     );
-    // Unknown recipient, and an actor without the export grant.
+    // An unknown recipient is named as such (not a missing permission),
+    // and an actor without the export grant is refused.
     assert!(matches!(
         export(&e, &admin(), "nobody", &[], ExportFormat::Csv),
-        Err(EngineError::Access(_))
+        Err(EngineError::UnknownRecipient(r)) if r == "nobody"
     ));
     let err = export(
         &e,

@@ -12,8 +12,7 @@
 //! was refused (including access refusals), 2 a usage or input error.
 
 use std::fs::{File, OpenOptions};
-use std::io::Read;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,17 +56,22 @@ use privseg::{Actor, Engine, EngineError, Timestamp};
 #[derive(Parser, Debug)]
 #[command(name = "privseg", version, about, long_about)]
 struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Who acts: given only to the commands that act on personal data.
+#[derive(Args, Debug, Clone)]
+struct ActorArgs {
     /// Which identity to act as, among those the policy assigns to the
     /// operating-system user running privseg [default: its only one].
-    #[arg(long, global = true, value_name = "ID")]
+    #[arg(long, value_name = "ID")]
     actor: Option<String>,
     /// A role to take, among those the policy assigns to the identity;
     /// repeat for several. Without one the actor may do nothing that needs a
     /// permission.
-    #[arg(long = "role", global = true, value_name = "NAME")]
+    #[arg(long = "role", value_name = "NAME")]
     roles: Vec<String>,
-    #[command(subcommand)]
-    command: Command,
 }
 
 #[derive(Subcommand, Debug)]
@@ -104,7 +108,8 @@ enum Command {
     /// Decode and encode consent signals (IAB TCF, GPP, US Privacy).
     #[command(subcommand)]
     Signal(SignalCommand),
-    /// Compliance reports: a subject access report, a fairness audit.
+    /// Reports: a subject access report, a fairness audit, the record of
+    /// processing activities, the compliance report.
     #[command(subcommand)]
     Report(ReportCommand),
 }
@@ -153,16 +158,25 @@ struct AuditArgs {
 #[derive(Args, Debug)]
 struct DataArgs {
     #[command(flatten)]
+    who: ActorArgs,
+    #[command(flatten)]
     policy: PolicyArg,
     /// Subjects, CSV with a header: id, jurisdiction, birth_date,
-    /// verified_at and one column per policy attribute.
+    /// verified_at and one column per policy attribute. `-` reads standard
+    /// input; gzip-compressed files are recognised by their content.
     #[arg(long, value_name = "FILE")]
     subjects: PathBuf,
-    /// Consent events, JSON Lines: one event object per line.
+    /// Consent events, JSON Lines: one event object per line. `-` reads
+    /// standard input (not both inputs); gzip is recognised by content.
     #[arg(long, value_name = "FILE")]
     consents: PathBuf,
-    /// The evaluation instant, RFC 3339 (such as 2026-03-01T10:00:00Z);
-    /// defaults to now.
+    /// The field delimiter of the subjects file: one ASCII character, or
+    /// `tab`.
+    #[arg(long, value_name = "CHAR", default_value = ",", value_parser = parse_delimiter)]
+    delimiter: u8,
+    /// The reference time of the segments' relative times (`now - 90d`),
+    /// RFC 3339 such as 2026-03-01T10:00:00Z; defaults to now. Eligibility
+    /// (consent, objections, expiry) is always judged as of the host clock.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     at: Option<Timestamp>,
     /// Print load and evaluation statistics on stderr: rows per second, peak
@@ -215,9 +229,14 @@ struct ExplainArgs {
 }
 
 #[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
 struct PolicyArgs {
-    #[command(flatten)]
-    policy: PolicyArg,
+    /// The policy to validate, in the JSON policy format.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Print the JSON Schema of the policy format instead.
+    #[arg(long)]
+    schema: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -280,6 +299,13 @@ struct CountArgs {
 
 #[derive(Subcommand, Debug)]
 enum AuditCommand {
+    /// Print every entry of a log file as JSON Lines, in order (subjects
+    /// appear only as pseudonyms), without changing the file.
+    Dump {
+        /// The audit log file.
+        #[arg(long, value_name = "FILE")]
+        log: PathBuf,
+    },
     /// Write a signed checkpoint (tree size, Merkle root, time) of a log
     /// file to stdout, as JSON. Keep it outside the log.
     Checkpoint {
@@ -381,6 +407,47 @@ enum ReportCommand {
     /// selection rates per group under the four-fifths rule, and proxy
     /// attributes. Needs `administer`.
     Fairness(FairnessArgs),
+    /// The record of processing activities (GDPR Art. 30) from the policy
+    /// and the audit log. Needs `read_audit`.
+    Ropa(RopaArgs),
+    /// The compliance report: consents expiring or needing renewal, values
+    /// past retention or stale, refusals and exports from the audit log,
+    /// privacy budget use. Counts only. Needs `subjects` (to load the files)
+    /// and `read_audit`.
+    Compliance(ComplianceArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ReportFormat {
+    /// JSON.
+    Json,
+    /// Markdown tables.
+    Md,
+}
+
+#[derive(Args, Debug)]
+struct RopaArgs {
+    #[command(flatten)]
+    who: ActorArgs,
+    #[command(flatten)]
+    policy: PolicyArg,
+    #[command(flatten)]
+    audit: AuditArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+    format: ReportFormat,
+}
+
+#[derive(Args, Debug)]
+struct ComplianceArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Report consents that expire within this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    within_days: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+    format: ReportFormat,
 }
 
 #[derive(Args, Debug)]
@@ -410,6 +477,18 @@ fn parse_time(s: &str) -> Result<Timestamp, String> {
     Timestamp::parse(s).map_err(|e| e.to_string())
 }
 
+fn parse_delimiter(s: &str) -> Result<u8, String> {
+    match s {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        _ if s.len() == 1 && s.is_ascii() && s != "\"" && s != "\n" && s != "\r" => {
+            Ok(s.as_bytes()[0])
+        }
+        _ => Err(format!(
+            "expected one ASCII character (not a quote or a line break) or `tab`, found {s:?}"
+        )),
+    }
+}
+
 /// How a command failed.
 enum Failure {
     /// A segment or policy was refused: exit 1. The text is already printed.
@@ -419,6 +498,9 @@ enum Failure {
     Denied(String),
     /// A usage or input error: exit 2.
     Input(String),
+    /// An input error already printed (a segment that does not parse or
+    /// names what the policy lacks): exit 2.
+    Invalid,
 }
 
 impl From<LoadError> for Failure {
@@ -436,11 +518,21 @@ fn engine_failure(e: EngineError) -> Failure {
         EngineError::Access(_) | EngineError::ExportRefused { .. } => {
             Failure::Denied(e.to_string())
         }
-        EngineError::Segment(s) => {
-            print_refusal(&s);
-            Failure::Refused
-        }
+        EngineError::Segment(s) => segment_failure(&s),
         other => Failure::Input(other.to_string()),
+    }
+}
+
+/// A segment broken by a rule (R1, R2, R7...) is a refusal: exit 1. One
+/// that does not parse, names what the policy lacks or compares with an
+/// undeclared value is an input error: exit 2. Both are printed with the
+/// caret.
+fn segment_failure(e: &SegmentError) -> Failure {
+    print_refusal(e);
+    if e.rule.is_some() {
+        Failure::Refused
+    } else {
+        Failure::Invalid
     }
 }
 
@@ -450,25 +542,24 @@ fn input(e: impl std::fmt::Display) -> Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let who = Who {
-        actor: cli.actor,
-        roles: cli.roles,
-    };
     let result = match cli.command {
-        Command::Check(a) => check(&who, a),
-        Command::Eval(a) => eval(&who, a),
-        Command::Explain(a) => explain(&who, a),
+        Command::Check(a) => check(a),
+        Command::Eval(a) => eval(a),
+        Command::Explain(a) => explain(a),
         Command::Policy(a) => policy(a),
-        Command::Export(a) => export(&who, a),
-        Command::Count(a) => count(&who, a),
+        Command::Export(a) => export(a),
+        Command::Count(a) => count(a),
         Command::Audit(a) => audit(a),
         Command::Signal(a) => signal(a),
-        Command::Report(ReportCommand::Subject(a)) => subject_report(&who, a),
-        Command::Report(ReportCommand::Fairness(a)) => fairness(&who, a),
+        Command::Report(ReportCommand::Subject(a)) => subject_report(a),
+        Command::Report(ReportCommand::Fairness(a)) => fairness(a),
+        Command::Report(ReportCommand::Ropa(a)) => ropa(a),
+        Command::Report(ReportCommand::Compliance(a)) => compliance(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Refused) => ExitCode::from(1),
+        Err(Failure::Invalid) => ExitCode::from(2),
         Err(Failure::Denied(msg)) => {
             eprintln!("error: {msg}");
             ExitCode::from(1)
@@ -483,10 +574,7 @@ fn main() -> ExitCode {
 /// What the command line asks for: an identity (--actor) and roles (--role).
 /// Granted only as far as the policy assigns them to the operating-system
 /// user running the tool.
-struct Who {
-    actor: Option<String>,
-    roles: Vec<String>,
-}
+type Who = ActorArgs;
 
 /// The operating-system user running this process: the owner of
 /// `/proc/self` (the effective user id), named by `/etc/passwd`. No
@@ -691,17 +779,28 @@ fn print_refusal(e: &SegmentError) {
 }
 
 fn compile(engine: &Engine, actor: &Actor, text: &str) -> Result<CheckedSegment, Failure> {
-    engine.compile(actor, text).map_err(|e| {
-        print_refusal(&e);
-        Failure::Refused
+    engine.compile(actor, text).map_err(|e| segment_failure(&e))
+}
+
+/// A policy read for checking only: it grants nothing here, so any file
+/// is read; an invalid one is an input error.
+fn draft_policy(path: &Path) -> Result<Policy, Failure> {
+    Policy::from_json(&read_text(path)?).map_err(|error| {
+        Failure::from(LoadError::Policy {
+            file: path.display().to_string(),
+            error,
+        })
     })
 }
 
-fn check(who: &Who, a: CheckArgs) -> Result<(), Failure> {
-    let (policy, actor) = trusted(&a.policy.policy, who)?;
+/// Validates a segment against the policy: no data is read and no one acts,
+/// so no identity is needed.
+fn check(a: CheckArgs) -> Result<(), Failure> {
+    let policy = draft_policy(&a.policy.policy)?;
     let text = read_segment(&a.segment)?;
-    let engine = Engine::new(policy);
-    let seg = compile(&engine, &actor, &text)?;
+    let parsed = privseg::segment::parse(&text).map_err(|e| segment_failure(&e))?;
+    let seg =
+        privseg::segment::validate(&policy, &parsed, &text).map_err(|e| segment_failure(&e))?;
     println!(
         "ok: segment {:?} for {} is valid under policy {}",
         seg.name(),
@@ -788,45 +887,80 @@ fn per_second(n: u64, d: Duration) -> String {
     format!("{:.0}", n as f64 / s)
 }
 
-fn file_size(path: &Path) -> u64 {
-    std::fs::metadata(path).map_or(0, |m| m.len())
+/// An input file, or standard input for `-`; gzip is recognised by its
+/// first two bytes (1f 8b) and decompressed as it is read.
+fn open_input(path: &Path) -> Result<(String, Box<dyn BufRead>), Failure> {
+    let (name, raw): (String, Box<dyn Read>) = if path == Path::new("-") {
+        ("<stdin>".into(), Box::new(std::io::stdin()))
+    } else {
+        let f = File::open(path).map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
+        (path.display().to_string(), Box::new(f))
+    };
+    let mut r = BufReader::with_capacity(1 << 20, raw);
+    let head = r
+        .fill_buf()
+        .map_err(|e| Failure::Input(format!("{name}: {e}")))?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        let gz = flate2::bufread::MultiGzDecoder::new(r);
+        return Ok((name, Box::new(BufReader::with_capacity(1 << 20, gz))));
+    }
+    Ok((name, Box::new(r)))
 }
 
 /// Loads the subjects and events into `engine` on behalf of `actor`, with a
-/// progress bar on stderr when it is a terminal.
+/// progress line on stderr when it is a terminal: reading subjects, reading
+/// events, importing (a spinner keeps turning through the import, which is
+/// one call).
 fn load(
     d: &DataArgs,
     engine: Engine,
     actor: &Actor,
 ) -> Result<(Engine, LoadStats, Duration), Failure> {
     let start = Instant::now();
+    if d.subjects == Path::new("-") && d.consents == Path::new("-") {
+        return Err(Failure::Input(
+            "--subjects and --consents cannot both read standard input (-)".into(),
+        ));
+    }
     let bar = std::io::stderr().is_terminal().then(|| {
-        let total = file_size(&d.subjects) + file_size(&d.consents);
-        let bar = ProgressBar::new(total);
+        let bar = ProgressBar::new_spinner();
         bar.set_style(
-            ProgressStyle::with_template("{msg:10} [{bar:30}] {bytes}/{total_bytes} ({eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
+        bar.enable_steady_tick(Duration::from_millis(120));
         bar
     });
-    let mut loader = Loader::with_engine(engine, actor.clone());
+    let (subjects_name, subjects) = open_input(&d.subjects)?;
+    let (events_name, events) = open_input(&d.consents)?;
+    let mut loader = Loader::with_engine(engine, actor.clone()).delimiter(d.delimiter);
     if let Some(bar) = &bar {
         let bar = bar.clone();
-        let subject_bytes = file_size(&d.subjects);
+        let (sn, en) = (subjects_name.clone(), events_name.clone());
+        let mut subjects_read = 0;
         loader = loader.on_progress(move |p: Progress| {
-            let (msg, position) = match p.stage {
-                Stage::Subjects => ("subjects", p.bytes),
-                Stage::Events => ("consents", subject_bytes + p.bytes),
-                _ => ("importing", p.bytes),
+            let mib = p.bytes as f64 / (1024.0 * 1024.0);
+            let msg = match p.stage {
+                Stage::Subjects => {
+                    subjects_read = p.records;
+                    format!(
+                        "reading subjects from {sn}: {} rows ({mib:.1} MiB)",
+                        p.records
+                    )
+                }
+                Stage::Events => format!(
+                    "reading consent events from {en}: {} events ({mib:.1} MiB)",
+                    p.records
+                ),
+                _ if p.done => format!("imported {} subjects and events", p.records),
+                _ => format!("importing {subjects_read} subjects and their events into the engine"),
             };
             bar.set_message(msg);
-            bar.set_position(position);
         });
     }
     let result = loader
-        .subjects_file(&d.subjects)
-        .and_then(|l| l.events_file(&d.consents))
+        .subjects(&subjects_name, subjects)
+        .and_then(|l| l.events(&events_name, events))
         .and_then(|l| l.finish());
     if let Some(bar) = &bar {
         bar.finish_and_clear();
@@ -839,10 +973,9 @@ fn load(
 /// refused before anything is loaded), then the files loaded.
 fn prepare(
     d: &DataArgs,
-    who: &Who,
     texts: &[String],
 ) -> Result<(Engine, Vec<CheckedSegment>, Actor), Failure> {
-    let (policy, actor) = trusted(&d.policy.policy, who)?;
+    let (policy, actor) = trusted(&d.policy.policy, &d.who)?;
     let engine = new_engine(policy, &d.audit)?;
     let segments = texts
         .iter()
@@ -899,13 +1032,13 @@ struct SegmentJson<'a> {
     ids: Option<Vec<&'a str>>,
 }
 
-fn eval(who: &Who, a: EvalArgs) -> Result<(), Failure> {
+fn eval(a: EvalArgs) -> Result<(), Failure> {
     let at = a.data.at.unwrap_or_else(Timestamp::now);
     let mut texts = a.segment.clone();
     for f in &a.segment_file {
         texts.push(read_text(f)?);
     }
-    let (engine, segments, actor) = prepare(&a.data, who, &texts)?;
+    let (engine, segments, actor) = prepare(&a.data, &texts)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     for seg in &segments {
         let t = Instant::now();
@@ -967,10 +1100,10 @@ fn eval(who: &Who, a: EvalArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn explain(who: &Who, a: ExplainArgs) -> Result<(), Failure> {
+fn explain(a: ExplainArgs) -> Result<(), Failure> {
     let at = a.data.at.unwrap_or_else(Timestamp::now);
     let text = read_segment(&a.segment)?;
-    let (engine, segments, actor) = prepare(&a.data, who, &[text])?;
+    let (engine, segments, actor) = prepare(&a.data, &[text])?;
     let ex = engine
         .explain(&actor, &segments[0], &a.subject, at)
         .map_err(engine_failure)?;
@@ -981,7 +1114,7 @@ fn explain(who: &Who, a: ExplainArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn export(who: &Who, a: ExportArgs) -> Result<(), Failure> {
+fn export(a: ExportArgs) -> Result<(), Failure> {
     let at = a.data.at.unwrap_or_else(Timestamp::now);
     let text = read_segment(&a.segment)?;
     // The key is read and checked before anything is loaded.
@@ -994,7 +1127,41 @@ fn export(who: &Who, a: ExportArgs) -> Result<(), Failure> {
     })?;
     drop(key);
     let keys = Keyring::new(master, a.key_version).map_err(|e| Failure::Input(e.to_string()))?;
-    let (engine, segments, actor) = prepare(&a.data, who, &[text])?;
+    // Names the policy lacks are mistakes in the command, named as such
+    // before anything is loaded.
+    let spec = draft_policy(&a.data.policy.policy)?;
+    if spec.recipient(&a.recipient).is_none() {
+        let known: Vec<&str> = spec
+            .spec()
+            .recipients
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
+        return Err(Failure::Input(format!(
+            "--recipient: unknown recipient {:?}: the policy's recipients are {}",
+            a.recipient,
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
+        )));
+    }
+    for f in &a.fields {
+        if spec.attr_id(f).is_none() {
+            let known: Vec<&str> = spec
+                .spec()
+                .attributes
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect();
+            return Err(Failure::Input(format!(
+                "--fields: unknown attribute {f:?}: the policy's attributes are {}",
+                known.join(", ")
+            )));
+        }
+    }
+    let (engine, segments, actor) = prepare(&a.data, &[text])?;
     let fields: Vec<&str> = a.fields.iter().map(String::as_str).collect();
     let format = match a.format {
         RowFormat::Jsonl => ExportFormat::Jsonl,
@@ -1025,6 +1192,49 @@ fn segment_label(seg: &CheckedSegment, at: Timestamp) -> String {
     format!("segment {:?} for {} at {at}", seg.name(), seg.purpose_key())
 }
 
+/// A published count in JSON, one shape whatever the answer: `"count": N`,
+/// or `"count": null, "suppressed": true, "threshold": K` when it is
+/// withheld (below the threshold, or suppressed to protect a small cell).
+#[derive(Serialize)]
+struct CountJson {
+    count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suppressed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threshold: Option<u64>,
+}
+
+impl CountJson {
+    fn new(c: Count, k: u64) -> CountJson {
+        match c {
+            Count::Exact(n) => CountJson {
+                count: Some(n),
+                suppressed: None,
+                threshold: None,
+            },
+            Count::FewerThan(t) => CountJson {
+                count: None,
+                suppressed: Some(true),
+                threshold: Some(t),
+            },
+            Count::Suppressed => CountJson {
+                count: None,
+                suppressed: Some(true),
+                threshold: Some(k),
+            },
+        }
+    }
+}
+
+/// A rational as a JSON number, with the exact fraction beside it.
+fn rational_number(r: &impl std::fmt::Display) -> f64 {
+    let t = r.to_string();
+    match t.split_once('/') {
+        Some((n, d)) => n.parse::<f64>().unwrap_or(f64::NAN) / d.parse::<f64>().unwrap_or(f64::NAN),
+        None => t.parse().unwrap_or(f64::NAN),
+    }
+}
+
 fn count_text(c: Count) -> String {
     match c {
         Count::Exact(n) => format!("{n}"),
@@ -1033,12 +1243,12 @@ fn count_text(c: Count) -> String {
     }
 }
 
-fn count(who: &Who, a: CountArgs) -> Result<(), Failure> {
+fn count(a: CountArgs) -> Result<(), Failure> {
     let at = a.data.at.unwrap_or_else(Timestamp::now);
     let text = read_segment(&a.segment)?;
     if let Some(k) = a.k {
         // The policy's k is the floor: checked before anything is loaded.
-        let (policy, _) = trusted(&a.data.policy.policy, who)?;
+        let (policy, _) = trusted(&a.data.policy.policy, &a.data.who)?;
         if k < policy.k_threshold() {
             return Err(Failure::Input(format!(
                 "--k {k} is below the policy's k threshold {}: --k can only make counts stricter",
@@ -1047,9 +1257,9 @@ fn count(who: &Who, a: CountArgs) -> Result<(), Failure> {
         }
     }
     if let Some(eps) = a.epsilon {
-        return dp_count(who, &a, &text, at, eps);
+        return dp_count(&a, &text, at, eps);
     }
-    let (engine, segments, actor) = prepare(&a.data, who, &[text])?;
+    let (engine, segments, actor) = prepare(&a.data, &[text])?;
     let actor = &actor;
     let seg = &segments[0];
     if let Some(attr) = &a.by {
@@ -1059,20 +1269,36 @@ fn count(who: &Who, a: CountArgs) -> Result<(), Failure> {
         match a.format {
             Format::Json => {
                 #[derive(Serialize)]
+                struct Cell<'a> {
+                    value: &'a str,
+                    #[serde(flatten)]
+                    count: CountJson,
+                }
+                #[derive(Serialize)]
                 struct Out<'a> {
                     segment: &'a str,
                     purpose: &'a str,
                     at: Timestamp,
                     by: &'a str,
-                    #[serde(flatten)]
-                    breakdown: &'a privseg::privacy::aggregate::Breakdown,
+                    k: u64,
+                    cells: Vec<Cell<'a>>,
+                    total: CountJson,
                 }
                 let out = Out {
                     segment: seg.name(),
                     purpose: seg.purpose_key(),
                     at,
                     by: attr,
-                    breakdown: &b,
+                    k: b.k,
+                    cells: b
+                        .cells
+                        .iter()
+                        .map(|c| Cell {
+                            value: &c.label,
+                            count: CountJson::new(c.count, b.k),
+                        })
+                        .collect(),
+                    total: CountJson::new(b.total, b.k),
                 };
                 println!("{}", to_json(&out)?);
             }
@@ -1100,14 +1326,15 @@ fn count(who: &Who, a: CountArgs) -> Result<(), Failure> {
                 purpose: &'a str,
                 at: Timestamp,
                 k: u64,
-                count: Count,
+                #[serde(flatten)]
+                count: CountJson,
             }
             let out = Out {
                 segment: seg.name(),
                 purpose: seg.purpose_key(),
                 at,
                 k,
-                count: c,
+                count: CountJson::new(c, k),
             };
             println!("{}", to_json(&out)?);
         }
@@ -1116,13 +1343,7 @@ fn count(who: &Who, a: CountArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn dp_count(
-    who: &Who,
-    a: &CountArgs,
-    text: &str,
-    at: Timestamp,
-    eps: Epsilon,
-) -> Result<(), Failure> {
+fn dp_count(a: &CountArgs, text: &str, at: Timestamp, eps: Epsilon) -> Result<(), Failure> {
     let Some(log) = &a.data.audit.audit_log else {
         return Err(Failure::Input(
             "--epsilon needs --audit-log: the budget ledger is kept beside the audit log, which records every charge".into(),
@@ -1131,7 +1352,7 @@ fn dp_count(
     // The ledger lives beside the audit log; the engine checks it against
     // the charges the log records, under the ledger's lock.
     let mut ledger = LedgerFile::beside_audit_log(log);
-    let (engine, segments, actor) = prepare(&a.data, who, &[text.to_string()])?;
+    let (engine, segments, actor) = prepare(&a.data, &[text.to_string()])?;
     let seg = &segments[0];
     let (noisy, charge) = engine
         .dp_count(
@@ -1154,22 +1375,30 @@ fn dp_count(
                 purpose: &'a str,
                 at: Timestamp,
                 noisy_count: i64,
-                epsilon: String,
+                epsilon: f64,
+                epsilon_exact: String,
                 budget: &'a str,
-                spent: String,
-                total: String,
-                remaining: String,
+                spent: f64,
+                spent_exact: String,
+                total: f64,
+                total_exact: String,
+                remaining: f64,
+                remaining_exact: String,
             }
             let out = Out {
                 segment: seg.name(),
                 purpose: seg.purpose_key(),
                 at,
                 noisy_count: noisy,
-                epsilon: eps.to_string(),
+                epsilon: rational_number(&eps),
+                epsilon_exact: eps.to_string(),
                 budget: &charge.budget,
-                spent: charge.spent.to_string(),
-                total: charge.total.to_string(),
-                remaining: charge.remaining.to_string(),
+                spent: rational_number(&charge.spent),
+                spent_exact: charge.spent.to_string(),
+                total: rational_number(&charge.total),
+                total_exact: charge.total.to_string(),
+                remaining: rational_number(&charge.remaining),
+                remaining_exact: charge.remaining.to_string(),
             };
             println!("{}", to_json(&out)?);
         }
@@ -1185,9 +1414,9 @@ fn dp_count(
     Ok(())
 }
 
-fn subject_report(who: &Who, a: SubjectReportArgs) -> Result<(), Failure> {
+fn subject_report(a: SubjectReportArgs) -> Result<(), Failure> {
     let at = a.data.at.unwrap_or_else(Timestamp::now);
-    let (engine, segments, actor) = prepare(&a.data, who, &a.segment)?;
+    let (engine, segments, actor) = prepare(&a.data, &a.segment)?;
     let report = engine
         .subject_report(&actor, &a.subject, &segments, at)
         .map_err(engine_failure)?;
@@ -1195,15 +1424,53 @@ fn subject_report(who: &Who, a: SubjectReportArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn fairness(who: &Who, a: FairnessArgs) -> Result<(), Failure> {
+fn fairness(a: FairnessArgs) -> Result<(), Failure> {
     let at = a.data.at.unwrap_or_else(Timestamp::now);
     let text = read_segment(&a.segment)?;
-    let (engine, segments, actor) = prepare(&a.data, who, &[text])?;
+    let (engine, segments, actor) = prepare(&a.data, &[text])?;
     let report = engine
         .fairness_audit(&actor, &segments[0], at, &a.protected)
         .map_err(engine_failure)?;
     emit(serde_json::to_string_pretty(&report).map_err(write_output)?)?;
     Ok(())
+}
+
+fn ropa(a: RopaArgs) -> Result<(), Failure> {
+    let (policy, actor) = trusted(&a.policy.policy, &a.who)?;
+    let engine = new_engine(policy, &a.audit)?;
+    let ropa = engine.ropa(&actor).map_err(engine_failure)?;
+    emit(match a.format {
+        ReportFormat::Json => ropa.to_json(),
+        ReportFormat::Md => ropa.to_markdown(),
+    })
+}
+
+fn compliance(a: ComplianceArgs) -> Result<(), Failure> {
+    // The budget ledger beside the audit log, when there is one.
+    let ledger = match &a.data.audit.audit_log {
+        Some(log) => {
+            let path = PathBuf::from(format!("{}.budget", log.display()));
+            if path.exists() {
+                use privseg::privacy::dp::{BudgetError, BudgetLedger, BudgetStore};
+                let mut file = LedgerFile::beside_audit_log(log);
+                Some(
+                    file.transact(|l: &mut BudgetLedger| Ok::<_, BudgetError>(l.clone()))
+                        .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?,
+                )
+            } else {
+                None
+            }
+        }
+        None => None,
+    };
+    let (engine, _, actor) = prepare(&a.data, &[])?;
+    let report = engine
+        .compliance_report(&actor, a.within_days, ledger.as_ref())
+        .map_err(engine_failure)?;
+    emit(match a.format {
+        ReportFormat::Json => report.to_json(),
+        ReportFormat::Md => report.to_markdown(),
+    })
 }
 
 /// Prints a line on stdout; a closed stdout is an output error, not a panic.
@@ -1238,6 +1505,14 @@ fn signer(path: &Path) -> Result<CheckpointSigner, Failure> {
 
 fn audit(cmd: AuditCommand) -> Result<(), Failure> {
     match cmd {
+        AuditCommand::Dump { log } => {
+            let log = read_log(&log)?;
+            let mut out = BufWriter::new(std::io::stdout().lock());
+            for entry in log.entries().map_err(input)? {
+                writeln!(out, "{}", to_json(&entry)?).map_err(write_err)?;
+            }
+            out.flush().map_err(write_err)?;
+        }
         AuditCommand::Checkpoint { log, key } => {
             let signer = signer(&key)?;
             let log = read_log(&log)?;
@@ -1398,8 +1673,13 @@ fn signal(cmd: SignalCommand) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The JSON Schema (draft 2020-12) of the policy format.
+const POLICY_SCHEMA: &str = include_str!("../../docs/policy.schema.json");
+
 fn policy(a: PolicyArgs) -> Result<(), Failure> {
-    let path = &a.policy.policy;
+    let Some(path) = &a.policy else {
+        return emit(POLICY_SCHEMA.trim_end());
+    };
     let text = read_text(path)?;
     let policy = match Policy::from_json(&text) {
         Ok(p) => p,

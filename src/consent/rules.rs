@@ -247,13 +247,58 @@ pub enum Grounds {
 }
 
 /// The answer of [`eligibility`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+///
+/// In JSON it has one shape whatever the answer, so tools read `allowed`
+/// first: `{"allowed": true, "grounds": "consent"}` (with `"basis":
+/// "contract"` when the grounds are a basis needing no record), or
+/// `{"allowed": false, "reason": "objected", ...}` with the denial's fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Eligibility {
     /// May be processed, on these grounds.
     Allowed(Grounds),
     /// May not be processed.
     Denied(Denial),
+}
+
+impl Serialize for Eligibility {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Allowed {
+            allowed: bool,
+            grounds: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            basis: Option<LawfulBasis>,
+        }
+        #[derive(Serialize)]
+        struct Denied<'a> {
+            allowed: bool,
+            #[serde(flatten)]
+            denial: &'a Denial,
+        }
+        match self {
+            Eligibility::Allowed(g) => {
+                let (grounds, basis) = match *g {
+                    Grounds::Basis(b) => ("basis", Some(b)),
+                    Grounds::Consent => ("consent", None),
+                    Grounds::ParentalConsent => ("parental_consent", None),
+                    Grounds::SoftOptIn => ("soft_opt_in", None),
+                    Grounds::CcpaNoOptOut => ("ccpa_no_opt_out", None),
+                    Grounds::CcpaOptIn => ("ccpa_opt_in", None),
+                };
+                Allowed {
+                    allowed: true,
+                    grounds,
+                    basis,
+                }
+                .serialize(s)
+            }
+            Eligibility::Denied(denial) => Denied {
+                allowed: false,
+                denial,
+            }
+            .serialize(s),
+        }
+    }
 }
 
 impl Eligibility {

@@ -1,4 +1,4 @@
-//! Run-time CPU feature dispatch for the block loop of [`super::exec`].
+//! Run-time CPU feature dispatch for the block loop of `super::exec`.
 //!
 //! The default x86-64 target has neither POPCNT nor AVX2, so a plain
 //! `cargo build --release` would count bits with shifts and masks and

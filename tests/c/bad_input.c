@@ -872,9 +872,11 @@ static void engines(const privseg_policy *p) {
     EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("mailer"), NULL, 1,
                                         PRIVSEG_EXPORT_FORMAT_JSONL, secret, sizeof secret, 1, &xbuf),
                   PRIVSEG_STATUS_NULL_PARAMETER);
+    /* A recipient the policy does not list is named as such, not reported
+     * as a missing permission. */
     EXPECT_STATUS(privseg_engine_export(e, seg, 1772359300, PRIVSEG_LIT("ghost"), NULL, 0,
                                         PRIVSEG_EXPORT_FORMAT_JSONL, secret, sizeof secret, 1, &xbuf),
-                  PRIVSEG_STATUS_ACCESS_DENIED);
+                  PRIVSEG_STATUS_UNKNOWN_RECIPIENT);
     /* The mailer's agreement covers no data category: a segment selected by
      * country tells it something about a location, so even an export of
      * pseudonyms alone is refused (the agreement must cover what the
