@@ -14,11 +14,12 @@ mod validate;
 
 pub use ast::{CmpOp, Expr, Literal, Segment, Span};
 pub use error::{SegmentError, Stage};
-pub use parse::{MAX_DEPTH, parse};
+pub use parse::{MAX_DEPTH, MAX_SEGMENT_BYTES, parse};
 pub use validate::{Bound, CheckedExpr, CheckedSegment, Term, validate};
 
 /// Parses the JSON form of a segment.
 pub fn from_json(text: &str) -> Result<Segment, SegmentError> {
+    parse::check_size(text)?;
     serde_json::from_str(text).map_err(|e| {
         let mut err = SegmentError::parse("", Span::default(), format!("segment JSON: {e}"));
         err.line = e.line();

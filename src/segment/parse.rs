@@ -8,6 +8,26 @@ use super::error::SegmentError;
 /// The deepest nesting of parentheses and `not` the parser accepts.
 pub const MAX_DEPTH: usize = 64;
 
+/// The longest segment accepted, text or JSON, in bytes (4 MiB: room for
+/// some 200,000 terms). Every stage after parsing is linear in the size,
+/// so this bounds the work one segment can cause.
+pub const MAX_SEGMENT_BYTES: usize = 4 << 20;
+
+/// Refuses a segment longer than [`MAX_SEGMENT_BYTES`] before reading it.
+pub(crate) fn check_size(src: &str) -> Result<(), SegmentError> {
+    if src.len() > MAX_SEGMENT_BYTES {
+        return Err(SegmentError::parse(
+            "",
+            Span::default(),
+            format!(
+                "the segment is {} bytes long, more than the {MAX_SEGMENT_BYTES} allowed",
+                src.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Clone, Debug, PartialEq)]
 enum Tok {
     Ident(String),
@@ -567,6 +587,7 @@ impl<'a> Parser<'a> {
 /// assert_eq!((err.line, err.column), (1, 47));
 /// ```
 pub fn parse(src: &str) -> Result<Segment, SegmentError> {
+    check_size(src)?;
     let toks = Lexer { src, pos: 0 }.tokens()?;
     Parser {
         src,
@@ -575,4 +596,21 @@ pub fn parse(src: &str) -> Result<Segment, SegmentError> {
         depth: 0,
     }
     .segment()
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn segments_over_the_size_limit_are_refused_before_parsing() {
+        let mut text = String::from(r#"segment "s" for analytics where "#);
+        while text.len() <= MAX_SEGMENT_BYTES {
+            text.push_str("a = 1 and ");
+        }
+        text.push_str("a = 1");
+        let err = parse(&text).unwrap_err();
+        assert!(err.message.contains("more than the"), "{}", err.message);
+        assert!(crate::segment::from_json(&text).is_err());
+    }
 }
