@@ -4,6 +4,7 @@
  * short key, a second create and NULL arguments give statuses. Prints one
  * line per failed expectation and a summary; exits 1 if any failed.
  */
+#define _XOPEN_SOURCE 700
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
