@@ -1783,6 +1783,57 @@ privseg_status privseg_signal_usp(const privseg_signal *signal,
  */
 void privseg_signal_free(privseg_signal *signal);
 
+/**
+ * Creates a durable engine in directory `dir` (`dir_len` bytes of UTF-8,
+ * created if missing; it must not hold a store yet), as for
+ * [`super::privseg_engine_new`] otherwise. Every acknowledged write (a
+ * subject, value, event, erasure, import) is on disk before the call
+ * returns. Subjects' data keys are wrapped under `kek`, the host's
+ * key-encryption key: exactly 32 bytes (`PRIVSEG_STATUS_INVALID_ARGUMENT`
+ * otherwise), which the host keeps and passes again to
+ * [`privseg_engine_open`]. The audit log is in memory.
+ *
+ * A directory that already holds a store, or that cannot be written, gives
+ * `PRIVSEG_STATUS_ENGINE_OTHER` with the reason in the last error.
+ *
+ * # Safety
+ * `policy` must be a live policy reference; `dir` must point to `dir_len`
+ * readable bytes; `kek` to `kek_len` readable bytes; `actor_id`, `roles`
+ * and `engine_out` as for [`super::privseg_engine_new`].
+ */
+privseg_status privseg_engine_create(const privseg_policy *policy,
+                                     const char *dir,
+                                     size_t dir_len,
+                                     const uint8_t *kek,
+                                     size_t kek_len,
+                                     const char *actor_id,
+                                     size_t actor_id_len,
+                                     const privseg_str *roles,
+                                     size_t roles_len,
+                                     privseg_engine **engine_out);
+
+/**
+ * Opens the durable engine in directory `dir` under `policy` and the
+ * key-encryption key `kek` (32 bytes) it was created with: every subject,
+ * value and event is read back and checked. A directory with no store, a
+ * key that is not the store's, damage, or stored data the policy no longer
+ * admits give `PRIVSEG_STATUS_ENGINE_OTHER` naming the cause; nothing is
+ * half opened.
+ *
+ * # Safety
+ * As for [`privseg_engine_create`].
+ */
+privseg_status privseg_engine_open(const privseg_policy *policy,
+                                   const char *dir,
+                                   size_t dir_len,
+                                   const uint8_t *kek,
+                                   size_t kek_len,
+                                   const char *actor_id,
+                                   size_t actor_id_len,
+                                   const privseg_str *roles,
+                                   size_t roles_len,
+                                   privseg_engine **engine_out);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

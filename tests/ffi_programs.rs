@@ -352,6 +352,16 @@ fn c_deepest_segment_compiles_on_a_64_kib_thread() {
 }
 
 #[test]
+fn c_durable_engine_is_created_closed_and_reopened() {
+    let Some(exe) = compile("tests/c/store.c", Build::Plain) else {
+        return;
+    };
+    let out = run(&exe, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(" 0 not met"), "{}", show(&out));
+}
+
+#[test]
 fn programs_are_clean_under_valgrind() {
     for (source, args) in [
         ("examples/c/crm_plugin.c", &[POLICY][..]),

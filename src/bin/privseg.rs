@@ -38,6 +38,9 @@ use privseg::privacy::pseudonym::{Keyring, MasterSecret};
 use privseg::segment::{CheckedSegment, SegmentError};
 use privseg::{Actor, Engine, EngineError, Timestamp};
 
+#[path = "privseg/store.rs"]
+mod store_cmd;
+
 /// Privacy-compliant customer segmentation: check, evaluate, count, export
 /// and explain segments against a policy and bulk subject and consent files;
 /// keep and verify the audit log; decode consent signals.
@@ -112,6 +115,16 @@ enum Command {
     /// processing activities, the compliance report.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Create a durable store (with a fresh key-encryption key). Needs
+    /// `administer`.
+    Init(store_cmd::InitArgs),
+    /// Append subjects and consent events to a store, all or nothing. Needs
+    /// `subjects`.
+    Import(store_cmd::ImportArgs),
+    /// Erase a subject from a store (R21). Needs `subjects`.
+    Erase(store_cmd::EraseArgs),
+    /// Remove a store's values past retention (R17). Needs `subjects`.
+    Purge(store_cmd::PurgeArgs),
 }
 
 #[derive(Args, Debug)]
@@ -141,7 +154,7 @@ struct CheckArgs {
     segment: OneSegment,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 struct AuditArgs {
     /// Append the audit entries of this run to this log file (created if
     /// missing; each entry is synced to disk before the call it records
@@ -164,12 +177,14 @@ struct DataArgs {
     /// Subjects, CSV with a header: id, jurisdiction, birth_date,
     /// verified_at and one column per policy attribute. `-` reads standard
     /// input; gzip-compressed files are recognised by their content.
-    #[arg(long, value_name = "FILE")]
-    subjects: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "store")]
+    subjects: Option<PathBuf>,
     /// Consent events, JSON Lines: one event object per line. `-` reads
     /// standard input (not both inputs); gzip is recognised by content.
-    #[arg(long, value_name = "FILE")]
-    consents: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "store")]
+    consents: Option<PathBuf>,
+    #[command(flatten)]
+    store: store_cmd::StoreSource,
     /// The field delimiter of the subjects file: one ASCII character, or
     /// `tab`.
     #[arg(long, value_name = "CHAR", default_value = ",", value_parser = parse_delimiter)]
@@ -555,6 +570,10 @@ fn main() -> ExitCode {
         Command::Report(ReportCommand::Fairness(a)) => fairness(a),
         Command::Report(ReportCommand::Ropa(a)) => ropa(a),
         Command::Report(ReportCommand::Compliance(a)) => compliance(a),
+        Command::Init(a) => store_cmd::init(a),
+        Command::Import(a) => store_cmd::import(a),
+        Command::Erase(a) => store_cmd::erase(a),
+        Command::Purge(a) => store_cmd::purge(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -813,8 +832,17 @@ fn check(a: CheckArgs) -> Result<(), Failure> {
 /// An engine for the policy, with its audit log in the --audit-log file
 /// when one is given, else in memory.
 fn new_engine(policy: Arc<Policy>, audit: &AuditArgs) -> Result<Engine, Failure> {
-    let (Some(log), Some(key)) = (&audit.audit_log, &audit.audit_key_file) else {
+    if audit.audit_log.is_none() {
         return Ok(Engine::new(policy));
+    }
+    let (log, ids) = audit_parts(audit)?;
+    Engine::with_audit(policy, log, ids).map_err(engine_failure)
+}
+
+/// The audit log in the --audit-log file and its pseudonymiser.
+fn audit_parts(audit: &AuditArgs) -> Result<(AuditLog, AuditPseudonymizer), Failure> {
+    let (Some(log), Some(key)) = (&audit.audit_log, &audit.audit_key_file) else {
+        return Err(Failure::Input("--audit-log needs --audit-key-file".into()));
     };
     lock_audit_log(log)?;
     let key = read_key(key, "audit key file")?;
@@ -849,7 +877,7 @@ fn new_engine(policy: Arc<Policy>, audit: &AuditArgs) -> Result<Engine, Failure>
             sealed_entries + unsealed_entries
         );
     }
-    Engine::with_audit(policy, log, ids).map_err(engine_failure)
+    Ok((log, ids))
 }
 
 /// Takes an exclusive lock on the audit log file for the rest of the run
@@ -912,12 +940,14 @@ fn open_input(path: &Path) -> Result<(String, Box<dyn BufRead>), Failure> {
 /// events, importing (a spinner keeps turning through the import, which is
 /// one call).
 fn load(
-    d: &DataArgs,
+    subjects_path: &Path,
+    consents_path: &Path,
+    delimiter: u8,
     engine: Engine,
     actor: &Actor,
 ) -> Result<(Engine, LoadStats, Duration), Failure> {
     let start = Instant::now();
-    if d.subjects == Path::new("-") && d.consents == Path::new("-") {
+    if subjects_path == Path::new("-") && consents_path == Path::new("-") {
         return Err(Failure::Input(
             "--subjects and --consents cannot both read standard input (-)".into(),
         ));
@@ -931,9 +961,9 @@ fn load(
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     });
-    let (subjects_name, subjects) = open_input(&d.subjects)?;
-    let (events_name, events) = open_input(&d.consents)?;
-    let mut loader = Loader::with_engine(engine, actor.clone()).delimiter(d.delimiter);
+    let (subjects_name, subjects) = open_input(subjects_path)?;
+    let (events_name, events) = open_input(consents_path)?;
+    let mut loader = Loader::with_engine(engine, actor.clone()).delimiter(delimiter);
     if let Some(bar) = &bar {
         let bar = bar.clone();
         let (sn, en) = (subjects_name.clone(), events_name.clone());
@@ -976,12 +1006,33 @@ fn prepare(
     texts: &[String],
 ) -> Result<(Engine, Vec<CheckedSegment>, Actor), Failure> {
     let (policy, actor) = trusted(&d.policy.policy, &d.who)?;
+    if let Some(dir) = &d.store.store {
+        let start = Instant::now();
+        let engine = store_cmd::open_store(dir, d.store.store_key_file.as_ref(), policy, &d.audit)?;
+        if d.stats {
+            eprintln!(
+                "stats: opened the store ({} subjects) in {:.3} s",
+                engine.subject_count(),
+                start.elapsed().as_secs_f64()
+            );
+        }
+        let segments = texts
+            .iter()
+            .map(|t| compile(&engine, &actor, t))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok((engine, segments, actor));
+    }
     let engine = new_engine(policy, &d.audit)?;
     let segments = texts
         .iter()
         .map(|t| compile(&engine, &actor, t))
         .collect::<Result<Vec<_>, _>>()?;
-    let (engine, stats, total) = load(d, engine, &actor)?;
+    let (Some(subjects), Some(consents)) = (&d.subjects, &d.consents) else {
+        return Err(Failure::Input(
+            "give --subjects and --consents, or --store".into(),
+        ));
+    };
+    let (engine, stats, total) = load(subjects, consents, d.delimiter, engine, &actor)?;
     if d.stats {
         print_load_stats(&stats, total);
     }

@@ -38,7 +38,7 @@ pub struct privseg_engine {
 /// appended under the engine's own audit lock, so none is lost.
 #[derive(Debug)]
 pub(crate) struct EngineHandle {
-    state: RwLock<EngineState>,
+    pub(super) state: RwLock<EngineState>,
 }
 
 /// The engine and the actor its calls are made by.
@@ -99,7 +99,7 @@ unsafe fn engine_write<'a>(
 ///
 /// # Safety
 /// `id` as for [`str_arg`]; `roles` as for [`str_list`].
-unsafe fn actor_arg(
+pub(super) unsafe fn actor_arg(
     id: *const c_char,
     id_len: usize,
     roles: *const privseg_str,

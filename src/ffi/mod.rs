@@ -62,6 +62,8 @@ mod outputs;
 mod policy;
 mod segment;
 mod signals;
+mod store;
+pub use store::*;
 
 use std::cell::RefCell;
 use std::ffi::c_char;

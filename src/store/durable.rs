@@ -231,6 +231,7 @@ impl Durable {
             ("policy_version", policy.version_hex().to_string()),
             ("policy", policy.to_json()),
             ("key_id", keys.key_id()),
+            ("key_check", key_check(keys.as_ref())?),
             ("next_version", "0".into()),
             ("next_seq", "0".into()),
         ] {
@@ -270,6 +271,20 @@ impl Durable {
             .ok_or_else(|| StoreError::Damaged("no format version".into()))?;
         if found != FORMAT_VERSION {
             return Err(StoreError::Format { found });
+        }
+        // The key-encryption key must be the store's even when it holds no
+        // subject yet: a store whose data keys were wrapped under two keys
+        // could no longer be opened under either.
+        if let Some(check) = d.meta("key_check")? {
+            let wrapped = hex_decode(&check)
+                .ok_or_else(|| StoreError::Damaged("the key check is not hex".into()))?;
+            if d.keys.unwrap(&wrapped).is_err() {
+                let id = d.meta("key_id")?.unwrap_or_default();
+                return Err(StoreError::Key(KeyError(format!(
+                    "the key-encryption key {:?} does not open this store (its key is {id:?})",
+                    d.keys.key_id()
+                ))));
+            }
         }
         d.next_version = d
             .meta("next_version")?
@@ -425,6 +440,11 @@ impl Durable {
         tx.execute(
             "UPDATE meta SET v = ?1 WHERE k = 'key_id'",
             params![new.key_id()],
+        )
+        .map_err(Self::db_err(&path))?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta(k, v) VALUES ('key_check', ?1)",
+            params![key_check(new.as_ref())?],
         )
         .map_err(Self::db_err(&path))?;
         tx.commit().map_err(Self::db_err(&path))?;
@@ -748,4 +768,21 @@ impl Writer<'_> {
 /// Attribute name of an id, for the records.
 pub(crate) fn attr_name(policy: &Policy, a: AttrId) -> &str {
     &policy.attribute(a).name
+}
+
+/// A zero key wrapped under the key-encryption key, as hex: unwrapping it on
+/// open shows the key is the store's.
+fn key_check(keys: &dyn KeyProvider) -> Result<String, StoreError> {
+    let wrapped = keys.wrap(&[0u8; 32])?;
+    Ok(wrapped.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
