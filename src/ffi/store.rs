@@ -56,7 +56,7 @@ unsafe fn durable(
     }
     let keys: Arc<dyn KeyProvider> = Arc::new(
         StaticKek::new("host", kek)
-            .map_err(|e| Fail::new(privseg_status::InvalidArgument, &format!("kek: {e}")))?,
+            .map_err(|e| Fail::new(privseg_status::InvalidArgument, format!("kek: {e}")))?,
     );
     let engine = match mode {
         Mode::Create => Engine::create(dir, policy, keys),

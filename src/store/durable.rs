@@ -778,7 +778,7 @@ fn key_check(keys: &dyn KeyProvider) -> Result<String, StoreError> {
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
