@@ -113,8 +113,10 @@ pub enum EngineError {
     #[error(transparent)]
     Access(#[from] AccessError),
     /// The audit log could not be written: the call was not carried out.
+    /// The message includes the audit error's, so it is not also given as
+    /// the `source` (a chain would print it twice); match on the field.
     #[error("audit log: {0}")]
-    Audit(#[from] AuditError),
+    Audit(AuditError),
     /// A segment (or a field read for one) was refused by validation.
     #[error(transparent)]
     Segment(Box<SegmentError>),
@@ -173,8 +175,10 @@ pub enum EngineError {
     Io(#[source] std::io::Error),
     /// The durable store could not be created, opened or written: the
     /// call was not carried out.
+    /// The message includes the store error's, so it is not also given as
+    /// the `source`; match on the field.
     #[error("store: {0}")]
-    Store(#[from] crate::store::StoreError),
+    Store(crate::store::StoreError),
     /// A result was given to an engine other than the one that made it.
     #[error("this result was made by another engine: read it through the engine that made it")]
     ForeignResult,
@@ -190,6 +194,18 @@ pub enum EngineError {
         /// The engine's.
         engine_version: PolicyVersion,
     },
+}
+
+impl From<AuditError> for EngineError {
+    fn from(e: AuditError) -> Self {
+        EngineError::Audit(e)
+    }
+}
+
+impl From<crate::store::StoreError> for EngineError {
+    fn from(e: crate::store::StoreError) -> Self {
+        EngineError::Store(e)
+    }
 }
 
 impl From<DpError> for EngineError {
@@ -1727,5 +1743,28 @@ mod tests {
             "{err:?}"
         );
         assert!(!err.is_internal());
+    }
+
+    /// An error whose message already includes the inner error does not
+    /// also give it as its source, so a printed chain names it once.
+    #[test]
+    fn wrapped_errors_are_printed_once_in_a_chain() {
+        use std::error::Error;
+        let inner = AuditError::Io {
+            context: "appending".into(),
+            source: std::io::Error::other("disk full"),
+        };
+        let e = EngineError::from(inner);
+        assert_eq!(
+            e.to_string(),
+            "audit log: audit log I/O error while appending: disk full"
+        );
+        let mut chain = e.to_string();
+        let mut next = e.source();
+        while let Some(s) = next {
+            chain.push_str(&format!(": {s}"));
+            next = s.source();
+        }
+        assert_eq!(chain.matches("appending").count(), 1, "{chain}");
     }
 }
