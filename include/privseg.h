@@ -274,6 +274,11 @@ enum privseg_status
    */
   PRIVSEG_STATUS_FOREIGN_RESULT = 313,
   /**
+   * The library could not finish the call: the system random source or
+   * writing the output failed. Not a refusal; nothing was released.
+   */
+  PRIVSEG_STATUS_INTERNAL = 314,
+  /**
    * A time is not RFC 3339, or (as Unix seconds) lies outside the years
    * 0000 to 9999.
    */

@@ -49,6 +49,9 @@ use crate::consent::{
 };
 use crate::eval::{self, ExecOptions, Plan, kernels};
 use crate::policy::{Policy, PolicyVersion, PurposeId};
+use crate::privacy::aggregate::AggregateError;
+use crate::privacy::dp::{BudgetError, DpError, RandomError};
+use crate::privacy::pseudonym::PseudonymError;
 use crate::segment::{self, CheckedExpr, CheckedSegment, Expr, Segment, SegmentError};
 use crate::store::{
     Bits, KeyProvider, NewSubject, OpenReport, Store, Value, ValueChange, ValueError, ValueWrite,
@@ -110,8 +113,10 @@ pub enum EngineError {
     #[error(transparent)]
     Access(#[from] AccessError),
     /// The audit log could not be written: the call was not carried out.
+    /// The message includes the audit error's, so it is not also given as
+    /// the `source` (a chain would print it twice); match on the field.
     #[error("audit log: {0}")]
-    Audit(#[from] AuditError),
+    Audit(AuditError),
     /// A segment (or a field read for one) was refused by validation.
     #[error(transparent)]
     Segment(Box<SegmentError>),
@@ -136,19 +141,44 @@ pub enum EngineError {
         /// Why.
         reason: String,
     },
-    /// A privacy mechanism failed (pseudonym keys, budget, randomness).
-    #[error("{0}")]
-    Privacy(String),
+    /// A differential-privacy budget refused the query (no budget, above
+    /// the cap, spent, a ledger behind the audit log), or its ledger file
+    /// could not be read or written ([`BudgetError::File`], a failure, not
+    /// a refusal: see [`EngineError::is_internal`]).
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
+    /// The random source failed: nothing was released. An internal
+    /// failure, not a refusal.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    /// Noise could not be added to a count (a count or noise out of range).
+    /// Budget and random-source failures of [`DpError`] become
+    /// [`EngineError::Budget`] and [`EngineError::Random`].
+    #[error(transparent)]
+    Noise(DpError),
+    /// An audit entry records a differential-privacy charge without a
+    /// readable epsilon, so what was spent cannot be known: nothing is
+    /// charged or released.
+    #[error("audit entry {seq} records a charge without a readable epsilon")]
+    UnreadableCharge {
+        /// The entry's sequence number.
+        seq: u64,
+    },
+    /// A pseudonym could not be made (keys of the recipient and purpose).
+    #[error(transparent)]
+    Pseudonym(#[from] PseudonymError),
     /// An aggregate could not be formed.
-    #[error("{0}")]
-    Aggregate(String),
-    /// Writing the output failed.
-    #[error("output: {0}")]
-    Io(String),
+    #[error(transparent)]
+    Aggregate(#[from] AggregateError),
+    /// Writing the output failed. An internal failure, not a refusal.
+    #[error("the output could not be written")]
+    Io(#[source] std::io::Error),
     /// The durable store could not be created, opened or written: the
     /// call was not carried out.
+    /// The message includes the store error's, so it is not also given as
+    /// the `source`; match on the field.
     #[error("store: {0}")]
-    Store(#[from] crate::store::StoreError),
+    Store(crate::store::StoreError),
     /// A result was given to an engine other than the one that made it.
     #[error("this result was made by another engine: read it through the engine that made it")]
     ForeignResult,
@@ -164,6 +194,41 @@ pub enum EngineError {
         /// The engine's.
         engine_version: PolicyVersion,
     },
+}
+
+impl From<AuditError> for EngineError {
+    fn from(e: AuditError) -> Self {
+        EngineError::Audit(e)
+    }
+}
+
+impl From<crate::store::StoreError> for EngineError {
+    fn from(e: crate::store::StoreError) -> Self {
+        EngineError::Store(e)
+    }
+}
+
+impl From<DpError> for EngineError {
+    fn from(e: DpError) -> Self {
+        match e {
+            DpError::Random(r) => EngineError::Random(r),
+            DpError::Budget(b) => EngineError::Budget(b),
+            other => EngineError::Noise(other),
+        }
+    }
+}
+
+impl EngineError {
+    /// Whether the call failed inside the engine or its surroundings (the
+    /// random source, writing the output or the budget ledger file) rather
+    /// than being refused or given bad input.
+    /// Such a failure is neither a refusal nor the caller's mistake.
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Random(_) | EngineError::Io(_) | EngineError::Budget(BudgetError::File(_))
+        )
+    }
 }
 
 impl From<SegmentError> for EngineError {
@@ -623,7 +688,7 @@ impl Engine {
         let policy = store.policy().clone();
         let mut instance = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut instance)
-            .map_err(|_| EngineError::Privacy("the system random source failed".into()))?;
+            .map_err(|_| RandomError)?;
         let engine = Engine {
             policy,
             store,
@@ -1587,6 +1652,11 @@ mod tests {
             ))
             .attribute(AttributeSpec::boolean("vip", "user.c"))
             .purpose(PurposeSpec::new("analytics", LawfulBasis::LegitimateInterests).allow("user"))
+            .dp_budget(
+                "analytics",
+                crate::privacy::dp::Epsilon::new(1, 2).unwrap(),
+                crate::privacy::dp::Epsilon::new(1, 1).unwrap(),
+            )
             .role(RoleSpec {
                 name: "all".into(),
                 subjects: true,
@@ -1636,5 +1706,65 @@ mod tests {
             });
             assert_eq!(first, 10, "{text}");
         }
+    }
+
+    /// A random source that always fails.
+    struct BrokenRandom;
+
+    impl crate::privacy::dp::RandomSource for BrokenRandom {
+        fn next_u64(&mut self) -> Result<u64, RandomError> {
+            Err(RandomError)
+        }
+    }
+
+    /// A failing random source is reported as such (an internal failure),
+    /// and a spent budget as a budget refusal: callers can tell them apart.
+    #[test]
+    fn random_failure_and_budget_refusal_are_told_apart() {
+        use crate::privacy::dp::{BudgetLedger, Epsilon, SplitMix64};
+        let (e, a, t) = small_engine();
+        let seg = e.compile(&a, r#"segment "a" for analytics"#).unwrap();
+        let mut ledger = BudgetLedger::new();
+        let eps = Epsilon::new(1, 2).unwrap();
+        let err = e
+            .dp_count(&a, &seg, t, Some(eps), &mut ledger, &mut BrokenRandom)
+            .unwrap_err();
+        assert!(matches!(err, EngineError::Random(_)), "{err:?}");
+        assert!(err.is_internal());
+        // The charge was made before the noise was drawn (the safer
+        // reading: a failed draw still spends), so one more query is left.
+        e.dp_count(&a, &seg, t, Some(eps), &mut ledger, &mut SplitMix64::new(1))
+            .unwrap();
+        let err = e
+            .dp_count(&a, &seg, t, Some(eps), &mut ledger, &mut SplitMix64::new(1))
+            .unwrap_err();
+        assert!(
+            matches!(err, EngineError::Budget(BudgetError::Exhausted { .. })),
+            "{err:?}"
+        );
+        assert!(!err.is_internal());
+    }
+
+    /// An error whose message already includes the inner error does not
+    /// also give it as its source, so a printed chain names it once.
+    #[test]
+    fn wrapped_errors_are_printed_once_in_a_chain() {
+        use std::error::Error;
+        let inner = AuditError::Io {
+            context: "appending".into(),
+            source: std::io::Error::other("disk full"),
+        };
+        let e = EngineError::from(inner);
+        assert_eq!(
+            e.to_string(),
+            "audit log: audit log I/O error while appending: disk full"
+        );
+        let mut chain = e.to_string();
+        let mut next = e.source();
+        while let Some(s) = next {
+            chain.push_str(&format!(": {s}"));
+            next = s.source();
+        }
+        assert_eq!(chain.matches("appending").count(), 1, "{chain}");
     }
 }

@@ -166,7 +166,7 @@ impl Engine {
             and_count(members.bits(), &unknown),
         ));
         let k_cells = |cells: Vec<(String, u64)>| -> Result<Vec<bool>, EngineError> {
-            let b = breakdown(cells, k).map_err(|e| EngineError::Aggregate(e.to_string()))?;
+            let b = breakdown(cells, k)?;
             Ok(b.cells.iter().map(|c| c.count.exact().is_some()).collect())
         };
         // Each of the three splits of a group (its pool, those selected and

@@ -149,8 +149,7 @@ impl Engine {
             cells.push((v.clone(), n));
         }
         cells.push(("(none)".to_string(), m.count() - counted));
-        let b = breakdown(cells, self.policy().k_threshold())
-            .map_err(|e| EngineError::Aggregate(e.to_string()))?;
+        let b = breakdown(cells, self.policy().k_threshold())?;
         self.log(
             self.segment_entry(actor, Operation::Counted, seg, at)
                 .detail("by", attr)
@@ -199,7 +198,6 @@ impl Engine {
         seg: &CheckedSegment,
         epsilon: Option<Epsilon>,
     ) -> Result<(crate::policy::DpBudgetSpec, Epsilon), EngineError> {
-        let refused = |e: BudgetError| EngineError::Privacy(e.to_string());
         self.allow(
             actor,
             Permission::Count(seg.purpose_key()),
@@ -209,14 +207,14 @@ impl Engine {
             .policy()
             .dp_budget(seg.purpose_key())
             .ok_or_else(|| {
-                refused(BudgetError::NoPolicyBudget {
+                EngineError::Budget(BudgetError::NoPolicyBudget {
                     purpose: seg.purpose_key().into(),
                 })
             })?
             .clone();
         let epsilon = epsilon.unwrap_or(budget.max_epsilon);
         if Rational::from(epsilon) > Rational::from(budget.max_epsilon) {
-            return Err(refused(BudgetError::AboveCap {
+            return Err(EngineError::Budget(BudgetError::AboveCap {
                 budget: budget.purpose.clone(),
                 requested: epsilon,
                 cap: budget.max_epsilon,
@@ -243,12 +241,9 @@ impl Engine {
         rng: &mut R,
         detail: impl FnOnce(PendingEntry) -> PendingEntry,
     ) -> Result<(i64, Charge), EngineError> {
-        let refused = |e: BudgetError| EngineError::Privacy(e.to_string());
         let scope = self.policy().spec().controller.name.clone();
         if i64::try_from(count).is_err() {
-            return Err(EngineError::Privacy(
-                DpError::CountTooLarge { count }.to_string(),
-            ));
+            return Err(EngineError::Noise(DpError::CountTooLarge { count }));
         }
         // What the audit log says was charged to this account so far.
         let mut audit_spent = Rational::ZERO;
@@ -260,17 +255,11 @@ impl Engine {
             {
                 continue;
             }
-            let charged: Rational =
-                text("epsilon")
-                    .and_then(|t| t.parse().ok())
-                    .ok_or_else(|| {
-                        EngineError::Privacy(format!(
-                            "audit entry {} records a charge without a readable epsilon",
-                            e.seq
-                        ))
-                    })?;
+            let charged: Rational = text("epsilon")
+                .and_then(|t| t.parse().ok())
+                .ok_or(EngineError::UnreadableCharge { seq: e.seq })?;
             audit_spent = audit_spent.checked_add(charged).ok_or_else(|| {
-                refused(BudgetError::Overflow {
+                EngineError::Budget(BudgetError::Overflow {
                     scope: scope.clone(),
                     budget: budget.purpose.clone(),
                 })
@@ -288,7 +277,7 @@ impl Engine {
             }
             ledger.charge(&scope, &budget.purpose, budget.total, epsilon)
         });
-        let charge = charge.map_err(refused)?;
+        let charge = charge?;
         self.log(detail(
             self.segment_entry(actor, Operation::Counted, seg, at)
                 .detail("epsilon", epsilon.to_string())
@@ -297,8 +286,7 @@ impl Engine {
                 .detail("dp_spent", charge.spent.to_string())
                 .detail("dp_total", charge.total.to_string()),
         ))?;
-        let noisy =
-            noisy_count(count, epsilon, rng).map_err(|e| EngineError::Privacy(e.to_string()))?;
+        let noisy = noisy_count(count, epsilon, rng)?;
         Ok((noisy, charge))
     }
 
@@ -434,9 +422,7 @@ impl Engine {
         mut out: W,
     ) -> Result<ExportSummary, EngineError> {
         let (ids, uses) = self.export_gate(actor, seg, recipient, fields)?;
-        let pseudonymizer = keys
-            .current(recipient, seg.purpose_key())
-            .map_err(|e| EngineError::Privacy(e.to_string()))?;
+        let pseudonymizer = keys.current(recipient, seg.purpose_key())?;
         let members = self.run_with(seg, at, uses)?;
         self.log(
             self.segment_entry(actor, Operation::Exported, seg, at)
@@ -447,14 +433,13 @@ impl Engine {
         )?;
         let store = self.store();
         let fresh = self.fresh_since(seg, &ids, members.at());
-        let io = |e: std::io::Error| EngineError::Io(e.to_string());
+        let io = EngineError::Io;
         write_export_header(format, fields, &mut out)?;
         let mut line = String::new();
         let mut values = Vec::with_capacity(ids.len());
         for row in members.rows() {
             let p = pseudonymizer
-                .pseudonymize(crate::privacy::normalize::IdKind::SubjectId, store.id(row))
-                .map_err(|e| EngineError::Privacy(e.to_string()))?;
+                .pseudonymize(crate::privacy::normalize::IdKind::SubjectId, store.id(row))?;
             self.export_values(&ids, &fresh, row, &mut values);
             write_export_row(format, fields, &p.to_string(), &values, &mut line, &mut out)?;
         }
@@ -481,7 +466,7 @@ pub(crate) fn write_export_header<W: Write>(
             header.push(',');
             header.push_str(&csv_cell(f));
         }
-        writeln!(out, "{header}").map_err(|e| EngineError::Io(e.to_string()))?;
+        writeln!(out, "{header}").map_err(EngineError::Io)?;
     }
     Ok(())
 }
@@ -524,7 +509,7 @@ pub(crate) fn write_export_row<W: Write>(
             }
         }
     }
-    writeln!(out, "{line}").map_err(|e| EngineError::Io(e.to_string()))
+    writeln!(out, "{line}").map_err(EngineError::Io)
 }
 
 fn value_text(v: &crate::store::Value) -> String {

@@ -478,7 +478,7 @@ impl Engine {
         self.export_gate(actor, seg, recipient, fields)?;
         let pseudonymizer = keys
             .current(recipient, seg.purpose_key())
-            .map_err(|e| EngineError::Privacy(e.to_string()))?;
+            .map_err(EngineError::Pseudonym)?;
         let m = self.merge(seg, partials, PartialKind::Export, Some(recipient), fields)?;
         self.log(
             self.segment_entry(actor, Operation::Exported, seg, m.reference)
@@ -496,11 +496,11 @@ impl Engine {
             for (id, values) in p.ids.iter().zip(&p.values) {
                 let ps = pseudonymizer
                     .pseudonymize(crate::privacy::normalize::IdKind::SubjectId, id)
-                    .map_err(|e| EngineError::Privacy(e.to_string()))?;
+                    .map_err(EngineError::Pseudonym)?;
                 write_export_row(format, fields, &ps.to_string(), values, &mut line, &mut out)?;
             }
         }
-        out.flush().map_err(|e| EngineError::Io(e.to_string()))?;
+        out.flush().map_err(EngineError::Io)?;
         Ok(ExportSummary {
             recipient: recipient.into(),
             purpose: seg.purpose_key().into(),

@@ -49,7 +49,12 @@ fn engine_err(py: Python<'_>, e: EngineError) -> PyErr {
             };
             raise(py, "EventRefused", msg, rule)
         }
-        EngineError::Privacy(_) | EngineError::Aggregate(_) => raise(py, "PrivacyError", msg, None),
+        EngineError::Budget(_)
+        | EngineError::Random(_)
+        | EngineError::Noise(_)
+        | EngineError::UnreadableCharge { .. }
+        | EngineError::Pseudonym(_)
+        | EngineError::Aggregate(_) => raise(py, "PrivacyError", msg, None),
         EngineError::Audit(_) => raise(py, "AuditError", msg, None),
         EngineError::PolicyMismatch { .. } | EngineError::ForeignResult => {
             raise(py, "PolicyMismatch", msg, None)

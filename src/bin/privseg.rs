@@ -516,6 +516,10 @@ enum Failure {
     /// An input error already printed (a segment that does not parse or
     /// names what the policy lacks): exit 2.
     Invalid,
+    /// The call could not be finished (the system random source, writing
+    /// the output or the budget ledger failed): exit 3 with this message.
+    /// Neither a refusal nor the caller's mistake.
+    Internal(String),
 }
 
 impl From<LoadError> for Failure {
@@ -527,14 +531,31 @@ impl From<LoadError> for Failure {
     }
 }
 
-/// Refusals exit 1; anything else the engine reports is an input error.
+/// An error with the errors under it, each once: `outer: inner: ...`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(inner) = next {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        next = inner.source();
+    }
+    text
+}
+
+/// Refusals (access, an agreement, a privacy budget) exit 1; internal
+/// failures (the random source, output, the ledger file) exit 3; anything
+/// else the engine reports is an input error.
 fn engine_failure(e: EngineError) -> Failure {
+    if e.is_internal() {
+        return Failure::Internal(chain(&e));
+    }
     match e {
-        EngineError::Access(_) | EngineError::ExportRefused { .. } => {
-            Failure::Denied(e.to_string())
+        EngineError::Access(_) | EngineError::ExportRefused { .. } | EngineError::Budget(_) => {
+            Failure::Denied(chain(&e))
         }
         EngineError::Segment(s) => segment_failure(&s),
-        other => Failure::Input(other.to_string()),
+        other => Failure::Input(chain(&other)),
     }
 }
 
@@ -586,6 +607,10 @@ fn main() -> ExitCode {
         Err(Failure::Input(msg)) => {
             eprintln!("error: {msg}");
             ExitCode::from(2)
+        }
+        Err(Failure::Internal(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(3)
         }
     }
 }
@@ -1414,10 +1439,7 @@ fn dp_count(a: &CountArgs, text: &str, at: Timestamp, eps: Epsilon) -> Result<()
             &mut ledger,
             &mut SystemRandomSource::new(),
         )
-        .map_err(|e| match e {
-            EngineError::Privacy(msg) => Failure::Denied(msg),
-            other => engine_failure(other),
-        })?;
+        .map_err(engine_failure)?;
     match a.format {
         Format::Json => {
             #[derive(Serialize)]

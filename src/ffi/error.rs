@@ -6,6 +6,7 @@ use super::{Fail, ffi_status, ffi_value, non_null, privseg_status, write_text};
 use crate::EngineError;
 use crate::consent::Rule;
 use crate::policy::PolicyError;
+use crate::privacy::dp::BudgetError;
 use crate::segment::{SegmentError, Stage};
 
 /// An error object: why a policy or a segment was refused, with its message
@@ -68,9 +69,9 @@ impl From<&PolicyError> for ErrorObject {
     }
 }
 
-/// The status of an engine error.
+/// The status of an engine error. Every variant is named: a new one does
+/// not compile until it is given a status.
 pub(crate) fn engine_status(e: &EngineError) -> privseg_status {
-    #[allow(unreachable_patterns)]
     match e {
         EngineError::UnknownSubject(_) => privseg_status::UnknownSubject,
         EngineError::DuplicateSubject(_) => privseg_status::DuplicateSubject,
@@ -89,7 +90,21 @@ pub(crate) fn engine_status(e: &EngineError) -> privseg_status {
         EngineError::InvalidActor(_) => privseg_status::InvalidArgument,
         EngineError::InvalidBirthDate { .. } => privseg_status::InvalidDate,
         EngineError::Segment(s) => segment_status(s),
-        _ => privseg_status::EngineOther,
+        EngineError::Random(_) | EngineError::Io(_) | EngineError::Noise(_) => {
+            privseg_status::Internal
+        }
+        EngineError::Budget(BudgetError::File(_)) => privseg_status::Internal,
+        // A charge the log records but cannot be read: the log is not sound.
+        EngineError::UnreadableCharge { .. } => privseg_status::Audit,
+        // No C function charges a budget, makes pseudonyms outside an
+        // export's keys, or opens a durable store yet: the C API has no
+        // code of its own for these.
+        EngineError::Budget(_)
+        | EngineError::Pseudonym(_)
+        | EngineError::Aggregate(_)
+        | EngineError::Store(_)
+        | EngineError::NotCategorical(_)
+        | EngineError::NotProtected(_) => privseg_status::EngineOther,
     }
 }
 

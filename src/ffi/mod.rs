@@ -143,6 +143,9 @@ pub enum privseg_status {
     /// Members (or another result) given to an engine other than the one
     /// that made them: read them through the engine that made them.
     ForeignResult = 313,
+    /// The library could not finish the call: the system random source or
+    /// writing the output failed. Not a refusal; nothing was released.
+    Internal = 314,
     /// A time is not RFC 3339, or (as Unix seconds) lies outside the years
     /// 0000 to 9999.
     InvalidTime = 400,
@@ -191,6 +194,7 @@ impl privseg_status {
             311 => UnknownRecipient,
             312 => ExportRefused,
             313 => ForeignResult,
+            314 => Internal,
             400 => InvalidTime,
             401 => InvalidDate,
             402 => InvalidJson,
@@ -230,6 +234,7 @@ impl privseg_status {
             Self::UnknownRecipient => "PRIVSEG_STATUS_UNKNOWN_RECIPIENT\0",
             Self::ExportRefused => "PRIVSEG_STATUS_EXPORT_REFUSED\0",
             Self::ForeignResult => "PRIVSEG_STATUS_FOREIGN_RESULT\0",
+            Self::Internal => "PRIVSEG_STATUS_INTERNAL\0",
             Self::InvalidTime => "PRIVSEG_STATUS_INVALID_TIME\0",
             Self::InvalidDate => "PRIVSEG_STATUS_INVALID_DATE\0",
             Self::InvalidJson => "PRIVSEG_STATUS_INVALID_JSON\0",
@@ -711,7 +716,7 @@ mod tests {
                 seen += 1;
             }
         }
-        assert_eq!(seen, 32);
+        assert_eq!(seen, 33);
         assert!(privseg_status_name(8).is_null());
     }
 

@@ -81,11 +81,19 @@ pub enum SignalEventError {
     /// The string does not decode, or breaks a policy rule (the rule is
     /// named, with its field and bit offset): a decision is only taken from
     /// a signal that meets the rules, even though decoding alone is lenient.
+    /// The message includes the signal error's, so it is not also given
+    /// as the `source` (a chain would print it twice).
     #[error("signal refused: {0}")]
-    Refused(#[from] super::SignalError),
+    Refused(super::SignalError),
     /// A decision has no privseg purpose.
     #[error(transparent)]
     Unmapped(#[from] UnmappedDecision),
+}
+
+impl From<super::SignalError> for SignalEventError {
+    fn from(e: super::SignalError) -> Self {
+        SignalEventError::Refused(e)
+    }
 }
 
 /// Decodes a TCF, GPP or US Privacy string strictly under `opts` (minimum
