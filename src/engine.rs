@@ -170,6 +170,11 @@ pub enum EngineError {
     /// An aggregate could not be formed.
     #[error(transparent)]
     Aggregate(#[from] AggregateError),
+    /// An evaluation step was given inputs that do not fit each other (an
+    /// eligibility mask of another length than the store): an internal
+    /// failure, not a refusal. Nothing is released.
+    #[error(transparent)]
+    Eval(#[from] crate::eval::EvalError),
     /// Writing the output failed. An internal failure, not a refusal.
     #[error("the output could not be written")]
     Io(#[source] std::io::Error),
@@ -226,7 +231,10 @@ impl EngineError {
     pub fn is_internal(&self) -> bool {
         matches!(
             self,
-            EngineError::Random(_) | EngineError::Io(_) | EngineError::Budget(BudgetError::File(_))
+            EngineError::Random(_)
+                | EngineError::Io(_)
+                | EngineError::Eval(_)
+                | EngineError::Budget(BudgetError::File(_))
         )
     }
 }
@@ -440,18 +448,27 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-/// An in-memory audit log and pseudonymizer under a fresh random key.
-fn memory_audit() -> (AuditLog, AuditPseudonymizer) {
-    let mut key = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
-        .expect("the system random source is available");
-    let ids = AuditPseudonymizer::new(&key).expect("a 32-byte key is long enough");
+/// An in-memory audit log and pseudonymizer under a fresh key from the
+/// system random source.
+fn memory_audit() -> Result<(AuditLog, AuditPseudonymizer), EngineError> {
+    memory_audit_from(|key| {
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), key)
+            .map_err(|_| RandomError)
+    })
+}
+
+/// An in-memory audit log and pseudonymizer under a key drawn by `fill`.
+fn memory_audit_from(
+    fill: impl FnOnce(&mut [u8]) -> Result<(), RandomError>,
+) -> Result<(AuditLog, AuditPseudonymizer), EngineError> {
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    fill(&mut key[..])?;
+    let ids = AuditPseudonymizer::new(&key[..])?;
     let log = AuditLog::open(
         Box::new(MemorySink::new()) as Box<dyn crate::audit::AuditSink + Send>,
-        &key,
-    )
-    .expect("an empty in-memory log opens");
-    (log, ids)
+        &key[..],
+    )?;
+    Ok((log, ids))
 }
 
 /// The longest subject id, actor id or role name, in bytes. Longer ones are
@@ -573,9 +590,25 @@ impl Engine {
     /// An engine with no subjects and an in-memory audit log whose subject
     /// pseudonyms use a fresh random key. Use [`Engine::with_audit`] to keep
     /// the log in a file and under a key the host holds.
+    ///
+    /// A convenience over [`Engine::try_new`].
+    ///
+    /// # Panics
+    /// If the system random source fails (the key cannot be drawn), which
+    /// nothing the caller passes can cause; use [`Engine::try_new`] to get
+    /// that failure as [`EngineError::Random`] instead.
     pub fn new(policy: Arc<Policy>) -> Engine {
-        let (log, ids) = memory_audit();
-        Engine::with_audit(policy, log, ids).expect("an in-memory log accepts entries")
+        match Engine::try_new(policy) {
+            Ok(e) => e,
+            Err(e) => panic!("an in-memory engine could not be made: {e}"),
+        }
+    }
+
+    /// [`Engine::new`] that reports a failing system random source as
+    /// [`EngineError::Random`] (an internal failure) instead of panicking.
+    pub fn try_new(policy: Arc<Policy>) -> Result<Engine, EngineError> {
+        let (log, ids) = memory_audit()?;
+        Engine::with_audit(policy, log, ids)
     }
 
     /// An engine writing its audit entries to `log`, with subject pseudonyms
@@ -600,7 +633,7 @@ impl Engine {
         keys: Arc<dyn KeyProvider>,
     ) -> Result<Engine, EngineError> {
         let store = Store::create(dir.as_ref(), policy, keys)?;
-        let (log, ids) = memory_audit();
+        let (log, ids) = memory_audit()?;
         Engine::assemble(store, log, ids)
     }
 
@@ -624,7 +657,7 @@ impl Engine {
         policy: Arc<Policy>,
         keys: Arc<dyn KeyProvider>,
     ) -> Result<Engine, EngineError> {
-        let (log, ids) = memory_audit();
+        let (log, ids) = memory_audit()?;
         Engine::open_with_audit(dir, policy, keys, log, ids)
     }
 
@@ -773,7 +806,7 @@ impl Engine {
             self.segment_entry(actor, Operation::SegmentEvaluated, seg, reference)
                 .detail("plan", true),
         )?;
-        Ok(self.with_plan_unreleased(seg, reference, f))
+        self.with_plan_unreleased(seg, reference, f)
     }
 
     /// Runs `f` on the compiled plan of a segment (the eligibility mask as
@@ -785,18 +818,12 @@ impl Engine {
         seg: &CheckedSegment,
         reference: Timestamp,
         f: impl FnOnce(&Plan<'_>) -> R,
-    ) -> R {
+    ) -> Result<R, EngineError> {
         let now = self.now();
         let anchored = seg.anchored(reference);
         self.with_mask(seg.purpose(), seg.data_use(), now, |mask, count| {
-            f(&eval::compile(
-                &self.policy,
-                &self.store,
-                &anchored,
-                now,
-                mask,
-                count,
-            ))
+            let plan = eval::compile(&self.policy, &self.store, &anchored, now, mask, count)?;
+            Ok(f(&plan))
         })
     }
 
@@ -1427,7 +1454,7 @@ impl Engine {
                 n,
                 self.exec,
             )
-        });
+        })?;
         Ok(self.members(seg, now, reference, bits, count))
     }
 
@@ -1617,6 +1644,7 @@ mod tests {
         let root = |text: &str| {
             let seg = e.compile(&a, text).unwrap();
             e.with_plan_unreleased(&seg, t, |p| p.root().clone())
+                .unwrap()
         };
         // Legitimate interests: all are eligible, so the mask is full and
         // folds away.
@@ -1704,7 +1732,7 @@ mod tests {
                 },
                 other => panic!("expected an and: {other:?}"),
             });
-            assert_eq!(first, 10, "{text}");
+            assert_eq!(first.unwrap(), 10, "{text}");
         }
     }
 
@@ -1766,5 +1794,89 @@ mod tests {
             next = s.source();
         }
         assert_eq!(chain.matches("appending").count(), 1, "{chain}");
+    }
+
+    /// A failing random source when an in-memory engine draws its audit key
+    /// is reported as an internal failure, not a panic.
+    #[test]
+    fn in_memory_audit_key_failure_is_an_error() {
+        let Err(err) = memory_audit_from(|_| Err(RandomError)) else {
+            panic!("a failing random source gave a key");
+        };
+        assert!(matches!(err, EngineError::Random(_)), "{err:?}");
+        assert!(err.is_internal());
+        let (e, _, _) = small_engine();
+        assert!(Engine::try_new(e.policy().clone()).is_ok());
+    }
+
+    /// `eval::compile` refuses a mask of another length than the store.
+    #[test]
+    fn compile_refuses_a_mask_of_the_wrong_length() {
+        let (e, a, t) = small_engine();
+        let seg = e.compile(&a, r#"segment "a" for analytics"#).unwrap();
+        let mask = Bits::repeat(true, e.store().len() - 1);
+        let err = eval::compile(e.policy(), e.store(), &seg, t, &mask, 0).unwrap_err();
+        assert_eq!(
+            err,
+            eval::EvalError::MaskLength {
+                mask: 999,
+                rows: 1000
+            }
+        );
+        let mask = Bits::repeat(true, e.store().len());
+        assert!(eval::compile(e.policy(), e.store(), &seg, t, &mask, 1000).is_ok());
+    }
+
+    /// `eval::execute_into` refuses a buffer of another length than the
+    /// plan, and leaves it untouched.
+    #[test]
+    fn execute_into_refuses_a_buffer_of_the_wrong_length() {
+        let (e, a, t) = small_engine();
+        let seg = e.compile(&a, r#"segment "a" for analytics"#).unwrap();
+        e.with_plan_unreleased(&seg, t, |plan| {
+            let words = plan.words();
+            let opts = eval::ExecOptions::default();
+            for len in [0, words - 1, words + 1] {
+                let mut out = vec![7u64; len];
+                let err = eval::execute_into(plan, opts, &mut out).unwrap_err();
+                assert_eq!(err, eval::EvalError::OutputLength { out: len, words });
+                assert!(out.iter().all(|&w| w == 7));
+            }
+            let mut out = vec![0u64; words];
+            assert_eq!(eval::execute_into(plan, opts, &mut out), Ok(1000));
+        })
+        .unwrap();
+    }
+
+    /// `MaskCache::advance` refuses to move back in time or to follow a
+    /// smaller store, and leaves the cache as it was.
+    #[test]
+    fn mask_cache_refuses_to_move_back() {
+        let (e, a, t) = small_engine();
+        let seg = e.compile(&a, r#"segment "a" for analytics"#).unwrap();
+        let (p, store) = (e.policy(), e.store());
+        let mut c = crate::store::MaskCache::build(p, store, seg.purpose(), seg.data_use(), t);
+        let before = Timestamp::from_unix(t.unix() - 1);
+        let err = c.advance(p, store, before).unwrap_err();
+        assert_eq!(
+            err,
+            eval::EvalError::MaskBackwards {
+                cache: t,
+                asked: before
+            }
+        );
+        assert_eq!((c.at(), c.count()), (t, 1000));
+        let empty = Store::new(p.clone());
+        let err = c.advance(p, &empty, t).unwrap_err();
+        assert_eq!(
+            err,
+            eval::EvalError::MaskStore {
+                cache: 1000,
+                rows: 0
+            }
+        );
+        let later = Timestamp::from_unix(t.unix() + 1);
+        c.advance(p, store, later).unwrap();
+        assert_eq!(c.at(), later);
     }
 }

@@ -13,6 +13,7 @@
 
 use std::sync::OnceLock;
 
+use super::EvalError;
 use super::exec::{self, CHUNK, Scratch};
 use super::plan::Plan;
 
@@ -156,14 +157,28 @@ fn run_avx2(plan: &Plan<'_>, sc: &mut Scratch, first: usize, out: &mut [u64]) ->
 /// number of set bits.
 pub fn execute(plan: &Plan<'_>, opts: ExecOptions) -> (Vec<u64>, u64) {
     let mut out = vec![0u64; plan.words()];
-    let count = execute_into(plan, opts, &mut out);
+    let count = execute_sized(plan, opts, &mut out);
     (out, count)
 }
 
 /// Executes a plan into `out` (exactly [`Plan::words`] long), returning the
 /// number of set bits.
-pub fn execute_into(plan: &Plan<'_>, opts: ExecOptions, out: &mut [u64]) -> u64 {
-    assert_eq!(out.len(), plan.words(), "one output word per plan word");
+///
+/// # Errors
+/// [`EvalError::OutputLength`] if `out` is not [`Plan::words`] long;
+/// `out` is then untouched.
+pub fn execute_into(plan: &Plan<'_>, opts: ExecOptions, out: &mut [u64]) -> Result<u64, EvalError> {
+    if out.len() != plan.words() {
+        return Err(EvalError::OutputLength {
+            out: out.len(),
+            words: plan.words(),
+        });
+    }
+    Ok(execute_sized(plan, opts, out))
+}
+
+/// [`execute_into`] for an `out` known to be [`Plan::words`] long.
+fn execute_sized(plan: &Plan<'_>, opts: ExecOptions, out: &mut [u64]) -> u64 {
     let path = opts.resolved_path();
     let threads = match opts.threads {
         Some(1) => 1,

@@ -14,12 +14,14 @@
 
 #[allow(unsafe_code)]
 pub mod cpu;
+mod error;
 mod exec;
 pub mod kernels;
 pub mod plan;
 
 pub use crate::store::MaskCache;
 pub use cpu::{ExecOptions, KernelPath, cpu_features, default_path, execute, execute_into};
+pub use error::EvalError;
 pub use exec::CHUNK;
 pub use plan::{Plan, PlanNode, RangeTest, compile};
 
@@ -243,6 +245,10 @@ pub fn bits_from_words(words: Vec<u64>, len: usize) -> Bits {
 /// The fast evaluator with a given eligibility mask (one bit per row, with
 /// `mask_count` set): compiles the segment at `at` and executes the plan.
 /// Returns the members and their number.
+///
+/// # Errors
+/// [`EvalError::MaskLength`] if `mask` does not have one bit per row of
+/// `store`.
 pub fn evaluate_with_mask(
     policy: &Policy,
     store: &Store,
@@ -251,8 +257,8 @@ pub fn evaluate_with_mask(
     mask: &Bits,
     mask_count: u64,
     opts: ExecOptions,
-) -> (Bits, u64) {
-    let plan = compile(policy, store, seg, at, mask, mask_count);
+) -> Result<(Bits, u64), EvalError> {
+    let plan = compile(policy, store, seg, at, mask, mask_count)?;
     let (words, count) = execute(&plan, opts);
-    (bits_from_words(words, store.len()), count)
+    Ok((bits_from_words(words, store.len()), count))
 }

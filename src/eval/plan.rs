@@ -14,7 +14,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::Timestamp;
-use crate::eval::fresh_since;
+use crate::eval::{EvalError, fresh_since};
 use crate::policy::{AttrId, Policy, PurposeId};
 use crate::segment::{CheckedExpr, CheckedSegment, Term};
 use crate::store::{Bits, Bsi, ColumnData, Store};
@@ -477,6 +477,10 @@ fn negate_if(n: PlanNode, neg: bool) -> PlanNode {
 
 /// Compiles a segment for evaluation at `at`, ANDing in the eligibility
 /// mask `mask` (whose number of set bits is `mask_count`).
+///
+/// # Errors
+/// [`EvalError::MaskLength`] if `mask` does not have one bit per row of
+/// `store`.
 pub fn compile<'a>(
     policy: &Policy,
     store: &'a Store,
@@ -484,8 +488,13 @@ pub fn compile<'a>(
     at: Timestamp,
     mask: &'a Bits,
     mask_count: u64,
-) -> Plan<'a> {
-    assert_eq!(mask.len(), store.len(), "one mask bit per row");
+) -> Result<Plan<'a>, EvalError> {
+    if mask.len() != store.len() {
+        return Err(EvalError::MaskLength {
+            mask: mask.len(),
+            rows: store.len(),
+        });
+    }
     let mut b = Builder {
         policy,
         store,
@@ -509,14 +518,14 @@ pub fn compile<'a>(
     let mut code = Vec::new();
     let mut regs = 1;
     gen_code(&root, 0, Mode::Set, &mut code, &mut regs);
-    Plan {
+    Ok(Plan {
         len: b.len,
         operands: b.operands,
         ranges: b.ranges,
         code,
         regs,
         root,
-    }
+    })
 }
 
 /// Emits the code that computes `n` and combines it into register `dst`.
@@ -638,7 +647,9 @@ mod tests {
         let (e, crm, t) = engine();
         let seg = e.compile(&crm, text).unwrap_or_else(|err| panic!("{err}"));
         COMPARISONS.with(|c| c.set(0));
-        let n = e.with_plan_unreleased(&seg, t, |p| leaves(p.root()));
+        let n = e
+            .with_plan_unreleased(&seg, t, |p| leaves(p.root()))
+            .unwrap();
         (n, COMPARISONS.with(Cell::get))
     }
 
@@ -678,7 +689,9 @@ mod tests {
         let (e, crm, t) = engine();
         let seg = e.compile(&crm, &text).unwrap();
         COMPARISONS.with(|c| c.set(0));
-        let root = e.with_plan_unreleased(&seg, t, |p| p.root().clone());
+        let root = e
+            .with_plan_unreleased(&seg, t, |p| p.root().clone())
+            .unwrap();
         let cmp = COMPARISONS.with(Cell::get);
         assert!(root == PlanNode::Const(false), "not folded to false");
         assert!(
@@ -697,7 +710,9 @@ mod tests {
         assert_eq!(compile(text).0, 1);
         let (e, crm, t) = engine();
         let seg = e.compile(&crm, text).unwrap();
-        let root = e.with_plan_unreleased(&seg, t, |p| p.root().clone());
+        let root = e
+            .with_plan_unreleased(&seg, t, |p| p.root().clone())
+            .unwrap();
         assert_eq!(root, PlanNode::Const(false));
     }
 }

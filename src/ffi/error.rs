@@ -90,9 +90,10 @@ pub(crate) fn engine_status(e: &EngineError) -> privseg_status {
         EngineError::InvalidActor(_) => privseg_status::InvalidArgument,
         EngineError::InvalidBirthDate { .. } => privseg_status::InvalidDate,
         EngineError::Segment(s) => segment_status(s),
-        EngineError::Random(_) | EngineError::Io(_) | EngineError::Noise(_) => {
-            privseg_status::Internal
-        }
+        EngineError::Random(_)
+        | EngineError::Io(_)
+        | EngineError::Noise(_)
+        | EngineError::Eval(_) => privseg_status::Internal,
         EngineError::Budget(BudgetError::File(_)) => privseg_status::Internal,
         // A charge the log records but cannot be read: the log is not sound.
         EngineError::UnreadableCharge { .. } => privseg_status::Audit,

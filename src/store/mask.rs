@@ -19,6 +19,7 @@ use std::collections::BinaryHeap;
 
 use crate::Timestamp;
 use crate::consent::{DataUse, eligibility, next_change};
+use crate::eval::EvalError;
 use crate::policy::{Policy, PurposeId};
 use crate::store::{Bits, Store};
 
@@ -151,11 +152,33 @@ impl MaskCache {
         }
     }
 
-    /// Moves the mask forward to `at` (not before the cache's instant):
-    /// only the rows whose change time has come are recomputed.
-    pub fn advance(&mut self, policy: &Policy, store: &Store, at: Timestamp) {
+    /// Moves the mask forward to `at`: only the rows whose change time has
+    /// come are recomputed.
+    ///
+    /// # Errors
+    /// [`EvalError::MaskBackwards`] if `at` is before the cache's instant
+    /// (rebuild the cache or use [`crate::eval::eligibility_mask`]), and
+    /// [`EvalError::MaskStore`] if `store` has fewer rows than the cache;
+    /// the cache is then unchanged.
+    pub fn advance(
+        &mut self,
+        policy: &Policy,
+        store: &Store,
+        at: Timestamp,
+    ) -> Result<(), EvalError> {
         let now = at.unix();
-        assert!(now >= self.at, "a mask cache only moves forward in time");
+        if now < self.at {
+            return Err(EvalError::MaskBackwards {
+                cache: self.at(),
+                asked: at,
+            });
+        }
+        if store.len() < self.bits.len() {
+            return Err(EvalError::MaskStore {
+                cache: self.bits.len(),
+                rows: store.len(),
+            });
+        }
         self.at = now;
         while let Some(&Reverse((t, row))) = self.queue.peek() {
             if t > now {
@@ -168,5 +191,6 @@ impl MaskCache {
             self.due[row as usize] = NEVER;
             self.refresh_row(policy, store, row);
         }
+        Ok(())
     }
 }

@@ -911,8 +911,9 @@ impl Store {
             }
         }
         let mut g = write(&entry);
-        if at >= g.at() {
-            g.advance(&self.policy, self, at);
+        // Moving forward fails only for an instant earlier than the cache
+        // (a host clock that stepped back): recompute in full then.
+        if g.advance(&self.policy, self, at).is_ok() {
             return f(g.bits(), g.count());
         }
         drop(g);
