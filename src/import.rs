@@ -37,12 +37,42 @@ pub struct ImportSummary {
     pub events: u64,
 }
 
+/// What part of an import batch an [`ImportError`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ImportItem {
+    /// The batch as a whole (the permission check, the audit entry, the
+    /// write); the index is then 0. Shown as `batch`.
+    Batch,
+    /// One subject row, by its index in the subjects. Shown as `subject`.
+    Subject,
+    /// One consent event, by its index in the events. Shown as `event`.
+    Event,
+}
+
+impl ImportItem {
+    /// The name shown in messages: `batch`, `subject` or `event`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportItem::Batch => "batch",
+            ImportItem::Subject => "subject",
+            ImportItem::Event => "event",
+        }
+    }
+}
+
+impl std::fmt::Display for ImportItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An import refused, with where.
 #[derive(Debug, thiserror::Error)]
 #[error("{what} {index}: {error}")]
 pub struct ImportError {
-    /// `subject` or `event`.
-    pub what: &'static str,
+    /// The batch, a subject or an event.
+    pub what: ImportItem,
     /// Index in the batch (0-based).
     pub index: usize,
     /// What is wrong.
@@ -73,7 +103,7 @@ impl Engine {
             error: Box::new(error),
         };
         self.allow(actor, Permission::Subjects, None)
-            .map_err(|e| at_batch("batch", 0, e))?;
+            .map_err(|e| at_batch(ImportItem::Batch, 0, e))?;
         let policy = self.policy().clone();
         let base = self.store().len() as u32;
         let mut new_rows: HashMap<&str, u32> = HashMap::with_capacity(subjects.len());
@@ -83,17 +113,17 @@ impl Engine {
         let mut attr_cache: HashMap<&str, AttrId> = HashMap::new();
         for (i, s) in subjects.iter().enumerate() {
             crate::engine::check_subject(&s.id, s.birth_date, self.now().date())
-                .map_err(|e| at_batch("subject", i, e))?;
+                .map_err(|e| at_batch(ImportItem::Subject, i, e))?;
             if self.store().row(&s.id).is_some() || new_rows.contains_key(s.id.as_str()) {
                 return Err(at_batch(
-                    "subject",
+                    ImportItem::Subject,
                     i,
                     EngineError::DuplicateSubject(s.id.clone()),
                 ));
             }
             let j = policy.jurisdiction_id(&s.jurisdiction).ok_or_else(|| {
                 at_batch(
-                    "subject",
+                    ImportItem::Subject,
                     i,
                     EngineError::UnknownJurisdiction {
                         subject: s.id.clone(),
@@ -109,14 +139,18 @@ impl Engine {
                     Some(a) => *a,
                     None => {
                         let a = policy.attr_id(name).ok_or_else(|| {
-                            at_batch("subject", i, EngineError::UnknownAttribute(name.clone()))
+                            at_batch(
+                                ImportItem::Subject,
+                                i,
+                                EngineError::UnknownAttribute(name.clone()),
+                            )
                         })?;
                         attr_cache.insert(name, a);
                         a
                     }
                 };
-                let code =
-                    Store::encode(&policy, a, v).map_err(|e| at_batch("subject", i, e.into()))?;
+                let code = Store::encode(&policy, a, v)
+                    .map_err(|e| at_batch(ImportItem::Subject, i, e.into()))?;
                 values.push(ValueWrite {
                     row,
                     attr: a,
@@ -136,7 +170,11 @@ impl Engine {
             let row = match new_rows.get(e.subject.as_str()) {
                 Some(r) => *r,
                 None => self.store().row(&e.subject).ok_or_else(|| {
-                    at_batch("event", i, EngineError::UnknownSubject(e.subject.clone()))
+                    at_batch(
+                        ImportItem::Event,
+                        i,
+                        EngineError::UnknownSubject(e.subject.clone()),
+                    )
                 })?,
             };
             let ctx = match row.checked_sub(base) {
@@ -156,7 +194,7 @@ impl Engine {
             };
             let (rec, proof) = self
                 .store_check_event(e, &ctx)
-                .map_err(|err| at_batch("event", i, err.into()))?;
+                .map_err(|err| at_batch(ImportItem::Event, i, err.into()))?;
             records.push((row, rec, proof));
             digest.update(e.subject.as_bytes());
             digest.update(&[0]);
@@ -176,7 +214,7 @@ impl Engine {
                 .detail("import_events", summary.events)
                 .detail("import_mac", digest),
         )
-        .map_err(|e| at_batch("batch", 0, e))?;
+        .map_err(|e| at_batch(ImportItem::Batch, 0, e))?;
         // Nothing below can fail, but for a durable store's write (then
         // nothing is changed).
         let new: Vec<NewSubject<'_>> = subjects
@@ -189,7 +227,7 @@ impl Engine {
             })
             .collect();
         self.apply_import(&new, &values, records)
-            .map_err(|e| at_batch("batch", 0, e))?;
+            .map_err(|e| at_batch(ImportItem::Batch, 0, e))?;
         Ok(summary)
     }
 }

@@ -171,7 +171,7 @@ pub mod value;
 pub use access::Actor;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineError, Explanation, Members, PurgeSummary, SharedEngine};
-pub use import::{ImportError, ImportSummary, SubjectRow};
+pub use import::{ImportError, ImportItem, ImportSummary, SubjectRow};
 pub use store::ValueError;
 pub use timestamp::Timestamp;
 pub use value::Value;

@@ -64,7 +64,7 @@ use crate::Timestamp;
 use crate::access::Actor;
 use crate::consent::{ConsentEvent, EventError, EventKind};
 use crate::engine::{Engine, EngineError};
-use crate::import::{ImportError, SubjectRow};
+use crate::import::{ImportError, ImportItem, SubjectRow};
 use crate::policy::{AttrId, AttrType, Policy, PolicyError};
 use crate::store::Value;
 use crate::timestamp::parse_date;
@@ -369,12 +369,12 @@ impl<'a> Loader<'a> {
     fn import_error(&self, e: ImportError) -> LoadError {
         let ImportError { what, index, error } = e;
         match what {
-            "subject" if index < self.subject_origins.len() => {
+            ImportItem::Subject if index < self.subject_origins.len() => {
                 let origin = self.subject_origins[index];
                 let (file, layout) = &self.subject_files[origin.file as usize];
                 layout.engine_error(self.engine.policy(), file, origin.line, *error)
             }
-            "event" if index < self.event_origins.len() => {
+            ImportItem::Event if index < self.event_origins.len() => {
                 let origin = self.event_origins[index];
                 let file = &self.event_files[origin.file as usize];
                 event_error(file, origin.line, &self.events[index], *error)

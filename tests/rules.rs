@@ -1106,7 +1106,8 @@ fn a_parental_consent_for_a_subject_not_below_the_gate_is_refused_at_recording()
             ],
         )
         .unwrap_err();
-    assert_eq!((err.what, err.index), ("event", 1));
+    assert_eq!((err.what, err.index), (privseg::ImportItem::Event, 1));
+    assert!(err.to_string().starts_with("event 1: "), "{err}");
     assert!(
         matches!(
             *err.error,

@@ -16,7 +16,7 @@ use super::{
 use crate::Engine;
 use crate::access::{Actor, Permission};
 use crate::consent::{ConsentEvent, EventKind};
-use crate::import::{ImportError, SubjectRow};
+use crate::import::{ImportError, ImportItem, SubjectRow};
 use crate::store::{Store, Value};
 use crate::timestamp::parse_date;
 
@@ -276,8 +276,8 @@ pub struct privseg_subject {
 /// the C array (`subjects[i]`, `events[i]`).
 fn import_fail(e: ImportError) -> Fail {
     let array = match e.what {
-        "subject" => "subjects",
-        "event" => "events",
+        ImportItem::Subject => "subjects",
+        ImportItem::Event => "events",
         _ => return Fail::from(*e.error),
     };
     Fail::from(*e.error).context(&format!("{array}[{}]", e.index))
