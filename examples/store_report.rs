@@ -1,0 +1,131 @@
+//! The durable store, measured: loading the generator's CSV/JSONL files
+//! into memory, importing the same files into a new store, reopening that
+//! store, durable single-event writes (one transaction and sync each),
+//! batched writes (one transaction), and the store's size on disk.
+//!
+//! ```text
+//! cargo run --release --example gen_data -- --subjects 1000000 --out target/big
+//! cargo run --release --example store_report -- --data target/big
+//! ```
+//!
+//! Every figure comes from this one run on this machine; ratios compare
+//! steps measured side by side.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use privseg::consent::{ConsentEvent, EventKind};
+use privseg::load::{Loader, read_policy};
+use privseg::store::StaticKek;
+use privseg::{Actor, Engine};
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let data = PathBuf::from(arg("--data").unwrap_or_else(|| "examples/data".into()));
+    let writes: usize = arg("--writes").map_or(Ok(200), |s| s.parse())?;
+    let policy = Arc::new(read_policy(&data.join("policy.json"))?);
+    let loader = Actor::new("store-report", &["loader"]);
+    let subjects = data.join("subjects.csv");
+    let consents = data.join("consents.jsonl");
+    let keys = Arc::new(StaticKek::new("report", &[9u8; 32])?);
+    let store_dir = std::env::temp_dir().join(format!("privseg-store-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&store_dir);
+    std::fs::create_dir_all(&store_dir)?;
+
+    eprintln!("loading {} into memory...", data.display());
+    let t = Instant::now();
+    let (memory, stats) = Loader::new(policy.clone(), loader.clone())
+        .subjects_file(&subjects)?
+        .events_file(&consents)?
+        .finish()?;
+    let load = t.elapsed();
+    let n = memory.subject_count();
+    drop(memory);
+    println!("subjects: {n}, events: {}", stats.events);
+    println!("load CSV/JSONL into memory:     {:>9.3} s", load.as_secs_f64());
+
+    eprintln!("importing the same files into a new store...");
+    let t = Instant::now();
+    let durable = Engine::create(&store_dir, policy.clone(), keys.clone())?;
+    let (durable, _) = Loader::with_engine(durable, loader.clone())
+        .subjects_file(&subjects)?
+        .events_file(&consents)?
+        .finish()?;
+    let import = t.elapsed();
+    drop(durable);
+    println!("import into a new store:        {:>9.3} s", import.as_secs_f64());
+
+    eprintln!("reopening the store...");
+    let t = Instant::now();
+    let mut reopened = Engine::open(&store_dir, policy.clone(), keys.clone())?;
+    let reopen = t.elapsed();
+    assert_eq!(reopened.subject_count(), n, "every subject is back");
+    println!("reopen the store:               {:>9.3} s", reopen.as_secs_f64());
+    println!(
+        "reopen vs CSV load:             {:>9.2}x faster",
+        load.as_secs_f64() / reopen.as_secs_f64()
+    );
+    let bytes = dir_bytes(&store_dir);
+    println!(
+        "store on disk:                  {:>9.1} MB, {:.0} bytes per subject",
+        bytes as f64 / 1e6,
+        bytes as f64 / n.max(1) as f64
+    );
+
+    // Durable single writes: each is one committed transaction.
+    let ids: Vec<String> = {
+        let text = std::fs::read_to_string(&subjects)?;
+        text.lines()
+            .skip(1)
+            .filter_map(|l| l.split(',').next())
+            .map(|s| s.trim_matches('"').to_string())
+            .take(writes * 2)
+            .collect()
+    };
+    let now = reopened.now();
+    let event = |id: &str| {
+        ConsentEvent::new(id, EventKind::ConsentWithdrawn, Some("marketing.email"), now)
+    };
+    let single = &ids[..writes.min(ids.len())];
+    let t = Instant::now();
+    for id in single {
+        reopened.record(&loader, &event(id))?;
+    }
+    let took = t.elapsed();
+    println!(
+        "durable single events:          {:>9.0} per second ({} events, one transaction each)",
+        single.len() as f64 / took.as_secs_f64(),
+        single.len()
+    );
+    let batch: Vec<ConsentEvent> = ids[single.len()..].iter().map(|id| event(id)).collect();
+    let t = Instant::now();
+    reopened.import(&loader, &[], &batch)?;
+    let took = t.elapsed();
+    println!(
+        "durable batched events:         {:>9.0} per second ({} events, one transaction)",
+        batch.len() as f64 / took.as_secs_f64(),
+        batch.len()
+    );
+    drop(reopened);
+    std::fs::remove_dir_all(&store_dir)?;
+    Ok(())
+}
