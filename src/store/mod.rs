@@ -721,6 +721,31 @@ impl Store {
         let single = (events.len() == 1).then(|| (events[0].1.kind, events[0].1.purpose));
         let mut rows = Vec::with_capacity(events.len());
         let mut unsorted = Vec::new();
+        // A history grown one push at a time keeps room for at least four
+        // records, and the proof table up to twice what it holds: a batch
+        // sizes both exactly first (most subjects have one or two events).
+        if events.len() > 1 {
+            self.proofs.reserve_exact(events.len());
+            if events.len() >= self.events.len() / 8 {
+                let mut counts = vec![0u32; self.events.len()];
+                for (row, _, _) in &events {
+                    counts[*row as usize] += 1;
+                }
+                for (h, k) in self.events.iter_mut().zip(counts) {
+                    if k > 0 {
+                        h.reserve_exact(k as usize);
+                    }
+                }
+            } else {
+                let mut counts: HashMap<u32, u32> = HashMap::new();
+                for (row, _, _) in &events {
+                    *counts.entry(*row).or_default() += 1;
+                }
+                for (row, k) in counts {
+                    self.events[row as usize].reserve_exact(k as usize);
+                }
+            }
+        }
         for (row, mut rec, proof) in events {
             rec.seq = self.next_seq;
             rec.proof = self.proofs.len() as u32;
