@@ -22,6 +22,9 @@ use crate::consent::{DataUse, eligibility, next_change};
 use crate::policy::{Policy, PurposeId};
 use crate::store::{Bits, Store};
 
+/// A time-queue entry: when, and which row.
+type Queued = Reverse<(i64, u32)>;
+
 /// Marks a row with nothing pending.
 const NEVER: i64 = i64::MAX;
 
@@ -66,7 +69,7 @@ fn build_run(
     first: usize,
     words: &mut [u64],
     due: &mut [i64],
-    pending: &mut Vec<Reverse<(i64, u32)>>,
+    pending: &mut Vec<Queued>,
 ) -> u64 {
     let mut count = 0u64;
     for (i, d) in due.iter_mut().enumerate() {
@@ -132,7 +135,7 @@ impl MaskCache {
                 &mut pending,
             );
         } else {
-            let parts: Vec<(u64, Vec<Reverse<(i64, u32)>>)> = std::thread::scope(|sc| {
+            let parts: Vec<(u64, Vec<Queued>)> = std::thread::scope(|sc| {
                 let handles: Vec<_> = words
                     .chunks_mut(chunk)
                     .zip(due.chunks_mut(chunk.saturating_mul(64)))
