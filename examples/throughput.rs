@@ -132,7 +132,11 @@ fn id(i: u64) -> String {
 }
 
 fn build(n: u64) -> Engine {
-    let mut e = Engine::new(Arc::new(policy()));
+    // The recording clock stands two years after the evaluation instant:
+    // some generated withdrawals are dated up to a year after it, and an
+    // event later than the recording clock is refused.
+    let clock = privseg::clock::ManualClock::new(Timestamp::from_unix(NOW + 2 * 365 * DAY));
+    let mut e = Engine::new(Arc::new(policy())).with_clock(Arc::new(clock));
     let actor = bench_actor();
     let mut rng = Rng(42);
     let mut rows: Vec<SubjectRow> = Vec::new();
@@ -564,6 +568,20 @@ fn main() {
     let t = Instant::now();
     let mut e = build(n);
     eprintln!("  built in {:.1} s", t.elapsed().as_secs_f64());
+    let per_subject = |m: privseg::store::MemoryBytes| {
+        let k = n.max(1) as f64;
+        serde_json::json!({
+            "ids": m.ids as f64 / k,
+            "subjects": m.subjects as f64 / k,
+            "values": m.values as f64 / k,
+            "indexes": m.indexes as f64 / k,
+            "histories": m.histories as f64 / k,
+            "masks": m.masks as f64 / k,
+            "total": m.total() as f64 / k,
+        })
+    };
+    let memory_built = per_subject(e.memory_bytes());
+    eprintln!("  bytes per subject, as built: {memory_built}");
     let segs: Vec<(&str, CheckedSegment)> = SCENARIOS
         .iter()
         .map(|(name, text)| (*name, e.compile(&actor, text).expect("valid segment")))
@@ -576,6 +594,8 @@ fn main() {
     }
     let mask_build_s = t.elapsed().as_secs_f64();
     eprintln!("  masks built in {mask_build_s:.1} s");
+    let memory_masks = per_subject(e.memory_bytes());
+    eprintln!("  bytes per subject, masks cached: {memory_masks}");
 
     // Consent updates with the masks cached: withdrawals and grants on
     // random subjects, dated before the evaluation time.
@@ -694,6 +714,8 @@ fn main() {
             "plan_ratio_to_bandwidth_bound": plan_t.as_secs_f64() / bound_t.as_secs_f64(),
             "index_bytes_per_subject": index_bytes_per_subject,
             "mask_cache_bytes_per_subject": mask_bytes_per_subject,
+            "memory_bytes_per_subject_built": memory_built,
+            "memory_bytes_per_subject_masks_cached": memory_masks,
             "consent_updates_per_sec": updates_per_sec,
             "consent_updates_per_sec_batched": batched_updates_per_sec,
             "agrees_with_reference_sample": ref_agrees,

@@ -1432,6 +1432,11 @@ impl Engine {
     pub fn index_bytes(&self) -> crate::store::IndexBytes {
         self.store.index_bytes()
     }
+    /// Bytes held by the subject table, by component (ids, values,
+    /// indexes, histories, cached masks).
+    pub fn memory_bytes(&self) -> crate::store::MemoryBytes {
+        self.store.memory_bytes()
+    }
 
     /// Evaluation without the permission gate, for the engine's own gated
     /// outputs: the predicate as of `reference`, eligibility and staleness

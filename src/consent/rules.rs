@@ -651,7 +651,14 @@ pub fn next_change(
     }
     if let Some(b) = s.birth_date {
         let gate = policy.consent_age(s.jurisdiction).unwrap_or(16);
+        let this_year = at.date().year();
         for years in [13, 16, gate] {
+            // The birthday falls in year `b.year() + years` (29 February
+            // moves to 1 March of the same year): one in an earlier year
+            // than `at`'s is already past, without building the date.
+            if i64::from(b.year()) + i64::from(years) < i64::from(this_year) {
+                continue;
+            }
             let t = birthday_instant(b, years).unix();
             if t > now {
                 best = best.min(t);

@@ -111,19 +111,46 @@ pub fn eligibility_mask(
     at: Timestamp,
     uses: DataUse,
 ) -> Bits {
+    let chunk = crate::store::chunk_words(store.len().div_ceil(64));
+    eligibility_mask_split(policy, store, purpose, at, uses, chunk)
+}
+
+/// [`eligibility_mask`] with runs of `chunk` words (at least one), each on
+/// its own thread when there is more than one run.
+pub(crate) fn eligibility_mask_split(
+    policy: &Policy,
+    store: &Store,
+    purpose: PurposeId,
+    at: Timestamp,
+    uses: DataUse,
+    chunk: usize,
+) -> Bits {
     let n = store.len();
+    let chunk = chunk.max(1);
     let mut out = Bits::repeat(false, n);
     let words = out.as_raw_mut_slice();
-    for (w, word) in words.iter_mut().enumerate() {
-        let base = w * 64;
-        let mut acc = 0u64;
-        for bit in 0..64.min(n - base) {
-            let row = (base + bit) as u32;
-            if eligibility(policy, &store.facts(row), purpose, at, uses).is_allowed() {
-                acc |= 1 << bit;
+    let fill = |first: usize, words: &mut [u64]| {
+        for (w, word) in words.iter_mut().enumerate() {
+            let base = first + w * 64;
+            let mut acc = 0u64;
+            for bit in 0..64.min(n - base) {
+                let row = (base + bit) as u32;
+                if eligibility(policy, &store.facts(row), purpose, at, uses).is_allowed() {
+                    acc |= 1 << bit;
+                }
             }
+            *word = acc;
         }
-        *word = acc;
+    };
+    if chunk >= words.len() {
+        fill(0, words);
+    } else {
+        // Each row is decided alone, so the split does not change the answer.
+        std::thread::scope(|sc| {
+            for (k, w) in words.chunks_mut(chunk).enumerate() {
+                sc.spawn(move || fill(k * chunk * 64, w));
+            }
+        });
     }
     out
 }

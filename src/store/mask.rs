@@ -23,6 +23,9 @@ use crate::eval::EvalError;
 use crate::policy::{Policy, PurposeId};
 use crate::store::{Bits, Store};
 
+/// A time-queue entry: when, and which row.
+type Queued = Reverse<(i64, u32)>;
+
 /// Marks a row with nothing pending.
 const NEVER: i64 = i64::MAX;
 
@@ -41,8 +44,57 @@ pub struct MaskCache {
     queue: BinaryHeap<Reverse<(i64, u32)>>,
 }
 
+/// Rows below which a mask is built on the calling thread alone.
+const PARALLEL_MIN_ROWS: usize = 1 << 16;
+
+/// Words per thread for a mask of `words` words: the whole mask (one run)
+/// when it is small or the host has one core.
+pub(crate) fn chunk_words(words: usize) -> usize {
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    if threads <= 1 || words * 64 < PARALLEL_MIN_ROWS {
+        return words.max(1);
+    }
+    words.div_ceil(threads).max(1)
+}
+
+/// Decides the rows `first..` covered by `words` (and `due`, one entry per
+/// row): sets their bits, their next change times and queue entries, and
+/// returns how many are eligible.
+#[allow(clippy::too_many_arguments)]
+fn build_run(
+    policy: &Policy,
+    store: &Store,
+    purpose: PurposeId,
+    uses: DataUse,
+    at: Timestamp,
+    first: usize,
+    words: &mut [u64],
+    due: &mut [i64],
+    pending: &mut Vec<Queued>,
+) -> u64 {
+    let mut count = 0u64;
+    for (i, d) in due.iter_mut().enumerate() {
+        let row = (first + i) as u32;
+        let facts = store.facts(row);
+        if eligibility(policy, &facts, purpose, at, uses).is_allowed() {
+            words[i / 64] |= 1 << (i % 64);
+            count += 1;
+        }
+        if let Some(t) = next_change(policy, &facts, purpose, at) {
+            *d = t.unix();
+            pending.push(Reverse((t.unix(), row)));
+        }
+    }
+    count
+}
+
 impl MaskCache {
-    /// Builds the mask at `at` with one call of [`eligibility`] per row.
+    /// Builds the mask at `at` with one call of [`eligibility`] and one of
+    /// [`next_change`] per row, the rows split in runs of whole 64-bit
+    /// words across the host's cores (the answer does not depend on the
+    /// split: each row is decided alone, exactly as [`refresh_row`] would).
+    ///
+    /// [`refresh_row`]: MaskCache::refresh_row
     pub fn build(
         policy: &Policy,
         store: &Store,
@@ -50,30 +102,82 @@ impl MaskCache {
         uses: DataUse,
         at: Timestamp,
     ) -> MaskCache {
+        let words = store.len().div_ceil(64);
+        Self::build_split(policy, store, purpose, uses, at, chunk_words(words))
+    }
+
+    /// [`MaskCache::build`] with runs of `chunk` words (at least one), each
+    /// on its own thread when there is more than one run.
+    pub(crate) fn build_split(
+        policy: &Policy,
+        store: &Store,
+        purpose: PurposeId,
+        uses: DataUse,
+        at: Timestamp,
+        chunk: usize,
+    ) -> MaskCache {
         let n = store.len();
-        let mut c = MaskCache {
+        let chunk = chunk.max(1);
+        let mut bits = Bits::repeat(false, n);
+        let mut due = vec![NEVER; n];
+        let mut pending = Vec::new();
+        let mut count = 0u64;
+        let words = bits.as_raw_mut_slice();
+        if chunk >= words.len() {
+            count = build_run(
+                policy,
+                store,
+                purpose,
+                uses,
+                at,
+                0,
+                words,
+                &mut due,
+                &mut pending,
+            );
+        } else {
+            let parts: Vec<(u64, Vec<Queued>)> = std::thread::scope(|sc| {
+                let handles: Vec<_> = words
+                    .chunks_mut(chunk)
+                    .zip(due.chunks_mut(chunk.saturating_mul(64)))
+                    .enumerate()
+                    .map(|(k, (w, d))| {
+                        sc.spawn(move || {
+                            let mut p = Vec::new();
+                            let c = build_run(
+                                policy,
+                                store,
+                                purpose,
+                                uses,
+                                at,
+                                k * chunk * 64,
+                                w,
+                                d,
+                                &mut p,
+                            );
+                            (c, p)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            });
+            for (c, p) in parts {
+                count += c;
+                pending.extend(p);
+            }
+        }
+        MaskCache {
             purpose,
             uses,
             at: at.unix(),
-            bits: Bits::repeat(false, n),
-            count: 0,
-            due: vec![NEVER; n],
-            queue: BinaryHeap::new(),
-        };
-        let mut pending = Vec::new();
-        for row in 0..n as u32 {
-            let facts = store.facts(row);
-            if eligibility(policy, &facts, purpose, at, uses).is_allowed() {
-                c.bits.set(row as usize, true);
-                c.count += 1;
-            }
-            if let Some(t) = next_change(policy, &facts, purpose, at) {
-                c.due[row as usize] = t.unix();
-                pending.push(Reverse((t.unix(), row)));
-            }
+            bits,
+            count,
+            due,
+            queue: BinaryHeap::from(pending),
         }
-        c.queue = BinaryHeap::from(pending);
-        c
     }
 
     /// The purpose.
@@ -192,5 +296,139 @@ impl MaskCache {
             self.refresh_row(policy, store, row);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::consent::{EventKind, EventRecord, Proof};
+    use crate::store::NewSubject;
+
+    const T0: i64 = 1_700_000_000;
+    const YEAR: i64 = 365 * 86_400;
+
+    /// One random event: kind, purpose (index into the policy's, or none),
+    /// time and expiry offsets, notice choice, explicit flag.
+    type RawEvent = (usize, Option<usize>, i64, Option<i64>, u8, bool);
+
+    fn raw_event() -> impl Strategy<Value = RawEvent> {
+        (
+            0..EventKind::ALL.len(),
+            proptest::option::of(0usize..8),
+            -3 * YEAR..3 * YEAR,
+            proptest::option::of(0..2 * YEAR),
+            0u8..4,
+            any::<bool>(),
+        )
+    }
+
+    /// A store under the sample policy with random subjects and histories.
+    fn store(subjects: &[(usize, Option<i32>, bool, Vec<RawEvent>)]) -> Store {
+        let policy =
+            Arc::new(Policy::from_json(include_str!("../../examples/data/policy.json")).unwrap());
+        let purposes: Vec<PurposeId> = policy.purpose_ids().collect();
+        let juris: Vec<_> = ["EU", "EU-DE", "EU-FR", "US-CA"]
+            .iter()
+            .map(|c| policy.jurisdiction_id(c).unwrap())
+            .collect();
+        let mut s = Store::new(policy);
+        let ids: Vec<String> = (0..subjects.len()).map(|i| format!("s{i}")).collect();
+        let new: Vec<NewSubject<'_>> = subjects
+            .iter()
+            .zip(&ids)
+            .map(|((j, birth, _, _), id)| NewSubject {
+                id,
+                jurisdiction: juris[j % juris.len()],
+                birth_date: birth
+                    .and_then(|y| time::Date::from_calendar_date(y, time::Month::March, 1).ok()),
+            })
+            .collect();
+        s.add_subjects(&new).unwrap();
+        let notices = [
+            s.strings.intern("v3"),
+            s.strings.intern("ads1"),
+            s.strings.intern("v1"),
+            u32::MAX,
+        ];
+        let mut events = Vec::new();
+        for (row, (_, _, _, evs)) in subjects.iter().enumerate() {
+            for &(k, p, dt, exp, notice, explicit) in evs {
+                let rec = EventRecord {
+                    at: T0 + dt,
+                    seq: 0,
+                    expires_at: exp.map_or(i64::MAX, |x| T0 + dt + x),
+                    purpose: p.and_then(|p| purposes.get(p).copied()),
+                    notice: notices[notice as usize],
+                    proof: 0,
+                    kind: EventKind::ALL[k],
+                    explicit,
+                };
+                let proof = Proof {
+                    channel: 0,
+                    collector: 0,
+                    notice_sha256: None,
+                    evidence_sha256: None,
+                };
+                events.push((row as u32, rec, proof));
+            }
+        }
+        s.append_events(events).unwrap();
+        for (row, (_, _, erased, _)) in subjects.iter().enumerate() {
+            if *erased {
+                s.erase(row as u32, Timestamp::from_unix(T0)).unwrap();
+            }
+        }
+        s
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// The mask built in runs of any size, on any number of threads,
+        /// equals one call of `eligibility` and `next_change` per row.
+        #[test]
+        fn split_build_equals_per_row_eligibility(
+            subjects in proptest::collection::vec(
+                (0usize..4, proptest::option::of(1995i32..2022), proptest::bool::weighted(0.05),
+                 proptest::collection::vec(raw_event(), 0..6)),
+                0..300),
+            dt in -2 * YEAR..2 * YEAR,
+            sale_share in any::<bool>(),
+            chunk in 1usize..4,
+        ) {
+            let s = store(&subjects);
+            let policy = s.policy().clone();
+            let at = Timestamp::from_unix(T0 + dt);
+            let uses = DataUse { sale_share, ..DataUse::default() };
+            for p in policy.purpose_ids() {
+                let m = MaskCache::build_split(&policy, &s, p, uses, at, chunk);
+                let whole = MaskCache::build_split(&policy, &s, p, uses, at, usize::MAX);
+                let mut count = 0;
+                for row in 0..s.len() as u32 {
+                    let facts = s.facts(row);
+                    let ok = eligibility(&policy, &facts, p, at, uses).is_allowed();
+                    count += u64::from(ok);
+                    prop_assert_eq!(m.bits()[row as usize], ok, "row {}", row);
+                    let next = next_change(&policy, &facts, p, at).map_or(NEVER, Timestamp::unix);
+                    prop_assert_eq!(m.due[row as usize], next, "row {}", row);
+                }
+                prop_assert_eq!(m.bits().len(), s.len());
+                prop_assert_eq!(m.count(), count);
+                prop_assert_eq!(m.bits(), whole.bits());
+                let mut q: Vec<_> = m.queue.clone().into_sorted_vec();
+                let mut w: Vec<_> = whole.queue.clone().into_sorted_vec();
+                q.sort_unstable();
+                w.sort_unstable();
+                prop_assert_eq!(q, w);
+                let mut e = crate::eval::eligibility_mask_split(&policy, &s, p, at, uses, chunk);
+                e.truncate(s.len());
+                prop_assert_eq!(&e, m.bits());
+            }
+        }
     }
 }

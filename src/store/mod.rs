@@ -46,6 +46,7 @@ pub use bsi::Bsi;
 pub use durable::{DB_FILE, FORMAT_VERSION, StoreError};
 pub use keys::{KeyError, KeyProvider, StaticKek};
 pub use mask::MaskCache;
+pub(crate) use mask::chunk_words;
 
 /// A bitset with one bit per row.
 pub type Bits = BitVec<u64, Lsb0>;
@@ -720,6 +721,31 @@ impl Store {
         let single = (events.len() == 1).then(|| (events[0].1.kind, events[0].1.purpose));
         let mut rows = Vec::with_capacity(events.len());
         let mut unsorted = Vec::new();
+        // A history grown one push at a time keeps room for at least four
+        // records, and the proof table up to twice what it holds: a batch
+        // sizes both exactly first (most subjects have one or two events).
+        if events.len() > 1 {
+            self.proofs.reserve_exact(events.len());
+            if events.len() >= self.events.len() / 8 {
+                let mut counts = vec![0u32; self.events.len()];
+                for (row, _, _) in &events {
+                    counts[*row as usize] += 1;
+                }
+                for (h, k) in self.events.iter_mut().zip(counts) {
+                    if k > 0 {
+                        h.reserve_exact(k as usize);
+                    }
+                }
+            } else {
+                let mut counts: HashMap<u32, u32> = HashMap::new();
+                for (row, _, _) in &events {
+                    *counts.entry(*row).or_default() += 1;
+                }
+                for (row, k) in counts {
+                    self.events[row as usize].reserve_exact(k as usize);
+                }
+            }
+        }
         for (row, mut rec, proof) in events {
             rec.seq = self.next_seq;
             rec.proof = self.proofs.len() as u32;
@@ -1090,6 +1116,73 @@ impl Store {
             }
         }
         out
+    }
+}
+
+/// Bytes held by a store, by component: allocated capacities, with the
+/// id map estimated from its capacity (one bucket per slot and a control
+/// byte each; the table's exact layout is the standard library's own).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MemoryBytes {
+    /// Subject ids: the strings, the row-to-id vector and the id-to-row map.
+    pub ids: usize,
+    /// Jurisdictions, birth dates.
+    pub subjects: usize,
+    /// Row-wise attribute values and verification times (read by the
+    /// row-at-a-time paths and to rebuild the indexes).
+    pub values: usize,
+    /// The bitset indexes ([`Store::index_bytes`]).
+    pub indexes: usize,
+    /// Consent histories (the per-row vectors and their records), the
+    /// proof table (not the few interned strings).
+    pub histories: usize,
+    /// Cached eligibility masks ([`Store::mask_cache_bytes`]).
+    pub masks: usize,
+}
+
+impl MemoryBytes {
+    /// The sum.
+    pub fn total(&self) -> usize {
+        self.ids + self.subjects + self.values + self.indexes + self.histories + self.masks
+    }
+}
+
+impl Store {
+    /// Bytes held by the store, by component (see [`MemoryBytes`]).
+    pub fn memory_bytes(&self) -> MemoryBytes {
+        use std::mem::size_of;
+        // An `Arc<str>` allocation: two counters and the text, rounded up
+        // to the allocator's 16-byte granule.
+        let arc = |s: &Arc<str>| (16 + s.len()).next_multiple_of(16);
+        let ids = self.ids.iter().map(arc).sum::<usize>()
+            + self.ids.capacity() * size_of::<Arc<str>>()
+            + self.index.capacity() * (size_of::<(Arc<str>, u32)>() + 1) * 8 / 7;
+        let subjects = self.juris.capacity() * size_of::<JurisdictionId>()
+            + self.birth.capacity() * size_of::<Option<Date>>();
+        let mut values = 0;
+        for c in &self.columns {
+            values += c.verified.capacity() * 8;
+            values += match &c.data {
+                ColumnData::Cat { codes, .. } => codes.capacity() * 4,
+                ColumnData::Int { vals, .. } => vals.capacity() * 8,
+                ColumnData::Bool { .. } => 0, // the bitmap is the index
+            };
+        }
+        let histories = self.events.capacity() * size_of::<Vec<EventRecord>>()
+            + self
+                .events
+                .iter()
+                .map(|h| h.capacity() * size_of::<EventRecord>())
+                .sum::<usize>()
+            + self.proofs.capacity() * size_of::<Proof>();
+        MemoryBytes {
+            ids,
+            subjects,
+            values,
+            indexes: self.index_bytes().total(),
+            histories,
+            masks: self.mask_cache_bytes(),
+        }
     }
 }
 
