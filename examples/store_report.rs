@@ -47,7 +47,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let subjects = data.join("subjects.csv");
     let consents = data.join("consents.jsonl");
     let keys = Arc::new(StaticKek::new("report", &[9u8; 32])?);
-    let store_dir = std::env::temp_dir().join(format!("privseg-store-report-{}", std::process::id()));
+    let store_dir =
+        std::env::temp_dir().join(format!("privseg-store-report-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&store_dir);
     std::fs::create_dir_all(&store_dir)?;
 
@@ -61,7 +62,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n = memory.subject_count();
     drop(memory);
     println!("subjects: {n}, events: {}", stats.events);
-    println!("load CSV/JSONL into memory:     {:>9.3} s", load.as_secs_f64());
+    println!(
+        "load CSV/JSONL into memory:     {:>9.3} s",
+        load.as_secs_f64()
+    );
 
     eprintln!("importing the same files into a new store...");
     let t = Instant::now();
@@ -72,14 +76,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .finish()?;
     let import = t.elapsed();
     drop(durable);
-    println!("import into a new store:        {:>9.3} s", import.as_secs_f64());
+    println!(
+        "import into a new store:        {:>9.3} s",
+        import.as_secs_f64()
+    );
 
     eprintln!("reopening the store...");
     let t = Instant::now();
     let mut reopened = Engine::open(&store_dir, policy.clone(), keys.clone())?;
     let reopen = t.elapsed();
     assert_eq!(reopened.subject_count(), n, "every subject is back");
-    println!("reopen the store:               {:>9.3} s", reopen.as_secs_f64());
+    println!(
+        "reopen the store:               {:>9.3} s",
+        reopen.as_secs_f64()
+    );
     println!(
         "reopen vs CSV load:             {:>9.2}x faster",
         load.as_secs_f64() / reopen.as_secs_f64()
@@ -103,7 +113,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let now = reopened.now();
     let event = |id: &str| {
-        ConsentEvent::new(id, EventKind::ConsentWithdrawn, Some("marketing.email"), now)
+        ConsentEvent::new(
+            id,
+            EventKind::ConsentWithdrawn,
+            Some("marketing.email"),
+            now,
+        )
     };
     let single = &ids[..writes.min(ids.len())];
     let t = Instant::now();
