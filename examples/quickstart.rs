@@ -11,7 +11,7 @@ use privseg::consent::{ConsentEvent, EventKind};
 use privseg::import::SubjectRow;
 use privseg::policy::*;
 use privseg::timestamp::{DAY, parse_date};
-use privseg::{Actor, Engine, Timestamp};
+use privseg::{Actor, Engine, ManualClock, Timestamp};
 
 const SUBJECTS: u32 = 1_000_000;
 const NOTICE_SHA: &str = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8";
@@ -88,6 +88,9 @@ fn policy() -> Policy {
 }
 
 fn main() {
+    // The host supplies the clock; this simulation fixes it, so that its
+    // consents (valid two years) and its figures do not depend on the day
+    // it is run.
     let now = Timestamp::parse("2026-11-23T12:00:00Z").unwrap();
     let policy = Arc::new(policy());
     println!(
@@ -101,7 +104,7 @@ fn main() {
     let crm = Actor::new("quickstart", &["crm"]);
     println!("generating {SUBJECTS} synthetic customers and their consent histories...");
     let t = Instant::now();
-    let mut engine = Engine::new(policy);
+    let mut engine = Engine::new(policy).with_clock(Arc::new(ManualClock::new(now)));
     let mut rng = Rng(42);
     let countries = ["FR", "DE", "ES", "IT", "US"];
     let base = parse_date("1950-01-01").unwrap();
@@ -133,7 +136,8 @@ fn main() {
                     NOTICE_SHA,
                 ));
                 if rng.below(8) == 0 {
-                    let later = asked.add_secs(rng.below(60) as i64 * DAY);
+                    // Never after now: an event cannot be recorded ahead of time.
+                    let later = asked.add_secs(rng.below(60) as i64 * DAY).min(now);
                     events.push(ConsentEvent::new(
                         &id,
                         EventKind::ConsentWithdrawn,
