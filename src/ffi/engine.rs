@@ -41,6 +41,17 @@ pub(crate) struct EngineHandle {
     pub(super) state: RwLock<EngineState>,
 }
 
+impl EngineHandle {
+    /// A new handle for C: the engine, acting as `actor`, boxed; freed by
+    /// `privseg_engine_free`.
+    pub(super) fn into_raw(engine: Engine, actor: Actor) -> *mut privseg_engine {
+        let handle = EngineHandle {
+            state: RwLock::new(EngineState { engine, actor }),
+        };
+        Box::into_raw(Box::new(handle)).cast::<privseg_engine>()
+    }
+}
+
 /// The engine and the actor its calls are made by.
 #[derive(Debug)]
 pub(crate) struct EngineState {
@@ -149,13 +160,7 @@ pub unsafe extern "C" fn privseg_engine_new(
         // SAFETY: the caller's contract.
         let actor = unsafe { actor_arg(actor_id, actor_id_len, roles, roles_len) }?;
         non_null(engine_out, "engine_out")?;
-        let handle = EngineHandle {
-            state: RwLock::new(EngineState {
-                engine: Engine::new(policy),
-                actor,
-            }),
-        };
-        let e = Box::into_raw(Box::new(handle)).cast::<privseg_engine>();
+        let e = EngineHandle::into_raw(Engine::new(policy), actor);
         // SAFETY: engine_out is writable, as the caller promises.
         unsafe { write_out(engine_out, e) }
     })

@@ -3,9 +3,9 @@
 //! the host passes as bytes (see docs/store.md).
 
 use std::ffi::c_char;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use super::engine::{EngineHandle, EngineState, actor_arg, privseg_engine};
+use super::engine::{EngineHandle, actor_arg, privseg_engine};
 use super::policy::{policy_arc, privseg_policy};
 use super::{
     Fail, ffi_status, non_null, privseg_status, privseg_str, slice_arg, str_arg, write_out,
@@ -62,10 +62,7 @@ unsafe fn durable(
         Mode::Create => Engine::create(dir, policy, keys),
         Mode::Open => Engine::open(dir, policy, keys),
     }?;
-    let handle = EngineHandle {
-        state: RwLock::new(EngineState { engine, actor }),
-    };
-    let e = Box::into_raw(Box::new(handle)).cast::<privseg_engine>();
+    let e = EngineHandle::into_raw(engine, actor);
     // SAFETY: engine_out is writable, as the caller promises.
     unsafe { write_out(engine_out, e) }
 }
