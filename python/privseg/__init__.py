@@ -12,7 +12,9 @@ records the release in a tamper-evident audit log first.
 >>> engine.count(seg)                                              # doctest: +SKIP
 CountResult(value=1234)
 
-Pandas and Arrow data load with :func:`load_pandas` and :func:`load_arrow`;
+Pandas, Arrow and Parquet data load with :func:`load_pandas`,
+:func:`load_arrow` and :func:`load_parquet`; a durable, encrypted store is
+made with :meth:`Engine.create` and reopened with :meth:`Engine.open`;
 Spark DataFrames are segmented with :mod:`privseg.spark`.
 """
 
@@ -34,6 +36,7 @@ __all__ = [
     "shard_of",
     "load_pandas",
     "load_arrow",
+    "load_parquet",
     "subjects_csv",
     "events_jsonl",
     "errors",
@@ -144,5 +147,28 @@ def load_arrow(
         roles,
         subjects.to_pandas(),
         None if events is None else events.to_pandas(),
+        now=now,
+    )
+
+
+def load_parquet(
+    policy: Policy,
+    actor_id: str,
+    roles: Sequence[str],
+    subjects: str,
+    events: Optional[str] = None,
+    now: Optional[str] = None,
+) -> Engine:
+    """An engine loaded from Parquet files of subjects and consent events
+    (the columns of :func:`subjects_csv` and :func:`events_jsonl`), in one
+    all-or-nothing import."""
+    import pyarrow.parquet as pq
+
+    return load_arrow(
+        policy,
+        actor_id,
+        roles,
+        pq.read_table(subjects),
+        None if events is None else pq.read_table(events),
         now=now,
     )

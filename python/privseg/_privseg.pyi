@@ -45,6 +45,37 @@ class Engine:
         events_jsonl: Optional[str] = None,
         now: Optional[str] = None,
     ) -> "Engine": ...
+    @staticmethod
+    def create(
+        dir: str,
+        policy: Policy,
+        actor_id: str,
+        roles: List[str],
+        kek: bytes,
+        audit_key: bytes,
+        subjects_csv: Optional[str] = None,
+        events_jsonl: Optional[str] = None,
+        now: Optional[str] = None,
+    ) -> "Engine": ...
+    @staticmethod
+    def open(
+        dir: str,
+        policy: Policy,
+        actor_id: str,
+        roles: List[str],
+        kek: bytes,
+        audit_key: bytes,
+        subjects_csv: Optional[str] = None,
+        events_jsonl: Optional[str] = None,
+        now: Optional[str] = None,
+    ) -> "Engine": ...
+    @property
+    def is_durable(self) -> bool: ...
+    def checkpoint(self) -> None: ...
+    def erase(self, id: str) -> None: ...
+    def purge(self) -> Dict[str, int]: ...
+    def ropa(self, format: str = "json") -> str: ...
+    def compliance_report(self, within_days: int = 30, format: str = "json") -> str: ...
     def set_actor(self, actor_id: str, roles: List[str]) -> None: ...
     @property
     def actor_id(self) -> str: ...

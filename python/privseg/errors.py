@@ -57,6 +57,11 @@ class PolicyMismatch(PrivsegError):
     """A segment or result was made under another policy version."""
 
 
+class StoreError(PrivsegError):
+    """The durable store could not be created, opened or written (a wrong key,
+    a damaged file, a store in use by another engine); nothing was changed."""
+
+
 class PartialsRefused(PrivsegError):
     """Shard partials cannot be released together (coverage, segment, age...)."""
 
@@ -74,4 +79,5 @@ __all__ = [
     "AuditError",
     "PolicyMismatch",
     "PartialsRefused",
+    "StoreError",
 ]

@@ -3,8 +3,10 @@
 //! same gate and audit log) as a Rust host; errors become the exceptions of
 //! `privseg.errors`, carrying the rule id where one applies.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use privseg::audit::{AuditLog, AuditPseudonymizer, AuditSink, FileSink, SyncPolicy};
 use privseg::clock::ManualClock;
 use privseg::consent::{ConsentEvent, EventError, Rule};
 use privseg::load::{LoadError, Loader};
@@ -15,7 +17,7 @@ use privseg::privacy::dp::{BudgetLedger, Epsilon, SplitMix64, SystemRandomSource
 use privseg::privacy::pseudonym::{Keyring, MasterSecret};
 use privseg::segment::CheckedSegment;
 use privseg::shard::{Partial, PartialRequest, ShardError};
-use privseg::store::Value;
+use privseg::store::{KeyProvider, StaticKek, Value};
 use privseg::timestamp::parse_date;
 use privseg::{Actor, Engine as REngine, EngineError, Timestamp};
 use pyo3::prelude::*;
@@ -59,6 +61,7 @@ fn engine_err(py: Python<'_>, e: EngineError) -> PyErr {
         EngineError::PolicyMismatch { .. } | EngineError::ForeignResult => {
             raise(py, "PolicyMismatch", msg, None)
         }
+        EngineError::Store(_) | EngineError::Io(_) => raise(py, "StoreError", msg, None),
         _ => raise(py, "InvalidInput", msg, None),
     }
 }
@@ -216,6 +219,9 @@ struct Engine {
     actor: Actor,
     clock: Option<ManualClock>,
     ledger: BudgetLedger,
+    /// The exclusive lock on a store directory's `store.lock`, held while
+    /// this engine lives (one engine at a time writes a store).
+    store_lock: Option<std::fs::File>,
 }
 
 fn make_engine(policy: &Policy, now: Option<Timestamp>) -> (REngine, Option<ManualClock>) {
@@ -288,6 +294,163 @@ fn value_of(v: &Bound<'_, PyAny>) -> PyResult<Value> {
     ))
 }
 
+/// The files of a store directory, as the command line names them.
+const STORE_AUDIT_LOG: &str = "audit.log";
+const STORE_LOCK: &str = "store.lock";
+
+fn store_io(py: Python<'_>, path: &Path, e: std::io::Error) -> PyErr {
+    raise(py, "StoreError", format!("{}: {e}", path.display()), None)
+}
+
+/// Takes the store's lock without waiting: a store in use by another engine
+/// (in this process or another) is refused, not shared.
+fn lock_store(py: Python<'_>, dir: &Path) -> PyResult<std::fs::File> {
+    let path = dir.join(STORE_LOCK);
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&path)
+        .map_err(|e| store_io(py, &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(raise(
+            py,
+            "StoreError",
+            format!("{}: the store is in use by another engine", dir.display()),
+            None,
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(store_io(py, &path, e)),
+    }
+}
+
+/// The store's audit log (DIR/audit.log, keyed by `audit_key`) and the
+/// audit pseudonymiser. A damaged tail is refused, as on the command line:
+/// it was moved aside and someone must look at it first.
+fn store_audit(
+    py: Python<'_>,
+    dir: &Path,
+    audit_key: &[u8],
+) -> PyResult<(AuditLog, AuditPseudonymizer)> {
+    let path = dir.join(STORE_AUDIT_LOG);
+    let audit = |e: privseg::audit::AuditError| {
+        raise(py, "AuditError", format!("{}: {e}", path.display()), None)
+    };
+    let ids = AuditPseudonymizer::new(audit_key).map_err(|e| bad(py, format!("audit key: {e}")))?;
+    let (sink, report) = FileSink::open(&path, SyncPolicy::EveryAppend).map_err(audit)?;
+    if let Some(d) = report.discarded {
+        return Err(raise(
+            py,
+            "AuditError",
+            format!(
+                "{}: {} damaged bytes at offset {} ({}) were moved aside; inspect them before using the store",
+                path.display(),
+                d.bytes,
+                d.offset,
+                d.reason
+            ),
+            None,
+        ));
+    }
+    let log =
+        AuditLog::open(Box::new(sink) as Box<dyn AuditSink + Send>, audit_key).map_err(audit)?;
+    Ok((log, ids))
+}
+
+/// Creates (`create`) or opens the store in `dir`, then appends the
+/// subjects and events given in one all-or-nothing import.
+#[allow(clippy::too_many_arguments)]
+fn store_engine(
+    py: Python<'_>,
+    create: bool,
+    dir: &str,
+    policy: &Policy,
+    actor_id: &str,
+    roles: Vec<String>,
+    kek: &[u8],
+    audit_key: &[u8],
+    subjects_csv: Option<&str>,
+    events_jsonl: Option<&str>,
+    now: Option<&str>,
+) -> PyResult<Engine> {
+    let now = now.map(|n| time(py, "now", n)).transpose()?;
+    let a = actor(py, actor_id, roles)?;
+    let dir = PathBuf::from(dir);
+    let db = dir.join(privseg::store::DB_FILE);
+    if create {
+        if db.exists() {
+            return Err(raise(
+                py,
+                "StoreError",
+                format!("{}: a store is already here", dir.display()),
+                None,
+            ));
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| store_io(py, &dir, e))?;
+    } else if !db.is_file() {
+        return Err(raise(
+            py,
+            "StoreError",
+            format!("{}: no store here", dir.display()),
+            None,
+        ));
+    }
+    let keys: Arc<dyn KeyProvider> = Arc::new(
+        StaticKek::new("python", kek).map_err(|e| bad(py, format!("key-encryption key: {e}")))?,
+    );
+    let lock = lock_store(py, &dir)?;
+    let (log, ids) = store_audit(py, &dir, audit_key)?;
+    let p = policy.inner.clone();
+    let engine = if create {
+        REngine::create_with_audit(&dir, p, keys, log, ids)
+    } else {
+        REngine::open_with_audit(&dir, p, keys, log, ids)
+    }
+    .map_err(|e| engine_err(py, e))?;
+    let (engine, clock) = match now {
+        Some(t) => {
+            let c = ManualClock::new(t);
+            (engine.with_clock(Arc::new(c.clone())), Some(c))
+        }
+        None => (engine, None),
+    };
+    let inner = if subjects_csv.is_some() || events_jsonl.is_some() {
+        import_into(py, engine, &a, subjects_csv, events_jsonl)?
+    } else {
+        engine
+    };
+    Ok(Engine {
+        inner,
+        actor: a,
+        clock,
+        ledger: BudgetLedger::new(),
+        store_lock: Some(lock),
+    })
+}
+
+/// One all-or-nothing import of subjects CSV and events JSONL text into
+/// `engine` on behalf of `actor`.
+fn import_into(
+    py: Python<'_>,
+    engine: REngine,
+    actor: &Actor,
+    subjects_csv: Option<&str>,
+    events_jsonl: Option<&str>,
+) -> PyResult<REngine> {
+    let mut loader = Loader::with_engine(engine, actor.clone());
+    if let Some(s) = subjects_csv {
+        loader = loader
+            .subjects("subjects", s.as_bytes())
+            .map_err(|e| load_err(py, e))?;
+    }
+    if let Some(ev) = events_jsonl {
+        loader = loader
+            .events("events", ev.as_bytes())
+            .map_err(|e| load_err(py, e))?;
+    }
+    let (inner, _) = loader.finish().map_err(|e| load_err(py, e))?;
+    Ok(inner)
+}
+
 #[pymethods]
 impl Engine {
     /// An empty engine for `policy`, run by `actor` with `roles`. `now`
@@ -309,6 +472,7 @@ impl Engine {
             actor: actor(py, actor_id, roles)?,
             clock,
             ledger: BudgetLedger::new(),
+            store_lock: None,
         })
     }
 
@@ -328,23 +492,152 @@ impl Engine {
         let now = now.map(|n| time(py, "now", n)).transpose()?;
         let a = actor(py, actor_id, roles)?;
         let (engine, clock) = make_engine(policy, now);
-        let mut loader = Loader::with_engine(engine, a.clone());
-        if let Some(s) = subjects_csv {
-            loader = loader
-                .subjects("subjects", s.as_bytes())
-                .map_err(|e| load_err(py, e))?;
-        }
-        if let Some(ev) = events_jsonl {
-            loader = loader
-                .events("events", ev.as_bytes())
-                .map_err(|e| load_err(py, e))?;
-        }
-        let (inner, _) = loader.finish().map_err(|e| load_err(py, e))?;
+        let inner = import_into(py, engine, &a, subjects_csv, events_jsonl)?;
         Ok(Engine {
             inner,
             actor: a,
             clock,
             ledger: BudgetLedger::new(),
+            store_lock: None,
+        })
+    }
+
+    /// Creates a durable, encrypted store in directory `dir` (see
+    /// docs/store.md) and returns its engine; the subjects and events given
+    /// are imported all or nothing. `kek` is the 32-byte key-encryption key
+    /// (keep it outside the directory), `audit_key` the audit log's key: the
+    /// log is kept with the store (DIR/audit.log). The engine holds the
+    /// store's lock while it lives.
+    #[staticmethod]
+    #[pyo3(signature = (dir, policy, actor_id, roles, kek, audit_key, subjects_csv=None, events_jsonl=None, now=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        py: Python<'_>,
+        dir: &str,
+        policy: &Policy,
+        actor_id: &str,
+        roles: Vec<String>,
+        kek: &[u8],
+        audit_key: &[u8],
+        subjects_csv: Option<&str>,
+        events_jsonl: Option<&str>,
+        now: Option<&str>,
+    ) -> PyResult<Engine> {
+        store_engine(
+            py,
+            true,
+            dir,
+            policy,
+            actor_id,
+            roles,
+            kek,
+            audit_key,
+            subjects_csv,
+            events_jsonl,
+            now,
+        )
+    }
+
+    /// Opens the store in `dir` (made by :meth:`create` or `privseg init`)
+    /// under `policy`, and appends the subjects and events given, all or
+    /// nothing: if the import is refused the store is as it was.
+    #[staticmethod]
+    #[pyo3(signature = (dir, policy, actor_id, roles, kek, audit_key, subjects_csv=None, events_jsonl=None, now=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn open(
+        py: Python<'_>,
+        dir: &str,
+        policy: &Policy,
+        actor_id: &str,
+        roles: Vec<String>,
+        kek: &[u8],
+        audit_key: &[u8],
+        subjects_csv: Option<&str>,
+        events_jsonl: Option<&str>,
+        now: Option<&str>,
+    ) -> PyResult<Engine> {
+        store_engine(
+            py,
+            false,
+            dir,
+            policy,
+            actor_id,
+            roles,
+            kek,
+            audit_key,
+            subjects_csv,
+            events_jsonl,
+            now,
+        )
+    }
+
+    /// Is every acknowledged write on disk before the call returns?
+    #[getter]
+    fn is_durable(&self) -> bool {
+        self.inner.is_durable()
+    }
+
+    /// Writes a durable store's pending state into its database files.
+    fn checkpoint(&self, py: Python<'_>) -> PyResult<()> {
+        self.inner.checkpoint().map_err(|e| engine_err(py, e))
+    }
+
+    /// Erases a subject (R21): every value, event and key of theirs; recorded.
+    fn erase(&mut self, py: Python<'_>, id: &str) -> PyResult<()> {
+        self.inner
+            .erase(&self.actor, id)
+            .map_err(|e| engine_err(py, e))
+    }
+
+    /// Removes values past their category's retention (R17), as of the
+    /// host clock; recorded. Returns ``{"values": n, "subjects": m}``.
+    fn purge<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self
+            .inner
+            .purge(&self.actor)
+            .map_err(|e| engine_err(py, e))?;
+        let d = PyDict::new(py);
+        d.set_item("values", s.values)?;
+        d.set_item("subjects", s.subjects)?;
+        Ok(d)
+    }
+
+    /// The record of processing activities (GDPR Art. 30) as JSON text
+    /// (``format="json"``) or Markdown (``"md"``). Needs ``read_audit``.
+    #[pyo3(signature = (format="json"))]
+    fn ropa(&self, py: Python<'_>, format: &str) -> PyResult<String> {
+        let markdown = report_format(py, format)?;
+        let r = self
+            .inner
+            .ropa(&self.actor)
+            .map_err(|e| engine_err(py, e))?;
+        Ok(if markdown {
+            r.to_markdown()
+        } else {
+            r.to_json()
+        })
+    }
+
+    /// The compliance monitoring report as of the host clock (consents
+    /// expiring within ``within_days``, retention, staleness, refusals,
+    /// exports, this engine's privacy budget use) as JSON text or Markdown.
+    /// Needs ``read_audit``.
+    #[pyo3(signature = (within_days=30, format="json"))]
+    fn compliance_report(
+        &self,
+        py: Python<'_>,
+        within_days: u32,
+        format: &str,
+    ) -> PyResult<String> {
+        let markdown = report_format(py, format)?;
+        let r = self
+            .inner
+            .compliance_report(&self.actor, within_days, Some(&self.ledger))
+            .map_err(|e| engine_err(py, e))?;
+        Ok(if markdown {
+            r.to_markdown()
+        } else {
+            r.to_json()
         })
     }
 
@@ -729,6 +1022,17 @@ impl Engine {
             Some(s) => time(py, "reference", s),
             None => Ok(self.inner.now()),
         }
+    }
+}
+
+fn report_format(py: Python<'_>, f: &str) -> PyResult<bool> {
+    match f {
+        "json" => Ok(false),
+        "md" => Ok(true),
+        _ => Err(bad(
+            py,
+            format!("format {f:?}: expected \"json\" or \"md\""),
+        )),
     }
 }
 

@@ -61,6 +61,7 @@ POLICY = {
             "subjects": True,
         },
         {"name": "analyst", "count": ["marketing"]},
+        {"name": "dpo", "read_audit": True, "subjects": True},
     ],
     "dp_budgets": [{"purpose": "marketing", "max_epsilon": "1/2", "total": "2"}],
 }
