@@ -9,7 +9,9 @@ Run from the repository root with privseg installed (pip install ./python).
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python", "tests"))
@@ -68,10 +70,21 @@ def main():
                         partitions=partitions, now=NOW)
     parts_m = ps.partials(sdf, edf, policy_json(), "crm", ["crm"], SEG, kind="members", shards=shards,
                           partitions=partitions, now=NOW)
+    # Shards kept as durable stores: built once, then each query opens them.
+    root = tempfile.mkdtemp(prefix="privseg-shards-")
+    keys = lambda: (bytes(range(100, 132)), bytes(range(1, 33)))  # noqa: E731
+    t_build, stores = timed(lambda: ps.ShardStores.build(sdf, edf, policy_json(), "crm", ["crm"], root, keys,
+                                                         shards=shards, partitions=partitions, now=NOW), 1)
+    run_stores = lambda: ps.segment_count(stores, None, policy_json(), "crm", ["crm"], SEG,
+                                          partitions=partitions, now=NOW)
+    t_stores, c_stores = timed(run_stores)
+    assert c_stores == c_one, (c_stores, c_one)
+    store_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs)
+    shutil.rmtree(root)
     count_bytes = sum(len(p) for p in parts)
     member_bytes = sum(len(p) for p in parts_m)
     input_bytes = len(privseg.subjects_csv(subjects)) + len(privseg.events_jsonl(events))
-    per_subject = t_sharded / n
+    per_subject = min(t_sharded, t_stores) / n
     report = {
         "subjects": n,
         "event_rows": len(events),
@@ -82,6 +95,10 @@ def main():
         "spark_sharded_count_s": round(t_sharded, 3),
         "spark_count_s": round(t_spark_count, 3),
         "ratio_to_spark_count": round(t_sharded / t_spark_count, 1),
+        "shard_stores_build_s": round(t_build, 3),
+        "shard_stores_count_s": round(t_stores, 3),
+        "shard_stores_ratio_to_spark_count": round(t_stores / t_spark_count, 2),
+        "shard_stores_bytes_per_subject": round(store_bytes / n, 1),
         "input_bytes_per_subject": round(input_bytes / n, 1),
         "count_partial_bytes_per_subject": round(count_bytes / n, 4),
         "members_partial_bytes_per_subject": round(member_bytes / n, 2),

@@ -24,7 +24,8 @@ event fields (``subject, kind, purpose, at, notice_version, notice_sha256,
 channel, collector``, ...).
 """
 
-from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence
+import os
+from typing import TYPE_CHECKING, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import Engine, Policy, CountResult, subjects_csv
 
@@ -32,7 +33,52 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow
     from pyspark.sql import DataFrame
 
-__all__ = ["segment_count", "segment_members", "segment_export", "partials"]
+__all__ = ["segment_count", "segment_members", "segment_export", "partials", "ShardStores"]
+
+
+class ShardStores:
+    """One durable, encrypted store per shard under ``root``
+    (``root/shard-00000`` ...), each with its own audit log, on a file
+    system every executor can reach (a local disk in local mode; a shared
+    mount on a cluster). Queries then open the shards' stores on the
+    executors instead of reloading the DataFrames: pass a ``ShardStores``
+    where the functions below take the subjects DataFrame (and ``None`` for
+    the events).
+
+    ``keys`` is called ON THE EXECUTORS and returns ``(kek, audit_key)``
+    (32 bytes each), e.g. from the cluster's secret store; the keys are
+    never part of the task closure.
+    """
+
+    def __init__(self, root: str, shards: int, keys: Callable[[], Tuple[bytes, bytes]]) -> None:
+        if shards < 1:
+            raise ValueError(f"shards {shards}: expected at least 1")
+        self.root = root
+        self.shards = shards
+        self.keys = keys
+
+    def shard_dir(self, shard: int) -> str:
+        return os.path.join(self.root, f"shard-{shard:05d}")
+
+    @classmethod
+    def build(cls, subjects: "DataFrame", events: "Optional[DataFrame]", policy_json: str, actor_id: str,
+              roles: Sequence[str], root: str, keys: Callable[[], Tuple[bytes, bytes]], *,
+              shards: Optional[int] = None, partitions: Optional[int] = None,
+              now: Optional[str] = None) -> "ShardStores":
+        """Creates every shard's store from the DataFrames (one
+        all-or-nothing import per shard; a shard whose store exists is
+        refused) and returns them."""
+        spark = subjects.sparkSession
+        partitions = partitions or max(1, spark.sparkContext.defaultParallelism)
+        shards = shards or 8 * partitions
+        stores = cls(root, shards, keys)
+        rows = _shard_rows(subjects, events, shards, partitions)
+        fn = _build_fn(stores, policy_json, actor_id, list(roles), now, list(subjects.columns))
+        made = rows.mapInArrow(fn, "shard int, subjects long").collect()
+        if sorted(r["shard"] for r in made) != list(range(shards)):
+            raise RuntimeError("not every shard's store was built")
+        return stores
+
 
 _SHARD_SQL = "pmod(cast(conv(substr(sha2(cast({col} as string), 256), 1, 16), 16, 10) as decimal(20,0)), {n})"
 
@@ -88,43 +134,106 @@ def _shard_rows(subjects: "DataFrame", events: "Optional[DataFrame]", shards: in
     return rows.repartition(partitions, "shard")
 
 
-def _partial_fn(policy_json: str, actor_id: str, roles: List[str], loader: Optional[tuple],
-                segment: str, shards: int,
-                kind: str, recipient: Optional[str], fields: Optional[List[str]],
-                reference: Optional[str], now: Optional[str], columns: List[str]):
-    def run(batches: "Iterator[pyarrow.RecordBatch]") -> "Iterator[pyarrow.RecordBatch]":
-        import json
+def _group(batches) -> "Tuple[dict, dict, set]":
+    """The subjects and events of each shard in the batches (JSON texts)."""
+    subjects: dict = {}
+    events: dict = {}
+    seen = set()
+    for b in batches:
+        shard = b.column(0).to_pylist()
+        rec = b.column(1).to_pylist()
+        payload = b.column(2).to_pylist()
+        for s, r, p in zip(shard, rec, payload):
+            seen.add(s)
+            if r == "s":
+                subjects.setdefault(s, []).append(p)
+            elif r == "e":
+                events.setdefault(s, []).append(p)
+    return subjects, events, seen
 
-        import pandas as pd
+
+def _texts(subs: list, evs: list, columns: List[str]) -> "Tuple[Optional[str], Optional[str]]":
+    """Subjects CSV and events JSONL texts of one shard."""
+    import json
+
+    import pandas as pd
+
+    csv = None
+    if subs:
+        frame = pd.DataFrame.from_records([json.loads(x) for x in subs], columns=columns)
+        csv = subjects_csv(frame)
+    return csv, ("\n".join(evs) + "\n" if evs else None)
+
+
+def _build_fn(stores: ShardStores, policy_json: str, actor_id: str, roles: List[str], now: Optional[str],
+              columns: List[str]):
+    def run(batches: "Iterator[pyarrow.RecordBatch]") -> "Iterator[pyarrow.RecordBatch]":
         import pyarrow as pa
 
         from . import Engine as E, Policy as P
 
         policy = P.from_json(policy_json)
-        subjects: dict = {}
-        events: dict = {}
-        seen = set()
+        kek, audit_key = stores.keys()
+        subjects, events, seen = _group(batches)
+        out_shard, out_n = [], []
+        for s in sorted(seen):
+            csv, jsonl = _texts(subjects.pop(s, []), events.pop(s, []), columns)
+            engine = E.create(stores.shard_dir(s), policy, actor_id, roles, kek, audit_key,
+                              subjects_csv=csv, events_jsonl=jsonl, now=now)
+            engine.checkpoint()
+            out_shard.append(s)
+            out_n.append(engine.subject_count)
+            del engine
+        yield pa.RecordBatch.from_arrays(
+            [pa.array(out_shard, pa.int32()), pa.array(out_n, pa.int64())], names=["shard", "subjects"]
+        )
+
+    return run
+
+
+def _store_partial_fn(stores: ShardStores, policy_json: str, actor_id: str, roles: List[str], segment: str,
+                      kind: str, recipient: Optional[str], fields: Optional[List[str]],
+                      reference: Optional[str], now: Optional[str]):
+    def run(batches: "Iterator[pyarrow.RecordBatch]") -> "Iterator[pyarrow.RecordBatch]":
+        import pyarrow as pa
+
+        from . import Engine as E, Policy as P
+
+        policy = P.from_json(policy_json)
+        kek, audit_key = stores.keys()
+        out_shard, out_partial = [], []
         for b in batches:
-            shard = b.column(0).to_pylist()
-            rec = b.column(1).to_pylist()
-            payload = b.column(2).to_pylist()
-            for s, r, p in zip(shard, rec, payload):
-                seen.add(s)
-                if r == "s":
-                    subjects.setdefault(s, []).append(p)
-                elif r == "e":
-                    events.setdefault(s, []).append(p)
+            for s in b.column(0).to_pylist():
+                engine = E.open(stores.shard_dir(s), policy, actor_id, roles, kek, audit_key, now=now)
+                seg = engine.compile(segment)
+                out_shard.append(s)
+                out_partial.append(engine.partial(seg, s, stores.shards, kind=kind, recipient=recipient,
+                                                  fields=fields, reference=reference))
+                del engine
+        yield pa.RecordBatch.from_arrays(
+            [pa.array(out_shard, pa.int32()), pa.array(out_partial, pa.string())],
+            names=["shard", "partial"],
+        )
+
+    return run
+
+
+def _partial_fn(policy_json: str, actor_id: str, roles: List[str], loader: Optional[tuple],
+                segment: str, shards: int,
+                kind: str, recipient: Optional[str], fields: Optional[List[str]],
+                reference: Optional[str], now: Optional[str], columns: List[str]):
+    def run(batches: "Iterator[pyarrow.RecordBatch]") -> "Iterator[pyarrow.RecordBatch]":
+        import pyarrow as pa
+
+        from . import Engine as E, Policy as P
+
+        policy = P.from_json(policy_json)
+        subjects, events, seen = _group(batches)
         out_shard, out_partial = [], []
         for s in sorted(seen):
-            subs = subjects.pop(s, [])
-            csv = None
-            if subs:
-                frame = pd.DataFrame.from_records([json.loads(x) for x in subs], columns=columns)
-                csv = subjects_csv(frame)
-            evs = events.pop(s, [])
+            csv, jsonl = _texts(subjects.pop(s, []), events.pop(s, []), columns)
             load_id, load_roles = loader or (actor_id, roles)
-            engine = E.load(policy, load_id, list(load_roles), subjects_csv=csv,
-                            events_jsonl="\n".join(evs) + "\n" if evs else None, now=now)
+            engine = E.load(policy, load_id, list(load_roles), subjects_csv=csv, events_jsonl=jsonl, now=now)
             engine.set_actor(actor_id, roles)
             seg = engine.compile(segment)
             out_shard.append(s)
@@ -138,7 +247,7 @@ def _partial_fn(policy_json: str, actor_id: str, roles: List[str], loader: Optio
     return run
 
 
-def partials(subjects: "DataFrame", events: "Optional[DataFrame]", policy_json: str, actor_id: str,
+def partials(subjects: "Union[DataFrame, ShardStores]", events: "Optional[DataFrame]", policy_json: str, actor_id: str,
              roles: Sequence[str], segment: str, *, kind: str = "count", recipient: Optional[str] = None,
              fields: Optional[Sequence[str]] = None, shards: Optional[int] = None,
              partitions: Optional[int] = None, reference: Optional[str] = None,
@@ -147,6 +256,9 @@ def partials(subjects: "DataFrame", events: "Optional[DataFrame]", policy_json: 
     driver). ``shards`` defaults to 8 per partition; ``partitions`` to the
     session's default parallelism. ``loader`` (actor id, roles) loads the
     shard engines when the querying actor may not add subjects."""
+    if isinstance(subjects, ShardStores):
+        return _store_partials(subjects, events, policy_json, actor_id, roles, segment, kind, recipient,
+                               fields, shards, partitions, reference, now)
     spark = subjects.sparkSession
     partitions = partitions or max(1, spark.sparkContext.defaultParallelism)
     shards = shards or 8 * partitions
@@ -157,11 +269,32 @@ def partials(subjects: "DataFrame", events: "Optional[DataFrame]", policy_json: 
     return [r["partial"] for r in sorted(got, key=lambda r: r["shard"])]
 
 
+def _store_partials(stores: ShardStores, events, policy_json: str, actor_id: str, roles: Sequence[str],
+                    segment: str, kind: str, recipient: Optional[str], fields: Optional[Sequence[str]],
+                    shards: Optional[int], partitions: Optional[int], reference: Optional[str],
+                    now: Optional[str]) -> List[str]:
+    from pyspark.sql import SparkSession
+
+    if events is not None:
+        raise ValueError("with ShardStores the events are in the stores: pass events=None")
+    if shards is not None and shards != stores.shards:
+        raise ValueError(f"shards {shards}: the stores have {stores.shards}")
+    spark = SparkSession.getActiveSession()
+    if spark is None:
+        raise RuntimeError("no active Spark session")
+    partitions = partitions or max(1, spark.sparkContext.defaultParallelism)
+    ids = spark.range(stores.shards, numPartitions=min(partitions, stores.shards))
+    fn = _store_partial_fn(stores, policy_json, actor_id, list(roles), segment, kind, recipient,
+                           None if fields is None else list(fields), reference, now)
+    got = ids.selectExpr("cast(id as int) as shard").mapInArrow(fn, "shard int, partial string").collect()
+    return [r["partial"] for r in sorted(got, key=lambda r: r["shard"])]
+
+
 def _driver(policy_json: str, actor_id: str, roles: Sequence[str], now: Optional[str]) -> Engine:
     return Engine(Policy.from_json(policy_json), actor_id, list(roles), now=now)
 
 
-def segment_count(subjects: "DataFrame", events: "Optional[DataFrame]", policy_json: str, actor_id: str,
+def segment_count(subjects: "Union[DataFrame, ShardStores]", events: "Optional[DataFrame]", policy_json: str, actor_id: str,
                   roles: Sequence[str], segment: str, *, dp: bool = False, epsilon: Optional[str] = None,
                   shards: Optional[int] = None, partitions: Optional[int] = None,
                   reference: Optional[str] = None, now: Optional[str] = None,
@@ -179,7 +312,7 @@ def segment_count(subjects: "DataFrame", events: "Optional[DataFrame]", policy_j
     return d.release_count(seg, ps)
 
 
-def segment_members(subjects: "DataFrame", events: "Optional[DataFrame]", policy_json: str, actor_id: str,
+def segment_members(subjects: "Union[DataFrame, ShardStores]", events: "Optional[DataFrame]", policy_json: str, actor_id: str,
                     roles: Sequence[str], segment: str, *, shards: Optional[int] = None,
                     partitions: Optional[int] = None, reference: Optional[str] = None,
                     now: Optional[str] = None, driver: Optional[Engine] = None,
@@ -191,7 +324,7 @@ def segment_members(subjects: "DataFrame", events: "Optional[DataFrame]", policy
     return d.release_members(d.compile(segment), ps)
 
 
-def segment_export(subjects: "DataFrame", events: "Optional[DataFrame]", policy_json: str, actor_id: str,
+def segment_export(subjects: "Union[DataFrame, ShardStores]", events: "Optional[DataFrame]", policy_json: str, actor_id: str,
                    roles: Sequence[str], segment: str, recipient: str, fields: Sequence[str], key: bytes, *,
                    format: str = "jsonl", key_version: int = 1, shards: Optional[int] = None,
                    partitions: Optional[int] = None, reference: Optional[str] = None,

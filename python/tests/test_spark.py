@@ -92,3 +92,59 @@ def test_the_gate_applies_on_the_cluster(data):
     got = ps.segment_count(s, e, policy_json(), "ana", ["analyst"], DE, shards=4, partitions=2, now=NOW,
                            loader=loader)
     assert got.value is not None
+
+
+KEKS = (bytes(range(100, 132)), bytes(range(1, 33)))
+
+
+@pytest.fixture(scope="module")
+def stores(data, tmp_path_factory):
+    s, e, _ = data
+    root = str(tmp_path_factory.mktemp("shards"))
+    # Called on the executors: pickled by value (a function of this test
+    # module would be pickled by reference, and workers cannot import it).
+    keys = lambda: (bytes(range(100, 132)), bytes(range(1, 33)))  # noqa: E731
+    return ps.ShardStores.build(s, e, policy_json(), "crm", ["crm"], root, keys, shards=6, partitions=2,
+                                now=NOW)
+
+
+def test_shard_stores_answer_what_one_engine_answers(data, stores):
+    _, _, one = data
+    seg = one.compile(DE)
+    assert sorted(os.listdir(stores.root)) == [f"shard-{i:05d}" for i in range(6)]
+    got = ps.segment_count(stores, None, policy_json(), "crm", ["crm"], DE, partitions=2, now=NOW)
+    assert got == one.count(seg)
+    members = ps.segment_members(stores, None, policy_json(), "crm", ["crm"], DE, partitions=2, now=NOW)
+    assert sorted(members) == sorted(one.evaluate(seg))
+    out = ps.segment_export(stores, None, policy_json(), "crm", ["crm"], DE, "mailer", ["country"], KEY,
+                            partitions=2, now=NOW)
+    assert sorted(out.splitlines()) == sorted(one.export(seg, "mailer", ["country"], KEY).splitlines())
+
+
+def test_shard_stores_keep_the_gate_and_see_every_write(data, stores):
+    _, _, one = data
+    # An analyst may count but not read ids, on the executors too.
+    with pytest.raises(Exception) as x:
+        ps.segment_members(stores, None, policy_json(), "ana", ["analyst"], DE, partitions=2, now=NOW)
+    assert "AccessDenied" in str(x.value)
+    # The shard count must match the stores', and events live in the stores.
+    with pytest.raises(ValueError, match="shards 5"):
+        ps.segment_count(stores, None, policy_json(), "crm", ["crm"], DE, shards=5, now=NOW)
+    # A subject erased in its shard's store is gone from the next query.
+    members = ps.segment_members(stores, None, policy_json(), "crm", ["crm"], DE, partitions=2, now=NOW)
+    victim = members[0]
+    shard = privseg.shard_of(victim, stores.shards)
+    e = privseg.Engine.open(stores.shard_dir(shard), privseg.Policy.from_json(policy_json()), "crm", ["crm"],
+                            *KEKS, now=NOW)
+    e.erase(victim)
+    del e
+    after = ps.segment_members(stores, None, policy_json(), "crm", ["crm"], DE, partitions=2, now=NOW)
+    assert sorted(after) == sorted(m for m in members if m != victim)
+    # A shard missing from the root is an error, never a silently smaller answer.
+    os.rename(stores.shard_dir(0), stores.shard_dir(0) + ".moved")
+    try:
+        with pytest.raises(Exception) as x:
+            ps.segment_count(stores, None, policy_json(), "crm", ["crm"], DE, partitions=2, now=NOW)
+        assert "no store here" in str(x.value)
+    finally:
+        os.rename(stores.shard_dir(0) + ".moved", stores.shard_dir(0))
