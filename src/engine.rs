@@ -34,7 +34,8 @@
 //! assert_eq!(engine.audit_len(), 8);
 //! ```
 
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use crate::publish::{RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use time::Date;
@@ -393,36 +394,26 @@ pub struct Engine {
     instance: u64,
 }
 
-/// A read lock, whether or not a panicking holder poisoned it: every
-/// writer of the engine's locks leaves the data consistent before anything
-/// can panic, or the entry is rebuilt (see `Engine::mask_entry`).
-fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// An engine shared between threads: evaluations take a read lock, writes
-/// a write lock. A write (an event, an erasure) is seen by an evaluation
-/// entirely or not at all, and every evaluation that starts after a write
-/// returned sees it.
+/// a write lock ([`crate::publish::Shared`], the protocol checked by the
+/// loom model in tests/loom_publish.rs). A write (an event, an erasure) is
+/// seen by an evaluation entirely or not at all, and every evaluation that
+/// starts after a write returned sees it.
 #[derive(Clone, Debug)]
-pub struct SharedEngine(Arc<RwLock<Engine>>);
+pub struct SharedEngine(crate::publish::Shared<Engine>);
 
 impl SharedEngine {
     /// Shares an engine.
     pub fn new(engine: Engine) -> SharedEngine {
-        SharedEngine(Arc::new(RwLock::new(engine)))
+        SharedEngine(crate::publish::Shared::new(engine))
     }
     /// Read access (many at once).
     pub fn read(&self) -> RwLockReadGuard<'_, Engine> {
-        read(&self.0)
+        self.0.read()
     }
     /// Write access (exclusive).
     pub fn write(&self) -> RwLockWriteGuard<'_, Engine> {
-        write(&self.0)
+        self.0.write()
     }
     /// [`Engine::evaluate`] under a read lock.
     pub fn evaluate(
@@ -435,7 +426,7 @@ impl SharedEngine {
     }
     /// [`Engine::record`] under a write lock.
     pub fn record(&self, actor: &Actor, event: &ConsentEvent) -> Result<(), EngineError> {
-        self.write().record(actor, event)
+        self.0.update(|e| e.record(actor, event))
     }
 }
 

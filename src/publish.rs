@@ -1,5 +1,6 @@
-//! Publishing an eligibility mask to concurrent readers: the protocol of
-//! [`crate::SharedEngine`], on its own.
+//! Publishing updates to concurrent readers: [`Shared`], the lock protocol
+//! [`crate::SharedEngine`] is built on, and [`Publisher`], the same protocol
+//! over an eligibility mask, small enough for a model checker.
 //!
 //! A writer records a withdrawal by clearing the subject's bit, lowering
 //! the count and raising the version, all under one write lock; readers
@@ -12,16 +13,79 @@
 //! - no acknowledged withdrawal is missed: once [`Publisher::withdraw`]
 //!   has returned, every read that starts afterwards sees the bit cleared.
 //!
-//! The engine keeps its whole state behind one `RwLock` in the same way;
-//! this module is the protocol reduced to what a model checker can explore
-//! (loom cannot run the engine itself). Under `cfg(loom)` the library is
-//! built without it and the model compiles this file with loom's
-//! primitives.
+//! `SharedEngine` is a `Shared<Engine>`: the code the model checks is the
+//! code the engine runs, with the engine replaced by a mask (loom cannot
+//! run the engine itself: it does file and random-source I/O). Under
+//! `cfg(loom)` this module is built on loom's primitives.
 
 #[cfg(loom)]
 use loom::sync::{Arc, RwLock};
+#[cfg(loom)]
+pub use loom::sync::{RwLockReadGuard, RwLockWriteGuard};
 #[cfg(not(loom))]
 use std::sync::{Arc, RwLock};
+#[cfg(not(loom))]
+pub use std::sync::{RwLockReadGuard, RwLockWriteGuard};
+
+/// A value shared by writers and many readers: the one lock protocol of
+/// the crate's shared engines ([`crate::SharedEngine`]).
+///
+/// An update runs whole under the write lock ([`Shared::update`]); when it
+/// returns, the update is acknowledged, and every read that starts
+/// afterwards sees it. A lock poisoned by a panicking holder is taken
+/// anyway: every writer leaves the value consistent before anything can
+/// panic (the engine rebuilds what it cannot, see `Engine::mask_entry`).
+pub struct Shared<T> {
+    inner: Arc<RwLock<T>>,
+}
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Shared").field(&*self.read()).finish()
+    }
+}
+
+impl<T> Shared<T> {
+    /// Shares `value`.
+    pub fn new(value: T) -> Shared<T> {
+        Shared {
+            inner: Arc::new(RwLock::new(value)),
+        }
+    }
+
+    /// Read access (many readers at once).
+    pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Write access (exclusive).
+    pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+        self.inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs the update `f` whole under the write lock; once this returns,
+    /// the update is acknowledged.
+    pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut self.write())
+    }
+
+    /// Runs `f` on the current value, under a read lock.
+    pub fn read_with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        f(&self.read())
+    }
+}
 
 /// An eligibility mask as readers see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +96,18 @@ pub struct MaskState {
 }
 
 impl MaskState {
+    /// `rows` rows, all eligible, at version 0.
+    pub fn new(rows: usize) -> MaskState {
+        let mut words = vec![u64::MAX; rows.div_ceil(64)];
+        if !rows.is_multiple_of(64) {
+            words[rows / 64] = (1u64 << (rows % 64)) - 1;
+        }
+        MaskState {
+            words,
+            count: rows as u64,
+            version: 0,
+        }
+    }
     /// Is row `row` eligible?
     pub fn get(&self, row: usize) -> bool {
         self.words[row / 64] >> (row % 64) & 1 == 1
@@ -48,56 +124,45 @@ impl MaskState {
     pub fn counted(&self) -> u64 {
         self.words.iter().map(|w| u64::from(w.count_ones())).sum()
     }
+    /// Withdraws row `row`: the bit, the count and the version change
+    /// together. Returns the version that includes it.
+    fn withdraw(&mut self, row: usize) -> u64 {
+        let (w, b) = (row / 64, 1u64 << (row % 64));
+        if self.words[w] & b != 0 {
+            self.words[w] &= !b;
+            self.count -= 1;
+            self.version += 1;
+        }
+        self.version
+    }
 }
 
-/// A mask shared by one writer and many readers.
+/// A mask shared by one writer and many readers through [`Shared`]: the
+/// engine's protocol with the engine reduced to a mask.
 #[derive(Clone, Debug)]
 pub struct Publisher {
-    inner: Arc<RwLock<MaskState>>,
+    inner: Shared<MaskState>,
 }
 
 impl Publisher {
     /// `rows` rows, all eligible, at version 0.
     pub fn new(rows: usize) -> Publisher {
-        let mut words = vec![u64::MAX; rows.div_ceil(64)];
-        if !rows.is_multiple_of(64) {
-            words[rows / 64] = (1u64 << (rows % 64)) - 1;
-        }
         Publisher {
-            inner: Arc::new(RwLock::new(MaskState {
-                words,
-                count: rows as u64,
-                version: 0,
-            })),
+            inner: Shared::new(MaskState::new(rows)),
         }
     }
 
-    /// Records a withdrawal of row `row`: the bit, the count and the
-    /// version change together. Returns the version that includes it; once
-    /// this returns, the withdrawal is acknowledged. A row already
-    /// withdrawn leaves the mask as it is (and returns the current
-    /// version).
+    /// Records a withdrawal of row `row` as one [`Shared::update`]. Returns
+    /// the version that includes it; once this returns, the withdrawal is
+    /// acknowledged. A row already withdrawn leaves the mask as it is (and
+    /// returns the current version).
     pub fn withdraw(&self, row: usize) -> u64 {
-        let mut s = self
-            .inner
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (w, b) = (row / 64, 1u64 << (row % 64));
-        if s.words[w] & b != 0 {
-            s.words[w] &= !b;
-            s.count -= 1;
-            s.version += 1;
-        }
-        s.version
+        self.inner.update(|s| s.withdraw(row))
     }
 
     /// Runs `f` on the current state, under a read lock.
     pub fn read<R>(&self, f: impl FnOnce(&MaskState) -> R) -> R {
-        let s = self
-            .inner
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&s)
+        self.inner.read_with(f)
     }
 }
 
@@ -107,15 +172,16 @@ impl Publisher {
 impl Publisher {
     /// Step one: clears the bit only.
     pub fn clear_bit_only(&self, row: usize) {
-        let mut s = self.inner.write().unwrap();
-        s.words[row / 64] &= !(1u64 << (row % 64));
+        self.inner
+            .update(|s| s.words[row / 64] &= !(1u64 << (row % 64)));
     }
     /// Step two: lowers the count and raises the version.
     pub fn finish_withdrawal(&self) -> u64 {
-        let mut s = self.inner.write().unwrap();
-        s.count -= 1;
-        s.version += 1;
-        s.version
+        self.inner.update(|s| {
+            s.count -= 1;
+            s.version += 1;
+            s.version
+        })
     }
 }
 
