@@ -1785,7 +1785,7 @@ mod tests {
         use std::error::Error;
         let inner = AuditError::Io {
             context: "appending".into(),
-            source: std::io::Error::other("disk full"),
+            error: std::io::Error::other("disk full"),
         };
         let e = EngineError::from(inner);
         assert_eq!(

@@ -148,13 +148,15 @@ pub use verify::{
 #[non_exhaustive]
 pub enum AuditError {
     /// An I/O operation failed.
-    #[error("audit log I/O error while {context}: {source}")]
+    ///
+    /// The message includes the I/O error's, so it is not also given as the
+    /// `source` (a printed chain would name it twice); match on the field.
+    #[error("audit log I/O error while {context}: {error}")]
     Io {
         /// What was being done.
         context: String,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A stored record is damaged and is followed by intact records, so it
     /// is not a torn write from a crash.
