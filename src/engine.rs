@@ -1225,14 +1225,14 @@ impl Engine {
                 // rule, the purpose and the position are recorded.
                 let mut entry = self
                     .entry(actor.id(), Operation::SegmentRefused)
-                    .detail("stage", format!("{:?}", e.stage).to_lowercase())
-                    .detail("line", e.line as u64)
-                    .detail("column", e.column as u64);
-                if let Some(r) = e.rule {
+                    .detail("stage", format!("{:?}", e.stage()).to_lowercase())
+                    .detail("line", e.line() as u64)
+                    .detail("column", e.column() as u64);
+                if let Some(r) = e.rule() {
                     entry = entry.detail("rule", r.to_string());
                 }
-                if let Some(p) = &e.purpose {
-                    entry = entry.purpose(p.as_str());
+                if let Some(p) = e.purpose() {
+                    entry = entry.purpose(p);
                 }
                 entry
             }
