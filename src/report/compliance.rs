@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{detail_str, export_tallies, retention_of, table};
+use super::{detail_str, export_tallies, heading, retention_of, table};
 use crate::Timestamp;
 use crate::audit::{AuditEntry, Operation};
 use crate::consent::{DataUse, Denial, Eligibility, Grounds, SubjectFacts, eligibility};
@@ -395,16 +395,39 @@ impl ComplianceReport {
     /// Markdown with one table per section.
     pub fn to_markdown(&self) -> String {
         let mut md = String::new();
-        let _ = writeln!(md, "# Compliance report\n");
+        let sections: [fn(&Self, &mut String); 8] = [
+            Self::md_heading,
+            Self::md_consents,
+            Self::md_retention,
+            Self::md_staleness,
+            Self::md_refused_segments,
+            Self::md_access_refusals,
+            Self::md_exports,
+            Self::md_budgets,
+        ];
+        for section in sections {
+            section(self, &mut md);
+        }
+        md
+    }
+
+    fn md_heading(&self, md: &mut String) {
+        heading(md, 1, "Compliance report");
         let _ = writeln!(
             md,
             "Data as of {}, policy `{}`: {} subjects; {} audit entries read.\n",
             self.at, self.policy_version, self.subjects, self.audit_entries
         );
-        let _ = writeln!(
+    }
+
+    fn md_consents(&self, md: &mut String) {
+        heading(
             md,
-            "## Consents (R3): expiring within {} days, re-consent needed\n",
-            self.within_days
+            2,
+            &format!(
+                "Consents (R3): expiring within {} days, re-consent needed",
+                self.within_days
+            ),
         );
         let rows: Vec<Vec<String>> = self
             .consents
@@ -426,7 +449,7 @@ impl ComplianceReport {
             })
             .collect();
         table(
-            &mut md,
+            md,
             &[
                 "purpose",
                 "basis",
@@ -438,7 +461,10 @@ impl ComplianceReport {
             ],
             &rows,
         );
-        let _ = writeln!(md, "## Data past retention (R17)\n");
+    }
+
+    fn md_retention(&self, md: &mut String) {
+        heading(md, 2, "Data past retention (R17)");
         let rows: Vec<Vec<String>> = self
             .retention
             .iter()
@@ -454,7 +480,7 @@ impl ComplianceReport {
             })
             .collect();
         table(
-            &mut md,
+            md,
             &[
                 "category",
                 "retention",
@@ -464,7 +490,10 @@ impl ComplianceReport {
             ],
             &rows,
         );
-        let _ = writeln!(md, "## Stale values (R16)\n");
+    }
+
+    fn md_staleness(&self, md: &mut String) {
+        heading(md, 2, "Stale values (R16)");
         let rows: Vec<Vec<String>> = self
             .staleness
             .iter()
@@ -479,11 +508,14 @@ impl ComplianceReport {
             })
             .collect();
         table(
-            &mut md,
+            md,
             &["attribute", "category", "max staleness", "values", "stale"],
             &rows,
         );
-        let _ = writeln!(md, "## Refused segments\n");
+    }
+
+    fn md_refused_segments(&self, md: &mut String) {
+        heading(md, 2, "Refused segments");
         let rows: Vec<Vec<String>> = self
             .refused_segments
             .iter()
@@ -495,15 +527,21 @@ impl ComplianceReport {
                 ]
             })
             .collect();
-        table(&mut md, &["actor", "rule", "refusals"], &rows);
-        let _ = writeln!(md, "## Access refusals\n");
+        table(md, &["actor", "rule", "refusals"], &rows);
+    }
+
+    fn md_access_refusals(&self, md: &mut String) {
+        heading(md, 2, "Access refusals");
         let rows: Vec<Vec<String>> = self
             .access_refusals
             .iter()
             .map(|r| vec![r.actor.clone(), r.permission.clone(), r.count.to_string()])
             .collect();
-        table(&mut md, &["actor", "permission", "refusals"], &rows);
-        let _ = writeln!(md, "## Exports by recipient\n");
+        table(md, &["actor", "permission", "refusals"], &rows);
+    }
+
+    fn md_exports(&self, md: &mut String) {
+        heading(md, 2, "Exports by recipient");
         let rows: Vec<Vec<String>> = self
             .exports
             .iter()
@@ -515,40 +553,39 @@ impl ComplianceReport {
                 ]
             })
             .collect();
-        table(&mut md, &["recipient", "exports", "rows"], &rows);
-        let _ = writeln!(md, "## Privacy budget use\n");
-        match &self.dp_budgets {
-            None => {
-                let _ = writeln!(md, "No budget ledger was given.\n");
-            }
-            Some(b) => {
-                let rows: Vec<Vec<String>> = b
-                    .iter()
-                    .map(|u| {
-                        vec![
-                            u.actor.clone(),
-                            u.dataset.clone(),
-                            u.total.to_string(),
-                            u.spent.to_string(),
-                            u.remaining.to_string(),
-                            format!("{:.0}%", u.spent_share * 100.0),
-                        ]
-                    })
-                    .collect();
-                table(
-                    &mut md,
-                    &[
-                        "actor",
-                        "dataset",
-                        "epsilon total",
-                        "spent",
-                        "remaining",
-                        "used",
-                    ],
-                    &rows,
-                );
-            }
-        }
-        md
+        table(md, &["recipient", "exports", "rows"], &rows);
+    }
+
+    fn md_budgets(&self, md: &mut String) {
+        heading(md, 2, "Privacy budget use");
+        let Some(b) = &self.dp_budgets else {
+            md.push_str("No budget ledger was given.\n\n");
+            return;
+        };
+        let rows: Vec<Vec<String>> = b
+            .iter()
+            .map(|u| {
+                vec![
+                    u.actor.clone(),
+                    u.dataset.clone(),
+                    u.total.to_string(),
+                    u.spent.to_string(),
+                    u.remaining.to_string(),
+                    format!("{:.0}%", u.spent_share * 100.0),
+                ]
+            })
+            .collect();
+        table(
+            md,
+            &[
+                "actor",
+                "dataset",
+                "epsilon total",
+                "spent",
+                "remaining",
+                "used",
+            ],
+            &rows,
+        );
     }
 }

@@ -84,6 +84,16 @@ pub(crate) fn table(out: &mut String, headers: &[&str], rows: &[Vec<String>]) {
     out.push('\n');
 }
 
+/// Appends a Markdown heading of `level` (1 for `#`) and a blank line.
+pub(crate) fn heading(out: &mut String, level: usize, title: &str) {
+    for _ in 0..level {
+        out.push('#');
+    }
+    out.push(' ');
+    out.push_str(title);
+    out.push_str("\n\n");
+}
+
 /// `yes` or empty (shown as a dash).
 pub(crate) fn yes(b: bool) -> String {
     if b { "yes".into() } else { String::new() }
