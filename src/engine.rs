@@ -41,6 +41,7 @@ use time::Date;
 
 use crate::Timestamp;
 use crate::access::{AccessError, Actor, Permission, authorize};
+use crate::audit::details::{self as entry_kind, EntryKind, SegmentRun};
 use crate::audit::{AuditError, AuditLog, AuditPseudonymizer, MemorySink, Operation, PendingEntry};
 use crate::clock::{Clock, SystemClock};
 use crate::consent::{
@@ -673,11 +674,12 @@ impl Engine {
         let (store, report) = Store::open(dir.as_ref(), policy, keys)?;
         let mut e = Engine::assemble(store, log, pseudonyms)?;
         if !report.policy_changes.is_empty() {
-            e.log(
-                e.entry("privseg", Operation::PolicyChanged)
-                    .detail("from", report.stored_policy_version.as_str())
-                    .detail("changes", report.policy_changes.len() as u64),
-            )?;
+            e.log(e.entry("privseg", Operation::PolicyChanged).with_kind(
+                EntryKind::PolicyChanged(entry_kind::PolicyChanged {
+                    from: report.stored_policy_version.clone(),
+                    changes: report.policy_changes.len() as u64,
+                }),
+            ))?;
         }
         e.open_report = report;
         Ok(e)
@@ -702,8 +704,8 @@ impl Engine {
     ) -> Result<u64, EngineError> {
         self.allow(actor, Permission::Subjects, None)?;
         self.log(
-            self.entry(actor.id(), Operation::SubjectRectified)
-                .detail("key_rotation", true),
+            self.entry(actor.id(), Operation::KeyRotated)
+                .with_kind(EntryKind::KeyRotated(entry_kind::NoDetails {})),
         )?;
         Ok(self.store.rotate_kek(keys)?)
     }
@@ -732,7 +734,11 @@ impl Engine {
             instance: u64::from_le_bytes(instance),
             open_report: OpenReport::default(),
         };
-        engine.log(engine.entry("privseg", Operation::PolicyLoaded))?;
+        engine.log(
+            engine
+                .entry("privseg", Operation::PolicyLoaded)
+                .with_kind(EntryKind::PolicyLoaded(entry_kind::NoDetails {})),
+        )?;
         Ok(engine)
     }
 
@@ -804,7 +810,10 @@ impl Engine {
         self.allow_members(actor, seg)?;
         self.log(
             self.segment_entry(actor, Operation::SegmentEvaluated, seg, reference)
-                .detail("plan", true),
+                .with_kind(EntryKind::PlanUsed(entry_kind::PlanUsed {
+                    run: SegmentRun::new(seg.name(), reference),
+                    plan: entry_kind::True,
+                })),
         )?;
         self.with_plan_unreleased(seg, reference, f)
     }
@@ -873,20 +882,18 @@ impl Engine {
         self.check_version(seg)
     }
 
-    /// An entry about a segment run: purpose, segment name and the
-    /// predicate's reference time (the entry's own time is the release
-    /// instant).
+    /// An entry about a segment run: its purpose, and its kind, which
+    /// names the segment and the predicate's reference time (the entry's
+    /// own time is the release instant).
     pub(crate) fn segment_entry(
         &self,
         actor: &Actor,
-        op: Operation,
         seg: &CheckedSegment,
-        reference: Timestamp,
+        kind: EntryKind,
     ) -> PendingEntry {
-        self.entry(actor.id(), op)
+        self.entry(actor.id(), kind.operation())
             .purpose(seg.purpose_key())
-            .detail("segment", seg.name())
-            .detail("at", reference.to_string())
+            .with_kind(kind)
     }
 
     /// Appends an entry; the caller releases its result only on success.
@@ -909,9 +916,11 @@ impl Engine {
         match authorize(&self.policy, actor, permission) {
             Ok(()) => Ok(()),
             Err(e) => {
-                let mut entry = self
-                    .entry(actor.id(), Operation::AccessRefused)
-                    .detail("permission", permission.to_string());
+                let mut entry = self.entry(actor.id(), Operation::AccessRefused).with_kind(
+                    EntryKind::AccessRefused(entry_kind::AccessRefused {
+                        permission: permission.to_string(),
+                    }),
+                );
                 if let Some(p) = purpose {
                     entry = entry.purpose(p);
                 }
@@ -971,7 +980,10 @@ impl Engine {
     ) -> Result<T, EngineError> {
         self.allow(actor, Permission::ReadAudit, None)?;
         let mut log = self.audit.lock().map_err(|_| AuditError::Poisoned)?;
-        log.append(self.entry(actor.id(), Operation::AuditRead))?;
+        log.append(
+            self.entry(actor.id(), Operation::AuditRead)
+                .with_kind(EntryKind::AuditRead(entry_kind::NoDetails {})),
+        )?;
         Ok(f(&mut log))
     }
 
@@ -991,7 +1003,10 @@ impl Engine {
         self.log(
             self.entry(actor.id(), op)
                 .subject(&self.audit_ids, id)
-                .detail("outcome", "unknown"),
+                .with_kind(EntryKind::UnknownSubject {
+                    lookup: op,
+                    outcome: entry_kind::Outcome::Unknown,
+                }),
         )?;
         Err(EngineError::UnknownSubject(id.into()))
     }
@@ -1018,7 +1033,8 @@ impl Engine {
         })?;
         self.log(
             self.entry(actor.id(), Operation::SubjectAdded)
-                .subject(&self.audit_ids, id),
+                .subject(&self.audit_ids, id)
+                .with_kind(EntryKind::SubjectAdded(entry_kind::NoDetails {})),
         )?;
         self.store.add_subjects(&[NewSubject {
             id,
@@ -1047,7 +1063,12 @@ impl Engine {
         self.log(
             self.entry(actor.id(), Operation::SubjectRectified)
                 .subject(&self.audit_ids, id)
-                .detail("attribute", attr),
+                .with_kind(EntryKind::AttributeRectified(
+                    entry_kind::AttributeRectified {
+                        attribute: attr.into(),
+                        cleared: false,
+                    },
+                )),
         )?;
         self.store.set_values(&[ValueWrite {
             row,
@@ -1076,8 +1097,12 @@ impl Engine {
         self.log(
             self.entry(actor.id(), Operation::SubjectRectified)
                 .subject(&self.audit_ids, id)
-                .detail("attribute", attr)
-                .detail("cleared", true),
+                .with_kind(EntryKind::AttributeRectified(
+                    entry_kind::AttributeRectified {
+                        attribute: attr.into(),
+                        cleared: true,
+                    },
+                )),
         )?;
         self.store.set_values(&[ValueWrite {
             row,
@@ -1103,7 +1128,9 @@ impl Engine {
         self.log(
             self.entry(actor.id(), Operation::SubjectAccessed)
                 .subject(&self.audit_ids, id)
-                .detail("attribute", attr),
+                .with_kind(EntryKind::AttributeRead(entry_kind::AttributeRead {
+                    attribute: attr.into(),
+                })),
         )?;
         Ok(self.store.get(row, a).map(|(code, v)| {
             (
@@ -1130,8 +1157,10 @@ impl Engine {
         let mut entry = self
             .entry(actor.id(), Operation::EventRecorded)
             .subject(&self.audit_ids, &event.subject)
-            .detail("kind", event.kind.as_str())
-            .detail("at", event.at.to_string());
+            .with_kind(EntryKind::EventRecorded(entry_kind::EventRecorded {
+                kind: event.kind.as_str().into(),
+                at: event.at.to_string(),
+            }));
         if let Some(p) = &event.purpose {
             entry = entry.purpose(p.as_str());
         }
@@ -1147,7 +1176,9 @@ impl Engine {
         self.log(
             self.entry(actor.id(), Operation::SubjectAccessed)
                 .subject(&self.audit_ids, id)
-                .detail("history", true),
+                .with_kind(EntryKind::HistoryRead(entry_kind::HistoryRead {
+                    history: entry_kind::True,
+                })),
         )?;
         Ok(self
             .store
@@ -1185,7 +1216,9 @@ impl Engine {
             self.entry(actor.id(), Operation::SubjectExplained)
                 .purpose(purpose)
                 .subject(&self.audit_ids, id)
-                .detail("at", at.to_string()),
+                .with_kind(EntryKind::EligibilityExplained(
+                    entry_kind::EligibilityExplained { at: at.to_string() },
+                )),
         )?;
         Ok(eligibility(
             &self.policy,
@@ -1218,19 +1251,21 @@ impl Engine {
             Ok(seg) => self
                 .entry(actor.id(), Operation::SegmentValidated)
                 .purpose(seg.purpose_key())
-                .detail("segment", seg.name()),
+                .with_kind(EntryKind::SegmentValidated(entry_kind::SegmentValidated {
+                    segment: seg.name().into(),
+                })),
             Err(e) => {
                 // The message, snippet and caret quote the segment's text,
                 // whose literals may be personal data: only the stage, the
                 // rule, the purpose and the position are recorded.
-                let mut entry = self
-                    .entry(actor.id(), Operation::SegmentRefused)
-                    .detail("stage", format!("{:?}", e.stage()).to_lowercase())
-                    .detail("line", e.line() as u64)
-                    .detail("column", e.column() as u64);
-                if let Some(r) = e.rule() {
-                    entry = entry.detail("rule", r.to_string());
-                }
+                let mut entry = self.entry(actor.id(), Operation::SegmentRefused).with_kind(
+                    EntryKind::SegmentRefused(entry_kind::SegmentRefused {
+                        stage: format!("{:?}", e.stage()).to_lowercase(),
+                        line: e.line() as u64,
+                        column: e.column() as u64,
+                        rule: e.rule().map(|r| r.to_string()),
+                    }),
+                );
                 if let Some(p) = e.purpose() {
                     entry = entry.purpose(p);
                 }
@@ -1265,10 +1300,15 @@ impl Engine {
     ) -> Result<Members, EngineError> {
         self.allow_members(actor, seg)?;
         let members = self.run(seg, reference)?;
-        self.log(
-            self.segment_entry(actor, Operation::SegmentEvaluated, seg, reference)
-                .detail("members", members.count()),
-        )?;
+        self.log(self.segment_entry(
+            actor,
+            seg,
+            EntryKind::SegmentEvaluated(entry_kind::SegmentEvaluated {
+                run: SegmentRun::new(seg.name(), reference),
+                members: members.count(),
+                evaluator: None,
+            }),
+        ))?;
         Ok(members)
     }
 
@@ -1322,8 +1362,14 @@ impl Engine {
         self.log(
             self.entry(actor.id(), Operation::SegmentEvaluated)
                 .purpose(&members.purpose)
-                .detail("segment", members.segment.as_str())
-                .detail("released_ids", rows.len() as u64),
+                .with_kind(EntryKind::MemberIdsReleased(
+                    entry_kind::MemberIdsReleased {
+                        segment: members.segment.clone(),
+                        at: None,
+                        released_ids: rows.len() as u64,
+                        sharded: None,
+                    },
+                )),
         )?;
         Ok(rows)
     }
@@ -1343,11 +1389,15 @@ impl Engine {
         let now = self.now();
         let bits = eval::reference(&self.policy, &self.store, &seg.anchored(reference), now);
         let count = kernels::count(bits.as_raw_slice());
-        self.log(
-            self.segment_entry(actor, Operation::SegmentEvaluated, seg, reference)
-                .detail("members", count)
-                .detail("evaluator", "reference"),
-        )?;
+        self.log(self.segment_entry(
+            actor,
+            seg,
+            EntryKind::SegmentEvaluated(entry_kind::SegmentEvaluated {
+                run: SegmentRun::new(seg.name(), reference),
+                members: count,
+                evaluator: Some(entry_kind::Evaluator::Reference),
+            }),
+        ))?;
         Ok(self.members(seg, now, reference, bits, count))
     }
 
@@ -1392,11 +1442,15 @@ impl Engine {
         if let Some(&r) = rows.iter().find(|&&r| r as usize >= self.store.len()) {
             return Err(EngineError::UnknownSubject(format!("row {r}")));
         }
-        self.log(
-            self.segment_entry(actor, Operation::SegmentEvaluated, seg, reference)
-                .detail("evaluator", "reference")
-                .detail("rows", rows.len() as u64),
-        )?;
+        self.log(self.segment_entry(
+            actor,
+            seg,
+            EntryKind::RowsEvaluated(entry_kind::RowsEvaluated {
+                run: SegmentRun::new(seg.name(), reference),
+                evaluator: entry_kind::Evaluator::Reference,
+                rows: rows.len() as u64,
+            }),
+        ))?;
         Ok(rows
             .iter()
             .map(|&r| {
@@ -1488,8 +1542,10 @@ impl Engine {
             self.entry(actor.id(), Operation::SubjectExplained)
                 .purpose(seg.purpose_key())
                 .subject(&self.audit_ids, id)
-                .detail("segment", seg.name())
-                .detail("at", at.to_string()),
+                .with_kind(EntryKind::MembershipExplained(SegmentRun::new(
+                    seg.name(),
+                    at,
+                ))),
         )?;
         self.explain_unlogged(seg, id, at)
     }
@@ -1590,7 +1646,8 @@ impl Engine {
         let row = self.row(actor, Operation::SubjectErased, id)?;
         self.log(
             self.entry(actor.id(), Operation::SubjectErased)
-                .subject(&self.audit_ids, id),
+                .subject(&self.audit_ids, id)
+                .with_kind(EntryKind::SubjectErased(entry_kind::NoDetails {})),
         )?;
         let now = self.now();
         self.store.erase(row, now)?;
@@ -1600,7 +1657,7 @@ impl Engine {
     /// Retention (R17): removes every value past its category's retention
     /// period as of the host clock's now (verified earlier than now minus
     /// the period). Needs the `subjects` permission; recorded (as a
-    /// rectification with the number of values and subjects, and no
+    /// retention purge with the number of values and subjects, and no
     /// subject named) before anything is removed.
     pub fn purge(&mut self, actor: &Actor) -> Result<PurgeSummary, EngineError> {
         self.allow(actor, Permission::Subjects, None)?;
@@ -1611,12 +1668,12 @@ impl Engine {
             rows.dedup();
             rows.len() as u64
         };
-        self.log(
-            self.entry(actor.id(), Operation::SubjectRectified)
-                .detail("retention_purge", true)
-                .detail("values", due.len() as u64)
-                .detail("subjects", subjects),
-        )?;
+        self.log(self.entry(actor.id(), Operation::RetentionPurge).with_kind(
+            EntryKind::RetentionPurge(entry_kind::RetentionPurge {
+                values: due.len() as u64,
+                subjects,
+            }),
+        ))?;
         self.store.purge(&due, now)?;
         Ok(PurgeSummary {
             values: due.len() as u64,

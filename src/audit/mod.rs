@@ -124,6 +124,7 @@
 
 mod chain;
 mod checkpoint;
+pub mod details;
 mod entry;
 mod file;
 mod log;
@@ -133,6 +134,7 @@ mod verify;
 
 pub use chain::RunState;
 pub use checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier};
+pub use details::EntryKind;
 pub use entry::{AuditDigest, AuditEntry, AuditPseudonymizer, Operation, PendingEntry};
 pub use file::{Discarded, FileSink, RecoveryReport, ScannedFile, SyncPolicy};
 pub use log::AuditLog;
