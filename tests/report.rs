@@ -519,6 +519,7 @@ fn compliance_report_json_field_names_are_stable() {
             "dp_budgets",
             "exports",
             "policy_version",
+            "purges",
             "refused_segments",
             "retention",
             "staleness",
@@ -731,13 +732,21 @@ fn ropa_from_policy_recipients_and_log() {
 
 #[test]
 fn ropa_without_an_engine_has_no_subject_counts() {
-    use privseg::audit::{AuditLog, MemorySink, PendingEntry};
+    use privseg::audit::details::{Exported, SegmentRun};
+    use privseg::audit::{AuditLog, EntryKind, MemorySink, PendingEntry};
     let policy = report_policy();
     let mut log = AuditLog::open(MemorySink::new(), &[0x42; 32]).unwrap();
     log.append(
-        PendingEntry::new(1_767_225_600, "svc", Operation::Exported)
-            .detail("recipient", "adnet")
-            .detail("rows", 120),
+        PendingEntry::new(1_767_225_600, "svc", Operation::Exported).with_kind(
+            EntryKind::Exported(Exported {
+                run: SegmentRun::new("s", AT),
+                recipient: "adnet".into(),
+                fields: String::new(),
+                rows: 120,
+                key_version: 1,
+                sharded: None,
+            }),
+        ),
     )
     .unwrap();
     let at = Timestamp::parse(AT).unwrap();
@@ -826,4 +835,79 @@ fn markdown_renderings_match_the_golden_files() {
         let want = std::fs::read_to_string(&path).unwrap();
         assert_eq!(md, &want, "{name} differs from {}", path.display());
     }
+}
+
+/// A retention purge is logged as its own kind of entry, and the
+/// compliance report lists it from that kind.
+#[test]
+fn compliance_report_lists_retention_purges() {
+    use privseg::audit::EntryKind;
+    let mut e = populated();
+    let before = e.compliance_report_at(&dpo(), t(AT), 30, None).unwrap();
+    assert!(before.purges.is_empty());
+    set_now(t(AT));
+    let purged = e.purge(&admin()).unwrap();
+    assert!(purged.values > 0, "the sample has values past retention");
+    let log = entries(&e);
+    let entry = log
+        .iter()
+        .rfind(|x| x.operation == Operation::RetentionPurge)
+        .expect("the purge is logged as a retention purge");
+    assert!(
+        matches!(
+            EntryKind::of(entry).unwrap(),
+            EntryKind::RetentionPurge(p) if p.values == purged.values && p.subjects == purged.subjects
+        ),
+        "{entry:?}"
+    );
+    assert!(
+        !log.iter()
+            .any(|x| x.operation == Operation::SubjectRectified && x.details.is_empty()),
+        "no rectification stands for the purge"
+    );
+    let r = e.compliance_report_at(&dpo(), t(AT), 30, None).unwrap();
+    assert_eq!(r.purges.len(), 1);
+    let p = &r.purges[0];
+    assert_eq!(
+        (p.actor.as_str(), p.values, p.subjects, p.at),
+        ("test-admin", purged.values, purged.subjects, t(AT))
+    );
+    assert!(
+        r.to_markdown().contains(&format!(
+            "| {AT} | test-admin | {} | {} |",
+            purged.values, purged.subjects
+        )),
+        "{}",
+        r.to_markdown()
+    );
+}
+
+/// A batch holding only events is logged as recording events, not as
+/// adding subjects; one with subjects as adding them.
+#[test]
+fn an_import_of_events_only_is_logged_as_recording_events() {
+    use privseg::audit::EntryKind;
+    use privseg::import::SubjectRow;
+    let mut e = populated();
+    set_now(t(AT));
+    let ev = ConsentEvent::grant("subj-ok", "marketing.email", t(AT), "v4", SHA);
+    e.import(&admin(), &[], std::slice::from_ref(&ev)).unwrap();
+    let last = entries(&e)
+        .into_iter()
+        .rfind(|x| matches!(EntryKind::of(x), Ok(EntryKind::Import(_))))
+        .unwrap();
+    assert_eq!(last.operation, Operation::EventRecorded);
+    assert_eq!(last.details["import_events"], 1);
+    let row = SubjectRow {
+        id: "subj-new".into(),
+        jurisdiction: "EU-FR".into(),
+        birth_date: None,
+        values: vec![],
+    };
+    e.import(&admin(), &[row], &[]).unwrap();
+    let last = entries(&e)
+        .into_iter()
+        .rfind(|x| matches!(EntryKind::of(x), Ok(EntryKind::Import(_))))
+        .unwrap();
+    assert_eq!(last.operation, Operation::SubjectAdded);
 }

@@ -587,3 +587,385 @@ impl EntryKind {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::PendingEntry;
+
+    fn entry(op: Operation, details: serde_json::Value) -> AuditEntry {
+        let mut e = PendingEntry::new(0, "a", op).with_seq(0);
+        e.details = match details {
+            serde_json::Value::Object(m) => m.into_iter().collect(),
+            _ => panic!("details are an object"),
+        };
+        e
+    }
+
+    fn run() -> SegmentRun {
+        SegmentRun::new("s", "2026-01-01T00:00:00Z")
+    }
+
+    /// Every kind, with the exact details the engine wrote before the kinds
+    /// were typed: each reads back as its kind, and serialises to the same
+    /// object under the same operation.
+    #[test]
+    fn every_kind_reads_and_writes_the_details_logs_already_hold() {
+        use EntryKind as K;
+        use Operation as O;
+        use serde_json::json;
+        let at = "2026-01-01T00:00:00Z";
+        let sharded = || {
+            Some(Sharded {
+                shards: 3,
+                shard_roots: "ab".into(),
+            })
+        };
+        let cases: Vec<(Operation, serde_json::Value, EntryKind)> = vec![
+            (O::PolicyLoaded, json!({}), K::PolicyLoaded(NoDetails {})),
+            (
+                O::PolicyChanged,
+                json!({"from": "v1", "changes": 2}),
+                K::PolicyChanged(PolicyChanged {
+                    from: "v1".into(),
+                    changes: 2,
+                }),
+            ),
+            (O::KeyRotated, json!({}), K::KeyRotated(NoDetails {})),
+            (
+                O::RetentionPurge,
+                json!({"values": 4, "subjects": 2}),
+                K::RetentionPurge(RetentionPurge {
+                    values: 4,
+                    subjects: 2,
+                }),
+            ),
+            (O::SubjectAdded, json!({}), K::SubjectAdded(NoDetails {})),
+            (
+                O::SubjectAdded,
+                json!({"import_subjects": 1, "import_values": 2, "import_events": 3, "import_mac": "m"}),
+                K::Import(Import {
+                    import_subjects: 1,
+                    import_values: 2,
+                    import_events: 3,
+                    import_mac: "m".into(),
+                }),
+            ),
+            (
+                O::EventRecorded,
+                json!({"import_subjects": 0, "import_values": 0, "import_events": 3, "import_mac": "m"}),
+                K::Import(Import {
+                    import_subjects: 0,
+                    import_values: 0,
+                    import_events: 3,
+                    import_mac: "m".into(),
+                }),
+            ),
+            (O::SubjectErased, json!({}), K::SubjectErased(NoDetails {})),
+            (
+                O::SubjectRectified,
+                json!({"attribute": "x"}),
+                K::AttributeRectified(AttributeRectified {
+                    attribute: "x".into(),
+                    cleared: false,
+                }),
+            ),
+            (
+                O::SubjectRectified,
+                json!({"attribute": "x", "cleared": true}),
+                K::AttributeRectified(AttributeRectified {
+                    attribute: "x".into(),
+                    cleared: true,
+                }),
+            ),
+            (
+                O::SubjectAccessed,
+                json!({"attribute": "x"}),
+                K::AttributeRead(AttributeRead {
+                    attribute: "x".into(),
+                }),
+            ),
+            (
+                O::SubjectAccessed,
+                json!({"history": true}),
+                K::HistoryRead(HistoryRead { history: True }),
+            ),
+            (
+                O::SubjectAccessed,
+                json!({"report": true, "segments": 2}),
+                K::AccessReport(AccessReport {
+                    report: True,
+                    segments: 2,
+                }),
+            ),
+            (
+                O::EventRecorded,
+                json!({"kind": "consent_given", "at": at}),
+                K::EventRecorded(EventRecorded {
+                    kind: "consent_given".into(),
+                    at: at.into(),
+                }),
+            ),
+            (
+                O::SubjectExplained,
+                json!({"at": at}),
+                K::EligibilityExplained(EligibilityExplained { at: at.into() }),
+            ),
+            (
+                O::SubjectExplained,
+                json!({"segment": "s", "at": at}),
+                K::MembershipExplained(run()),
+            ),
+            (
+                O::SubjectErased,
+                json!({"outcome": "unknown"}),
+                K::UnknownSubject {
+                    lookup: O::SubjectErased,
+                    outcome: Outcome::Unknown,
+                },
+            ),
+            (
+                O::SegmentValidated,
+                json!({"segment": "s"}),
+                K::SegmentValidated(SegmentValidated {
+                    segment: "s".into(),
+                }),
+            ),
+            (
+                O::SegmentRefused,
+                json!({"stage": "validate", "line": 1, "column": 5, "rule": "R8"}),
+                K::SegmentRefused(SegmentRefused {
+                    stage: "validate".into(),
+                    line: 1,
+                    column: 5,
+                    rule: Some("R8".into()),
+                }),
+            ),
+            (
+                O::SegmentRefused,
+                json!({"stage": "parse", "line": 1, "column": 9}),
+                K::SegmentRefused(SegmentRefused {
+                    stage: "parse".into(),
+                    line: 1,
+                    column: 9,
+                    rule: None,
+                }),
+            ),
+            (
+                O::AccessRefused,
+                json!({"permission": "count for purpose p"}),
+                K::AccessRefused(AccessRefused {
+                    permission: "count for purpose p".into(),
+                }),
+            ),
+            (O::AuditRead, json!({}), K::AuditRead(NoDetails {})),
+            (
+                O::SegmentEvaluated,
+                json!({"segment": "s", "at": at, "plan": true}),
+                K::PlanUsed(PlanUsed {
+                    run: run(),
+                    plan: True,
+                }),
+            ),
+            (
+                O::SegmentEvaluated,
+                json!({"segment": "s", "at": at, "members": 7}),
+                K::SegmentEvaluated(SegmentEvaluated {
+                    run: run(),
+                    members: 7,
+                    evaluator: None,
+                }),
+            ),
+            (
+                O::SegmentEvaluated,
+                json!({"segment": "s", "at": at, "members": 7, "evaluator": "reference"}),
+                K::SegmentEvaluated(SegmentEvaluated {
+                    run: run(),
+                    members: 7,
+                    evaluator: Some(Evaluator::Reference),
+                }),
+            ),
+            (
+                O::SegmentEvaluated,
+                json!({"segment": "s", "at": at, "evaluator": "reference", "rows": 2}),
+                K::RowsEvaluated(RowsEvaluated {
+                    run: run(),
+                    evaluator: Evaluator::Reference,
+                    rows: 2,
+                }),
+            ),
+            (
+                O::SegmentEvaluated,
+                json!({"segment": "s", "released_ids": 2}),
+                K::MemberIdsReleased(MemberIdsReleased {
+                    segment: "s".into(),
+                    at: None,
+                    released_ids: 2,
+                    sharded: None,
+                }),
+            ),
+            (
+                O::SegmentEvaluated,
+                json!({"segment": "s", "at": at, "released_ids": 2, "shards": 3, "shard_roots": "ab"}),
+                K::MemberIdsReleased(MemberIdsReleased {
+                    segment: "s".into(),
+                    at: Some(at.into()),
+                    released_ids: 2,
+                    sharded: sharded(),
+                }),
+            ),
+            (
+                O::SegmentEvaluated,
+                json!({"segment": "s", "at": at, "partial": "export", "shard": 1, "shards": 3,
+                       "members": 4, "recipient": "r", "fields": "a,b"}),
+                K::ShardPartial(ShardPartial {
+                    run: run(),
+                    partial: "export".into(),
+                    shard: 1,
+                    shards: 3,
+                    members: 4,
+                    recipient: Some("r".into()),
+                    fields: Some("a,b".into()),
+                }),
+            ),
+            (
+                O::Counted,
+                json!({"segment": "s", "at": at, "reported": "<10"}),
+                K::Counted(Counted {
+                    run: run(),
+                    reported: "<10".into(),
+                    sharded: None,
+                }),
+            ),
+            (
+                O::Counted,
+                json!({"segment": "s", "at": at, "reported": "12", "shards": 3, "shard_roots": "ab"}),
+                K::Counted(Counted {
+                    run: run(),
+                    reported: "12".into(),
+                    sharded: sharded(),
+                }),
+            ),
+            (
+                O::Counted,
+                json!({"segment": "s", "at": at, "by": "country", "suppressed_cells": 1}),
+                K::Breakdown(Breakdown {
+                    run: run(),
+                    by: "country".into(),
+                    suppressed_cells: 1,
+                }),
+            ),
+            (
+                O::Counted,
+                json!({"segment": "s", "at": at, "epsilon": "1/4", "dp_scope": "c",
+                       "dp_budget": "p", "dp_spent": "1/2", "dp_total": "1"}),
+                K::DpCounted(DpCounted {
+                    run: run(),
+                    epsilon: "1/4".into(),
+                    dp_scope: "c".into(),
+                    dp_budget: "p".into(),
+                    dp_spent: "1/2".into(),
+                    dp_total: "1".into(),
+                    sharded: None,
+                }),
+            ),
+            (
+                O::Exported,
+                json!({"segment": "s", "at": at, "recipient": "r", "fields": "a", "rows": 2,
+                       "key_version": 1, "shards": 3, "shard_roots": "ab"}),
+                K::Exported(Exported {
+                    run: run(),
+                    recipient: "r".into(),
+                    fields: "a".into(),
+                    rows: 2,
+                    key_version: 1,
+                    sharded: sharded(),
+                }),
+            ),
+            (
+                O::ReportGenerated,
+                json!({"report": "ropa", "audit_size": 9, "audit_root": "cd"}),
+                K::RopaGenerated(RopaGenerated {
+                    report: ReportName::Ropa,
+                    audit_size: 9,
+                    audit_root: "cd".into(),
+                }),
+            ),
+            (
+                O::ReportGenerated,
+                json!({"report": "compliance", "at": at, "within_days": 30}),
+                K::ComplianceGenerated(ComplianceGenerated {
+                    report: ReportName::Compliance,
+                    at: at.into(),
+                    within_days: 30,
+                }),
+            ),
+            (
+                O::ReportGenerated,
+                json!({"fairness_audit": "s", "protected_attribute": "e", "adverse_impact": false}),
+                K::FairnessAudit(FairnessAudit {
+                    fairness_audit: "s".into(),
+                    protected_attribute: "e".into(),
+                    adverse_impact: false,
+                }),
+            ),
+        ];
+        for (op, details, kind) in cases {
+            let e = entry(op, details.clone());
+            assert_eq!(EntryKind::of(&e).unwrap(), kind, "{op:?} {details}");
+            assert_eq!(kind.operation(), op, "{kind:?}");
+            let written = PendingEntry::new(0, "a", Operation::AuditRead)
+                .with_kind(kind.clone())
+                .with_seq(0);
+            assert_eq!(written, e, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn purges_and_key_rotations_logged_as_rectifications_read_as_their_own_kinds() {
+        let purge = entry(
+            Operation::SubjectRectified,
+            serde_json::json!({"retention_purge": true, "values": 4, "subjects": 2}),
+        );
+        assert_eq!(
+            EntryKind::of(&purge).unwrap(),
+            EntryKind::RetentionPurge(RetentionPurge {
+                values: 4,
+                subjects: 2
+            })
+        );
+        let rotation = entry(
+            Operation::SubjectRectified,
+            serde_json::json!({"key_rotation": true}),
+        );
+        assert_eq!(
+            EntryKind::of(&rotation).unwrap(),
+            EntryKind::KeyRotated(NoDetails {})
+        );
+    }
+
+    #[test]
+    fn an_import_of_events_only_is_not_an_addition_of_subjects() {
+        let import = |subjects| {
+            EntryKind::Import(Import {
+                import_subjects: subjects,
+                import_values: 0,
+                import_events: 5,
+                import_mac: "m".into(),
+            })
+        };
+        assert_eq!(import(0).operation(), Operation::EventRecorded);
+        assert_eq!(import(1).operation(), Operation::SubjectAdded);
+    }
+
+    #[test]
+    fn details_missing_a_field_of_their_kind_are_an_error() {
+        let e = entry(Operation::Exported, serde_json::json!({"recipient": "r"}));
+        assert!(matches!(EntryKind::of(&e), Err(AuditError::Encoding(_))));
+        let e = entry(
+            Operation::SubjectAccessed,
+            serde_json::json!({"history": false}),
+        );
+        assert!(EntryKind::of(&e).is_err());
+    }
+}
