@@ -43,7 +43,7 @@ mod ropa;
 
 pub use compliance::{
     AccessRefusals, AttributeStaleness, BudgetUse, CategoryRetention, ComplianceReport,
-    ExportTally, PurposeConsents, SegmentRefusals,
+    ExportTally, PurgeRecord, PurposeConsents, SegmentRefusals,
 };
 pub use ropa::{
     AuditLogRecord, CategoryUse, ConsentTerms, ControllerRecord, EncryptionRecord,
