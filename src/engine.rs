@@ -42,6 +42,7 @@ use time::Date;
 
 use crate::Timestamp;
 use crate::access::{AccessError, Actor, Permission, authorize};
+use crate::audit::details::{self as entry_kind, EntryKind, SegmentRun};
 use crate::audit::{AuditError, AuditLog, AuditPseudonymizer, MemorySink, Operation, PendingEntry};
 use crate::clock::{Clock, SystemClock};
 use crate::consent::{
@@ -664,11 +665,12 @@ impl Engine {
         let (store, report) = Store::open(dir.as_ref(), policy, keys)?;
         let mut e = Engine::assemble(store, log, pseudonyms)?;
         if !report.policy_changes.is_empty() {
-            e.log(
-                e.entry("privseg", Operation::PolicyChanged)
-                    .detail("from", report.stored_policy_version.as_str())
-                    .detail("changes", report.policy_changes.len() as u64),
-            )?;
+            e.log(e.entry("privseg", Operation::PolicyChanged).with_kind(
+                EntryKind::PolicyChanged(entry_kind::PolicyChanged {
+                    from: report.stored_policy_version.clone(),
+                    changes: report.policy_changes.len() as u64,
+                }),
+            ))?;
         }
         e.open_report = report;
         Ok(e)
@@ -693,8 +695,8 @@ impl Engine {
     ) -> Result<u64, EngineError> {
         self.allow(actor, Permission::Subjects, None)?;
         self.log(
-            self.entry(actor.id(), Operation::SubjectRectified)
-                .detail("key_rotation", true),
+            self.entry(actor.id(), Operation::KeyRotated)
+                .with_kind(EntryKind::KeyRotated(entry_kind::NoDetails {})),
         )?;
         Ok(self.store.rotate_kek(keys)?)
     }
@@ -723,7 +725,11 @@ impl Engine {
             instance: u64::from_le_bytes(instance),
             open_report: OpenReport::default(),
         };
-        engine.log(engine.entry("privseg", Operation::PolicyLoaded))?;
+        engine.log(
+            engine
+                .entry("privseg", Operation::PolicyLoaded)
+                .with_kind(EntryKind::PolicyLoaded(entry_kind::NoDetails {})),
+        )?;
         Ok(engine)
     }
 
@@ -795,7 +801,10 @@ impl Engine {
         self.allow_members(actor, seg)?;
         self.log(
             self.segment_entry(actor, Operation::SegmentEvaluated, seg, reference)
-                .detail("plan", true),
+                .with_kind(EntryKind::PlanUsed(entry_kind::PlanUsed {
+                    run: SegmentRun::new(seg.name(), reference),
+                    plan: entry_kind::True,
+                })),
         )?;
         self.with_plan_unreleased(seg, reference, f)
     }
@@ -864,20 +873,18 @@ impl Engine {
         self.check_version(seg)
     }
 
-    /// An entry about a segment run: purpose, segment name and the
-    /// predicate's reference time (the entry's own time is the release
-    /// instant).
+    /// An entry about a segment run: its purpose, and its kind, which
+    /// names the segment and the predicate's reference time (the entry's
+    /// own time is the release instant).
     pub(crate) fn segment_entry(
         &self,
         actor: &Actor,
-        op: Operation,
         seg: &CheckedSegment,
-        reference: Timestamp,
+        kind: EntryKind,
     ) -> PendingEntry {
-        self.entry(actor.id(), op)
+        self.entry(actor.id(), kind.operation())
             .purpose(seg.purpose_key())
-            .detail("segment", seg.name())
-            .detail("at", reference.to_string())
+            .with_kind(kind)
     }
 
     /// Appends an entry; the caller releases its result only on success.
@@ -900,9 +907,11 @@ impl Engine {
         match authorize(&self.policy, actor, permission) {
             Ok(()) => Ok(()),
             Err(e) => {
-                let mut entry = self
-                    .entry(actor.id(), Operation::AccessRefused)
-                    .detail("permission", permission.to_string());
+                let mut entry = self.entry(actor.id(), Operation::AccessRefused).with_kind(
+                    EntryKind::AccessRefused(entry_kind::AccessRefused {
+                        permission: permission.to_string(),
+                    }),
+                );
                 if let Some(p) = purpose {
                     entry = entry.purpose(p);
                 }
@@ -962,7 +971,10 @@ impl Engine {
     ) -> Result<T, EngineError> {
         self.allow(actor, Permission::ReadAudit, None)?;
         let mut log = self.audit.lock().map_err(|_| AuditError::Poisoned)?;
-        log.append(self.entry(actor.id(), Operation::AuditRead))?;
+        log.append(
+            self.entry(actor.id(), Operation::AuditRead)
+                .with_kind(EntryKind::AuditRead(entry_kind::NoDetails {})),
+        )?;
         Ok(f(&mut log))
     }
 
@@ -982,7 +994,10 @@ impl Engine {
         self.log(
             self.entry(actor.id(), op)
                 .subject(&self.audit_ids, id)
-                .detail("outcome", "unknown"),
+                .with_kind(EntryKind::UnknownSubject {
+                    lookup: op,
+                    outcome: entry_kind::Outcome::Unknown,
+                }),
         )?;
         Err(EngineError::UnknownSubject(id.into()))
     }
@@ -1009,7 +1024,8 @@ impl Engine {
         })?;
         self.log(
             self.entry(actor.id(), Operation::SubjectAdded)
-                .subject(&self.audit_ids, id),
+                .subject(&self.audit_ids, id)
+                .with_kind(EntryKind::SubjectAdded(entry_kind::NoDetails {})),
         )?;
         self.store.add_subjects(&[NewSubject {
             id,
@@ -1038,7 +1054,12 @@ impl Engine {
         self.log(
             self.entry(actor.id(), Operation::SubjectRectified)
                 .subject(&self.audit_ids, id)
-                .detail("attribute", attr),
+                .with_kind(EntryKind::AttributeRectified(
+                    entry_kind::AttributeRectified {
+                        attribute: attr.into(),
+                        cleared: false,
+                    },
+                )),
         )?;
         self.store.set_values(&[ValueWrite {
             row,
@@ -1067,8 +1088,12 @@ impl Engine {
         self.log(
             self.entry(actor.id(), Operation::SubjectRectified)
                 .subject(&self.audit_ids, id)
-                .detail("attribute", attr)
-                .detail("cleared", true),
+                .with_kind(EntryKind::AttributeRectified(
+                    entry_kind::AttributeRectified {
+                        attribute: attr.into(),
+                        cleared: true,
+                    },
+                )),
         )?;
         self.store.set_values(&[ValueWrite {
             row,
@@ -1094,7 +1119,9 @@ impl Engine {
         self.log(
             self.entry(actor.id(), Operation::SubjectAccessed)
                 .subject(&self.audit_ids, id)
-                .detail("attribute", attr),
+                .with_kind(EntryKind::AttributeRead(entry_kind::AttributeRead {
+                    attribute: attr.into(),
+                })),
         )?;
         Ok(self.store.get(row, a).map(|(code, v)| {
             (
@@ -1121,8 +1148,10 @@ impl Engine {
         let mut entry = self
             .entry(actor.id(), Operation::EventRecorded)
             .subject(&self.audit_ids, &event.subject)
-            .detail("kind", event.kind.as_str())
-            .detail("at", event.at.to_string());
+            .with_kind(EntryKind::EventRecorded(entry_kind::EventRecorded {
+                kind: event.kind.as_str().into(),
+                at: event.at.to_string(),
+            }));
         if let Some(p) = &event.purpose {
             entry = entry.purpose(p.as_str());
         }
@@ -1138,7 +1167,9 @@ impl Engine {
         self.log(
             self.entry(actor.id(), Operation::SubjectAccessed)
                 .subject(&self.audit_ids, id)
-                .detail("history", true),
+                .with_kind(EntryKind::HistoryRead(entry_kind::HistoryRead {
+                    history: entry_kind::True,
+                })),
         )?;
         Ok(self
             .store
@@ -1176,7 +1207,9 @@ impl Engine {
             self.entry(actor.id(), Operation::SubjectExplained)
                 .purpose(purpose)
                 .subject(&self.audit_ids, id)
-                .detail("at", at.to_string()),
+                .with_kind(EntryKind::EligibilityExplained(
+                    entry_kind::EligibilityExplained { at: at.to_string() },
+                )),
         )?;
         Ok(eligibility(
             &self.policy,
@@ -1209,21 +1242,23 @@ impl Engine {
             Ok(seg) => self
                 .entry(actor.id(), Operation::SegmentValidated)
                 .purpose(seg.purpose_key())
-                .detail("segment", seg.name()),
+                .with_kind(EntryKind::SegmentValidated(entry_kind::SegmentValidated {
+                    segment: seg.name().into(),
+                })),
             Err(e) => {
                 // The message, snippet and caret quote the segment's text,
                 // whose literals may be personal data: only the stage, the
                 // rule, the purpose and the position are recorded.
-                let mut entry = self
-                    .entry(actor.id(), Operation::SegmentRefused)
-                    .detail("stage", format!("{:?}", e.stage).to_lowercase())
-                    .detail("line", e.line as u64)
-                    .detail("column", e.column as u64);
-                if let Some(r) = e.rule {
-                    entry = entry.detail("rule", r.to_string());
-                }
-                if let Some(p) = &e.purpose {
-                    entry = entry.purpose(p.as_str());
+                let mut entry = self.entry(actor.id(), Operation::SegmentRefused).with_kind(
+                    EntryKind::SegmentRefused(entry_kind::SegmentRefused {
+                        stage: format!("{:?}", e.stage()).to_lowercase(),
+                        line: e.line() as u64,
+                        column: e.column() as u64,
+                        rule: e.rule().map(|r| r.to_string()),
+                    }),
+                );
+                if let Some(p) = e.purpose() {
+                    entry = entry.purpose(p);
                 }
                 entry
             }
@@ -1256,10 +1291,15 @@ impl Engine {
     ) -> Result<Members, EngineError> {
         self.allow_members(actor, seg)?;
         let members = self.run(seg, reference)?;
-        self.log(
-            self.segment_entry(actor, Operation::SegmentEvaluated, seg, reference)
-                .detail("members", members.count()),
-        )?;
+        self.log(self.segment_entry(
+            actor,
+            seg,
+            EntryKind::SegmentEvaluated(entry_kind::SegmentEvaluated {
+                run: SegmentRun::new(seg.name(), reference),
+                members: members.count(),
+                evaluator: None,
+            }),
+        ))?;
         Ok(members)
     }
 
@@ -1313,8 +1353,14 @@ impl Engine {
         self.log(
             self.entry(actor.id(), Operation::SegmentEvaluated)
                 .purpose(&members.purpose)
-                .detail("segment", members.segment.as_str())
-                .detail("released_ids", rows.len() as u64),
+                .with_kind(EntryKind::MemberIdsReleased(
+                    entry_kind::MemberIdsReleased {
+                        segment: members.segment.clone(),
+                        at: None,
+                        released_ids: rows.len() as u64,
+                        sharded: None,
+                    },
+                )),
         )?;
         Ok(rows)
     }
@@ -1334,11 +1380,15 @@ impl Engine {
         let now = self.now();
         let bits = eval::reference(&self.policy, &self.store, &seg.anchored(reference), now);
         let count = kernels::count(bits.as_raw_slice());
-        self.log(
-            self.segment_entry(actor, Operation::SegmentEvaluated, seg, reference)
-                .detail("members", count)
-                .detail("evaluator", "reference"),
-        )?;
+        self.log(self.segment_entry(
+            actor,
+            seg,
+            EntryKind::SegmentEvaluated(entry_kind::SegmentEvaluated {
+                run: SegmentRun::new(seg.name(), reference),
+                members: count,
+                evaluator: Some(entry_kind::Evaluator::Reference),
+            }),
+        ))?;
         Ok(self.members(seg, now, reference, bits, count))
     }
 
@@ -1383,11 +1433,15 @@ impl Engine {
         if let Some(&r) = rows.iter().find(|&&r| r as usize >= self.store.len()) {
             return Err(EngineError::UnknownSubject(format!("row {r}")));
         }
-        self.log(
-            self.segment_entry(actor, Operation::SegmentEvaluated, seg, reference)
-                .detail("evaluator", "reference")
-                .detail("rows", rows.len() as u64),
-        )?;
+        self.log(self.segment_entry(
+            actor,
+            seg,
+            EntryKind::RowsEvaluated(entry_kind::RowsEvaluated {
+                run: SegmentRun::new(seg.name(), reference),
+                evaluator: entry_kind::Evaluator::Reference,
+                rows: rows.len() as u64,
+            }),
+        ))?;
         Ok(rows
             .iter()
             .map(|&r| {
@@ -1479,8 +1533,10 @@ impl Engine {
             self.entry(actor.id(), Operation::SubjectExplained)
                 .purpose(seg.purpose_key())
                 .subject(&self.audit_ids, id)
-                .detail("segment", seg.name())
-                .detail("at", at.to_string()),
+                .with_kind(EntryKind::MembershipExplained(SegmentRun::new(
+                    seg.name(),
+                    at,
+                ))),
         )?;
         self.explain_unlogged(seg, id, at)
     }
@@ -1581,7 +1637,8 @@ impl Engine {
         let row = self.row(actor, Operation::SubjectErased, id)?;
         self.log(
             self.entry(actor.id(), Operation::SubjectErased)
-                .subject(&self.audit_ids, id),
+                .subject(&self.audit_ids, id)
+                .with_kind(EntryKind::SubjectErased(entry_kind::NoDetails {})),
         )?;
         let now = self.now();
         self.store.erase(row, now)?;
@@ -1591,7 +1648,7 @@ impl Engine {
     /// Retention (R17): removes every value past its category's retention
     /// period as of the host clock's now (verified earlier than now minus
     /// the period). Needs the `subjects` permission; recorded (as a
-    /// rectification with the number of values and subjects, and no
+    /// retention purge with the number of values and subjects, and no
     /// subject named) before anything is removed.
     pub fn purge(&mut self, actor: &Actor) -> Result<PurgeSummary, EngineError> {
         self.allow(actor, Permission::Subjects, None)?;
@@ -1602,12 +1659,12 @@ impl Engine {
             rows.dedup();
             rows.len() as u64
         };
-        self.log(
-            self.entry(actor.id(), Operation::SubjectRectified)
-                .detail("retention_purge", true)
-                .detail("values", due.len() as u64)
-                .detail("subjects", subjects),
-        )?;
+        self.log(self.entry(actor.id(), Operation::RetentionPurge).with_kind(
+            EntryKind::RetentionPurge(entry_kind::RetentionPurge {
+                values: due.len() as u64,
+                subjects,
+            }),
+        ))?;
         self.store.purge(&due, now)?;
         Ok(PurgeSummary {
             values: due.len() as u64,
@@ -1776,7 +1833,7 @@ mod tests {
         use std::error::Error;
         let inner = AuditError::Io {
             context: "appending".into(),
-            source: std::io::Error::other("disk full"),
+            error: std::io::Error::other("disk full"),
         };
         let e = EngineError::from(inner);
         assert_eq!(

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::Timestamp;
 use crate::access::{Actor, Permission};
 use crate::audit::Operation;
+use crate::audit::details::{self as entry_kind, EntryKind};
 use crate::engine::{Engine, EngineError};
 use crate::eval::{self, kernels};
 use crate::policy::{AttrId, AttrType};
@@ -253,9 +254,11 @@ impl Engine {
         self.log(
             self.entry(actor.id(), Operation::ReportGenerated)
                 .purpose(seg.purpose_key())
-                .detail("fairness_audit", seg.name())
-                .detail("protected_attribute", protected)
-                .detail("adverse_impact", adverse),
+                .with_kind(EntryKind::FairnessAudit(entry_kind::FairnessAudit {
+                    fairness_audit: seg.name().into(),
+                    protected_attribute: protected.into(),
+                    adverse_impact: adverse,
+                })),
         )?;
         Ok(FairnessReport {
             segment: seg.name().into(),

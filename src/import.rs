@@ -8,6 +8,7 @@ use time::Date;
 use crate::Timestamp;
 use crate::access::{Actor, Permission};
 use crate::audit::Operation;
+use crate::audit::details::{self as entry_kind, EntryKind};
 use crate::consent::{ConsentEvent, EventContext, EventRecord, Proof};
 use crate::engine::{Engine, EngineError};
 use crate::policy::AttrId;
@@ -208,11 +209,15 @@ impl Engine {
             events: records.len() as u64,
         };
         self.log(
+            // A batch with subjects is logged as adding subjects; one with
+            // only events, as recording events (see `EntryKind::Import`).
             self.entry(actor.id(), Operation::SubjectAdded)
-                .detail("import_subjects", summary.subjects)
-                .detail("import_values", summary.values)
-                .detail("import_events", summary.events)
-                .detail("import_mac", digest),
+                .with_kind(EntryKind::Import(entry_kind::Import {
+                    import_subjects: summary.subjects,
+                    import_values: summary.values,
+                    import_events: summary.events,
+                    import_mac: digest,
+                })),
         )
         .map_err(|e| at_batch(ImportItem::Batch, 0, e))?;
         // Nothing below can fail, but for a durable store's write (then

@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use crate::Timestamp;
 use crate::access::{Actor, Permission};
-use crate::audit::{Operation, PendingEntry};
+use crate::audit::Operation;
+use crate::audit::details::{self as entry_kind, EntryKind, SegmentRun, Sharded};
 use crate::consent::{DataUse, Rule};
 use crate::engine::{Engine, EngineError, Members};
 use crate::eval::{self, kernels};
@@ -99,10 +100,15 @@ impl Engine {
         )?;
         let m = self.run(seg, at)?;
         let c = k_threshold(m.count(), self.policy().k_threshold());
-        self.log(
-            self.segment_entry(actor, Operation::Counted, seg, at)
-                .detail("reported", c.to_string()),
-        )?;
+        self.log(self.segment_entry(
+            actor,
+            seg,
+            EntryKind::Counted(entry_kind::Counted {
+                run: SegmentRun::new(seg.name(), at),
+                reported: c.to_string(),
+                sharded: None,
+            }),
+        ))?;
         Ok(c)
     }
 
@@ -150,11 +156,15 @@ impl Engine {
         }
         cells.push(("(none)".to_string(), m.count() - counted));
         let b = breakdown(cells, self.policy().k_threshold())?;
-        self.log(
-            self.segment_entry(actor, Operation::Counted, seg, at)
-                .detail("by", attr)
-                .detail("suppressed_cells", b.suppressed_cells() as u64),
-        )?;
+        self.log(self.segment_entry(
+            actor,
+            seg,
+            EntryKind::Breakdown(entry_kind::Breakdown {
+                run: SegmentRun::new(seg.name(), at),
+                by: attr.into(),
+                suppressed_cells: b.suppressed_cells() as u64,
+            }),
+        ))?;
         Ok(b)
     }
 
@@ -187,7 +197,7 @@ impl Engine {
     ) -> Result<(i64, Charge), EngineError> {
         let (budget, epsilon) = self.dp_gate(actor, seg, epsilon)?;
         let count = self.run(seg, at)?.count();
-        self.dp_release(actor, seg, at, count, &budget, epsilon, budgets, rng, |e| e)
+        self.dp_release(actor, seg, at, count, &budget, epsilon, budgets, rng, None)
     }
 
     /// The gate of a DP count before anything is read: the `count`
@@ -226,7 +236,7 @@ impl Engine {
     /// The charge and the noise of [`Engine::dp_count`] for a count already
     /// made (by this engine, or merged from shards by
     /// [`crate::shard`]): the ledger checked against this engine's audit
-    /// log, charged once, one audit entry (with `detail` added), then noise
+    /// log, charged once, one audit entry (naming the shards merged, if any), then noise
     /// drawn once. The caller has checked the permission and the cap.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn dp_release<S: BudgetStore, R: RandomSource + ?Sized>(
@@ -239,7 +249,7 @@ impl Engine {
         epsilon: Epsilon,
         budgets: &mut S,
         rng: &mut R,
-        detail: impl FnOnce(PendingEntry) -> PendingEntry,
+        sharded: Option<Sharded>,
     ) -> Result<(i64, Charge), EngineError> {
         let scope = self.policy().spec().controller.name.clone();
         if i64::try_from(count).is_err() {
@@ -248,16 +258,21 @@ impl Engine {
         // What the audit log says was charged to this account so far.
         let mut audit_spent = Rational::ZERO;
         for e in self.audit_entries()? {
-            let text = |k: &str| e.details.get(k).and_then(|v| v.as_str());
-            if e.operation != Operation::Counted
-                || text("dp_scope") != Some(scope.as_str())
-                || text("dp_budget") != Some(budget.purpose.as_str())
-            {
+            if e.operation != Operation::Counted || !e.details.contains_key("dp_scope") {
                 continue;
             }
-            let charged: Rational = text("epsilon")
-                .and_then(|t| t.parse().ok())
-                .ok_or(EngineError::UnreadableCharge { seq: e.seq })?;
+            // A charge entry that does not read as one is refused rather
+            // than skipped: skipping it would under-count what was spent.
+            let Ok(EntryKind::DpCounted(d)) = EntryKind::of(&e) else {
+                return Err(EngineError::UnreadableCharge { seq: e.seq });
+            };
+            if d.dp_scope != scope || d.dp_budget != budget.purpose {
+                continue;
+            }
+            let charged: Rational = d
+                .epsilon
+                .parse()
+                .map_err(|_| EngineError::UnreadableCharge { seq: e.seq })?;
             audit_spent = audit_spent.checked_add(charged).ok_or_else(|| {
                 EngineError::Budget(BudgetError::Overflow {
                     scope: scope.clone(),
@@ -278,13 +293,18 @@ impl Engine {
             ledger.charge(&scope, &budget.purpose, budget.total, epsilon)
         });
         let charge = charge?;
-        self.log(detail(
-            self.segment_entry(actor, Operation::Counted, seg, at)
-                .detail("epsilon", epsilon.to_string())
-                .detail("dp_scope", scope.as_str())
-                .detail("dp_budget", budget.purpose.as_str())
-                .detail("dp_spent", charge.spent.to_string())
-                .detail("dp_total", charge.total.to_string()),
+        self.log(self.segment_entry(
+            actor,
+            seg,
+            EntryKind::DpCounted(entry_kind::DpCounted {
+                run: SegmentRun::new(seg.name(), at),
+                epsilon: epsilon.to_string(),
+                dp_scope: scope.clone(),
+                dp_budget: budget.purpose.clone(),
+                dp_spent: charge.spent.to_string(),
+                dp_total: charge.total.to_string(),
+                sharded,
+            }),
         ))?;
         let noisy = noisy_count(count, epsilon, rng)?;
         Ok((noisy, charge))
@@ -424,13 +444,18 @@ impl Engine {
         let (ids, uses) = self.export_gate(actor, seg, recipient, fields)?;
         let pseudonymizer = keys.current(recipient, seg.purpose_key())?;
         let members = self.run_with(seg, at, uses)?;
-        self.log(
-            self.segment_entry(actor, Operation::Exported, seg, at)
-                .detail("recipient", recipient)
-                .detail("fields", fields.join(","))
-                .detail("rows", members.count())
-                .detail("key_version", pseudonymizer.version()),
-        )?;
+        self.log(self.segment_entry(
+            actor,
+            seg,
+            EntryKind::Exported(entry_kind::Exported {
+                run: SegmentRun::new(seg.name(), at),
+                recipient: recipient.into(),
+                fields: fields.join(","),
+                rows: members.count(),
+                key_version: pseudonymizer.version(),
+                sharded: None,
+            }),
+        ))?;
         let store = self.store();
         let fresh = self.fresh_since(seg, &ids, members.at());
         let io = EngineError::Io;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::Timestamp;
 use crate::access::{Actor, Permission};
 use crate::audit::Operation;
+use crate::audit::details::{self as entry_kind, EntryKind};
 use crate::consent::{ConsentEvent, DataUse, Eligibility, eligibility};
 use crate::engine::{Engine, EngineError, Explanation};
 use crate::policy::AttrId;
@@ -116,8 +117,10 @@ impl Engine {
         self.log(
             self.entry(actor.id(), Operation::SubjectAccessed)
                 .pseudonymous_subject(self.audit_pseudonym(id))
-                .detail("report", true)
-                .detail("segments", segments.len() as u64),
+                .with_kind(EntryKind::AccessReport(entry_kind::AccessReport {
+                    report: entry_kind::True,
+                    segments: segments.len() as u64,
+                })),
         )?;
         Ok(SubjectReport {
             subject: id.into(),

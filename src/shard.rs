@@ -67,7 +67,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
 use crate::access::{Actor, Permission};
-use crate::audit::Operation;
+use crate::audit::details::{self as entry_kind, EntryKind, SegmentRun, Sharded};
 use crate::audit::merkle;
 use crate::engine::{Engine, EngineError};
 use crate::outputs::{ExportFormat, ExportSummary, write_export_header, write_export_row};
@@ -358,17 +358,19 @@ impl Engine {
                 })
                 .collect();
         }
-        let mut entry = self
-            .segment_entry(actor, Operation::SegmentEvaluated, seg, reference)
-            .detail("partial", kind.as_str())
-            .detail("shard", u64::from(shard))
-            .detail("shards", u64::from(shards))
-            .detail("members", members.count());
-        if let Some((recipient, fields, _)) = &export {
-            entry = entry
-                .detail("recipient", *recipient)
-                .detail("fields", fields.join(","));
-        }
+        let entry = self.segment_entry(
+            actor,
+            seg,
+            EntryKind::ShardPartial(entry_kind::ShardPartial {
+                run: SegmentRun::new(seg.name(), reference),
+                partial: kind.as_str().into(),
+                shard: u64::from(shard),
+                shards: u64::from(shards),
+                members: members.count(),
+                recipient: export.as_ref().map(|(r, _, _)| r.to_string()),
+                fields: export.as_ref().map(|(_, f, _)| f.join(",")),
+            }),
+        );
         self.log(entry)?;
         let (size, root) = self.audit_root()?;
         p.audit_size = size;
@@ -392,12 +394,15 @@ impl Engine {
         )?;
         let m = self.merge(seg, partials, PartialKind::Count, None, &[])?;
         let c = k_threshold(m.count, self.policy().k_threshold());
-        self.log(
-            self.segment_entry(actor, Operation::Counted, seg, m.reference)
-                .detail("reported", c.to_string())
-                .detail("shards", m.shards)
-                .detail("shard_roots", m.roots.as_str()),
-        )?;
+        self.log(self.segment_entry(
+            actor,
+            seg,
+            EntryKind::Counted(entry_kind::Counted {
+                run: SegmentRun::new(seg.name(), m.reference),
+                reported: c.to_string(),
+                sharded: Some(m.sharded()),
+            }),
+        ))?;
         Ok(c)
     }
 
@@ -424,10 +429,7 @@ impl Engine {
             epsilon,
             budgets,
             rng,
-            |e| {
-                e.detail("shards", m.shards)
-                    .detail("shard_roots", m.roots.as_str())
-            },
+            Some(m.sharded()),
         )?)
     }
 
@@ -446,12 +448,16 @@ impl Engine {
             Some(seg.purpose_key()),
         )?;
         let m = self.merge(seg, partials, PartialKind::Members, None, &[])?;
-        self.log(
-            self.segment_entry(actor, Operation::SegmentEvaluated, seg, m.reference)
-                .detail("released_ids", m.count)
-                .detail("shards", m.shards)
-                .detail("shard_roots", m.roots.as_str()),
-        )?;
+        self.log(self.segment_entry(
+            actor,
+            seg,
+            EntryKind::MemberIdsReleased(entry_kind::MemberIdsReleased {
+                segment: seg.name().into(),
+                at: Some(m.reference.to_string()),
+                released_ids: m.count,
+                sharded: Some(m.sharded()),
+            }),
+        ))?;
         Ok(m.order
             .iter()
             .flat_map(|&i| partials[i].ids.iter().cloned())
@@ -480,15 +486,18 @@ impl Engine {
             .current(recipient, seg.purpose_key())
             .map_err(EngineError::Pseudonym)?;
         let m = self.merge(seg, partials, PartialKind::Export, Some(recipient), fields)?;
-        self.log(
-            self.segment_entry(actor, Operation::Exported, seg, m.reference)
-                .detail("recipient", recipient)
-                .detail("fields", fields.join(","))
-                .detail("rows", m.count)
-                .detail("key_version", pseudonymizer.version())
-                .detail("shards", m.shards)
-                .detail("shard_roots", m.roots.as_str()),
-        )?;
+        self.log(self.segment_entry(
+            actor,
+            seg,
+            EntryKind::Exported(entry_kind::Exported {
+                run: SegmentRun::new(seg.name(), m.reference),
+                recipient: recipient.into(),
+                fields: fields.join(","),
+                rows: m.count,
+                key_version: pseudonymizer.version(),
+                sharded: Some(m.sharded()),
+            }),
+        ))?;
         write_export_header(format, fields, &mut out)?;
         let mut line = String::new();
         for &i in &m.order {
@@ -666,6 +675,16 @@ struct Merged {
     roots: String,
     /// Index into the partials, by shard.
     order: Vec<usize>,
+}
+
+impl Merged {
+    /// The shards merged, as an audit entry names them.
+    fn sharded(&self) -> Sharded {
+        Sharded {
+            shards: self.shards,
+            shard_roots: self.roots.clone(),
+        }
+    }
 }
 
 fn hex(b: &[u8]) -> String {

@@ -233,7 +233,7 @@ fn run(tag: &str) -> Run {
             r#"segment "care" for marketing.email where condition = "chronic""#,
         )
         .unwrap_err();
-    assert!(refused.rule.is_some(), "{refused}");
+    assert!(refused.rule().is_some(), "{refused}");
     // Evaluate, explain, count, export.
     let members = e.evaluate(&crm, &seg, t(AT)).unwrap();
     assert_eq!(members.count(), 2); // Bruno has no consent

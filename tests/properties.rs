@@ -613,7 +613,7 @@ proptest! {
     ) {
         let text = toks.join(" ");
         if let Err(e) = segment::parse(&text) {
-            prop_assert!(e.line >= 1 && e.column >= 1, "{e:?}");
+            prop_assert!(e.line() >= 1 && e.column() >= 1, "{e:?}");
             let _ = e.to_string();
         }
     }
@@ -723,7 +723,7 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
             ")".repeat(depth)
         );
         let err = segment::parse(&text).unwrap_err();
-        assert!(err.message.contains("nesting"), "{err}");
+        assert!(err.message().contains("nesting"), "{err}");
         let text = format!(
             "segment \"d\" for marketing.email where {}true",
             "not ".repeat(depth)
@@ -731,7 +731,7 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
         assert!(
             segment::parse(&text)
                 .unwrap_err()
-                .message
+                .message()
                 .contains("nesting")
         );
     }

@@ -519,6 +519,7 @@ fn compliance_report_json_field_names_are_stable() {
             "dp_budgets",
             "exports",
             "policy_version",
+            "purges",
             "refused_segments",
             "retention",
             "staleness",
@@ -731,13 +732,21 @@ fn ropa_from_policy_recipients_and_log() {
 
 #[test]
 fn ropa_without_an_engine_has_no_subject_counts() {
-    use privseg::audit::{AuditLog, MemorySink, PendingEntry};
+    use privseg::audit::details::{Exported, SegmentRun};
+    use privseg::audit::{AuditLog, EntryKind, MemorySink, PendingEntry};
     let policy = report_policy();
     let mut log = AuditLog::open(MemorySink::new(), &[0x42; 32]).unwrap();
     log.append(
-        PendingEntry::new(1_767_225_600, "svc", Operation::Exported)
-            .detail("recipient", "adnet")
-            .detail("rows", 120),
+        PendingEntry::new(1_767_225_600, "svc", Operation::Exported).with_kind(
+            EntryKind::Exported(Exported {
+                run: SegmentRun::new("s", AT),
+                recipient: "adnet".into(),
+                fields: String::new(),
+                rows: 120,
+                key_version: 1,
+                sharded: None,
+            }),
+        ),
     )
     .unwrap();
     let at = Timestamp::parse(AT).unwrap();
@@ -766,4 +775,139 @@ fn consents_are_judged_at_the_given_instant() {
     // Only subj-ok (2026-01-01 + 365 days = 2027-01-01) is still valid, and
     // it ends within 30 days of 2026-12-15.
     assert_eq!((email.valid_consents, email.expiring), (1, 1));
+}
+
+/// The Markdown renderings of both reports on a populated engine, compared
+/// byte for byte with the files under `tests/golden/` (written by the
+/// renderer before it was split into one function per section). The audit
+/// root hash depends on the host's random audit key, so it is set to a
+/// fixed text first. `PRIVSEG_BLESS=1` rewrites the files.
+#[test]
+fn markdown_renderings_match_the_golden_files() {
+    let e = populated();
+    for _ in 0..2 {
+        let _ = e.compile(
+            &admin(),
+            r#"segment "x" for marketing.email where convicted = true"#,
+        );
+    }
+    let _ = e.compile(&analyst(), "segment where");
+    let seg = e
+        .compile(
+            &admin(),
+            r#"segment "fr" for marketing.email where country = "FR""#,
+        )
+        .unwrap();
+    let _ = e.evaluate_at(&analyst(), &seg, t(AT));
+    set_now(t(AT));
+    e.export(
+        &admin(),
+        &seg,
+        t(AT),
+        "mailer",
+        &["country"],
+        ExportFormat::Jsonl,
+        &keys(),
+        &mut Vec::new(),
+    )
+    .unwrap();
+    let mut ledger = BudgetLedger::new();
+    ledger
+        .set_budget("analyst-7", "crm", "1".parse().unwrap())
+        .unwrap();
+    ledger
+        .spend("analyst-7", "crm", "1/4".parse().unwrap())
+        .unwrap();
+    let compliance = e
+        .compliance_report_at(&dpo(), t(AT), 30, Some(&ledger))
+        .unwrap()
+        .to_markdown();
+    let mut ropa = e.ropa(&dpo()).unwrap();
+    ropa.security.audit_log.root_hash = "ROOT".into();
+    let ropa = ropa.to_markdown();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    for (name, md) in [("compliance.md", &compliance), ("ropa.md", &ropa)] {
+        let path = dir.join(name);
+        if std::env::var_os("PRIVSEG_BLESS").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, md).unwrap();
+        }
+        let want = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(md, &want, "{name} differs from {}", path.display());
+    }
+}
+
+/// A retention purge is logged as its own kind of entry, and the
+/// compliance report lists it from that kind.
+#[test]
+fn compliance_report_lists_retention_purges() {
+    use privseg::audit::EntryKind;
+    let mut e = populated();
+    let before = e.compliance_report_at(&dpo(), t(AT), 30, None).unwrap();
+    assert!(before.purges.is_empty());
+    set_now(t(AT));
+    let purged = e.purge(&admin()).unwrap();
+    assert!(purged.values > 0, "the sample has values past retention");
+    let log = entries(&e);
+    let entry = log
+        .iter()
+        .rfind(|x| x.operation == Operation::RetentionPurge)
+        .expect("the purge is logged as a retention purge");
+    assert!(
+        matches!(
+            EntryKind::of(entry).unwrap(),
+            EntryKind::RetentionPurge(p) if p.values == purged.values && p.subjects == purged.subjects
+        ),
+        "{entry:?}"
+    );
+    assert!(
+        !log.iter()
+            .any(|x| x.operation == Operation::SubjectRectified && x.details.is_empty()),
+        "no rectification stands for the purge"
+    );
+    let r = e.compliance_report_at(&dpo(), t(AT), 30, None).unwrap();
+    assert_eq!(r.purges.len(), 1);
+    let p = &r.purges[0];
+    assert_eq!(
+        (p.actor.as_str(), p.values, p.subjects, p.at),
+        ("test-admin", purged.values, purged.subjects, t(AT))
+    );
+    assert!(
+        r.to_markdown().contains(&format!(
+            "| {AT} | test-admin | {} | {} |",
+            purged.values, purged.subjects
+        )),
+        "{}",
+        r.to_markdown()
+    );
+}
+
+/// A batch holding only events is logged as recording events, not as
+/// adding subjects; one with subjects as adding them.
+#[test]
+fn an_import_of_events_only_is_logged_as_recording_events() {
+    use privseg::audit::EntryKind;
+    use privseg::import::SubjectRow;
+    let mut e = populated();
+    set_now(t(AT));
+    let ev = ConsentEvent::grant("subj-ok", "marketing.email", t(AT), "v4", SHA);
+    e.import(&admin(), &[], std::slice::from_ref(&ev)).unwrap();
+    let last = entries(&e)
+        .into_iter()
+        .rfind(|x| matches!(EntryKind::of(x), Ok(EntryKind::Import(_))))
+        .unwrap();
+    assert_eq!(last.operation, Operation::EventRecorded);
+    assert_eq!(last.details["import_events"], 1);
+    let row = SubjectRow {
+        id: "subj-new".into(),
+        jurisdiction: "EU-FR".into(),
+        birth_date: None,
+        values: vec![],
+    };
+    e.import(&admin(), &[row], &[]).unwrap();
+    let last = entries(&e)
+        .into_iter()
+        .rfind(|x| matches!(EntryKind::of(x), Ok(EntryKind::Import(_))))
+        .unwrap();
+    assert_eq!(last.operation, Operation::SubjectAdded);
 }

@@ -20,10 +20,10 @@ fn r1_every_segment_declares_a_known_purpose() {
     let e = engine();
     assert!(e.compile(&admin(), ALL_EMAIL).is_ok());
     let err = refusal(r#"segment "x" for marketing.sms"#);
-    assert_eq!(err.rule, Some(Rule::R1));
-    assert_eq!(err.snippet, "marketing.sms");
+    assert_eq!(err.rule(), Some(Rule::R1));
+    assert_eq!(err.snippet(), "marketing.sms");
     let err = privseg::segment::parse(r#"segment "x" where country = "FR""#).unwrap_err();
-    assert!(err.message.contains("R1"), "{err}");
+    assert!(err.message().contains("R1"), "{err}");
 }
 
 #[test]
@@ -37,10 +37,10 @@ fn r2_purpose_limitation_and_minimisation() {
         .is_ok()
     );
     let err = refusal(r#"segment "x" for analytics.product where newsletter = true"#);
-    assert_eq!(err.rule, Some(Rule::R2));
-    assert_eq!(err.attribute.as_deref(), Some("newsletter"));
-    assert_eq!(err.purpose.as_deref(), Some("analytics.product"));
-    assert_eq!((err.line, err.column), (1, 41));
+    assert_eq!(err.rule(), Some(Rule::R2));
+    assert_eq!(err.attribute(), Some("newsletter"));
+    assert_eq!(err.purpose(), Some("analytics.product"));
+    assert_eq!((err.line(), err.column()), (1, 41));
     assert!(err.to_string().contains("^^^^^^^^^^"), "{err}");
 }
 
@@ -205,7 +205,7 @@ fn r7_special_categories_need_permission_and_explicit_consent() {
     let mut e = engine();
     let err = refusal(r#"segment "x" for marketing.email where condition = "diabetes""#);
     assert_eq!(
-        err.rule,
+        err.rule(),
         Some(Rule::R2),
         "not allowed at all for marketing: {err}"
     );
@@ -274,14 +274,14 @@ fn r7_special_categories_need_permission_and_explicit_consent() {
         .unwrap();
     let err =
         privseg::segment::compile(&p, r#"segment "r" for research where ill = true"#).unwrap_err();
-    assert_eq!(err.rule, Some(Rule::R7));
+    assert_eq!(err.rule(), Some(Rule::R7));
 }
 
 #[test]
 fn r8_criminal_data_is_never_usable() {
     let err = refusal(r#"segment "x" for legal.claims where convicted = true"#);
-    assert_eq!(err.rule, Some(Rule::R8));
-    assert_eq!(err.attribute.as_deref(), Some("convicted"));
+    assert_eq!(err.rule(), Some(Rule::R8));
+    assert_eq!(err.attribute(), Some("convicted"));
     // And no purpose may even list it.
     let bad = privseg::policy::PolicyBuilder::new("X")
         .category(privseg::policy::CategorySpec::new("user.criminal").criminal())
@@ -670,9 +670,9 @@ fn r13_limit_sensitive_data_keeps_only_necessary_purposes() {
 #[test]
 fn r20_protected_attributes_are_never_predicate_terms() {
     let err = refusal(r#"segment "x" for legal.claims where ethnicity = "a""#);
-    assert_eq!(err.rule, Some(Rule::R20));
+    assert_eq!(err.rule(), Some(Rule::R20));
     let err = refusal(r#"segment "x" for legal.claims where has(ethnicity)"#);
-    assert_eq!(err.rule, Some(Rule::R20));
+    assert_eq!(err.rule(), Some(Rule::R20));
     assert!(
         engine()
             .compile(

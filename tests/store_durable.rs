@@ -269,6 +269,22 @@ fn key_rotation_rewraps_keys_and_leaves_values_alone() {
     let before = dump(&e, &ids);
     let sealed = blobs_of(&dir, 2);
     assert_eq!(e.rotate_kek(&admin(), kek(2)).unwrap(), 6);
+    // Logged as a rotation, not as a rectification of a subject.
+    let log = e
+        .with_audit_log(&admin(), |l| l.entries().unwrap())
+        .unwrap();
+    let ops: Vec<_> = log.iter().map(|x| x.operation).collect();
+    assert!(
+        ops.contains(&privseg::audit::Operation::KeyRotated),
+        "{ops:?}"
+    );
+    assert!(
+        log.iter().all(
+            |x| x.operation != privseg::audit::Operation::SubjectRectified
+                || x.details.contains_key("attribute")
+        ),
+        "{log:?}"
+    );
     let after = blobs_of(&dir, 2);
     // Values (all but the last two blobs: key and birth date) unchanged,
     // the wrapped key changed.

@@ -39,7 +39,7 @@ fn engine_err(py: Python<'_>, e: EngineError) -> PyErr {
     let msg = e.to_string();
     match e {
         EngineError::Access(_) => raise(py, "AccessDenied", msg, None),
-        EngineError::Segment(s) => raise(py, "SegmentRefused", msg, s.rule.map(|r| r.to_string())),
+        EngineError::Segment(s) => raise(py, "SegmentRefused", msg, s.rule().map(|r| r.to_string())),
         EngineError::ExportRefused { rule, .. } => {
             raise(py, "ExportRefused", msg, Some(rule.to_string()))
         }

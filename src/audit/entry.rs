@@ -47,6 +47,14 @@ pub enum Operation {
     SubjectAccessed,
     /// The audit log itself was read.
     AuditRead,
+    /// Values past their retention period were removed (R17). Logs written
+    /// before this variant record a purge as `SubjectRectified` with
+    /// `retention_purge: true`; [`EntryKind::of`](super::EntryKind::of)
+    /// reads both.
+    RetentionPurge,
+    /// The key-encryption key was rotated. Logs written before this variant
+    /// record it as `SubjectRectified` with `key_rotation: true`.
+    KeyRotated,
 }
 
 /// One record of the audit log.
@@ -189,6 +197,14 @@ impl PendingEntry {
     /// earlier by [`AuditPseudonymizer::pseudonymize`]).
     pub fn pseudonymous_subject(mut self, pseudonym: impl Into<String>) -> Self {
         self.subjects.push(pseudonym.into());
+        self
+    }
+
+    /// Sets the operation and details of an entry of `kind` (the typed way
+    /// to build an entry; see [`EntryKind`](super::EntryKind)).
+    pub fn with_kind(mut self, kind: super::EntryKind) -> Self {
+        self.operation = kind.operation();
+        self.details.extend(kind.to_details());
         self
     }
 

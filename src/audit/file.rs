@@ -133,9 +133,9 @@ pub struct FileSink {
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> AuditError {
-    move |source| AuditError::Io {
+    move |error| AuditError::Io {
         context: context.into(),
-        source,
+        error,
     }
 }
 
@@ -701,9 +701,9 @@ impl AuditSink for FileSink {
                     offset,
                     reason,
                 },
-                Err(source) => AuditError::Io {
+                Err(error) => AuditError::Io {
                     context: "reading records".to_owned(),
-                    source,
+                    error,
                 },
             };
             done = true;

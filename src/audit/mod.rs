@@ -124,6 +124,7 @@
 
 mod chain;
 mod checkpoint;
+pub mod details;
 mod entry;
 mod file;
 mod log;
@@ -133,6 +134,7 @@ mod verify;
 
 pub use chain::RunState;
 pub use checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier};
+pub use details::EntryKind;
 pub use entry::{AuditDigest, AuditEntry, AuditPseudonymizer, Operation, PendingEntry};
 pub use file::{Discarded, FileSink, RecoveryReport, ScannedFile, SyncPolicy};
 pub use log::AuditLog;
@@ -148,13 +150,15 @@ pub use verify::{
 #[non_exhaustive]
 pub enum AuditError {
     /// An I/O operation failed.
-    #[error("audit log I/O error while {context}: {source}")]
+    ///
+    /// The message includes the I/O error's, so it is not also given as the
+    /// `source` (a printed chain would name it twice); match on the field.
+    #[error("audit log I/O error while {context}: {error}")]
     Io {
         /// What was being done.
         context: String,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A stored record is damaged and is followed by intact records, so it
     /// is not a torn write from a crash.

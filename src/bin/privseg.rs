@@ -565,7 +565,7 @@ fn engine_failure(e: EngineError) -> Failure {
 /// caret.
 fn segment_failure(e: &SegmentError) -> Failure {
     print_refusal(e);
-    if e.rule.is_some() {
+    if e.rule().is_some() {
         Failure::Refused
     } else {
         Failure::Invalid
@@ -811,13 +811,13 @@ fn hex(bytes: &[u8]) -> String {
 fn print_refusal(e: &SegmentError) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{e}");
-    if let Some(r) = e.rule {
+    if let Some(r) = e.rule() {
         let _ = writeln!(err, "  rule: {r}");
     }
-    if let Some(a) = &e.attribute {
+    if let Some(a) = e.attribute() {
         let _ = writeln!(err, "  attribute: {a}");
     }
-    if let Some(p) = &e.purpose {
+    if let Some(p) = e.purpose() {
         let _ = writeln!(err, "  purpose: {p}");
     }
 }

@@ -35,7 +35,7 @@ impl From<&ErrorObject> for Fail {
 
 /// The status of a segment error.
 fn segment_status(e: &SegmentError) -> privseg_status {
-    match e.stage {
+    match e.stage() {
         Stage::Parse => privseg_status::SegmentSyntax,
         Stage::Validate => privseg_status::SegmentRefused,
     }
@@ -46,9 +46,9 @@ impl From<&SegmentError> for ErrorObject {
         ErrorObject {
             status: segment_status(e),
             message: e.to_string(),
-            rule: e.rule,
-            line: e.line,
-            column: e.column,
+            rule: e.rule(),
+            line: e.line(),
+            column: e.column(),
         }
     }
 }

@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{detail_str, export_tallies, retention_of, table};
+use super::{export_tallies, heading, retention_of, table};
 use crate::Timestamp;
-use crate::audit::{AuditEntry, Operation};
+use crate::audit::{AuditEntry, EntryKind, Operation};
 use crate::consent::{DataUse, Denial, Eligibility, Grounds, SubjectFacts, eligibility};
 use crate::policy::{AttrId, LawfulBasis, Policy, PurposeId};
 use crate::privacy::dp::{BudgetLedger, Rational};
@@ -38,6 +38,8 @@ pub struct ComplianceReport {
     pub retention: Vec<CategoryRetention>,
     /// Stale values, per attribute with a staleness limit (R16).
     pub staleness: Vec<AttributeStaleness>,
+    /// Retention purges recorded in the audit log (R17), oldest first.
+    pub purges: Vec<PurgeRecord>,
     /// Refused segment definitions, by actor and rule.
     pub refused_segments: Vec<SegmentRefusals>,
     /// Refused calls, by actor and permission.
@@ -97,6 +99,19 @@ pub struct AttributeStaleness {
     pub values: u64,
     /// Values last verified longer ago than the limit: they match nothing.
     pub stale: u64,
+}
+
+/// One retention purge recorded in the audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PurgeRecord {
+    /// When it ran.
+    pub at: Timestamp,
+    /// Who ran it.
+    pub actor: String,
+    /// Values removed.
+    pub values: u64,
+    /// Subjects whose values were removed.
+    pub subjects: u64,
 }
 
 /// Refused segment definitions of one actor under one rule.
@@ -338,16 +353,31 @@ pub(crate) fn compliance_report(
 ) -> ComplianceReport {
     let mut refused: BTreeMap<(String, Option<String>), u64> = BTreeMap::new();
     let mut access: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut purges = Vec::new();
     for e in entries {
-        match e.operation {
-            Operation::SegmentRefused => {
-                let rule = detail_str(e, "rule").map(String::from);
+        // An entry whose details do not read as its kind (one not written
+        // by the engine) still counts as a refusal, naming no rule or
+        // permission.
+        let kind = EntryKind::of(e).ok();
+        match (e.operation, kind) {
+            (_, Some(EntryKind::RetentionPurge(p))) => purges.push(PurgeRecord {
+                at: Timestamp::from_unix(e.time),
+                actor: e.actor.clone(),
+                values: p.values,
+                subjects: p.subjects,
+            }),
+            (Operation::SegmentRefused, kind) => {
+                let rule = match kind {
+                    Some(EntryKind::SegmentRefused(r)) => r.rule,
+                    _ => None,
+                };
                 *refused.entry((e.actor.clone(), rule)).or_default() += 1;
             }
-            Operation::AccessRefused => {
-                let perm = detail_str(e, "permission")
-                    .unwrap_or("(unnamed)")
-                    .to_string();
+            (Operation::AccessRefused, kind) => {
+                let perm = match kind {
+                    Some(EntryKind::AccessRefused(a)) => a.permission,
+                    _ => "(unnamed)".into(),
+                };
                 *access.entry((e.actor.clone(), perm)).or_default() += 1;
             }
             _ => {}
@@ -362,6 +392,7 @@ pub(crate) fn compliance_report(
         consents: consents(policy, store, at, within_days),
         retention: retention(policy, store, at),
         staleness: staleness(policy, store, at),
+        purges,
         refused_segments: refused
             .into_iter()
             .map(|((actor, rule), count)| SegmentRefusals { actor, rule, count })
@@ -395,16 +426,40 @@ impl ComplianceReport {
     /// Markdown with one table per section.
     pub fn to_markdown(&self) -> String {
         let mut md = String::new();
-        let _ = writeln!(md, "# Compliance report\n");
+        let sections: [fn(&Self, &mut String); 9] = [
+            Self::md_heading,
+            Self::md_consents,
+            Self::md_retention,
+            Self::md_staleness,
+            Self::md_purges,
+            Self::md_refused_segments,
+            Self::md_access_refusals,
+            Self::md_exports,
+            Self::md_budgets,
+        ];
+        for section in sections {
+            section(self, &mut md);
+        }
+        md
+    }
+
+    fn md_heading(&self, md: &mut String) {
+        heading(md, 1, "Compliance report");
         let _ = writeln!(
             md,
             "Data as of {}, policy `{}`: {} subjects; {} audit entries read.\n",
             self.at, self.policy_version, self.subjects, self.audit_entries
         );
-        let _ = writeln!(
+    }
+
+    fn md_consents(&self, md: &mut String) {
+        heading(
             md,
-            "## Consents (R3): expiring within {} days, re-consent needed\n",
-            self.within_days
+            2,
+            &format!(
+                "Consents (R3): expiring within {} days, re-consent needed",
+                self.within_days
+            ),
         );
         let rows: Vec<Vec<String>> = self
             .consents
@@ -426,7 +481,7 @@ impl ComplianceReport {
             })
             .collect();
         table(
-            &mut md,
+            md,
             &[
                 "purpose",
                 "basis",
@@ -438,7 +493,10 @@ impl ComplianceReport {
             ],
             &rows,
         );
-        let _ = writeln!(md, "## Data past retention (R17)\n");
+    }
+
+    fn md_retention(&self, md: &mut String) {
+        heading(md, 2, "Data past retention (R17)");
         let rows: Vec<Vec<String>> = self
             .retention
             .iter()
@@ -454,7 +512,7 @@ impl ComplianceReport {
             })
             .collect();
         table(
-            &mut md,
+            md,
             &[
                 "category",
                 "retention",
@@ -464,7 +522,10 @@ impl ComplianceReport {
             ],
             &rows,
         );
-        let _ = writeln!(md, "## Stale values (R16)\n");
+    }
+
+    fn md_staleness(&self, md: &mut String) {
+        heading(md, 2, "Stale values (R16)");
         let rows: Vec<Vec<String>> = self
             .staleness
             .iter()
@@ -479,11 +540,31 @@ impl ComplianceReport {
             })
             .collect();
         table(
-            &mut md,
+            md,
             &["attribute", "category", "max staleness", "values", "stale"],
             &rows,
         );
-        let _ = writeln!(md, "## Refused segments\n");
+    }
+
+    fn md_purges(&self, md: &mut String) {
+        heading(md, 2, "Retention purges (R17)");
+        let rows: Vec<Vec<String>> = self
+            .purges
+            .iter()
+            .map(|p| {
+                vec![
+                    p.at.to_string(),
+                    p.actor.clone(),
+                    p.values.to_string(),
+                    p.subjects.to_string(),
+                ]
+            })
+            .collect();
+        table(md, &["at", "actor", "values", "subjects"], &rows);
+    }
+
+    fn md_refused_segments(&self, md: &mut String) {
+        heading(md, 2, "Refused segments");
         let rows: Vec<Vec<String>> = self
             .refused_segments
             .iter()
@@ -495,15 +576,21 @@ impl ComplianceReport {
                 ]
             })
             .collect();
-        table(&mut md, &["actor", "rule", "refusals"], &rows);
-        let _ = writeln!(md, "## Access refusals\n");
+        table(md, &["actor", "rule", "refusals"], &rows);
+    }
+
+    fn md_access_refusals(&self, md: &mut String) {
+        heading(md, 2, "Access refusals");
         let rows: Vec<Vec<String>> = self
             .access_refusals
             .iter()
             .map(|r| vec![r.actor.clone(), r.permission.clone(), r.count.to_string()])
             .collect();
-        table(&mut md, &["actor", "permission", "refusals"], &rows);
-        let _ = writeln!(md, "## Exports by recipient\n");
+        table(md, &["actor", "permission", "refusals"], &rows);
+    }
+
+    fn md_exports(&self, md: &mut String) {
+        heading(md, 2, "Exports by recipient");
         let rows: Vec<Vec<String>> = self
             .exports
             .iter()
@@ -515,40 +602,39 @@ impl ComplianceReport {
                 ]
             })
             .collect();
-        table(&mut md, &["recipient", "exports", "rows"], &rows);
-        let _ = writeln!(md, "## Privacy budget use\n");
-        match &self.dp_budgets {
-            None => {
-                let _ = writeln!(md, "No budget ledger was given.\n");
-            }
-            Some(b) => {
-                let rows: Vec<Vec<String>> = b
-                    .iter()
-                    .map(|u| {
-                        vec![
-                            u.actor.clone(),
-                            u.dataset.clone(),
-                            u.total.to_string(),
-                            u.spent.to_string(),
-                            u.remaining.to_string(),
-                            format!("{:.0}%", u.spent_share * 100.0),
-                        ]
-                    })
-                    .collect();
-                table(
-                    &mut md,
-                    &[
-                        "actor",
-                        "dataset",
-                        "epsilon total",
-                        "spent",
-                        "remaining",
-                        "used",
-                    ],
-                    &rows,
-                );
-            }
-        }
-        md
+        table(md, &["recipient", "exports", "rows"], &rows);
+    }
+
+    fn md_budgets(&self, md: &mut String) {
+        heading(md, 2, "Privacy budget use");
+        let Some(b) = &self.dp_budgets else {
+            md.push_str("No budget ledger was given.\n\n");
+            return;
+        };
+        let rows: Vec<Vec<String>> = b
+            .iter()
+            .map(|u| {
+                vec![
+                    u.actor.clone(),
+                    u.dataset.clone(),
+                    u.total.to_string(),
+                    u.spent.to_string(),
+                    u.remaining.to_string(),
+                    format!("{:.0}%", u.spent_share * 100.0),
+                ]
+            })
+            .collect();
+        table(
+            md,
+            &[
+                "actor",
+                "dataset",
+                "epsilon total",
+                "spent",
+                "remaining",
+                "used",
+            ],
+            &rows,
+        );
     }
 }

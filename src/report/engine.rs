@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::access::Actor;
 use crate::audit::Operation;
+use crate::audit::details::{self as entry_kind, EntryKind};
 use crate::engine::{Engine, EngineError};
 use crate::privacy::dp::BudgetLedger;
 
@@ -35,9 +36,11 @@ impl Engine {
             ropa.set_subject_counts(&counts);
             log.append(
                 self.entry(actor.id(), Operation::ReportGenerated)
-                    .detail("report", "ropa")
-                    .detail("audit_size", ropa.security.audit_log.entries)
-                    .detail("audit_root", ropa.security.audit_log.root_hash.clone()),
+                    .with_kind(EntryKind::RopaGenerated(entry_kind::RopaGenerated {
+                        report: entry_kind::ReportName::Ropa,
+                        audit_size: ropa.security.audit_log.entries,
+                        audit_root: ropa.security.audit_log.root_hash.clone(),
+                    })),
             )?;
             Ok(ropa)
         })?
@@ -70,9 +73,13 @@ impl Engine {
             );
             log.append(
                 self.entry(actor.id(), Operation::ReportGenerated)
-                    .detail("report", "compliance")
-                    .detail("at", at.to_string())
-                    .detail("within_days", within_days),
+                    .with_kind(EntryKind::ComplianceGenerated(
+                        entry_kind::ComplianceGenerated {
+                            report: entry_kind::ReportName::Compliance,
+                            at: at.to_string(),
+                            within_days,
+                        },
+                    )),
             )?;
             Ok(report)
         })?

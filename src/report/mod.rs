@@ -43,7 +43,7 @@ mod ropa;
 
 pub use compliance::{
     AccessRefusals, AttributeStaleness, BudgetUse, CategoryRetention, ComplianceReport,
-    ExportTally, PurposeConsents, SegmentRefusals,
+    ExportTally, PurgeRecord, PurposeConsents, SegmentRefusals,
 };
 pub use ropa::{
     AuditLogRecord, CategoryUse, ConsentTerms, ControllerRecord, EncryptionRecord,
@@ -51,7 +51,7 @@ pub use ropa::{
     RoleRecord, Ropa, SecurityMeasures, SubjectCategory, TransferRecord, ropa,
 };
 
-use crate::audit::AuditEntry;
+use crate::audit::{AuditEntry, EntryKind};
 use crate::policy::{Policy, covers};
 
 /// A Markdown table: a header row, the separator and one row per item, with
@@ -84,6 +84,16 @@ pub(crate) fn table(out: &mut String, headers: &[&str], rows: &[Vec<String>]) {
     out.push('\n');
 }
 
+/// Appends a Markdown heading of `level` (1 for `#`) and a blank line.
+pub(crate) fn heading(out: &mut String, level: usize, title: &str) {
+    for _ in 0..level {
+        out.push('#');
+    }
+    out.push(' ');
+    out.push_str(title);
+    out.push_str("\n\n");
+}
+
 /// `yes` or empty (shown as a dash).
 pub(crate) fn yes(b: bool) -> String {
     if b { "yes".into() } else { String::new() }
@@ -102,7 +112,9 @@ pub(crate) fn retention_of(policy: &Policy, key: &str) -> Option<(u32, String)> 
         .map(|(_, d, k)| (d, k))
 }
 
-/// Exports per recipient in audit entries: (number of exports, rows).
+/// Exports per recipient in audit entries: (number of exports, rows). An
+/// export entry whose details do not read as an export (not written by
+/// the engine) counts under `(unnamed)` with no rows.
 pub(crate) fn export_tallies(
     entries: &[AuditEntry],
 ) -> std::collections::BTreeMap<String, (u64, u64)> {
@@ -111,22 +123,15 @@ pub(crate) fn export_tallies(
         if e.operation != crate::audit::Operation::Exported {
             continue;
         }
-        let recipient = detail_str(e, "recipient").unwrap_or("(unnamed)");
-        let rows = e
-            .details
-            .get("rows")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0);
-        let t = out.entry(recipient.to_string()).or_default();
+        let (recipient, rows) = match EntryKind::of(e) {
+            Ok(EntryKind::Exported(x)) => (x.recipient, x.rows),
+            _ => ("(unnamed)".to_string(), 0),
+        };
+        let t = out.entry(recipient).or_default();
         t.0 += 1;
         t.1 += rows;
     }
     out
-}
-
-/// A string detail of an audit entry.
-pub(crate) fn detail_str<'a>(e: &'a AuditEntry, key: &str) -> Option<&'a str> {
-    e.details.get(key).and_then(serde_json::Value::as_str)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{export_tallies, retention_of, table, yes};
+use super::{export_tallies, heading, retention_of, table, yes};
 use crate::Timestamp;
 use crate::audit::{AuditError, AuditLog, AuditSink};
 use crate::policy::{CcpaRole, LawfulBasis, Policy, Regime, covers};
@@ -465,23 +465,47 @@ impl Ropa {
     /// Markdown, one section per item of Art. 30(1), with tables.
     pub fn to_markdown(&self) -> String {
         let mut md = String::new();
-        let list = |v: &[String]| v.join(", ");
-        let _ = writeln!(md, "# Record of processing activities\n");
+        let sections: [fn(&Self, &mut String); 10] = [
+            Self::md_heading,
+            Self::md_controller,
+            Self::md_purposes,
+            Self::md_data_categories,
+            Self::md_subject_categories,
+            Self::md_recipients,
+            Self::md_transfers,
+            Self::md_retention,
+            Self::md_security,
+            Self::md_access_control,
+        ];
+        for section in sections {
+            section(self, &mut md);
+        }
+        md
+    }
+
+    fn md_heading(&self, md: &mut String) {
+        heading(md, 1, "Record of processing activities");
         let _ = writeln!(
             md,
             "Generated {} under policy `{}`.\n",
             self.generated_at, self.policy_version
         );
-        let _ = writeln!(md, "## Controller\n");
+    }
+
+    fn md_controller(&self, md: &mut String) {
+        heading(md, 2, "Controller");
         table(
-            &mut md,
+            md,
             &["name", "contact"],
             &[vec![
                 self.controller.name.clone(),
                 self.controller.contact.clone().unwrap_or_default(),
             ]],
         );
-        let _ = writeln!(md, "## Purposes and lawful bases\n");
+    }
+
+    fn md_purposes(&self, md: &mut String) {
+        heading(md, 2, "Purposes and lawful bases");
         let rows: Vec<Vec<String>> = self
             .purposes
             .iter()
@@ -507,7 +531,7 @@ impl Ropa {
             })
             .collect();
         table(
-            &mut md,
+            md,
             &[
                 "purpose",
                 "lawful basis",
@@ -519,7 +543,10 @@ impl Ropa {
             ],
             &rows,
         );
-        let _ = writeln!(md, "## Categories of data per purpose\n");
+    }
+
+    fn md_data_categories(&self, md: &mut String) {
+        heading(md, 2, "Categories of data per purpose");
         let mut rows = Vec::new();
         for p in &self.purposes {
             for c in &p.data_categories {
@@ -534,7 +561,7 @@ impl Ropa {
             }
         }
         table(
-            &mut md,
+            md,
             &[
                 "purpose",
                 "category",
@@ -545,7 +572,10 @@ impl Ropa {
             ],
             &rows,
         );
-        let _ = writeln!(md, "## Categories of data subjects\n");
+    }
+
+    fn md_subject_categories(&self, md: &mut String) {
+        heading(md, 2, "Categories of data subjects");
         let rows: Vec<Vec<String>> = self
             .subject_categories
             .iter()
@@ -567,12 +597,11 @@ impl Ropa {
                 ]
             })
             .collect();
-        table(
-            &mut md,
-            &["regime", "subjects", "jurisdictions", "count"],
-            &rows,
-        );
-        let _ = writeln!(md, "## Recipients\n");
+        table(md, &["regime", "subjects", "jurisdictions", "count"], &rows);
+    }
+
+    fn md_recipients(&self, md: &mut String) {
+        heading(md, 2, "Recipients");
         let rows: Vec<Vec<String>> = self
             .recipients
             .iter()
@@ -598,7 +627,7 @@ impl Ropa {
             })
             .collect();
         table(
-            &mut md,
+            md,
             &[
                 "id",
                 "name",
@@ -612,7 +641,10 @@ impl Ropa {
             ],
             &rows,
         );
-        let _ = writeln!(md, "## Transfers to third countries\n");
+    }
+
+    fn md_transfers(&self, md: &mut String) {
+        heading(md, 2, "Transfers to third countries");
         let rows: Vec<Vec<String>> = self
             .third_country_transfers
             .iter()
@@ -627,7 +659,7 @@ impl Ropa {
             })
             .collect();
         table(
-            &mut md,
+            md,
             &[
                 "recipient",
                 "country",
@@ -637,7 +669,10 @@ impl Ropa {
             ],
             &rows,
         );
-        let _ = writeln!(md, "## Retention periods\n");
+    }
+
+    fn md_retention(&self, md: &mut String) {
+        heading(md, 2, "Retention periods");
         let rows: Vec<Vec<String>> = self
             .retention
             .iter()
@@ -652,14 +687,17 @@ impl Ropa {
             })
             .collect();
         table(
-            &mut md,
+            md,
             &["category", "retention", "inherited from", "attributes"],
             &rows,
         );
+    }
+
+    fn md_security(&self, md: &mut String) {
         let s = &self.security;
-        let _ = writeln!(md, "## Security measures\n");
+        heading(md, 2, "Security measures");
         table(
-            &mut md,
+            md,
             &["measure", "detail"],
             &[
                 vec![
@@ -695,8 +733,12 @@ impl Ropa {
                 ],
             ],
         );
-        let _ = writeln!(md, "### Access control (roles and grants)\n");
-        let rows: Vec<Vec<String>> = s
+    }
+
+    fn md_access_control(&self, md: &mut String) {
+        heading(md, 3, "Access control (roles and grants)");
+        let rows: Vec<Vec<String>> = self
+            .security
             .access_control
             .iter()
             .map(|r| {
@@ -713,7 +755,7 @@ impl Ropa {
             })
             .collect();
         table(
-            &mut md,
+            md,
             &[
                 "role",
                 "count",
@@ -726,6 +768,10 @@ impl Ropa {
             ],
             &rows,
         );
-        md
     }
+}
+
+/// A list as comma-separated text.
+fn list(v: &[String]) -> String {
+    v.join(", ")
 }

@@ -13,19 +13,14 @@ mod parse;
 mod validate;
 
 pub use ast::{CmpOp, Expr, Literal, Segment, Span};
-pub use error::{SegmentError, Stage};
+pub use error::{SegmentError, SegmentErrorKind, Stage};
 pub use parse::{MAX_DEPTH, MAX_SEGMENT_BYTES, parse};
 pub use validate::{Bound, CheckedExpr, CheckedSegment, Term, validate};
 
 /// Parses the JSON form of a segment.
 pub fn from_json(text: &str) -> Result<Segment, SegmentError> {
     parse::check_size(text)?;
-    serde_json::from_str(text).map_err(|e| {
-        let mut err = SegmentError::parse("", Span::default(), format!("segment JSON: {e}"));
-        err.line = e.line();
-        err.column = e.column();
-        err
-    })
+    serde_json::from_str(text).map_err(|e| SegmentError::json(e.to_string(), e.line(), e.column()))
 }
 
 /// The JSON form of a segment.

@@ -3,7 +3,7 @@
 //! that its native stack use does not grow with nesting.
 
 use super::ast::{CmpOp, Expr, Literal, Segment, Span};
-use super::error::SegmentError;
+use super::error::{SegmentError, SegmentErrorKind as Kind};
 
 /// The deepest nesting of parentheses and `not` the parser accepts.
 pub const MAX_DEPTH: usize = 64;
@@ -19,10 +19,10 @@ pub(crate) fn check_size(src: &str) -> Result<(), SegmentError> {
         return Err(SegmentError::parse(
             "",
             Span::default(),
-            format!(
-                "the segment is {} bytes long, more than the {MAX_SEGMENT_BYTES} allowed",
-                src.len()
-            ),
+            Kind::TooLong {
+                len: src.len(),
+                max: MAX_SEGMENT_BYTES,
+            },
         ));
     }
     Ok(())
@@ -67,8 +67,8 @@ struct Lexer<'a> {
 }
 
 impl<'a> Lexer<'a> {
-    fn err(&self, start: usize, end: usize, msg: String) -> SegmentError {
-        SegmentError::parse(self.src, Span { start, end }, msg)
+    fn err(&self, start: usize, end: usize, kind: Kind) -> SegmentError {
+        SegmentError::parse(self.src, Span { start, end }, kind)
     }
 
     fn tokens(mut self) -> Result<Vec<(Tok, Span)>, SegmentError> {
@@ -145,11 +145,7 @@ impl<'a> Lexer<'a> {
                 }
                 _ => {
                     let ch = self.src[start..].chars().next().unwrap_or('?');
-                    return Err(self.err(
-                        start,
-                        start + ch.len_utf8(),
-                        format!("unexpected character {ch:?}"),
-                    ));
+                    return Err(self.err(start, start + ch.len_utf8(), Kind::UnexpectedChar(ch)));
                 }
             };
             out.push((
@@ -193,11 +189,7 @@ impl<'a> Lexer<'a> {
                                     .is_some();
                             if !ok {
                                 let at = self.pos + i;
-                                return Err(self.err(
-                                    at,
-                                    at + 2,
-                                    "bad \\u escape: expected \\u{HEX}".into(),
-                                ));
+                                return Err(self.err(at, at + 2, Kind::BadUnicodeEscape));
                             }
                             for _ in 0..=close.unwrap_or(0) {
                                 chars.next();
@@ -208,7 +200,7 @@ impl<'a> Lexer<'a> {
                             return Err(self.err(
                                 at,
                                 at + 1 + esc.map_or(0, char::len_utf8),
-                                "unknown escape: use \\\" \\\\ \\n \\t \\r or \\u{HEX}".into(),
+                                Kind::UnknownEscape,
                             ));
                         }
                     }
@@ -216,7 +208,7 @@ impl<'a> Lexer<'a> {
                 c => s.push(c),
             }
         }
-        Err(self.err(start, self.src.len(), "unterminated string".into()))
+        Err(self.err(start, self.src.len(), Kind::UnterminatedString))
     }
 
     fn number(&mut self) -> Result<Tok, SegmentError> {
@@ -246,28 +238,25 @@ impl<'a> Lexer<'a> {
             self.err(
                 start,
                 self.pos,
-                format!("number {digits} does not fit in 64 bits"),
+                Kind::NumberTooLarge {
+                    digits: digits.to_string(),
+                },
             )
         })?;
         if let (Some(m), true) = (mult, unit_alone) {
             self.pos += 1;
             if n < 0 {
-                return Err(self.err(start, self.pos, "a duration cannot be negative".into()));
+                return Err(self.err(start, self.pos, Kind::NegativeDuration));
             }
             return n
                 .checked_mul(m)
                 .map(Tok::Dur)
-                .ok_or_else(|| self.err(start, self.pos, "duration too large".into()));
+                .ok_or_else(|| self.err(start, self.pos, Kind::DurationTooLarge));
         }
         if b.get(self.pos)
             .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
         {
-            return Err(self.err(
-                start,
-                self.pos + 1,
-                "a number must be followed by a space or punctuation (durations use s, m, h, d, w)"
-                    .into(),
-            ));
+            return Err(self.err(start, self.pos + 1, Kind::NumberNeedsSeparator));
         }
         Ok(Tok::Int(n))
     }
@@ -317,15 +306,18 @@ impl<'a> Parser<'a> {
         }
         t
     }
-    fn err_here(&self, msg: String) -> SegmentError {
+    fn err_here(&self, kind: Kind) -> SegmentError {
         let mut sp = self.span();
         if sp.start == sp.end {
             sp.end = sp.start + 1;
         }
-        SegmentError::parse(self.src, sp, msg)
+        SegmentError::parse(self.src, sp, kind)
     }
     fn expected(&self, what: &str) -> SegmentError {
-        self.err_here(format!("expected {what}, found {}", describe(self.peek())))
+        self.err_here(Kind::Expected {
+            expected: what.into(),
+            found: describe(self.peek()),
+        })
     }
     fn is_word(&self, w: &str) -> bool {
         matches!(self.peek(), Tok::Ident(s) if s == w)
@@ -417,7 +409,7 @@ impl<'a> Parser<'a> {
     fn enter(&mut self) -> Result<(), SegmentError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(self.err_here(format!("nesting deeper than {MAX_DEPTH} levels")));
+            return Err(self.err_here(Kind::NestingTooDeep { max: MAX_DEPTH }));
         }
         Ok(())
     }
@@ -584,7 +576,8 @@ impl<'a> Parser<'a> {
 /// ).unwrap();
 /// assert_eq!(seg.purpose, "marketing.email");
 /// let err = privseg::segment::parse(r#"segment "x" for marketing.email where country "FR""#).unwrap_err();
-/// assert_eq!((err.line, err.column), (1, 47));
+/// assert_eq!((err.line(), err.column()), (1, 47));
+/// assert_eq!(err.span().map(|s| (s.start, s.end)), Some((46, 50)));
 /// ```
 pub fn parse(src: &str) -> Result<Segment, SegmentError> {
     check_size(src)?;
@@ -610,7 +603,11 @@ mod size_tests {
         }
         text.push_str("a = 1");
         let err = parse(&text).unwrap_err();
-        assert!(err.message.contains("more than the"), "{}", err.message);
+        assert!(
+            matches!(err.kind(), Kind::TooLong { len, .. } if *len == text.len()),
+            "{err}"
+        );
+        assert!(err.message().contains("more than the"), "{err}");
         assert!(crate::segment::from_json(&text).is_err());
     }
 }

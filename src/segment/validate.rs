@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use super::ast::{CmpOp, Expr, Literal, Segment, Span};
-use super::error::{SegmentError, Stage};
+use super::error::{SegmentError, SegmentErrorKind as Kind};
 use super::parse::MAX_DEPTH;
 use crate::Timestamp;
-use crate::consent::{DataUse, Rule};
+use crate::consent::DataUse;
 use crate::policy::{AttrId, AttrType, Policy, PolicyVersion, PurposeId};
 
 /// A time bound: absolute, or relative to the evaluation time.
@@ -232,14 +232,8 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn fail(
-        &self,
-        rule: Option<Rule>,
-        attr: Option<&str>,
-        span: Span,
-        msg: String,
-    ) -> SegmentError {
-        let mut e = SegmentError::refuse(rule, msg, attr, self.purpose_key);
+    fn fail(&self, span: Span, kind: Kind) -> SegmentError {
+        let mut e = SegmentError::refuse(kind, self.purpose_key);
         e.locate(self.src, span);
         e
     }
@@ -248,25 +242,38 @@ impl Checker<'_> {
         let p = self.policy;
         let Some(id) = p.attr_id(name) else {
             return Err(self.fail(
-                None,
-                Some(name),
                 span,
-                format!("unknown attribute `{name}`"),
+                Kind::UnknownAttribute {
+                    attribute: name.into(),
+                },
             ));
         };
         let spec = p.attribute(id);
         let flags = p.attribute_flags(id);
         let cat = &spec.category;
-        let purpose = self.purpose_key;
+        // The facts a policy refusal names, built only when one is made.
+        let facts = || (name.to_string(), cat.clone(), self.purpose_key.to_string());
         if flags.criminal {
-            return Err(self.fail(Some(Rule::R8), Some(name), span, format!(
-                "attribute `{name}` is criminal-offence data ({cat}), which no segment may use; purpose {purpose}"
-            )));
+            let (attribute, category, purpose) = facts();
+            return Err(self.fail(
+                span,
+                Kind::CriminalData {
+                    attribute,
+                    category,
+                    purpose,
+                },
+            ));
         }
         if flags.protected {
-            return Err(self.fail(Some(Rule::R20), Some(name), span, format!(
-                "attribute `{name}` is a protected attribute ({cat}), held for fairness audits only and never a predicate term; purpose {purpose}"
-            )));
+            let (attribute, category, purpose) = facts();
+            return Err(self.fail(
+                span,
+                Kind::ProtectedAttribute {
+                    attribute,
+                    category,
+                    purpose,
+                },
+            ));
         }
         let allowed = &p.purpose(self.purpose).categories;
         let covering: Vec<&String> = allowed
@@ -274,15 +281,27 @@ impl Checker<'_> {
             .filter(|k| crate::policy::covers(k, cat))
             .collect();
         if covering.is_empty() {
-            return Err(self.fail(Some(Rule::R2), Some(name), span, format!(
-                "purpose {purpose} may not use attribute `{name}` (category {cat}): data minimisation"
-            )));
+            let (attribute, category, purpose) = facts();
+            return Err(self.fail(
+                span,
+                Kind::NotAllowedForPurpose {
+                    attribute,
+                    category,
+                    purpose,
+                },
+            ));
         }
         if flags.special {
             if !covering.iter().any(|k| p.category_flags(k).special) {
-                return Err(self.fail(Some(Rule::R7), Some(name), span, format!(
-                    "attribute `{name}` is special-category data ({cat}), which purpose {purpose} does not explicitly allow"
-                )));
+                let (attribute, category, purpose) = facts();
+                return Err(self.fail(
+                    span,
+                    Kind::SpecialCategory {
+                        attribute,
+                        category,
+                        purpose,
+                    },
+                ));
             }
             self.uses.special = true;
         }
@@ -293,12 +312,6 @@ impl Checker<'_> {
             self.attrs.push(id);
         }
         Ok(id)
-    }
-
-    fn type_err(&self, attr: &str, span: Span, msg: String) -> SegmentError {
-        let mut e = self.fail(None, Some(attr), span, msg);
-        e.stage = Stage::Validate;
-        e
     }
 
     /// A literal as an ordered value (integer or time) for attribute `id`.
@@ -315,14 +328,22 @@ impl Checker<'_> {
             (AttrType::Timestamp, Literal::Now { now }) => Ok(Bound::Now(*now)),
             (AttrType::Timestamp, Literal::Str(s)) => Timestamp::parse(s)
                 .map(|t| Bound::Abs(t.unix()))
-                .map_err(|e| self.type_err(attr, span, format!("`{attr}` is a timestamp: {e}"))),
-            _ => Err(self.type_err(
-                attr,
+                .map_err(|e| {
+                    self.fail(
+                        span,
+                        Kind::BadTimestamp {
+                            attribute: attr.into(),
+                            reason: e.to_string(),
+                        },
+                    )
+                }),
+            _ => Err(self.fail(
                 span,
-                format!(
-                    "`{attr}` is {} and cannot be compared with {v}",
-                    article(ty)
-                ),
+                Kind::WrongValueType {
+                    attribute: attr.into(),
+                    ty,
+                    value: v.clone(),
+                },
             )),
         }
     }
@@ -336,24 +357,22 @@ impl Checker<'_> {
     ) -> Result<u32, SegmentError> {
         match v {
             Literal::Str(s) => self.policy.value_index(id, s).ok_or_else(|| {
-                let declared = &self.policy.attribute(id).values;
-                self.type_err(
-                    attr,
+                self.fail(
                     span,
-                    format!(
-                        "{v} is not a declared value of `{attr}` (declared: {})",
-                        declared
-                            .iter()
-                            .map(|d| format!("{d:?}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
+                    Kind::UndeclaredValue {
+                        attribute: attr.into(),
+                        value: v.clone(),
+                        declared: self.policy.attribute(id).values.clone(),
+                    },
                 )
             }),
-            _ => Err(self.type_err(
-                attr,
+            _ => Err(self.fail(
                 span,
-                format!("`{attr}` is categorical and cannot be compared with {v}"),
+                Kind::WrongValueType {
+                    attribute: attr.into(),
+                    ty: AttrType::Categorical,
+                    value: v.clone(),
+                },
             )),
         }
     }
@@ -374,9 +393,7 @@ impl Checker<'_> {
                 Step::Visit(e, depth) => {
                     if depth > MAX_DEPTH {
                         return Err(SegmentError::refuse(
-                            None,
-                            format!("nesting deeper than {MAX_DEPTH} levels"),
-                            None,
+                            Kind::NestingTooDeep { max: MAX_DEPTH },
                             self.purpose_key,
                         ));
                     }
@@ -384,9 +401,7 @@ impl Checker<'_> {
                         Expr::And(xs) | Expr::Or(xs) => {
                             if xs.is_empty() {
                                 return Err(SegmentError::refuse(
-                                    None,
-                                    "`and`/`or` needs at least one operand".into(),
-                                    None,
+                                    Kind::EmptyJunction,
                                     self.purpose_key,
                                 ));
                             }
@@ -441,16 +456,35 @@ impl Checker<'_> {
                             values: vec![self.cat_value(attr, id, value, *span)?],
                             negated: *op == CmpOp::Ne,
                         },
-                        _ => return Err(self.type_err(attr, *span, format!(
-                            "`{attr}` is categorical: only =, !=, in and not in apply, not {}", op.as_str()
-                        ))),
+                        _ => {
+                            return Err(self.fail(
+                                *span,
+                                Kind::CategoricalOperator {
+                                    attribute: attr.clone(),
+                                    op: *op,
+                                },
+                            ));
+                        }
                     },
                     AttrType::Boolean => match (op, value) {
-                        (CmpOp::Eq, Literal::Bool(b)) => Term::BoolIs { attr: id, value: *b },
-                        (CmpOp::Ne, Literal::Bool(b)) => Term::BoolIs { attr: id, value: !*b },
-                        _ => return Err(self.type_err(attr, *span, format!(
-                            "`{attr}` is boolean: compare it with = true or = false, not {} {value}", op.as_str()
-                        ))),
+                        (CmpOp::Eq, Literal::Bool(b)) => Term::BoolIs {
+                            attr: id,
+                            value: *b,
+                        },
+                        (CmpOp::Ne, Literal::Bool(b)) => Term::BoolIs {
+                            attr: id,
+                            value: !*b,
+                        },
+                        _ => {
+                            return Err(self.fail(
+                                *span,
+                                Kind::BooleanComparison {
+                                    attribute: attr.clone(),
+                                    op: *op,
+                                    value: value.clone(),
+                                },
+                            ));
+                        }
                     },
                     AttrType::Integer | AttrType::Timestamp => {
                         let b = self.ordered(attr, id, value, *span)?;
@@ -467,17 +501,21 @@ impl Checker<'_> {
                 let id = self.attribute(attr, *span)?;
                 let ty = self.policy.attribute(id).ty;
                 if ty != AttrType::Categorical {
-                    return Err(self.type_err(
-                        attr,
+                    return Err(self.fail(
                         *span,
-                        format!(
-                            "`in` applies to categorical attributes; `{attr}` is {}",
-                            article(ty)
-                        ),
+                        Kind::InNeedsCategorical {
+                            attribute: attr.clone(),
+                            ty,
+                        },
                     ));
                 }
                 if values.is_empty() {
-                    return Err(self.type_err(attr, *span, "`in` needs at least one value".into()));
+                    return Err(self.fail(
+                        *span,
+                        Kind::EmptyIn {
+                            attribute: attr.clone(),
+                        },
+                    ));
                 }
                 let mut vs = values
                     .iter()
@@ -508,13 +546,6 @@ impl Checker<'_> {
                 })
             }
         })
-    }
-}
-
-fn article(ty: AttrType) -> String {
-    match ty {
-        AttrType::Integer => "an integer".into(),
-        t => format!("a {}", t.as_str()),
     }
 }
 
@@ -561,21 +592,13 @@ fn range_of(attr: AttrId, op: CmpOp, b: Bound) -> Term {
 /// from (for carets), or `""`.
 pub fn validate(policy: &Policy, seg: &Segment, src: &str) -> Result<CheckedSegment, SegmentError> {
     if seg.purpose.trim().is_empty() {
-        return Err(SegmentError::refuse(
-            Some(Rule::R1),
-            "a segment needs a declared purpose".into(),
-            None,
-            "",
-        ));
+        return Err(SegmentError::refuse(Kind::MissingPurpose, ""));
     }
     let Some(purpose) = policy.purpose_id(&seg.purpose) else {
         let mut e = SegmentError::refuse(
-            Some(Rule::R1),
-            format!(
-                "unknown purpose {}: a segment's purpose must be one the policy declares",
-                seg.purpose
-            ),
-            None,
+            Kind::UnknownPurpose {
+                purpose: seg.purpose.clone(),
+            },
             &seg.purpose,
         );
         e.locate(src, seg.purpose_span);

@@ -147,14 +147,17 @@ pub enum SignalError {
         found: usize,
     },
     /// An error inside a GPP section.
-    #[error("in GPP section {section_id} (position {index}): {source}")]
+    ///
+    /// The message includes the inner error's, so it is not also given as
+    /// the `source` (a printed chain would name it twice); match on the field.
+    #[error("in GPP section {section_id} (position {index}): {error}")]
     InSection {
         /// Section id.
         section_id: u16,
         /// Position of the section.
         index: usize,
         /// The underlying error.
-        source: Box<SignalError>,
+        error: Box<SignalError>,
     },
     /// A US Privacy string is malformed.
     #[error("invalid US Privacy string at character {position}: {reason}")]

@@ -203,7 +203,7 @@ impl GppString {
             let wrap = |e: SignalError| SignalError::InSection {
                 section_id: id,
                 index,
-                source: Box::new(e),
+                error: Box::new(e),
             };
             let section = match id {
                 SECTION_TCFEUV2 => {
