@@ -1,8 +1,10 @@
 //! Global Privacy Platform (GPP) strings: `Header~Section~Section...`.
 //!
 //! Supported sections: 2 (`tcfeuv2`, the TC string as-is), 6 (`uspv1`, the
-//! four-character US Privacy string) and 7 (`usnat`). Any other section is
-//! kept as opaque text ([`GppSection::Unknown`]) and listed by
+//! four-character US Privacy string), 7 (`usnat`) and the US state sections
+//! 8 to 27 ([`super::usstate`]). Any other section (1, `tcfeuv1`; 5,
+//! `tcfcav1`; ids without a name) is kept as opaque text
+//! ([`GppSection::Unknown`]) and listed by
 //! [`GppString::unknown_section_ids`]; it is not an error.
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +14,7 @@ use super::error::{SignalError, SignalResult};
 use super::tcf::{TcString, TcfOptions, Violation};
 use super::usnat::UsNat;
 use super::usp::UsPrivacy;
+use super::usstate::UsStateSection;
 
 /// Section id of `tcfeuv2`.
 pub const SECTION_TCFEUV2: u16 = 2;
@@ -29,6 +32,8 @@ pub enum GppSection {
     UspV1(UsPrivacy),
     /// Section 7, `usnat`.
     UsNat(UsNat),
+    /// A US state section, 8 (`usca`) to 27 (`usri`).
+    UsState(UsStateSection),
     /// A section this crate does not decode, kept verbatim.
     Unknown {
         /// Section id from the header.
@@ -45,6 +50,7 @@ impl GppSection {
             GppSection::TcfEuV2(_) => SECTION_TCFEUV2,
             GppSection::UspV1(_) => SECTION_USPV1,
             GppSection::UsNat(_) => SECTION_USNAT,
+            GppSection::UsState(u) => u.id,
             GppSection::Unknown { id, .. } => *id,
         }
     }
@@ -76,6 +82,22 @@ pub struct GppDecoded {
     pub gpp: GppString,
     /// TCF policy violations in the `tcfeuv2` section (lenient mode only).
     pub tcf_violations: Vec<Violation>,
+    /// Value rules broken by the US sections (`usnat` and the states), with
+    /// their section ids (lenient mode only).
+    pub us_violations: Vec<(u16, Violation)>,
+}
+
+impl GppSection {
+    /// The rules of the specifications a US section (`usnat` or a state)
+    /// breaks; empty for the other sections (the `tcfeuv2` rules depend on
+    /// options: see [`TcString::violations`]).
+    pub fn us_violations(&self) -> Vec<Violation> {
+        match self {
+            GppSection::UsNat(u) => u.violations(),
+            GppSection::UsState(u) => u.violations(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Decodes the GPP header and returns `(version, section ids)`.
@@ -190,6 +212,7 @@ impl GppString {
         }
         let mut sections = Vec::with_capacity(ids.len());
         let mut tcf_violations = Vec::new();
+        let mut us_violations = Vec::new();
         for (index, &id) in ids.iter().enumerate() {
             let text = match texts.get(index) {
                 Some(t) if !t.is_empty() => *t,
@@ -213,16 +236,27 @@ impl GppString {
                 }
                 SECTION_USPV1 => GppSection::UspV1(UsPrivacy::decode(text).map_err(wrap)?),
                 SECTION_USNAT => GppSection::UsNat(UsNat::decode(text).map_err(wrap)?),
+                _ if super::usstate::section_def(id).is_some() => {
+                    GppSection::UsState(UsStateSection::decode(id, text).map_err(wrap)?)
+                }
                 _ => GppSection::Unknown {
                     id,
                     text: text.to_string(),
                 },
             };
+            let found = section.us_violations();
+            if opts.tcf.strict
+                && let Some(v) = found.first()
+            {
+                return Err(wrap(v.clone().into()));
+            }
+            us_violations.extend(found.into_iter().map(|v| (id, v)));
             sections.push(section);
         }
         Ok(GppDecoded {
             gpp: GppString { version, sections },
             tcf_violations,
+            us_violations,
         })
     }
 
@@ -264,6 +298,14 @@ impl GppString {
         })
     }
 
+    /// The US state section `id` (8 to 27), if present.
+    pub fn us_state(&self, id: u16) -> Option<&UsStateSection> {
+        self.sections.iter().find_map(|s| match s {
+            GppSection::UsState(u) if u.id == id => Some(u),
+            _ => None,
+        })
+    }
+
     /// Encodes with byte padding (the reference libraries' form).
     pub fn encode(&self) -> SignalResult<String> {
         self.encode_with(Padding::Byte)
@@ -285,6 +327,7 @@ impl GppString {
                 GppSection::TcfEuV2(t) => out.push_str(&t.encode_with(padding)?),
                 GppSection::UspV1(u) => out.push_str(&u.encode()),
                 GppSection::UsNat(u) => out.push_str(&u.encode_with(padding)?),
+                GppSection::UsState(u) => out.push_str(&u.encode_with(padding)?),
                 GppSection::Unknown { text, .. } => {
                     if text.is_empty() || text.contains('~') {
                         return Err(SignalError::Encode {

@@ -11,7 +11,8 @@
 //!   the library's `Date`s.
 //! * GPP: `sectionIds` as numbers, and `sections` keyed by the section names
 //!   of iabgpp-es (`tcfeuv2`, `uspv1`, `usnat`, ...). The field names inside
-//!   a `usnat` section are iabgpp's with the first letter in lower case.
+//!   a `usnat` or US state section are iabgpp's with the first letter in
+//!   lower case, each with the `violations` it breaks.
 //! * US Privacy: `notice`, `optOutSale`, `lspaCovered` as the string's own
 //!   `Y`, `N` or `-`.
 //!
@@ -34,6 +35,7 @@ use super::tcf::{
 };
 use super::usnat::UsNat;
 use super::usp::{UsPrivacy, UspFlag};
+use super::usstate::UsStateSection;
 
 fn json_err(e: impl std::fmt::Display) -> SignalError {
     SignalError::Json(e.to_string())
@@ -676,10 +678,25 @@ pub struct UsNatJson {
     /// The `Gpc` flag (false when the sub-section is absent).
     #[serde(default)]
     pub gpc: bool,
+    /// Value rules of the specification the section breaks (output only:
+    /// ignored on input).
+    #[serde(default)]
+    pub violations: Vec<ViolationJson>,
+}
+
+fn violations_json(v: Vec<super::tcf::Violation>) -> Vec<ViolationJson> {
+    v.into_iter()
+        .map(|v| ViolationJson {
+            field: v.field.to_string(),
+            offset: v.offset,
+            reason: v.reason.to_string(),
+        })
+        .collect()
 }
 
 impl From<UsNat> for UsNatJson {
     fn from(u: UsNat) -> Self {
+        let violations = violations_json(u.violations());
         UsNatJson {
             version: u.version,
             sharing_notice: u.sharing_notice,
@@ -700,6 +717,7 @@ impl From<UsNat> for UsNatJson {
             gpc_segment_type: u.gpc.map(|_| 1),
             gpc_segment_included: u.gpc.is_some(),
             gpc: u.gpc.unwrap_or(false),
+            violations,
         }
     }
 }
@@ -828,6 +846,9 @@ pub enum SectionJson {
     Usp(UspJson),
     /// `usnat`.
     UsNat(UsNatJson),
+    /// A US state section (`usca` ... `usri`): see
+    /// [`UsStateSection::to_json_value`].
+    UsState(serde_json::Value),
     /// Any other section, kept as found.
     Opaque(OpaqueSectionJson),
 }
@@ -867,6 +888,7 @@ impl<'de> Deserialize<'de> for SectionsJson {
                 super::gpp::SECTION_USNAT => {
                     SectionJson::UsNat(serde_json::from_value(v).map_err(bad)?)
                 }
+                _ if super::usstate::section_def(id).is_some() => SectionJson::UsState(v),
                 _ => SectionJson::Opaque(serde_json::from_value(v).map_err(bad)?),
             };
             out.push((name, s));
@@ -887,6 +909,10 @@ impl GppJson {
                     GppSection::TcfEuV2(t) => SectionJson::Tcf(Box::new(TcfJson::from_tc(t, opts))),
                     GppSection::UspV1(u) => SectionJson::Usp(UspJson::from(*u)),
                     GppSection::UsNat(u) => SectionJson::UsNat(UsNatJson::from(u.clone())),
+                    GppSection::UsState(u) => SectionJson::UsState(
+                        u.to_json_value()
+                            .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()})),
+                    ),
                     GppSection::Unknown { text, .. } => SectionJson::Opaque(OpaqueSectionJson {
                         encoded: text.clone(),
                     }),
@@ -934,6 +960,9 @@ impl GppJson {
                 SectionJson::Tcf(t) => GppSection::TcfEuV2(t.to_tc()?),
                 SectionJson::Usp(u) => GppSection::UspV1(UsPrivacy::try_from(u)?),
                 SectionJson::UsNat(u) => GppSection::UsNat(UsNat::try_from(u)?),
+                SectionJson::UsState(v) => {
+                    GppSection::UsState(UsStateSection::from_json_value(id, &v)?)
+                }
                 SectionJson::Opaque(o) => GppSection::Unknown {
                     id,
                     text: o.encoded,

@@ -2,9 +2,10 @@
 //!
 //! * [`tcf`]: TCF v2.2/v2.3 TC strings (core, DisclosedVendors,
 //!   AllowedVendors, PublisherTC segments) with policy validation.
-//! * [`gpp`]: GPP strings (header, `tcfeuv2`, `uspv1`, `usnat` sections;
+//! * [`gpp`]: GPP strings (header, `tcfeuv2`, `uspv1`, `usnat` and US state sections;
 //!   other sections kept as opaque text).
 //! * [`usnat`]: the GPP US National section, versions 1 and 2.
+//! * [`usstate`]: the GPP US state sections (8 to 27), table-driven.
 //! * [`usp`]: the US Privacy string (`1YNN`).
 //! * [`gpc`]: the `Sec-GPC` header.
 //! * [`mapping`]: configurable mapping of decoded signals to privseg purpose
@@ -22,6 +23,7 @@ pub mod mapping;
 pub mod tcf;
 pub mod usnat;
 pub mod usp;
+pub mod usstate;
 
 pub use error::{SignalError, SignalResult};
 
