@@ -37,6 +37,7 @@ use privseg::consent::signals::tcf::{
 };
 use privseg::consent::signals::usnat::UsNat;
 use privseg::consent::signals::usp::{UsPrivacy, UspFlag};
+use privseg::consent::signals::usstate::{FieldKind, FieldValue, SECTIONS, UsStateSection};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------
@@ -338,6 +339,39 @@ fn random_usp(rng: &mut Rng) -> UsPrivacy {
     }
 }
 
+/// A US state section with random valid values (2-bit fields 0 to 2,
+/// `MspaCoveredTransaction` 1 or 2) and, when the section has one, its
+/// sub-segment half of the time.
+fn random_state(rng: &mut Rng, id: u16) -> UsStateSection {
+    let def = SECTIONS.iter().find(|d| d.id == id).unwrap();
+    let mut s = UsStateSection::new(id).unwrap();
+    for f in def.core {
+        let v = match f.kind {
+            FieldKind::Version | FieldKind::SubsectionType => continue,
+            FieldKind::Covered => FieldValue::Int(rng.range(1, 2) as u8),
+            FieldKind::List(n) => FieldValue::List((0..n).map(|_| rng.below(3) as u8).collect()),
+            FieldKind::Bool => FieldValue::Int(rng.below(2) as u8),
+            FieldKind::Enum => FieldValue::Int(rng.below(3) as u8),
+        };
+        s.set(f.name, v).unwrap();
+    }
+    if let Some(sub) = def.sub
+        && rng.chance(50)
+    {
+        for f in sub.fields {
+            let v = match f.kind {
+                FieldKind::List(n) => {
+                    FieldValue::List((0..n).map(|_| rng.below(3) as u8).collect())
+                }
+                FieldKind::Bool => FieldValue::Int(rng.below(2) as u8),
+                _ => continue,
+            };
+            s.set(f.name, v).unwrap();
+        }
+    }
+    s
+}
+
 fn random_gpp(rng: &mut Rng, with_tcf: bool) -> GppString {
     let mut sections = Vec::new();
     if with_tcf && rng.chance(60) {
@@ -346,9 +380,19 @@ fn random_gpp(rng: &mut Rng, with_tcf: bool) -> GppString {
     if rng.chance(50) {
         sections.push(GppSection::UspV1(random_usp(rng)));
     }
-    if sections.is_empty() || rng.chance(60) {
+    if rng.chance(60) {
         sections.push(GppSection::UsNat(random_usnat(rng)));
     }
+    // Up to three US state sections.
+    let mut ids: Vec<u16> = SECTIONS.iter().map(|d| d.id).collect();
+    for _ in 0..rng.below(4) {
+        let id = ids.remove(rng.below(ids.len() as u64) as usize);
+        sections.push(GppSection::UsState(random_state(rng, id)));
+    }
+    if sections.is_empty() {
+        sections.push(GppSection::UsNat(random_usnat(rng)));
+    }
+    sections.sort_by_key(GppSection::id);
     GppString {
         version: 1,
         sections,
@@ -401,8 +445,18 @@ fn normal_gpp(g: &GppString) -> Value {
                 "usnat",
                 serde_json::to_value(UsNatJson::from(u.clone())).unwrap(),
             ),
-            GppSection::Unknown { .. } => panic!("not generated"),
+            GppSection::UsState(u) => (
+                SECTIONS.iter().find(|d| d.id == u.id).unwrap().name,
+                u.to_json_value().unwrap(),
+            ),
+            _ => panic!("not generated"),
         };
+        let mut v = v;
+        if let Some(m) = v.as_object_mut()
+            && name != "tcfeuv2"
+        {
+            m.remove("violations");
+        }
         sections.insert(name.into(), v);
     }
     json!({"sectionIds": g.section_ids(), "sections": sections})
@@ -421,6 +475,8 @@ fn lenient() -> GppOptions {
 struct Tally {
     compared: usize,
     mismatches: Vec<String>,
+    /// Sections compared, by name (GPP only).
+    sections: std::collections::BTreeMap<String, usize>,
 }
 
 impl Tally {
@@ -436,12 +492,27 @@ impl Tally {
         self.compared += 1;
         self.mismatches.push(format!("{what} {input}: {e}"));
     }
+    fn count_sections(&mut self, normal: &Value) {
+        if let Some(m) = normal["sections"].as_object() {
+            for k in m.keys() {
+                *self.sections.entry(k.clone()).or_default() += 1;
+            }
+        }
+    }
     fn report(&self, name: &str) {
         println!(
             "{name}: {} compared, {} mismatches",
             self.compared,
             self.mismatches.len()
         );
+        if !self.sections.is_empty() {
+            let list: Vec<String> = self
+                .sections
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            println!("  sections compared: {}", list.join(", "));
+        }
         for m in self.mismatches.iter().take(5) {
             println!("{m}");
         }
@@ -529,7 +600,8 @@ fn tcf_and_gpp_agree_with_the_reference_libraries() {
         }
     }
 
-    // 3. Our encoder, both decoders (GPP with tcfeuv2, uspv1, usnat).
+    // 3. Our encoder, both decoders (GPP with tcfeuv2, uspv1, usnat and the
+    // US state sections).
     let ours_gpp: Vec<(String, GppString)> = (0..n)
         .map(|_| {
             let g = random_gpp(&mut rng, true);
@@ -544,13 +616,15 @@ fn tcf_and_gpp_agree_with_the_reference_libraries() {
     for ((s, g), theirs) in ours_gpp.iter().zip(run_harness(&dir, &req)) {
         let decoded = GppString::decode_with(s, &lenient()).unwrap().gpp;
         assert_eq!(&decoded, g, "our own round trip of {s}");
+        t3.count_sections(&normal_gpp(&decoded));
         match theirs {
             Ok(t) => t3.check("gpp ours->decode", s, &normal_gpp(&decoded), &t),
             Err(e) => t3.fail("gpp ours->decode: iabgpp-es refused", s, &e),
         }
     }
 
-    // 4. Their encoder (iabgpp-es: uspv1 and usnat), our decoder.
+    // 4. Their encoder (iabgpp-es: uspv1, usnat and the US states), our
+    // decoder.
     let models: Vec<(GppString, Value)> = (0..n)
         .map(|_| {
             let g = random_gpp(&mut rng, false);
@@ -567,6 +641,7 @@ fn tcf_and_gpp_agree_with_the_reference_libraries() {
         match e {
             Ok(Value::String(s)) => match GppString::decode_with(&s, &lenient()) {
                 Ok(d) => {
+                    t4.count_sections(m);
                     t4.check("gpp theirs->ours", &s, &normal_gpp(&d.gpp), m);
                     assert_eq!(&d.gpp, g);
                 }

@@ -11,6 +11,7 @@ use privseg::consent::signals::tcf::{
 };
 use privseg::consent::signals::usnat::UsNat;
 use privseg::consent::signals::usp::{UsPrivacy, UspFlag};
+use privseg::consent::signals::usstate::{FieldKind, FieldValue, SECTIONS, UsStateSection};
 
 fn ids(max: u8) -> impl Strategy<Value = IdSet> {
     proptest::collection::btree_set(1..=max, 0..=usize::from(max)).prop_map(IdSet::from_ids)
@@ -187,6 +188,39 @@ fn usnat() -> impl Strategy<Value = UsNat> {
     })
 }
 
+/// A US state section with any 2-bit values (3 included: it decodes, as a
+/// violation) and its sub-segment or not.
+fn us_state() -> impl Strategy<Value = UsStateSection> {
+    (
+        0..SECTIONS.len(),
+        proptest::collection::vec(0u8..4, 64),
+        any::<bool>(),
+    )
+        .prop_map(|(i, raw, with_sub)| {
+            let def = &SECTIONS[i];
+            let mut s = UsStateSection::new(def.id).unwrap();
+            let mut next = raw.into_iter().cycle();
+            let fields = def.core.iter().chain(
+                def.sub
+                    .iter()
+                    .flat_map(|d| d.fields.iter())
+                    .filter(|_| with_sub),
+            );
+            for f in fields {
+                let v = match f.kind {
+                    FieldKind::Version | FieldKind::SubsectionType => continue,
+                    FieldKind::List(n) => {
+                        FieldValue::List((0..n).map(|_| next.next().unwrap()).collect())
+                    }
+                    FieldKind::Bool => FieldValue::Int(next.next().unwrap() % 2),
+                    FieldKind::Enum | FieldKind::Covered => FieldValue::Int(next.next().unwrap()),
+                };
+                s.set(f.name, v).unwrap();
+            }
+            s
+        })
+}
+
 fn usp_flag() -> impl Strategy<Value = UspFlag> {
     prop_oneof![
         Just(UspFlag::Yes),
@@ -212,16 +246,22 @@ fn gpp() -> impl Strategy<Value = GppString> {
         proptest::option::of(usp()),
         proptest::option::of(usnat()),
         proptest::collection::btree_map(
-            prop_oneof![Just(1u16), 3u16..=5, 8u16..=40, Just(500u16)],
+            prop_oneof![Just(1u16), 3u16..=5, 28u16..=40, Just(500u16)],
             "[A-Za-z0-9_.-]{1,24}",
             0..4,
         ),
+        proptest::collection::vec(us_state(), 0..3),
     )
-        .prop_map(|(tc, u, n, unknown)| {
+        .prop_map(|(tc, u, n, unknown, states)| {
             let mut sections: Vec<GppSection> = unknown
                 .into_iter()
                 .map(|(id, text)| GppSection::Unknown { id, text })
                 .collect();
+            for s in states {
+                if !sections.iter().any(|x| x.id() == s.id) {
+                    sections.push(GppSection::UsState(s));
+                }
+            }
             if let Some(t) = tc {
                 sections.push(GppSection::TcfEuV2(t));
             }
@@ -306,6 +346,14 @@ proptest! {
     fn usnat_round_trip(u in usnat()) {
         let s = u.encode().unwrap();
         prop_assert_eq!(UsNat::decode(&s).unwrap(), u);
+    }
+
+    #[test]
+    fn us_state_round_trip(u in us_state()) {
+        let s = u.encode().unwrap();
+        prop_assert_eq!(&UsStateSection::decode(u.id, &s).unwrap(), &u);
+        let j = u.to_json_value().unwrap();
+        prop_assert_eq!(UsStateSection::from_json_value(u.id, &j).unwrap(), u);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //   {"op":"tcf_decode","s":STRING}    -> {"ok":NORMALISED_TCF}
 //   {"op":"tcf_encode","m":TCF}       -> {"ok":STRING}   (iabtcf-es encoder)
 //   {"op":"gpp_decode","s":STRING}    -> {"ok":{"sectionIds":[..],"sections":{..}}}
-//   {"op":"gpp_encode","m":GPP}       -> {"ok":STRING}   (iabgpp-es encoder)
+//   {"op":"gpp_encode","m":GPP}       -> {"ok":STRING}   (iabgpp-es encoder;
+//                                         uspv1, usnat, the US states)
 // or {"err":MESSAGE}. TCF objects are in the normalised form described in
 // tests/signals_diff.rs: every set an ascending id array, times ISO 8601.
 'use strict';
@@ -152,6 +153,12 @@ function fromGppTcf(o, segments) {
 }
 
 const lowerFirst = (k) => k[0].toLowerCase() + k.slice(1);
+const lowerKeys = (o) => {
+  const u = {};
+  for (const [k, v] of Object.entries(o)) u[lowerFirst(k)] = v;
+  return u;
+};
+const SENSITIVE_SUB = new Set(['usin', 'usky', 'usri']);
 
 function gppDecode(s) {
   const m = new gpp.GppModel(s);
@@ -164,11 +171,16 @@ function gppDecode(s) {
     const o = obj[name];
     if (name === 'tcfeuv2') {
       sections[name] = fromGppTcf(o, segmentsOf(parts[i + 1]));
-    } else if (name === 'usnat') {
-      const u = {};
-      for (const [k, v] of Object.entries(o)) u[lowerFirst(k)] = v;
+    } else if (name === 'usnat' || 'gpcSegmentType' in lowerKeys(o)) {
+      // A section with a GPC sub-segment: toObject has no flag for it.
+      const u = lowerKeys(o);
       u.gpcSegmentIncluded = parts[i + 1].includes('.');
       if (!u.gpcSegmentIncluded) { delete u.gpcSegmentType; u.gpc = false; }
+      sections[name] = u;
+    } else if (SENSITIVE_SUB.has(name)) {
+      // usin, usky, usri: the sensitive-data consent sub-segment.
+      const u = lowerKeys(o);
+      u.sensitiveDataConsentSegmentIncluded = parts[i + 1].includes('.');
       sections[name] = u;
     } else {
       const u = {};
@@ -182,9 +194,9 @@ function gppDecode(s) {
 function gppEncode(j) {
   const m = new gpp.GppModel();
   for (const [name, o] of Object.entries(j.sections)) {
-    if (name === 'usnat' || name === 'uspv1') {
+    if (name !== 'tcfeuv2' && name !== 'tcfcav1') {
       for (const [k, v] of Object.entries(o)) {
-        if (k === 'gpcSegmentType') continue;
+        if (k === 'gpcSegmentType' || k === 'violations') continue;
         m.setFieldValue(name, k[0].toUpperCase() + k.slice(1), v);
       }
     } else {
