@@ -22,6 +22,8 @@ const ids = (vector) => {
 };
 const boolsToIds = (arr) => arr.flatMap((v, i) => (v ? [i + 1] : []));
 const idsToBools = (list, n) => Array.from({ length: n }, (_, i) => list.includes(i + 1));
+// iabgpp-es lists an id once per range entry that holds it: sets here.
+const uniqSorted = (a) => [...new Set(a)].sort((x, y) => x - y);
 const sortRestrictions = (r) => r.sort((a, b) => a.purposeId - b.purposeId || a.restrictionType - b.restrictionType);
 
 function fromTcModel(m, segments) {
@@ -136,13 +138,13 @@ function fromGppTcf(o, segments) {
     purposeLegitimateInterests: boolsToIds(o.PurposeLegitimateInterests),
     purposeOneTreatment: o.PurposeOneTreatment,
     publisherCountryCode: o.PublisherCountryCode,
-    vendorConsents: o.VendorConsents.slice().sort((a, b) => a - b),
-    vendorLegitimateInterests: o.VendorLegitimateInterests.slice().sort((a, b) => a - b),
+    vendorConsents: uniqSorted(o.VendorConsents),
+    vendorLegitimateInterests: uniqSorted(o.VendorLegitimateInterests),
     publisherRestrictions: sortRestrictions(o.PublisherRestrictions.map((r) => ({
-      purposeId: r.key, restrictionType: r.type, vendors: r.ids.slice().sort((a, b) => a - b),
+      purposeId: r.key, restrictionType: r.type, vendors: uniqSorted(r.ids),
     }))),
-    vendorsDisclosed: o.VendorsDisclosed.slice().sort((a, b) => a - b),
-    vendorsAllowed: o.VendorsAllowed.slice().sort((a, b) => a - b),
+    vendorsDisclosed: uniqSorted(o.VendorsDisclosed),
+    vendorsAllowed: uniqSorted(o.VendorsAllowed),
     publisherConsents: boolsToIds(o.PublisherConsents),
     publisherLegitimateInterests: boolsToIds(o.PublisherLegitimateInterests),
     numCustomPurposes: o.NumCustomPurposes,
