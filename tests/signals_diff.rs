@@ -399,6 +399,40 @@ fn random_state(rng: &mut Rng, id: u16) -> UsStateSection {
     s
 }
 
+/// With `forbidden`, sometimes a value the US specifications forbid but
+/// the libraries read: `MspaCoveredTransaction` 0 or 3, or 3 in another
+/// 2-bit field (only for our encoder: iabgpp-es refuses to write them).
+fn spoil_us(rng: &mut Rng, s: &mut GppSection) {
+    match s {
+        GppSection::UsNat(u) => {
+            if rng.chance(10) {
+                u.mspa_covered_transaction = if rng.chance(50) { 0 } else { 3 };
+            }
+            if rng.chance(10) {
+                let k = rng.below(u.sensitive_data_processing.len() as u64) as usize;
+                u.sensitive_data_processing[k] = 3;
+            }
+        }
+        GppSection::UsState(u) => {
+            let def = SECTIONS.iter().find(|d| d.id == u.id).unwrap();
+            if rng.chance(10) {
+                let v = if rng.chance(50) { 0 } else { 3 };
+                u.set("MspaCoveredTransaction", FieldValue::Int(v)).unwrap();
+            }
+            if rng.chance(10) {
+                let enums: Vec<_> = def
+                    .core
+                    .iter()
+                    .filter(|f| f.kind == FieldKind::Enum)
+                    .collect();
+                let f = enums[rng.below(enums.len() as u64) as usize];
+                u.set(f.name, FieldValue::Int(3)).unwrap();
+            }
+        }
+        _ => {}
+    }
+}
+
 fn random_gpp(rng: &mut Rng, with_tcf: bool) -> GppString {
     let mut sections = Vec::new();
     if with_tcf && rng.chance(60) {
@@ -420,6 +454,11 @@ fn random_gpp(rng: &mut Rng, with_tcf: bool) -> GppString {
         sections.push(GppSection::UsNat(random_usnat(rng)));
     }
     sections.sort_by_key(GppSection::id);
+    if with_tcf {
+        for s in &mut sections {
+            spoil_us(rng, s);
+        }
+    }
     GppString {
         version: 1,
         sections,
@@ -512,6 +551,9 @@ struct Tally {
     /// Strings with a range entry overlapping another or above
     /// `MaxVendorId` (read by all sides, a violation here).
     range_violations: usize,
+    /// Strings with a US section value the specifications forbid (read by
+    /// all sides, a violation here).
+    us_violations: usize,
 }
 
 impl Tally {
@@ -544,6 +586,12 @@ impl Tally {
             println!(
                 "  with overlapping or above-MaxVendorId range entries: {}",
                 self.range_violations
+            );
+        }
+        if self.us_violations > 0 {
+            println!(
+                "  with forbidden US section values (MspaCoveredTransaction 0 or 3, a 3 elsewhere): {}",
+                self.us_violations
             );
         }
         if !self.sections.is_empty() {
@@ -662,6 +710,9 @@ fn tcf_and_gpp_agree_with_the_reference_libraries() {
         let d = GppString::decode_with(s, &lenient()).unwrap();
         if has_range_violation(&d.tcf_violations) {
             t3.range_violations += 1;
+        }
+        if !d.us_violations.is_empty() {
+            t3.us_violations += 1;
         }
         let decoded = d.gpp;
         assert_eq!(&decoded, g, "our own round trip of {s}");
