@@ -711,7 +711,7 @@ fn tcf_and_gpp_agree_with_the_reference_libraries() {
         if has_range_violation(&d.tcf_violations) {
             t3.range_violations += 1;
         }
-        if !d.us_violations.is_empty() {
+        if !d.section_violations.is_empty() {
             t3.us_violations += 1;
         }
         let decoded = d.gpp;

@@ -246,7 +246,7 @@ fn gpp() -> impl Strategy<Value = GppString> {
         proptest::option::of(usp()),
         proptest::option::of(usnat()),
         proptest::collection::btree_map(
-            prop_oneof![Just(1u16), 3u16..=5, 28u16..=40, Just(500u16)],
+            prop_oneof![Just(1u16), 3u16..=4, 28u16..=40, Just(500u16)],
             "[A-Za-z0-9_.-]{1,24}",
             0..4,
         ),

@@ -1,9 +1,9 @@
 //! Global Privacy Platform (GPP) strings: `Header~Section~Section...`.
 //!
 //! Supported sections: 2 (`tcfeuv2`, the TC string as-is), 6 (`uspv1`, the
-//! four-character US Privacy string), 7 (`usnat`) and the US state sections
-//! 8 to 27 ([`super::usstate`]). Any other section (1, `tcfeuv1`; 5,
-//! `tcfcav1`; ids without a name) is kept as opaque text
+//! four-character US Privacy string), 5 (`tcfcav1`, [`super::tcfca`]), 7
+//! (`usnat`) and the US state sections 8 to 27 ([`super::usstate`]). Any
+//! other section (1, `tcfeuv1`; ids without a name) is kept as opaque text
 //! ([`GppSection::Unknown`]) and listed by
 //! [`GppString::unknown_section_ids`]; it is not an error.
 
@@ -12,12 +12,15 @@ use serde::{Deserialize, Serialize};
 use super::bits::{BitWriter, Bits, Padding};
 use super::error::{SignalError, SignalResult};
 use super::tcf::{TcString, TcfOptions, Violation};
+use super::tcfca::TcfCaV1;
 use super::usnat::UsNat;
 use super::usp::UsPrivacy;
 use super::usstate::UsStateSection;
 
 /// Section id of `tcfeuv2`.
 pub const SECTION_TCFEUV2: u16 = 2;
+/// Section id of `tcfcav1`.
+pub const SECTION_TCFCAV1: u16 = 5;
 /// Section id of `uspv1`.
 pub const SECTION_USPV1: u16 = 6;
 /// Section id of `usnat`.
@@ -28,6 +31,8 @@ pub const SECTION_USNAT: u16 = 7;
 pub enum GppSection {
     /// Section 2, `tcfeuv2`.
     TcfEuV2(TcString),
+    /// Section 5, `tcfcav1` (the Canadian TCF).
+    TcfCaV1(TcfCaV1),
     /// Section 6, `uspv1`.
     UspV1(UsPrivacy),
     /// Section 7, `usnat`.
@@ -48,6 +53,7 @@ impl GppSection {
     pub fn id(&self) -> u16 {
         match self {
             GppSection::TcfEuV2(_) => SECTION_TCFEUV2,
+            GppSection::TcfCaV1(_) => SECTION_TCFCAV1,
             GppSection::UspV1(_) => SECTION_USPV1,
             GppSection::UsNat(_) => SECTION_USNAT,
             GppSection::UsState(u) => u.id,
@@ -82,17 +88,18 @@ pub struct GppDecoded {
     pub gpp: GppString,
     /// TCF policy violations in the `tcfeuv2` section (lenient mode only).
     pub tcf_violations: Vec<Violation>,
-    /// Value rules broken by the US sections (`usnat` and the states), with
+    /// Rules broken by the `tcfcav1`, `usnat` and US state sections, with
     /// their section ids (lenient mode only).
-    pub us_violations: Vec<(u16, Violation)>,
+    pub section_violations: Vec<(u16, Violation)>,
 }
 
 impl GppSection {
-    /// The rules of the specifications a US section (`usnat` or a state)
-    /// breaks; empty for the other sections (the `tcfeuv2` rules depend on
-    /// options: see [`TcString::violations`]).
-    pub fn us_violations(&self) -> Vec<Violation> {
+    /// The rules of the specifications a `tcfcav1`, `usnat` or US state
+    /// section breaks; empty for the other sections (the `tcfeuv2` rules
+    /// depend on options: see [`TcString::violations`]).
+    pub fn section_violations(&self) -> Vec<Violation> {
         match self {
+            GppSection::TcfCaV1(t) => t.violations(),
             GppSection::UsNat(u) => u.violations(),
             GppSection::UsState(u) => u.violations(),
             _ => Vec::new(),
@@ -212,7 +219,7 @@ impl GppString {
         }
         let mut sections = Vec::with_capacity(ids.len());
         let mut tcf_violations = Vec::new();
-        let mut us_violations = Vec::new();
+        let mut section_violations = Vec::new();
         for (index, &id) in ids.iter().enumerate() {
             let text = match texts.get(index) {
                 Some(t) if !t.is_empty() => *t,
@@ -234,6 +241,7 @@ impl GppString {
                     tcf_violations = d.violations;
                     GppSection::TcfEuV2(d.tc)
                 }
+                SECTION_TCFCAV1 => GppSection::TcfCaV1(TcfCaV1::decode(text).map_err(wrap)?),
                 SECTION_USPV1 => GppSection::UspV1(UsPrivacy::decode(text).map_err(wrap)?),
                 SECTION_USNAT => GppSection::UsNat(UsNat::decode(text).map_err(wrap)?),
                 _ if super::usstate::section_def(id).is_some() => {
@@ -244,19 +252,19 @@ impl GppString {
                     text: text.to_string(),
                 },
             };
-            let found = section.us_violations();
+            let found = section.section_violations();
             if opts.tcf.strict
                 && let Some(v) = found.first()
             {
                 return Err(wrap(v.clone().into()));
             }
-            us_violations.extend(found.into_iter().map(|v| (id, v)));
+            section_violations.extend(found.into_iter().map(|v| (id, v)));
             sections.push(section);
         }
         Ok(GppDecoded {
             gpp: GppString { version, sections },
             tcf_violations,
-            us_violations,
+            section_violations,
         })
     }
 
@@ -278,6 +286,14 @@ impl GppString {
     pub fn tcf(&self) -> Option<&TcString> {
         self.sections.iter().find_map(|s| match s {
             GppSection::TcfEuV2(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// The `tcfcav1` section, if present.
+    pub fn tcfca(&self) -> Option<&TcfCaV1> {
+        self.sections.iter().find_map(|s| match s {
+            GppSection::TcfCaV1(t) => Some(t),
             _ => None,
         })
     }
@@ -325,6 +341,7 @@ impl GppString {
             out.push('~');
             match s {
                 GppSection::TcfEuV2(t) => out.push_str(&t.encode_with(padding)?),
+                GppSection::TcfCaV1(t) => out.push_str(&t.encode_with(padding)?),
                 GppSection::UspV1(u) => out.push_str(&u.encode()),
                 GppSection::UsNat(u) => out.push_str(&u.encode_with(padding)?),
                 GppSection::UsState(u) => out.push_str(&u.encode_with(padding)?),

@@ -33,6 +33,7 @@ use super::tcf::{
     IdSet, PublisherRestriction, PublisherTc, RestrictionType, Segment, TcString, TcfOptions,
     VendorBits, VendorEncoding, VendorRange, VendorSection,
 };
+use super::tcfca::TcfCaV1;
 use super::usnat::UsNat;
 use super::usp::{UsPrivacy, UspFlag};
 use super::usstate::UsStateSection;
@@ -842,6 +843,8 @@ pub struct GppJson {
 pub enum SectionJson {
     /// `tcfeuv2`: the TC string's JSON.
     Tcf(Box<TcfJson>),
+    /// `tcfcav1`: see [`TcfCaV1::to_json_value`].
+    TcfCa(serde_json::Value),
     /// `uspv1`.
     Usp(UspJson),
     /// `usnat`.
@@ -882,6 +885,7 @@ impl<'de> Deserialize<'de> for SectionsJson {
                 super::gpp::SECTION_TCFEUV2 => {
                     SectionJson::Tcf(Box::new(serde_json::from_value(v).map_err(bad)?))
                 }
+                super::gpp::SECTION_TCFCAV1 => SectionJson::TcfCa(v),
                 super::gpp::SECTION_USPV1 => {
                     SectionJson::Usp(serde_json::from_value(v).map_err(bad)?)
                 }
@@ -907,6 +911,7 @@ impl GppJson {
             .map(|s| {
                 let v = match s {
                     GppSection::TcfEuV2(t) => SectionJson::Tcf(Box::new(TcfJson::from_tc(t, opts))),
+                    GppSection::TcfCaV1(t) => SectionJson::TcfCa(t.to_json_value()),
                     GppSection::UspV1(u) => SectionJson::Usp(UspJson::from(*u)),
                     GppSection::UsNat(u) => SectionJson::UsNat(UsNatJson::from(u.clone())),
                     GppSection::UsState(u) => SectionJson::UsState(
@@ -958,6 +963,7 @@ impl GppJson {
                 .ok_or_else(|| enc_err("sections", format!("unknown section name {name:?}")))?;
             let s = match v.clone() {
                 SectionJson::Tcf(t) => GppSection::TcfEuV2(t.to_tc()?),
+                SectionJson::TcfCa(v) => GppSection::TcfCaV1(TcfCaV1::from_json_value(&v)?),
                 SectionJson::Usp(u) => GppSection::UspV1(UsPrivacy::try_from(u)?),
                 SectionJson::UsNat(u) => GppSection::UsNat(UsNat::try_from(u)?),
                 SectionJson::UsState(v) => {
