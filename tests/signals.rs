@@ -585,19 +585,33 @@ fn gpp_full_examples_from_spec() {
         }
     ));
 
-    // Canadian TCF (5) is kept opaque and reported.
+    // The specification's example puts a TCF EU string under id 5 (the
+    // Canadian TCF): it is not a tcfcav1 section, and iabgpp-es refuses it
+    // too ("Unable to decode TcfCaV1CoreSegment").
     let s = format!("DBABjw~{SPEC_TC}~1YNN");
+    assert!(matches!(
+        GppString::decode(&s).unwrap_err(),
+        SignalError::InSection { section_id: 5, .. }
+    ));
+    // A tcfcav1 section decodes; an id without a name is kept opaque.
+    let ca = privseg::consent::signals::tcfca::TcfCaV1::new();
+    let s = format!("DBABjw~{}~1YNN", ca.encode().unwrap());
     let g = GppString::decode(&s).unwrap();
     assert_eq!(g.section_ids(), vec![5, 6]);
-    assert_eq!(g.unknown_section_ids(), vec![5]);
+    assert_eq!(g.tcfca(), Some(&ca));
+    assert!(g.unknown_section_ids().is_empty());
+    assert_eq!(g.encode().unwrap(), s);
+    let s = format!("{}~{SPEC_TC}", encode_header(&[40], Padding::Byte).unwrap());
+    let g = GppString::decode(&s).unwrap();
+    assert_eq!(g.unknown_section_ids(), vec![40]);
     assert_eq!(
         g.sections[0],
         GppSection::Unknown {
-            id: 5,
+            id: 40,
             text: SPEC_TC.to_string()
         }
     );
-    assert_eq!(g.encode_with(Padding::Sextet).unwrap(), s);
+    assert_eq!(g.encode().unwrap(), s);
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //   {"op":"tcf_encode","m":TCF}       -> {"ok":STRING}   (iabtcf-es encoder)
 //   {"op":"gpp_decode","s":STRING}    -> {"ok":{"sectionIds":[..],"sections":{..}}}
 //   {"op":"gpp_encode","m":GPP}       -> {"ok":STRING}   (iabgpp-es encoder;
-//                                         uspv1, usnat, the US states)
+//                                         tcfcav1, uspv1, usnat, the US states)
 // or {"err":MESSAGE}. TCF objects are in the normalised form described in
 // tests/signals_diff.rs: every set an ascending id array, times ISO 8601.
 'use strict';
@@ -173,6 +173,14 @@ function gppDecode(s) {
     const o = obj[name];
     if (name === 'tcfeuv2') {
       sections[name] = fromGppTcf(o, segmentsOf(parts[i + 1]));
+    } else if (name === 'tcfcav1') {
+      const u = lowerKeys(o);
+      u.created = new Date(u.created).toISOString();
+      u.lastUpdated = new Date(u.lastUpdated).toISOString();
+      u.pubRestrictions = u.pubRestrictions.map((r) => ({ key: r.key, type: r.type, ids: r.ids }));
+      delete u.pubPurposesSegmentType;
+      delete u.disclosedVendorsSegmentType;
+      sections[name] = u;
     } else if (name === 'usnat' || 'gpcSegmentType' in lowerKeys(o)) {
       // A section with a GPC sub-segment: toObject has no flag for it.
       const u = lowerKeys(o);
@@ -196,7 +204,20 @@ function gppDecode(s) {
 function gppEncode(j) {
   const m = new gpp.GppModel();
   for (const [name, o] of Object.entries(j.sections)) {
-    if (name !== 'tcfeuv2' && name !== 'tcfcav1') {
+    if (name === 'tcfcav1') {
+      // Any other field set resets Created and LastUpdated to now: those
+      // two go last. NumCustomPurposes goes first: it sizes the custom
+      // purpose bitfields.
+      m.setFieldValue(name, 'NumCustomPurposes', o.numCustomPurposes);
+      for (const [k, v] of Object.entries(o)) {
+        if (['created', 'lastUpdated', 'violations', 'encoding'].includes(k)) continue;
+        const value = k === 'pubRestrictions'
+          ? v.map((r) => new gpp.RangeEntry(r.key, r.type, r.ids)) : v;
+        m.setFieldValue(name, k[0].toUpperCase() + k.slice(1), value);
+      }
+      m.setFieldValue(name, 'Created', new Date(o.created));
+      m.setFieldValue(name, 'LastUpdated', new Date(o.lastUpdated));
+    } else if (name !== 'tcfeuv2') {
       for (const [k, v] of Object.entries(o)) {
         if (k === 'gpcSegmentType' || k === 'violations') continue;
         m.setFieldValue(name, k[0].toUpperCase() + k.slice(1), v);

@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 
 use super::bits::{BitReader, BitWriter, Bits, Padding};
 use super::error::{SignalError, SignalResult};
-use super::json::{deciseconds_to_iso, iso_to_deciseconds};
+use super::json::{JsonFields, deciseconds_to_iso, iso_to_deciseconds};
 use super::tcf::{ABOVE_MAX_REASON, Violation};
 
 /// The kind of one `tcfcav1` field.
@@ -648,7 +648,12 @@ impl TcfCaV1 {
     /// `encoding` (the segments in string order and each vendor list's
     /// `{"type": "bitfield" | "range", "maxVendorId"}`) and `violations`.
     pub fn to_json_value(&self) -> Value {
-        let mut m = Map::new();
+        self.to_json_fields().into()
+    }
+
+    /// [`TcfCaV1::to_json_value`] with its fields in string order.
+    pub fn to_json_fields(&self) -> JsonFields {
+        let mut m = JsonFields::default();
         let mut enc = Map::new();
         let pub_default = defaults(PUBLISHER);
         let disc_default = defaults(DISCLOSED);
@@ -676,7 +681,7 @@ impl TcfCaV1 {
                             .collect(),
                     ),
                 };
-                m.insert(key, j);
+                m.push(key, j);
             }
         }
         let names: Vec<&str> = self
@@ -689,14 +694,14 @@ impl TcfCaV1 {
             })
             .collect();
         enc.insert("segments".into(), json!(names));
-        m.insert("encoding".into(), Value::Object(enc));
+        m.push("encoding", Value::Object(enc));
         let v: Vec<Value> = self
             .violations()
             .into_iter()
             .map(|v| json!({"field": v.field, "offset": v.offset, "reason": v.reason}))
             .collect();
-        m.insert("violations".into(), Value::Array(v));
-        Value::Object(m)
+        m.push("violations", Value::Array(v));
+        m
     }
 
     /// Reads the JSON of [`TcfCaV1::to_json_value`]. The core fields are

@@ -18,7 +18,9 @@
 //! its layout is unknown, and reading it with the known one would give
 //! wrong answers (the safer reading).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::json::JsonFields;
 
 use super::bits::{BitReader, BitWriter, Bits, Padding};
 use super::error::{SignalError, SignalResult};
@@ -739,25 +741,37 @@ impl UsStateSection {
     /// flag and fields (their defaults when it is absent, and no
     /// `gpcSegmentType`), then `violations`.
     pub fn to_json_value(&self) -> SignalResult<Value> {
-        let def = self.def()?;
-        let mut m = Map::new();
+        Ok(self.to_json_fields().into())
+    }
+
+    /// [`UsStateSection::to_json_value`] with its fields in order. A
+    /// section whose id is not a US state's gives `{"error": ...}`.
+    pub fn to_json_fields(&self) -> JsonFields {
+        let mut m = JsonFields::default();
+        let def = match self.def() {
+            Ok(d) => d,
+            Err(e) => {
+                m.push("error", Value::from(e.to_string()));
+                return m;
+            }
+        };
         let as_json = |v: &FieldValue, kind: FieldKind| match (v, kind) {
             (FieldValue::Int(x), FieldKind::Bool) => Value::Bool(*x == 1),
             (FieldValue::Int(x), _) => Value::from(*x),
             (FieldValue::List(l), _) => Value::from(l.clone()),
         };
         for (d, v) in def.core.iter().zip(&self.core) {
-            m.insert(lower_first(d.name), as_json(v, d.kind));
+            m.push(lower_first(d.name), as_json(v, d.kind));
         }
         if let Some(sd) = def.sub {
-            m.insert(lower_first(sd.included), Value::Bool(self.sub.is_some()));
+            m.push(lower_first(sd.included), Value::Bool(self.sub.is_some()));
             let absent = absent_values(&sd);
             let values = self.sub.as_ref().unwrap_or(&absent);
             for (d, v) in sd.fields.iter().zip(values) {
                 if d.kind == FieldKind::SubsectionType && self.sub.is_none() {
                     continue;
                 }
-                m.insert(lower_first(d.name), as_json(v, d.kind));
+                m.push(lower_first(d.name), as_json(v, d.kind));
             }
         }
         let violations: Vec<Value> = self
@@ -765,8 +779,8 @@ impl UsStateSection {
             .into_iter()
             .map(|v| serde_json::json!({"field": v.field, "offset": v.offset, "reason": v.reason}))
             .collect();
-        m.insert("violations".into(), Value::Array(violations));
-        Ok(Value::Object(m))
+        m.push("violations", Value::Array(violations));
+        m
     }
 
     /// Reads the JSON object of [`UsStateSection::to_json_value`] for
