@@ -409,7 +409,7 @@ fn random_state(rng: &mut Rng, id: u16) -> UsStateSection {
 /// read by iabgpp-es).
 fn random_tcfca(rng: &mut Rng, canonical: bool) -> TcfCaV1 {
     let mut t = TcfCaV1::new();
-    let mut vendors = |rng: &mut Rng| {
+    let vendors = |rng: &mut Rng| {
         let ids = vendor_ids(rng);
         let mut l = CaVendors::optimized(ids);
         if !canonical && rng.chance(50) {
@@ -425,15 +425,14 @@ fn random_tcfca(rng: &mut Rng, canonical: bool) -> TcfCaV1 {
     };
     let bools = |rng: &mut Rng, n: u64| (0..n).map(|_| rng.chance(40)).collect::<Vec<bool>>();
     let created = rng.range(15_000_000_000, 20_000_000_000);
-    let ints: [(&str, u64); 6] = [
+    let ints: [(&str, u64); 5] = [
         ("CmpId", rng.below(4096)),
         ("CmpVersion", rng.below(4096)),
         ("ConsentScreen", rng.below(64)),
         ("VendorListVersion", rng.below(4096)),
         ("TcfPolicyVersion", rng.below(64)),
-        ("Created", 0),
     ];
-    for (name, v) in ints.into_iter().take(5) {
+    for (name, v) in ints {
         t.set(name, CaValue::Int(v)).unwrap();
     }
     t.set("Created", CaValue::Time(created)).unwrap();

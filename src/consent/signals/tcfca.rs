@@ -4,8 +4,8 @@
 //! The segments and fields are those of iabgpp-es (`@iabgpp/cmpapi` 3.2.0,
 //! `TcfCaV1CoreSegment`, `TcfCaV1PublisherPurposesSegment`,
 //! `TcfCaV1DisclosedVendorsSegment`): a core segment, and optional
-//! PublisherPurposes (`SegmentType` 3) and DisclosedVendors (`SegmentType`
-//! 1) segments after `.`, in any order. Vendor lists are OptimizedRange
+//! PublisherPurposes (`SegmentType` = 3) and DisclosedVendors
+//! (`SegmentType` = 1) segments after `.`, in any order. Vendor lists are OptimizedRange
 //! fields with Fibonacci-coded ranges: `MaxId` (16 bits), an encoding bit,
 //! then a bitfield of `MaxId` bits or a Fibonacci range list.
 //!

@@ -943,8 +943,8 @@ mod tests {
     fn default_sections_round_trip_and_have_no_violations() {
         for d in SECTIONS {
             let mut s = UsStateSection::new(d.id).unwrap();
-            if d.sub.is_some() {
-                let (name, v) = match d.sub.unwrap().fields.last().unwrap().kind {
+            if let Some(sub) = d.sub {
+                let (name, v) = match sub.fields.last().unwrap().kind {
                     Bool => ("Gpc", FieldValue::Int(1)),
                     _ => ("SensitiveDataProcessing", FieldValue::List(vec![2; 8])),
                 };
