@@ -9,6 +9,7 @@ use privseg::consent::signals::tcf::{
     CoreSegment, IdSet, PublisherRestriction, PublisherTc, RestrictionType, Segment, TcString,
     TcfOptions, VendorBits, VendorEncoding, VendorRange, VendorSection,
 };
+use privseg::consent::signals::tcfca::{CaRestriction, CaValue, CaVendors, TcfCaV1};
 use privseg::consent::signals::usnat::UsNat;
 use privseg::consent::signals::usp::{UsPrivacy, UspFlag};
 use privseg::consent::signals::usstate::{FieldKind, FieldValue, SECTIONS, UsStateSection};
@@ -221,6 +222,96 @@ fn us_state() -> impl Strategy<Value = UsStateSection> {
         })
 }
 
+fn ca_vendors() -> impl Strategy<Value = CaVendors> {
+    (
+        proptest::collection::btree_set(1u16..3000, 0..40),
+        any::<bool>(),
+        0u16..200,
+        any::<bool>(),
+    )
+        .prop_map(|(ids, range, extra, below)| {
+            let ids: Vec<u16> = ids.into_iter().collect();
+            let top = ids.last().copied().unwrap_or(0);
+            // A range list may go above its MaxId (a violation the decoder
+            // reads); a bitfield holds its ids.
+            let max_id = if range && below {
+                top / 2
+            } else {
+                top.saturating_add(extra)
+            };
+            CaVendors { max_id, range, ids }
+        })
+}
+
+/// A `tcfcav1` section with any values, encodings and segment order.
+fn tcfca() -> impl Strategy<Value = TcfCaV1> {
+    (
+        (
+            0u64..4096,
+            0u64..64,
+            0u64..(1 << 36),
+            any::<bool>(),
+            proptest::collection::vec(any::<bool>(), 60),
+        ),
+        (ca_vendors(), ca_vendors(), ca_vendors()),
+        proptest::collection::vec((0u8..64, 0u8..4, ca_vendors()), 0..3),
+        (0u64..64, proptest::collection::vec(any::<bool>(), 128)),
+        proptest::sample::select(vec![
+            vec![0u8],
+            vec![0, 3],
+            vec![0, 1],
+            vec![0, 3, 1],
+            vec![1, 0, 3],
+            vec![3, 1, 0],
+        ]),
+    )
+        .prop_map(
+            |((cmp, screen, time, flag, bits), (ve, vi, dv), restr, (n, custom), order)| {
+                let mut t = TcfCaV1::new();
+                t.set("CmpId", CaValue::Int(cmp)).unwrap();
+                t.set("ConsentScreen", CaValue::Int(screen)).unwrap();
+                t.set("Created", CaValue::Time(time)).unwrap();
+                t.set("UseNonStandardStacks", CaValue::Bool(flag)).unwrap();
+                t.set("PurposesExpressConsent", CaValue::Bits(bits[..24].to_vec()))
+                    .unwrap();
+                t.set(
+                    "SpecialFeatureExpressConsent",
+                    CaValue::Bits(bits[24..36].to_vec()),
+                )
+                .unwrap();
+                t.set("VendorExpressConsent", CaValue::Vendors(ve)).unwrap();
+                t.set("VendorImpliedConsent", CaValue::Vendors(vi)).unwrap();
+                let restrictions = restr
+                    .into_iter()
+                    .map(|(key, kind, vendors)| CaRestriction { key, kind, vendors })
+                    .collect();
+                t.set("PubRestrictions", CaValue::Restrictions(restrictions))
+                    .unwrap();
+                t.set("NumCustomPurposes", CaValue::Int(n)).unwrap();
+                let n = n as usize;
+                t.set(
+                    "CustomPurposesExpressConsent",
+                    CaValue::Bits(custom[..n].to_vec()),
+                )
+                .unwrap();
+                t.set(
+                    "CustomPurposesImpliedConsent",
+                    CaValue::Bits(custom[64..64 + n].to_vec()),
+                )
+                .unwrap();
+                t.set("DisclosedVendors", CaValue::Vendors(dv)).unwrap();
+                if !order.contains(&3) {
+                    t.publisher = None;
+                }
+                if !order.contains(&1) {
+                    t.disclosed = None;
+                }
+                t.order = order;
+                t
+            },
+        )
+}
+
 fn usp_flag() -> impl Strategy<Value = UspFlag> {
     prop_oneof![
         Just(UspFlag::Yes),
@@ -251,12 +342,16 @@ fn gpp() -> impl Strategy<Value = GppString> {
             0..4,
         ),
         proptest::collection::vec(us_state(), 0..3),
+        proptest::option::of(tcfca()),
     )
-        .prop_map(|(tc, u, n, unknown, states)| {
+        .prop_map(|(tc, u, n, unknown, states, ca)| {
             let mut sections: Vec<GppSection> = unknown
                 .into_iter()
                 .map(|(id, text)| GppSection::Unknown { id, text })
                 .collect();
+            if let Some(ca) = ca {
+                sections.push(GppSection::TcfCaV1(ca));
+            }
             for s in states {
                 if !sections.iter().any(|x| x.id() == s.id) {
                     sections.push(GppSection::UsState(s));
@@ -354,6 +449,14 @@ proptest! {
         prop_assert_eq!(&UsStateSection::decode(u.id, &s).unwrap(), &u);
         let j = u.to_json_value().unwrap();
         prop_assert_eq!(UsStateSection::from_json_value(u.id, &j).unwrap(), u);
+    }
+
+    #[test]
+    fn tcfca_round_trip(t in tcfca()) {
+        let s = t.encode().unwrap();
+        prop_assert_eq!(&TcfCaV1::decode(&s).unwrap(), &t);
+        let j = t.to_json_value();
+        prop_assert_eq!(&TcfCaV1::from_json_value(&j).unwrap(), &t);
     }
 
     #[test]

@@ -646,7 +646,8 @@ impl TcfCaV1 {
     /// as arrays of booleans, vendor lists as ascending ids, times as ISO
     /// 8601, `pubRestrictions` as `[{"key", "type", "ids"}]`; then
     /// `encoding` (the segments in string order and each vendor list's
-    /// `{"type": "bitfield" | "range", "maxVendorId"}`) and `violations`.
+    /// `{"type": "bitfield" | "range", "maxVendorId"}`, an array of them for
+    /// `pubRestrictions`) and `violations`.
     pub fn to_json_value(&self) -> Value {
         self.to_json_fields().into()
     }
@@ -675,11 +676,17 @@ impl TcfCaV1 {
                         enc.insert(key.clone(), vendors_encoding(l));
                         json!(l.ids)
                     }
-                    CaValue::Restrictions(list) => Value::Array(
-                        list.iter()
-                            .map(|e| json!({"key": e.key, "type": e.kind, "ids": e.vendors.ids}))
-                            .collect(),
-                    ),
+                    CaValue::Restrictions(list) => {
+                        let encodings = list.iter().map(|e| vendors_encoding(&e.vendors)).collect();
+                        enc.insert(key.clone(), Value::Array(encodings));
+                        Value::Array(
+                            list.iter()
+                                .map(
+                                    |e| json!({"key": e.key, "type": e.kind, "ids": e.vendors.ids}),
+                                )
+                                .collect(),
+                        )
+                    }
                 };
                 m.push(key, j);
             }
@@ -721,6 +728,16 @@ impl TcfCaV1 {
             Some(Value::Object(e)) => e.clone(),
             Some(_) => return Err(err("encoding: expected an object".into())),
         };
+        let enc_keys = [
+            "segments",
+            "vendorExpressConsent",
+            "vendorImpliedConsent",
+            "pubRestrictions",
+            "disclosedVendors",
+        ];
+        if let Some(k) = enc.keys().find(|k| !enc_keys.contains(&k.as_str())) {
+            return Err(err(format!("encoding: unknown field {k:?}")));
+        }
         let mut known = vec!["encoding".to_string(), "violations".to_string()];
         let mut read_group =
             |fields: &[CaField], required: bool| -> SignalResult<(Vec<CaValue>, bool)> {
@@ -911,7 +928,8 @@ fn json_value(
             x.as_array()
                 .ok_or_else(|| err("expected an array of {key, type, ids}"))?
                 .iter()
-                .map(|e| {
+                .enumerate()
+                .map(|(i, e)| {
                     let num = |k: &str, bits: u32| {
                         e.get(k)
                             .and_then(Value::as_u64)
@@ -925,13 +943,11 @@ fn json_value(
                     }) {
                         return Err(err(&format!("unknown field {k:?}")));
                     }
+                    let ids = e.get("ids").ok_or_else(|| err("missing ids"))?;
                     Ok(CaRestriction {
                         key: num("key", 6)?,
                         kind: num("type", 2)?,
-                        vendors: CaVendors::optimized(json_ids(
-                            key,
-                            e.get("ids").ok_or_else(|| err("missing ids"))?,
-                        )?),
+                        vendors: json_vendors(key, ids, enc.and_then(|a| a.get(i)))?,
                     })
                 })
                 .collect::<SignalResult<_>>()?,
