@@ -2,18 +2,24 @@
 //! iabtcf-es (`@iabtechlabtcf/core`) for TC strings and iabgpp-es
 //! (`@iabgpp/cmpapi`) for GPP strings.
 //!
-//! Random valid strings are made by this crate's encoders and by theirs,
-//! decoded by both, and every field compared in one normalised form: every
+//! Random strings are made by this crate's encoders and by theirs, decoded
+//! by both, and every field compared in one normalised form: every
 //! purpose, feature and vendor set an ascending id array, times ISO 8601,
 //! an absent optional segment as empty sets, publisher restrictions sorted
-//! by purpose and type, plus the list of segments in string order.
+//! by purpose and type, plus the list of segments in string order. GPP
+//! strings hold `tcfeuv2` (ours only: iabgpp-es's encoder is not used for
+//! it), `tcfcav1`, `uspv1`, `usnat` and up to three of the 20 US state
+//! sections; the sections other than `tcfeuv2` are compared in iabgpp-es's
+//! `toObject` shape (first letters in lower case), without our `encoding`
+//! and `violations`.
 //!
 //! The Node side is `tests/signals_diff/harness.cjs`; its packages are
 //! installed with `npm ci` into a directory under the cargo target
 //! directory. Without `node` and `npm` the test is skipped with the reason
 //! printed. `PRIVSEG_SIGNALS_DIFF_N` sets the number of random strings per
-//! direction (default 500, four directions: 2,000 in all); a long run uses
-//! `PRIVSEG_SIGNALS_DIFF_N=25000` for 100,000.
+//! direction (default 500; four directions, the second compared twice:
+//! 2,500 comparisons in all); a long run uses
+//! `PRIVSEG_SIGNALS_DIFF_N=25000` for 125,000.
 //!
 //! Some vendor sections hold range entries that overlap an earlier entry
 //! or go above `MaxVendorId`: the specification forbids them, the libraries
