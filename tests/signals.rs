@@ -10,8 +10,8 @@ use privseg::consent::signals::gpp::{
 };
 use privseg::consent::signals::mapping::{SignalDecisionKind, SignalMapping, sha256_hex};
 use privseg::consent::signals::tcf::{
-    IdSet, PublisherTc, RestrictionType, Segment, TcString, TcfOptions, VendorBits, VendorEncoding,
-    VendorRange,
+    ABOVE_MAX_REASON, IdSet, OVERLAP_REASON, PublisherTc, RestrictionType, Segment, TcString,
+    TcfOptions, VendorBits, VendorEncoding, VendorRange, Violation,
 };
 use privseg::consent::signals::usnat::UsNat;
 use privseg::consent::signals::usp::{UsPrivacy, UspFlag};
@@ -381,44 +381,9 @@ fn tcf_errors_name_field_and_offset() {
             end: 10
         }
     );
-    // Range id above MaxVendorId.
-    let mut bits = handmade_core_bits(5, true, &[]);
-    bits.truncate(vc);
-    bits += &int(10, 16);
-    bits += "1";
-    bits += &int(1, 12);
-    bits += "0";
-    bits += &int(11, 16);
-    assert!(matches!(
-        TcString::decode_structure(&b64(&bits)).unwrap_err(),
-        SignalError::IdExceedsMax {
-            id: 11,
-            max: 10,
-            offset: 242,
-            ..
-        }
-    ));
-    // Overlapping ranges (second entry 5..=7 overlaps 1..=5).
-    let mut bits = handmade_core_bits(5, true, &[]);
-    bits.truncate(vc);
-    bits += &int(10, 16);
-    bits += "1";
-    bits += &int(2, 12);
-    bits += "1";
-    bits += &int(1, 16);
-    bits += &int(5, 16);
-    bits += "1";
-    bits += &int(5, 16);
-    bits += &int(7, 16);
-    assert_eq!(
-        TcString::decode_structure(&b64(&bits)).unwrap_err(),
-        SignalError::RangeOverlap {
-            field: "VendorConsents.StartOrOnlyVendorId",
-            offset: 275,
-            start: 5,
-            end: 7
-        }
-    );
+    // A range id above MaxVendorId and overlapping ranges are read as the
+    // reference libraries read them, and reported as violations (refused
+    // in strict mode): see `tcf_range_violations_*` below.
     // Duplicate segment and unknown segment type.
     let core = b64(&handmade_core_bits(5, true, &[]));
     let dv = b64(&disclosed_bits());
@@ -540,10 +505,7 @@ fn tcf_encode_rejects_invalid_structs() {
     ));
     let mut tc = TcString::example();
     tc.core.vendor_consents.encoding = VendorEncoding::Range {
-        entries: vec![
-            VendorRange { start: 1, end: 5 },
-            VendorRange { start: 4, end: 6 },
-        ],
+        entries: vec![VendorRange { start: 6, end: 4 }],
     };
     assert!(matches!(
         tc.encode(),
@@ -552,6 +514,20 @@ fn tcf_encode_rejects_invalid_structs() {
             ..
         })
     ));
+    // Overlapping entries are written as given (a decoded string that has
+    // them encodes back) and reported when read.
+    let mut tc = TcString::example();
+    tc.core.vendor_consents.encoding = VendorEncoding::Range {
+        entries: vec![
+            VendorRange { start: 1, end: 5 },
+            VendorRange { start: 4, end: 6 },
+        ],
+    };
+    let s = tc.encode().unwrap();
+    let d = TcString::decode_with(&s, &TcfOptions::lenient()).unwrap();
+    assert_eq!(d.tc, tc);
+    assert!(d.violations.iter().any(|v| v.reason == OVERLAP_REASON));
+    assert!(TcString::decode(&s).is_err());
 }
 
 // ---------------------------------------------------------------------
@@ -609,19 +585,33 @@ fn gpp_full_examples_from_spec() {
         }
     ));
 
-    // Canadian TCF (5) is kept opaque and reported.
+    // The specification's example puts a TCF EU string under id 5 (the
+    // Canadian TCF): it is not a tcfcav1 section, and iabgpp-es refuses it
+    // too ("Unable to decode TcfCaV1CoreSegment").
     let s = format!("DBABjw~{SPEC_TC}~1YNN");
+    assert!(matches!(
+        GppString::decode(&s).unwrap_err(),
+        SignalError::InSection { section_id: 5, .. }
+    ));
+    // A tcfcav1 section decodes; an id without a name is kept opaque.
+    let ca = privseg::consent::signals::tcfca::TcfCaV1::new();
+    let s = format!("DBABjw~{}~1YNN", ca.encode().unwrap());
     let g = GppString::decode(&s).unwrap();
     assert_eq!(g.section_ids(), vec![5, 6]);
-    assert_eq!(g.unknown_section_ids(), vec![5]);
+    assert_eq!(g.tcfca(), Some(&ca));
+    assert!(g.unknown_section_ids().is_empty());
+    assert_eq!(g.encode().unwrap(), s);
+    let s = format!("{}~{SPEC_TC}", encode_header(&[40], Padding::Byte).unwrap());
+    let g = GppString::decode(&s).unwrap();
+    assert_eq!(g.unknown_section_ids(), vec![40]);
     assert_eq!(
         g.sections[0],
         GppSection::Unknown {
-            id: 5,
+            id: 40,
             text: SPEC_TC.to_string()
         }
     );
-    assert_eq!(g.encode_with(Padding::Sextet).unwrap(), s);
+    assert_eq!(g.encode().unwrap(), s);
 }
 
 #[test]
@@ -1002,7 +992,7 @@ fn tcf_legacy_allowed_vendors_and_empty_segments() {
 }
 
 #[test]
-fn tcf_unsorted_ranges_allowed_unless_overlapping() {
+fn tcf_unsorted_ranges_allowed_overlapping_reported() {
     let vc = 213;
     let entry = |a: u64, b: u64| format!("1{}{}", int(a, 16), int(b, 16));
     let mut bits = handmade_core_bits(5, true, &[]);
@@ -1028,6 +1018,7 @@ fn tcf_unsorted_ranges_allowed_unless_overlapping() {
     );
     assert_eq!(tc.encode().unwrap(), s);
 
+    // Overlapping entries: read (the union of the ids), reported.
     let mut bits = handmade_core_bits(5, true, &[]);
     bits.truncate(vc);
     bits += &int(30, 16);
@@ -1035,15 +1026,120 @@ fn tcf_unsorted_ranges_allowed_unless_overlapping() {
     bits += &int(2, 12);
     bits += &entry(20, 30);
     bits += &entry(1, 20);
+    bits += &int(0, 16);
+    bits += "0";
+    bits += &int(0, 12);
+    let s = b64(&bits);
+    let d = TcString::decode_with(&s, &TcfOptions::lenient()).unwrap();
+    assert_eq!(
+        d.tc.core.vendor_consents.vendor_ids(),
+        (1..=30).collect::<Vec<u16>>()
+    );
+    let v: Vec<_> = d
+        .violations
+        .iter()
+        .filter(|v| v.field.starts_with("VendorConsents"))
+        .map(|v| (v.field, v.offset))
+        .collect();
+    assert_eq!(v, [("VendorConsents.StartOrOnlyVendorId", Some(275))]);
+}
+
+/// A complete core segment (policy 5, service-specific) whose vendor
+/// consent section is `consent` (MaxVendorId onwards), with an empty LI
+/// section and no publisher restrictions, followed by a DisclosedVendors
+/// segment.
+fn core_with_consent_section(consent: &str) -> String {
+    let mut bits = handmade_core_bits(5, true, &[]);
+    bits.truncate(213);
+    bits += consent;
+    bits += &int(0, 16);
+    bits += "0";
+    bits += &int(0, 12);
+    format!("{}.{}", b64(&bits), b64(&disclosed_bits()))
+}
+
+#[test]
+fn tcf_range_violations_id_above_max_vendor_id() {
+    // MaxVendorId 10, one entry: vendor 11.
+    let s = core_with_consent_section(&format!("{}1{}0{}", int(10, 16), int(1, 12), int(11, 16)));
+    let d = TcString::decode_with(&s, &TcfOptions::lenient()).unwrap();
+    assert_eq!(d.tc.core.vendor_consents.vendor_ids(), [11]);
+    assert_eq!(
+        d.violations,
+        [Violation {
+            field: "VendorConsents.StartOrOnlyVendorId",
+            offset: Some(242),
+            reason: ABOVE_MAX_REASON,
+        }]
+    );
+    // Strict decoding (and so the consent events) refuses it.
+    assert_eq!(
+        TcString::decode(&s).unwrap_err(),
+        SignalError::PolicyViolation {
+            field: "VendorConsents.StartOrOnlyVendorId",
+            offset: Some(242),
+            reason: ABOVE_MAX_REASON,
+        }
+    );
+    // The JSON lists it, and the string encodes back as it was.
+    let json = privseg::consent::signals::decode_to_json(&s).unwrap();
+    assert!(json.contains("\"offset\":242"), "{json}");
+    assert_eq!(d.tc.encode().unwrap(), s);
+}
+
+#[test]
+fn tcf_range_violations_overlaps_in_every_section() {
+    let entry = |a: u64, b: u64| format!("1{}{}", int(a, 16), int(b, 16));
+    // Consent section: 1..=5 then 5..=7 (overlap at the second entry).
+    let s = core_with_consent_section(&format!(
+        "{}1{}{}{}",
+        int(10, 16),
+        int(2, 12),
+        entry(1, 5),
+        entry(5, 7)
+    ));
+    let d = TcString::decode_with(&s, &TcfOptions::lenient()).unwrap();
+    assert_eq!(
+        d.tc.core.vendor_consents.vendor_ids(),
+        [1, 2, 3, 4, 5, 6, 7]
+    );
+    assert_eq!(
+        d.violations,
+        [Violation {
+            field: "VendorConsents.StartOrOnlyVendorId",
+            offset: Some(275),
+            reason: OVERLAP_REASON,
+        }]
+    );
     assert!(matches!(
-        TcString::decode_structure(&b64(&bits)).unwrap_err(),
-        SignalError::RangeOverlap {
-            start: 1,
-            end: 20,
-            offset: 275,
+        TcString::decode(&s).unwrap_err(),
+        SignalError::PolicyViolation {
+            offset: Some(275),
             ..
         }
     ));
+    // DisclosedVendors segment: offsets count from the segment's first bit.
+    let core = s.split('.').next().unwrap();
+    let mut seg = String::from("001");
+    seg += &int(9, 16);
+    seg += "1";
+    seg += &int(2, 12);
+    seg += &entry(2, 9);
+    seg += &format!("0{}", int(3, 16));
+    let s2 = format!("{core}.{}", b64(&seg));
+    let d = TcString::decode_with(&s2, &TcfOptions::lenient()).unwrap();
+    let v: Vec<_> = d.violations.iter().map(|v| (v.field, v.offset)).collect();
+    assert_eq!(
+        v,
+        [
+            ("VendorConsents.StartOrOnlyVendorId", Some(275)),
+            ("DisclosedVendors.StartOrOnlyVendorId", Some(3 + 29 + 33)),
+        ]
+    );
+    assert_eq!(
+        d.tc.disclosed_vendors().unwrap().vendor_ids(),
+        (2..=9).collect::<Vec<u16>>()
+    );
 }
 
 #[test]

@@ -9,8 +9,10 @@ use privseg::consent::signals::tcf::{
     CoreSegment, IdSet, PublisherRestriction, PublisherTc, RestrictionType, Segment, TcString,
     TcfOptions, VendorBits, VendorEncoding, VendorRange, VendorSection,
 };
+use privseg::consent::signals::tcfca::{CaRestriction, CaValue, CaVendors, TcfCaV1};
 use privseg::consent::signals::usnat::UsNat;
 use privseg::consent::signals::usp::{UsPrivacy, UspFlag};
+use privseg::consent::signals::usstate::{FieldKind, FieldValue, SECTIONS, UsStateSection};
 
 fn ids(max: u8) -> impl Strategy<Value = IdSet> {
     proptest::collection::btree_set(1..=max, 0..=usize::from(max)).prop_map(IdSet::from_ids)
@@ -187,6 +189,129 @@ fn usnat() -> impl Strategy<Value = UsNat> {
     })
 }
 
+/// A US state section with any 2-bit values (3 included: it decodes, as a
+/// violation) and its sub-segment or not.
+fn us_state() -> impl Strategy<Value = UsStateSection> {
+    (
+        0..SECTIONS.len(),
+        proptest::collection::vec(0u8..4, 64),
+        any::<bool>(),
+    )
+        .prop_map(|(i, raw, with_sub)| {
+            let def = &SECTIONS[i];
+            let mut s = UsStateSection::new(def.id).unwrap();
+            let mut next = raw.into_iter().cycle();
+            let fields = def.core.iter().chain(
+                def.sub
+                    .iter()
+                    .flat_map(|d| d.fields.iter())
+                    .filter(|_| with_sub),
+            );
+            for f in fields {
+                let v = match f.kind {
+                    FieldKind::Version | FieldKind::SubsectionType => continue,
+                    FieldKind::List(n) => {
+                        FieldValue::List((0..n).map(|_| next.next().unwrap()).collect())
+                    }
+                    FieldKind::Bool => FieldValue::Int(next.next().unwrap() % 2),
+                    FieldKind::Enum | FieldKind::Covered => FieldValue::Int(next.next().unwrap()),
+                };
+                s.set(f.name, v).unwrap();
+            }
+            s
+        })
+}
+
+fn ca_vendors() -> impl Strategy<Value = CaVendors> {
+    (
+        proptest::collection::btree_set(1u16..3000, 0..40),
+        any::<bool>(),
+        0u16..200,
+        any::<bool>(),
+    )
+        .prop_map(|(ids, range, extra, below)| {
+            let ids: Vec<u16> = ids.into_iter().collect();
+            let top = ids.last().copied().unwrap_or(0);
+            // A range list may go above its MaxId (a violation the decoder
+            // reads); a bitfield holds its ids.
+            let max_id = if range && below {
+                top / 2
+            } else {
+                top.saturating_add(extra)
+            };
+            CaVendors { max_id, range, ids }
+        })
+}
+
+/// A `tcfcav1` section with any values, encodings and segment order.
+fn tcfca() -> impl Strategy<Value = TcfCaV1> {
+    (
+        (
+            0u64..4096,
+            0u64..64,
+            0u64..(1 << 36),
+            any::<bool>(),
+            proptest::collection::vec(any::<bool>(), 60),
+        ),
+        (ca_vendors(), ca_vendors(), ca_vendors()),
+        proptest::collection::vec((0u8..64, 0u8..4, ca_vendors()), 0..3),
+        (0u64..64, proptest::collection::vec(any::<bool>(), 128)),
+        proptest::sample::select(vec![
+            vec![0u8],
+            vec![0, 3],
+            vec![0, 1],
+            vec![0, 3, 1],
+            vec![1, 0, 3],
+            vec![3, 1, 0],
+        ]),
+    )
+        .prop_map(
+            |((cmp, screen, time, flag, bits), (ve, vi, dv), restr, (n, custom), order)| {
+                let mut t = TcfCaV1::new();
+                t.set("CmpId", CaValue::Int(cmp)).unwrap();
+                t.set("ConsentScreen", CaValue::Int(screen)).unwrap();
+                t.set("Created", CaValue::Time(time)).unwrap();
+                t.set("UseNonStandardStacks", CaValue::Bool(flag)).unwrap();
+                t.set("PurposesExpressConsent", CaValue::Bits(bits[..24].to_vec()))
+                    .unwrap();
+                t.set(
+                    "SpecialFeatureExpressConsent",
+                    CaValue::Bits(bits[24..36].to_vec()),
+                )
+                .unwrap();
+                t.set("VendorExpressConsent", CaValue::Vendors(ve)).unwrap();
+                t.set("VendorImpliedConsent", CaValue::Vendors(vi)).unwrap();
+                let restrictions = restr
+                    .into_iter()
+                    .map(|(key, kind, vendors)| CaRestriction { key, kind, vendors })
+                    .collect();
+                t.set("PubRestrictions", CaValue::Restrictions(restrictions))
+                    .unwrap();
+                t.set("NumCustomPurposes", CaValue::Int(n)).unwrap();
+                let n = n as usize;
+                t.set(
+                    "CustomPurposesExpressConsent",
+                    CaValue::Bits(custom[..n].to_vec()),
+                )
+                .unwrap();
+                t.set(
+                    "CustomPurposesImpliedConsent",
+                    CaValue::Bits(custom[64..64 + n].to_vec()),
+                )
+                .unwrap();
+                t.set("DisclosedVendors", CaValue::Vendors(dv)).unwrap();
+                if !order.contains(&3) {
+                    t.publisher = None;
+                }
+                if !order.contains(&1) {
+                    t.disclosed = None;
+                }
+                t.order = order;
+                t
+            },
+        )
+}
+
 fn usp_flag() -> impl Strategy<Value = UspFlag> {
     prop_oneof![
         Just(UspFlag::Yes),
@@ -212,16 +337,26 @@ fn gpp() -> impl Strategy<Value = GppString> {
         proptest::option::of(usp()),
         proptest::option::of(usnat()),
         proptest::collection::btree_map(
-            prop_oneof![Just(1u16), 3u16..=5, 8u16..=40, Just(500u16)],
+            prop_oneof![Just(1u16), 3u16..=4, 28u16..=40, Just(500u16)],
             "[A-Za-z0-9_.-]{1,24}",
             0..4,
         ),
+        proptest::collection::vec(us_state(), 0..3),
+        proptest::option::of(tcfca()),
     )
-        .prop_map(|(tc, u, n, unknown)| {
+        .prop_map(|(tc, u, n, unknown, states, ca)| {
             let mut sections: Vec<GppSection> = unknown
                 .into_iter()
                 .map(|(id, text)| GppSection::Unknown { id, text })
                 .collect();
+            if let Some(ca) = ca {
+                sections.push(GppSection::TcfCaV1(ca));
+            }
+            for s in states {
+                if !sections.iter().any(|x| x.id() == s.id) {
+                    sections.push(GppSection::UsState(s));
+                }
+            }
             if let Some(t) = tc {
                 sections.push(GppSection::TcfEuV2(t));
             }
@@ -306,6 +441,22 @@ proptest! {
     fn usnat_round_trip(u in usnat()) {
         let s = u.encode().unwrap();
         prop_assert_eq!(UsNat::decode(&s).unwrap(), u);
+    }
+
+    #[test]
+    fn us_state_round_trip(u in us_state()) {
+        let s = u.encode().unwrap();
+        prop_assert_eq!(&UsStateSection::decode(u.id, &s).unwrap(), &u);
+        let j = u.to_json_value().unwrap();
+        prop_assert_eq!(UsStateSection::from_json_value(u.id, &j).unwrap(), u);
+    }
+
+    #[test]
+    fn tcfca_round_trip(t in tcfca()) {
+        let s = t.encode().unwrap();
+        prop_assert_eq!(&TcfCaV1::decode(&s).unwrap(), &t);
+        let j = t.to_json_value();
+        prop_assert_eq!(&TcfCaV1::from_json_value(&j).unwrap(), &t);
     }
 
     #[test]

@@ -373,9 +373,10 @@ pub unsafe extern "C" fn privseg_signal_gpp_section_ids(
 }
 
 /// Copies the JSON of the GPP section `section_id` (as it appears under
-/// `sections` in the whole signal's JSON: a TC string's JSON for 2, the US
-/// Privacy fields for 6, the `usnat` fields for 7, the text as found for a
-/// section this library does not decode) into `buf`, following the buffer
+/// `sections` in the whole signal's JSON: a TC string's JSON for 2, the
+/// `tcfcav1` fields for 5, the US Privacy fields for 6, the `usnat` fields
+/// for 7, a US state's fields for 8 to 27, the text as found for a section
+/// this library does not decode) into `buf`, following the buffer
 /// convention of this API. A section the string does not have, or a signal
 /// that is not a GPP string, gives `PRIVSEG_STATUS_SIGNAL_ABSENT`.
 ///

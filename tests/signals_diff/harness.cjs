@@ -5,7 +5,8 @@
 //   {"op":"tcf_decode","s":STRING}    -> {"ok":NORMALISED_TCF}
 //   {"op":"tcf_encode","m":TCF}       -> {"ok":STRING}   (iabtcf-es encoder)
 //   {"op":"gpp_decode","s":STRING}    -> {"ok":{"sectionIds":[..],"sections":{..}}}
-//   {"op":"gpp_encode","m":GPP}       -> {"ok":STRING}   (iabgpp-es encoder)
+//   {"op":"gpp_encode","m":GPP}       -> {"ok":STRING}   (iabgpp-es encoder;
+//                                         tcfcav1, uspv1, usnat, the US states)
 // or {"err":MESSAGE}. TCF objects are in the normalised form described in
 // tests/signals_diff.rs: every set an ascending id array, times ISO 8601.
 'use strict';
@@ -21,6 +22,8 @@ const ids = (vector) => {
 };
 const boolsToIds = (arr) => arr.flatMap((v, i) => (v ? [i + 1] : []));
 const idsToBools = (list, n) => Array.from({ length: n }, (_, i) => list.includes(i + 1));
+// iabgpp-es lists an id once per range entry that holds it: sets here.
+const uniqSorted = (a) => [...new Set(a)].sort((x, y) => x - y);
 const sortRestrictions = (r) => r.sort((a, b) => a.purposeId - b.purposeId || a.restrictionType - b.restrictionType);
 
 function fromTcModel(m, segments) {
@@ -135,13 +138,13 @@ function fromGppTcf(o, segments) {
     purposeLegitimateInterests: boolsToIds(o.PurposeLegitimateInterests),
     purposeOneTreatment: o.PurposeOneTreatment,
     publisherCountryCode: o.PublisherCountryCode,
-    vendorConsents: o.VendorConsents.slice().sort((a, b) => a - b),
-    vendorLegitimateInterests: o.VendorLegitimateInterests.slice().sort((a, b) => a - b),
+    vendorConsents: uniqSorted(o.VendorConsents),
+    vendorLegitimateInterests: uniqSorted(o.VendorLegitimateInterests),
     publisherRestrictions: sortRestrictions(o.PublisherRestrictions.map((r) => ({
-      purposeId: r.key, restrictionType: r.type, vendors: r.ids.slice().sort((a, b) => a - b),
+      purposeId: r.key, restrictionType: r.type, vendors: uniqSorted(r.ids),
     }))),
-    vendorsDisclosed: o.VendorsDisclosed.slice().sort((a, b) => a - b),
-    vendorsAllowed: o.VendorsAllowed.slice().sort((a, b) => a - b),
+    vendorsDisclosed: uniqSorted(o.VendorsDisclosed),
+    vendorsAllowed: uniqSorted(o.VendorsAllowed),
     publisherConsents: boolsToIds(o.PublisherConsents),
     publisherLegitimateInterests: boolsToIds(o.PublisherLegitimateInterests),
     numCustomPurposes: o.NumCustomPurposes,
@@ -152,6 +155,12 @@ function fromGppTcf(o, segments) {
 }
 
 const lowerFirst = (k) => k[0].toLowerCase() + k.slice(1);
+const lowerKeys = (o) => {
+  const u = {};
+  for (const [k, v] of Object.entries(o)) u[lowerFirst(k)] = v;
+  return u;
+};
+const SENSITIVE_SUB = new Set(['usin', 'usky', 'usri']);
 
 function gppDecode(s) {
   const m = new gpp.GppModel(s);
@@ -164,11 +173,24 @@ function gppDecode(s) {
     const o = obj[name];
     if (name === 'tcfeuv2') {
       sections[name] = fromGppTcf(o, segmentsOf(parts[i + 1]));
-    } else if (name === 'usnat') {
-      const u = {};
-      for (const [k, v] of Object.entries(o)) u[lowerFirst(k)] = v;
+    } else if (name === 'tcfcav1') {
+      const u = lowerKeys(o);
+      u.created = new Date(u.created).toISOString();
+      u.lastUpdated = new Date(u.lastUpdated).toISOString();
+      u.pubRestrictions = u.pubRestrictions.map((r) => ({ key: r.key, type: r.type, ids: r.ids }));
+      delete u.pubPurposesSegmentType;
+      delete u.disclosedVendorsSegmentType;
+      sections[name] = u;
+    } else if (name === 'usnat' || 'gpcSegmentType' in lowerKeys(o)) {
+      // A section with a GPC sub-segment: toObject has no flag for it.
+      const u = lowerKeys(o);
       u.gpcSegmentIncluded = parts[i + 1].includes('.');
       if (!u.gpcSegmentIncluded) { delete u.gpcSegmentType; u.gpc = false; }
+      sections[name] = u;
+    } else if (SENSITIVE_SUB.has(name)) {
+      // usin, usky, usri: the sensitive-data consent sub-segment.
+      const u = lowerKeys(o);
+      u.sensitiveDataConsentSegmentIncluded = parts[i + 1].includes('.');
       sections[name] = u;
     } else {
       const u = {};
@@ -182,9 +204,22 @@ function gppDecode(s) {
 function gppEncode(j) {
   const m = new gpp.GppModel();
   for (const [name, o] of Object.entries(j.sections)) {
-    if (name === 'usnat' || name === 'uspv1') {
+    if (name === 'tcfcav1') {
+      // Any other field set resets Created and LastUpdated to now: those
+      // two go last. NumCustomPurposes goes first: it sizes the custom
+      // purpose bitfields.
+      m.setFieldValue(name, 'NumCustomPurposes', o.numCustomPurposes);
       for (const [k, v] of Object.entries(o)) {
-        if (k === 'gpcSegmentType') continue;
+        if (['created', 'lastUpdated', 'violations', 'encoding'].includes(k)) continue;
+        const value = k === 'pubRestrictions'
+          ? v.map((r) => new gpp.RangeEntry(r.key, r.type, r.ids)) : v;
+        m.setFieldValue(name, k[0].toUpperCase() + k.slice(1), value);
+      }
+      m.setFieldValue(name, 'Created', new Date(o.created));
+      m.setFieldValue(name, 'LastUpdated', new Date(o.lastUpdated));
+    } else if (name !== 'tcfeuv2') {
+      for (const [k, v] of Object.entries(o)) {
+        if (k === 'gpcSegmentType' || k === 'violations') continue;
         m.setFieldValue(name, k[0].toUpperCase() + k.slice(1), v);
       }
     } else {

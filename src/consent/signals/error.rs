@@ -86,7 +86,9 @@ pub enum SignalError {
         /// End id.
         end: u16,
     },
-    /// Two vendor ranges of the same section overlap.
+    /// Two vendor ranges of the same section overlap. Decoding no longer
+    /// returns it: such a string is read as the reference libraries read it
+    /// and the overlap is a violation (a `PolicyViolation` in strict mode).
     #[error("range {start}..={end} in {field} at bit {offset} overlaps an earlier entry")]
     RangeOverlap {
         /// Field name.
@@ -98,7 +100,10 @@ pub enum SignalError {
         /// End id.
         end: u16,
     },
-    /// A vendor id is larger than the section's `MaxVendorId`.
+    /// A vendor id is larger than the section's `MaxVendorId`. Decoding no
+    /// longer returns it: such a string is read as the reference libraries
+    /// read it and the id is a violation (a `PolicyViolation` in strict
+    /// mode).
     #[error("vendor id {id} in {field} at bit {offset} exceeds MaxVendorId {max}")]
     IdExceedsMax {
         /// Field name.

@@ -1,8 +1,10 @@
 //! Global Privacy Platform (GPP) strings: `Header~Section~Section...`.
 //!
 //! Supported sections: 2 (`tcfeuv2`, the TC string as-is), 6 (`uspv1`, the
-//! four-character US Privacy string) and 7 (`usnat`). Any other section is
-//! kept as opaque text ([`GppSection::Unknown`]) and listed by
+//! four-character US Privacy string), 5 (`tcfcav1`, [`super::tcfca`]), 7
+//! (`usnat`) and the US state sections 8 to 27 ([`super::usstate`]). Any
+//! other section (1, `tcfeuv1`; ids without a name) is kept as opaque text
+//! ([`GppSection::Unknown`]) and listed by
 //! [`GppString::unknown_section_ids`]; it is not an error.
 
 use serde::{Deserialize, Serialize};
@@ -10,11 +12,15 @@ use serde::{Deserialize, Serialize};
 use super::bits::{BitWriter, Bits, Padding};
 use super::error::{SignalError, SignalResult};
 use super::tcf::{TcString, TcfOptions, Violation};
+use super::tcfca::TcfCaV1;
 use super::usnat::UsNat;
 use super::usp::UsPrivacy;
+use super::usstate::UsStateSection;
 
 /// Section id of `tcfeuv2`.
 pub const SECTION_TCFEUV2: u16 = 2;
+/// Section id of `tcfcav1`.
+pub const SECTION_TCFCAV1: u16 = 5;
 /// Section id of `uspv1`.
 pub const SECTION_USPV1: u16 = 6;
 /// Section id of `usnat`.
@@ -25,10 +31,14 @@ pub const SECTION_USNAT: u16 = 7;
 pub enum GppSection {
     /// Section 2, `tcfeuv2`.
     TcfEuV2(TcString),
+    /// Section 5, `tcfcav1` (the Canadian TCF).
+    TcfCaV1(TcfCaV1),
     /// Section 6, `uspv1`.
     UspV1(UsPrivacy),
     /// Section 7, `usnat`.
     UsNat(UsNat),
+    /// A US state section, 8 (`usca`) to 27 (`usri`).
+    UsState(UsStateSection),
     /// A section this crate does not decode, kept verbatim.
     Unknown {
         /// Section id from the header.
@@ -43,8 +53,10 @@ impl GppSection {
     pub fn id(&self) -> u16 {
         match self {
             GppSection::TcfEuV2(_) => SECTION_TCFEUV2,
+            GppSection::TcfCaV1(_) => SECTION_TCFCAV1,
             GppSection::UspV1(_) => SECTION_USPV1,
             GppSection::UsNat(_) => SECTION_USNAT,
+            GppSection::UsState(u) => u.id,
             GppSection::Unknown { id, .. } => *id,
         }
     }
@@ -76,6 +88,23 @@ pub struct GppDecoded {
     pub gpp: GppString,
     /// TCF policy violations in the `tcfeuv2` section (lenient mode only).
     pub tcf_violations: Vec<Violation>,
+    /// Rules broken by the `tcfcav1`, `usnat` and US state sections, with
+    /// their section ids (lenient mode only).
+    pub section_violations: Vec<(u16, Violation)>,
+}
+
+impl GppSection {
+    /// The rules of the specifications a `tcfcav1`, `usnat` or US state
+    /// section breaks; empty for the other sections (the `tcfeuv2` rules
+    /// depend on options: see [`TcString::violations`]).
+    pub fn section_violations(&self) -> Vec<Violation> {
+        match self {
+            GppSection::TcfCaV1(t) => t.violations(),
+            GppSection::UsNat(u) => u.violations(),
+            GppSection::UsState(u) => u.violations(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Decodes the GPP header and returns `(version, section ids)`.
@@ -190,6 +219,7 @@ impl GppString {
         }
         let mut sections = Vec::with_capacity(ids.len());
         let mut tcf_violations = Vec::new();
+        let mut section_violations = Vec::new();
         for (index, &id) in ids.iter().enumerate() {
             let text = match texts.get(index) {
                 Some(t) if !t.is_empty() => *t,
@@ -211,18 +241,30 @@ impl GppString {
                     tcf_violations = d.violations;
                     GppSection::TcfEuV2(d.tc)
                 }
+                SECTION_TCFCAV1 => GppSection::TcfCaV1(TcfCaV1::decode(text).map_err(wrap)?),
                 SECTION_USPV1 => GppSection::UspV1(UsPrivacy::decode(text).map_err(wrap)?),
                 SECTION_USNAT => GppSection::UsNat(UsNat::decode(text).map_err(wrap)?),
+                _ if super::usstate::section_def(id).is_some() => {
+                    GppSection::UsState(UsStateSection::decode(id, text).map_err(wrap)?)
+                }
                 _ => GppSection::Unknown {
                     id,
                     text: text.to_string(),
                 },
             };
+            let found = section.section_violations();
+            if opts.tcf.strict
+                && let Some(v) = found.first()
+            {
+                return Err(wrap(v.clone().into()));
+            }
+            section_violations.extend(found.into_iter().map(|v| (id, v)));
             sections.push(section);
         }
         Ok(GppDecoded {
             gpp: GppString { version, sections },
             tcf_violations,
+            section_violations,
         })
     }
 
@@ -248,6 +290,14 @@ impl GppString {
         })
     }
 
+    /// The `tcfcav1` section, if present.
+    pub fn tcfca(&self) -> Option<&TcfCaV1> {
+        self.sections.iter().find_map(|s| match s {
+            GppSection::TcfCaV1(t) => Some(t),
+            _ => None,
+        })
+    }
+
     /// The `uspv1` section, if present.
     pub fn usp(&self) -> Option<&UsPrivacy> {
         self.sections.iter().find_map(|s| match s {
@@ -260,6 +310,14 @@ impl GppString {
     pub fn usnat(&self) -> Option<&UsNat> {
         self.sections.iter().find_map(|s| match s {
             GppSection::UsNat(u) => Some(u),
+            _ => None,
+        })
+    }
+
+    /// The US state section `id` (8 to 27), if present.
+    pub fn us_state(&self, id: u16) -> Option<&UsStateSection> {
+        self.sections.iter().find_map(|s| match s {
+            GppSection::UsState(u) if u.id == id => Some(u),
             _ => None,
         })
     }
@@ -283,8 +341,10 @@ impl GppString {
             out.push('~');
             match s {
                 GppSection::TcfEuV2(t) => out.push_str(&t.encode_with(padding)?),
+                GppSection::TcfCaV1(t) => out.push_str(&t.encode_with(padding)?),
                 GppSection::UspV1(u) => out.push_str(&u.encode()),
                 GppSection::UsNat(u) => out.push_str(&u.encode_with(padding)?),
+                GppSection::UsState(u) => out.push_str(&u.encode_with(padding)?),
                 GppSection::Unknown { text, .. } => {
                     if text.is_empty() || text.contains('~') {
                         return Err(SignalError::Encode {

@@ -11,7 +11,8 @@
 //!   the library's `Date`s.
 //! * GPP: `sectionIds` as numbers, and `sections` keyed by the section names
 //!   of iabgpp-es (`tcfeuv2`, `uspv1`, `usnat`, ...). The field names inside
-//!   a `usnat` section are iabgpp's with the first letter in lower case.
+//!   a `usnat` or US state section are iabgpp's with the first letter in
+//!   lower case, each with the `violations` it breaks.
 //! * US Privacy: `notice`, `optOutSale`, `lspaCovered` as the string's own
 //!   `Y`, `N` or `-`.
 //!
@@ -32,8 +33,10 @@ use super::tcf::{
     IdSet, PublisherRestriction, PublisherTc, RestrictionType, Segment, TcString, TcfOptions,
     VendorBits, VendorEncoding, VendorRange, VendorSection,
 };
+use super::tcfca::TcfCaV1;
 use super::usnat::UsNat;
 use super::usp::{UsPrivacy, UspFlag};
+use super::usstate::UsStateSection;
 
 fn json_err(e: impl std::fmt::Display) -> SignalError {
     SignalError::Json(e.to_string())
@@ -676,10 +679,25 @@ pub struct UsNatJson {
     /// The `Gpc` flag (false when the sub-section is absent).
     #[serde(default)]
     pub gpc: bool,
+    /// Value rules of the specification the section breaks (output only:
+    /// ignored on input).
+    #[serde(default)]
+    pub violations: Vec<ViolationJson>,
+}
+
+fn violations_json(v: Vec<super::tcf::Violation>) -> Vec<ViolationJson> {
+    v.into_iter()
+        .map(|v| ViolationJson {
+            field: v.field.to_string(),
+            offset: v.offset,
+            reason: v.reason.to_string(),
+        })
+        .collect()
 }
 
 impl From<UsNat> for UsNatJson {
     fn from(u: UsNat) -> Self {
+        let violations = violations_json(u.violations());
         UsNatJson {
             version: u.version,
             sharing_notice: u.sharing_notice,
@@ -700,6 +718,7 @@ impl From<UsNat> for UsNatJson {
             gpc_segment_type: u.gpc.map(|_| 1),
             gpc_segment_included: u.gpc.is_some(),
             gpc: u.gpc.unwrap_or(false),
+            violations,
         }
     }
 }
@@ -824,10 +843,15 @@ pub struct GppJson {
 pub enum SectionJson {
     /// `tcfeuv2`: the TC string's JSON.
     Tcf(Box<TcfJson>),
+    /// `tcfcav1`: see [`TcfCaV1::to_json_value`].
+    TcfCa(JsonFields),
     /// `uspv1`.
     Usp(UspJson),
     /// `usnat`.
     UsNat(UsNatJson),
+    /// A US state section (`usca` ... `usri`): see
+    /// [`UsStateSection::to_json_value`].
+    UsState(JsonFields),
     /// Any other section, kept as found.
     Opaque(OpaqueSectionJson),
 }
@@ -848,6 +872,13 @@ impl Serialize for SectionsJson {
     }
 }
 
+fn object(v: serde_json::Value) -> Result<JsonFields, serde_json::Error> {
+    match v {
+        serde_json::Value::Object(m) => Ok(m.into()),
+        _ => Err(serde::de::Error::custom("expected an object")),
+    }
+}
+
 impl<'de> Deserialize<'de> for SectionsJson {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
@@ -861,11 +892,15 @@ impl<'de> Deserialize<'de> for SectionsJson {
                 super::gpp::SECTION_TCFEUV2 => {
                     SectionJson::Tcf(Box::new(serde_json::from_value(v).map_err(bad)?))
                 }
+                super::gpp::SECTION_TCFCAV1 => SectionJson::TcfCa(object(v).map_err(bad)?),
                 super::gpp::SECTION_USPV1 => {
                     SectionJson::Usp(serde_json::from_value(v).map_err(bad)?)
                 }
                 super::gpp::SECTION_USNAT => {
                     SectionJson::UsNat(serde_json::from_value(v).map_err(bad)?)
+                }
+                _ if super::usstate::section_def(id).is_some() => {
+                    SectionJson::UsState(object(v).map_err(bad)?)
                 }
                 _ => SectionJson::Opaque(serde_json::from_value(v).map_err(bad)?),
             };
@@ -885,8 +920,10 @@ impl GppJson {
             .map(|s| {
                 let v = match s {
                     GppSection::TcfEuV2(t) => SectionJson::Tcf(Box::new(TcfJson::from_tc(t, opts))),
+                    GppSection::TcfCaV1(t) => SectionJson::TcfCa(t.to_json_fields()),
                     GppSection::UspV1(u) => SectionJson::Usp(UspJson::from(*u)),
                     GppSection::UsNat(u) => SectionJson::UsNat(UsNatJson::from(u.clone())),
+                    GppSection::UsState(u) => SectionJson::UsState(u.to_json_fields()),
                     GppSection::Unknown { text, .. } => SectionJson::Opaque(OpaqueSectionJson {
                         encoded: text.clone(),
                     }),
@@ -932,8 +969,12 @@ impl GppJson {
                 .ok_or_else(|| enc_err("sections", format!("unknown section name {name:?}")))?;
             let s = match v.clone() {
                 SectionJson::Tcf(t) => GppSection::TcfEuV2(t.to_tc()?),
+                SectionJson::TcfCa(v) => GppSection::TcfCaV1(TcfCaV1::from_json_value(&v.into())?),
                 SectionJson::Usp(u) => GppSection::UspV1(UsPrivacy::try_from(u)?),
                 SectionJson::UsNat(u) => GppSection::UsNat(UsNat::try_from(u)?),
+                SectionJson::UsState(v) => {
+                    GppSection::UsState(UsStateSection::from_json_value(id, &v.into())?)
+                }
                 SectionJson::Opaque(o) => GppSection::Unknown {
                     id,
                     text: o.encoded,
@@ -976,6 +1017,43 @@ impl TryFrom<GppJson> for GppString {
     type Error = SignalError;
     fn try_from(j: GppJson) -> SignalResult<Self> {
         j.to_gpp()
+    }
+}
+
+/// A JSON object whose fields keep the order they were pushed in (the
+/// string order of a section's fields).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JsonFields(pub Vec<(String, serde_json::Value)>);
+
+impl JsonFields {
+    /// Adds a field at the end.
+    pub fn push(&mut self, key: impl Into<String>, v: serde_json::Value) {
+        self.0.push((key.into(), v));
+    }
+}
+
+impl Eq for JsonFields {}
+
+impl Serialize for JsonFields {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl From<JsonFields> for serde_json::Value {
+    fn from(f: JsonFields) -> Self {
+        serde_json::Value::Object(f.0.into_iter().collect())
+    }
+}
+
+impl From<serde_json::Map<String, serde_json::Value>> for JsonFields {
+    fn from(m: serde_json::Map<String, serde_json::Value>) -> Self {
+        JsonFields(m.into_iter().collect())
     }
 }
 

@@ -314,7 +314,8 @@ impl SignalMapping {
 
     /// Decisions from every decodable section of a GPP string received at
     /// `at` (the TCF section uses its own `LastUpdated`). Opaque sections
-    /// yield nothing. The proof hashes the whole GPP string.
+    /// and the `tcfcav1` and US state sections (which no mapping names
+    /// yet) yield nothing. The proof hashes the whole GPP string.
     pub fn gpp_decisions(&self, raw: &str, g: &GppString, at: i64) -> Vec<SignalDecision> {
         let sha = sha256_hex(raw);
         let p = proof("gpp", &sha, g.tcf());
@@ -324,7 +325,7 @@ impl SignalMapping {
                 GppSection::TcfEuV2(t) => self.tcf_into(t, &p, &mut out),
                 GppSection::UspV1(u) => self.usp_into(u, at, &p, &mut out),
                 GppSection::UsNat(u) => self.usnat_into(u, at, &p, &mut out),
-                GppSection::Unknown { .. } => {}
+                GppSection::TcfCaV1(_) | GppSection::UsState(_) | GppSection::Unknown { .. } => {}
             }
         }
         out

@@ -2,9 +2,11 @@
 //!
 //! * [`tcf`]: TCF v2.2/v2.3 TC strings (core, DisclosedVendors,
 //!   AllowedVendors, PublisherTC segments) with policy validation.
-//! * [`gpp`]: GPP strings (header, `tcfeuv2`, `uspv1`, `usnat` sections;
-//!   other sections kept as opaque text).
+//! * [`gpp`]: GPP strings (header, `tcfeuv2`, `tcfcav1`, `uspv1`, `usnat` and
+//!   US state sections; other sections kept as opaque text).
+//! * [`tcfca`]: the GPP `tcfcav1` section (the Canadian TCF), table-driven.
 //! * [`usnat`]: the GPP US National section, versions 1 and 2.
+//! * [`usstate`]: the GPP US state sections (8 to 27), table-driven.
 //! * [`usp`]: the US Privacy string (`1YNN`).
 //! * [`gpc`]: the `Sec-GPC` header.
 //! * [`mapping`]: configurable mapping of decoded signals to privseg purpose
@@ -20,8 +22,10 @@ pub mod gpp;
 pub mod json;
 pub mod mapping;
 pub mod tcf;
+pub mod tcfca;
 pub mod usnat;
 pub mod usp;
+pub mod usstate;
 
 pub use error::{SignalError, SignalResult};
 

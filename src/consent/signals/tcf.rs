@@ -590,14 +590,12 @@ fn write_letters(w: &mut BitWriter, s: &str, field: &'static str) -> SignalResul
     Ok(())
 }
 
-fn read_ranges(
-    r: &mut BitReader<'_>,
-    names: &VNames,
-    max: Option<u16>,
-) -> SignalResult<Vec<VendorRange>> {
+/// Reads `NumEntries` and the range entries. Entries that overlap or go
+/// above `MaxVendorId` are read as the reference libraries read them (every
+/// id of every entry counts); [`TcString::violations`] reports them.
+fn read_ranges(r: &mut BitReader<'_>, names: &VNames) -> SignalResult<Vec<VendorRange>> {
     let n = r.read(12, names.num_entries)? as usize;
     let mut entries: Vec<VendorRange> = Vec::with_capacity(n.min(r.remaining() / 17 + 1));
-    let mut prev_end = 0u16;
     for _ in 0..n {
         let offset = r.pos();
         let is_range = r.read_bool(names.is_a_range)?;
@@ -623,28 +621,70 @@ fn read_ranges(
                 end,
             });
         }
-        if let Some(max) = max
-            && end > max
-        {
-            return Err(SignalError::IdExceedsMax {
-                field: names.start,
-                offset,
-                id: end,
-                max,
-            });
-        }
-        if start <= prev_end && entries.iter().any(|e| e.start <= end && start <= e.end) {
-            return Err(SignalError::RangeOverlap {
-                field: names.start,
-                offset,
-                start,
-                end,
-            });
-        }
-        prev_end = prev_end.max(end);
         entries.push(VendorRange { start, end });
     }
     Ok(entries)
+}
+
+/// Reason given for a range entry above `MaxVendorId`.
+pub const ABOVE_MAX_REASON: &str =
+    "vendor id above MaxVendorId (read as the reference libraries read it: the id counts)";
+/// Reason given for a range entry overlapping an earlier one.
+pub const OVERLAP_REASON: &str =
+    "range overlaps an earlier entry (read as the reference libraries read it: the union)";
+
+fn entry_bits(e: &VendorRange) -> usize {
+    if e.start == e.end { 17 } else { 33 }
+}
+
+/// Bits taken by a vendor section (`MaxVendorId` to its last entry).
+fn section_bits(v: &VendorSection) -> usize {
+    17 + match &v.encoding {
+        VendorEncoding::Bitfield { .. } => usize::from(v.max_vendor_id),
+        VendorEncoding::Range { entries } => 12 + entries.iter().map(entry_bits).sum::<usize>(),
+    }
+}
+
+/// Entries above `max` or overlapping an earlier entry; `at` is the bit
+/// offset of the first entry.
+fn range_violations(
+    entries: &[VendorRange],
+    max: Option<u16>,
+    field: &'static str,
+    mut at: usize,
+    out: &mut Vec<Violation>,
+) {
+    let mut prev_end = 0u16;
+    for (i, e) in entries.iter().enumerate() {
+        if max.is_some_and(|m| e.end > m) {
+            out.push(Violation {
+                field,
+                offset: Some(at),
+                reason: ABOVE_MAX_REASON,
+            });
+        }
+        if e.start <= prev_end
+            && entries[..i]
+                .iter()
+                .any(|p| p.start <= e.end && e.start <= p.end)
+        {
+            out.push(Violation {
+                field,
+                offset: Some(at),
+                reason: OVERLAP_REASON,
+            });
+        }
+        prev_end = prev_end.max(e.end);
+        at += entry_bits(e);
+    }
+}
+
+/// [`range_violations`] of a vendor section whose `MaxVendorId` is at bit
+/// `at`.
+fn section_violations(v: &VendorSection, names: &VNames, at: usize, out: &mut Vec<Violation>) {
+    if let VendorEncoding::Range { entries } = &v.encoding {
+        range_violations(entries, Some(v.max_vendor_id), names.start, at + 29, out);
+    }
 }
 
 fn read_vendor_section(r: &mut BitReader<'_>, names: &VNames) -> SignalResult<VendorSection> {
@@ -652,7 +692,7 @@ fn read_vendor_section(r: &mut BitReader<'_>, names: &VNames) -> SignalResult<Ve
     let is_range = r.read_bool(names.is_range)?;
     let encoding = if is_range {
         VendorEncoding::Range {
-            entries: read_ranges(r, names, Some(max_vendor_id))?,
+            entries: read_ranges(r, names)?,
         }
     } else {
         VendorEncoding::Bitfield {
@@ -665,30 +705,15 @@ fn read_vendor_section(r: &mut BitReader<'_>, names: &VNames) -> SignalResult<Ve
     })
 }
 
-fn check_ranges(
-    entries: &[VendorRange],
-    max: Option<u16>,
-    field: &'static str,
-) -> SignalResult<()> {
-    for (i, e) in entries.iter().enumerate() {
+/// Entries the format cannot hold. Overlapping entries and ids above
+/// `MaxVendorId` are written as given (a decoded string that has them
+/// encodes back); [`TcString::violations`] reports them.
+fn check_ranges(entries: &[VendorRange], field: &'static str) -> SignalResult<()> {
+    for e in entries {
         let bad = if e.start == 0 {
             Some("vendor ids start at 1".to_string())
         } else if e.start > e.end {
             Some(format!("range {}..={} has start > end", e.start, e.end))
-        } else if max.is_some_and(|m| e.end > m) {
-            Some(format!(
-                "id {} exceeds MaxVendorId {}",
-                e.end,
-                max.unwrap_or(0)
-            ))
-        } else if entries[..i]
-            .iter()
-            .any(|p| p.start <= e.end && e.start <= p.end)
-        {
-            Some(format!(
-                "range {}..={} overlaps an earlier entry",
-                e.start, e.end
-            ))
         } else {
             None
         };
@@ -708,10 +733,9 @@ fn check_ranges(
 fn write_ranges(
     w: &mut BitWriter,
     entries: &[VendorRange],
-    max: Option<u16>,
     field: &'static str,
 ) -> SignalResult<()> {
-    check_ranges(entries, max, field)?;
+    check_ranges(entries, field)?;
     w.write(entries.len() as u64, 12, field)?;
     for e in entries {
         if e.start == e.end {
@@ -739,7 +763,7 @@ fn write_vendor_section(
         }
         VendorEncoding::Range { entries } => {
             w.write_bool(true);
-            write_ranges(w, entries, Some(v.max_vendor_id), field)
+            write_ranges(w, entries, field)
         }
     }
 }
@@ -940,7 +964,15 @@ impl TcString {
     /// * policy version 5 and later, or `enforce_v23` (TCF v2.3):
     ///   `IsServiceSpecific` must be 1, the DisclosedVendors segment must be
     ///   present, and no legitimate interest for purpose 1;
-    /// * publisher restrictions must not use the undefined type 3.
+    /// * publisher restrictions must not use the undefined type 3;
+    /// * range entries of a vendor section must not go above its
+    ///   `MaxVendorId`, and no entry may overlap an earlier one of the same
+    ///   section or publisher restriction (the reference libraries read
+    ///   such strings, so the decoder does too: every id of every entry
+    ///   counts). Their offsets are those of the entries in the string as
+    ///   this crate writes it, which is the string decoded unless it wrote
+    ///   a one-id entry as a range (`IsARange = 1`), a form this crate
+    ///   writes as a single id.
     pub fn violations(&self, opts: &TcfOptions) -> Vec<Violation> {
         let c = &self.core;
         let mut out = Vec::new();
@@ -992,7 +1024,32 @@ impl TcString {
                 reason: "restriction type 3 is undefined",
             });
         }
+        self.range_violations(&mut out);
         out
+    }
+
+    /// Range entries above `MaxVendorId` or overlapping an earlier entry,
+    /// in string order (bit offsets within their segment).
+    fn range_violations(&self, out: &mut Vec<Violation>) {
+        let c = &self.core;
+        let mut at = OFFSET_VENDOR_CONSENTS;
+        section_violations(&c.vendor_consents, &V_CONSENT, at, out);
+        at += section_bits(&c.vendor_consents);
+        section_violations(&c.vendor_legitimate_interests, &V_LI, at, out);
+        at += section_bits(&c.vendor_legitimate_interests) + 12;
+        for p in &c.publisher_restrictions {
+            // PurposeId(6), RestrictionType(2), NumEntries(12).
+            range_violations(&p.entries, None, V_PUBRESTR.start, at + 20, out);
+            at += 20 + p.entries.iter().map(entry_bits).sum::<usize>();
+        }
+        for seg in &self.segments {
+            // Offsets within the segment, after its SegmentType(3).
+            match seg {
+                Segment::DisclosedVendors(v) => section_violations(v, &V_DISCLOSED, 3, out),
+                Segment::AllowedVendors(v) => section_violations(v, &V_ALLOWED, 3, out),
+                Segment::PublisherTc(_) => {}
+            }
+        }
     }
 
     /// JSON with the field names and shapes of the IAB reference libraries
@@ -1082,7 +1139,7 @@ fn decode_core(s: &str) -> SignalResult<CoreSegment> {
         let purpose_id = r.read(6, "PubRestrictionEntry.PurposeId")? as u8;
         let restriction_type =
             RestrictionType::from_bits(r.read(2, "PubRestrictionEntry.RestrictionType")?);
-        let entries = read_ranges(&mut r, &V_PUBRESTR, None)?;
+        let entries = read_ranges(&mut r, &V_PUBRESTR)?;
         publisher_restrictions.push(PublisherRestriction {
             purpose_id,
             restriction_type,
@@ -1164,7 +1221,7 @@ fn encode_core(c: &CoreSegment) -> SignalResult<BitWriter> {
             2,
             "PubRestrictionEntry.RestrictionType",
         )?;
-        write_ranges(&mut w, &p.entries, None, "PubRestrictionEntry")?;
+        write_ranges(&mut w, &p.entries, "PubRestrictionEntry")?;
     }
     Ok(w)
 }

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::bits::{BitWriter, Bits, Padding};
 use super::error::{SignalError, SignalResult};
+use super::tcf::Violation;
+use super::usstate::{COVERED_REASON, UNDEFINED_REASON};
 
 /// A decoded `usnat` section. All 2-bit fields keep their raw value
 /// (0 = not applicable; for notices 1 = provided, 2 = not provided; for
@@ -175,6 +177,76 @@ impl UsNat {
         })
     }
 
+    /// The rules of the MSPA US National specification this section breaks,
+    /// with the bit offset of the offending value in the core segment
+    /// (which the reference libraries read without complaint):
+    /// `MspaCoveredTransaction` must be 1 (yes) or 2 (no), 0 being invalid;
+    /// every other 2-bit field and list entry is 0, 1 or 2, 3 being
+    /// undefined.
+    pub fn violations(&self) -> Vec<Violation> {
+        let mut out = Vec::new();
+        let mut undefined = |field: &'static str, offset: usize, v: u8| {
+            if v == 3 {
+                out.push(Violation {
+                    field,
+                    offset: Some(offset),
+                    reason: UNDEFINED_REASON,
+                });
+            }
+        };
+        let two = [
+            self.sharing_notice,
+            self.sale_opt_out_notice,
+            self.sharing_opt_out_notice,
+            self.targeted_advertising_opt_out_notice,
+            self.sensitive_data_processing_opt_out_notice,
+            self.sensitive_data_limit_use_notice,
+            self.sale_opt_out,
+            self.sharing_opt_out,
+            self.targeted_advertising_opt_out,
+        ];
+        let mut at = 6;
+        for (v, name) in two.into_iter().zip(TWO_BIT_FIELDS) {
+            undefined(name, at, v);
+            at += 2;
+        }
+        for &v in &self.sensitive_data_processing {
+            undefined("SensitiveDataProcessing", at, v);
+            at += 2;
+        }
+        for &v in &self.known_child_sensitive_data_consents {
+            undefined("KnownChildSensitiveDataConsents", at, v);
+            at += 2;
+        }
+        undefined("PersonalDataConsents", at, self.personal_data_consents);
+        let covered_at = at + 2;
+        undefined(
+            "MspaOptOutOptionMode",
+            at + 4,
+            self.mspa_opt_out_option_mode,
+        );
+        undefined(
+            "MspaServiceProviderMode",
+            at + 6,
+            self.mspa_service_provider_mode,
+        );
+        if !(1..=2).contains(&self.mspa_covered_transaction) {
+            let i = out
+                .iter()
+                .position(|v| v.offset > Some(covered_at))
+                .unwrap_or(out.len());
+            out.insert(
+                i,
+                Violation {
+                    field: "MspaCoveredTransaction",
+                    offset: Some(covered_at),
+                    reason: COVERED_REASON,
+                },
+            );
+        }
+        out
+    }
+
     /// A section of the given version with every field 0 (not applicable),
     /// `MspaCoveredTransaction` = 2 (no) and no GPC sub-section.
     pub fn new(version: u8) -> Self {
@@ -276,5 +348,51 @@ impl UsNat {
             out.push_str(&w.to_base64url(padding));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn covered_transaction_zero_is_a_violation_at_its_offset() {
+        let mut u = UsNat::new(2);
+        assert!(u.violations().is_empty());
+        u.mspa_covered_transaction = 0;
+        let back = UsNat::decode(&u.encode().unwrap()).unwrap();
+        assert_eq!(back, u, "the libraries read it: so does the decoder");
+        // Version(6) + 9 fields(18) + 16 sensitive(32) + 3 child(6) +
+        // PersonalDataConsents(2) = 64.
+        assert_eq!(
+            back.violations(),
+            vec![Violation {
+                field: "MspaCoveredTransaction",
+                offset: Some(64),
+                reason: COVERED_REASON,
+            }]
+        );
+        let mut v1 = UsNat::new(1);
+        v1.mspa_covered_transaction = 3;
+        assert_eq!(v1.violations()[0].offset, Some(6 + 18 + 24 + 4 + 2));
+    }
+
+    #[test]
+    fn undefined_value_three_is_a_violation() {
+        let mut u = UsNat::new(2);
+        u.sale_opt_out = 3;
+        u.sensitive_data_processing[15] = 3;
+        u.mspa_service_provider_mode = 3;
+        let v = u.violations();
+        let got: Vec<_> = v.iter().map(|v| (v.field, v.offset)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("SaleOptOut", Some(18)),
+                ("SensitiveDataProcessing", Some(24 + 30)),
+                ("MspaServiceProviderMode", Some(68)),
+            ]
+        );
+        assert!(v.iter().all(|v| v.reason == UNDEFINED_REASON));
     }
 }
