@@ -800,11 +800,14 @@ impl Engine {
     ) -> Result<R, EngineError> {
         self.allow_members(actor, seg)?;
         self.log(
-            self.segment_entry(actor, Operation::SegmentEvaluated, seg, reference)
-                .with_kind(EntryKind::PlanUsed(entry_kind::PlanUsed {
+            self.segment_entry(
+                actor,
+                seg,
+                EntryKind::PlanUsed(entry_kind::PlanUsed {
                     run: SegmentRun::new(seg.name(), reference),
                     plan: entry_kind::True,
-                })),
+                }),
+            ),
         )?;
         self.with_plan_unreleased(seg, reference, f)
     }
