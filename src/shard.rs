@@ -70,7 +70,7 @@ use crate::access::{Actor, Permission};
 use crate::audit::Operation;
 use crate::audit::merkle;
 use crate::engine::{Engine, EngineError};
-use crate::outputs::{ExportFormat, ExportSummary, write_export_header, write_export_row};
+use crate::outputs::{ExportFormat, ExportSummary, ExportWriter};
 use crate::privacy::aggregate::{Count, k_threshold};
 use crate::privacy::dp::{BudgetStore, Charge, Epsilon, RandomSource};
 use crate::privacy::pseudonym::Keyring;
@@ -473,7 +473,7 @@ impl Engine {
         fields: &[&str],
         format: ExportFormat,
         keys: &Keyring,
-        mut out: W,
+        out: W,
     ) -> Result<ExportSummary, ShardError> {
         self.export_gate(actor, seg, recipient, fields)?;
         let pseudonymizer = keys
@@ -489,25 +489,24 @@ impl Engine {
                 .detail("shards", m.shards)
                 .detail("shard_roots", m.roots.as_str()),
         )?;
-        write_export_header(format, fields, &mut out)?;
-        let mut line = String::new();
+        let mut writer = ExportWriter::start(format, fields, out)?;
         for &i in &m.order {
             let p = &partials[i];
             for (id, values) in p.ids.iter().zip(&p.values) {
                 let ps = pseudonymizer
                     .pseudonymize(crate::privacy::normalize::IdKind::SubjectId, id)
                     .map_err(EngineError::Pseudonym)?;
-                write_export_row(format, fields, &ps.to_string(), values, &mut line, &mut out)?;
+                writer.row(&ps.to_string(), values)?;
             }
         }
-        out.flush().map_err(EngineError::Io)?;
-        Ok(ExportSummary {
-            recipient: recipient.into(),
-            purpose: seg.purpose_key().into(),
-            rows: m.count,
-            fields: fields.iter().map(|f| f.to_string()).collect(),
-            key_version: pseudonymizer.version(),
-        })
+        writer.finish()?;
+        Ok(ExportSummary::new(
+            recipient,
+            seg,
+            m.count,
+            fields,
+            pseudonymizer.version(),
+        ))
     }
 
     /// Checks that the partials can be released together and merges them.
