@@ -485,8 +485,15 @@ pub(crate) struct ExportWriter<'f, W: Write> {
 }
 
 enum Sink<W: Write> {
-    Jsonl { out: W, line: String },
-    Csv { out: csv::Writer<W>, cell: String },
+    Jsonl {
+        out: W,
+        line: String,
+    },
+    // Boxed: the writer holds its own buffer.
+    Csv {
+        out: Box<csv::Writer<W>>,
+        cell: String,
+    },
 }
 
 impl<'f, W: Write> ExportWriter<'f, W> {
@@ -502,7 +509,7 @@ impl<'f, W: Write> ExportWriter<'f, W> {
                 line: String::new(),
             },
             ExportFormat::Csv => {
-                let mut out = csv::Writer::from_writer(out);
+                let mut out = Box::new(csv::Writer::from_writer(out));
                 out.write_record(std::iter::once("id").chain(fields.iter().copied()))
                     .map_err(csv_error)?;
                 Sink::Csv {

@@ -7,7 +7,8 @@ use std::ffi::c_char;
 use super::buffer::{buffer_out, privseg_buffer};
 use super::engine::{engine_read, privseg_engine};
 use super::error::privseg_error;
-use super::segment::{privseg_segment, segment_ref, segment_result};
+use super::prelude::*;
+use super::segment::{privseg_segment, segment_result};
 use super::{
     Fail, ffi_status, non_null, privseg_status, privseg_str, slice_arg, str_arg, str_list,
     time_arg, write_out, write_text,
@@ -57,14 +58,11 @@ pub unsafe extern "C" fn privseg_engine_compile(
     err_out: *mut *mut privseg_error,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let e = unsafe { engine_read(engine) }?;
-        // SAFETY: the caller's contract.
-        let text = unsafe { str_arg(text, len, "text") }?;
+        let e = from_caller!(engine_read(engine))?;
+        let text = from_caller!(str_arg(text, len, "text"))?;
         non_null(segment_out, "segment_out")?;
         let r = e.engine.compile(&e.actor, text);
-        // SAFETY: the caller's contract.
-        unsafe { segment_result(r, segment_out, err_out) }
+        from_caller!(segment_result(r, segment_out, err_out))
     })
 }
 
@@ -90,10 +88,8 @@ pub unsafe extern "C" fn privseg_engine_count(
     below_k_out: *mut u32,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let e = unsafe { engine_read(engine) }?;
-        // SAFETY: the caller's contract.
-        let s = unsafe { segment_ref(segment) }?;
+        let e = from_caller!(engine_read(engine))?;
+        let s = try_ref_from_ptr!(segment)?;
         non_null(count_out, "count_out")?;
         non_null(below_k_out, "below_k_out")?;
         let (count, below) = match e.engine.count(&e.actor, s, time_arg(at, "at")?)? {
@@ -141,18 +137,14 @@ pub unsafe extern "C" fn privseg_engine_breakdown(
     written: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let e = unsafe { engine_read(engine) }?;
-        // SAFETY: the caller's contract.
-        let s = unsafe { segment_ref(segment) }?;
-        // SAFETY: the caller's contract.
-        let attribute = unsafe { str_arg(attribute, attribute_len, "attribute") }?;
+        let e = from_caller!(engine_read(engine))?;
+        let s = try_ref_from_ptr!(segment)?;
+        let attribute = from_caller!(str_arg(attribute, attribute_len, "attribute"))?;
         non_null(written, "written")?;
         let b = e
             .engine
             .breakdown(&e.actor, s, time_arg(at, "at")?, attribute)?;
-        // SAFETY: the caller's contract.
-        unsafe { write_text(json_text(&b)?.as_bytes(), buf, len, written) }
+        from_caller!(write_text(json_text(&b)?.as_bytes(), buf, len, written))
     })
 }
 
@@ -203,18 +195,13 @@ pub unsafe extern "C" fn privseg_engine_export(
     export_out: *mut *mut privseg_buffer,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let e = unsafe { engine_read(engine) }?;
-        // SAFETY: the caller's contract.
-        let s = unsafe { segment_ref(segment) }?;
-        // SAFETY: the caller's contract.
-        let recipient = unsafe { str_arg(recipient, recipient_len, "recipient") }?;
-        // SAFETY: the caller's contract.
-        let fields = unsafe { str_list(fields, field_count, "fields") }?;
+        let e = from_caller!(engine_read(engine))?;
+        let s = try_ref_from_ptr!(segment)?;
+        let recipient = from_caller!(str_arg(recipient, recipient_len, "recipient"))?;
+        let fields = from_caller!(str_list(fields, field_count, "fields"))?;
         let format = format_of(format)?;
         non_null(master_secret, "master_secret")?;
-        // SAFETY: the caller's contract.
-        let secret = unsafe { slice_arg(master_secret, master_secret_len, "master_secret") }?;
+        let secret = from_caller!(slice_arg(master_secret, master_secret_len, "master_secret"))?;
         let master = MasterSecret::from_bytes(secret)
             .map_err(|err| Fail::arg(format!("master_secret: {err}")))?;
         let keys = Keyring::new(master, key_version)
@@ -231,8 +218,7 @@ pub unsafe extern "C" fn privseg_engine_export(
             &keys,
             &mut out,
         )?;
-        // SAFETY: export_out is writable, as the caller promises.
-        unsafe { write_out(export_out, buffer_out(out)) }
+        from_caller!(write_out(export_out, buffer_out(out)))
     })
 }
 
@@ -263,25 +249,24 @@ pub unsafe extern "C" fn privseg_engine_subject_report(
     written: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let e = unsafe { engine_read(engine) }?;
-        // SAFETY: the caller's contract.
-        let id = unsafe { str_arg(id, id_len, "id") }?;
-        // SAFETY: the caller's contract.
-        let list = unsafe { slice_arg(segments, segment_count, "segments") }?;
+        let e = from_caller!(engine_read(engine))?;
+        let id = from_caller!(str_arg(id, id_len, "id"))?;
+        let list = from_caller!(slice_arg(segments, segment_count, "segments"))?;
         let mut segs = Vec::with_capacity(list.len());
         for (i, p) in list.iter().enumerate() {
-            // SAFETY: each pointer is a live segment reference, as the caller
-            // promises.
-            let s = unsafe { segment_ref(*p) }.map_err(|f| f.context(&format!("segments[{i}]")))?;
+            let s = try_ref_from_ptr!(*p).map_err(|f| f.context(&format!("segments[{i}]")))?;
             segs.push(s.clone());
         }
         non_null(written, "written")?;
         let report = e
             .engine
             .subject_report(&e.actor, id, &segs, time_arg(at, "at")?)?;
-        // SAFETY: the caller's contract.
-        unsafe { write_text(json_text(&report)?.as_bytes(), buf, len, written) }
+        from_caller!(write_text(
+            json_text(&report)?.as_bytes(),
+            buf,
+            len,
+            written
+        ))
     })
 }
 
@@ -297,9 +282,7 @@ pub unsafe extern "C" fn privseg_engine_audit_len(
     count_out: *mut u64,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let e = unsafe { engine_read(engine) }?;
-        // SAFETY: the caller's contract.
-        unsafe { write_out(count_out, e.engine.audit_len()) }
+        let e = from_caller!(engine_read(engine))?;
+        from_caller!(write_out(count_out, e.engine.audit_len()))
     })
 }

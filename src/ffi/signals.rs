@@ -3,6 +3,7 @@
 
 use std::ffi::c_char;
 
+use super::prelude::*;
 use super::{
     Fail, ffi_status, ffi_value, non_null, privseg_status, str_arg, write_out, write_text,
 };
@@ -43,11 +44,9 @@ pub unsafe extern "C" fn privseg_signal_decode(
     written: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let text = unsafe { str_arg(text, text_len, "text") }?;
+        let text = from_caller!(str_arg(text, text_len, "text"))?;
         let json = signals::decode_to_json(text).map_err(signal_fail)?;
-        // SAFETY: the caller's contract.
-        unsafe { write_text(json.as_bytes(), buf, len, written) }
+        from_caller!(write_text(json.as_bytes(), buf, len, written))
     })
 }
 
@@ -76,11 +75,9 @@ pub unsafe extern "C" fn privseg_signal_encode(
             PRIVSEG_SIGNAL_USP => SignalFormat::Usp,
             other => return Err(Fail::arg(format!("format: unknown signal format {other}"))),
         };
-        // SAFETY: the caller's contract.
-        let json = unsafe { str_arg(json, json_len, "json") }?;
+        let json = from_caller!(str_arg(json, json_len, "json"))?;
         let out = signals::encode_from_json(format, json).map_err(signal_fail)?;
-        // SAFETY: the caller's contract.
-        unsafe { write_text(out.as_bytes(), buf, len, written) }
+        from_caller!(write_text(out.as_bytes(), buf, len, written))
     })
 }
 
@@ -149,17 +146,11 @@ fn absent(message: &str) -> Fail {
     Fail::new(privseg_status::SignalAbsent, message)
 }
 
-/// Borrows a decoded signal.
-///
-/// # Safety
-/// `s` must be NULL or a live signal from this library.
-unsafe fn signal_ref<'a>(s: *const privseg_signal) -> Result<&'a SignalObject, Fail> {
-    non_null(s, "signal")?;
-    // SAFETY: a non-NULL signal pointer is a Box<SignalObject> from
-    // privseg_signal_decode_handle, alive and never changed, as the caller
-    // promises.
-    Ok(unsafe { &*s.cast::<SignalObject>() })
+impl Castable for privseg_signal {
+    type Rust = SignalObject;
+    const WHAT: &'static str = "signal";
 }
+impl BoxCastable for privseg_signal {}
 
 /// Copies a list of ids into a caller's array of `cap` items: `*count`
 /// receives the number of ids, also when they do not fit (then nothing is
@@ -216,8 +207,7 @@ pub unsafe extern "C" fn privseg_signal_decode_handle(
     signal_out: *mut *mut privseg_signal,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let text = unsafe { str_arg(text, text_len, "text") }?.trim();
+        let text = from_caller!(str_arg(text, text_len, "text"))?.trim();
         non_null(signal_out, "signal_out")?;
         let tcf_opts = TcfOptions {
             strict: false,
@@ -237,9 +227,8 @@ pub unsafe extern "C" fn privseg_signal_decode_handle(
             SignalFormat::Usp => Decoded::Usp(UsPrivacy::decode(text).map_err(signal_fail)?),
         };
         let obj = SignalObject { decoded, tcf_opts };
-        let p = Box::into_raw(Box::new(obj)).cast::<privseg_signal>();
-        // SAFETY: signal_out is writable, as the caller promises.
-        unsafe { write_out(signal_out, p) }
+        let p = to_box::<privseg_signal>(obj);
+        from_caller!(write_out(signal_out, p))
     })
 }
 
@@ -254,15 +243,13 @@ pub unsafe extern "C" fn privseg_signal_format(
     format_out: *mut u32,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let s = unsafe { signal_ref(signal) }?;
+        let s = try_ref_from_ptr!(signal)?;
         let f = match s.decoded {
             Decoded::Tcf(_) => PRIVSEG_SIGNAL_TCF,
             Decoded::Gpp(_) => PRIVSEG_SIGNAL_GPP,
             Decoded::Usp(_) => PRIVSEG_SIGNAL_USP,
         };
-        // SAFETY: the caller's contract.
-        unsafe { write_out(format_out, f) }
+        from_caller!(write_out(format_out, f))
     })
 }
 
@@ -280,16 +267,14 @@ pub unsafe extern "C" fn privseg_signal_json(
     written: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let s = unsafe { signal_ref(signal) }?;
+        let s = try_ref_from_ptr!(signal)?;
         let text = match &s.decoded {
             Decoded::Tcf(t) => json::to_json(&TcfJson::from_tc(t, &s.tcf_opts)),
             Decoded::Gpp(g) => json::to_json(&GppJson::from_gpp(g, &s.tcf_opts)),
             Decoded::Usp(u) => json::to_json(&UspJson::from(*u)),
         }
         .map_err(signal_fail)?;
-        // SAFETY: the caller's contract.
-        unsafe { write_text(text.as_bytes(), buf, len, written) }
+        from_caller!(write_text(text.as_bytes(), buf, len, written))
     })
 }
 
@@ -330,8 +315,7 @@ pub unsafe extern "C" fn privseg_signal_tcf_ids(
     count: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let s = unsafe { signal_ref(signal) }?;
+        let s = try_ref_from_ptr!(signal)?;
         let small = |set: &crate::consent::signals::tcf::IdSet| -> Vec<u16> {
             set.iter().map(u16::from).collect()
         };
@@ -344,8 +328,7 @@ pub unsafe extern "C" fn privseg_signal_tcf_ids(
             5 => tc.core.vendor_legitimate_interests.vendor_ids(),
             other => return Err(Fail::arg(format!("list: unknown TCF list {other}"))),
         };
-        // SAFETY: the caller's contract.
-        unsafe { write_ids(&list, ids, cap, count) }
+        from_caller!(write_ids(&list, ids, cap, count))
     })
 }
 
@@ -363,12 +346,10 @@ pub unsafe extern "C" fn privseg_signal_gpp_section_ids(
     count: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let s = unsafe { signal_ref(signal) }?;
+        let s = try_ref_from_ptr!(signal)?;
         let mut list: Vec<u16> = s.gpp()?.sections.iter().map(GppSection::id).collect();
         list.sort_unstable();
-        // SAFETY: the caller's contract.
-        unsafe { write_ids(&list, ids, cap, count) }
+        from_caller!(write_ids(&list, ids, cap, count))
     })
 }
 
@@ -391,8 +372,7 @@ pub unsafe extern "C" fn privseg_signal_gpp_section(
     written: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let s = unsafe { signal_ref(signal) }?;
+        let s = try_ref_from_ptr!(signal)?;
         let g = s.gpp()?;
         let whole = GppJson::from_gpp(g, &s.tcf_opts);
         let at = whole
@@ -406,8 +386,7 @@ pub unsafe extern "C" fn privseg_signal_gpp_section(
             .and_then(|all| all.0.get(at))
             .ok_or_else(|| absent(&format!("this GPP string has no section {section_id}")))?;
         let text = json::to_json(&section.1).map_err(signal_fail)?;
-        // SAFETY: the caller's contract.
-        unsafe { write_text(text.as_bytes(), buf, len, written) }
+        from_caller!(write_text(text.as_bytes(), buf, len, written))
     })
 }
 
@@ -447,8 +426,7 @@ pub unsafe extern "C" fn privseg_signal_usp(
     usp_out: *mut privseg_usp,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let s = unsafe { signal_ref(signal) }?;
+        let s = try_ref_from_ptr!(signal)?;
         let u = s.usp()?;
         let out = privseg_usp {
             version: u.version,
@@ -456,8 +434,7 @@ pub unsafe extern "C" fn privseg_signal_usp(
             opt_out_sale: flag(u.opt_out_sale),
             lspa_covered: flag(u.lspa_covered),
         };
-        // SAFETY: the caller's contract.
-        unsafe { write_out(usp_out, out) }
+        from_caller!(write_out(usp_out, out))
     })
 }
 
@@ -469,12 +446,7 @@ pub unsafe extern "C" fn privseg_signal_usp(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_signal_free(signal: *mut privseg_signal) {
     ffi_value!((), {
-        if !signal.is_null() {
-            // SAFETY: the pointer is a Box<SignalObject> from
-            // privseg_signal_decode_handle, freed once, as the caller
-            // promises.
-            drop(unsafe { Box::from_raw(signal.cast::<SignalObject>()) });
-        }
+        from_caller!(free_box(signal));
     })
 }
 

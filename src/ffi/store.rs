@@ -6,7 +6,8 @@ use std::ffi::c_char;
 use std::sync::Arc;
 
 use super::engine::{EngineHandle, actor_arg, privseg_engine};
-use super::policy::{policy_arc, privseg_policy};
+use super::policy::privseg_policy;
+use super::prelude::*;
 use super::{
     Fail, ffi_status, non_null, privseg_status, privseg_str, slice_arg, str_arg, write_out,
 };
@@ -38,15 +39,11 @@ unsafe fn durable(
     roles_len: usize,
     engine_out: *mut *mut privseg_engine,
 ) -> Result<(), Fail> {
-    // SAFETY: the caller's contract.
-    let policy = unsafe { policy_arc(policy) }?;
-    // SAFETY: the caller's contract.
-    let dir = unsafe { str_arg(dir, dir_len, "dir") }?;
+    let policy = from_caller!(try_clone_arc(policy))?;
+    let dir = from_caller!(str_arg(dir, dir_len, "dir"))?;
     non_null(kek, "kek")?;
-    // SAFETY: the caller's contract: kek points to kek_len readable bytes.
-    let kek = unsafe { slice_arg(kek, kek_len, "kek") }?;
-    // SAFETY: the caller's contract.
-    let actor = unsafe { actor_arg(actor_id, actor_id_len, roles, roles_len) }?;
+    let kek = from_caller!(slice_arg(kek, kek_len, "kek"))?;
+    let actor = from_caller!(actor_arg(actor_id, actor_id_len, roles, roles_len))?;
     non_null(engine_out, "engine_out")?;
     if dir.is_empty() {
         return Err(Fail::new(
@@ -63,8 +60,7 @@ unsafe fn durable(
         Mode::Open => Engine::open(dir, policy, keys),
     }?;
     let e = EngineHandle::into_raw(engine, actor);
-    // SAFETY: engine_out is writable, as the caller promises.
-    unsafe { write_out(engine_out, e) }
+    from_caller!(write_out(engine_out, e))
 }
 
 /// Creates a durable engine in directory `dir` (`dir_len` bytes of UTF-8,
@@ -97,22 +93,19 @@ pub unsafe extern "C" fn privseg_engine_create(
     engine_out: *mut *mut privseg_engine,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        unsafe {
-            durable(
-                Mode::Create,
-                policy,
-                dir,
-                dir_len,
-                kek,
-                kek_len,
-                actor_id,
-                actor_id_len,
-                roles,
-                roles_len,
-                engine_out,
-            )
-        }
+        from_caller!(durable(
+            Mode::Create,
+            policy,
+            dir,
+            dir_len,
+            kek,
+            kek_len,
+            actor_id,
+            actor_id_len,
+            roles,
+            roles_len,
+            engine_out,
+        ))
     })
 }
 
@@ -139,21 +132,18 @@ pub unsafe extern "C" fn privseg_engine_open(
     engine_out: *mut *mut privseg_engine,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        unsafe {
-            durable(
-                Mode::Open,
-                policy,
-                dir,
-                dir_len,
-                kek,
-                kek_len,
-                actor_id,
-                actor_id_len,
-                roles,
-                roles_len,
-                engine_out,
-            )
-        }
+        from_caller!(durable(
+            Mode::Open,
+            policy,
+            dir,
+            dir_len,
+            kek,
+            kek_len,
+            actor_id,
+            actor_id_len,
+            roles,
+            roles_len,
+            engine_out,
+        ))
     })
 }

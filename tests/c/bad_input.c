@@ -8,32 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "expect.h"
 #include "privseg.h"
-
-static int passed = 0;
-static int failed = 0;
-
-#define EXPECT_STATUS(call, expected)                                                      \
-    do {                                                                                   \
-        privseg_status got_ = (call);                                                      \
-        if (got_ == (privseg_status)(expected)) {                                          \
-            passed++;                                                                      \
-        } else {                                                                           \
-            failed++;                                                                      \
-            printf("FAIL line %d: %s gave %s, expected %s\n", __LINE__, #call,              \
-                   privseg_status_name(got_), privseg_status_name(expected));              \
-        }                                                                                  \
-    } while (0)
-
-#define EXPECT(cond)                                                \
-    do {                                                            \
-        if (cond) {                                                 \
-            passed++;                                               \
-        } else {                                                    \
-            failed++;                                               \
-            printf("FAIL line %d: %s\n", __LINE__, #cond);          \
-        }                                                           \
-    } while (0)
 
 static const char POLICY[] =
     "{\"controller\": {\"name\": \"Acme\"},"
@@ -1053,6 +1029,5 @@ int main(void) {
     imports(q);
     engines(q);
     privseg_policy_free(q);
-    printf("bad input: %d expectations met, %d not met\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return expect_summary("bad input");
 }
