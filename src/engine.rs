@@ -39,7 +39,6 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGua
 use serde::Serialize;
 use time::Date;
 
-use crate::Timestamp;
 use crate::access::{AccessError, Actor, Permission, authorize};
 use crate::audit::{AuditError, AuditLog, AuditPseudonymizer, MemorySink, Operation, PendingEntry};
 use crate::clock::{Clock, SystemClock};
@@ -56,6 +55,7 @@ use crate::segment::{self, CheckedExpr, CheckedSegment, Expr, Segment, SegmentEr
 use crate::store::{
     Bits, KeyProvider, NewSubject, OpenReport, Store, Value, ValueChange, ValueError, ValueWrite,
 };
+use crate::timestamp::Timestamp;
 
 /// Why an engine call failed. Nothing is changed when a call fails.
 #[derive(Debug, thiserror::Error)]
@@ -1319,7 +1319,7 @@ impl Engine {
         reference: Timestamp,
     ) -> Result<Members, EngineError> {
         self.allow_members(actor, seg)?;
-        let members = self.run(seg, reference)?;
+        let members = self.evaluate_ungated(seg, reference)?;
         self.log(
             self.segment_entry(actor, Operation::SegmentEvaluated, seg, reference)
                 .detail("members", members.count()),
@@ -1493,10 +1493,13 @@ impl Engine {
         self.store.memory_bytes()
     }
 
-    /// Evaluation without the permission gate, for the engine's own gated
-    /// outputs: the predicate as of `reference`, eligibility and staleness
-    /// as of the host clock's now.
-    pub(crate) fn run(
+    /// What [`Engine::evaluate`] computes, without its permission check and
+    /// its audit entry: for the engine's own outputs (counts, exports,
+    /// audits), each of which checks its own permission and writes its own
+    /// entry before it releases anything. The predicate as of `reference`,
+    /// eligibility and staleness as of the host clock's now; the segment's
+    /// policy version is still checked.
+    pub(crate) fn evaluate_ungated(
         &self,
         seg: &CheckedSegment,
         reference: Timestamp,

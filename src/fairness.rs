@@ -6,7 +6,6 @@
 
 use serde::Serialize;
 
-use crate::Timestamp;
 use crate::access::{Actor, Permission};
 use crate::audit::Operation;
 use crate::engine::{Engine, EngineError};
@@ -15,6 +14,7 @@ use crate::policy::{AttrId, AttrType};
 use crate::privacy::aggregate::breakdown;
 use crate::segment::CheckedSegment;
 use crate::store::{Bits, ColumnData};
+use crate::timestamp::Timestamp;
 
 /// The four-fifths rule: a group selected at under 80% of the best group's
 /// rate shows adverse impact.
@@ -136,7 +136,7 @@ impl Engine {
         {
             return Err(EngineError::NotProtected(protected.into()));
         }
-        let members = self.run(seg, at)?;
+        let members = self.evaluate_ungated(seg, at)?;
         // The pool is judged at the same instant as the members.
         let pool = eval::eligibility_mask(
             &policy,

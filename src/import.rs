@@ -5,13 +5,13 @@ use std::collections::HashMap;
 
 use time::Date;
 
-use crate::Timestamp;
 use crate::access::{Actor, Permission};
 use crate::audit::Operation;
 use crate::consent::{ConsentEvent, EventContext, EventRecord, Proof};
 use crate::engine::{Engine, EngineError};
 use crate::policy::AttrId;
 use crate::store::{NewSubject, Store, Value, ValueChange, ValueWrite};
+use crate::timestamp::Timestamp;
 
 /// One subject to import.
 #[derive(Clone, Debug, PartialEq, Eq)]

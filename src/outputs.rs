@@ -8,7 +8,6 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::Timestamp;
 use crate::access::{Actor, Permission};
 use crate::audit::{Operation, PendingEntry};
 use crate::consent::{DataUse, Rule};
@@ -23,6 +22,7 @@ use crate::privacy::normalize::IdKind;
 use crate::privacy::pseudonym::{Keyring, Pseudonymizer};
 use crate::segment::{self, CheckedSegment, Term};
 use crate::store::Store;
+use crate::timestamp::Timestamp;
 use crate::value::Value;
 
 /// Output format of an export.
@@ -68,9 +68,9 @@ impl Engine {
         extra: DataUse,
     ) -> Result<Members, EngineError> {
         if extra.union(seg.data_use()) == seg.data_use() {
-            return self.run(seg, at);
+            return self.evaluate_ungated(seg, at);
         }
-        self.run(&seg.widened(extra), at)
+        self.evaluate_ungated(&seg.widened(extra), at)
     }
 
     /// The number of members, reported as "fewer than k" below the policy's
@@ -86,7 +86,7 @@ impl Engine {
             Permission::Count(seg.purpose_key()),
             Some(seg.purpose_key()),
         )?;
-        let m = self.run(seg, at)?;
+        let m = self.evaluate_ungated(seg, at)?;
         let c = k_threshold(m.count(), self.policy().k_threshold());
         self.log(
             self.segment_entry(actor, Operation::Counted, seg, at)
@@ -175,7 +175,7 @@ impl Engine {
         rng: &mut R,
     ) -> Result<(i64, Charge), EngineError> {
         let (budget, epsilon) = self.dp_gate(actor, seg, epsilon)?;
-        let count = self.run(seg, at)?.count();
+        let count = self.evaluate_ungated(seg, at)?.count();
         self.dp_release(actor, seg, at, count, &budget, epsilon, budgets, rng, |e| e)
     }
 

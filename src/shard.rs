@@ -65,7 +65,6 @@ use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Timestamp;
 use crate::access::{Actor, Permission};
 use crate::audit::Operation;
 use crate::audit::merkle;
@@ -76,6 +75,7 @@ use crate::privacy::dp::{BudgetStore, Charge, Epsilon, RandomSource};
 use crate::privacy::pseudonym::Keyring;
 use crate::segment::CheckedSegment;
 use crate::store::Value;
+use crate::timestamp::Timestamp;
 
 /// The oldest a partial may be at release, in seconds before the driver's
 /// now. Eligibility is judged when a shard makes its partial; a partial
@@ -317,7 +317,7 @@ impl Engine {
         }
         let members = match &export {
             Some((_, _, (_, uses))) => self.run_for_export(seg, reference, *uses)?,
-            None => self.run(seg, reference)?,
+            None => self.evaluate_ungated(seg, reference)?,
         };
         let mut p = Partial {
             format: FORMAT,

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use time::Date;
 
-use crate::Timestamp;
 use crate::policy::{JurisdictionId, LawfulBasis, Policy, PurposeId, covers};
+use crate::timestamp::Timestamp;
 use crate::timestamp::age_on;
 pub use rules::*;
 

@@ -11,7 +11,7 @@ use super::policy::privseg_policy;
 use super::prelude::*;
 use super::segment::privseg_segment;
 use super::{
-    Fail, ffi_status, field, non_null, opt_field, opt_str_arg, privseg_status, privseg_str,
+    FfiError, ffi_status, field, non_null, opt_field, opt_str_arg, privseg_status, privseg_str,
     slice_arg, str_arg, str_list, time_arg, write_out, write_text,
 };
 use crate::access::Actor;
@@ -63,8 +63,8 @@ pub(crate) struct EngineState {
 /// The failure of a call on an engine whose lock a panic poisoned: a
 /// change may have stopped half way, so the engine is not used again (the
 /// safer reading: never judge eligibility on state that may be partial).
-fn poisoned() -> Fail {
-    Fail::new(
+fn poisoned() -> FfiError {
+    FfiError::new(
         privseg_status::Panic,
         "an earlier call panicked while changing this engine; it can no longer be used and should be freed",
     )
@@ -82,7 +82,7 @@ impl BoxCastable for privseg_engine {}
 /// As for [`handle`].
 pub(crate) unsafe fn engine_read<'a>(
     e: *const privseg_engine,
-) -> Result<RwLockReadGuard<'a, EngineState>, Fail> {
+) -> Result<RwLockReadGuard<'a, EngineState>, FfiError> {
     let h = try_ref_from_ptr!(e)?;
     h.state.read().map_err(|_| poisoned())
 }
@@ -93,7 +93,7 @@ pub(crate) unsafe fn engine_read<'a>(
 /// As for [`handle`].
 unsafe fn engine_write<'a>(
     e: *const privseg_engine,
-) -> Result<RwLockWriteGuard<'a, EngineState>, Fail> {
+) -> Result<RwLockWriteGuard<'a, EngineState>, FfiError> {
     let h = try_ref_from_ptr!(e)?;
     h.state.write().map_err(|_| poisoned())
 }
@@ -108,7 +108,7 @@ pub(super) unsafe fn actor_arg(
     id_len: usize,
     roles: *const privseg_str,
     roles_len: usize,
-) -> Result<Actor, Fail> {
+) -> Result<Actor, FfiError> {
     let id = from_caller!(str_arg(id, id_len, "actor_id"))?;
     let roles = from_caller!(str_list(roles, roles_len, "roles"))?;
     let actor = Actor::new(id, &roles);
@@ -208,8 +208,8 @@ pub unsafe extern "C" fn privseg_engine_subject_count(
     })
 }
 
-fn date_arg(s: Option<&str>) -> Result<Option<Date>, Fail> {
-    s.map(|d| parse_date(d).map_err(|e| Fail::new(privseg_status::InvalidDate, e.to_string())))
+fn date_arg(s: Option<&str>) -> Result<Option<Date>, FfiError> {
+    s.map(|d| parse_date(d).map_err(|e| FfiError::new(privseg_status::InvalidDate, e.to_string())))
         .transpose()
 }
 
@@ -259,13 +259,13 @@ pub struct privseg_subject {
 
 /// Turns a refused import into a failure naming the item by its index in
 /// the C array (`subjects[i]`, `events[i]`).
-fn import_fail(e: ImportError) -> Fail {
+fn import_fail(e: ImportError) -> FfiError {
     let array = match e.what {
         ImportItem::Subject => "subjects",
         ImportItem::Event => "events",
-        _ => return Fail::from(*e.error),
+        _ => return FfiError::from(*e.error),
     };
-    Fail::from(*e.error).context(&format!("{array}[{}]", e.index))
+    FfiError::from(*e.error).context(&format!("{array}[{}]", e.index))
 }
 
 /// Converts a C subject, with no values yet.
@@ -273,7 +273,7 @@ fn import_fail(e: ImportError) -> Fail {
 /// # Safety
 /// The strings of `s` must be valid as for `str_arg` (`birth_date` may be
 /// NULL).
-unsafe fn subject_row(s: &privseg_subject) -> Result<SubjectRow, Fail> {
+unsafe fn subject_row(s: &privseg_subject) -> Result<SubjectRow, FfiError> {
     let id = from_caller!(field(s.id, "id"))?;
     let j = from_caller!(field(s.jurisdiction, "jurisdiction"))?;
     let birth = date_arg(from_caller!(opt_field(s.birth_date, "birth_date"))?)?;
@@ -345,16 +345,20 @@ pub struct privseg_value {
 ///
 /// # Safety
 /// `v.text` must be valid as for `str_arg` when the kind is a string.
-unsafe fn value_of(v: &privseg_value) -> Result<Value, Fail> {
+unsafe fn value_of(v: &privseg_value) -> Result<Value, FfiError> {
     Ok(match v.kind {
         1 => Value::Str(from_caller!(field(v.text, "value text"))?.to_owned()),
         2 => Value::Int(v.integer),
         3 => match v.integer {
             0 => Value::Bool(false),
             1 => Value::Bool(true),
-            n => return Err(Fail::arg(format!("boolean value must be 0 or 1, got {n}"))),
+            n => {
+                return Err(FfiError::arg(format!(
+                    "boolean value must be 0 or 1, got {n}"
+                )));
+            }
         },
-        k => return Err(Fail::arg(format!("unknown value kind {k}"))),
+        k => return Err(FfiError::arg(format!("unknown value kind {k}"))),
     })
 }
 
@@ -406,13 +410,14 @@ pub struct privseg_attribute_update {
     pub verified_at: i64,
 }
 
-/// Sets `count` attribute values of existing subjects, all or nothing: the
-/// actor's permission and then every update are checked first (known subject
-/// and attribute, a value that fits, a valid time), and if one fails nothing
-/// is changed and the last error message names the item (`updates[i]: ...`).
-/// Later updates of the same subject and attribute win. Each update is an
-/// entry of the audit log; should the log fail (`PRIVSEG_STATUS_AUDIT`), no
-/// value is changed. (New subjects are best given
+/// Sets `count` attribute values of existing subjects, all or nothing
+/// (`Engine::set_values`): every update is read (strings, value, time), then
+/// the actor's permission and every update are checked (known subject and
+/// attribute, a value that fits), and if one fails nothing is changed and
+/// the last error message names the item (`updates[i]: ...`). Later updates
+/// of the same subject and attribute win. Each update is an entry of the
+/// audit log; should the log fail (`PRIVSEG_STATUS_AUDIT`), no value is
+/// changed. (New subjects are best given
 /// with their values to `privseg_engine_import`, which is one step.)
 ///
 /// # Safety
@@ -434,10 +439,10 @@ pub unsafe extern "C" fn privseg_engine_set_attributes(
             .map(|(i, u)| {
                 from_caller!(value_update(u)).map_err(|f| f.context(&format!("updates[{i}]")))
             })
-            .collect::<Result<Vec<_>, Fail>>()?;
+            .collect::<Result<Vec<_>, FfiError>>()?;
         let EngineState { engine, actor } = &mut *guard;
         engine.set_values(actor, &batch).map_err(|b| {
-            let f = Fail::from(b.error);
+            let f = FfiError::from(b.error);
             match b.index {
                 Some(i) => f.context(&format!("updates[{i}]")),
                 None => f,
@@ -450,7 +455,7 @@ pub unsafe extern "C" fn privseg_engine_set_attributes(
 ///
 /// # Safety
 /// The strings of `u` must be valid as for `str_arg`.
-unsafe fn value_update(u: &privseg_attribute_update) -> Result<ValueUpdate<'_>, Fail> {
+unsafe fn value_update(u: &privseg_attribute_update) -> Result<ValueUpdate<'_>, FfiError> {
     Ok(ValueUpdate {
         subject: from_caller!(field(u.subject, "subject"))?,
         attribute: from_caller!(field(u.attribute, "attribute"))?,
@@ -513,7 +518,7 @@ pub enum privseg_event_kind {
     ParentalConsent = 13,
 }
 
-fn kind_of(v: u32) -> Result<EventKind, Fail> {
+fn kind_of(v: u32) -> Result<EventKind, FfiError> {
     Ok(match v {
         1 => EventKind::ConsentGranted,
         2 => EventKind::ConsentRefused,
@@ -528,7 +533,7 @@ fn kind_of(v: u32) -> Result<EventKind, Fail> {
         11 => EventKind::Unsubscribe,
         12 => EventKind::SoftOptIn,
         13 => EventKind::ParentalConsent,
-        _ => return Err(Fail::arg(format!("unknown event kind {v}"))),
+        _ => return Err(FfiError::arg(format!("unknown event kind {v}"))),
     })
 }
 
@@ -573,7 +578,7 @@ pub struct privseg_event {
 /// # Safety
 /// Every string of `ev` must be valid as for `str_arg`, or NULL where
 /// optional.
-unsafe fn event_of(ev: &privseg_event) -> Result<ConsentEvent, Fail> {
+unsafe fn event_of(ev: &privseg_event) -> Result<ConsentEvent, FfiError> {
     let subject = from_caller!(field(ev.subject, "subject"))?;
     let kind = kind_of(ev.kind)?;
     let purpose = from_caller!(opt_field(ev.purpose, "purpose"))?;
@@ -583,7 +588,10 @@ unsafe fn event_of(ev: &privseg_event) -> Result<ConsentEvent, Fail> {
     let collector = from_caller!(opt_field(ev.collector, "collector"))?;
     let evidence = from_caller!(opt_field(ev.evidence_sha256, "evidence_sha256"))?;
     if ev.flags & !(PRIVSEG_EVENT_EXPLICIT | PRIVSEG_EVENT_EXPIRES) != 0 {
-        return Err(Fail::arg(format!("unknown event flags {:#x}", ev.flags)));
+        return Err(FfiError::arg(format!(
+            "unknown event flags {:#x}",
+            ev.flags
+        )));
     }
     let mut e = ConsentEvent::new(subject, kind, purpose, time_arg(ev.at, "at")?);
     e.notice_version = notice.map(Into::into);
@@ -696,7 +704,7 @@ pub unsafe extern "C" fn privseg_engine_import(
                 let attribute = from_caller!(field(u.attribute, "attribute"))?;
                 let value = from_caller!(value_of(&u.value))?;
                 let row = *index.get(subject).ok_or_else(|| {
-                    Fail::new(
+                    FfiError::new(
                         privseg_status::UnknownSubject,
                         format!("subject {subject:?} is not among the subjects of this import"),
                     )
@@ -704,7 +712,7 @@ pub unsafe extern "C" fn privseg_engine_import(
                 Ok((row, attribute, value))
             })();
             let (row, attribute, value) =
-                value.map_err(|f: Fail| f.context(&format!("values[{i}]")))?;
+                value.map_err(|f: FfiError| f.context(&format!("values[{i}]")))?;
             rows[row].values.push((
                 attribute.into(),
                 value,
@@ -743,8 +751,9 @@ pub unsafe extern "C" fn privseg_engine_record_json(
         let mut guard = from_caller!(engine_write(engine))?;
         let e = &mut *guard;
         let json = from_caller!(str_arg(json, len, "json"))?;
-        let ev: ConsentEvent = serde_json::from_str(json)
-            .map_err(|err| Fail::new(privseg_status::InvalidJson, format!("event JSON: {err}")))?;
+        let ev: ConsentEvent = serde_json::from_str(json).map_err(|err| {
+            FfiError::new(privseg_status::InvalidJson, format!("event JSON: {err}"))
+        })?;
         Ok(e.engine.record(&e.actor, &ev)?)
     })
 }
@@ -826,7 +835,7 @@ pub unsafe extern "C" fn privseg_engine_explain(
         non_null(written, "written")?;
         let x = e.engine.explain(&e.actor, s, id, time_arg(at, "at")?)?;
         let json = serde_json::to_string(&x)
-            .map_err(|err| Fail::new(privseg_status::EngineOther, err.to_string()))?;
+            .map_err(|err| FfiError::new(privseg_status::EngineOther, err.to_string()))?;
         from_caller!(write_text(json.as_bytes(), buf, len, written))
     })
 }

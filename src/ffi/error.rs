@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 
 use super::prelude::*;
-use super::{Fail, ffi_status, ffi_value, privseg_status, write_text};
+use super::{FfiError, ffi_status, ffi_value, privseg_status, write_text};
 use crate::EngineError;
 use crate::consent::Rule;
 use crate::policy::PolicyError;
@@ -28,9 +28,9 @@ pub(crate) struct ErrorObject {
     pub column: usize,
 }
 
-impl From<&ErrorObject> for Fail {
-    fn from(e: &ErrorObject) -> Fail {
-        Fail::new(e.status, e.message.clone())
+impl From<&ErrorObject> for FfiError {
+    fn from(e: &ErrorObject) -> FfiError {
+        FfiError::new(e.status, e.message.clone())
     }
 }
 
@@ -110,9 +110,9 @@ pub(crate) fn engine_status(e: &EngineError) -> privseg_status {
     }
 }
 
-impl From<EngineError> for Fail {
-    fn from(e: EngineError) -> Fail {
-        Fail::new(engine_status(&e), e.to_string())
+impl From<EngineError> for FfiError {
+    fn from(e: EngineError) -> FfiError {
+        FfiError::new(engine_status(&e), e.to_string())
     }
 }
 
@@ -121,8 +121,8 @@ impl From<EngineError> for Fail {
 ///
 /// # Safety
 /// `err_out` must be NULL or valid for a write of a pointer.
-pub(crate) unsafe fn give_error(obj: ErrorObject, err_out: *mut *mut privseg_error) -> Fail {
-    let fail = Fail::from(&obj);
+pub(crate) unsafe fn give_error(obj: ErrorObject, err_out: *mut *mut privseg_error) -> FfiError {
+    let fail = FfiError::from(&obj);
     if !err_out.is_null() {
         let p = to_box::<privseg_error>(obj);
         // SAFETY: err_out is not NULL and writable, as the caller promises.

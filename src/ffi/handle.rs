@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use super::Fail;
+use super::FfiError;
 
 /// An opaque C handle type and the Rust value its pointers point to.
 pub(crate) trait Castable {
@@ -52,9 +52,9 @@ pub(crate) fn to_arc<C: ArcCastable>(value: Arc<C::Rust>) -> *const C {
 /// `p` must be NULL or a pointer made by [`to_box`] or [`to_arc`] for `C`,
 /// not freed (for an `Arc`, one reference held) for `'a`, and not borrowed
 /// mutably meanwhile.
-pub(crate) unsafe fn try_ref<'a, C: Castable>(p: *const C) -> Result<&'a C::Rust, Fail> {
+pub(crate) unsafe fn try_ref<'a, C: Castable>(p: *const C) -> Result<&'a C::Rust, FfiError> {
     if p.is_null() {
-        return Err(Fail::null(C::WHAT));
+        return Err(FfiError::null(C::WHAT));
     }
     // SAFETY: p is not NULL, and by the contract above points to a live
     // C::Rust (to_box and to_arc cast from exactly that type), not mutably
@@ -67,9 +67,9 @@ pub(crate) unsafe fn try_ref<'a, C: Castable>(p: *const C) -> Result<&'a C::Rust
 /// # Safety
 /// `p` must be NULL or a pointer made by [`to_box`] for `C`, not freed and
 /// not borrowed elsewhere for `'a`.
-pub(crate) unsafe fn try_mut<'a, C: BoxCastable>(p: *mut C) -> Result<&'a mut C::Rust, Fail> {
+pub(crate) unsafe fn try_mut<'a, C: BoxCastable>(p: *mut C) -> Result<&'a mut C::Rust, FfiError> {
     if p.is_null() {
-        return Err(Fail::null(C::WHAT));
+        return Err(FfiError::null(C::WHAT));
     }
     // SAFETY: p is not NULL, and by the contract above is a live, unaliased
     // Box<C::Rust> (to_box casts from exactly that type).
@@ -81,9 +81,9 @@ pub(crate) unsafe fn try_mut<'a, C: BoxCastable>(p: *mut C) -> Result<&'a mut C:
 ///
 /// # Safety
 /// As for [`try_ref`], for a pointer made by [`to_arc`].
-pub(crate) unsafe fn try_clone_arc<C: ArcCastable>(p: *const C) -> Result<Arc<C::Rust>, Fail> {
+pub(crate) unsafe fn try_clone_arc<C: ArcCastable>(p: *const C) -> Result<Arc<C::Rust>, FfiError> {
     if p.is_null() {
-        return Err(Fail::null(C::WHAT));
+        return Err(FfiError::null(C::WHAT));
     }
     let p = p.cast::<C::Rust>();
     // SAFETY: p comes from Arc::into_raw for C::Rust and holds a live

@@ -7,7 +7,7 @@ use std::sync::RwLockReadGuard;
 use super::buffer::{buffer_out, privseg_buffer};
 use super::engine::{EngineState, engine_read, privseg_engine};
 use super::prelude::*;
-use super::{Fail, ffi_status, ffi_value, non_null, privseg_status, write_out, write_text};
+use super::{FfiError, ffi_status, ffi_value, non_null, privseg_status, write_out, write_text};
 use crate::Members;
 
 /// The longest subject or actor id, in bytes: longer ids are refused when
@@ -42,7 +42,7 @@ pub(crate) fn members_out(m: Members) -> *mut privseg_members {
 unsafe fn with_engine<'a>(
     m: *const privseg_members,
     e: *const privseg_engine,
-) -> Result<(&'a Members, RwLockReadGuard<'a, EngineState>), Fail> {
+) -> Result<(&'a Members, RwLockReadGuard<'a, EngineState>), FfiError> {
     let m = try_ref_from_ptr!(m)?;
     let e = from_caller!(engine_read(e))?;
     if !m.made_by(&e.engine) {
@@ -132,13 +132,13 @@ pub unsafe extern "C" fn privseg_members_next(
         non_null(cursor, "cursor")?;
         non_null(written, "written")?;
         if buf.is_null() && len != 0 {
-            return Err(Fail::null("buf"));
+            return Err(FfiError::null("buf"));
         }
         if len <= PRIVSEG_MAX_ID_LEN {
             // SAFETY: written is not NULL and writable, as the caller
             // promises.
             unsafe { *written = PRIVSEG_MAX_ID_LEN };
-            return Err(Fail::new(
+            return Err(FfiError::new(
                 privseg_status::BufferTooSmall,
                 format!(
                     "a buffer of {len} bytes is too small: {} are needed for any id",
@@ -151,7 +151,7 @@ pub unsafe extern "C" fn privseg_members_next(
         let from = u32::try_from(from).unwrap_or(u32::MAX);
         let next = e.engine.release_rows(&e.actor, m, from, 1)?;
         let Some(&row) = next.first() else {
-            return Err(Fail::new(privseg_status::Done, "no more members"));
+            return Err(FfiError::new(privseg_status::Done, "no more members"));
         };
         let row = row as usize;
         let id = e.engine.store().id(row as u32);

@@ -78,7 +78,7 @@ pub use policy::*;
 pub use segment::*;
 pub use signals::*;
 
-use crate::Timestamp;
+use crate::timestamp::Timestamp;
 
 /// A status code. The values are fixed and never reused.
 #[repr(u32)]
@@ -240,30 +240,30 @@ pub struct privseg_str {
     pub len: usize,
 }
 
-/// A failure inside this module: its status and a message for the thread's
-/// last error.
+/// The failure of a C call: its status and a message for the thread's last
+/// error.
 #[derive(Debug)]
-pub(crate) struct Fail {
+pub(crate) struct FfiError {
     pub status: privseg_status,
     pub message: String,
 }
 
-impl Fail {
-    pub(crate) fn new(status: privseg_status, message: impl Into<String>) -> Fail {
-        Fail {
+impl FfiError {
+    pub(crate) fn new(status: privseg_status, message: impl Into<String>) -> FfiError {
+        FfiError {
             status,
             message: message.into(),
         }
     }
-    pub(crate) fn null(what: &str) -> Fail {
-        Fail::new(privseg_status::NullParameter, format!("{what} is NULL"))
+    pub(crate) fn null(what: &str) -> FfiError {
+        FfiError::new(privseg_status::NullParameter, format!("{what} is NULL"))
     }
-    pub(crate) fn arg(message: impl Into<String>) -> Fail {
-        Fail::new(privseg_status::InvalidArgument, message)
+    pub(crate) fn arg(message: impl Into<String>) -> FfiError {
+        FfiError::new(privseg_status::InvalidArgument, message)
     }
     /// The same failure with `prefix` before its message.
-    pub(crate) fn context(self, prefix: &str) -> Fail {
-        Fail::new(self.status, format!("{prefix}: {}", self.message))
+    pub(crate) fn context(self, prefix: &str) -> FfiError {
+        FfiError::new(self.status, format!("{prefix}: {}", self.message))
     }
 }
 
@@ -280,7 +280,7 @@ pub(crate) fn set_last_error(message: &str) {
 }
 
 /// Turns a body's result into a status, keeping the message of a failure.
-pub(crate) fn finish(r: Result<(), Fail>) -> privseg_status {
+pub(crate) fn finish(r: Result<(), FfiError>) -> privseg_status {
     match r {
         Ok(()) => privseg_status::Ok,
         // The end of an iteration is no failure: the last error stays.
@@ -373,13 +373,13 @@ impl Drop for CallGuard {
     }
 }
 
-/// Runs a function body that yields `Result<(), Fail>`, turning a failure
+/// Runs a function body that yields `Result<(), FfiError>`, turning a failure
 /// into its status and a panic into [`privseg_status::Panic`], silently.
 macro_rules! ffi_status {
     ($body:block) => {{
         let _call = $crate::ffi::CallGuard::enter();
         match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(
-            || -> ::std::result::Result<(), $crate::ffi::Fail> { $body },
+            || -> ::std::result::Result<(), $crate::ffi::FfiError> { $body },
         )) {
             Ok(r) => $crate::ffi::finish(r),
             Err(p) => {
@@ -491,9 +491,9 @@ mod prelude {
 }
 
 /// Checks that a pointer is not NULL.
-pub(crate) fn non_null<T>(p: *const T, what: &str) -> Result<(), Fail> {
+pub(crate) fn non_null<T>(p: *const T, what: &str) -> Result<(), FfiError> {
     if p.is_null() {
-        Err(Fail::null(what))
+        Err(FfiError::null(what))
     } else {
         Ok(())
     }
@@ -508,16 +508,16 @@ pub(crate) unsafe fn str_arg<'a>(
     ptr: *const c_char,
     len: usize,
     what: &str,
-) -> Result<&'a str, Fail> {
+) -> Result<&'a str, FfiError> {
     non_null(ptr, what)?;
     if len > isize::MAX as usize {
-        return Err(Fail::arg(format!("{what}: length {len} is too large")));
+        return Err(FfiError::arg(format!("{what}: length {len} is too large")));
     }
     // SAFETY: ptr is not NULL, and the caller promises `len` readable bytes;
     // len fits in isize as slice::from_raw_parts requires.
     let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
     std::str::from_utf8(bytes).map_err(|e| {
-        Fail::new(
+        FfiError::new(
             privseg_status::InvalidUtf8,
             format!("{what} is not valid UTF-8 ({e})"),
         )
@@ -532,10 +532,12 @@ pub(crate) unsafe fn opt_str_arg<'a>(
     ptr: *const c_char,
     len: usize,
     what: &str,
-) -> Result<Option<&'a str>, Fail> {
+) -> Result<Option<&'a str>, FfiError> {
     if ptr.is_null() {
         if len != 0 {
-            return Err(Fail::arg(format!("{what} is NULL but its length is {len}")));
+            return Err(FfiError::arg(format!(
+                "{what} is NULL but its length is {len}"
+            )));
         }
         return Ok(None);
     }
@@ -546,7 +548,7 @@ pub(crate) unsafe fn opt_str_arg<'a>(
 ///
 /// # Safety
 /// As for [`str_arg`], for `s.ptr` and `s.len`.
-pub(crate) unsafe fn field<'a>(s: privseg_str, what: &str) -> Result<&'a str, Fail> {
+pub(crate) unsafe fn field<'a>(s: privseg_str, what: &str) -> Result<&'a str, FfiError> {
     from_caller!(str_arg(s.ptr, s.len, what))
 }
 
@@ -554,7 +556,10 @@ pub(crate) unsafe fn field<'a>(s: privseg_str, what: &str) -> Result<&'a str, Fa
 ///
 /// # Safety
 /// As for [`str_arg`], for `s.ptr` and `s.len`.
-pub(crate) unsafe fn opt_field<'a>(s: privseg_str, what: &str) -> Result<Option<&'a str>, Fail> {
+pub(crate) unsafe fn opt_field<'a>(
+    s: privseg_str,
+    what: &str,
+) -> Result<Option<&'a str>, FfiError> {
     from_caller!(opt_str_arg(s.ptr, s.len, what))
 }
 
@@ -568,13 +573,13 @@ pub(crate) unsafe fn slice_arg<'a, T>(
     ptr: *const T,
     count: usize,
     what: &str,
-) -> Result<&'a [T], Fail> {
+) -> Result<&'a [T], FfiError> {
     if count == 0 {
         return Ok(&[]);
     }
     non_null(ptr, what)?;
     if count > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
-        return Err(Fail::arg(format!("{what}: count {count} is too large")));
+        return Err(FfiError::arg(format!("{what}: count {count} is too large")));
     }
     // SAFETY: ptr is not NULL, aligned and valid for `count` values as the
     // caller promises; the total size fits in isize.
@@ -590,7 +595,7 @@ pub(crate) unsafe fn str_list<'a>(
     ptr: *const privseg_str,
     count: usize,
     what: &str,
-) -> Result<Vec<&'a str>, Fail> {
+) -> Result<Vec<&'a str>, FfiError> {
     let items = from_caller!(slice_arg(ptr, count, what))?;
     items
         .iter()
@@ -601,9 +606,9 @@ pub(crate) unsafe fn str_list<'a>(
 
 /// Reads a time given as Unix seconds: within the years 0000 to 9999, else
 /// [`privseg_status::InvalidTime`] naming the argument.
-pub(crate) fn time_arg(secs: i64, what: &str) -> Result<Timestamp, Fail> {
+pub(crate) fn time_arg(secs: i64, what: &str) -> Result<Timestamp, FfiError> {
     Timestamp::checked_from_unix(secs)
-        .map_err(|e| Fail::new(privseg_status::InvalidTime, format!("{what}: {e}")))
+        .map_err(|e| FfiError::new(privseg_status::InvalidTime, format!("{what}: {e}")))
 }
 
 /// Copies `text` and a NUL into a caller's buffer, following the module's
@@ -617,15 +622,15 @@ pub(crate) unsafe fn write_text(
     buf: *mut c_char,
     len: usize,
     written: *mut usize,
-) -> Result<(), Fail> {
+) -> Result<(), FfiError> {
     non_null(written, "written")?;
     if buf.is_null() && len != 0 {
-        return Err(Fail::null("buf"));
+        return Err(FfiError::null("buf"));
     }
     if text.len() >= len {
         // SAFETY: written is not NULL and writable.
         unsafe { *written = text.len() };
-        return Err(Fail::new(
+        return Err(FfiError::new(
             privseg_status::BufferTooSmall,
             format!(
                 "a buffer of {len} bytes is too small: {} are needed",
@@ -647,7 +652,7 @@ pub(crate) unsafe fn write_text(
 ///
 /// # Safety
 /// `out` must be NULL or valid for a write of `T`.
-pub(crate) unsafe fn write_out<T>(out: *mut T, value: T) -> Result<(), Fail> {
+pub(crate) unsafe fn write_out<T>(out: *mut T, value: T) -> Result<(), FfiError> {
     non_null(out, "out")?;
     // SAFETY: out is not NULL and valid for writes, as the caller promises.
     unsafe { out.write(value) };
@@ -724,7 +729,7 @@ pub unsafe extern "C" fn privseg_time_parse(
         let text = from_caller!(str_arg(text, len, "text"))?;
         non_null(out, "out")?;
         let t = Timestamp::parse(text)
-            .map_err(|e| Fail::new(privseg_status::InvalidTime, e.to_string()))?;
+            .map_err(|e| FfiError::new(privseg_status::InvalidTime, e.to_string()))?;
         from_caller!(write_out(out, t.unix()))
     })
 }
@@ -807,7 +812,7 @@ mod tests {
     #[test]
     fn done_leaves_the_last_error_alone() {
         set_last_error("earlier");
-        let st = ffi_status!({ Err(Fail::new(privseg_status::Done, "no more")) });
+        let st = ffi_status!({ Err(FfiError::new(privseg_status::Done, "no more")) });
         assert_eq!(st, privseg_status::Done);
         assert_eq!(last_error(), "earlier");
     }

@@ -10,7 +10,7 @@ use super::error::privseg_error;
 use super::prelude::*;
 use super::segment::{privseg_segment, segment_result};
 use super::{
-    Fail, ffi_status, non_null, privseg_status, privseg_str, slice_arg, str_arg, str_list,
+    FfiError, ffi_status, non_null, privseg_status, privseg_str, slice_arg, str_arg, str_list,
     time_arg, write_out, write_text,
 };
 use crate::outputs::ExportFormat;
@@ -27,16 +27,17 @@ pub enum privseg_export_format {
     Csv = 2,
 }
 
-fn format_of(v: u32) -> Result<ExportFormat, Fail> {
+fn format_of(v: u32) -> Result<ExportFormat, FfiError> {
     match v {
         1 => Ok(ExportFormat::Jsonl),
         2 => Ok(ExportFormat::Csv),
-        _ => Err(Fail::arg(format!("unknown export format {v}"))),
+        _ => Err(FfiError::arg(format!("unknown export format {v}"))),
     }
 }
 
-fn json_text<T: serde::Serialize>(value: &T) -> Result<String, Fail> {
-    serde_json::to_string(value).map_err(|e| Fail::new(privseg_status::EngineOther, e.to_string()))
+fn json_text<T: serde::Serialize>(value: &T) -> Result<String, FfiError> {
+    serde_json::to_string(value)
+        .map_err(|e| FfiError::new(privseg_status::EngineOther, e.to_string()))
 }
 
 /// Parses a segment's text form and validates it against the engine's
@@ -96,7 +97,7 @@ pub unsafe extern "C" fn privseg_engine_count(
             Count::Exact(n) => (n, 0),
             Count::FewerThan(k) => (k, 1),
             Count::Suppressed => {
-                return Err(Fail::new(
+                return Err(FfiError::new(
                     privseg_status::EngineOther,
                     "the count was withheld without a bound",
                 ));
@@ -203,9 +204,9 @@ pub unsafe extern "C" fn privseg_engine_export(
         non_null(master_secret, "master_secret")?;
         let secret = from_caller!(slice_arg(master_secret, master_secret_len, "master_secret"))?;
         let master = MasterSecret::from_bytes(secret)
-            .map_err(|err| Fail::arg(format!("master_secret: {err}")))?;
+            .map_err(|err| FfiError::arg(format!("master_secret: {err}")))?;
         let keys = Keyring::new(master, key_version)
-            .map_err(|err| Fail::arg(format!("key_version: {err}")))?;
+            .map_err(|err| FfiError::arg(format!("key_version: {err}")))?;
         non_null(export_out, "export_out")?;
         let mut out = Vec::new();
         e.engine.export(

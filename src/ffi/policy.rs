@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::error::{ErrorObject, give_error, privseg_error};
 use super::prelude::*;
 use super::{
-    Fail, ffi_status, non_null, privseg_status, privseg_str, str_arg, str_list, write_out,
+    FfiError, ffi_status, non_null, privseg_status, privseg_str, str_arg, str_list, write_out,
     write_text,
 };
 use crate::policy::{
@@ -177,7 +177,7 @@ pub enum privseg_basis {
     LegitimateInterests = 6,
 }
 
-fn basis_of(v: u32) -> Result<LawfulBasis, Fail> {
+fn basis_of(v: u32) -> Result<LawfulBasis, FfiError> {
     Ok(match v {
         1 => LawfulBasis::Consent,
         2 => LawfulBasis::Contract,
@@ -185,13 +185,13 @@ fn basis_of(v: u32) -> Result<LawfulBasis, Fail> {
         4 => LawfulBasis::VitalInterests,
         5 => LawfulBasis::PublicTask,
         6 => LawfulBasis::LegitimateInterests,
-        _ => return Err(Fail::arg(format!("unknown lawful basis {v}"))),
+        _ => return Err(FfiError::arg(format!("unknown lawful basis {v}"))),
     })
 }
 
-fn check_flags(flags: u32, known: u32, what: &str) -> Result<(), Fail> {
+fn check_flags(flags: u32, known: u32, what: &str) -> Result<(), FfiError> {
     if flags & !known != 0 {
-        return Err(Fail::arg(format!(
+        return Err(FfiError::arg(format!(
             "unknown {what} flags {:#x}",
             flags & !known
         )));
@@ -212,10 +212,10 @@ impl BoxCastable for privseg_policy_builder {}
 unsafe fn with_builder(
     b: *mut privseg_policy_builder,
     f: impl FnOnce(PolicyBuilder) -> PolicyBuilder,
-) -> Result<(), Fail> {
+) -> Result<(), FfiError> {
     let state = try_mut_from_ptr!(b)?;
     let inner = state.take().ok_or_else(|| {
-        Fail::new(
+        FfiError::new(
             privseg_status::AlreadyUsed,
             "this policy builder was already built",
         )
@@ -316,7 +316,7 @@ unsafe fn add_attribute(
     category: *const c_char,
     category_len: usize,
     make: impl FnOnce(&str, &str) -> AttributeSpec,
-) -> Result<(), Fail> {
+) -> Result<(), FfiError> {
     let name = from_caller!(str_arg(name, name_len, "name"))?;
     let category = from_caller!(str_arg(category, category_len, "category"))?;
     let spec = make(name, category);
@@ -466,7 +466,7 @@ pub unsafe extern "C" fn privseg_policy_builder_purpose(
             "purpose",
         )?;
         if flags & PRIVSEG_PURPOSE_SOFT_OPT_IN != 0 && flags & PRIVSEG_PURPOSE_EMAIL == 0 {
-            return Err(Fail::arg(
+            return Err(FfiError::arg(
                 "PRIVSEG_PURPOSE_SOFT_OPT_IN needs PRIVSEG_PURPOSE_EMAIL",
             ));
         }
@@ -535,12 +535,12 @@ pub unsafe extern "C" fn privseg_policy_builder_role(
         )?;
         let scoped = permissions & PURPOSE_PERMISSIONS != 0;
         if scoped && purposes.is_empty() {
-            return Err(Fail::arg(
+            return Err(FfiError::arg(
                 "PRIVSEG_PERMISSION_COUNT, _MEMBER_IDS and _EXPLAIN need at least one purpose",
             ));
         }
         if !scoped && !purposes.is_empty() {
-            return Err(Fail::arg(
+            return Err(FfiError::arg(
                 "purposes are given but no PRIVSEG_PERMISSION_COUNT, _MEMBER_IDS or _EXPLAIN applies to them",
             ));
         }
@@ -587,7 +587,7 @@ pub unsafe extern "C" fn privseg_policy_builder_build(
         let state = try_mut_from_ptr!(builder)?;
         non_null(policy_out, "policy_out")?;
         let b = state.take().ok_or_else(|| {
-            Fail::new(
+            FfiError::new(
                 privseg_status::AlreadyUsed,
                 "this policy builder was already built",
             )

@@ -8,7 +8,7 @@ use super::error::{ErrorObject, give_error, privseg_error};
 use super::policy::privseg_policy;
 use super::prelude::*;
 use super::{
-    Fail, ffi_status, ffi_value, non_null, privseg_status, str_arg, write_out, write_text,
+    FfiError, ffi_status, ffi_value, non_null, privseg_status, str_arg, write_out, write_text,
 };
 use crate::segment::{self, CheckedSegment, SegmentError};
 
@@ -34,7 +34,7 @@ pub(crate) unsafe fn segment_result(
     r: Result<CheckedSegment, SegmentError>,
     out: *mut *const privseg_segment,
     err_out: *mut *mut privseg_error,
-) -> Result<(), Fail> {
+) -> Result<(), FfiError> {
     match r {
         Ok(s) => {
             let p = to_arc::<privseg_segment>(Arc::new(s));

@@ -5,7 +5,7 @@ use std::ffi::c_char;
 
 use super::prelude::*;
 use super::{
-    Fail, ffi_status, ffi_value, non_null, privseg_status, str_arg, write_out, write_text,
+    FfiError, ffi_status, ffi_value, non_null, privseg_status, str_arg, write_out, write_text,
 };
 use crate::consent::signals::gpp::{GppOptions, GppSection, GppString};
 use crate::consent::signals::json::{self, GppJson, TcfJson, UspJson};
@@ -20,8 +20,8 @@ pub const PRIVSEG_SIGNAL_GPP: u32 = 2;
 /// `format` value for a US Privacy string.
 pub const PRIVSEG_SIGNAL_USP: u32 = 3;
 
-fn signal_fail(e: SignalError) -> Fail {
-    Fail::new(privseg_status::SignalInvalid, e.to_string())
+fn signal_fail(e: SignalError) -> FfiError {
+    FfiError::new(privseg_status::SignalInvalid, e.to_string())
 }
 
 /// Decodes a consent signal (a TCF TC string starting with `C`, a GPP
@@ -73,7 +73,11 @@ pub unsafe extern "C" fn privseg_signal_encode(
             PRIVSEG_SIGNAL_TCF => SignalFormat::Tcf,
             PRIVSEG_SIGNAL_GPP => SignalFormat::Gpp,
             PRIVSEG_SIGNAL_USP => SignalFormat::Usp,
-            other => return Err(Fail::arg(format!("format: unknown signal format {other}"))),
+            other => {
+                return Err(FfiError::arg(format!(
+                    "format: unknown signal format {other}"
+                )));
+            }
         };
         let json = from_caller!(str_arg(json, json_len, "json"))?;
         let out = signals::encode_from_json(format, json).map_err(signal_fail)?;
@@ -104,7 +108,7 @@ enum Decoded {
 impl SignalObject {
     /// The TC string: the signal itself, or the `tcfeuv2` section of a GPP
     /// string.
-    fn tcf(&self) -> Result<&TcString, Fail> {
+    fn tcf(&self) -> Result<&TcString, FfiError> {
         match &self.decoded {
             Decoded::Tcf(t) => Ok(t),
             Decoded::Gpp(g) => g
@@ -120,7 +124,7 @@ impl SignalObject {
     }
     /// The US Privacy fields: the signal itself, or the `uspv1` section of a
     /// GPP string.
-    fn usp(&self) -> Result<UsPrivacy, Fail> {
+    fn usp(&self) -> Result<UsPrivacy, FfiError> {
         match &self.decoded {
             Decoded::Usp(u) => Ok(*u),
             Decoded::Gpp(g) => g
@@ -134,7 +138,7 @@ impl SignalObject {
             Decoded::Tcf(_) => Err(absent("a TC string has no US Privacy fields")),
         }
     }
-    fn gpp(&self) -> Result<&GppString, Fail> {
+    fn gpp(&self) -> Result<&GppString, FfiError> {
         match &self.decoded {
             Decoded::Gpp(g) => Ok(g),
             _ => Err(absent("the signal is not a GPP string")),
@@ -142,8 +146,8 @@ impl SignalObject {
     }
 }
 
-fn absent(message: &str) -> Fail {
-    Fail::new(privseg_status::SignalAbsent, message)
+fn absent(message: &str) -> FfiError {
+    FfiError::new(privseg_status::SignalAbsent, message)
 }
 
 impl Castable for privseg_signal {
@@ -165,15 +169,15 @@ unsafe fn write_ids<T: Copy>(
     out: *mut T,
     cap: usize,
     count: *mut usize,
-) -> Result<(), Fail> {
+) -> Result<(), FfiError> {
     non_null(count, "count")?;
     if out.is_null() && cap != 0 {
-        return Err(Fail::null("ids"));
+        return Err(FfiError::null("ids"));
     }
     // SAFETY: count is not NULL and writable, as the caller promises.
     unsafe { *count = ids.len() };
     if ids.len() > cap {
-        return Err(Fail::new(
+        return Err(FfiError::new(
             privseg_status::BufferTooSmall,
             format!(
                 "an array of {cap} items is too small: {} are needed",
@@ -326,7 +330,7 @@ pub unsafe extern "C" fn privseg_signal_tcf_ids(
             3 => small(&tc.core.special_feature_opt_ins),
             4 => tc.core.vendor_consents.vendor_ids(),
             5 => tc.core.vendor_legitimate_interests.vendor_ids(),
-            other => return Err(Fail::arg(format!("list: unknown TCF list {other}"))),
+            other => return Err(FfiError::arg(format!("list: unknown TCF list {other}"))),
         };
         from_caller!(write_ids(&list, ids, cap, count))
     })

@@ -9,7 +9,7 @@ use super::engine::{EngineHandle, actor_arg, privseg_engine};
 use super::policy::privseg_policy;
 use super::prelude::*;
 use super::{
-    Fail, ffi_status, non_null, privseg_status, privseg_str, slice_arg, str_arg, write_out,
+    FfiError, ffi_status, non_null, privseg_status, privseg_str, slice_arg, str_arg, write_out,
 };
 use crate::Engine;
 use crate::store::{KeyProvider, StaticKek};
@@ -38,7 +38,7 @@ unsafe fn durable(
     roles: *const privseg_str,
     roles_len: usize,
     engine_out: *mut *mut privseg_engine,
-) -> Result<(), Fail> {
+) -> Result<(), FfiError> {
     let policy = from_caller!(try_clone_arc(policy))?;
     let dir = from_caller!(str_arg(dir, dir_len, "dir"))?;
     non_null(kek, "kek")?;
@@ -46,14 +46,14 @@ unsafe fn durable(
     let actor = from_caller!(actor_arg(actor_id, actor_id_len, roles, roles_len))?;
     non_null(engine_out, "engine_out")?;
     if dir.is_empty() {
-        return Err(Fail::new(
+        return Err(FfiError::new(
             privseg_status::InvalidArgument,
             "dir: the store directory is empty",
         ));
     }
     let keys: Arc<dyn KeyProvider> = Arc::new(
         StaticKek::new("host", kek)
-            .map_err(|e| Fail::new(privseg_status::InvalidArgument, format!("kek: {e}")))?,
+            .map_err(|e| FfiError::new(privseg_status::InvalidArgument, format!("kek: {e}")))?,
     );
     let engine = match mode {
         Mode::Create => Engine::create(dir, policy, keys),

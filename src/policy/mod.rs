@@ -897,7 +897,7 @@ mod tests {
 
     #[test]
     fn dp_budgets_and_actors_are_checked() {
-        let e = |s: &str| s.parse::<crate::privacy::dp::Epsilon>().unwrap();
+        let epsilon = |s: &str| s.parse::<crate::privacy::dp::Epsilon>().unwrap();
         let with = |b: PolicyBuilder| {
             b.purpose(PurposeSpec::new(
                 "analytics",
@@ -918,9 +918,9 @@ mod tests {
             roles: roles.iter().map(|r| r.to_string()).collect(),
         };
         let err = with(base())
-            .dp_budget("analytics", e("2"), e("1"))
-            .dp_budget("analytics.web", e("1/2"), e("1"))
-            .dp_budget("nowhere", e("1/2"), e("1"))
+            .dp_budget("analytics", epsilon("2"), epsilon("1"))
+            .dp_budget("analytics.web", epsilon("1/2"), epsilon("1"))
+            .dp_budget("nowhere", epsilon("1/2"), epsilon("1"))
             .actor(actor("crm", Some("crm-sync"), &["analyst", "ghost"]))
             .actor(actor("dana", Some("crm-sync"), &[]))
             .actor(actor("", None, &[]))
@@ -940,7 +940,7 @@ mod tests {
             "{err}"
         );
         let p = with(base())
-            .dp_budget("analytics", e("1/2"), e("1"))
+            .dp_budget("analytics", epsilon("1/2"), epsilon("1"))
             .actor(actor("dana", None, &["analyst"]))
             .actor(actor("dana", Some("dana-admin"), &[]))
             .build()

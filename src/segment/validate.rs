@@ -6,9 +6,9 @@ use std::sync::Arc;
 use super::ast::{CmpOp, Expr, Literal, Segment, Span};
 use super::error::{SegmentError, Stage};
 use super::parse::MAX_DEPTH;
-use crate::Timestamp;
 use crate::consent::{DataUse, Rule};
 use crate::policy::{AttrId, AttrType, Policy, PolicyVersion, PurposeId};
+use crate::timestamp::Timestamp;
 
 /// A time bound: absolute, or relative to the evaluation time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
