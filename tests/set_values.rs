@@ -37,7 +37,11 @@ fn a_bad_item_changes_nothing_and_is_named() {
         assert!(format!("{:?}", err.error).starts_with(kind), "{err:?}");
         assert!(err.to_string().starts_with("item 2: "), "{err}");
         for (id, attr) in [("a", "country"), ("b", "total_spend")] {
-            assert_eq!(e.attribute(&admin(), id, attr).unwrap(), None, "{id} {attr}");
+            assert_eq!(
+                e.attribute(&admin(), id, attr).unwrap(),
+                None,
+                "{id} {attr}"
+            );
         }
     }
 }

@@ -140,27 +140,41 @@ fn check_categories<'a>(spec: &'a PolicySpec, p: &mut Problems) -> HashSet<&'a s
     declared
 }
 
+/// Reports at `path.name` a `kind` name that is not an identifier
+/// (`identifier` says what one is), or that an earlier item already has.
+fn check_name<'a>(
+    path: &str,
+    kind: &str,
+    name: &'a str,
+    identifier: &str,
+    seen: &mut HashSet<&'a str>,
+    p: &mut Problems,
+) {
+    if !is_identifier(name) {
+        p.add(
+            format!("{path}.name"),
+            format!("{kind} name {name:?} must be {identifier}"),
+        );
+    }
+    if !seen.insert(name) {
+        p.add(format!("{path}.name"), format!("duplicate {kind} {name:?}"));
+    }
+}
+
 /// Names are unique identifiers in a declared category; values and bounds
 /// fit the type.
 fn check_attributes(spec: &PolicySpec, declared: &HashSet<&str>, p: &mut Problems) {
     let mut names = HashSet::new();
     for (i, a) in spec.attributes.iter().enumerate() {
         let path = format!("$.attributes[{i}]");
-        if !is_identifier(&a.name) {
-            p.add(
-                format!("{path}.name"),
-                format!(
-                    "attribute name {:?} must be an identifier (letters, digits, '_') and not a reserved word",
-                    a.name
-                ),
-            );
-        }
-        if !names.insert(a.name.as_str()) {
-            p.add(
-                format!("{path}.name"),
-                format!("duplicate attribute {:?}", a.name),
-            );
-        }
+        check_name(
+            &path,
+            "attribute",
+            &a.name,
+            "an identifier (letters, digits, '_') and not a reserved word",
+            &mut names,
+            p,
+        );
         if !declared.contains(a.category.as_str()) {
             p.add(
                 format!("{path}.category"),
@@ -375,18 +389,7 @@ fn check_roles(
     let mut names = HashSet::new();
     for (i, r) in spec.roles.iter().enumerate() {
         let path = format!("$.roles[{i}]");
-        if !is_identifier(&r.name) {
-            p.add(
-                format!("{path}.name"),
-                format!("role name {:?} must be an identifier", r.name),
-            );
-        }
-        if !names.insert(r.name.as_str()) {
-            p.add(
-                format!("{path}.name"),
-                format!("duplicate role {:?}", r.name),
-            );
-        }
+        check_name(&path, "role", &r.name, "an identifier", &mut names, p);
         for (field, list) in [
             ("count", &r.count),
             ("member_ids", &r.member_ids),
