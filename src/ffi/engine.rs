@@ -305,11 +305,7 @@ pub unsafe extern "C" fn privseg_engine_add_subjects(
         let mut guard = from_caller!(engine_write(engine))?;
         let e = &mut *guard;
         let items = from_caller!(slice_arg(subjects, count, "subjects"))?;
-        let mut rows = Vec::with_capacity(items.len());
-        for (i, s) in items.iter().enumerate() {
-            let row = from_caller!(subject_row(s));
-            rows.push(row.map_err(|f| f.context(&format!("subjects[{i}]")))?);
-        }
+        let rows = read_items(items, "subjects", |s| from_caller!(subject_row(s)))?;
         e.engine.import(&e.actor, &rows, &[]).map_err(import_fail)?;
         Ok(())
     })
@@ -433,13 +429,7 @@ pub unsafe extern "C" fn privseg_engine_set_attributes(
     ffi_status!({
         let mut guard = from_caller!(engine_write(engine))?;
         let items = from_caller!(slice_arg(updates, count, "updates"))?;
-        let batch = items
-            .iter()
-            .enumerate()
-            .map(|(i, u)| {
-                from_caller!(value_update(u)).map_err(|f| f.context(&format!("updates[{i}]")))
-            })
-            .collect::<Result<Vec<_>, FfiError>>()?;
+        let batch = read_items(items, "updates", |u| from_caller!(value_update(u)))?;
         let EngineState { engine, actor } = &mut *guard;
         engine.set_values(actor, &batch).map_err(|b| {
             let f = FfiError::from(b.error);
@@ -650,11 +640,7 @@ pub unsafe extern "C" fn privseg_engine_record_batch(
         let mut guard = from_caller!(engine_write(engine))?;
         let e = &mut *guard;
         let items = from_caller!(slice_arg(events, count, "events"))?;
-        let mut batch = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            let ev = from_caller!(event_of(item));
-            batch.push(ev.map_err(|f| f.context(&format!("events[{i}]")))?);
-        }
+        let batch = read_items(items, "events", |item| from_caller!(event_of(item)))?;
         e.engine
             .import(&e.actor, &[], &batch)
             .map_err(import_fail)?;
@@ -690,41 +676,30 @@ pub unsafe extern "C" fn privseg_engine_import(
         let subject_items = from_caller!(slice_arg(subjects, subject_count, "subjects"))?;
         let value_items = from_caller!(slice_arg(values, value_count, "values"))?;
         let event_items = from_caller!(slice_arg(events, event_count, "events"))?;
-        let mut rows = Vec::with_capacity(subject_items.len());
-        let mut index = std::collections::HashMap::with_capacity(subject_items.len());
-        for (i, s) in subject_items.iter().enumerate() {
-            let row =
-                from_caller!(subject_row(s)).map_err(|f| f.context(&format!("subjects[{i}]")))?;
+        let mut rows = read_items(subject_items, "subjects", |s| from_caller!(subject_row(s)))?;
+        let mut index = std::collections::HashMap::with_capacity(rows.len());
+        for (i, row) in rows.iter().enumerate() {
             index.entry(row.id.clone()).or_insert(i);
-            rows.push(row);
         }
-        for (i, u) in value_items.iter().enumerate() {
-            let value = (|| {
-                let subject = from_caller!(field(u.subject, "subject"))?;
-                let attribute = from_caller!(field(u.attribute, "attribute"))?;
-                let value = from_caller!(value_of(&u.value))?;
-                let row = *index.get(subject).ok_or_else(|| {
-                    FfiError::new(
-                        privseg_status::UnknownSubject,
-                        format!("subject {subject:?} is not among the subjects of this import"),
-                    )
-                })?;
-                Ok((row, attribute, value))
-            })();
-            let (row, attribute, value) =
-                value.map_err(|f: FfiError| f.context(&format!("values[{i}]")))?;
-            rows[row].values.push((
-                attribute.into(),
-                value,
-                time_arg(u.verified_at, "verified_at")
-                    .map_err(|f| f.context(&format!("values[{i}]")))?,
-            ));
+        let values = read_items(value_items, "values", |u| {
+            let u = from_caller!(value_update(u))?;
+            let row = *index.get(u.subject).ok_or_else(|| {
+                FfiError::new(
+                    privseg_status::UnknownSubject,
+                    format!(
+                        "subject {:?} is not among the subjects of this import",
+                        u.subject
+                    ),
+                )
+            })?;
+            Ok((row, u))
+        })?;
+        for (row, u) in values {
+            rows[row]
+                .values
+                .push((u.attribute.into(), u.value, u.verified_at));
         }
-        let mut batch = Vec::with_capacity(event_items.len());
-        for (i, item) in event_items.iter().enumerate() {
-            let ev = from_caller!(event_of(item));
-            batch.push(ev.map_err(|f| f.context(&format!("events[{i}]")))?);
-        }
+        let batch = read_items(event_items, "events", |item| from_caller!(event_of(item)))?;
         e.engine
             .import(&e.actor, &rows, &batch)
             .map_err(import_fail)?;

@@ -487,7 +487,7 @@ pub(crate) use {from_caller, pointer_helper, try_mut_from_ptr, try_ref_from_ptr}
 /// What every submodule uses to take pointers from C and hand handles to it.
 mod prelude {
     pub(crate) use super::handle::*;
-    pub(crate) use super::{from_caller, try_mut_from_ptr, try_ref_from_ptr};
+    pub(crate) use super::{from_caller, read_items, try_mut_from_ptr, try_ref_from_ptr};
 }
 
 /// Checks that a pointer is not NULL.
@@ -601,6 +601,20 @@ pub(crate) unsafe fn str_list<'a>(
         .iter()
         .enumerate()
         .map(|(i, s)| from_caller!(field(*s, &format!("{what}[{i}]"))))
+        .collect()
+}
+
+/// Reads every item of a C array with `read`, in order; a failure names
+/// its item as `what[i]`.
+pub(crate) fn read_items<'a, T, U>(
+    items: &'a [T],
+    what: &str,
+    mut read: impl FnMut(&'a T) -> Result<U, FfiError>,
+) -> Result<Vec<U>, FfiError> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| read(item).map_err(|f| f.context(&format!("{what}[{i}]"))))
         .collect()
 }
 

@@ -253,11 +253,9 @@ pub unsafe extern "C" fn privseg_engine_subject_report(
         let e = from_caller!(engine_read(engine))?;
         let id = from_caller!(str_arg(id, id_len, "id"))?;
         let list = from_caller!(slice_arg(segments, segment_count, "segments"))?;
-        let mut segs = Vec::with_capacity(list.len());
-        for (i, p) in list.iter().enumerate() {
-            let s = try_ref_from_ptr!(*p).map_err(|f| f.context(&format!("segments[{i}]")))?;
-            segs.push(s.clone());
-        }
+        let segs = read_items(list, "segments", |p| {
+            try_ref_from_ptr!(*p).map(|s: &crate::segment::CheckedSegment| s.clone())
+        })?;
         non_null(written, "written")?;
         let report = e
             .engine

@@ -89,21 +89,19 @@ fn check_jurisdictions(spec: &PolicySpec, p: &mut Problems) {
             && j.code
                 .chars()
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
-        if !well_formed {
-            p.add(
-                format!("{path}.code"),
+        check_unique(
+            format!("{path}.code"),
+            "jurisdiction",
+            &j.code,
+            (!well_formed).then(|| {
                 format!(
                     "jurisdiction code {:?} must be upper-case letters, digits and '-' (such as EU-FR)",
                     j.code
-                ),
-            );
-        }
-        if !seen.insert(j.code.as_str()) {
-            p.add(
-                format!("{path}.code"),
-                format!("duplicate jurisdiction {:?}", j.code),
-            );
-        }
+                )
+            }),
+            &mut seen,
+            p,
+        );
         match (j.regime, j.digital_consent_age) {
             (Regime::Gdpr, Some(age)) if !(13..=16).contains(&age) => p.add(
                 format!("{path}.digital_consent_age"),
@@ -124,40 +122,38 @@ fn check_categories<'a>(spec: &'a PolicySpec, p: &mut Problems) -> HashSet<&'a s
     let mut declared = HashSet::new();
     for (i, c) in spec.categories.iter().enumerate() {
         let path = format!("$.categories[{i}].key");
-        if !is_dotted_key(&c.key) {
-            p.add(
-                path.clone(),
+        check_unique(
+            path,
+            "category",
+            &c.key,
+            (!is_dotted_key(&c.key)).then(|| {
                 format!(
                     "category key {:?} must be dotted lower-case words such as user.contact.email",
                     c.key
-                ),
-            );
-        }
-        if !declared.insert(c.key.as_str()) {
-            p.add(path, format!("duplicate category {:?}", c.key));
-        }
+                )
+            }),
+            &mut declared,
+            p,
+        );
     }
     declared
 }
 
-/// Reports at `path.name` a `kind` name that is not an identifier
-/// (`identifier` says what one is), or that an earlier item already has.
-fn check_name<'a>(
-    path: &str,
+/// Reports at `at` the identifying `value` of a `kind` item when it is not
+/// well formed (`malformed` says how) or when an earlier item has it.
+fn check_unique<'a>(
+    at: String,
     kind: &str,
-    name: &'a str,
-    identifier: &str,
+    value: &'a str,
+    malformed: Option<String>,
     seen: &mut HashSet<&'a str>,
     p: &mut Problems,
 ) {
-    if !is_identifier(name) {
-        p.add(
-            format!("{path}.name"),
-            format!("{kind} name {name:?} must be {identifier}"),
-        );
+    if let Some(message) = malformed {
+        p.add(at.clone(), message);
     }
-    if !seen.insert(name) {
-        p.add(format!("{path}.name"), format!("duplicate {kind} {name:?}"));
+    if !seen.insert(value) {
+        p.add(at, format!("duplicate {kind} {value:?}"));
     }
 }
 
@@ -167,11 +163,16 @@ fn check_attributes(spec: &PolicySpec, declared: &HashSet<&str>, p: &mut Problem
     let mut names = HashSet::new();
     for (i, a) in spec.attributes.iter().enumerate() {
         let path = format!("$.attributes[{i}]");
-        check_name(
-            &path,
+        check_unique(
+            format!("{path}.name"),
             "attribute",
             &a.name,
-            "an identifier (letters, digits, '_') and not a reserved word",
+            (!is_identifier(&a.name)).then(|| {
+                format!(
+                    "attribute name {:?} must be an identifier (letters, digits, '_') and not a reserved word",
+                    a.name
+                )
+            }),
             &mut names,
             p,
         );
@@ -267,21 +268,19 @@ fn check_purposes(spec: &PolicySpec, categories: &CategoryIndex<'_>, p: &mut Pro
     let mut keys = HashSet::new();
     for (i, pu) in spec.purposes.iter().enumerate() {
         let path = format!("$.purposes[{i}]");
-        if !is_dotted_key(&pu.key) {
-            p.add(
-                format!("{path}.key"),
+        check_unique(
+            format!("{path}.key"),
+            "purpose",
+            &pu.key,
+            (!is_dotted_key(&pu.key)).then(|| {
                 format!(
                     "purpose key {:?} must be dotted lower-case words such as marketing.email",
                     pu.key
-                ),
-            );
-        }
-        if !keys.insert(pu.key.as_str()) {
-            p.add(
-                format!("{path}.key"),
-                format!("duplicate purpose {:?}", pu.key),
-            );
-        }
+                )
+            }),
+            &mut keys,
+            p,
+        );
         check_category_list(
             categories,
             &format!("{path}.categories"),
@@ -328,21 +327,19 @@ fn check_recipients<'a>(
     let mut ids = HashSet::new();
     for (i, r) in spec.recipients.iter().enumerate() {
         let path = format!("$.recipients[{i}]");
-        if !is_dotted_key(&r.id.replace('-', "_")) {
-            p.add(
-                format!("{path}.id"),
+        check_unique(
+            format!("{path}.id"),
+            "recipient",
+            &r.id,
+            (!is_dotted_key(&r.id.replace('-', "_"))).then(|| {
                 format!(
                     "recipient id {:?} must be lower-case words, digits, '_' or '-'",
                     r.id
-                ),
-            );
-        }
-        if !ids.insert(r.id.as_str()) {
-            p.add(
-                format!("{path}.id"),
-                format!("duplicate recipient {:?}", r.id),
-            );
-        }
+                )
+            }),
+            &mut ids,
+            p,
+        );
         if r.name.trim().is_empty() {
             p.add(format!("{path}.name"), "a recipient needs its legal name");
         }
@@ -389,7 +386,15 @@ fn check_roles(
     let mut names = HashSet::new();
     for (i, r) in spec.roles.iter().enumerate() {
         let path = format!("$.roles[{i}]");
-        check_name(&path, "role", &r.name, "an identifier", &mut names, p);
+        check_unique(
+            format!("{path}.name"),
+            "role",
+            &r.name,
+            (!is_identifier(&r.name))
+                .then(|| format!("role name {:?} must be an identifier", r.name)),
+            &mut names,
+            p,
+        );
         for (field, list) in [
             ("count", &r.count),
             ("member_ids", &r.member_ids),
