@@ -713,6 +713,32 @@ mod tests {
         assert!(p.attribute_flags(last).special);
     }
 
+    /// What `reports_each_section_in_order` expects, in order.
+    const EACH_SECTION_PROBLEMS: &[&str] = &[
+        "$.controller.name: the controller needs a name",
+        "$.jurisdictions[0].code: jurisdiction code \"fr\" must be upper-case letters, digits and '-' (such as EU-FR)",
+        "$.jurisdictions[0].digital_consent_age: GDPR Art. 8 allows an age of digital consent from 13 to 16, not 12",
+        "$.jurisdictions[1].code: jurisdiction code \"fr\" must be upper-case letters, digits and '-' (such as EU-FR)",
+        "$.jurisdictions[1].code: duplicate jurisdiction \"fr\"",
+        "$.jurisdictions[1].digital_consent_age: an age of digital consent applies only to the gdpr regime",
+        "$.recipients[0].id: recipient id \"Bad Id\" must be lower-case words, digits, '_' or '-'",
+        "$.recipients[0].name: a recipient needs its legal name",
+        "$.recipients[0].dpa_reference: a recipient needs the reference of the agreement that binds it (R19)",
+        "$.recipients[0].country: country \"fra\" must be an ISO 3166-1 alpha-2 code such as FR",
+        "$.recipients[0].purposes[0]: unknown purpose \"sales\"",
+        "$.recipients[0].categories[0]: category \"user.criminal\" holds criminal data, which is never shared (R8)",
+        "$.recipients[0].categories[1]: unknown category \"user.nope\"",
+        "$.roles[0].name: role name \"1role\" must be an identifier",
+        "$.roles[0].count[1]: unknown purpose \"ads\"",
+        "$.roles[0].export[0]: unknown recipient \"nobody\"",
+        "$.k_threshold: k must be at least 1",
+        "$.dp_budgets[0].purpose: unknown purpose \"ads\"",
+        "$.dp_budgets[0].max_epsilon: the per-query cap 2 is above the total budget 1",
+        "$.actors[0].os_user: operating-system user \"a b\" must be a user name (letters, digits, '_', '-', '.')",
+        "$.actors[0].roles[0]: unknown role \"boss\"",
+        "$.event_clock_skew_seconds: 86401 seconds is more than the maximum 86400 (one day): a larger skew would let events dated in the future take effect ahead of time",
+    ];
+
     /// One mistake in each section the other tests leave out, and the two
     /// criminal-category refusals: every problem, in order, word for word.
     #[test]
@@ -770,33 +796,7 @@ mod tests {
             .iter()
             .map(|p| format!("{}: {}", p.path, p.message))
             .collect();
-        assert_eq!(
-            got,
-            [
-                "$.controller.name: the controller needs a name",
-                "$.jurisdictions[0].code: jurisdiction code \"fr\" must be upper-case letters, digits and '-' (such as EU-FR)",
-                "$.jurisdictions[0].digital_consent_age: GDPR Art. 8 allows an age of digital consent from 13 to 16, not 12",
-                "$.jurisdictions[1].code: jurisdiction code \"fr\" must be upper-case letters, digits and '-' (such as EU-FR)",
-                "$.jurisdictions[1].code: duplicate jurisdiction \"fr\"",
-                "$.jurisdictions[1].digital_consent_age: an age of digital consent applies only to the gdpr regime",
-                "$.recipients[0].id: recipient id \"Bad Id\" must be lower-case words, digits, '_' or '-'",
-                "$.recipients[0].name: a recipient needs its legal name",
-                "$.recipients[0].dpa_reference: a recipient needs the reference of the agreement that binds it (R19)",
-                "$.recipients[0].country: country \"fra\" must be an ISO 3166-1 alpha-2 code such as FR",
-                "$.recipients[0].purposes[0]: unknown purpose \"sales\"",
-                "$.recipients[0].categories[0]: category \"user.criminal\" holds criminal data, which is never shared (R8)",
-                "$.recipients[0].categories[1]: unknown category \"user.nope\"",
-                "$.roles[0].name: role name \"1role\" must be an identifier",
-                "$.roles[0].count[1]: unknown purpose \"ads\"",
-                "$.roles[0].export[0]: unknown recipient \"nobody\"",
-                "$.k_threshold: k must be at least 1",
-                "$.dp_budgets[0].purpose: unknown purpose \"ads\"",
-                "$.dp_budgets[0].max_epsilon: the per-query cap 2 is above the total budget 1",
-                "$.actors[0].os_user: operating-system user \"a b\" must be a user name (letters, digits, '_', '-', '.')",
-                "$.actors[0].roles[0]: unknown role \"boss\"",
-                "$.event_clock_skew_seconds: 86401 seconds is more than the maximum 86400 (one day): a larger skew would let events dated in the future take effect ahead of time",
-            ]
-        );
+        assert_eq!(got, EACH_SECTION_PROBLEMS);
     }
 
     fn base() -> PolicyBuilder {
