@@ -706,6 +706,15 @@ static void engines(const privseg_policy *p) {
     ups[1] = ups[0];
     ups[1].value.text = s("XX");
     EXPECT_STATUS(privseg_engine_set_attributes(e, ups, 2), PRIVSEG_STATUS_INVALID_VALUE);
+    /* A bad time in the last update leaves the first unapplied too: nothing
+     * is changed or recorded (an applied update is an audit entry). */
+    uint64_t batch_before = 0, batch_after = 0;
+    EXPECT_STATUS(privseg_engine_audit_len(e, &batch_before), PRIVSEG_STATUS_OK);
+    ups[1] = ups[0];
+    ups[1].verified_at = INT64_MAX;
+    EXPECT_STATUS(privseg_engine_set_attributes(e, ups, 2), PRIVSEG_STATUS_INVALID_TIME);
+    EXPECT_STATUS(privseg_engine_audit_len(e, &batch_after), PRIVSEG_STATUS_OK);
+    EXPECT(batch_after == batch_before);
 
     /* Events: the grant needs its notice; kinds and flags are checked. */
     privseg_event ev;
