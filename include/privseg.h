@@ -926,13 +926,14 @@ privseg_status privseg_engine_set_attribute(privseg_engine *engine,
                                             int64_t verified_at);
 
 /**
- * Sets `count` attribute values of existing subjects, all or nothing: the
- * actor's permission and then every update are checked first (known subject
- * and attribute, a value that fits), and if one fails nothing is changed and
+ * Sets `count` attribute values of existing subjects, all or nothing
+ * (`Engine::set_values`): every update is read (strings, value, time), then
+ * the actor's permission and every update are checked (known subject and
+ * attribute, a value that fits), and if one fails nothing is changed and
  * the last error message names the item (`updates[i]: ...`). Later updates
  * of the same subject and attribute win. Each update is an entry of the
- * audit log; should the log fail part way (`PRIVSEG_STATUS_AUDIT`), the
- * updates before the item named are kept. (New subjects are best given
+ * audit log; should the log fail (`PRIVSEG_STATUS_AUDIT`), no value is
+ * changed. (New subjects are best given
  * with their values to `privseg_engine_import`, which is one step.)
  *
  * # Safety

@@ -40,7 +40,6 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use time::Date;
 
-use crate::Timestamp;
 use crate::access::{AccessError, Actor, Permission, authorize};
 use crate::audit::details::{self as entry_kind, EntryKind, SegmentRun};
 use crate::audit::{AuditError, AuditLog, AuditPseudonymizer, MemorySink, Operation, PendingEntry};
@@ -58,6 +57,7 @@ use crate::segment::{self, CheckedExpr, CheckedSegment, Expr, Segment, SegmentEr
 use crate::store::{
     Bits, KeyProvider, NewSubject, OpenReport, Store, Value, ValueChange, ValueError, ValueWrite,
 };
+use crate::timestamp::Timestamp;
 
 /// Why an engine call failed. Nothing is changed when a call fails.
 #[derive(Debug, thiserror::Error)]
@@ -799,16 +799,14 @@ impl Engine {
         f: impl FnOnce(&Plan<'_>) -> R,
     ) -> Result<R, EngineError> {
         self.allow_members(actor, seg)?;
-        self.log(
-            self.segment_entry(
-                actor,
-                seg,
-                EntryKind::PlanUsed(entry_kind::PlanUsed {
-                    run: SegmentRun::new(seg.name(), reference),
-                    plan: entry_kind::True,
-                }),
-            ),
-        )?;
+        self.log(self.segment_entry(
+            actor,
+            seg,
+            EntryKind::PlanUsed(entry_kind::PlanUsed {
+                run: SegmentRun::new(seg.name(), reference),
+                plan: entry_kind::True,
+            }),
+        ))?;
         self.with_plan_unreleased(seg, reference, f)
     }
 
@@ -1075,6 +1073,61 @@ impl Engine {
         Ok(())
     }
 
+    /// Sets many attribute values of existing subjects, all or nothing.
+    /// The permission and then every update are checked first (known
+    /// subject and attribute, a value that fits): if one fails, nothing is
+    /// changed and the error names it by its index. Each update is then
+    /// recorded in the audit log (an audit failure fails the call before any
+    /// value is written; the entries already made stay, as for any call
+    /// whose effect then fails), and all are written in one store write (one
+    /// transaction in a durable store). Later updates of the same subject
+    /// and attribute win.
+    pub fn set_values(
+        &mut self,
+        actor: &Actor,
+        updates: &[ValueUpdate<'_>],
+    ) -> Result<(), BatchError> {
+        self.allow(actor, Permission::Subjects, None)
+            .map_err(BatchError::whole)?;
+        let mut writes = Vec::with_capacity(updates.len());
+        for (i, u) in updates.iter().enumerate() {
+            let write = self
+                .value_write(actor, u)
+                .map_err(|e| BatchError::item(i, e))?;
+            writes.push(write);
+        }
+        for u in updates {
+            self.log(
+                self.entry(actor.id(), Operation::SubjectRectified)
+                    .subject(&self.audit_ids, u.subject)
+                    .detail("attribute", u.attribute),
+            )
+            .map_err(BatchError::whole)?;
+        }
+        self.store
+            .set_values(&writes)
+            .map_err(|e| BatchError::whole(e.into()))?;
+        Ok(())
+    }
+
+    /// Checks one update of [`Engine::set_values`] and makes its write.
+    fn value_write(&self, actor: &Actor, u: &ValueUpdate<'_>) -> Result<ValueWrite, EngineError> {
+        let row = self.row(actor, Operation::SubjectRectified, u.subject)?;
+        let attr = self
+            .policy
+            .attr_id(u.attribute)
+            .ok_or_else(|| EngineError::UnknownAttribute(u.attribute.into()))?;
+        let code = Store::encode(&self.policy, attr, &u.value)?;
+        Ok(ValueWrite {
+            row,
+            attr,
+            change: ValueChange::Set {
+                code,
+                verified: u.verified_at,
+            },
+        })
+    }
+
     /// Removes an attribute value.
     pub fn clear_attribute(
         &mut self,
@@ -1293,7 +1346,7 @@ impl Engine {
         reference: Timestamp,
     ) -> Result<Members, EngineError> {
         self.allow_members(actor, seg)?;
-        let members = self.run(seg, reference)?;
+        let members = self.evaluate_ungated(seg, reference)?;
         self.log(self.segment_entry(
             actor,
             seg,
@@ -1486,10 +1539,13 @@ impl Engine {
         self.store.memory_bytes()
     }
 
-    /// Evaluation without the permission gate, for the engine's own gated
-    /// outputs: the predicate as of `reference`, eligibility and staleness
-    /// as of the host clock's now.
-    pub(crate) fn run(
+    /// What [`Engine::evaluate`] computes, without its permission check and
+    /// its audit entry: for the engine's own outputs (counts, exports,
+    /// audits), each of which checks its own permission and writes its own
+    /// entry before it releases anything. The predicate as of `reference`,
+    /// eligibility and staleness as of the host clock's now; the segment's
+    /// policy version is still checked.
+    pub(crate) fn evaluate_ungated(
         &self,
         seg: &CheckedSegment,
         reference: Timestamp,
@@ -1683,6 +1739,45 @@ pub struct PurgeSummary {
     pub values: u64,
     /// Subjects that lost at least one value.
     pub subjects: u64,
+}
+
+/// One update of a batch for [`Engine::set_values`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValueUpdate<'a> {
+    /// Subject id.
+    pub subject: &'a str,
+    /// Attribute name.
+    pub attribute: &'a str,
+    /// The value.
+    pub value: Value,
+    /// When the value was verified.
+    pub verified_at: Timestamp,
+}
+
+/// Why a batch was refused: what was wrong and, when one item was at fault,
+/// its index in the batch.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{error}", .index.map(|i| format!("item {i}: ")).unwrap_or_default())]
+pub struct BatchError {
+    /// The index of the item at fault; `None` when the batch as a whole
+    /// was refused (a permission, the store).
+    pub index: Option<usize>,
+    /// What was wrong.
+    #[source]
+    pub error: EngineError,
+}
+
+impl BatchError {
+    fn whole(error: EngineError) -> BatchError {
+        BatchError { index: None, error }
+    }
+
+    fn item(index: usize, error: EngineError) -> BatchError {
+        BatchError {
+            index: Some(index),
+            error,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,16 +6,16 @@
 
 use serde::Serialize;
 
-use crate::Timestamp;
 use crate::access::{Actor, Permission};
 use crate::audit::Operation;
 use crate::audit::details::{self as entry_kind, EntryKind};
 use crate::engine::{Engine, EngineError};
 use crate::eval::{self, kernels};
-use crate::policy::{AttrId, AttrType};
+use crate::policy::AttrId;
 use crate::privacy::aggregate::breakdown;
 use crate::segment::CheckedSegment;
 use crate::store::{Bits, ColumnData};
+use crate::timestamp::Timestamp;
 
 /// The four-fifths rule: a group selected at under 80% of the best group's
 /// rate shows adverse impact.
@@ -133,11 +133,11 @@ impl Engine {
         let pa = policy
             .attr_id(protected)
             .ok_or_else(|| EngineError::UnknownAttribute(protected.into()))?;
-        if !policy.attribute_flags(pa).protected || policy.attribute(pa).ty != AttrType::Categorical
-        {
-            return Err(EngineError::NotProtected(protected.into()));
-        }
-        let members = self.run(seg, at)?;
+        let groups_bits = match cat_bitmaps(self, pa) {
+            Some(bits) if policy.attribute_flags(pa).protected => bits,
+            _ => return Err(EngineError::NotProtected(protected.into())),
+        };
+        let members = self.evaluate_ungated(seg, at)?;
         // The pool is judged at the same instant as the members.
         let pool = eval::eligibility_mask(
             &policy,
@@ -146,110 +146,14 @@ impl Engine {
             members.at(),
             seg.data_use(),
         );
-        let groups_bits = cat_bitmaps(self, pa).expect("checked categorical");
-        let k = policy.k_threshold();
-        let spec = policy.attribute(pa);
-        let mut known = Bits::repeat(false, pool.len());
-        let mut groups = Vec::new();
-        for (i, g) in groups_bits.iter().enumerate() {
-            kernels::or_assign(known.as_raw_mut_slice(), g.as_raw_slice());
-            groups.push((
-                spec.values[i].clone(),
-                and_count(&pool, g),
-                and_count(members.bits(), g),
-            ));
-        }
-        let mut unknown = known.clone();
-        kernels::not_assign(&mut unknown);
-        groups.push((
-            "(unknown)".into(),
-            and_count(&pool, &unknown),
-            and_count(members.bits(), &unknown),
-        ));
-        let k_cells = |cells: Vec<(String, u64)>| -> Result<Vec<bool>, EngineError> {
-            let b = breakdown(cells, k)?;
-            Ok(b.cells.iter().map(|c| c.count.exact().is_some()).collect())
-        };
-        // Each of the three splits of a group (its pool, those selected and
-        // those not) is a cell: one under k would single out a few people's
-        // protected attribute, so each split goes through the small-cell
-        // rule with complementary suppression, and a group's selection is
-        // shown only when all three of its cells may be.
-        let label = |i: usize| format!("{i}");
-        let pool_ok = k_cells(
-            groups
-                .iter()
-                .enumerate()
-                .map(|(i, g)| (label(i), g.1))
-                .collect(),
-        )?;
-        let sel_ok = k_cells(
-            groups
-                .iter()
-                .enumerate()
-                .map(|(i, g)| (label(i), g.2))
-                .collect(),
-        )?;
-        let out_ok = k_cells(
-            groups
-                .iter()
-                .enumerate()
-                .map(|(i, g)| (label(i), g.1 - g.2))
-                .collect(),
-        )?;
-        let shown = |i: usize| pool_ok[i] && sel_ok[i] && out_ok[i];
-        let best = groups
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| shown(*i))
-            .map(|(_, (_, p, s))| *s as f64 / *p as f64)
-            .fold(0.0f64, f64::max);
-        let groups: Vec<GroupRate> = groups
-            .into_iter()
-            .enumerate()
-            .map(|(i, (group, p, s))| {
-                if !shown(i) {
-                    return GroupRate {
-                        group,
-                        pool: pool_ok[i].then_some(p),
-                        selected: None,
-                        rate: None,
-                        impact_ratio: None,
-                        adverse_impact: false,
-                    };
-                }
-                let rate = s as f64 / p as f64;
-                let ratio = (best > 0.0).then(|| rate / best);
-                GroupRate {
-                    group,
-                    pool: Some(p),
-                    selected: Some(s),
-                    rate: Some(rate),
-                    impact_ratio: ratio,
-                    adverse_impact: ratio.is_some_and(|r| r < FOUR_FIFTHS),
-                }
-            })
-            .collect();
-        let mut proxies = Vec::new();
-        for &a in seg.attributes() {
-            let Some(bitmaps) = cat_bitmaps(self, a) else {
-                continue;
-            };
-            let table: Vec<Vec<u64>> = bitmaps
-                .iter()
-                .map(|b| {
-                    let mut in_pool = b.clone();
-                    kernels::and_assign(in_pool.as_raw_mut_slice(), pool.as_raw_slice());
-                    groups_bits.iter().map(|g| and_count(&in_pool, g)).collect()
-                })
-                .collect();
-            let v = cramers_v(&table);
-            proxies.push(ProxyScore {
-                attribute: policy.attribute(a).name.clone(),
-                cramers_v: v,
-                flagged: v >= PROXY_THRESHOLD,
-            });
-        }
+        let counts = group_counts(
+            &policy.attribute(pa).values,
+            groups_bits,
+            &pool,
+            members.bits(),
+        );
+        let groups = group_rates(counts, policy.k_threshold())?;
+        let proxies = self.proxy_scores(seg, &pool, groups_bits);
         let adverse = groups.iter().any(|g| g.adverse_impact);
         self.log(
             self.entry(actor.id(), Operation::ReportGenerated)
@@ -270,6 +174,123 @@ impl Engine {
             proxies,
         })
     }
+
+    /// How strongly each categorical attribute the segment reads is
+    /// associated with the protected groups within the pool (Cramér's V).
+    fn proxy_scores(&self, seg: &CheckedSegment, pool: &Bits, groups: &[Bits]) -> Vec<ProxyScore> {
+        let mut proxies = Vec::new();
+        for &a in seg.attributes() {
+            let Some(bitmaps) = cat_bitmaps(self, a) else {
+                continue;
+            };
+            let table: Vec<Vec<u64>> = bitmaps
+                .iter()
+                .map(|b| {
+                    let mut in_pool = b.clone();
+                    kernels::and_assign(in_pool.as_raw_mut_slice(), pool.as_raw_slice());
+                    groups.iter().map(|g| and_count(&in_pool, g)).collect()
+                })
+                .collect();
+            let v = cramers_v(&table);
+            proxies.push(ProxyScore {
+                attribute: self.policy().attribute(a).name.clone(),
+                cramers_v: v,
+                flagged: v >= PROXY_THRESHOLD,
+            });
+        }
+        proxies
+    }
+}
+
+/// A protected group's counts: its name, its pool and those selected.
+struct GroupCount {
+    group: String,
+    pool: u64,
+    selected: u64,
+}
+
+/// The counts of each value's group, then of those with no value
+/// (`(unknown)`).
+fn group_counts(
+    values: &[String],
+    groups: &[Bits],
+    pool: &Bits,
+    members: &Bits,
+) -> Vec<GroupCount> {
+    let mut known = Bits::repeat(false, pool.len());
+    let mut counts = Vec::with_capacity(groups.len() + 1);
+    for (value, g) in values.iter().zip(groups) {
+        kernels::or_assign(known.as_raw_mut_slice(), g.as_raw_slice());
+        counts.push(GroupCount {
+            group: value.clone(),
+            pool: and_count(pool, g),
+            selected: and_count(members, g),
+        });
+    }
+    let mut unknown = known;
+    kernels::not_assign(&mut unknown);
+    counts.push(GroupCount {
+        group: "(unknown)".into(),
+        pool: and_count(pool, &unknown),
+        selected: and_count(members, &unknown),
+    });
+    counts
+}
+
+/// Selection rates and impact ratios of the groups whose figures may be
+/// shown.
+///
+/// Each of the three splits of a group (its pool, those selected and those
+/// not) is a cell: one under k would single out a few people's protected
+/// attribute, so each split goes through the small-cell rule with
+/// complementary suppression, and a group's selection is shown only when
+/// all three of its cells may be.
+fn group_rates(counts: Vec<GroupCount>, k: u64) -> Result<Vec<GroupRate>, EngineError> {
+    let may_show = |count: fn(&GroupCount) -> u64| -> Result<Vec<bool>, EngineError> {
+        let cells: Vec<(String, u64)> = counts
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (i.to_string(), count(g)))
+            .collect();
+        let b = breakdown(cells, k)?;
+        Ok(b.cells.iter().map(|c| c.count.exact().is_some()).collect())
+    };
+    let pool_ok = may_show(|g| g.pool)?;
+    let sel_ok = may_show(|g| g.selected)?;
+    let out_ok = may_show(|g| g.pool - g.selected)?;
+    let shown = |i: usize| pool_ok[i] && sel_ok[i] && out_ok[i];
+    let best = counts
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| shown(*i))
+        .map(|(_, g)| g.selected as f64 / g.pool as f64)
+        .fold(0.0f64, f64::max);
+    Ok(counts
+        .into_iter()
+        .enumerate()
+        .map(|(i, g)| {
+            if !shown(i) {
+                return GroupRate {
+                    group: g.group,
+                    pool: pool_ok[i].then_some(g.pool),
+                    selected: None,
+                    rate: None,
+                    impact_ratio: None,
+                    adverse_impact: false,
+                };
+            }
+            let rate = g.selected as f64 / g.pool as f64;
+            let ratio = (best > 0.0).then(|| rate / best);
+            GroupRate {
+                group: g.group,
+                pool: Some(g.pool),
+                selected: Some(g.selected),
+                rate: Some(rate),
+                impact_ratio: ratio,
+                adverse_impact: ratio.is_some_and(|r| r < FOUR_FIFTHS),
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

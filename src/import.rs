@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use time::Date;
 
-use crate::Timestamp;
 use crate::access::{Actor, Permission};
 use crate::audit::Operation;
 use crate::audit::details::{self as entry_kind, EntryKind};
@@ -13,6 +12,7 @@ use crate::consent::{ConsentEvent, EventContext, EventRecord, Proof};
 use crate::engine::{Engine, EngineError};
 use crate::policy::AttrId;
 use crate::store::{NewSubject, Store, Value, ValueChange, ValueWrite};
+use crate::timestamp::Timestamp;
 
 /// One subject to import.
 #[derive(Clone, Debug, PartialEq, Eq)]

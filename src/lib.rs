@@ -168,7 +168,9 @@ pub mod value;
 
 pub use access::Actor;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Engine, EngineError, Explanation, Members, PurgeSummary, SharedEngine};
+pub use engine::{
+    BatchError, Engine, EngineError, Explanation, Members, PurgeSummary, SharedEngine, ValueUpdate,
+};
 pub use import::{ImportError, ImportItem, ImportSummary, SubjectRow};
 pub use store::ValueError;
 pub use timestamp::Timestamp;

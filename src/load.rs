@@ -60,13 +60,13 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::Timestamp;
 use crate::access::Actor;
 use crate::consent::{ConsentEvent, EventError, EventKind};
 use crate::engine::{Engine, EngineError};
 use crate::import::{ImportError, ImportItem, SubjectRow};
 use crate::policy::{AttrId, AttrType, Policy, PolicyError};
 use crate::store::Value;
+use crate::timestamp::Timestamp;
 use crate::timestamp::parse_date;
 
 /// The columns every subjects file has, besides one per policy attribute.

@@ -8,7 +8,6 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::Timestamp;
 use crate::access::{Actor, Permission};
 use crate::audit::Operation;
 use crate::audit::details::{self as entry_kind, EntryKind, SegmentRun, Sharded};
@@ -20,9 +19,12 @@ use crate::privacy::aggregate::{Breakdown, Count, breakdown, k_threshold};
 use crate::privacy::dp::{
     BudgetError, BudgetStore, Charge, DpError, Epsilon, RandomSource, Rational, noisy_count,
 };
-use crate::privacy::pseudonym::Keyring;
-use crate::segment::{self, CheckedSegment, Expr, Segment, Term};
+use crate::privacy::normalize::IdKind;
+use crate::privacy::pseudonym::{Keyring, Pseudonymizer};
+use crate::segment::{self, CheckedSegment, Term};
 use crate::store::Store;
+use crate::timestamp::Timestamp;
+use crate::value::Value;
 
 /// Output format of an export.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,18 +58,7 @@ impl Engine {
         seg: &CheckedSegment,
         attr: &str,
     ) -> Result<(AttrId, DataUse), EngineError> {
-        let probe = Segment {
-            name: seg.name().into(),
-            purpose: seg.purpose_key().into(),
-            predicate: Expr::Has {
-                attr: attr.into(),
-                span: Default::default(),
-            },
-            purpose_span: Default::default(),
-        };
-        let checked = segment::validate(self.policy(), &probe, "")?;
-        let id = checked.attributes()[0];
-        Ok((id, checked.data_use()))
+        Ok(segment::check_field(self.policy(), seg, attr)?)
     }
 
     /// Runs `seg` with extra data uses (for fields read besides the predicate).
@@ -78,11 +69,9 @@ impl Engine {
         extra: DataUse,
     ) -> Result<Members, EngineError> {
         if extra.union(seg.data_use()) == seg.data_use() {
-            return self.run(seg, at);
+            return self.evaluate_ungated(seg, at);
         }
-        let mut widened = seg.clone();
-        widened.uses = seg.data_use().union(extra);
-        self.run(&widened, at)
+        self.evaluate_ungated(&seg.widened(extra), at)
     }
 
     /// The number of members, reported as "fewer than k" below the policy's
@@ -98,7 +87,7 @@ impl Engine {
             Permission::Count(seg.purpose_key()),
             Some(seg.purpose_key()),
         )?;
-        let m = self.run(seg, at)?;
+        let m = self.evaluate_ungated(seg, at)?;
         let c = k_threshold(m.count(), self.policy().k_threshold());
         self.log(self.segment_entry(
             actor,
@@ -196,7 +185,7 @@ impl Engine {
         rng: &mut R,
     ) -> Result<(i64, Charge), EngineError> {
         let (budget, epsilon) = self.dp_gate(actor, seg, epsilon)?;
-        let count = self.run(seg, at)?.count();
+        let count = self.evaluate_ungated(seg, at)?.count();
         self.dp_release(actor, seg, at, count, &budget, epsilon, budgets, rng, None)
     }
 
@@ -409,7 +398,7 @@ impl Engine {
         ids: &[AttrId],
         fresh: &[i64],
         row: u32,
-        out: &mut Vec<Option<crate::store::Value>>,
+        out: &mut Vec<Option<Value>>,
     ) {
         out.clear();
         for (k, a) in ids.iter().enumerate() {
@@ -439,7 +428,7 @@ impl Engine {
         fields: &[&str],
         format: ExportFormat,
         keys: &Keyring,
-        mut out: W,
+        out: W,
     ) -> Result<ExportSummary, EngineError> {
         let (ids, uses) = self.export_gate(actor, seg, recipient, fields)?;
         let pseudonymizer = keys.current(recipient, seg.purpose_key())?;
@@ -456,99 +445,236 @@ impl Engine {
                 sharded: None,
             }),
         ))?;
+        self.write_members(&members, seg, &ids, fields, format, &pseudonymizer, out)?;
+        Ok(ExportSummary::new(
+            recipient,
+            seg,
+            members.count(),
+            fields,
+            pseudonymizer.version(),
+        ))
+    }
+
+    /// Streams the rows of an export already gated and recorded: each
+    /// member's pseudonym and its fresh values.
+    #[allow(clippy::too_many_arguments)]
+    fn write_members<W: Write>(
+        &self,
+        members: &Members,
+        seg: &CheckedSegment,
+        ids: &[AttrId],
+        fields: &[&str],
+        format: ExportFormat,
+        pseudonymizer: &Pseudonymizer,
+        out: W,
+    ) -> Result<(), EngineError> {
         let store = self.store();
-        let fresh = self.fresh_since(seg, &ids, members.at());
-        let io = EngineError::Io;
-        write_export_header(format, fields, &mut out)?;
-        let mut line = String::new();
+        let fresh = self.fresh_since(seg, ids, members.at());
+        let mut writer = ExportWriter::start(format, fields, out)?;
         let mut values = Vec::with_capacity(ids.len());
         for row in members.rows() {
-            let p = pseudonymizer
-                .pseudonymize(crate::privacy::normalize::IdKind::SubjectId, store.id(row))?;
-            self.export_values(&ids, &fresh, row, &mut values);
-            write_export_row(format, fields, &p.to_string(), &values, &mut line, &mut out)?;
+            let p = pseudonymizer.pseudonymize(IdKind::SubjectId, store.id(row))?;
+            self.export_values(ids, &fresh, row, &mut values);
+            writer.row(&p.to_string(), &values)?;
         }
-        out.flush().map_err(io)?;
-        Ok(ExportSummary {
+        writer.finish()
+    }
+}
+
+impl ExportSummary {
+    pub(crate) fn new(
+        recipient: &str,
+        seg: &CheckedSegment,
+        rows: u64,
+        fields: &[&str],
+        key_version: u32,
+    ) -> ExportSummary {
+        ExportSummary {
             recipient: recipient.into(),
             purpose: seg.purpose_key().into(),
-            rows: members.count(),
+            rows,
             fields: fields.iter().map(|f| f.to_string()).collect(),
-            key_version: pseudonymizer.version(),
-        })
+            key_version,
+        }
     }
 }
 
-/// Writes the header an export starts with (CSV only).
-pub(crate) fn write_export_header<W: Write>(
-    format: ExportFormat,
-    fields: &[&str],
-    out: &mut W,
-) -> Result<(), EngineError> {
-    if format == ExportFormat::Csv {
-        let mut header = String::from("id");
-        for f in fields {
-            header.push(',');
-            header.push_str(&csv_cell(f));
-        }
-        writeln!(out, "{header}").map_err(EngineError::Io)?;
-    }
-    Ok(())
+/// Writes an export's rows in its format, the pseudonym first and then the
+/// fields in the order asked. A missing or stale value is `null` in JSONL
+/// and an empty cell in CSV. CSV goes through the `csv` crate: `\n` line
+/// ends, and a cell quoted only when it holds a comma, a quote or a line
+/// break (RFC 4180).
+pub(crate) struct ExportWriter<'f, W: Write> {
+    fields: &'f [&'f str],
+    sink: Sink<W>,
 }
 
-/// Writes one export row: the pseudonym, then each field's value (null, or
-/// empty in CSV, when missing or stale).
-pub(crate) fn write_export_row<W: Write>(
-    format: ExportFormat,
-    fields: &[&str],
-    pseudonym: &str,
-    values: &[Option<crate::store::Value>],
-    line: &mut String,
-    out: &mut W,
-) -> Result<(), EngineError> {
-    line.clear();
-    match format {
-        ExportFormat::Jsonl => {
-            // `id` first, then the fields in the order asked (a JSON map
-            // would sort them).
-            line.push_str("{\"id\":");
-            line.push_str(&serde_json::Value::from(pseudonym).to_string());
-            for (k, value) in values.iter().enumerate() {
-                let v = value.as_ref().map_or(serde_json::Value::Null, |v| {
-                    serde_json::to_value(v).unwrap_or_default()
-                });
-                line.push(',');
-                line.push_str(&serde_json::Value::from(fields[k]).to_string());
-                line.push(':');
-                line.push_str(&v.to_string());
-            }
-            line.push('}');
-        }
-        ExportFormat::Csv => {
-            line.push_str(pseudonym);
-            for value in values {
-                line.push(',');
-                if let Some(v) = value {
-                    line.push_str(&csv_cell(&value_text(v)));
+enum Sink<W: Write> {
+    Jsonl {
+        out: W,
+        line: String,
+    },
+    // Boxed: the writer holds its own buffer.
+    Csv {
+        out: Box<csv::Writer<W>>,
+        cell: String,
+    },
+}
+
+impl<'f, W: Write> ExportWriter<'f, W> {
+    /// Starts an export to `out`, writing the CSV header `id,<field>,...`.
+    pub(crate) fn start(
+        format: ExportFormat,
+        fields: &'f [&'f str],
+        out: W,
+    ) -> Result<Self, EngineError> {
+        let sink = match format {
+            ExportFormat::Jsonl => Sink::Jsonl {
+                out,
+                line: String::new(),
+            },
+            ExportFormat::Csv => {
+                let mut out = Box::new(csv::Writer::from_writer(out));
+                out.write_record(std::iter::once("id").chain(fields.iter().copied()))
+                    .map_err(csv_error)?;
+                Sink::Csv {
+                    out,
+                    cell: String::new(),
                 }
             }
+        };
+        Ok(ExportWriter { fields, sink })
+    }
+
+    /// Writes one member's row: its pseudonym and its values, one per field.
+    pub(crate) fn row(
+        &mut self,
+        pseudonym: &str,
+        values: &[Option<Value>],
+    ) -> Result<(), EngineError> {
+        match &mut self.sink {
+            Sink::Jsonl { out, line } => {
+                // `id` first, then the fields in the order asked (a JSON map
+                // would sort them).
+                line.clear();
+                line.push_str("{\"id\":");
+                line.push_str(&serde_json::Value::from(pseudonym).to_string());
+                for (field, value) in self.fields.iter().zip(values) {
+                    let v = value.as_ref().map_or(serde_json::Value::Null, |v| {
+                        serde_json::to_value(v).unwrap_or_default()
+                    });
+                    line.push(',');
+                    line.push_str(&serde_json::Value::from(*field).to_string());
+                    line.push(':');
+                    line.push_str(&v.to_string());
+                }
+                line.push('}');
+                writeln!(out, "{line}").map_err(EngineError::Io)
+            }
+            Sink::Csv { out, cell } => {
+                out.write_field(pseudonym).map_err(csv_error)?;
+                for value in values {
+                    cell.clear();
+                    if let Some(v) = value {
+                        write_value(cell, v);
+                    }
+                    out.write_field(cell.as_str()).map_err(csv_error)?;
+                }
+                out.write_record(std::iter::empty::<&str>())
+                    .map_err(csv_error)
+            }
         }
     }
-    writeln!(out, "{line}").map_err(EngineError::Io)
-}
 
-fn value_text(v: &crate::store::Value) -> String {
-    match v {
-        crate::store::Value::Bool(b) => b.to_string(),
-        crate::store::Value::Int(i) => i.to_string(),
-        crate::store::Value::Str(s) => s.clone(),
+    /// Flushes what is buffered; an export is complete only once this
+    /// returns `Ok`.
+    pub(crate) fn finish(self) -> Result<(), EngineError> {
+        match self.sink {
+            Sink::Jsonl { mut out, .. } => out.flush().map_err(EngineError::Io),
+            Sink::Csv { mut out, .. } => out.flush().map_err(EngineError::Io),
+        }
     }
 }
 
-fn csv_cell(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+/// A value's text in a CSV cell.
+fn write_value(cell: &mut String, v: &Value) {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
+    let _ = match v {
+        Value::Bool(b) => write!(cell, "{b}"),
+        Value::Int(i) => write!(cell, "{i}"),
+        Value::Str(s) => cell.write_str(s),
+    };
+}
+
+/// The `csv` writer fails only by its sink's I/O error: passed on as it is.
+fn csv_error(e: csv::Error) -> EngineError {
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => EngineError::Io(io),
+        other => EngineError::Io(std::io::Error::other(format!("CSV writer: {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(
+        format: ExportFormat,
+        fields: &[&str],
+        rows: &[(&str, Vec<Option<Value>>)],
+    ) -> String {
+        let mut out = Vec::new();
+        let mut w = ExportWriter::start(format, fields, &mut out).unwrap();
+        for (p, values) in rows {
+            w.row(p, values).unwrap();
+        }
+        w.finish().unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn csv_quotes_only_cells_that_need_it() {
+        let rows = [
+            (
+                "v1:aa",
+                vec![
+                    Some(Value::Str("plain".into())),
+                    Some(Value::Str("a,b".into())),
+                    Some(Value::Str("say \"hi\"".into())),
+                ],
+            ),
+            (
+                "v1:bb",
+                vec![
+                    None,
+                    Some(Value::Str("two\nlines\r".into())),
+                    Some(Value::Int(-3)),
+                ],
+            ),
+            ("v1:cc", vec![Some(Value::Bool(true)), None, None]),
+        ];
+        assert_eq!(
+            written(ExportFormat::Csv, &["name", "x,y", "q\"t"], &rows),
+            "id,name,\"x,y\",\"q\"\"t\"\n\
+             v1:aa,plain,\"a,b\",\"say \"\"hi\"\"\"\n\
+             v1:bb,,\"two\nlines\r\",-3\n\
+             v1:cc,true,,\n"
+        );
+    }
+
+    #[test]
+    fn jsonl_keeps_the_fields_in_the_order_asked() {
+        let rows = [("v1:aa", vec![Some(Value::Int(7)), None])];
+        assert_eq!(
+            written(ExportFormat::Jsonl, &["z", "a"], &rows),
+            "{\"id\":\"v1:aa\",\"z\":7,\"a\":null}\n"
+        );
+    }
+
+    #[test]
+    fn csv_with_no_fields_is_ids_only() {
+        let rows = [("v1:aa", vec![])];
+        assert_eq!(written(ExportFormat::Csv, &[], &rows), "id\nv1:aa\n");
     }
 }

@@ -5,7 +5,6 @@
 
 use serde::Serialize;
 
-use crate::Timestamp;
 use crate::access::{Actor, Permission};
 use crate::audit::Operation;
 use crate::audit::details::{self as entry_kind, EntryKind};
@@ -14,6 +13,7 @@ use crate::engine::{Engine, EngineError, Explanation};
 use crate::policy::AttrId;
 use crate::segment::CheckedSegment;
 use crate::store::{Store, Value};
+use crate::timestamp::Timestamp;
 use crate::timestamp::format_date;
 
 /// One stored value of the subject.

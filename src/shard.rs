@@ -65,17 +65,19 @@ use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Timestamp;
 use crate::access::{Actor, Permission};
 use crate::audit::details::{self as entry_kind, EntryKind, SegmentRun, Sharded};
 use crate::audit::merkle;
-use crate::engine::{Engine, EngineError};
-use crate::outputs::{ExportFormat, ExportSummary, write_export_header, write_export_row};
+use crate::consent::DataUse;
+use crate::engine::{Engine, EngineError, Members};
+use crate::outputs::{ExportFormat, ExportSummary, ExportWriter};
+use crate::policy::AttrId;
 use crate::privacy::aggregate::{Count, k_threshold};
 use crate::privacy::dp::{BudgetStore, Charge, Epsilon, RandomSource};
 use crate::privacy::pseudonym::Keyring;
 use crate::segment::CheckedSegment;
 use crate::store::Value;
+use crate::timestamp::Timestamp;
 
 /// The oldest a partial may be at release, in seconds before the driver's
 /// now. Eligibility is judged when a shard makes its partial; a partial
@@ -259,6 +261,10 @@ pub enum ShardError {
     Malformed(String),
 }
 
+/// An export partial's recipient, its fields, and what its gate returned:
+/// the fields' ids and the data use members must be eligible for.
+type PartialExport<'r> = (&'r str, &'r [&'r str], (Vec<AttrId>, DataUse));
+
 impl Engine {
     /// This engine's answer to `seg` as shard `shard` of `shards`, for the
     /// release named by `request` (whose permission it needs). Every
@@ -278,85 +284,17 @@ impl Engine {
         if shards == 0 || shards > MAX_SHARDS || shard >= shards {
             return Err(ShardError::BadShard { shard, shards });
         }
-        let (kind, export) = match *request {
-            PartialRequest::Count => {
-                self.allow(
-                    actor,
-                    Permission::Count(seg.purpose_key()),
-                    Some(seg.purpose_key()),
-                )?;
-                (PartialKind::Count, None)
-            }
-            PartialRequest::Members => {
-                self.allow(
-                    actor,
-                    Permission::MemberIds(seg.purpose_key()),
-                    Some(seg.purpose_key()),
-                )?;
-                (PartialKind::Members, None)
-            }
-            PartialRequest::Export { recipient, fields } => {
-                let gate = self.export_gate(actor, seg, recipient, fields)?;
-                (PartialKind::Export, Some((recipient, fields, gate)))
-            }
-        };
-        let store = self.store();
-        for row in 0..store.len() as u32 {
-            if store.is_erased(row) {
-                continue;
-            }
-            let belongs = shard_of(store.id(row), shards);
-            if belongs != shard {
-                return Err(ShardError::WrongShard {
-                    shard,
-                    shards,
-                    row,
-                    belongs,
-                });
-            }
-        }
+        let (kind, export) = self.partial_gate(actor, seg, request)?;
+        self.check_shard(shard, shards)?;
         let members = match &export {
             Some((_, _, (_, uses))) => self.run_for_export(seg, reference, *uses)?,
-            None => self.run(seg, reference)?,
+            None => self.evaluate_ungated(seg, reference)?,
         };
-        let mut p = Partial {
-            format: FORMAT,
-            policy_version: self.policy().version_hex().to_string(),
-            segment: seg.name().into(),
-            purpose: seg.purpose_key().into(),
-            reference,
-            at: members.at(),
-            shard,
-            shards,
-            kind,
-            recipient: None,
-            fields: Vec::new(),
-            rows: store.len() as u64,
-            count: members.count(),
-            bits: Vec::new(),
-            ids: Vec::new(),
-            values: Vec::new(),
-            audit_size: 0,
-            audit_root: String::new(),
-        };
-        if kind == PartialKind::Members {
-            p.bits = members.bits().as_raw_slice().to_vec();
-        }
-        if kind != PartialKind::Count {
-            p.ids = members.rows().map(|r| store.id(r).to_string()).collect();
-        }
+        let mut p = self.partial_of(seg, reference, shard, shards, kind, &members);
         if let Some((recipient, fields, (ids, _))) = &export {
             p.recipient = Some(recipient.to_string());
             p.fields = fields.iter().map(|f| f.to_string()).collect();
-            let fresh = self.fresh_since(seg, ids, members.at());
-            let mut values = Vec::with_capacity(ids.len());
-            p.values = members
-                .rows()
-                .map(|r| {
-                    self.export_values(ids, &fresh, r, &mut values);
-                    values.clone()
-                })
-                .collect();
+            p.values = self.partial_values(seg, &members, ids);
         }
         let entry = self.segment_entry(
             actor,
@@ -376,6 +314,110 @@ impl Engine {
         p.audit_size = size;
         p.audit_root = hex(&root);
         Ok(p)
+    }
+
+    /// The permission a partial needs, by its request; for an export, the
+    /// export's gate with what it returns.
+    fn partial_gate<'r>(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        request: &PartialRequest<'r>,
+    ) -> Result<(PartialKind, Option<PartialExport<'r>>), ShardError> {
+        let purpose = seg.purpose_key();
+        Ok(match *request {
+            PartialRequest::Count => {
+                self.allow(actor, Permission::Count(purpose), Some(purpose))?;
+                (PartialKind::Count, None)
+            }
+            PartialRequest::Members => {
+                self.allow(actor, Permission::MemberIds(purpose), Some(purpose))?;
+                (PartialKind::Members, None)
+            }
+            PartialRequest::Export { recipient, fields } => {
+                let gate = self.export_gate(actor, seg, recipient, fields)?;
+                (PartialKind::Export, Some((recipient, fields, gate)))
+            }
+        })
+    }
+
+    /// Every subject this engine holds belongs to shard `shard` of
+    /// `shards`: one held by two shards would be counted twice.
+    fn check_shard(&self, shard: u32, shards: u32) -> Result<(), ShardError> {
+        let store = self.store();
+        for row in 0..store.len() as u32 {
+            if store.is_erased(row) {
+                continue;
+            }
+            let belongs = shard_of(store.id(row), shards);
+            if belongs != shard {
+                return Err(ShardError::WrongShard {
+                    shard,
+                    shards,
+                    row,
+                    belongs,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The partial of `members`: counts always, bits for members, ids for
+    /// members and exports; no recipient, values or audit root yet.
+    fn partial_of(
+        &self,
+        seg: &CheckedSegment,
+        reference: Timestamp,
+        shard: u32,
+        shards: u32,
+        kind: PartialKind,
+        members: &Members,
+    ) -> Partial {
+        let store = self.store();
+        Partial {
+            format: FORMAT,
+            policy_version: self.policy().version_hex().to_string(),
+            segment: seg.name().into(),
+            purpose: seg.purpose_key().into(),
+            reference,
+            at: members.at(),
+            shard,
+            shards,
+            kind,
+            recipient: None,
+            fields: Vec::new(),
+            rows: store.len() as u64,
+            count: members.count(),
+            bits: match kind {
+                PartialKind::Members => members.bits().as_raw_slice().to_vec(),
+                _ => Vec::new(),
+            },
+            ids: match kind {
+                PartialKind::Count => Vec::new(),
+                _ => members.rows().map(|r| store.id(r).to_string()).collect(),
+            },
+            values: Vec::new(),
+            audit_size: 0,
+            audit_root: String::new(),
+        }
+    }
+
+    /// Each member's exported values, missing or stale ones as `None`.
+    fn partial_values(
+        &self,
+        seg: &CheckedSegment,
+        members: &Members,
+        ids: &[AttrId],
+    ) -> Vec<Vec<Option<Value>>> {
+        let fresh = self.fresh_since(seg, ids, members.at());
+        let mut values = Vec::with_capacity(ids.len());
+        members
+            .rows()
+            .map(|r| {
+                self.export_values(ids, &fresh, r, &mut values);
+                values.clone()
+            })
+            .collect()
     }
 
     /// The k-threshold count of the merged partials (of kind `count`),
@@ -479,7 +521,7 @@ impl Engine {
         fields: &[&str],
         format: ExportFormat,
         keys: &Keyring,
-        mut out: W,
+        out: W,
     ) -> Result<ExportSummary, ShardError> {
         self.export_gate(actor, seg, recipient, fields)?;
         let pseudonymizer = keys
@@ -498,25 +540,24 @@ impl Engine {
                 sharded: Some(m.sharded()),
             }),
         ))?;
-        write_export_header(format, fields, &mut out)?;
-        let mut line = String::new();
+        let mut writer = ExportWriter::start(format, fields, out)?;
         for &i in &m.order {
             let p = &partials[i];
             for (id, values) in p.ids.iter().zip(&p.values) {
                 let ps = pseudonymizer
                     .pseudonymize(crate::privacy::normalize::IdKind::SubjectId, id)
                     .map_err(EngineError::Pseudonym)?;
-                write_export_row(format, fields, &ps.to_string(), values, &mut line, &mut out)?;
+                writer.row(&ps.to_string(), values)?;
             }
         }
-        out.flush().map_err(EngineError::Io)?;
-        Ok(ExportSummary {
-            recipient: recipient.into(),
-            purpose: seg.purpose_key().into(),
-            rows: m.count,
-            fields: fields.iter().map(|f| f.to_string()).collect(),
-            key_version: pseudonymizer.version(),
-        })
+        writer.finish()?;
+        Ok(ExportSummary::new(
+            recipient,
+            seg,
+            m.count,
+            fields,
+            pseudonymizer.version(),
+        ))
     }
 
     /// Checks that the partials can be released together and merges them.
@@ -557,61 +598,15 @@ impl Engine {
                 return refuse(format!("{who}: shard {} is given twice", p.shard));
             }
             order[p.shard as usize] = i;
-            if p.policy_version != self.policy().version_hex() {
-                return refuse(format!(
-                    "{who}: made under policy {}, but this engine runs {}",
-                    p.policy_version,
-                    self.policy().version_hex()
-                ));
-            }
-            if p.segment != seg.name() || p.purpose != seg.purpose_key() {
-                return refuse(format!(
-                    "{who}: made for segment {:?} ({}), not {:?} ({})",
-                    p.segment,
-                    p.purpose,
-                    seg.name(),
-                    seg.purpose_key()
-                ));
-            }
-            if p.reference != first.reference {
-                return refuse(format!(
-                    "{who}: reference time {} differs from {}",
-                    p.reference, first.reference
-                ));
-            }
-            if p.kind != kind {
-                return refuse(format!(
-                    "{who}: made for a {} release, not a {} release",
-                    p.kind.as_str(),
-                    kind.as_str()
-                ));
-            }
-            if p.recipient.as_deref() != recipient
-                || p.fields.len() != fields.len()
-                || p.fields.iter().zip(fields).any(|(a, b)| a != b)
-            {
-                return refuse(format!("{who}: made for another recipient or other fields"));
-            }
-            if p.at.unix() > now.unix().saturating_add(skew) {
-                return refuse(format!("{who}: made at {}, later than now ({now})", p.at));
-            }
-            if now.unix().saturating_sub(p.at.unix()) > PARTIAL_MAX_AGE_SECONDS {
-                return refuse(format!(
-                    "{who}: made at {}, more than {PARTIAL_MAX_AGE_SECONDS} s before now ({now}): make it again",
-                    p.at
-                ));
-            }
+            let refused = |m: String| ShardError::Partials(format!("{who}: {m}"));
+            self.check_made_for(p, seg, first.reference, kind, recipient, fields)
+                .map_err(refused)?;
+            check_age(p, now, skew).map_err(refused)?;
             self.check_partial(p, &who)?;
             count = count
                 .checked_add(p.count)
                 .ok_or_else(|| ShardError::Partials("the counts overflow".into()))?;
-            let root = unhex(&p.audit_root)
-                .ok_or_else(|| ShardError::Partials(format!("{who}: unreadable audit root")))?;
-            let mut leaf = Vec::with_capacity(44);
-            leaf.extend_from_slice(&p.shard.to_be_bytes());
-            leaf.extend_from_slice(&p.audit_size.to_be_bytes());
-            leaf.extend_from_slice(&root);
-            leaves.push((p.shard, merkle::leaf_hash(&leaf)));
+            leaves.push((p.shard, audit_leaf(p).map_err(refused)?));
         }
         leaves.sort_by_key(|(s, _)| *s);
         let hashes: Vec<merkle::Hash> = leaves.into_iter().map(|(_, h)| h).collect();
@@ -622,6 +617,55 @@ impl Engine {
             roots: hex(&merkle::root_of(&hashes)),
             order,
         })
+    }
+
+    /// Was the partial made for this release: this engine's policy, the
+    /// segment, the reference time, the kind, the recipient and fields?
+    fn check_made_for(
+        &self,
+        p: &Partial,
+        seg: &CheckedSegment,
+        reference: Timestamp,
+        kind: PartialKind,
+        recipient: Option<&str>,
+        fields: &[&str],
+    ) -> Result<(), String> {
+        if p.policy_version != self.policy().version_hex() {
+            return Err(format!(
+                "made under policy {}, but this engine runs {}",
+                p.policy_version,
+                self.policy().version_hex()
+            ));
+        }
+        if p.segment != seg.name() || p.purpose != seg.purpose_key() {
+            return Err(format!(
+                "made for segment {:?} ({}), not {:?} ({})",
+                p.segment,
+                p.purpose,
+                seg.name(),
+                seg.purpose_key()
+            ));
+        }
+        if p.reference != reference {
+            return Err(format!(
+                "reference time {} differs from {reference}",
+                p.reference
+            ));
+        }
+        if p.kind != kind {
+            return Err(format!(
+                "made for a {} release, not a {} release",
+                p.kind.as_str(),
+                kind.as_str()
+            ));
+        }
+        if p.recipient.as_deref() != recipient
+            || p.fields.len() != fields.len()
+            || p.fields.iter().zip(fields).any(|(a, b)| a != b)
+        {
+            return Err("made for another recipient or other fields".into());
+        }
+        Ok(())
     }
 
     /// A partial's own consistency: count, bitset, ids and rows agree, and
@@ -704,6 +748,31 @@ fn unhex(s: &str) -> Option<[u8; 32]> {
         *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
     }
     Some(out)
+}
+
+/// A partial is not from the future (beyond the clock skew) and not older
+/// than [`PARTIAL_MAX_AGE_SECONDS`].
+fn check_age(p: &Partial, now: Timestamp, skew: i64) -> Result<(), String> {
+    if p.at.unix() > now.unix().saturating_add(skew) {
+        return Err(format!("made at {}, later than now ({now})", p.at));
+    }
+    if now.unix().saturating_sub(p.at.unix()) > PARTIAL_MAX_AGE_SECONDS {
+        return Err(format!(
+            "made at {}, more than {PARTIAL_MAX_AGE_SECONDS} s before now ({now}): make it again",
+            p.at
+        ));
+    }
+    Ok(())
+}
+
+/// The Merkle leaf of a partial's audit root: shard, log size and root.
+fn audit_leaf(p: &Partial) -> Result<merkle::Hash, String> {
+    let root = unhex(&p.audit_root).ok_or_else(|| "unreadable audit root".to_string())?;
+    let mut leaf = Vec::with_capacity(44);
+    leaf.extend_from_slice(&p.shard.to_be_bytes());
+    leaf.extend_from_slice(&p.audit_size.to_be_bytes());
+    leaf.extend_from_slice(&root);
+    Ok(merkle::leaf_hash(&leaf))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Timestamp;
+use crate::timestamp::Timestamp;
 
 /// An attribute value as a caller gives it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

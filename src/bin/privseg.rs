@@ -31,7 +31,7 @@ use privseg::audit::{
 };
 use privseg::load::{LoadError, LoadStats, Loader, Progress, Stage};
 use privseg::outputs::ExportFormat;
-use privseg::policy::{AttrType, Policy, PolicyError};
+use privseg::policy::{AttrType, AttributeSpec, CategorySpec, Policy, PolicyError, PurposeSpec};
 use privseg::privacy::aggregate::{Count, k_threshold};
 use privseg::privacy::dp::{Epsilon, LedgerFile, SystemRandomSource};
 use privseg::privacy::pseudonym::{Keyring, MasterSecret};
@@ -1339,54 +1339,7 @@ fn count(a: CountArgs) -> Result<(), Failure> {
     let actor = &actor;
     let seg = &segments[0];
     if let Some(attr) = &a.by {
-        let b = engine
-            .breakdown(actor, seg, at, attr)
-            .map_err(engine_failure)?;
-        match a.format {
-            Format::Json => {
-                #[derive(Serialize)]
-                struct Cell<'a> {
-                    value: &'a str,
-                    #[serde(flatten)]
-                    count: CountJson,
-                }
-                #[derive(Serialize)]
-                struct Out<'a> {
-                    segment: &'a str,
-                    purpose: &'a str,
-                    at: Timestamp,
-                    by: &'a str,
-                    k: u64,
-                    cells: Vec<Cell<'a>>,
-                    total: CountJson,
-                }
-                let out = Out {
-                    segment: seg.name(),
-                    purpose: seg.purpose_key(),
-                    at,
-                    by: attr,
-                    k: b.k,
-                    cells: b
-                        .cells
-                        .iter()
-                        .map(|c| Cell {
-                            value: &c.label,
-                            count: CountJson::new(c.count, b.k),
-                        })
-                        .collect(),
-                    total: CountJson::new(b.total, b.k),
-                };
-                println!("{}", to_json(&out)?);
-            }
-            Format::Text => {
-                println!("{}, by {attr} (k = {}):", segment_label(seg, at), b.k);
-                for c in &b.cells {
-                    println!("  {}: {}", c.label, count_text(c.count));
-                }
-                println!("  total: {}", count_text(b.total));
-            }
-        }
-        return Ok(());
+        return breakdown(&engine, actor, seg, at, attr, a.format);
     }
     let policy_k = engine.policy().k_threshold();
     let mut c = engine.count(actor, seg, at).map_err(engine_failure)?;
@@ -1415,6 +1368,65 @@ fn count(a: CountArgs) -> Result<(), Failure> {
             println!("{}", to_json(&out)?);
         }
         Format::Text => println!("{}: {} members", segment_label(seg, at), count_text(c)),
+    }
+    Ok(())
+}
+
+/// Prints a breakdown of the segment's members by a categorical attribute.
+fn breakdown(
+    engine: &Engine,
+    actor: &Actor,
+    seg: &CheckedSegment,
+    at: Timestamp,
+    attr: &str,
+    format: Format,
+) -> Result<(), Failure> {
+    let b = engine
+        .breakdown(actor, seg, at, attr)
+        .map_err(engine_failure)?;
+    match format {
+        Format::Json => {
+            #[derive(Serialize)]
+            struct Cell<'a> {
+                value: &'a str,
+                #[serde(flatten)]
+                count: CountJson,
+            }
+            #[derive(Serialize)]
+            struct Out<'a> {
+                segment: &'a str,
+                purpose: &'a str,
+                at: Timestamp,
+                by: &'a str,
+                k: u64,
+                cells: Vec<Cell<'a>>,
+                total: CountJson,
+            }
+            let out = Out {
+                segment: seg.name(),
+                purpose: seg.purpose_key(),
+                at,
+                by: attr,
+                k: b.k,
+                cells: b
+                    .cells
+                    .iter()
+                    .map(|c| Cell {
+                        value: &c.label,
+                        count: CountJson::new(c.count, b.k),
+                    })
+                    .collect(),
+                total: CountJson::new(b.total, b.k),
+            };
+            println!("{}", to_json(&out)?);
+        }
+        Format::Text => {
+            println!("{}, by {attr} (k = {}):", segment_label(seg, at), b.k);
+            for c in &b.cells {
+                println!("  {}: {}", c.label, count_text(c.count));
+            }
+            println!("  total: {}", count_text(b.total));
+        }
     }
     Ok(())
 }
@@ -1602,58 +1614,9 @@ fn audit(cmd: AuditCommand) -> Result<(), Failure> {
             audit_key_file,
         } => {
             if let Some(key_file) = audit_key_file {
-                let key = read_key(&key_file, "audit key file")?;
-                match verify_file_with_key(&log, &key) {
-                    Ok(r) => {
-                        if let RunState::Unsealed {
-                            sealed_entries,
-                            unsealed_entries,
-                        } = r.state
-                        {
-                            eprintln!(
-                                "note: {}: the last run did not end cleanly; entries {sealed_entries}..{} verify, but missing ones after them could not be detected",
-                                log.display(),
-                                sealed_entries + unsealed_entries
-                            );
-                        }
-                    }
-                    Err(e @ (AuditError::Io { .. } | AuditError::InvalidKey(_))) => {
-                        return Err(Failure::Input(format!("{}: {e}", log.display())));
-                    }
-                    Err(e) => {
-                        return Err(Failure::Denied(format!(
-                            "{}: the audit log does not verify with the audit key: {e}",
-                            log.display()
-                        )));
-                    }
-                }
+                verify_with_audit_key(&log, &key_file)?;
             }
-            let cp = Checkpoint::from_json(&read_text(&checkpoint)?)
-                .map_err(|e| Failure::Input(format!("{}: {e}", checkpoint.display())))?;
-            let key = read_key(&public_key, "public key file")?;
-            let verifier = CheckpointVerifier::from_bytes(&key)
-                .map_err(|e| Failure::Input(format!("{}: {e}", public_key.display())))?;
-            let report = verify_file(&log, &cp, &verifier)
-                .map_err(|e| Failure::Input(format!("{}: {e}", log.display())))?;
-            if let VerifyReport::Ok {
-                checkpoint_size,
-                log_len,
-            } = report
-            {
-                println!(
-                    "ok: the first {checkpoint_size} entries match the checkpoint ({log_len} entries in the log)"
-                );
-                return Ok(());
-            }
-            let mut msg = format!(
-                "{}: the audit log does not verify: {}",
-                log.display(),
-                describe(&report)
-            );
-            if let Some(i) = report.first_bad_index() {
-                msg.push_str(&format!("; first bad entry: index {i}"));
-            }
-            return Err(Failure::Denied(msg));
+            return verify_against_checkpoint(&log, &checkpoint, &public_key);
         }
         AuditCommand::Prove { log, index, size } => {
             let log = read_log(&log)?;
@@ -1674,6 +1637,69 @@ fn audit(cmd: AuditCommand) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Verifies the chain of the audit log with the audit key; a run that did
+/// not end cleanly is noted on stderr.
+fn verify_with_audit_key(log: &Path, key_file: &Path) -> Result<(), Failure> {
+    let key = read_key(key_file, "audit key file")?;
+    match verify_file_with_key(log, &key) {
+        Ok(r) => {
+            if let RunState::Unsealed {
+                sealed_entries,
+                unsealed_entries,
+            } = r.state
+            {
+                eprintln!(
+                    "note: {}: the last run did not end cleanly; entries {sealed_entries}..{} verify, but missing ones after them could not be detected",
+                    log.display(),
+                    sealed_entries + unsealed_entries
+                );
+            }
+            Ok(())
+        }
+        Err(e @ (AuditError::Io { .. } | AuditError::InvalidKey(_))) => {
+            Err(Failure::Input(format!("{}: {e}", log.display())))
+        }
+        Err(e) => Err(Failure::Denied(format!(
+            "{}: the audit log does not verify with the audit key: {e}",
+            log.display()
+        ))),
+    }
+}
+
+/// Verifies the audit log against a signed checkpoint.
+fn verify_against_checkpoint(
+    log: &Path,
+    checkpoint: &Path,
+    public_key: &Path,
+) -> Result<(), Failure> {
+    let cp = Checkpoint::from_json(&read_text(checkpoint)?)
+        .map_err(|e| Failure::Input(format!("{}: {e}", checkpoint.display())))?;
+    let key = read_key(public_key, "public key file")?;
+    let verifier = CheckpointVerifier::from_bytes(&key)
+        .map_err(|e| Failure::Input(format!("{}: {e}", public_key.display())))?;
+    let report = verify_file(log, &cp, &verifier)
+        .map_err(|e| Failure::Input(format!("{}: {e}", log.display())))?;
+    if let VerifyReport::Ok {
+        checkpoint_size,
+        log_len,
+    } = report
+    {
+        println!(
+            "ok: the first {checkpoint_size} entries match the checkpoint ({log_len} entries in the log)"
+        );
+        return Ok(());
+    }
+    let mut msg = format!(
+        "{}: the audit log does not verify: {}",
+        log.display(),
+        describe(&report)
+    );
+    if let Some(i) = report.first_bad_index() {
+        msg.push_str(&format!("; first bad entry: index {i}"));
+    }
+    Err(Failure::Denied(msg))
 }
 
 fn describe(r: &VerifyReport) -> String {
@@ -1796,79 +1822,88 @@ fn summary(policy: &Policy) -> String {
     let _ = writeln!(s, "jurisdictions ({}): {}", codes.len(), codes.join(", "));
     let _ = writeln!(s, "categories ({}):", spec.categories.len());
     for c in &spec.categories {
-        let mut flags = Vec::new();
-        for (on, name) in [
-            (c.special, "special"),
-            (c.criminal, "criminal"),
-            (c.ccpa_sensitive, "ccpa_sensitive"),
-            (c.protected, "protected"),
-        ] {
-            if on {
-                flags.push(name.to_string());
-            }
-        }
-        if let Some(d) = c.retention_days {
-            flags.push(format!("retention {d} days"));
-        }
-        let _ = writeln!(
-            s,
-            "  {}{}",
-            c.key,
-            if flags.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", flags.join(", "))
-            }
-        );
+        let _ = writeln!(s, "  {}", category_line(c));
     }
     let _ = writeln!(s, "attributes ({}):", spec.attributes.len());
     for a in &spec.attributes {
-        let ty = match a.ty {
-            AttrType::Categorical => format!("categorical {{{}}}", a.values.join(", ")),
-            AttrType::Integer => format!(
-                "integer {}..={}",
-                a.min.unwrap_or(i64::MIN),
-                a.max.unwrap_or(i64::MAX)
-            ),
-            other => other.as_str().to_string(),
-        };
-        let stale = a
-            .max_staleness_days
-            .map_or(String::new(), |d| format!(", stale after {d} days"));
-        let _ = writeln!(s, "  {}: {ty}, category {}{stale}", a.name, a.category);
+        let _ = writeln!(s, "  {}", attribute_line(a));
     }
     let _ = writeln!(s, "purposes ({}):", spec.purposes.len());
     for p in &spec.purposes {
-        let mut extra = Vec::new();
-        if !p.accepted_notice_versions.is_empty() {
-            extra.push(format!("notices {}", p.accepted_notice_versions.join(", ")));
-        }
-        for (on, name) in [
-            (p.ccpa_sale_share, "ccpa_sale_share"),
-            (p.ccpa_sensitive_necessary, "ccpa_sensitive_necessary"),
-            (p.email_channel, "email_channel"),
-            (p.email_soft_opt_in, "email_soft_opt_in"),
-            (p.restriction_exempt, "restriction_exempt"),
-        ] {
-            if on {
-                extra.push(name.into());
-            }
-        }
-        if let Some(d) = p.consent_validity_days {
-            extra.push(format!("consent valid {d} days"));
-        }
-        let _ = writeln!(
-            s,
-            "  {}: {}, categories [{}]{}",
-            p.key,
-            p.basis.as_str(),
-            p.categories.join(", "),
-            if extra.is_empty() {
-                String::new()
-            } else {
-                format!("; {}", extra.join("; "))
-            }
-        );
+        let _ = writeln!(s, "  {}", purpose_line(p));
     }
     s
+}
+
+/// The names of the flags that are set.
+fn set_flags(flags: &[(bool, &str)]) -> Vec<String> {
+    flags
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| name.to_string())
+        .collect()
+}
+
+/// A category of the summary: its key, flags and retention.
+fn category_line(c: &CategorySpec) -> String {
+    let mut flags = set_flags(&[
+        (c.special, "special"),
+        (c.criminal, "criminal"),
+        (c.ccpa_sensitive, "ccpa_sensitive"),
+        (c.protected, "protected"),
+    ]);
+    if let Some(d) = c.retention_days {
+        flags.push(format!("retention {d} days"));
+    }
+    if flags.is_empty() {
+        c.key.clone()
+    } else {
+        format!("{} ({})", c.key, flags.join(", "))
+    }
+}
+
+/// An attribute of the summary: its type, category and staleness limit.
+fn attribute_line(a: &AttributeSpec) -> String {
+    let ty = match a.ty {
+        AttrType::Categorical => format!("categorical {{{}}}", a.values.join(", ")),
+        AttrType::Integer => format!(
+            "integer {}..={}",
+            a.min.unwrap_or(i64::MIN),
+            a.max.unwrap_or(i64::MAX)
+        ),
+        other => other.as_str().to_string(),
+    };
+    let stale = a
+        .max_staleness_days
+        .map_or(String::new(), |d| format!(", stale after {d} days"));
+    format!("{}: {ty}, category {}{stale}", a.name, a.category)
+}
+
+/// A purpose of the summary: its basis, categories, notices and flags.
+fn purpose_line(p: &PurposeSpec) -> String {
+    let mut extra = Vec::new();
+    if !p.accepted_notice_versions.is_empty() {
+        extra.push(format!("notices {}", p.accepted_notice_versions.join(", ")));
+    }
+    extra.extend(set_flags(&[
+        (p.ccpa_sale_share, "ccpa_sale_share"),
+        (p.ccpa_sensitive_necessary, "ccpa_sensitive_necessary"),
+        (p.email_channel, "email_channel"),
+        (p.email_soft_opt_in, "email_soft_opt_in"),
+        (p.restriction_exempt, "restriction_exempt"),
+    ]));
+    if let Some(d) = p.consent_validity_days {
+        extra.push(format!("consent valid {d} days"));
+    }
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", extra.join("; "))
+    };
+    format!(
+        "{}: {}, categories [{}]{extra}",
+        p.key,
+        p.basis.as_str(),
+        p.categories.join(", ")
+    )
 }

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use time::Date;
 
-use crate::Timestamp;
 use crate::policy::{JurisdictionId, LawfulBasis, Policy, PurposeId, covers};
+use crate::timestamp::Timestamp;
 use crate::timestamp::age_on;
 pub use rules::*;
 
@@ -381,7 +381,76 @@ pub fn check_event(
     ctx: &EventContext,
     strings: &mut Interner,
 ) -> Result<(EventRecord, Proof), EventError> {
-    let kind = e.kind.as_str();
+    check_timing(policy, e, ctx)?;
+    let purpose = event_purpose(policy, e)?;
+    for (name, value) in [("channel", &e.channel), ("collector", &e.collector)] {
+        if value.trim().is_empty() {
+            return Err(field_error(
+                e,
+                name,
+                "must not be empty (R5 proof of consent)",
+            ));
+        }
+    }
+    let (notice_sha256, notice_version) = check_notice(e)?;
+    let expires_at = check_expiry(e)?;
+    if e.explicit && !is_consent_like(e.kind) {
+        return Err(field_error(
+            e,
+            "explicit",
+            "only consent grants can be explicit",
+        ));
+    }
+    if let Some(p) = purpose {
+        check_purpose_allows_kind(policy, p, e)?;
+    }
+    let evidence_sha256 = match &e.evidence_sha256 {
+        Some(h) => Some(parse_sha256(e.kind.as_str(), "evidence_sha256", h)?),
+        None => None,
+    };
+    // Nothing below can fail: strings are interned only for an event that
+    // is recorded.
+    let notice = notice_version.map_or(u32::MAX, |v| strings.intern(v));
+    let proof = Proof {
+        channel: strings.intern(e.channel.trim()),
+        collector: strings.intern(e.collector.trim()),
+        notice_sha256,
+        evidence_sha256,
+    };
+    Ok((
+        EventRecord {
+            at: e.at.unix(),
+            seq: 0,
+            expires_at,
+            purpose,
+            notice,
+            proof: 0,
+            kind: e.kind,
+            explicit: e.explicit,
+        },
+        proof,
+    ))
+}
+
+/// A problem with one field of an event.
+fn field_error(e: &ConsentEvent, field: &'static str, problem: impl Into<String>) -> EventError {
+    EventError::Field {
+        kind: e.kind.as_str(),
+        field,
+        problem: problem.into(),
+    }
+}
+
+/// A grant of consent, by the subject or a parent: the kinds that need the
+/// notice shown (R5) and may be explicit.
+fn is_consent_like(kind: EventKind) -> bool {
+    matches!(kind, EventKind::ConsentGranted | EventKind::ParentalConsent)
+}
+
+/// Refuses an event dated later than `ctx.now` plus the policy's clock
+/// skew, and a parental consent for a subject known not to be below the
+/// jurisdiction's age gate when it was given.
+fn check_timing(policy: &Policy, e: &ConsentEvent, ctx: &EventContext) -> Result<(), EventError> {
     let skew = policy.event_clock_skew_seconds();
     let latest = ctx
         .now
@@ -389,7 +458,7 @@ pub fn check_event(
         .saturating_add(i64::try_from(skew).unwrap_or(i64::MAX));
     if e.at.unix() > latest {
         return Err(EventError::FromTheFuture {
-            kind,
+            kind: e.kind.as_str(),
             at: e.at,
             now: ctx.now,
             skew_seconds: skew,
@@ -410,135 +479,104 @@ pub fn check_event(
             });
         }
     }
-    let field = |field: &'static str, problem: String| EventError::Field {
-        kind,
-        field,
-        problem,
-    };
-    let purpose = match (&e.purpose, e.kind.purpose_rule()) {
-        (None, PurposeField::Required) => {
-            return Err(field(
-                "purpose",
-                "this kind of event needs a purpose".into(),
-            ));
-        }
-        (Some(p), PurposeField::None) => {
-            return Err(field(
-                "purpose",
-                format!(
-                    "this kind of event applies to every purpose it concerns and takes no purpose (got {p:?})"
-                ),
-            ));
-        }
-        (None, _) => None,
-        (Some(p), _) => Some(
-            policy
-                .purpose_id(p)
-                .ok_or_else(|| EventError::UnknownPurpose {
-                    kind,
-                    purpose: p.clone(),
-                })?,
-        ),
-    };
-    if e.channel.trim().is_empty() {
-        return Err(field(
-            "channel",
-            "must not be empty (R5 proof of consent)".into(),
-        ));
+    Ok(())
+}
+
+/// The event's purpose: present exactly when its kind takes one, and one
+/// the policy declares.
+fn event_purpose(policy: &Policy, e: &ConsentEvent) -> Result<Option<PurposeId>, EventError> {
+    match (&e.purpose, e.kind.purpose_rule()) {
+        (None, PurposeField::Required) => Err(field_error(
+            e,
+            "purpose",
+            "this kind of event needs a purpose",
+        )),
+        (Some(p), PurposeField::None) => Err(field_error(
+            e,
+            "purpose",
+            format!(
+                "this kind of event applies to every purpose it concerns and takes no purpose (got {p:?})"
+            ),
+        )),
+        (None, _) => Ok(None),
+        (Some(p), _) => policy
+            .purpose_id(p)
+            .map(Some)
+            .ok_or_else(|| EventError::UnknownPurpose {
+                kind: e.kind.as_str(),
+                purpose: p.clone(),
+            }),
     }
-    if e.collector.trim().is_empty() {
-        return Err(field(
-            "collector",
-            "must not be empty (R5 proof of consent)".into(),
-        ));
-    }
-    let consent_like = matches!(
-        e.kind,
-        EventKind::ConsentGranted | EventKind::ParentalConsent
-    );
-    let notice_sha256 = match &e.notice_sha256 {
-        Some(h) => Some(parse_sha256(kind, "notice_sha256", h)?),
+}
+
+/// The notice's SHA-256 and version: both needed by a grant (R5), the
+/// version never empty.
+fn check_notice(e: &ConsentEvent) -> Result<(Option<[u8; 32]>, Option<&str>), EventError> {
+    let consent_like = is_consent_like(e.kind);
+    let sha256 = match &e.notice_sha256 {
+        Some(h) => Some(parse_sha256(e.kind.as_str(), "notice_sha256", h)?),
         None if consent_like => {
-            return Err(field(
+            return Err(field_error(
+                e,
                 "notice_sha256",
-                "a grant needs the SHA-256 of the notice text (R5)".into(),
+                "a grant needs the SHA-256 of the notice text (R5)",
             ));
         }
         None => None,
     };
-    let notice = match &e.notice_version {
+    let version = match &e.notice_version {
         Some(v) if v.trim().is_empty() => {
-            return Err(field("notice_version", "must not be empty".into()));
+            return Err(field_error(e, "notice_version", "must not be empty"));
         }
-        Some(v) => strings.intern(v),
+        Some(v) => Some(v.as_str()),
         None if consent_like => {
-            return Err(field(
+            return Err(field_error(
+                e,
                 "notice_version",
-                "a grant needs the notice version shown (R5)".into(),
+                "a grant needs the notice version shown (R5)",
             ));
         }
-        None => u32::MAX,
-    };
-    let expires_at = match e.expires_at {
-        Some(_) if !e.kind.is_grant() => {
-            return Err(field("expires_at", "only grants expire".into()));
-        }
-        Some(x) if x <= e.at => {
-            return Err(field(
-                "expires_at",
-                format!("{x} is not after the event time {}", e.at),
-            ));
-        }
-        Some(x) => x.unix(),
-        None => i64::MAX,
-    };
-    if e.explicit && !consent_like {
-        return Err(field(
-            "explicit",
-            "only consent grants can be explicit".into(),
-        ));
-    }
-    if let Some(p) = purpose {
-        let spec = policy.purpose(p);
-        match e.kind {
-            EventKind::SoftOptIn if !spec.email_soft_opt_in => {
-                return Err(field(
-                    "purpose",
-                    format!("the soft opt-in does not apply to {:?} (R14)", spec.key),
-                ));
-            }
-            EventKind::Unsubscribe if !spec.email_channel => {
-                return Err(field(
-                    "purpose",
-                    format!("{:?} is not an email purpose", spec.key),
-                ));
-            }
-            _ => {}
-        }
-    }
-    let evidence_sha256 = match &e.evidence_sha256 {
-        Some(h) => Some(parse_sha256(kind, "evidence_sha256", h)?),
         None => None,
     };
-    let proof = Proof {
-        channel: strings.intern(e.channel.trim()),
-        collector: strings.intern(e.collector.trim()),
-        notice_sha256,
-        evidence_sha256,
-    };
-    Ok((
-        EventRecord {
-            at: e.at.unix(),
-            seq: 0,
-            expires_at,
-            purpose,
-            notice,
-            proof: 0,
-            kind: e.kind,
-            explicit: e.explicit,
-        },
-        proof,
-    ))
+    Ok((sha256, version))
+}
+
+/// When a grant expires (`i64::MAX`: never); only grants expire, and after
+/// they are given.
+fn check_expiry(e: &ConsentEvent) -> Result<i64, EventError> {
+    match e.expires_at {
+        Some(_) if !e.kind.is_grant() => Err(field_error(e, "expires_at", "only grants expire")),
+        Some(x) if x <= e.at => Err(field_error(
+            e,
+            "expires_at",
+            format!("{x} is not after the event time {}", e.at),
+        )),
+        Some(x) => Ok(x.unix()),
+        None => Ok(i64::MAX),
+    }
+}
+
+/// A soft opt-in only for a purpose that allows it (R14); an unsubscribe
+/// only from an email purpose.
+fn check_purpose_allows_kind(
+    policy: &Policy,
+    purpose: PurposeId,
+    e: &ConsentEvent,
+) -> Result<(), EventError> {
+    let spec = policy.purpose(purpose);
+    match e.kind {
+        EventKind::SoftOptIn if !spec.email_soft_opt_in => Err(field_error(
+            e,
+            "purpose",
+            format!("the soft opt-in does not apply to {:?} (R14)", spec.key),
+        )),
+        EventKind::Unsubscribe if !spec.email_channel => Err(field_error(
+            e,
+            "purpose",
+            format!("{:?} is not an email purpose", spec.key),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Rebuilds the public form of a stored event.

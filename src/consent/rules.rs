@@ -11,8 +11,8 @@ use serde::Serialize;
 use time::Date;
 
 use super::{EventKind, EventRecord, Interner, consent_based, objection_covers};
-use crate::Timestamp;
 use crate::policy::{JurisdictionId, LawfulBasis, Policy, PurposeId, Regime};
+use crate::timestamp::Timestamp;
 use crate::timestamp::{DAY, age_on, birthday_instant};
 
 /// A rule of COMPLIANCE.md, by its id.

@@ -1,6 +1,6 @@
 //! Errors of the evaluation entry points: inputs that do not fit each other.
 
-use crate::Timestamp;
+use crate::timestamp::Timestamp;
 
 /// Why an evaluation entry point refused its inputs. The engine never gives
 /// such inputs, so from an engine call this is an internal failure.

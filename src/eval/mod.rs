@@ -25,11 +25,11 @@ pub use error::EvalError;
 pub use exec::CHUNK;
 pub use plan::{Plan, PlanNode, RangeTest, compile};
 
-use crate::Timestamp;
 use crate::consent::{DataUse, eligibility};
 use crate::policy::{AttrId, Policy, PurposeId};
 use crate::segment::{CheckedExpr, CheckedSegment, Term};
 use crate::store::{Bits, ColumnData, MISSING, Store};
+use crate::timestamp::Timestamp;
 
 /// The earliest verification time at which a value of `attr` still counts
 /// as fresh for `purpose` at `at` ([`MISSING`] + 1 when there is no limit).

@@ -13,11 +13,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::Timestamp;
 use crate::eval::{EvalError, fresh_since};
 use crate::policy::{AttrId, Policy, PurposeId};
 use crate::segment::{CheckedExpr, CheckedSegment, Term};
 use crate::store::{Bits, Bsi, ColumnData, Store};
+use crate::timestamp::Timestamp;
 
 /// A node of a compiled plan, in negation normal form: negation appears on
 /// leaves only.
@@ -595,7 +595,8 @@ mod tests {
     use crate::policy::{
         AttributeSpec, CategorySpec, LawfulBasis, PolicyBuilder, PurposeSpec, RoleSpec,
     };
-    use crate::{Actor, Engine, Timestamp};
+    use crate::timestamp::Timestamp;
+    use crate::{Actor, Engine};
 
     thread_local! {
         /// Node comparisons made on this thread.

@@ -12,7 +12,8 @@ use std::ffi::c_char;
 
 use zeroize::Zeroizing;
 
-use super::{Fail, ffi_status, ffi_value, non_null, privseg_status, write_out, write_text};
+use super::prelude::*;
+use super::{ffi_status, ffi_value, privseg_status, write_out, write_text};
 
 /// Bytes released by one call (an export, member ids), held by the library
 /// until [`privseg_buffer_free`], which wipes them. Reading it runs and
@@ -25,20 +26,15 @@ pub struct privseg_buffer {
 /// dropped.
 pub(crate) struct Buffer(Zeroizing<Vec<u8>>);
 
+impl Castable for privseg_buffer {
+    type Rust = Buffer;
+    const WHAT: &'static str = "buffer";
+}
+impl BoxCastable for privseg_buffer {}
+
 /// Hands bytes to C as a buffer.
 pub(crate) fn buffer_out(bytes: Vec<u8>) -> *mut privseg_buffer {
-    Box::into_raw(Box::new(Buffer(Zeroizing::new(bytes)))).cast()
-}
-
-/// Borrows a buffer.
-///
-/// # Safety
-/// `b` must be NULL or a live buffer from this library.
-unsafe fn buffer_ref<'a>(b: *const privseg_buffer) -> Result<&'a Buffer, Fail> {
-    non_null(b, "buffer")?;
-    // SAFETY: a non-NULL buffer pointer is a Box<Buffer> from buffer_out,
-    // alive as the caller promises, and never changed after it was made.
-    Ok(unsafe { &*b.cast::<Buffer>() })
+    to_box(Buffer(Zeroizing::new(bytes)))
 }
 
 /// The length in bytes of the buffer's contents (without a terminating NUL:
@@ -53,10 +49,8 @@ pub unsafe extern "C" fn privseg_buffer_len(
     len_out: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let b = unsafe { buffer_ref(buffer) }?;
-        // SAFETY: the caller's contract.
-        unsafe { write_out(len_out, b.0.len()) }
+        let b = try_ref_from_ptr!(buffer)?;
+        from_caller!(write_out(len_out, b.0.len()))
     })
 }
 
@@ -75,10 +69,8 @@ pub unsafe extern "C" fn privseg_buffer_copy(
     written: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let b = unsafe { buffer_ref(buffer) }?;
-        // SAFETY: the caller's contract.
-        unsafe { write_text(&b.0, buf, len, written) }
+        let b = try_ref_from_ptr!(buffer)?;
+        from_caller!(write_text(&b.0, buf, len, written))
     })
 }
 
@@ -90,10 +82,6 @@ pub unsafe extern "C" fn privseg_buffer_copy(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_buffer_free(buffer: *mut privseg_buffer) {
     ffi_value!((), {
-        if !buffer.is_null() {
-            // SAFETY: the pointer is a Box<Buffer> from buffer_out, freed
-            // once, as the caller promises.
-            drop(unsafe { Box::from_raw(buffer.cast::<Buffer>()) });
-        }
+        from_caller!(free_box(buffer));
     })
 }

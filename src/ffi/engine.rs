@@ -7,18 +7,19 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use time::Date;
 
 use super::members::{self, privseg_members};
-use super::policy::{policy_arc, privseg_policy};
-use super::segment::{privseg_segment, segment_ref};
+use super::policy::privseg_policy;
+use super::prelude::*;
+use super::segment::privseg_segment;
 use super::{
-    Fail, ffi_status, field, non_null, opt_field, opt_str_arg, privseg_status, privseg_str,
+    FfiError, ffi_status, field, non_null, opt_field, opt_str_arg, privseg_status, privseg_str,
     slice_arg, str_arg, str_list, time_arg, write_out, write_text,
 };
-use crate::Engine;
-use crate::access::{Actor, Permission};
+use crate::access::Actor;
 use crate::consent::{ConsentEvent, EventKind};
 use crate::import::{ImportError, ImportItem, SubjectRow};
-use crate::store::{Store, Value};
+use crate::store::Value;
 use crate::timestamp::parse_date;
+use crate::{Engine, ValueUpdate};
 
 /// An engine: one policy, its subjects, its audit log, and the actor every
 /// call through this handle is made by (see [`privseg_engine_new`]). It may
@@ -48,7 +49,7 @@ impl EngineHandle {
         let handle = EngineHandle {
             state: RwLock::new(EngineState { engine, actor }),
         };
-        Box::into_raw(Box::new(handle)).cast::<privseg_engine>()
+        to_box(handle)
     }
 }
 
@@ -62,24 +63,18 @@ pub(crate) struct EngineState {
 /// The failure of a call on an engine whose lock a panic poisoned: a
 /// change may have stopped half way, so the engine is not used again (the
 /// safer reading: never judge eligibility on state that may be partial).
-fn poisoned() -> Fail {
-    Fail::new(
+fn poisoned() -> FfiError {
+    FfiError::new(
         privseg_status::Panic,
         "an earlier call panicked while changing this engine; it can no longer be used and should be freed",
     )
 }
 
-/// Borrows an engine handle.
-///
-/// # Safety
-/// `e` must be NULL or a live engine from this library, not freed for `'a`.
-unsafe fn handle<'a>(e: *const privseg_engine) -> Result<&'a EngineHandle, Fail> {
-    non_null(e, "engine")?;
-    // SAFETY: a non-NULL engine pointer is a Box<EngineHandle> from
-    // privseg_engine_new, alive as the caller promises; it is only ever
-    // borrowed shared, all mutation goes through its lock.
-    Ok(unsafe { &*e.cast::<EngineHandle>() })
+impl Castable for privseg_engine {
+    type Rust = EngineHandle;
+    const WHAT: &'static str = "engine";
 }
+impl BoxCastable for privseg_engine {}
 
 /// Locks an engine for a call that does not change it.
 ///
@@ -87,9 +82,8 @@ unsafe fn handle<'a>(e: *const privseg_engine) -> Result<&'a EngineHandle, Fail>
 /// As for [`handle`].
 pub(crate) unsafe fn engine_read<'a>(
     e: *const privseg_engine,
-) -> Result<RwLockReadGuard<'a, EngineState>, Fail> {
-    // SAFETY: the caller's contract.
-    let h = unsafe { handle(e) }?;
+) -> Result<RwLockReadGuard<'a, EngineState>, FfiError> {
+    let h = try_ref_from_ptr!(e)?;
     h.state.read().map_err(|_| poisoned())
 }
 
@@ -99,9 +93,8 @@ pub(crate) unsafe fn engine_read<'a>(
 /// As for [`handle`].
 unsafe fn engine_write<'a>(
     e: *const privseg_engine,
-) -> Result<RwLockWriteGuard<'a, EngineState>, Fail> {
-    // SAFETY: the caller's contract.
-    let h = unsafe { handle(e) }?;
+) -> Result<RwLockWriteGuard<'a, EngineState>, FfiError> {
+    let h = try_ref_from_ptr!(e)?;
     h.state.write().map_err(|_| poisoned())
 }
 
@@ -115,11 +108,9 @@ pub(super) unsafe fn actor_arg(
     id_len: usize,
     roles: *const privseg_str,
     roles_len: usize,
-) -> Result<Actor, Fail> {
-    // SAFETY: the caller's contract.
-    let id = unsafe { str_arg(id, id_len, "actor_id") }?;
-    // SAFETY: the caller's contract.
-    let roles = unsafe { str_list(roles, roles_len, "roles") }?;
+) -> Result<Actor, FfiError> {
+    let id = from_caller!(str_arg(id, id_len, "actor_id"))?;
+    let roles = from_caller!(str_list(roles, roles_len, "roles"))?;
     let actor = Actor::new(id, &roles);
     crate::engine::check_actor(&actor)?;
     Ok(actor)
@@ -155,14 +146,11 @@ pub unsafe extern "C" fn privseg_engine_new(
     engine_out: *mut *mut privseg_engine,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let policy = unsafe { policy_arc(policy) }?;
-        // SAFETY: the caller's contract.
-        let actor = unsafe { actor_arg(actor_id, actor_id_len, roles, roles_len) }?;
+        let policy = from_caller!(try_clone_arc(policy))?;
+        let actor = from_caller!(actor_arg(actor_id, actor_id_len, roles, roles_len))?;
         non_null(engine_out, "engine_out")?;
         let e = EngineHandle::into_raw(Engine::new(policy), actor);
-        // SAFETY: engine_out is writable, as the caller promises.
-        unsafe { write_out(engine_out, e) }
+        from_caller!(write_out(engine_out, e))
     })
 }
 
@@ -185,10 +173,8 @@ pub unsafe extern "C" fn privseg_engine_set_actor(
     ffi_status!({
         // The new actor is read before the lock is taken: other threads'
         // calls wait only for the swap.
-        // SAFETY: the caller's contract.
-        let actor = unsafe { actor_arg(actor_id, actor_id_len, roles, roles_len) };
-        // SAFETY: the caller's contract.
-        let mut guard = unsafe { engine_write(engine) }?;
+        let actor = from_caller!(actor_arg(actor_id, actor_id_len, roles, roles_len));
+        let mut guard = from_caller!(engine_write(engine))?;
         guard.actor = actor?;
         Ok(())
     })
@@ -202,11 +188,7 @@ pub unsafe extern "C" fn privseg_engine_set_actor(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_engine_free(engine: *mut privseg_engine) {
     super::ffi_value!((), {
-        if !engine.is_null() {
-            // SAFETY: the pointer is a Box<EngineHandle> from
-            // privseg_engine_new, freed once, as the caller promises.
-            drop(unsafe { Box::from_raw(engine.cast::<EngineHandle>()) });
-        }
+        from_caller!(free_box(engine));
     })
 }
 
@@ -221,15 +203,13 @@ pub unsafe extern "C" fn privseg_engine_subject_count(
     count_out: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let e = unsafe { engine_read(engine) }?;
-        // SAFETY: the caller's contract.
-        unsafe { write_out(count_out, e.engine.subject_count()) }
+        let e = from_caller!(engine_read(engine))?;
+        from_caller!(write_out(count_out, e.engine.subject_count()))
     })
 }
 
-fn date_arg(s: Option<&str>) -> Result<Option<Date>, Fail> {
-    s.map(|d| parse_date(d).map_err(|e| Fail::new(privseg_status::InvalidDate, e.to_string())))
+fn date_arg(s: Option<&str>) -> Result<Option<Date>, FfiError> {
+    s.map(|d| parse_date(d).map_err(|e| FfiError::new(privseg_status::InvalidDate, e.to_string())))
         .transpose()
 }
 
@@ -252,15 +232,15 @@ pub unsafe extern "C" fn privseg_engine_add_subject(
     birth_date_len: usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let mut guard = unsafe { engine_write(engine) }?;
+        let mut guard = from_caller!(engine_write(engine))?;
         let e = &mut *guard;
-        // SAFETY: the caller's contract.
-        let id = unsafe { str_arg(id, id_len, "id") }?;
-        // SAFETY: the caller's contract.
-        let j = unsafe { str_arg(jurisdiction, jurisdiction_len, "jurisdiction") }?;
-        // SAFETY: the caller's contract.
-        let birth = date_arg(unsafe { opt_str_arg(birth_date, birth_date_len, "birth_date") }?)?;
+        let id = from_caller!(str_arg(id, id_len, "id"))?;
+        let j = from_caller!(str_arg(jurisdiction, jurisdiction_len, "jurisdiction"))?;
+        let birth = date_arg(from_caller!(opt_str_arg(
+            birth_date,
+            birth_date_len,
+            "birth_date"
+        ))?)?;
         Ok(e.engine.add_subject(&e.actor, id, j, birth)?)
     })
 }
@@ -279,13 +259,13 @@ pub struct privseg_subject {
 
 /// Turns a refused import into a failure naming the item by its index in
 /// the C array (`subjects[i]`, `events[i]`).
-fn import_fail(e: ImportError) -> Fail {
+fn import_fail(e: ImportError) -> FfiError {
     let array = match e.what {
         ImportItem::Subject => "subjects",
         ImportItem::Event => "events",
-        _ => return Fail::from(*e.error),
+        _ => return FfiError::from(*e.error),
     };
-    Fail::from(*e.error).context(&format!("{array}[{}]", e.index))
+    FfiError::from(*e.error).context(&format!("{array}[{}]", e.index))
 }
 
 /// Converts a C subject, with no values yet.
@@ -293,13 +273,10 @@ fn import_fail(e: ImportError) -> Fail {
 /// # Safety
 /// The strings of `s` must be valid as for `str_arg` (`birth_date` may be
 /// NULL).
-unsafe fn subject_row(s: &privseg_subject) -> Result<SubjectRow, Fail> {
-    // SAFETY: the caller's contract.
-    let id = unsafe { field(s.id, "id") }?;
-    // SAFETY: the caller's contract.
-    let j = unsafe { field(s.jurisdiction, "jurisdiction") }?;
-    // SAFETY: the caller's contract.
-    let birth = date_arg(unsafe { opt_field(s.birth_date, "birth_date") }?)?;
+unsafe fn subject_row(s: &privseg_subject) -> Result<SubjectRow, FfiError> {
+    let id = from_caller!(field(s.id, "id"))?;
+    let j = from_caller!(field(s.jurisdiction, "jurisdiction"))?;
+    let birth = date_arg(from_caller!(opt_field(s.birth_date, "birth_date"))?)?;
     Ok(SubjectRow {
         id: id.into(),
         jurisdiction: j.into(),
@@ -325,17 +302,10 @@ pub unsafe extern "C" fn privseg_engine_add_subjects(
     count: usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let mut guard = unsafe { engine_write(engine) }?;
+        let mut guard = from_caller!(engine_write(engine))?;
         let e = &mut *guard;
-        // SAFETY: the caller's contract.
-        let items = unsafe { slice_arg(subjects, count, "subjects") }?;
-        let mut rows = Vec::with_capacity(items.len());
-        for (i, s) in items.iter().enumerate() {
-            // SAFETY: the caller's contract.
-            let row = unsafe { subject_row(s) };
-            rows.push(row.map_err(|f| f.context(&format!("subjects[{i}]")))?);
-        }
+        let items = from_caller!(slice_arg(subjects, count, "subjects"))?;
+        let rows = read_items(items, "subjects", |s| from_caller!(subject_row(s)))?;
         e.engine.import(&e.actor, &rows, &[]).map_err(import_fail)?;
         Ok(())
     })
@@ -371,17 +341,20 @@ pub struct privseg_value {
 ///
 /// # Safety
 /// `v.text` must be valid as for `str_arg` when the kind is a string.
-unsafe fn value_of(v: &privseg_value) -> Result<Value, Fail> {
+unsafe fn value_of(v: &privseg_value) -> Result<Value, FfiError> {
     Ok(match v.kind {
-        // SAFETY: the caller's contract.
-        1 => Value::Str(unsafe { field(v.text, "value text") }?.to_owned()),
+        1 => Value::Str(from_caller!(field(v.text, "value text"))?.to_owned()),
         2 => Value::Int(v.integer),
         3 => match v.integer {
             0 => Value::Bool(false),
             1 => Value::Bool(true),
-            n => return Err(Fail::arg(format!("boolean value must be 0 or 1, got {n}"))),
+            n => {
+                return Err(FfiError::arg(format!(
+                    "boolean value must be 0 or 1, got {n}"
+                )));
+            }
         },
-        k => return Err(Fail::arg(format!("unknown value kind {k}"))),
+        k => return Err(FfiError::arg(format!("unknown value kind {k}"))),
     })
 }
 
@@ -403,16 +376,12 @@ pub unsafe extern "C" fn privseg_engine_set_attribute(
     verified_at: i64,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let mut guard = unsafe { engine_write(engine) }?;
+        let mut guard = from_caller!(engine_write(engine))?;
         let e = &mut *guard;
-        // SAFETY: the caller's contract.
-        let subject = unsafe { str_arg(subject, subject_len, "subject") }?;
-        // SAFETY: the caller's contract.
-        let attribute = unsafe { str_arg(attribute, attribute_len, "attribute") }?;
+        let subject = from_caller!(str_arg(subject, subject_len, "subject"))?;
+        let attribute = from_caller!(str_arg(attribute, attribute_len, "attribute"))?;
         non_null(value, "value")?;
-        // SAFETY: value is not NULL and valid, as the caller promises.
-        let value = unsafe { value_of(&*value) }?;
+        let value = from_caller!(value_of(&*value))?;
         Ok(e.engine.set_attribute(
             &e.actor,
             subject,
@@ -437,13 +406,14 @@ pub struct privseg_attribute_update {
     pub verified_at: i64,
 }
 
-/// Sets `count` attribute values of existing subjects, all or nothing: the
-/// actor's permission and then every update are checked first (known subject
-/// and attribute, a value that fits), and if one fails nothing is changed and
+/// Sets `count` attribute values of existing subjects, all or nothing
+/// (`Engine::set_values`): every update is read (strings, value, time), then
+/// the actor's permission and every update are checked (known subject and
+/// attribute, a value that fits), and if one fails nothing is changed and
 /// the last error message names the item (`updates[i]: ...`). Later updates
 /// of the same subject and attribute win. Each update is an entry of the
-/// audit log; should the log fail part way (`PRIVSEG_STATUS_AUDIT`), the
-/// updates before the item named are kept. (New subjects are best given
+/// audit log; should the log fail (`PRIVSEG_STATUS_AUDIT`), no value is
+/// changed. (New subjects are best given
 /// with their values to `privseg_engine_import`, which is one step.)
 ///
 /// # Safety
@@ -457,46 +427,30 @@ pub unsafe extern "C" fn privseg_engine_set_attributes(
     count: usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let mut guard = unsafe { engine_write(engine) }?;
-        let e = &mut *guard;
-        // SAFETY: the caller's contract.
-        let items = unsafe { slice_arg(updates, count, "updates") }?;
-        e.engine.allow(&e.actor, Permission::Subjects, None)?;
-        let EngineState { engine, actor } = e;
-        let mut batch = Vec::with_capacity(items.len());
-        for (i, u) in items.iter().enumerate() {
-            let checked = (|| {
-                // SAFETY: the caller's contract.
-                let subject = unsafe { field(u.subject, "subject") }?;
-                // SAFETY: the caller's contract.
-                let attribute = unsafe { field(u.attribute, "attribute") }?;
-                // SAFETY: the caller's contract.
-                let value = unsafe { value_of(&u.value) }?;
-                if engine.store().row(subject).is_none() {
-                    return Err(crate::EngineError::UnknownSubject(subject.into()).into());
-                }
-                let a = engine.policy().attr_id(attribute).ok_or_else(|| {
-                    Fail::from(crate::EngineError::UnknownAttribute(attribute.into()))
-                })?;
-                Store::encode(engine.policy(), a, &value)
-                    .map_err(|v| Fail::from(crate::EngineError::Value(v)))?;
-                Ok((subject, attribute, value, u.verified_at))
-            })();
-            batch.push(checked.map_err(|f: Fail| f.context(&format!("updates[{i}]")))?);
-        }
-        for (i, (s, a, v, t)) in batch.into_iter().enumerate() {
-            engine
-                .set_attribute(
-                    actor,
-                    s,
-                    a,
-                    v,
-                    time_arg(t, "verified_at").map_err(|f| f.context(&format!("updates[{i}]")))?,
-                )
-                .map_err(|err| Fail::from(err).context(&format!("updates[{i}]")))?;
-        }
-        Ok(())
+        let mut guard = from_caller!(engine_write(engine))?;
+        let items = from_caller!(slice_arg(updates, count, "updates"))?;
+        let batch = read_items(items, "updates", |u| from_caller!(value_update(u)))?;
+        let EngineState { engine, actor } = &mut *guard;
+        engine.set_values(actor, &batch).map_err(|b| {
+            let f = FfiError::from(b.error);
+            match b.index {
+                Some(i) => f.context(&format!("updates[{i}]")),
+                None => f,
+            }
+        })
+    })
+}
+
+/// Reads one update of a batch.
+///
+/// # Safety
+/// The strings of `u` must be valid as for `str_arg`.
+unsafe fn value_update(u: &privseg_attribute_update) -> Result<ValueUpdate<'_>, FfiError> {
+    Ok(ValueUpdate {
+        subject: from_caller!(field(u.subject, "subject"))?,
+        attribute: from_caller!(field(u.attribute, "attribute"))?,
+        value: from_caller!(value_of(&u.value))?,
+        verified_at: time_arg(u.verified_at, "verified_at")?,
     })
 }
 
@@ -514,13 +468,10 @@ pub unsafe extern "C" fn privseg_engine_clear_attribute(
     attribute_len: usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let mut guard = unsafe { engine_write(engine) }?;
+        let mut guard = from_caller!(engine_write(engine))?;
         let e = &mut *guard;
-        // SAFETY: the caller's contract.
-        let subject = unsafe { str_arg(subject, subject_len, "subject") }?;
-        // SAFETY: the caller's contract.
-        let attribute = unsafe { str_arg(attribute, attribute_len, "attribute") }?;
+        let subject = from_caller!(str_arg(subject, subject_len, "subject"))?;
+        let attribute = from_caller!(str_arg(attribute, attribute_len, "attribute"))?;
         Ok(e.engine.clear_attribute(&e.actor, subject, attribute)?)
     })
 }
@@ -557,7 +508,7 @@ pub enum privseg_event_kind {
     ParentalConsent = 13,
 }
 
-fn kind_of(v: u32) -> Result<EventKind, Fail> {
+fn kind_of(v: u32) -> Result<EventKind, FfiError> {
     Ok(match v {
         1 => EventKind::ConsentGranted,
         2 => EventKind::ConsentRefused,
@@ -572,7 +523,7 @@ fn kind_of(v: u32) -> Result<EventKind, Fail> {
         11 => EventKind::Unsubscribe,
         12 => EventKind::SoftOptIn,
         13 => EventKind::ParentalConsent,
-        _ => return Err(Fail::arg(format!("unknown event kind {v}"))),
+        _ => return Err(FfiError::arg(format!("unknown event kind {v}"))),
     })
 }
 
@@ -617,24 +568,20 @@ pub struct privseg_event {
 /// # Safety
 /// Every string of `ev` must be valid as for `str_arg`, or NULL where
 /// optional.
-unsafe fn event_of(ev: &privseg_event) -> Result<ConsentEvent, Fail> {
-    // SAFETY: the caller's contract.
-    let subject = unsafe { field(ev.subject, "subject") }?;
+unsafe fn event_of(ev: &privseg_event) -> Result<ConsentEvent, FfiError> {
+    let subject = from_caller!(field(ev.subject, "subject"))?;
     let kind = kind_of(ev.kind)?;
-    // SAFETY: the caller's contract.
-    let purpose = unsafe { opt_field(ev.purpose, "purpose") }?;
-    // SAFETY: the caller's contract.
-    let notice = unsafe { opt_field(ev.notice_version, "notice_version") }?;
-    // SAFETY: the caller's contract.
-    let sha = unsafe { opt_field(ev.notice_sha256, "notice_sha256") }?;
-    // SAFETY: the caller's contract.
-    let channel = unsafe { opt_field(ev.channel, "channel") }?;
-    // SAFETY: the caller's contract.
-    let collector = unsafe { opt_field(ev.collector, "collector") }?;
-    // SAFETY: the caller's contract.
-    let evidence = unsafe { opt_field(ev.evidence_sha256, "evidence_sha256") }?;
+    let purpose = from_caller!(opt_field(ev.purpose, "purpose"))?;
+    let notice = from_caller!(opt_field(ev.notice_version, "notice_version"))?;
+    let sha = from_caller!(opt_field(ev.notice_sha256, "notice_sha256"))?;
+    let channel = from_caller!(opt_field(ev.channel, "channel"))?;
+    let collector = from_caller!(opt_field(ev.collector, "collector"))?;
+    let evidence = from_caller!(opt_field(ev.evidence_sha256, "evidence_sha256"))?;
     if ev.flags & !(PRIVSEG_EVENT_EXPLICIT | PRIVSEG_EVENT_EXPIRES) != 0 {
-        return Err(Fail::arg(format!("unknown event flags {:#x}", ev.flags)));
+        return Err(FfiError::arg(format!(
+            "unknown event flags {:#x}",
+            ev.flags
+        )));
     }
     let mut e = ConsentEvent::new(subject, kind, purpose, time_arg(ev.at, "at")?);
     e.notice_version = notice.map(Into::into);
@@ -666,12 +613,10 @@ pub unsafe extern "C" fn privseg_engine_record(
     event: *const privseg_event,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let mut guard = unsafe { engine_write(engine) }?;
+        let mut guard = from_caller!(engine_write(engine))?;
         let e = &mut *guard;
         non_null(event, "event")?;
-        // SAFETY: event is not NULL and valid, as the caller promises.
-        let ev = unsafe { event_of(&*event) }?;
+        let ev = from_caller!(event_of(&*event))?;
         Ok(e.engine.record(&e.actor, &ev)?)
     })
 }
@@ -692,17 +637,10 @@ pub unsafe extern "C" fn privseg_engine_record_batch(
     count: usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let mut guard = unsafe { engine_write(engine) }?;
+        let mut guard = from_caller!(engine_write(engine))?;
         let e = &mut *guard;
-        // SAFETY: the caller's contract.
-        let items = unsafe { slice_arg(events, count, "events") }?;
-        let mut batch = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            // SAFETY: the caller's contract.
-            let ev = unsafe { event_of(item) };
-            batch.push(ev.map_err(|f| f.context(&format!("events[{i}]")))?);
-        }
+        let items = from_caller!(slice_arg(events, count, "events"))?;
+        let batch = read_items(items, "events", |item| from_caller!(event_of(item)))?;
         e.engine
             .import(&e.actor, &[], &batch)
             .map_err(import_fail)?;
@@ -733,55 +671,35 @@ pub unsafe extern "C" fn privseg_engine_import(
     event_count: usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let mut guard = unsafe { engine_write(engine) }?;
+        let mut guard = from_caller!(engine_write(engine))?;
         let e = &mut *guard;
-        // SAFETY: the caller's contract.
-        let subject_items = unsafe { slice_arg(subjects, subject_count, "subjects") }?;
-        // SAFETY: the caller's contract.
-        let value_items = unsafe { slice_arg(values, value_count, "values") }?;
-        // SAFETY: the caller's contract.
-        let event_items = unsafe { slice_arg(events, event_count, "events") }?;
-        let mut rows = Vec::with_capacity(subject_items.len());
-        let mut index = std::collections::HashMap::with_capacity(subject_items.len());
-        for (i, s) in subject_items.iter().enumerate() {
-            // SAFETY: the caller's contract.
-            let row =
-                unsafe { subject_row(s) }.map_err(|f| f.context(&format!("subjects[{i}]")))?;
+        let subject_items = from_caller!(slice_arg(subjects, subject_count, "subjects"))?;
+        let value_items = from_caller!(slice_arg(values, value_count, "values"))?;
+        let event_items = from_caller!(slice_arg(events, event_count, "events"))?;
+        let mut rows = read_items(subject_items, "subjects", |s| from_caller!(subject_row(s)))?;
+        let mut index = std::collections::HashMap::with_capacity(rows.len());
+        for (i, row) in rows.iter().enumerate() {
             index.entry(row.id.clone()).or_insert(i);
-            rows.push(row);
         }
-        for (i, u) in value_items.iter().enumerate() {
-            let value = (|| {
-                // SAFETY: the caller's contract.
-                let subject = unsafe { field(u.subject, "subject") }?;
-                // SAFETY: the caller's contract.
-                let attribute = unsafe { field(u.attribute, "attribute") }?;
-                // SAFETY: the caller's contract.
-                let value = unsafe { value_of(&u.value) }?;
-                let row = *index.get(subject).ok_or_else(|| {
-                    Fail::new(
-                        privseg_status::UnknownSubject,
-                        format!("subject {subject:?} is not among the subjects of this import"),
-                    )
-                })?;
-                Ok((row, attribute, value))
-            })();
-            let (row, attribute, value) =
-                value.map_err(|f: Fail| f.context(&format!("values[{i}]")))?;
-            rows[row].values.push((
-                attribute.into(),
-                value,
-                time_arg(u.verified_at, "verified_at")
-                    .map_err(|f| f.context(&format!("values[{i}]")))?,
-            ));
+        let values = read_items(value_items, "values", |u| {
+            let u = from_caller!(value_update(u))?;
+            let row = *index.get(u.subject).ok_or_else(|| {
+                FfiError::new(
+                    privseg_status::UnknownSubject,
+                    format!(
+                        "subject {:?} is not among the subjects of this import",
+                        u.subject
+                    ),
+                )
+            })?;
+            Ok((row, u))
+        })?;
+        for (row, u) in values {
+            rows[row]
+                .values
+                .push((u.attribute.into(), u.value, u.verified_at));
         }
-        let mut batch = Vec::with_capacity(event_items.len());
-        for (i, item) in event_items.iter().enumerate() {
-            // SAFETY: the caller's contract.
-            let ev = unsafe { event_of(item) };
-            batch.push(ev.map_err(|f| f.context(&format!("events[{i}]")))?);
-        }
+        let batch = read_items(event_items, "events", |item| from_caller!(event_of(item)))?;
         e.engine
             .import(&e.actor, &rows, &batch)
             .map_err(import_fail)?;
@@ -805,13 +723,12 @@ pub unsafe extern "C" fn privseg_engine_record_json(
     len: usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let mut guard = unsafe { engine_write(engine) }?;
+        let mut guard = from_caller!(engine_write(engine))?;
         let e = &mut *guard;
-        // SAFETY: the caller's contract.
-        let json = unsafe { str_arg(json, len, "json") }?;
-        let ev: ConsentEvent = serde_json::from_str(json)
-            .map_err(|err| Fail::new(privseg_status::InvalidJson, format!("event JSON: {err}")))?;
+        let json = from_caller!(str_arg(json, len, "json"))?;
+        let ev: ConsentEvent = serde_json::from_str(json).map_err(|err| {
+            FfiError::new(privseg_status::InvalidJson, format!("event JSON: {err}"))
+        })?;
         Ok(e.engine.record(&e.actor, &ev)?)
     })
 }
@@ -829,11 +746,9 @@ pub unsafe extern "C" fn privseg_engine_erase(
     len: usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let mut guard = unsafe { engine_write(engine) }?;
+        let mut guard = from_caller!(engine_write(engine))?;
         let e = &mut *guard;
-        // SAFETY: the caller's contract.
-        let id = unsafe { str_arg(id, len, "id") }?;
+        let id = from_caller!(str_arg(id, len, "id"))?;
         Ok(e.engine.erase(&e.actor, id)?)
     })
 }
@@ -857,14 +772,11 @@ pub unsafe extern "C" fn privseg_engine_evaluate(
     members_out: *mut *mut privseg_members,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let e = unsafe { engine_read(engine) }?;
-        // SAFETY: the caller's contract.
-        let s = unsafe { segment_ref(segment) }?;
+        let e = from_caller!(engine_read(engine))?;
+        let s = try_ref_from_ptr!(segment)?;
         non_null(members_out, "members_out")?;
         let m = e.engine.evaluate(&e.actor, s, time_arg(at, "at")?)?;
-        // SAFETY: members_out is writable, as the caller promises.
-        unsafe { write_out(members_out, members::members_out(m)) }
+        from_caller!(write_out(members_out, members::members_out(m)))
     })
 }
 
@@ -892,17 +804,13 @@ pub unsafe extern "C" fn privseg_engine_explain(
     written: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let e = unsafe { engine_read(engine) }?;
-        // SAFETY: the caller's contract.
-        let s = unsafe { segment_ref(segment) }?;
-        // SAFETY: the caller's contract.
-        let id = unsafe { str_arg(id, id_len, "id") }?;
+        let e = from_caller!(engine_read(engine))?;
+        let s = try_ref_from_ptr!(segment)?;
+        let id = from_caller!(str_arg(id, id_len, "id"))?;
         non_null(written, "written")?;
         let x = e.engine.explain(&e.actor, s, id, time_arg(at, "at")?)?;
         let json = serde_json::to_string(&x)
-            .map_err(|err| Fail::new(privseg_status::EngineOther, err.to_string()))?;
-        // SAFETY: the caller's contract.
-        unsafe { write_text(json.as_bytes(), buf, len, written) }
+            .map_err(|err| FfiError::new(privseg_status::EngineOther, err.to_string()))?;
+        from_caller!(write_text(json.as_bytes(), buf, len, written))
     })
 }

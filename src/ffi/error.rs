@@ -2,7 +2,8 @@
 
 use std::ffi::c_char;
 
-use super::{Fail, ffi_status, ffi_value, non_null, privseg_status, write_text};
+use super::prelude::*;
+use super::{FfiError, ffi_status, ffi_value, privseg_status, write_text};
 use crate::EngineError;
 use crate::consent::Rule;
 use crate::policy::PolicyError;
@@ -27,9 +28,9 @@ pub(crate) struct ErrorObject {
     pub column: usize,
 }
 
-impl From<&ErrorObject> for Fail {
-    fn from(e: &ErrorObject) -> Fail {
-        Fail::new(e.status, e.message.clone())
+impl From<&ErrorObject> for FfiError {
+    fn from(e: &ErrorObject) -> FfiError {
+        FfiError::new(e.status, e.message.clone())
     }
 }
 
@@ -109,9 +110,9 @@ pub(crate) fn engine_status(e: &EngineError) -> privseg_status {
     }
 }
 
-impl From<EngineError> for Fail {
-    fn from(e: EngineError) -> Fail {
-        Fail::new(engine_status(&e), e.to_string())
+impl From<EngineError> for FfiError {
+    fn from(e: EngineError) -> FfiError {
+        FfiError::new(engine_status(&e), e.to_string())
     }
 }
 
@@ -120,26 +121,21 @@ impl From<EngineError> for Fail {
 ///
 /// # Safety
 /// `err_out` must be NULL or valid for a write of a pointer.
-pub(crate) unsafe fn give_error(obj: ErrorObject, err_out: *mut *mut privseg_error) -> Fail {
-    let fail = Fail::from(&obj);
+pub(crate) unsafe fn give_error(obj: ErrorObject, err_out: *mut *mut privseg_error) -> FfiError {
+    let fail = FfiError::from(&obj);
     if !err_out.is_null() {
-        let p = Box::into_raw(Box::new(obj)).cast::<privseg_error>();
+        let p = to_box::<privseg_error>(obj);
         // SAFETY: err_out is not NULL and writable, as the caller promises.
         unsafe { err_out.write(p) };
     }
     fail
 }
 
-/// Borrows an error object.
-///
-/// # Safety
-/// `err` must be NULL or a live pointer from this library.
-unsafe fn error_ref<'a>(err: *const privseg_error) -> Result<&'a ErrorObject, Fail> {
-    non_null(err, "err")?;
-    // SAFETY: a non-NULL privseg_error pointer is a Box<ErrorObject> made by
-    // give_error and not yet freed, as the caller promises.
-    Ok(unsafe { &*err.cast::<ErrorObject>() })
+impl Castable for privseg_error {
+    type Rust = ErrorObject;
+    const WHAT: &'static str = "err";
 }
+impl BoxCastable for privseg_error {}
 
 /// The error's status (such as `PRIVSEG_STATUS_SEGMENT_REFUSED`);
 /// `PRIVSEG_STATUS_NULL_PARAMETER` for a NULL error.
@@ -149,8 +145,7 @@ unsafe fn error_ref<'a>(err: *const privseg_error) -> Result<&'a ErrorObject, Fa
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_error_status(err: *const privseg_error) -> privseg_status {
     ffi_value!(privseg_status::Panic, {
-        // SAFETY: the caller's contract.
-        match unsafe { error_ref(err) } {
+        match try_ref_from_ptr!(err) {
             Ok(e) => e.status,
             Err(f) => f.status,
         }
@@ -173,10 +168,8 @@ pub unsafe extern "C" fn privseg_error_message(
     written: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let e = unsafe { error_ref(err) }?;
-        // SAFETY: the caller's contract.
-        unsafe { write_text(e.message.as_bytes(), buf, len, written) }
+        let e = try_ref_from_ptr!(err)?;
+        from_caller!(write_text(e.message.as_bytes(), buf, len, written))
     })
 }
 
@@ -194,11 +187,9 @@ pub unsafe extern "C" fn privseg_error_rule(
     written: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let e = unsafe { error_ref(err) }?;
+        let e = try_ref_from_ptr!(err)?;
         let rule = e.rule.map(|r| r.to_string()).unwrap_or_default();
-        // SAFETY: the caller's contract.
-        unsafe { write_text(rule.as_bytes(), buf, len, written) }
+        from_caller!(write_text(rule.as_bytes(), buf, len, written))
     })
 }
 
@@ -208,10 +199,7 @@ pub unsafe extern "C" fn privseg_error_rule(
 /// `err` must be NULL or a live error object from this library.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_error_line(err: *const privseg_error) -> usize {
-    ffi_value!(0, {
-        // SAFETY: the caller's contract.
-        unsafe { error_ref(err) }.map_or(0, |e| e.line)
-    })
+    ffi_value!(0, { try_ref_from_ptr!(err).map_or(0, |e| e.line) })
 }
 
 /// The 1-based column (in characters) of the offending text; 0 when unknown
@@ -221,10 +209,7 @@ pub unsafe extern "C" fn privseg_error_line(err: *const privseg_error) -> usize 
 /// `err` must be NULL or a live error object from this library.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_error_column(err: *const privseg_error) -> usize {
-    ffi_value!(0, {
-        // SAFETY: the caller's contract.
-        unsafe { error_ref(err) }.map_or(0, |e| e.column)
-    })
+    ffi_value!(0, { try_ref_from_ptr!(err).map_or(0, |e| e.column) })
 }
 
 /// Frees an error object; NULL does nothing.
@@ -235,10 +220,6 @@ pub unsafe extern "C" fn privseg_error_column(err: *const privseg_error) -> usiz
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_error_free(err: *mut privseg_error) {
     ffi_value!((), {
-        if !err.is_null() {
-            // SAFETY: a non-NULL error pointer is a Box<ErrorObject> from
-            // give_error, freed only here, once, as the caller promises.
-            drop(unsafe { Box::from_raw(err.cast::<ErrorObject>()) });
-        }
+        from_caller!(free_box(err));
     })
 }

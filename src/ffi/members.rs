@@ -6,7 +6,8 @@ use std::sync::RwLockReadGuard;
 
 use super::buffer::{buffer_out, privseg_buffer};
 use super::engine::{EngineState, engine_read, privseg_engine};
-use super::{Fail, ffi_status, ffi_value, non_null, privseg_status, write_out};
+use super::prelude::*;
+use super::{FfiError, ffi_status, ffi_value, non_null, privseg_status, write_out, write_text};
 use crate::Members;
 
 /// The longest subject or actor id, in bytes: longer ids are refused when
@@ -21,20 +22,15 @@ pub struct privseg_members {
     _opaque: [u8; 0],
 }
 
+impl Castable for privseg_members {
+    type Rust = Members;
+    const WHAT: &'static str = "members";
+}
+impl BoxCastable for privseg_members {}
+
 /// Hands members to C.
 pub(crate) fn members_out(m: Members) -> *mut privseg_members {
-    Box::into_raw(Box::new(m)).cast()
-}
-
-/// Borrows members.
-///
-/// # Safety
-/// `m` must be NULL or live members from this library.
-unsafe fn members_ref<'a>(m: *const privseg_members) -> Result<&'a Members, Fail> {
-    non_null(m, "members")?;
-    // SAFETY: a non-NULL members pointer is a Box<Members> from members_out,
-    // alive as the caller promises.
-    Ok(unsafe { &*m.cast::<Members>() })
+    to_box(m)
 }
 
 /// Borrows members and locks the engine that produced them for reading,
@@ -46,11 +42,9 @@ unsafe fn members_ref<'a>(m: *const privseg_members) -> Result<&'a Members, Fail
 unsafe fn with_engine<'a>(
     m: *const privseg_members,
     e: *const privseg_engine,
-) -> Result<(&'a Members, RwLockReadGuard<'a, EngineState>), Fail> {
-    // SAFETY: the caller's contract.
-    let m = unsafe { members_ref(m) }?;
-    // SAFETY: the caller's contract.
-    let e = unsafe { engine_read(e) }?;
+) -> Result<(&'a Members, RwLockReadGuard<'a, EngineState>), FfiError> {
+    let m = try_ref_from_ptr!(m)?;
+    let e = from_caller!(engine_read(e))?;
     if !m.made_by(&e.engine) {
         return Err(crate::EngineError::ForeignResult.into());
     }
@@ -68,10 +62,8 @@ pub unsafe extern "C" fn privseg_members_count(
     count_out: *mut u64,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let m = unsafe { members_ref(members) }?;
-        // SAFETY: the caller's contract.
-        unsafe { write_out(count_out, m.count()) }
+        let m = try_ref_from_ptr!(members)?;
+        from_caller!(write_out(count_out, m.count()))
     })
 }
 
@@ -98,8 +90,7 @@ pub unsafe extern "C" fn privseg_members_ids(
     ids_out: *mut *mut privseg_buffer,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let (m, e) = unsafe { with_engine(members, engine) }?;
+        let (m, e) = from_caller!(with_engine(members, engine))?;
         non_null(ids_out, "ids_out")?;
         let ids = e.engine.member_ids(&e.actor, m)?;
         let mut bytes = Vec::with_capacity(ids.iter().map(|id| id.len() + 1).sum());
@@ -107,8 +98,7 @@ pub unsafe extern "C" fn privseg_members_ids(
             bytes.extend_from_slice(id.as_bytes());
             bytes.push(0);
         }
-        // SAFETY: ids_out is writable, as the caller promises.
-        unsafe { write_out(ids_out, buffer_out(bytes)) }
+        from_caller!(write_out(ids_out, buffer_out(bytes)))
     })
 }
 
@@ -138,18 +128,17 @@ pub unsafe extern "C" fn privseg_members_next(
     written: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let (m, e) = unsafe { with_engine(members, engine) }?;
+        let (m, e) = from_caller!(with_engine(members, engine))?;
         non_null(cursor, "cursor")?;
         non_null(written, "written")?;
         if buf.is_null() && len != 0 {
-            return Err(Fail::null("buf"));
+            return Err(FfiError::null("buf"));
         }
         if len <= PRIVSEG_MAX_ID_LEN {
             // SAFETY: written is not NULL and writable, as the caller
             // promises.
             unsafe { *written = PRIVSEG_MAX_ID_LEN };
-            return Err(Fail::new(
+            return Err(FfiError::new(
                 privseg_status::BufferTooSmall,
                 format!(
                     "a buffer of {len} bytes is too small: {} are needed for any id",
@@ -162,12 +151,11 @@ pub unsafe extern "C" fn privseg_members_next(
         let from = u32::try_from(from).unwrap_or(u32::MAX);
         let next = e.engine.release_rows(&e.actor, m, from, 1)?;
         let Some(&row) = next.first() else {
-            return Err(Fail::new(privseg_status::Done, "no more members"));
+            return Err(FfiError::new(privseg_status::Done, "no more members"));
         };
         let row = row as usize;
         let id = e.engine.store().id(row as u32);
-        // SAFETY: the caller's contract.
-        unsafe { super::write_text(id.as_bytes(), buf, len, written) }?;
+        from_caller!(write_text(id.as_bytes(), buf, len, written))?;
         // SAFETY: cursor is writable, as the caller promises.
         unsafe { *cursor = row + 1 };
         Ok(())
@@ -182,10 +170,6 @@ pub unsafe extern "C" fn privseg_members_next(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_members_free(members: *mut privseg_members) {
     ffi_value!((), {
-        if !members.is_null() {
-            // SAFETY: the pointer is a Box<Members> from members_out, freed
-            // once, as the caller promises.
-            drop(unsafe { Box::from_raw(members.cast::<Members>()) });
-        }
+        from_caller!(free_box(members));
     })
 }

@@ -57,6 +57,7 @@
 mod buffer;
 mod engine;
 mod error;
+mod handle;
 mod members;
 mod outputs;
 mod policy;
@@ -77,7 +78,7 @@ pub use policy::*;
 pub use segment::*;
 pub use signals::*;
 
-use crate::Timestamp;
+use crate::timestamp::Timestamp;
 
 /// A status code. The values are fixed and never reused.
 #[repr(u32)]
@@ -162,86 +163,70 @@ pub enum privseg_status {
     SignalAbsent = 404,
 }
 
-impl privseg_status {
-    /// The status with this value, if there is one.
-    pub fn from_u32(v: u32) -> Option<privseg_status> {
-        use privseg_status::*;
-        Some(match v {
-            0 => Ok,
-            1 => NullParameter,
-            2 => InvalidUtf8,
-            3 => InvalidArgument,
-            4 => BufferTooSmall,
-            5 => Panic,
-            6 => AlreadyUsed,
-            7 => Done,
-            100 => PolicyJson,
-            101 => PolicyInvalid,
-            102 => PolicyMismatch,
-            200 => SegmentSyntax,
-            201 => SegmentRefused,
-            300 => UnknownSubject,
-            301 => DuplicateSubject,
-            302 => InvalidSubjectId,
-            303 => UnknownJurisdiction,
-            304 => UnknownAttribute,
-            305 => UnknownPurpose,
-            306 => InvalidValue,
-            307 => InvalidEvent,
-            308 => EngineOther,
-            309 => AccessDenied,
-            310 => Audit,
-            311 => UnknownRecipient,
-            312 => ExportRefused,
-            313 => ForeignResult,
-            314 => Internal,
-            400 => InvalidTime,
-            401 => InvalidDate,
-            402 => InvalidJson,
-            403 => SignalInvalid,
-            404 => SignalAbsent,
-            _ => return None,
-        })
-    }
+/// The status's values are written once, in the enum above (cbindgen reads
+/// the header's constants from it, so it cannot be made by a macro); this
+/// table gives each variant its C name once, and from it come both
+/// `from_u32` and `name`. A variant missing here does not compile: `name`
+/// matches every variant, with no wildcard.
+macro_rules! status_table {
+    ($($variant:ident => $c_name:ident,)*) => {
+        impl privseg_status {
+            /// The status with this value, if there is one.
+            pub fn from_u32(v: u32) -> Option<privseg_status> {
+                $(
+                    if v == privseg_status::$variant as u32 {
+                        return Some(privseg_status::$variant);
+                    }
+                )*
+                None
+            }
 
-    /// The constant's name, NUL-terminated.
-    fn name(self) -> &'static str {
-        match self {
-            Self::Ok => "PRIVSEG_STATUS_OK\0",
-            Self::NullParameter => "PRIVSEG_STATUS_NULL_PARAMETER\0",
-            Self::InvalidUtf8 => "PRIVSEG_STATUS_INVALID_UTF8\0",
-            Self::InvalidArgument => "PRIVSEG_STATUS_INVALID_ARGUMENT\0",
-            Self::BufferTooSmall => "PRIVSEG_STATUS_BUFFER_TOO_SMALL\0",
-            Self::Panic => "PRIVSEG_STATUS_PANIC\0",
-            Self::AlreadyUsed => "PRIVSEG_STATUS_ALREADY_USED\0",
-            Self::Done => "PRIVSEG_STATUS_DONE\0",
-            Self::PolicyJson => "PRIVSEG_STATUS_POLICY_JSON\0",
-            Self::PolicyInvalid => "PRIVSEG_STATUS_POLICY_INVALID\0",
-            Self::PolicyMismatch => "PRIVSEG_STATUS_POLICY_MISMATCH\0",
-            Self::SegmentSyntax => "PRIVSEG_STATUS_SEGMENT_SYNTAX\0",
-            Self::SegmentRefused => "PRIVSEG_STATUS_SEGMENT_REFUSED\0",
-            Self::UnknownSubject => "PRIVSEG_STATUS_UNKNOWN_SUBJECT\0",
-            Self::DuplicateSubject => "PRIVSEG_STATUS_DUPLICATE_SUBJECT\0",
-            Self::InvalidSubjectId => "PRIVSEG_STATUS_INVALID_SUBJECT_ID\0",
-            Self::UnknownJurisdiction => "PRIVSEG_STATUS_UNKNOWN_JURISDICTION\0",
-            Self::UnknownAttribute => "PRIVSEG_STATUS_UNKNOWN_ATTRIBUTE\0",
-            Self::UnknownPurpose => "PRIVSEG_STATUS_UNKNOWN_PURPOSE\0",
-            Self::InvalidValue => "PRIVSEG_STATUS_INVALID_VALUE\0",
-            Self::InvalidEvent => "PRIVSEG_STATUS_INVALID_EVENT\0",
-            Self::EngineOther => "PRIVSEG_STATUS_ENGINE_OTHER\0",
-            Self::AccessDenied => "PRIVSEG_STATUS_ACCESS_DENIED\0",
-            Self::Audit => "PRIVSEG_STATUS_AUDIT\0",
-            Self::UnknownRecipient => "PRIVSEG_STATUS_UNKNOWN_RECIPIENT\0",
-            Self::ExportRefused => "PRIVSEG_STATUS_EXPORT_REFUSED\0",
-            Self::ForeignResult => "PRIVSEG_STATUS_FOREIGN_RESULT\0",
-            Self::Internal => "PRIVSEG_STATUS_INTERNAL\0",
-            Self::InvalidTime => "PRIVSEG_STATUS_INVALID_TIME\0",
-            Self::InvalidDate => "PRIVSEG_STATUS_INVALID_DATE\0",
-            Self::InvalidJson => "PRIVSEG_STATUS_INVALID_JSON\0",
-            Self::SignalInvalid => "PRIVSEG_STATUS_SIGNAL_INVALID\0",
-            Self::SignalAbsent => "PRIVSEG_STATUS_SIGNAL_ABSENT\0",
+            /// The constant's name, NUL-terminated.
+            fn name(self) -> &'static str {
+                match self {
+                    $(privseg_status::$variant => {
+                        concat!("PRIVSEG_STATUS_", stringify!($c_name), "\0")
+                    })*
+                }
+            }
         }
-    }
+    };
+}
+
+status_table! {
+    Ok => OK,
+    NullParameter => NULL_PARAMETER,
+    InvalidUtf8 => INVALID_UTF8,
+    InvalidArgument => INVALID_ARGUMENT,
+    BufferTooSmall => BUFFER_TOO_SMALL,
+    Panic => PANIC,
+    AlreadyUsed => ALREADY_USED,
+    Done => DONE,
+    PolicyJson => POLICY_JSON,
+    PolicyInvalid => POLICY_INVALID,
+    PolicyMismatch => POLICY_MISMATCH,
+    SegmentSyntax => SEGMENT_SYNTAX,
+    SegmentRefused => SEGMENT_REFUSED,
+    UnknownSubject => UNKNOWN_SUBJECT,
+    DuplicateSubject => DUPLICATE_SUBJECT,
+    InvalidSubjectId => INVALID_SUBJECT_ID,
+    UnknownJurisdiction => UNKNOWN_JURISDICTION,
+    UnknownAttribute => UNKNOWN_ATTRIBUTE,
+    UnknownPurpose => UNKNOWN_PURPOSE,
+    InvalidValue => INVALID_VALUE,
+    InvalidEvent => INVALID_EVENT,
+    EngineOther => ENGINE_OTHER,
+    AccessDenied => ACCESS_DENIED,
+    Audit => AUDIT,
+    UnknownRecipient => UNKNOWN_RECIPIENT,
+    ExportRefused => EXPORT_REFUSED,
+    ForeignResult => FOREIGN_RESULT,
+    Internal => INTERNAL,
+    InvalidTime => INVALID_TIME,
+    InvalidDate => INVALID_DATE,
+    InvalidJson => INVALID_JSON,
+    SignalInvalid => SIGNAL_INVALID,
+    SignalAbsent => SIGNAL_ABSENT,
 }
 
 /// A UTF-8 string given by pointer and length, as a field of a struct.
@@ -255,30 +240,30 @@ pub struct privseg_str {
     pub len: usize,
 }
 
-/// A failure inside this module: its status and a message for the thread's
-/// last error.
+/// The failure of a C call: its status and a message for the thread's last
+/// error.
 #[derive(Debug)]
-pub(crate) struct Fail {
+pub(crate) struct FfiError {
     pub status: privseg_status,
     pub message: String,
 }
 
-impl Fail {
-    pub(crate) fn new(status: privseg_status, message: impl Into<String>) -> Fail {
-        Fail {
+impl FfiError {
+    pub(crate) fn new(status: privseg_status, message: impl Into<String>) -> FfiError {
+        FfiError {
             status,
             message: message.into(),
         }
     }
-    pub(crate) fn null(what: &str) -> Fail {
-        Fail::new(privseg_status::NullParameter, format!("{what} is NULL"))
+    pub(crate) fn null(what: &str) -> FfiError {
+        FfiError::new(privseg_status::NullParameter, format!("{what} is NULL"))
     }
-    pub(crate) fn arg(message: impl Into<String>) -> Fail {
-        Fail::new(privseg_status::InvalidArgument, message)
+    pub(crate) fn arg(message: impl Into<String>) -> FfiError {
+        FfiError::new(privseg_status::InvalidArgument, message)
     }
     /// The same failure with `prefix` before its message.
-    pub(crate) fn context(self, prefix: &str) -> Fail {
-        Fail::new(self.status, format!("{prefix}: {}", self.message))
+    pub(crate) fn context(self, prefix: &str) -> FfiError {
+        FfiError::new(self.status, format!("{prefix}: {}", self.message))
     }
 }
 
@@ -295,7 +280,7 @@ pub(crate) fn set_last_error(message: &str) {
 }
 
 /// Turns a body's result into a status, keeping the message of a failure.
-pub(crate) fn finish(r: Result<(), Fail>) -> privseg_status {
+pub(crate) fn finish(r: Result<(), FfiError>) -> privseg_status {
     match r {
         Ok(()) => privseg_status::Ok,
         // The end of an iteration is no failure: the last error stays.
@@ -388,13 +373,13 @@ impl Drop for CallGuard {
     }
 }
 
-/// Runs a function body that yields `Result<(), Fail>`, turning a failure
+/// Runs a function body that yields `Result<(), FfiError>`, turning a failure
 /// into its status and a panic into [`privseg_status::Panic`], silently.
 macro_rules! ffi_status {
     ($body:block) => {{
         let _call = $crate::ffi::CallGuard::enter();
         match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(
-            || -> ::std::result::Result<(), $crate::ffi::Fail> { $body },
+            || -> ::std::result::Result<(), $crate::ffi::FfiError> { $body },
         )) {
             Ok(r) => $crate::ffi::finish(r),
             Err(p) => {
@@ -422,10 +407,93 @@ macro_rules! ffi_value {
 
 pub(crate) use {ffi_status, ffi_value};
 
+/// Calls a pointer helper (one that [`pointer_helper!`] admits) on the
+/// pointer arguments of the `unsafe extern "C"` function it is used in:
+/// `from_caller!(str_arg(id, id_len, "id"))`. The one place where a C
+/// caller's promise about its pointers is turned into their use.
+macro_rules! from_caller {
+    ($helper:ident ( $($arg:expr),* $(,)? )) => {{
+        $crate::ffi::pointer_helper!($helper);
+        // SAFETY: `from_caller!` is used only in the body of an
+        // `unsafe extern "C"` function of this module, or of a helper that
+        // `pointer_helper!` admits, with pointers that are that function's
+        // own arguments (or fields of them) passed on unchanged.
+        // `pointer_helper!` admits only helpers whose `# Safety` contract
+        // asks of those pointers no more than the enclosing function's
+        // `# Safety` section makes its own caller promise for the whole
+        // call: NULL, or valid for what the helper does with it (a handle:
+        // made by this library for its type and not freed; a string or an
+        // array: `len` readable items; an out-parameter: writable).
+        #[allow(unused_unsafe)]
+        unsafe {
+            $helper($($arg),*)
+        }
+    }};
+}
+
+/// Admits the helpers [`from_caller!`] may call, and nothing else (an
+/// unknown name does not compile): each takes pointers from a C caller and
+/// asks of them only what the calling function's `# Safety` section states.
+macro_rules! pointer_helper {
+    (str_arg) => {};
+    (opt_str_arg) => {};
+    (field) => {};
+    (opt_field) => {};
+    (slice_arg) => {};
+    (str_list) => {};
+    (write_text) => {};
+    (write_out) => {};
+    (give_error) => {};
+    (try_ref) => {};
+    (try_mut) => {};
+    (try_clone_arc) => {};
+    (free_box) => {};
+    (free_arc) => {};
+    (clone_arc_ptr) => {};
+    (engine_read) => {};
+    (engine_write) => {};
+    (with_engine) => {};
+    (with_builder) => {};
+    (segment_result) => {};
+    (actor_arg) => {};
+    (write_ids) => {};
+    (value_of) => {};
+    (event_of) => {};
+    (subject_row) => {};
+    (value_update) => {};
+    (add_attribute) => {};
+    (durable) => {};
+}
+
+/// Borrows the value behind a handle argument (NULL gives
+/// `PRIVSEG_STATUS_NULL_PARAMETER`), for the `?` operator.
+macro_rules! try_ref_from_ptr {
+    ($p:expr) => {{
+        use $crate::ffi::handle::try_ref;
+        $crate::ffi::from_caller!(try_ref($p))
+    }};
+}
+
+/// Borrows the value behind a boxed handle argument mutably.
+macro_rules! try_mut_from_ptr {
+    ($p:expr) => {{
+        use $crate::ffi::handle::try_mut;
+        $crate::ffi::from_caller!(try_mut($p))
+    }};
+}
+
+pub(crate) use {from_caller, pointer_helper, try_mut_from_ptr, try_ref_from_ptr};
+
+/// What every submodule uses to take pointers from C and hand handles to it.
+mod prelude {
+    pub(crate) use super::handle::*;
+    pub(crate) use super::{from_caller, read_items, try_mut_from_ptr, try_ref_from_ptr};
+}
+
 /// Checks that a pointer is not NULL.
-pub(crate) fn non_null<T>(p: *const T, what: &str) -> Result<(), Fail> {
+pub(crate) fn non_null<T>(p: *const T, what: &str) -> Result<(), FfiError> {
     if p.is_null() {
-        Err(Fail::null(what))
+        Err(FfiError::null(what))
     } else {
         Ok(())
     }
@@ -440,16 +508,16 @@ pub(crate) unsafe fn str_arg<'a>(
     ptr: *const c_char,
     len: usize,
     what: &str,
-) -> Result<&'a str, Fail> {
+) -> Result<&'a str, FfiError> {
     non_null(ptr, what)?;
     if len > isize::MAX as usize {
-        return Err(Fail::arg(format!("{what}: length {len} is too large")));
+        return Err(FfiError::arg(format!("{what}: length {len} is too large")));
     }
     // SAFETY: ptr is not NULL, and the caller promises `len` readable bytes;
     // len fits in isize as slice::from_raw_parts requires.
     let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
     std::str::from_utf8(bytes).map_err(|e| {
-        Fail::new(
+        FfiError::new(
             privseg_status::InvalidUtf8,
             format!("{what} is not valid UTF-8 ({e})"),
         )
@@ -464,33 +532,35 @@ pub(crate) unsafe fn opt_str_arg<'a>(
     ptr: *const c_char,
     len: usize,
     what: &str,
-) -> Result<Option<&'a str>, Fail> {
+) -> Result<Option<&'a str>, FfiError> {
     if ptr.is_null() {
         if len != 0 {
-            return Err(Fail::arg(format!("{what} is NULL but its length is {len}")));
+            return Err(FfiError::arg(format!(
+                "{what} is NULL but its length is {len}"
+            )));
         }
         return Ok(None);
     }
-    // SAFETY: forwarded from the caller.
-    unsafe { str_arg(ptr, len, what) }.map(Some)
+    from_caller!(str_arg(ptr, len, what)).map(Some)
 }
 
 /// Borrows a `privseg_str` field.
 ///
 /// # Safety
 /// As for [`str_arg`], for `s.ptr` and `s.len`.
-pub(crate) unsafe fn field<'a>(s: privseg_str, what: &str) -> Result<&'a str, Fail> {
-    // SAFETY: forwarded from the caller.
-    unsafe { str_arg(s.ptr, s.len, what) }
+pub(crate) unsafe fn field<'a>(s: privseg_str, what: &str) -> Result<&'a str, FfiError> {
+    from_caller!(str_arg(s.ptr, s.len, what))
 }
 
 /// Borrows an optional `privseg_str` field.
 ///
 /// # Safety
 /// As for [`str_arg`], for `s.ptr` and `s.len`.
-pub(crate) unsafe fn opt_field<'a>(s: privseg_str, what: &str) -> Result<Option<&'a str>, Fail> {
-    // SAFETY: forwarded from the caller.
-    unsafe { opt_str_arg(s.ptr, s.len, what) }
+pub(crate) unsafe fn opt_field<'a>(
+    s: privseg_str,
+    what: &str,
+) -> Result<Option<&'a str>, FfiError> {
+    from_caller!(opt_str_arg(s.ptr, s.len, what))
 }
 
 /// Borrows an array given by pointer and count; NULL is allowed when the
@@ -503,13 +573,13 @@ pub(crate) unsafe fn slice_arg<'a, T>(
     ptr: *const T,
     count: usize,
     what: &str,
-) -> Result<&'a [T], Fail> {
+) -> Result<&'a [T], FfiError> {
     if count == 0 {
         return Ok(&[]);
     }
     non_null(ptr, what)?;
     if count > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
-        return Err(Fail::arg(format!("{what}: count {count} is too large")));
+        return Err(FfiError::arg(format!("{what}: count {count} is too large")));
     }
     // SAFETY: ptr is not NULL, aligned and valid for `count` values as the
     // caller promises; the total size fits in isize.
@@ -525,22 +595,34 @@ pub(crate) unsafe fn str_list<'a>(
     ptr: *const privseg_str,
     count: usize,
     what: &str,
-) -> Result<Vec<&'a str>, Fail> {
-    // SAFETY: the caller's contract.
-    let items = unsafe { slice_arg(ptr, count, what) }?;
+) -> Result<Vec<&'a str>, FfiError> {
+    let items = from_caller!(slice_arg(ptr, count, what))?;
     items
         .iter()
         .enumerate()
-        // SAFETY: each item is valid, as the caller promises.
-        .map(|(i, s)| unsafe { field(*s, &format!("{what}[{i}]")) })
+        .map(|(i, s)| from_caller!(field(*s, &format!("{what}[{i}]"))))
+        .collect()
+}
+
+/// Reads every item of a C array with `read`, in order; a failure names
+/// its item as `what[i]`.
+pub(crate) fn read_items<'a, T, U>(
+    items: &'a [T],
+    what: &str,
+    mut read: impl FnMut(&'a T) -> Result<U, FfiError>,
+) -> Result<Vec<U>, FfiError> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| read(item).map_err(|f| f.context(&format!("{what}[{i}]"))))
         .collect()
 }
 
 /// Reads a time given as Unix seconds: within the years 0000 to 9999, else
 /// [`privseg_status::InvalidTime`] naming the argument.
-pub(crate) fn time_arg(secs: i64, what: &str) -> Result<Timestamp, Fail> {
+pub(crate) fn time_arg(secs: i64, what: &str) -> Result<Timestamp, FfiError> {
     Timestamp::checked_from_unix(secs)
-        .map_err(|e| Fail::new(privseg_status::InvalidTime, format!("{what}: {e}")))
+        .map_err(|e| FfiError::new(privseg_status::InvalidTime, format!("{what}: {e}")))
 }
 
 /// Copies `text` and a NUL into a caller's buffer, following the module's
@@ -554,15 +636,15 @@ pub(crate) unsafe fn write_text(
     buf: *mut c_char,
     len: usize,
     written: *mut usize,
-) -> Result<(), Fail> {
+) -> Result<(), FfiError> {
     non_null(written, "written")?;
     if buf.is_null() && len != 0 {
-        return Err(Fail::null("buf"));
+        return Err(FfiError::null("buf"));
     }
     if text.len() >= len {
         // SAFETY: written is not NULL and writable.
         unsafe { *written = text.len() };
-        return Err(Fail::new(
+        return Err(FfiError::new(
             privseg_status::BufferTooSmall,
             format!(
                 "a buffer of {len} bytes is too small: {} are needed",
@@ -584,7 +666,7 @@ pub(crate) unsafe fn write_text(
 ///
 /// # Safety
 /// `out` must be NULL or valid for a write of `T`.
-pub(crate) unsafe fn write_out<T>(out: *mut T, value: T) -> Result<(), Fail> {
+pub(crate) unsafe fn write_out<T>(out: *mut T, value: T) -> Result<(), FfiError> {
     non_null(out, "out")?;
     // SAFETY: out is not NULL and valid for writes, as the caller promises.
     unsafe { out.write(value) };
@@ -622,10 +704,8 @@ pub unsafe extern "C" fn privseg_last_error_message(
     written: *mut usize,
 ) -> privseg_status {
     ffi_value!(privseg_status::Panic, {
-        let r = LAST_ERROR.with(|l| {
-            // SAFETY: forwarded from the caller's contract.
-            unsafe { write_text(l.borrow().as_bytes(), buf, len, written) }
-        });
+        let r =
+            LAST_ERROR.with(|l| from_caller!(write_text(l.borrow().as_bytes(), buf, len, written)));
         match r {
             Ok(()) => privseg_status::Ok,
             Err(f) => f.status,
@@ -660,13 +740,11 @@ pub unsafe extern "C" fn privseg_time_parse(
     out: *mut i64,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let text = unsafe { str_arg(text, len, "text") }?;
+        let text = from_caller!(str_arg(text, len, "text"))?;
         non_null(out, "out")?;
         let t = Timestamp::parse(text)
-            .map_err(|e| Fail::new(privseg_status::InvalidTime, e.to_string()))?;
-        // SAFETY: out is writable, as the caller promises.
-        unsafe { write_out(out, t.unix()) }
+            .map_err(|e| FfiError::new(privseg_status::InvalidTime, e.to_string()))?;
+        from_caller!(write_out(out, t.unix()))
     })
 }
 
@@ -720,10 +798,35 @@ mod tests {
         assert!(privseg_status_name(8).is_null());
     }
 
+    /// Each name is the variant's, as cbindgen spells it in the header,
+    /// with the variant's value there.
+    #[test]
+    fn status_names_match_the_header() {
+        let header = include_str!("../../include/privseg.h");
+        for v in 0..1000u32 {
+            let Some(s) = privseg_status::from_u32(v) else {
+                continue;
+            };
+            let mut screaming = String::new();
+            for (i, c) in format!("{s:?}").chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    screaming.push('_');
+                }
+                screaming.push(c.to_ascii_uppercase());
+            }
+            let name = s.name().trim_end_matches('\0');
+            assert_eq!(name, format!("PRIVSEG_STATUS_{screaming}"));
+            assert!(
+                header.contains(&format!("  {name} = {v},\n")),
+                "{name} = {v}"
+            );
+        }
+    }
+
     #[test]
     fn done_leaves_the_last_error_alone() {
         set_last_error("earlier");
-        let st = ffi_status!({ Err(Fail::new(privseg_status::Done, "no more")) });
+        let st = ffi_status!({ Err(FfiError::new(privseg_status::Done, "no more")) });
         assert_eq!(st, privseg_status::Done);
         assert_eq!(last_error(), "earlier");
     }

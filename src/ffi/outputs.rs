@@ -7,9 +7,10 @@ use std::ffi::c_char;
 use super::buffer::{buffer_out, privseg_buffer};
 use super::engine::{engine_read, privseg_engine};
 use super::error::privseg_error;
-use super::segment::{privseg_segment, segment_ref, segment_result};
+use super::prelude::*;
+use super::segment::{privseg_segment, segment_result};
 use super::{
-    Fail, ffi_status, non_null, privseg_status, privseg_str, slice_arg, str_arg, str_list,
+    FfiError, ffi_status, non_null, privseg_status, privseg_str, slice_arg, str_arg, str_list,
     time_arg, write_out, write_text,
 };
 use crate::outputs::ExportFormat;
@@ -26,16 +27,17 @@ pub enum privseg_export_format {
     Csv = 2,
 }
 
-fn format_of(v: u32) -> Result<ExportFormat, Fail> {
+fn format_of(v: u32) -> Result<ExportFormat, FfiError> {
     match v {
         1 => Ok(ExportFormat::Jsonl),
         2 => Ok(ExportFormat::Csv),
-        _ => Err(Fail::arg(format!("unknown export format {v}"))),
+        _ => Err(FfiError::arg(format!("unknown export format {v}"))),
     }
 }
 
-fn json_text<T: serde::Serialize>(value: &T) -> Result<String, Fail> {
-    serde_json::to_string(value).map_err(|e| Fail::new(privseg_status::EngineOther, e.to_string()))
+fn json_text<T: serde::Serialize>(value: &T) -> Result<String, FfiError> {
+    serde_json::to_string(value)
+        .map_err(|e| FfiError::new(privseg_status::EngineOther, e.to_string()))
 }
 
 /// Parses a segment's text form and validates it against the engine's
@@ -57,14 +59,11 @@ pub unsafe extern "C" fn privseg_engine_compile(
     err_out: *mut *mut privseg_error,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let e = unsafe { engine_read(engine) }?;
-        // SAFETY: the caller's contract.
-        let text = unsafe { str_arg(text, len, "text") }?;
+        let e = from_caller!(engine_read(engine))?;
+        let text = from_caller!(str_arg(text, len, "text"))?;
         non_null(segment_out, "segment_out")?;
         let r = e.engine.compile(&e.actor, text);
-        // SAFETY: the caller's contract.
-        unsafe { segment_result(r, segment_out, err_out) }
+        from_caller!(segment_result(r, segment_out, err_out))
     })
 }
 
@@ -90,17 +89,15 @@ pub unsafe extern "C" fn privseg_engine_count(
     below_k_out: *mut u32,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let e = unsafe { engine_read(engine) }?;
-        // SAFETY: the caller's contract.
-        let s = unsafe { segment_ref(segment) }?;
+        let e = from_caller!(engine_read(engine))?;
+        let s = try_ref_from_ptr!(segment)?;
         non_null(count_out, "count_out")?;
         non_null(below_k_out, "below_k_out")?;
         let (count, below) = match e.engine.count(&e.actor, s, time_arg(at, "at")?)? {
             Count::Exact(n) => (n, 0),
             Count::FewerThan(k) => (k, 1),
             Count::Suppressed => {
-                return Err(Fail::new(
+                return Err(FfiError::new(
                     privseg_status::EngineOther,
                     "the count was withheld without a bound",
                 ));
@@ -141,18 +138,14 @@ pub unsafe extern "C" fn privseg_engine_breakdown(
     written: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let e = unsafe { engine_read(engine) }?;
-        // SAFETY: the caller's contract.
-        let s = unsafe { segment_ref(segment) }?;
-        // SAFETY: the caller's contract.
-        let attribute = unsafe { str_arg(attribute, attribute_len, "attribute") }?;
+        let e = from_caller!(engine_read(engine))?;
+        let s = try_ref_from_ptr!(segment)?;
+        let attribute = from_caller!(str_arg(attribute, attribute_len, "attribute"))?;
         non_null(written, "written")?;
         let b = e
             .engine
             .breakdown(&e.actor, s, time_arg(at, "at")?, attribute)?;
-        // SAFETY: the caller's contract.
-        unsafe { write_text(json_text(&b)?.as_bytes(), buf, len, written) }
+        from_caller!(write_text(json_text(&b)?.as_bytes(), buf, len, written))
     })
 }
 
@@ -203,22 +196,17 @@ pub unsafe extern "C" fn privseg_engine_export(
     export_out: *mut *mut privseg_buffer,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let e = unsafe { engine_read(engine) }?;
-        // SAFETY: the caller's contract.
-        let s = unsafe { segment_ref(segment) }?;
-        // SAFETY: the caller's contract.
-        let recipient = unsafe { str_arg(recipient, recipient_len, "recipient") }?;
-        // SAFETY: the caller's contract.
-        let fields = unsafe { str_list(fields, field_count, "fields") }?;
+        let e = from_caller!(engine_read(engine))?;
+        let s = try_ref_from_ptr!(segment)?;
+        let recipient = from_caller!(str_arg(recipient, recipient_len, "recipient"))?;
+        let fields = from_caller!(str_list(fields, field_count, "fields"))?;
         let format = format_of(format)?;
         non_null(master_secret, "master_secret")?;
-        // SAFETY: the caller's contract.
-        let secret = unsafe { slice_arg(master_secret, master_secret_len, "master_secret") }?;
+        let secret = from_caller!(slice_arg(master_secret, master_secret_len, "master_secret"))?;
         let master = MasterSecret::from_bytes(secret)
-            .map_err(|err| Fail::arg(format!("master_secret: {err}")))?;
+            .map_err(|err| FfiError::arg(format!("master_secret: {err}")))?;
         let keys = Keyring::new(master, key_version)
-            .map_err(|err| Fail::arg(format!("key_version: {err}")))?;
+            .map_err(|err| FfiError::arg(format!("key_version: {err}")))?;
         non_null(export_out, "export_out")?;
         let mut out = Vec::new();
         e.engine.export(
@@ -231,8 +219,7 @@ pub unsafe extern "C" fn privseg_engine_export(
             &keys,
             &mut out,
         )?;
-        // SAFETY: export_out is writable, as the caller promises.
-        unsafe { write_out(export_out, buffer_out(out)) }
+        from_caller!(write_out(export_out, buffer_out(out)))
     })
 }
 
@@ -263,25 +250,22 @@ pub unsafe extern "C" fn privseg_engine_subject_report(
     written: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let e = unsafe { engine_read(engine) }?;
-        // SAFETY: the caller's contract.
-        let id = unsafe { str_arg(id, id_len, "id") }?;
-        // SAFETY: the caller's contract.
-        let list = unsafe { slice_arg(segments, segment_count, "segments") }?;
-        let mut segs = Vec::with_capacity(list.len());
-        for (i, p) in list.iter().enumerate() {
-            // SAFETY: each pointer is a live segment reference, as the caller
-            // promises.
-            let s = unsafe { segment_ref(*p) }.map_err(|f| f.context(&format!("segments[{i}]")))?;
-            segs.push(s.clone());
-        }
+        let e = from_caller!(engine_read(engine))?;
+        let id = from_caller!(str_arg(id, id_len, "id"))?;
+        let list = from_caller!(slice_arg(segments, segment_count, "segments"))?;
+        let segs = read_items(list, "segments", |p| {
+            try_ref_from_ptr!(*p).map(|s: &crate::segment::CheckedSegment| s.clone())
+        })?;
         non_null(written, "written")?;
         let report = e
             .engine
             .subject_report(&e.actor, id, &segs, time_arg(at, "at")?)?;
-        // SAFETY: the caller's contract.
-        unsafe { write_text(json_text(&report)?.as_bytes(), buf, len, written) }
+        from_caller!(write_text(
+            json_text(&report)?.as_bytes(),
+            buf,
+            len,
+            written
+        ))
     })
 }
 
@@ -297,9 +281,7 @@ pub unsafe extern "C" fn privseg_engine_audit_len(
     count_out: *mut u64,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let e = unsafe { engine_read(engine) }?;
-        // SAFETY: the caller's contract.
-        unsafe { write_out(count_out, e.engine.audit_len()) }
+        let e = from_caller!(engine_read(engine))?;
+        from_caller!(write_out(count_out, e.engine.audit_len()))
     })
 }

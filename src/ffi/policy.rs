@@ -5,8 +5,9 @@ use std::ffi::c_char;
 use std::sync::Arc;
 
 use super::error::{ErrorObject, give_error, privseg_error};
+use super::prelude::*;
 use super::{
-    Fail, ffi_status, non_null, privseg_status, privseg_str, str_arg, str_list, write_out,
+    FfiError, ffi_status, non_null, privseg_status, privseg_str, str_arg, str_list, write_out,
     write_text,
 };
 use crate::policy::{
@@ -20,35 +21,15 @@ pub struct privseg_policy {
     _opaque: [u8; 0],
 }
 
+impl Castable for privseg_policy {
+    type Rust = Policy;
+    const WHAT: &'static str = "policy";
+}
+impl ArcCastable for privseg_policy {}
+
 /// Hands a policy to C.
 pub(crate) fn policy_out(p: Arc<Policy>) -> *const privseg_policy {
-    Arc::into_raw(p).cast()
-}
-
-/// Borrows a policy.
-///
-/// # Safety
-/// `p` must be NULL or a live policy reference from this library.
-pub(crate) unsafe fn policy_ref<'a>(p: *const privseg_policy) -> Result<&'a Policy, Fail> {
-    non_null(p, "policy")?;
-    // SAFETY: a non-NULL policy pointer comes from Arc::into_raw in
-    // policy_out and its reference is alive, as the caller promises.
-    Ok(unsafe { &*p.cast::<Policy>() })
-}
-
-/// A new owning reference to a policy.
-///
-/// # Safety
-/// As for [`policy_ref`].
-pub(crate) unsafe fn policy_arc(p: *const privseg_policy) -> Result<Arc<Policy>, Fail> {
-    non_null(p, "policy")?;
-    let p = p.cast::<Policy>();
-    // SAFETY: p comes from Arc::into_raw and holds a live reference; adding
-    // one and taking it back as an Arc leaves the caller's reference intact.
-    unsafe {
-        Arc::increment_strong_count(p);
-        Ok(Arc::from_raw(p))
-    }
+    to_arc(p)
 }
 
 /// Loads and validates a policy from its JSON form.
@@ -70,14 +51,11 @@ pub unsafe extern "C" fn privseg_policy_from_json(
     err_out: *mut *mut privseg_error,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let json = unsafe { str_arg(json, len, "json") }?;
+        let json = from_caller!(str_arg(json, len, "json"))?;
         non_null(policy_out, "policy_out")?;
         match Policy::from_json(json) {
-            // SAFETY: policy_out is writable, as the caller promises.
-            Ok(p) => unsafe { write_out(policy_out, policy_out_arc(p)) },
-            // SAFETY: err_out is NULL or writable, as the caller promises.
-            Err(e) => Err(unsafe { give_error(ErrorObject::from(&e), err_out) }),
+            Ok(p) => from_caller!(write_out(policy_out, policy_out_arc(p))),
+            Err(e) => Err(from_caller!(give_error(ErrorObject::from(&e), err_out))),
         }
     })
 }
@@ -95,13 +73,7 @@ fn policy_out_arc(p: Policy) -> *const privseg_policy {
 pub unsafe extern "C" fn privseg_policy_clone(
     policy: *const privseg_policy,
 ) -> *const privseg_policy {
-    super::ffi_value!(std::ptr::null(), {
-        // SAFETY: the caller's contract.
-        match unsafe { policy_arc(policy) } {
-            Ok(a) => policy_out(a),
-            Err(_) => std::ptr::null(),
-        }
-    })
+    super::ffi_value!(std::ptr::null(), { from_caller!(clone_arc_ptr(policy)) })
 }
 
 /// Releases one reference to a policy; NULL does nothing. The policy is
@@ -113,11 +85,7 @@ pub unsafe extern "C" fn privseg_policy_clone(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_policy_free(policy: *const privseg_policy) {
     super::ffi_value!((), {
-        if !policy.is_null() {
-            // SAFETY: the pointer came from Arc::into_raw and this reference
-            // is released once, as the caller promises.
-            drop(unsafe { Arc::from_raw(policy.cast::<Policy>()) });
-        }
+        from_caller!(free_arc(policy));
     })
 }
 
@@ -135,11 +103,9 @@ pub unsafe extern "C" fn privseg_policy_version(
     written: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let p = unsafe { policy_ref(policy) }?;
+        let p = try_ref_from_ptr!(policy)?;
         let v = p.version().to_string();
-        // SAFETY: the caller's contract.
-        unsafe { write_text(v.as_bytes(), buf, len, written) }
+        from_caller!(write_text(v.as_bytes(), buf, len, written))
     })
 }
 
@@ -211,7 +177,7 @@ pub enum privseg_basis {
     LegitimateInterests = 6,
 }
 
-fn basis_of(v: u32) -> Result<LawfulBasis, Fail> {
+fn basis_of(v: u32) -> Result<LawfulBasis, FfiError> {
     Ok(match v {
         1 => LawfulBasis::Consent,
         2 => LawfulBasis::Contract,
@@ -219,13 +185,13 @@ fn basis_of(v: u32) -> Result<LawfulBasis, Fail> {
         4 => LawfulBasis::VitalInterests,
         5 => LawfulBasis::PublicTask,
         6 => LawfulBasis::LegitimateInterests,
-        _ => return Err(Fail::arg(format!("unknown lawful basis {v}"))),
+        _ => return Err(FfiError::arg(format!("unknown lawful basis {v}"))),
     })
 }
 
-fn check_flags(flags: u32, known: u32, what: &str) -> Result<(), Fail> {
+fn check_flags(flags: u32, known: u32, what: &str) -> Result<(), FfiError> {
     if flags & !known != 0 {
-        return Err(Fail::arg(format!(
+        return Err(FfiError::arg(format!(
             "unknown {what} flags {:#x}",
             flags & !known
         )));
@@ -233,17 +199,11 @@ fn check_flags(flags: u32, known: u32, what: &str) -> Result<(), Fail> {
     Ok(())
 }
 
-/// Borrows a builder's state.
-///
-/// # Safety
-/// `b` must be NULL or a live builder from this library, not used elsewhere
-/// for `'a`.
-unsafe fn builder_mut<'a>(b: *mut privseg_policy_builder) -> Result<&'a mut BuilderState, Fail> {
-    non_null(b, "builder")?;
-    // SAFETY: a non-NULL builder pointer is a Box<BuilderState> from
-    // privseg_policy_builder_new, alive and unaliased as the caller promises.
-    Ok(unsafe { &mut *b.cast::<BuilderState>() })
+impl Castable for privseg_policy_builder {
+    type Rust = BuilderState;
+    const WHAT: &'static str = "builder";
 }
+impl BoxCastable for privseg_policy_builder {}
 
 /// Applies `f` to a builder that has not been built yet.
 ///
@@ -252,11 +212,10 @@ unsafe fn builder_mut<'a>(b: *mut privseg_policy_builder) -> Result<&'a mut Buil
 unsafe fn with_builder(
     b: *mut privseg_policy_builder,
     f: impl FnOnce(PolicyBuilder) -> PolicyBuilder,
-) -> Result<(), Fail> {
-    // SAFETY: the caller's contract.
-    let state = unsafe { builder_mut(b) }?;
+) -> Result<(), FfiError> {
+    let state = try_mut_from_ptr!(b)?;
     let inner = state.take().ok_or_else(|| {
-        Fail::new(
+        FfiError::new(
             privseg_status::AlreadyUsed,
             "this policy builder was already built",
         )
@@ -278,12 +237,13 @@ pub unsafe extern "C" fn privseg_policy_builder_new(
     builder_out: *mut *mut privseg_policy_builder,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let controller = unsafe { str_arg(controller, len, "controller") }?;
+        let controller = from_caller!(str_arg(controller, len, "controller"))?;
         non_null(builder_out, "builder_out")?;
         let state: Box<BuilderState> = Box::new(Some(PolicyBuilder::new(controller)));
-        // SAFETY: builder_out is writable, as the caller promises.
-        unsafe { write_out(builder_out, Box::into_raw(state).cast()) }
+        from_caller!(write_out(
+            builder_out,
+            to_box::<privseg_policy_builder>(*state)
+        ))
     })
 }
 
@@ -295,11 +255,7 @@ pub unsafe extern "C" fn privseg_policy_builder_new(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_policy_builder_free(builder: *mut privseg_policy_builder) {
     super::ffi_value!((), {
-        if !builder.is_null() {
-            // SAFETY: the pointer is a Box<BuilderState> from
-            // privseg_policy_builder_new, freed once, as the caller promises.
-            drop(unsafe { Box::from_raw(builder.cast::<BuilderState>()) });
-        }
+        from_caller!(free_box(builder));
     })
 }
 
@@ -320,8 +276,7 @@ pub unsafe extern "C" fn privseg_policy_builder_category(
     retention_days: u32,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let key = unsafe { str_arg(key, key_len, "key") }?;
+        let key = from_caller!(str_arg(key, key_len, "key"))?;
         check_flags(
             flags,
             PRIVSEG_CATEGORY_SPECIAL
@@ -346,8 +301,7 @@ pub unsafe extern "C" fn privseg_policy_builder_category(
         if retention_days != 0 {
             c = c.retention_days(retention_days);
         }
-        // SAFETY: the caller's contract.
-        unsafe { with_builder(builder, |b| b.category(c)) }
+        from_caller!(with_builder(builder, |b| b.category(c)))
     })
 }
 
@@ -362,14 +316,11 @@ unsafe fn add_attribute(
     category: *const c_char,
     category_len: usize,
     make: impl FnOnce(&str, &str) -> AttributeSpec,
-) -> Result<(), Fail> {
-    // SAFETY: the caller's contract.
-    let name = unsafe { str_arg(name, name_len, "name") }?;
-    // SAFETY: the caller's contract.
-    let category = unsafe { str_arg(category, category_len, "category") }?;
+) -> Result<(), FfiError> {
+    let name = from_caller!(str_arg(name, name_len, "name"))?;
+    let category = from_caller!(str_arg(category, category_len, "category"))?;
     let spec = make(name, category);
-    // SAFETY: the caller's contract.
-    unsafe { with_builder(builder, |b| b.attribute(spec)) }
+    from_caller!(with_builder(builder, |b| b.attribute(spec)))
 }
 
 /// Adds a categorical attribute with its declared values.
@@ -389,14 +340,15 @@ pub unsafe extern "C" fn privseg_policy_builder_attribute_categorical(
     value_count: usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let values = unsafe { str_list(values, value_count, "values") }?;
-        // SAFETY: the caller's contract.
-        unsafe {
-            add_attribute(builder, name, name_len, category, category_len, |n, c| {
-                AttributeSpec::categorical(n, c, &values)
-            })
-        }
+        let values = from_caller!(str_list(values, value_count, "values"))?;
+        from_caller!(add_attribute(
+            builder,
+            name,
+            name_len,
+            category,
+            category_len,
+            |n, c| { AttributeSpec::categorical(n, c, &values) }
+        ))
     })
 }
 
@@ -416,12 +368,14 @@ pub unsafe extern "C" fn privseg_policy_builder_attribute_integer(
     max: i64,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        unsafe {
-            add_attribute(builder, name, name_len, category, category_len, |n, c| {
-                AttributeSpec::integer(n, c, min, max)
-            })
-        }
+        from_caller!(add_attribute(
+            builder,
+            name,
+            name_len,
+            category,
+            category_len,
+            |n, c| { AttributeSpec::integer(n, c, min, max) }
+        ))
     })
 }
 
@@ -439,17 +393,14 @@ pub unsafe extern "C" fn privseg_policy_builder_attribute_boolean(
     category_len: usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        unsafe {
-            add_attribute(
-                builder,
-                name,
-                name_len,
-                category,
-                category_len,
-                AttributeSpec::boolean,
-            )
-        }
+        from_caller!(add_attribute(
+            builder,
+            name,
+            name_len,
+            category,
+            category_len,
+            AttributeSpec::boolean,
+        ))
     })
 }
 
@@ -467,17 +418,14 @@ pub unsafe extern "C" fn privseg_policy_builder_attribute_timestamp(
     category_len: usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        unsafe {
-            add_attribute(
-                builder,
-                name,
-                name_len,
-                category,
-                category_len,
-                AttributeSpec::timestamp,
-            )
-        }
+        from_caller!(add_attribute(
+            builder,
+            name,
+            name_len,
+            category,
+            category_len,
+            AttributeSpec::timestamp,
+        ))
     })
 }
 
@@ -504,13 +452,10 @@ pub unsafe extern "C" fn privseg_policy_builder_purpose(
     consent_validity_days: u32,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let key = unsafe { str_arg(key, key_len, "key") }?;
+        let key = from_caller!(str_arg(key, key_len, "key"))?;
         let basis = basis_of(basis)?;
-        // SAFETY: the caller's contract.
-        let categories = unsafe { str_list(categories, category_count, "categories") }?;
-        // SAFETY: the caller's contract.
-        let notices = unsafe { str_list(notices, notice_count, "notices") }?;
+        let categories = from_caller!(str_list(categories, category_count, "categories"))?;
+        let notices = from_caller!(str_list(notices, notice_count, "notices"))?;
         check_flags(
             flags,
             PRIVSEG_PURPOSE_EMAIL
@@ -521,7 +466,7 @@ pub unsafe extern "C" fn privseg_policy_builder_purpose(
             "purpose",
         )?;
         if flags & PRIVSEG_PURPOSE_SOFT_OPT_IN != 0 && flags & PRIVSEG_PURPOSE_EMAIL == 0 {
-            return Err(Fail::arg(
+            return Err(FfiError::arg(
                 "PRIVSEG_PURPOSE_SOFT_OPT_IN needs PRIVSEG_PURPOSE_EMAIL",
             ));
         }
@@ -547,8 +492,7 @@ pub unsafe extern "C" fn privseg_policy_builder_purpose(
         if consent_validity_days != 0 {
             p = p.consent_validity_days(consent_validity_days);
         }
-        // SAFETY: the caller's contract.
-        unsafe { with_builder(builder, |b| b.purpose(p)) }
+        from_caller!(with_builder(builder, |b| b.purpose(p)))
     })
 }
 
@@ -579,10 +523,8 @@ pub unsafe extern "C" fn privseg_policy_builder_role(
     permissions: u32,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let name = unsafe { str_arg(name, name_len, "name") }?;
-        // SAFETY: the caller's contract.
-        let purposes = unsafe { str_list(purposes, purpose_count, "purposes") }?;
+        let name = from_caller!(str_arg(name, name_len, "name"))?;
+        let purposes = from_caller!(str_list(purposes, purpose_count, "purposes"))?;
         check_flags(
             permissions,
             PURPOSE_PERMISSIONS
@@ -593,12 +535,12 @@ pub unsafe extern "C" fn privseg_policy_builder_role(
         )?;
         let scoped = permissions & PURPOSE_PERMISSIONS != 0;
         if scoped && purposes.is_empty() {
-            return Err(Fail::arg(
+            return Err(FfiError::arg(
                 "PRIVSEG_PERMISSION_COUNT, _MEMBER_IDS and _EXPLAIN need at least one purpose",
             ));
         }
         if !scoped && !purposes.is_empty() {
-            return Err(Fail::arg(
+            return Err(FfiError::arg(
                 "purposes are given but no PRIVSEG_PERMISSION_COUNT, _MEMBER_IDS or _EXPLAIN applies to them",
             ));
         }
@@ -619,8 +561,7 @@ pub unsafe extern "C" fn privseg_policy_builder_role(
             read_audit: permissions & PRIVSEG_PERMISSION_READ_AUDIT != 0,
             administer: permissions & PRIVSEG_PERMISSION_ADMINISTER != 0,
         };
-        // SAFETY: the caller's contract.
-        unsafe { with_builder(builder, |b| b.role(role)) }
+        from_caller!(with_builder(builder, |b| b.role(role)))
     })
 }
 
@@ -643,20 +584,17 @@ pub unsafe extern "C" fn privseg_policy_builder_build(
     err_out: *mut *mut privseg_error,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let state = unsafe { builder_mut(builder) }?;
+        let state = try_mut_from_ptr!(builder)?;
         non_null(policy_out, "policy_out")?;
         let b = state.take().ok_or_else(|| {
-            Fail::new(
+            FfiError::new(
                 privseg_status::AlreadyUsed,
                 "this policy builder was already built",
             )
         })?;
         match b.build() {
-            // SAFETY: policy_out is writable, as the caller promises.
-            Ok(p) => unsafe { write_out(policy_out, policy_out_arc(p)) },
-            // SAFETY: err_out is NULL or writable, as the caller promises.
-            Err(e) => Err(unsafe { give_error(ErrorObject::from(&e), err_out) }),
+            Ok(p) => from_caller!(write_out(policy_out, policy_out_arc(p))),
+            Err(e) => Err(from_caller!(give_error(ErrorObject::from(&e), err_out))),
         }
     })
 }

@@ -5,9 +5,10 @@ use std::ffi::c_char;
 use std::sync::Arc;
 
 use super::error::{ErrorObject, give_error, privseg_error};
-use super::policy::{policy_ref, privseg_policy};
+use super::policy::privseg_policy;
+use super::prelude::*;
 use super::{
-    Fail, ffi_status, ffi_value, non_null, privseg_status, str_arg, write_out, write_text,
+    FfiError, ffi_status, ffi_value, non_null, privseg_status, str_arg, write_out, write_text,
 };
 use crate::segment::{self, CheckedSegment, SegmentError};
 
@@ -19,18 +20,11 @@ pub struct privseg_segment {
     _opaque: [u8; 0],
 }
 
-/// Borrows a segment.
-///
-/// # Safety
-/// `s` must be NULL or a live segment reference from this library.
-pub(crate) unsafe fn segment_ref<'a>(
-    s: *const privseg_segment,
-) -> Result<&'a CheckedSegment, Fail> {
-    non_null(s, "segment")?;
-    // SAFETY: a non-NULL segment pointer comes from Arc::into_raw in
-    // segment_result and its reference is alive, as the caller promises.
-    Ok(unsafe { &*s.cast::<CheckedSegment>() })
+impl Castable for privseg_segment {
+    type Rust = CheckedSegment;
+    const WHAT: &'static str = "segment";
 }
+impl ArcCastable for privseg_segment {}
 
 /// Writes a compiled segment or its error.
 ///
@@ -40,15 +34,13 @@ pub(crate) unsafe fn segment_result(
     r: Result<CheckedSegment, SegmentError>,
     out: *mut *const privseg_segment,
     err_out: *mut *mut privseg_error,
-) -> Result<(), Fail> {
+) -> Result<(), FfiError> {
     match r {
         Ok(s) => {
-            let p = Arc::into_raw(Arc::new(s)).cast::<privseg_segment>();
-            // SAFETY: out is writable, as the caller promises.
-            unsafe { write_out(out, p) }
+            let p = to_arc::<privseg_segment>(Arc::new(s));
+            from_caller!(write_out(out, p))
         }
-        // SAFETY: err_out is NULL or writable, as the caller promises.
-        Err(e) => Err(unsafe { give_error(ErrorObject::from(&e), err_out) }),
+        Err(e) => Err(from_caller!(give_error(ErrorObject::from(&e), err_out))),
     }
 }
 
@@ -75,13 +67,14 @@ pub unsafe extern "C" fn privseg_segment_compile(
     err_out: *mut *mut privseg_error,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let policy = unsafe { policy_ref(policy) }?;
-        // SAFETY: the caller's contract.
-        let text = unsafe { str_arg(text, len, "text") }?;
+        let policy = try_ref_from_ptr!(policy)?;
+        let text = from_caller!(str_arg(text, len, "text"))?;
         non_null(segment_out, "segment_out")?;
-        // SAFETY: the caller's contract.
-        unsafe { segment_result(segment::compile(policy, text), segment_out, err_out) }
+        from_caller!(segment_result(
+            segment::compile(policy, text),
+            segment_out,
+            err_out
+        ))
     })
 }
 
@@ -100,14 +93,11 @@ pub unsafe extern "C" fn privseg_segment_from_json(
     err_out: *mut *mut privseg_error,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let policy = unsafe { policy_ref(policy) }?;
-        // SAFETY: the caller's contract.
-        let json = unsafe { str_arg(json, len, "json") }?;
+        let policy = try_ref_from_ptr!(policy)?;
+        let json = from_caller!(str_arg(json, len, "json"))?;
         non_null(segment_out, "segment_out")?;
         let r = segment::from_json(json).and_then(|s| segment::validate(policy, &s, ""));
-        // SAFETY: the caller's contract.
-        unsafe { segment_result(r, segment_out, err_out) }
+        from_caller!(segment_result(r, segment_out, err_out))
     })
 }
 
@@ -120,14 +110,7 @@ pub unsafe extern "C" fn privseg_segment_from_json(
 pub unsafe extern "C" fn privseg_segment_clone(
     segment: *const privseg_segment,
 ) -> *const privseg_segment {
-    ffi_value!(std::ptr::null(), {
-        if !segment.is_null() {
-            // SAFETY: the pointer came from Arc::into_raw and holds a live
-            // reference, as the caller promises.
-            unsafe { Arc::increment_strong_count(segment.cast::<CheckedSegment>()) };
-        }
-        segment
-    })
+    ffi_value!(std::ptr::null(), { from_caller!(clone_arc_ptr(segment)) })
 }
 
 /// Releases one reference to a segment; NULL does nothing.
@@ -138,11 +121,7 @@ pub unsafe extern "C" fn privseg_segment_clone(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_segment_free(segment: *const privseg_segment) {
     ffi_value!((), {
-        if !segment.is_null() {
-            // SAFETY: the pointer came from Arc::into_raw and this reference
-            // is released once, as the caller promises.
-            drop(unsafe { Arc::from_raw(segment.cast::<CheckedSegment>()) });
-        }
+        from_caller!(free_arc(segment));
     })
 }
 
@@ -160,10 +139,8 @@ pub unsafe extern "C" fn privseg_segment_name(
     written: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let s = unsafe { segment_ref(segment) }?;
-        // SAFETY: the caller's contract.
-        unsafe { write_text(s.name().as_bytes(), buf, len, written) }
+        let s = try_ref_from_ptr!(segment)?;
+        from_caller!(write_text(s.name().as_bytes(), buf, len, written))
     })
 }
 
@@ -180,9 +157,7 @@ pub unsafe extern "C" fn privseg_segment_purpose(
     written: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let s = unsafe { segment_ref(segment) }?;
-        // SAFETY: the caller's contract.
-        unsafe { write_text(s.purpose_key().as_bytes(), buf, len, written) }
+        let s = try_ref_from_ptr!(segment)?;
+        from_caller!(write_text(s.purpose_key().as_bytes(), buf, len, written))
     })
 }

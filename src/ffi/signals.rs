@@ -3,8 +3,9 @@
 
 use std::ffi::c_char;
 
+use super::prelude::*;
 use super::{
-    Fail, ffi_status, ffi_value, non_null, privseg_status, str_arg, write_out, write_text,
+    FfiError, ffi_status, ffi_value, non_null, privseg_status, str_arg, write_out, write_text,
 };
 use crate::consent::signals::gpp::{GppOptions, GppSection, GppString};
 use crate::consent::signals::json::{self, GppJson, TcfJson, UspJson};
@@ -19,8 +20,8 @@ pub const PRIVSEG_SIGNAL_GPP: u32 = 2;
 /// `format` value for a US Privacy string.
 pub const PRIVSEG_SIGNAL_USP: u32 = 3;
 
-fn signal_fail(e: SignalError) -> Fail {
-    Fail::new(privseg_status::SignalInvalid, e.to_string())
+fn signal_fail(e: SignalError) -> FfiError {
+    FfiError::new(privseg_status::SignalInvalid, e.to_string())
 }
 
 /// Decodes a consent signal (a TCF TC string starting with `C`, a GPP
@@ -43,11 +44,9 @@ pub unsafe extern "C" fn privseg_signal_decode(
     written: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let text = unsafe { str_arg(text, text_len, "text") }?;
+        let text = from_caller!(str_arg(text, text_len, "text"))?;
         let json = signals::decode_to_json(text).map_err(signal_fail)?;
-        // SAFETY: the caller's contract.
-        unsafe { write_text(json.as_bytes(), buf, len, written) }
+        from_caller!(write_text(json.as_bytes(), buf, len, written))
     })
 }
 
@@ -74,13 +73,15 @@ pub unsafe extern "C" fn privseg_signal_encode(
             PRIVSEG_SIGNAL_TCF => SignalFormat::Tcf,
             PRIVSEG_SIGNAL_GPP => SignalFormat::Gpp,
             PRIVSEG_SIGNAL_USP => SignalFormat::Usp,
-            other => return Err(Fail::arg(format!("format: unknown signal format {other}"))),
+            other => {
+                return Err(FfiError::arg(format!(
+                    "format: unknown signal format {other}"
+                )));
+            }
         };
-        // SAFETY: the caller's contract.
-        let json = unsafe { str_arg(json, json_len, "json") }?;
+        let json = from_caller!(str_arg(json, json_len, "json"))?;
         let out = signals::encode_from_json(format, json).map_err(signal_fail)?;
-        // SAFETY: the caller's contract.
-        unsafe { write_text(out.as_bytes(), buf, len, written) }
+        from_caller!(write_text(out.as_bytes(), buf, len, written))
     })
 }
 
@@ -107,7 +108,7 @@ enum Decoded {
 impl SignalObject {
     /// The TC string: the signal itself, or the `tcfeuv2` section of a GPP
     /// string.
-    fn tcf(&self) -> Result<&TcString, Fail> {
+    fn tcf(&self) -> Result<&TcString, FfiError> {
         match &self.decoded {
             Decoded::Tcf(t) => Ok(t),
             Decoded::Gpp(g) => g
@@ -123,7 +124,7 @@ impl SignalObject {
     }
     /// The US Privacy fields: the signal itself, or the `uspv1` section of a
     /// GPP string.
-    fn usp(&self) -> Result<UsPrivacy, Fail> {
+    fn usp(&self) -> Result<UsPrivacy, FfiError> {
         match &self.decoded {
             Decoded::Usp(u) => Ok(*u),
             Decoded::Gpp(g) => g
@@ -137,7 +138,7 @@ impl SignalObject {
             Decoded::Tcf(_) => Err(absent("a TC string has no US Privacy fields")),
         }
     }
-    fn gpp(&self) -> Result<&GppString, Fail> {
+    fn gpp(&self) -> Result<&GppString, FfiError> {
         match &self.decoded {
             Decoded::Gpp(g) => Ok(g),
             _ => Err(absent("the signal is not a GPP string")),
@@ -145,21 +146,15 @@ impl SignalObject {
     }
 }
 
-fn absent(message: &str) -> Fail {
-    Fail::new(privseg_status::SignalAbsent, message)
+fn absent(message: &str) -> FfiError {
+    FfiError::new(privseg_status::SignalAbsent, message)
 }
 
-/// Borrows a decoded signal.
-///
-/// # Safety
-/// `s` must be NULL or a live signal from this library.
-unsafe fn signal_ref<'a>(s: *const privseg_signal) -> Result<&'a SignalObject, Fail> {
-    non_null(s, "signal")?;
-    // SAFETY: a non-NULL signal pointer is a Box<SignalObject> from
-    // privseg_signal_decode_handle, alive and never changed, as the caller
-    // promises.
-    Ok(unsafe { &*s.cast::<SignalObject>() })
+impl Castable for privseg_signal {
+    type Rust = SignalObject;
+    const WHAT: &'static str = "signal";
 }
+impl BoxCastable for privseg_signal {}
 
 /// Copies a list of ids into a caller's array of `cap` items: `*count`
 /// receives the number of ids, also when they do not fit (then nothing is
@@ -174,15 +169,15 @@ unsafe fn write_ids<T: Copy>(
     out: *mut T,
     cap: usize,
     count: *mut usize,
-) -> Result<(), Fail> {
+) -> Result<(), FfiError> {
     non_null(count, "count")?;
     if out.is_null() && cap != 0 {
-        return Err(Fail::null("ids"));
+        return Err(FfiError::null("ids"));
     }
     // SAFETY: count is not NULL and writable, as the caller promises.
     unsafe { *count = ids.len() };
     if ids.len() > cap {
-        return Err(Fail::new(
+        return Err(FfiError::new(
             privseg_status::BufferTooSmall,
             format!(
                 "an array of {cap} items is too small: {} are needed",
@@ -216,8 +211,7 @@ pub unsafe extern "C" fn privseg_signal_decode_handle(
     signal_out: *mut *mut privseg_signal,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let text = unsafe { str_arg(text, text_len, "text") }?.trim();
+        let text = from_caller!(str_arg(text, text_len, "text"))?.trim();
         non_null(signal_out, "signal_out")?;
         let tcf_opts = TcfOptions {
             strict: false,
@@ -237,9 +231,8 @@ pub unsafe extern "C" fn privseg_signal_decode_handle(
             SignalFormat::Usp => Decoded::Usp(UsPrivacy::decode(text).map_err(signal_fail)?),
         };
         let obj = SignalObject { decoded, tcf_opts };
-        let p = Box::into_raw(Box::new(obj)).cast::<privseg_signal>();
-        // SAFETY: signal_out is writable, as the caller promises.
-        unsafe { write_out(signal_out, p) }
+        let p = to_box::<privseg_signal>(obj);
+        from_caller!(write_out(signal_out, p))
     })
 }
 
@@ -254,15 +247,13 @@ pub unsafe extern "C" fn privseg_signal_format(
     format_out: *mut u32,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let s = unsafe { signal_ref(signal) }?;
+        let s = try_ref_from_ptr!(signal)?;
         let f = match s.decoded {
             Decoded::Tcf(_) => PRIVSEG_SIGNAL_TCF,
             Decoded::Gpp(_) => PRIVSEG_SIGNAL_GPP,
             Decoded::Usp(_) => PRIVSEG_SIGNAL_USP,
         };
-        // SAFETY: the caller's contract.
-        unsafe { write_out(format_out, f) }
+        from_caller!(write_out(format_out, f))
     })
 }
 
@@ -280,16 +271,14 @@ pub unsafe extern "C" fn privseg_signal_json(
     written: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let s = unsafe { signal_ref(signal) }?;
+        let s = try_ref_from_ptr!(signal)?;
         let text = match &s.decoded {
             Decoded::Tcf(t) => json::to_json(&TcfJson::from_tc(t, &s.tcf_opts)),
             Decoded::Gpp(g) => json::to_json(&GppJson::from_gpp(g, &s.tcf_opts)),
             Decoded::Usp(u) => json::to_json(&UspJson::from(*u)),
         }
         .map_err(signal_fail)?;
-        // SAFETY: the caller's contract.
-        unsafe { write_text(text.as_bytes(), buf, len, written) }
+        from_caller!(write_text(text.as_bytes(), buf, len, written))
     })
 }
 
@@ -330,8 +319,7 @@ pub unsafe extern "C" fn privseg_signal_tcf_ids(
     count: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let s = unsafe { signal_ref(signal) }?;
+        let s = try_ref_from_ptr!(signal)?;
         let small = |set: &crate::consent::signals::tcf::IdSet| -> Vec<u16> {
             set.iter().map(u16::from).collect()
         };
@@ -342,10 +330,9 @@ pub unsafe extern "C" fn privseg_signal_tcf_ids(
             3 => small(&tc.core.special_feature_opt_ins),
             4 => tc.core.vendor_consents.vendor_ids(),
             5 => tc.core.vendor_legitimate_interests.vendor_ids(),
-            other => return Err(Fail::arg(format!("list: unknown TCF list {other}"))),
+            other => return Err(FfiError::arg(format!("list: unknown TCF list {other}"))),
         };
-        // SAFETY: the caller's contract.
-        unsafe { write_ids(&list, ids, cap, count) }
+        from_caller!(write_ids(&list, ids, cap, count))
     })
 }
 
@@ -363,12 +350,10 @@ pub unsafe extern "C" fn privseg_signal_gpp_section_ids(
     count: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let s = unsafe { signal_ref(signal) }?;
+        let s = try_ref_from_ptr!(signal)?;
         let mut list: Vec<u16> = s.gpp()?.sections.iter().map(GppSection::id).collect();
         list.sort_unstable();
-        // SAFETY: the caller's contract.
-        unsafe { write_ids(&list, ids, cap, count) }
+        from_caller!(write_ids(&list, ids, cap, count))
     })
 }
 
@@ -392,8 +377,7 @@ pub unsafe extern "C" fn privseg_signal_gpp_section(
     written: *mut usize,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let s = unsafe { signal_ref(signal) }?;
+        let s = try_ref_from_ptr!(signal)?;
         let g = s.gpp()?;
         let whole = GppJson::from_gpp(g, &s.tcf_opts);
         let at = whole
@@ -407,8 +391,7 @@ pub unsafe extern "C" fn privseg_signal_gpp_section(
             .and_then(|all| all.0.get(at))
             .ok_or_else(|| absent(&format!("this GPP string has no section {section_id}")))?;
         let text = json::to_json(&section.1).map_err(signal_fail)?;
-        // SAFETY: the caller's contract.
-        unsafe { write_text(text.as_bytes(), buf, len, written) }
+        from_caller!(write_text(text.as_bytes(), buf, len, written))
     })
 }
 
@@ -448,8 +431,7 @@ pub unsafe extern "C" fn privseg_signal_usp(
     usp_out: *mut privseg_usp,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        let s = unsafe { signal_ref(signal) }?;
+        let s = try_ref_from_ptr!(signal)?;
         let u = s.usp()?;
         let out = privseg_usp {
             version: u.version,
@@ -457,8 +439,7 @@ pub unsafe extern "C" fn privseg_signal_usp(
             opt_out_sale: flag(u.opt_out_sale),
             lspa_covered: flag(u.lspa_covered),
         };
-        // SAFETY: the caller's contract.
-        unsafe { write_out(usp_out, out) }
+        from_caller!(write_out(usp_out, out))
     })
 }
 
@@ -470,12 +451,7 @@ pub unsafe extern "C" fn privseg_signal_usp(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn privseg_signal_free(signal: *mut privseg_signal) {
     ffi_value!((), {
-        if !signal.is_null() {
-            // SAFETY: the pointer is a Box<SignalObject> from
-            // privseg_signal_decode_handle, freed once, as the caller
-            // promises.
-            drop(unsafe { Box::from_raw(signal.cast::<SignalObject>()) });
-        }
+        from_caller!(free_box(signal));
     })
 }
 

@@ -6,9 +6,10 @@ use std::ffi::c_char;
 use std::sync::Arc;
 
 use super::engine::{EngineHandle, actor_arg, privseg_engine};
-use super::policy::{policy_arc, privseg_policy};
+use super::policy::privseg_policy;
+use super::prelude::*;
 use super::{
-    Fail, ffi_status, non_null, privseg_status, privseg_str, slice_arg, str_arg, write_out,
+    FfiError, ffi_status, non_null, privseg_status, privseg_str, slice_arg, str_arg, write_out,
 };
 use crate::Engine;
 use crate::store::{KeyProvider, StaticKek};
@@ -37,34 +38,29 @@ unsafe fn durable(
     roles: *const privseg_str,
     roles_len: usize,
     engine_out: *mut *mut privseg_engine,
-) -> Result<(), Fail> {
-    // SAFETY: the caller's contract.
-    let policy = unsafe { policy_arc(policy) }?;
-    // SAFETY: the caller's contract.
-    let dir = unsafe { str_arg(dir, dir_len, "dir") }?;
+) -> Result<(), FfiError> {
+    let policy = from_caller!(try_clone_arc(policy))?;
+    let dir = from_caller!(str_arg(dir, dir_len, "dir"))?;
     non_null(kek, "kek")?;
-    // SAFETY: the caller's contract: kek points to kek_len readable bytes.
-    let kek = unsafe { slice_arg(kek, kek_len, "kek") }?;
-    // SAFETY: the caller's contract.
-    let actor = unsafe { actor_arg(actor_id, actor_id_len, roles, roles_len) }?;
+    let kek = from_caller!(slice_arg(kek, kek_len, "kek"))?;
+    let actor = from_caller!(actor_arg(actor_id, actor_id_len, roles, roles_len))?;
     non_null(engine_out, "engine_out")?;
     if dir.is_empty() {
-        return Err(Fail::new(
+        return Err(FfiError::new(
             privseg_status::InvalidArgument,
             "dir: the store directory is empty",
         ));
     }
     let keys: Arc<dyn KeyProvider> = Arc::new(
         StaticKek::new("host", kek)
-            .map_err(|e| Fail::new(privseg_status::InvalidArgument, format!("kek: {e}")))?,
+            .map_err(|e| FfiError::new(privseg_status::InvalidArgument, format!("kek: {e}")))?,
     );
     let engine = match mode {
         Mode::Create => Engine::create(dir, policy, keys),
         Mode::Open => Engine::open(dir, policy, keys),
     }?;
     let e = EngineHandle::into_raw(engine, actor);
-    // SAFETY: engine_out is writable, as the caller promises.
-    unsafe { write_out(engine_out, e) }
+    from_caller!(write_out(engine_out, e))
 }
 
 /// Creates a durable engine in directory `dir` (`dir_len` bytes of UTF-8,
@@ -97,22 +93,19 @@ pub unsafe extern "C" fn privseg_engine_create(
     engine_out: *mut *mut privseg_engine,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        unsafe {
-            durable(
-                Mode::Create,
-                policy,
-                dir,
-                dir_len,
-                kek,
-                kek_len,
-                actor_id,
-                actor_id_len,
-                roles,
-                roles_len,
-                engine_out,
-            )
-        }
+        from_caller!(durable(
+            Mode::Create,
+            policy,
+            dir,
+            dir_len,
+            kek,
+            kek_len,
+            actor_id,
+            actor_id_len,
+            roles,
+            roles_len,
+            engine_out,
+        ))
     })
 }
 
@@ -139,21 +132,18 @@ pub unsafe extern "C" fn privseg_engine_open(
     engine_out: *mut *mut privseg_engine,
 ) -> privseg_status {
     ffi_status!({
-        // SAFETY: the caller's contract.
-        unsafe {
-            durable(
-                Mode::Open,
-                policy,
-                dir,
-                dir_len,
-                kek,
-                kek_len,
-                actor_id,
-                actor_id_len,
-                roles,
-                roles_len,
-                engine_out,
-            )
-        }
+        from_caller!(durable(
+            Mode::Open,
+            policy,
+            dir,
+            dir_len,
+            kek,
+            kek_len,
+            actor_id,
+            actor_id_len,
+            roles,
+            roles_len,
+            engine_out,
+        ))
     })
 }

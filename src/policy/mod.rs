@@ -20,6 +20,7 @@
 //! assert_eq!(policy.version().to_string().len(), 64);
 //! ```
 
+mod check;
 mod spec;
 
 use std::collections::{HashMap, HashSet};
@@ -357,338 +358,7 @@ impl Policy {
 
     /// Validates a spec, reporting every problem with its JSON path.
     pub fn from_spec(spec: PolicySpec) -> Result<Policy, PolicyError> {
-        let mut problems = Vec::new();
-        let mut p = |path: String, message: String| problems.push(PolicyProblem { path, message });
-
-        if spec.controller.name.trim().is_empty() {
-            p(
-                "$.controller.name".into(),
-                "the controller needs a name".into(),
-            );
-        }
-        // Jurisdictions.
-        let mut seen = HashSet::new();
-        for (i, j) in spec.jurisdictions.iter().enumerate() {
-            let path = format!("$.jurisdictions[{i}]");
-            if j.code.is_empty()
-                || !j
-                    .code
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
-            {
-                p(
-                    format!("{path}.code"),
-                    format!(
-                        "jurisdiction code {:?} must be upper-case letters, digits and '-' (such as EU-FR)",
-                        j.code
-                    ),
-                );
-            }
-            if !seen.insert(j.code.as_str()) {
-                p(
-                    format!("{path}.code"),
-                    format!("duplicate jurisdiction {:?}", j.code),
-                );
-            }
-            match (j.regime, j.digital_consent_age) {
-                (Regime::Gdpr, Some(age)) if !(13..=16).contains(&age) => p(
-                    format!("{path}.digital_consent_age"),
-                    format!(
-                        "GDPR Art. 8 allows an age of digital consent from 13 to 16, not {age}"
-                    ),
-                ),
-                (Regime::Ccpa | Regime::None, Some(_)) => p(
-                    format!("{path}.digital_consent_age"),
-                    "an age of digital consent applies only to the gdpr regime".into(),
-                ),
-                _ => {}
-            }
-        }
-        // Categories.
-        let mut declared: HashMap<String, CategorySpec> = HashMap::new();
-        for (i, c) in spec.categories.iter().enumerate() {
-            let path = format!("$.categories[{i}].key");
-            if !is_dotted_key(&c.key) {
-                p(
-                    path.clone(),
-                    format!(
-                        "category key {:?} must be dotted lower-case words such as user.contact.email",
-                        c.key
-                    ),
-                );
-            }
-            if declared.insert(c.key.clone(), c.clone()).is_some() {
-                p(path, format!("duplicate category {:?}", c.key));
-            }
-        }
-        let categories = CategoryIndex::new(
-            spec.categories
-                .iter()
-                .map(|c| (c.key.as_str(), own_flags(c))),
-        );
-        let flags_of = |key: &str| categories.flags(key);
-        let known_category = |key: &str| categories.known(key);
-        // Attributes.
-        let mut attr_names = HashSet::new();
-        for (i, a) in spec.attributes.iter().enumerate() {
-            let path = format!("$.attributes[{i}]");
-            if !is_identifier(&a.name) {
-                p(
-                    format!("{path}.name"),
-                    format!(
-                        "attribute name {:?} must be an identifier (letters, digits, '_') and not a reserved word",
-                        a.name
-                    ),
-                );
-            }
-            if !attr_names.insert(a.name.as_str()) {
-                p(
-                    format!("{path}.name"),
-                    format!("duplicate attribute {:?}", a.name),
-                );
-            }
-            if !declared.contains_key(&a.category) {
-                p(
-                    format!("{path}.category"),
-                    format!(
-                        "unknown category {:?} (attributes need a declared category)",
-                        a.category
-                    ),
-                );
-            }
-            let categorical = a.ty == AttrType::Categorical;
-            if categorical && a.values.is_empty() {
-                p(
-                    format!("{path}.values"),
-                    "a categorical attribute needs at least one declared value".into(),
-                );
-            }
-            if !categorical && !a.values.is_empty() {
-                p(
-                    format!("{path}.values"),
-                    format!(
-                        "values are declared only for categorical attributes, not {}",
-                        a.ty.as_str()
-                    ),
-                );
-            }
-            let mut vs = HashSet::new();
-            for (k, v) in a.values.iter().enumerate() {
-                if !vs.insert(v) {
-                    p(
-                        format!("{path}.values[{k}]"),
-                        format!("duplicate value {v:?}"),
-                    );
-                }
-            }
-            if a.ty == AttrType::Integer {
-                match (a.min, a.max) {
-                    (Some(lo), Some(hi)) if lo > hi => p(
-                        format!("{path}.min"),
-                        format!("min {lo} is greater than max {hi}"),
-                    ),
-                    (Some(_), Some(_)) => {}
-                    _ => p(
-                        path.clone(),
-                        "an integer attribute needs both min and max".into(),
-                    ),
-                }
-            } else if a.min.is_some() || a.max.is_some() {
-                p(
-                    format!("{path}.min"),
-                    format!(
-                        "min and max apply only to integer attributes, not {}",
-                        a.ty.as_str()
-                    ),
-                );
-            }
-        }
-        // Purposes.
-        let mut purpose_keys = HashSet::new();
-        for (i, pu) in spec.purposes.iter().enumerate() {
-            let path = format!("$.purposes[{i}]");
-            if !is_dotted_key(&pu.key) {
-                p(
-                    format!("{path}.key"),
-                    format!(
-                        "purpose key {:?} must be dotted lower-case words such as marketing.email",
-                        pu.key
-                    ),
-                );
-            }
-            if !purpose_keys.insert(pu.key.as_str()) {
-                p(
-                    format!("{path}.key"),
-                    format!("duplicate purpose {:?}", pu.key),
-                );
-            }
-            for (k, c) in pu.categories.iter().enumerate() {
-                if !known_category(c) {
-                    p(
-                        format!("{path}.categories[{k}]"),
-                        format!("unknown category {c:?}"),
-                    );
-                } else if flags_of(c).criminal {
-                    p(
-                        format!("{path}.categories[{k}]"),
-                        format!(
-                            "category {c:?} holds criminal data, which no purpose may use (R8)"
-                        ),
-                    );
-                }
-            }
-            if pu.basis == LawfulBasis::Consent && pu.accepted_notice_versions.is_empty() {
-                p(
-                    format!("{path}.accepted_notice_versions"),
-                    "a consent-based purpose needs at least one accepted notice version (R3, R5)"
-                        .into(),
-                );
-            }
-            if pu.email_soft_opt_in && !pu.email_channel {
-                p(
-                    format!("{path}.email_soft_opt_in"),
-                    "the soft opt-in applies only to email_channel purposes".into(),
-                );
-            }
-            if pu.email_soft_opt_in && !covers("marketing", &pu.key) {
-                p(
-                    format!("{path}.email_soft_opt_in"),
-                    "the soft opt-in is for direct marketing purposes (marketing.*)".into(),
-                );
-            }
-            if pu.consent_validity_days == Some(0) {
-                p(
-                    format!("{path}.consent_validity_days"),
-                    "a consent validity of 0 days would accept no consent".into(),
-                );
-            }
-        }
-        let purpose_prefixes: HashSet<&str> = spec
-            .purposes
-            .iter()
-            .flat_map(|p| ancestors(&p.key))
-            .collect();
-        let known_purpose = |key: &str| purpose_prefixes.contains(key);
-        let mut recipient_ids = HashSet::new();
-        for (i, r) in spec.recipients.iter().enumerate() {
-            let path = format!("$.recipients[{i}]");
-            if !is_dotted_key(&r.id.replace('-', "_")) {
-                p(
-                    format!("{path}.id"),
-                    format!(
-                        "recipient id {:?} must be lower-case words, digits, '_' or '-'",
-                        r.id
-                    ),
-                );
-            }
-            if !recipient_ids.insert(r.id.as_str()) {
-                p(
-                    format!("{path}.id"),
-                    format!("duplicate recipient {:?}", r.id),
-                );
-            }
-            if r.name.trim().is_empty() {
-                p(
-                    format!("{path}.name"),
-                    "a recipient needs its legal name".into(),
-                );
-            }
-            if r.dpa_reference.trim().is_empty() {
-                p(
-                    format!("{path}.dpa_reference"),
-                    "a recipient needs the reference of the agreement that binds it (R19)".into(),
-                );
-            }
-            if r.country.len() != 2 || !r.country.chars().all(|c| c.is_ascii_uppercase()) {
-                p(
-                    format!("{path}.country"),
-                    format!(
-                        "country {:?} must be an ISO 3166-1 alpha-2 code such as FR",
-                        r.country
-                    ),
-                );
-            }
-            if r.purposes.is_empty() {
-                p(
-                    format!("{path}.purposes"),
-                    "an agreement covers at least one purpose".into(),
-                );
-            }
-            for (k, pu) in r.purposes.iter().enumerate() {
-                if !known_purpose(pu) {
-                    p(
-                        format!("{path}.purposes[{k}]"),
-                        format!("unknown purpose {pu:?}"),
-                    );
-                }
-            }
-            for (k, c) in r.categories.iter().enumerate() {
-                if !known_category(c) {
-                    p(
-                        format!("{path}.categories[{k}]"),
-                        format!("unknown category {c:?}"),
-                    );
-                } else if flags_of(c).criminal {
-                    p(
-                        format!("{path}.categories[{k}]"),
-                        format!("category {c:?} holds criminal data, which is never shared (R8)"),
-                    );
-                }
-            }
-        }
-        let mut role_names = HashSet::new();
-        for (i, r) in spec.roles.iter().enumerate() {
-            let path = format!("$.roles[{i}]");
-            if !is_identifier(&r.name) {
-                p(
-                    format!("{path}.name"),
-                    format!("role name {:?} must be an identifier", r.name),
-                );
-            }
-            if !role_names.insert(r.name.as_str()) {
-                p(
-                    format!("{path}.name"),
-                    format!("duplicate role {:?}", r.name),
-                );
-            }
-            for (field, list) in [
-                ("count", &r.count),
-                ("member_ids", &r.member_ids),
-                ("explain", &r.explain),
-            ] {
-                for (k, pu) in list.iter().enumerate() {
-                    if !known_purpose(pu) {
-                        p(
-                            format!("{path}.{field}[{k}]"),
-                            format!("unknown purpose {pu:?}"),
-                        );
-                    }
-                }
-            }
-            for (k, rid) in r.export.iter().enumerate() {
-                if !recipient_ids.contains(rid.as_str()) {
-                    p(
-                        format!("{path}.export[{k}]"),
-                        format!("unknown recipient {rid:?}"),
-                    );
-                }
-            }
-        }
-        if spec.k_threshold == Some(0) {
-            p("$.k_threshold".into(), "k must be at least 1".into());
-        }
-        check_dp_budgets(&spec, &mut p);
-        check_actors(&spec, &mut p);
-        if let Some(s) = spec.event_clock_skew_seconds
-            && s > MAX_EVENT_CLOCK_SKEW
-        {
-            p(
-                "$.event_clock_skew_seconds".into(),
-                format!(
-                    "{s} seconds is more than the maximum {MAX_EVENT_CLOCK_SKEW} (one day): a larger skew would let events dated in the future take effect ahead of time"
-                ),
-            );
-        }
+        let problems = check::check_spec(&spec).into_vec();
         if !problems.is_empty() {
             return Err(PolicyError::Invalid(problems));
         }
@@ -933,91 +603,6 @@ impl Policy {
     }
 }
 
-/// Each budget names a known purpose, its cap is within its total, and no
-/// two budgets cover the same purpose (a query must charge exactly one).
-fn check_dp_budgets(spec: &PolicySpec, p: &mut impl FnMut(String, String)) {
-    use crate::privacy::dp::Rational;
-    let known_purpose = |key: &str| spec.purposes.iter().any(|p| covers(key, &p.key));
-    for (i, b) in spec.dp_budgets.iter().enumerate() {
-        let path = format!("$.dp_budgets[{i}]");
-        if !known_purpose(&b.purpose) {
-            p(
-                format!("{path}.purpose"),
-                format!("unknown purpose {:?}", b.purpose),
-            );
-        }
-        if Rational::from(b.max_epsilon) > Rational::from(b.total) {
-            p(
-                format!("{path}.max_epsilon"),
-                format!(
-                    "the per-query cap {} is above the total budget {}",
-                    b.max_epsilon, b.total
-                ),
-            );
-        }
-        for (j, other) in spec.dp_budgets[..i].iter().enumerate() {
-            if covers(&other.purpose, &b.purpose) || covers(&b.purpose, &other.purpose) {
-                p(
-                    format!("{path}.purpose"),
-                    format!(
-                        "budget for {:?} overlaps the budget for {:?} at $.dp_budgets[{j}]: \
-                         each purpose has one budget",
-                        b.purpose, other.purpose
-                    ),
-                );
-            }
-        }
-    }
-}
-
-/// Each identity has an operating-system user, an id no other identity
-/// uses, and roles the policy defines.
-fn check_actors(spec: &PolicySpec, p: &mut impl FnMut(String, String)) {
-    let mut ids: HashMap<&str, usize> = HashMap::new();
-    for (i, a) in spec.actors.iter().enumerate() {
-        let path = format!("$.actors[{i}]");
-        let valid_name = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 256
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@' | '$'))
-        };
-        if !valid_name(&a.os_user) {
-            p(
-                format!("{path}.os_user"),
-                format!(
-                    "operating-system user {:?} must be a user name (letters, digits, '_', '-', '.')",
-                    a.os_user
-                ),
-            );
-        }
-        if let Some(id) = &a.id
-            && (id.trim() != id || id.is_empty() || id.chars().any(char::is_control))
-        {
-            p(
-                format!("{path}.id"),
-                format!(
-                    "actor id {id:?} must be non-empty, without surrounding spaces or control characters"
-                ),
-            );
-        }
-        if let Some(j) = ids.insert(a.actor_id(), i) {
-            p(
-                format!("{path}.id"),
-                format!(
-                    "actor id {:?} is already used at $.actors[{j}]: one id, one identity",
-                    a.actor_id()
-                ),
-            );
-        }
-        for (k, r) in a.roles.iter().enumerate() {
-            if !spec.roles.iter().any(|x| &x.name == r) {
-                p(format!("{path}.roles[{k}]"), format!("unknown role {r:?}"));
-            }
-        }
-    }
-}
-
 /// Sorts every keyed or set-like list so that equal policies hash equally.
 fn canonical(mut spec: PolicySpec) -> PolicySpec {
     spec.jurisdictions.sort_by(|a, b| a.code.cmp(&b.code));
@@ -1128,6 +713,92 @@ mod tests {
         assert!(p.attribute_flags(last).special);
     }
 
+    /// What `reports_each_section_in_order` expects, in order.
+    const EACH_SECTION_PROBLEMS: &[&str] = &[
+        "$.controller.name: the controller needs a name",
+        "$.jurisdictions[0].code: jurisdiction code \"fr\" must be upper-case letters, digits and '-' (such as EU-FR)",
+        "$.jurisdictions[0].digital_consent_age: GDPR Art. 8 allows an age of digital consent from 13 to 16, not 12",
+        "$.jurisdictions[1].code: jurisdiction code \"fr\" must be upper-case letters, digits and '-' (such as EU-FR)",
+        "$.jurisdictions[1].code: duplicate jurisdiction \"fr\"",
+        "$.jurisdictions[1].digital_consent_age: an age of digital consent applies only to the gdpr regime",
+        "$.recipients[0].id: recipient id \"Bad Id\" must be lower-case words, digits, '_' or '-'",
+        "$.recipients[0].name: a recipient needs its legal name",
+        "$.recipients[0].dpa_reference: a recipient needs the reference of the agreement that binds it (R19)",
+        "$.recipients[0].country: country \"fra\" must be an ISO 3166-1 alpha-2 code such as FR",
+        "$.recipients[0].purposes[0]: unknown purpose \"sales\"",
+        "$.recipients[0].categories[0]: category \"user.criminal\" holds criminal data, which is never shared (R8)",
+        "$.recipients[0].categories[1]: unknown category \"user.nope\"",
+        "$.roles[0].name: role name \"1role\" must be an identifier",
+        "$.roles[0].count[1]: unknown purpose \"ads\"",
+        "$.roles[0].export[0]: unknown recipient \"nobody\"",
+        "$.k_threshold: k must be at least 1",
+        "$.dp_budgets[0].purpose: unknown purpose \"ads\"",
+        "$.dp_budgets[0].max_epsilon: the per-query cap 2 is above the total budget 1",
+        "$.actors[0].os_user: operating-system user \"a b\" must be a user name (letters, digits, '_', '-', '.')",
+        "$.actors[0].roles[0]: unknown role \"boss\"",
+        "$.event_clock_skew_seconds: 86401 seconds is more than the maximum 86400 (one day): a larger skew would let events dated in the future take effect ahead of time",
+    ];
+
+    /// One mistake in each section the other tests leave out, and the two
+    /// criminal-category refusals: every problem, in order, word for word.
+    #[test]
+    fn reports_each_section_in_order() {
+        let mut spec = base()
+            .purpose(PurposeSpec::new(
+                "marketing.email",
+                LawfulBasis::LegitimateInterests,
+            ))
+            .spec;
+        spec.controller.name = " ".into();
+        spec.jurisdictions = vec![
+            JurisdictionSpec {
+                code: "fr".into(),
+                regime: Regime::Gdpr,
+                digital_consent_age: Some(12),
+            },
+            JurisdictionSpec {
+                code: "fr".into(),
+                regime: Regime::Ccpa,
+                digital_consent_age: Some(16),
+            },
+        ];
+        spec.recipients = vec![RecipientSpec {
+            id: "Bad Id".into(),
+            name: "".into(),
+            country: "fra".into(),
+            dpa_reference: " ".into(),
+            purposes: vec!["sales".into()],
+            third_country: false,
+            categories: vec!["user.criminal".into(), "user.nope".into()],
+            ccpa_role: CcpaRole::ServiceProvider,
+        }];
+        spec.roles = vec![RoleSpec {
+            name: "1role".into(),
+            count: vec!["marketing".into(), "ads".into()],
+            export: vec!["nobody".into()],
+            ..RoleSpec::default()
+        }];
+        spec.k_threshold = Some(0);
+        spec.dp_budgets = vec![DpBudgetSpec {
+            purpose: "ads".into(),
+            max_epsilon: "2".parse().unwrap(),
+            total: "1".parse().unwrap(),
+        }];
+        spec.actors = vec![ActorSpec {
+            os_user: "a b".into(),
+            id: None,
+            roles: vec!["boss".into()],
+        }];
+        spec.event_clock_skew_seconds = Some(MAX_EVENT_CLOCK_SKEW + 1);
+        let err = Policy::from_spec(spec).unwrap_err();
+        let got: Vec<String> = err
+            .problems()
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect();
+        assert_eq!(got, EACH_SECTION_PROBLEMS);
+    }
+
     fn base() -> PolicyBuilder {
         PolicyBuilder::new("Acme")
             .category(CategorySpec::new("user.contact"))
@@ -1226,7 +897,7 @@ mod tests {
 
     #[test]
     fn dp_budgets_and_actors_are_checked() {
-        let e = |s: &str| s.parse::<crate::privacy::dp::Epsilon>().unwrap();
+        let epsilon = |s: &str| s.parse::<crate::privacy::dp::Epsilon>().unwrap();
         let with = |b: PolicyBuilder| {
             b.purpose(PurposeSpec::new(
                 "analytics",
@@ -1247,9 +918,9 @@ mod tests {
             roles: roles.iter().map(|r| r.to_string()).collect(),
         };
         let err = with(base())
-            .dp_budget("analytics", e("2"), e("1"))
-            .dp_budget("analytics.web", e("1/2"), e("1"))
-            .dp_budget("nowhere", e("1/2"), e("1"))
+            .dp_budget("analytics", epsilon("2"), epsilon("1"))
+            .dp_budget("analytics.web", epsilon("1/2"), epsilon("1"))
+            .dp_budget("nowhere", epsilon("1/2"), epsilon("1"))
             .actor(actor("crm", Some("crm-sync"), &["analyst", "ghost"]))
             .actor(actor("dana", Some("crm-sync"), &[]))
             .actor(actor("", None, &[]))
@@ -1269,7 +940,7 @@ mod tests {
             "{err}"
         );
         let p = with(base())
-            .dp_budget("analytics", e("1/2"), e("1"))
+            .dp_budget("analytics", epsilon("1/2"), epsilon("1"))
             .actor(actor("dana", None, &["analyst"]))
             .actor(actor("dana", Some("dana-admin"), &[]))
             .build()

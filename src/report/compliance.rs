@@ -6,13 +6,13 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{export_tallies, heading, retention_of, table};
-use crate::Timestamp;
 use crate::audit::{AuditEntry, EntryKind, Operation};
 use crate::consent::{DataUse, Denial, Eligibility, Grounds, SubjectFacts, eligibility};
 use crate::policy::{AttrId, LawfulBasis, Policy, PurposeId};
 use crate::privacy::dp::{BudgetLedger, Rational};
 use crate::store::{MISSING, Store};
 use crate::timestamp::DAY;
+use crate::timestamp::Timestamp;
 
 /// The compliance monitoring report. Counts only: it names no subject.
 ///

@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{export_tallies, heading, retention_of, table, yes};
-use crate::Timestamp;
 use crate::audit::{AuditError, AuditLog, AuditSink};
 use crate::policy::{CcpaRole, LawfulBasis, Policy, Regime, covers};
+use crate::timestamp::Timestamp;
 
 /// The record of processing activities, generated from the policy, its
 /// recipients and the audit log.

@@ -15,6 +15,7 @@ mod validate;
 pub use ast::{CmpOp, Expr, Literal, Segment, Span};
 pub use error::{SegmentError, SegmentErrorKind, Stage};
 pub use parse::{MAX_DEPTH, MAX_SEGMENT_BYTES, parse};
+pub(crate) use validate::check_field;
 pub use validate::{Bound, CheckedExpr, CheckedSegment, Term, validate};
 
 /// Parses the JSON form of a segment.

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use super::ast::{CmpOp, Expr, Literal, Segment, Span};
 use super::error::{SegmentError, SegmentErrorKind as Kind};
 use super::parse::MAX_DEPTH;
-use crate::Timestamp;
 use crate::consent::DataUse;
 use crate::policy::{AttrId, AttrType, Policy, PolicyVersion, PurposeId};
+use crate::timestamp::Timestamp;
 
 /// A time bound: absolute, or relative to the evaluation time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -220,6 +220,36 @@ impl CheckedSegment {
     pub fn ast(&self) -> &Segment {
         &self.source
     }
+
+    /// The same segment with its members also required to be eligible for
+    /// `extra` (the data uses of fields read besides the predicate, from
+    /// [`check_field`]). Widening only narrows who may be selected.
+    pub(crate) fn widened(&self, extra: DataUse) -> CheckedSegment {
+        let mut out = self.clone();
+        out.uses = self.uses.union(extra);
+        out
+    }
+}
+
+/// Checks that attribute `attr` may be read for `seg`'s purpose, as a term
+/// of the segment would be (unknown name, R2, R7, R8, R20), and returns its
+/// id and the data use reading it adds. For fields an output reads besides
+/// the predicate (export fields, a breakdown's attribute).
+pub(crate) fn check_field(
+    policy: &Policy,
+    seg: &CheckedSegment,
+    attr: &str,
+) -> Result<(AttrId, DataUse), SegmentError> {
+    let mut c = Checker {
+        policy,
+        purpose: seg.purpose,
+        purpose_key: &seg.purpose_key,
+        src: "",
+        uses: DataUse::default(),
+        attrs: Vec::new(),
+    };
+    let id = c.attribute(attr, Span::default())?;
+    Ok((id, c.uses))
 }
 
 struct Checker<'a> {

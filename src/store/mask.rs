@@ -17,11 +17,11 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use crate::Timestamp;
 use crate::consent::{DataUse, eligibility, next_change};
 use crate::eval::EvalError;
 use crate::policy::{Policy, PurposeId};
 use crate::store::{Bits, Store};
+use crate::timestamp::Timestamp;
 
 /// A time-queue entry: when, and which row.
 type Queued = Reverse<(i64, u32)>;

@@ -31,7 +31,6 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use bitvec::prelude::*;
 use time::Date;
 
-use crate::Timestamp;
 use crate::consent::{
     DataUse, EventContext, EventError, EventKind, EventRecord, Interner, Proof, SubjectFacts,
     check_event,
@@ -39,6 +38,7 @@ use crate::consent::{
 use crate::eval::kernels;
 use crate::policy::{AttrId, AttrType, JurisdictionId, Policy, PurposeId};
 use crate::timestamp::DAY;
+use crate::timestamp::Timestamp;
 
 /// Values moved to their own module; kept here for existing paths.
 pub use crate::value::Value;
@@ -1099,20 +1099,20 @@ impl Store {
     /// Bytes held by the bitset indexes (not the row-wise columns, the ids
     /// or the histories, which the row-at-a-time paths use).
     pub fn index_bytes(&self) -> IndexBytes {
-        let b = |x: &Bits| x.as_raw_slice().len() * 8;
+        let bytes = |x: &Bits| x.as_raw_slice().len() * 8;
         let mut out = IndexBytes {
-            tombstones: b(&self.erased),
+            tombstones: bytes(&self.erased),
             ..IndexBytes::default()
         };
         for c in &self.columns {
-            out.presence += b(&c.present);
+            out.presence += bytes(&c.present);
             out.freshness += c.verified_bsi.as_ref().map_or(0, Bsi::bytes);
             match &c.data {
                 ColumnData::Cat { bitmaps, .. } => {
-                    out.categorical += bitmaps.iter().map(b).sum::<usize>()
+                    out.categorical += bitmaps.iter().map(bytes).sum::<usize>()
                 }
                 ColumnData::Int { bsi, .. } => out.bit_sliced += bsi.bytes(),
-                ColumnData::Bool { vals } => out.boolean += b(vals),
+                ColumnData::Bool { vals } => out.boolean += bytes(vals),
             }
         }
         out

@@ -8,32 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "expect.h"
 #include "privseg.h"
-
-static int passed = 0;
-static int failed = 0;
-
-#define EXPECT_STATUS(call, expected)                                                      \
-    do {                                                                                   \
-        privseg_status got_ = (call);                                                      \
-        if (got_ == (privseg_status)(expected)) {                                          \
-            passed++;                                                                      \
-        } else {                                                                           \
-            failed++;                                                                      \
-            printf("FAIL line %d: %s gave %s, expected %s\n", __LINE__, #call,              \
-                   privseg_status_name(got_), privseg_status_name(expected));              \
-        }                                                                                  \
-    } while (0)
-
-#define EXPECT(cond)                                                \
-    do {                                                            \
-        if (cond) {                                                 \
-            passed++;                                               \
-        } else {                                                    \
-            failed++;                                               \
-            printf("FAIL line %d: %s\n", __LINE__, #cond);          \
-        }                                                           \
-    } while (0)
 
 /* Purposes 1-4 consented, 2 and 7 under legitimate interest, special
  * feature 1, vendors 2 and 10 with consent, none with legitimate interest. */
@@ -191,6 +167,5 @@ int main(void) {
     gpp();
     usp();
     bad_input();
-    printf("signals: %d expectations met, %d not met\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return expect_summary("signals");
 }

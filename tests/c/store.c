@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "expect.h"
 #include "privseg.h"
 
 static const char POLICY[] =
@@ -21,17 +22,6 @@ static const char POLICY[] =
     " \"categories\": [\"user.location\"], \"accepted_notice_versions\": [\"v3\"]}],"
     " \"roles\": [{\"name\": \"crm\", \"subjects\": true, \"count\": [\"marketing\"],"
     " \"member_ids\": [\"marketing\"], \"explain\": [\"marketing\"]}]}";
-
-static int failed, passed;
-#define EXPECT(cond)                                              \
-    do {                                                          \
-        if (cond) {                                               \
-            passed++;                                             \
-        } else {                                                  \
-            failed++;                                             \
-            printf("FAIL line %d: %s\n", __LINE__, #cond);        \
-        }                                                         \
-    } while (0)
 
 int main(void) {
     const privseg_policy *policy = NULL;
@@ -90,6 +80,5 @@ int main(void) {
         printf("warning: could not remove %s\n", dir);
     }
     privseg_policy_free(policy);
-    printf("store: %d expectations met, %d not met\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return expect_summary("store");
 }

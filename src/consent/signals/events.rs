@@ -4,8 +4,8 @@
 //! and the raw string's SHA-256 as evidence).
 
 use super::mapping::{SignalDecision, SignalDecisionKind};
-use crate::Timestamp;
 use crate::consent::{ConsentEvent, EventKind};
+use crate::timestamp::Timestamp;
 
 /// The notice a CMP showed, which grants taken from its signals refer to.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -253,6 +253,18 @@ fn section_json(v: &VendorSection) -> (Vec<u16>, SectionEncodingJson) {
     )
 }
 
+/// A publisher restriction with its vendors listed one by one.
+fn restriction_json(p: &PublisherRestriction) -> RestrictionJson {
+    let mut vendors: Vec<u16> = p.entries.iter().flat_map(|e| e.start..=e.end).collect();
+    vendors.sort_unstable();
+    vendors.dedup();
+    RestrictionJson {
+        purpose_id: p.purpose_id,
+        restriction_type: p.restriction_type.bits() as u8,
+        vendors,
+    }
+}
+
 impl TcfJson {
     /// The JSON form of a TC string, with the violations found under `opts`.
     pub fn from_tc(tc: &TcString, opts: &TcfOptions) -> Self {
@@ -288,17 +300,7 @@ impl TcfJson {
             publisher_restrictions: c
                 .publisher_restrictions
                 .iter()
-                .map(|p| {
-                    let mut vendors: Vec<u16> =
-                        p.entries.iter().flat_map(|e| e.start..=e.end).collect();
-                    vendors.sort_unstable();
-                    vendors.dedup();
-                    RestrictionJson {
-                        purpose_id: p.purpose_id,
-                        restriction_type: p.restriction_type.bits() as u8,
-                        vendors,
-                    }
-                })
+                .map(restriction_json)
                 .collect(),
             vendors_disclosed: None,
             vendors_allowed: None,
@@ -318,34 +320,40 @@ impl TcfJson {
                 })
                 .collect(),
         };
+        j.add_segments(tc, &mut enc);
+        j.encoding = Some(enc);
+        j
+    }
+
+    /// Adds the optional segments' fields and their encodings, in the
+    /// string's order.
+    fn add_segments(&mut self, tc: &TcString, enc: &mut TcfEncodingJson) {
         let segs = enc.segments.get_or_insert_with(Vec::new);
         for seg in &tc.segments {
             match seg {
                 Segment::DisclosedVendors(v) => {
                     let (ids, e) = section_json(v);
-                    j.vendors_disclosed = Some(ids);
+                    self.vendors_disclosed = Some(ids);
                     enc.vendors_disclosed = Some(e);
                     segs.push(SEG_DISCLOSED.into());
                 }
                 Segment::AllowedVendors(v) => {
                     let (ids, e) = section_json(v);
-                    j.vendors_allowed = Some(ids);
+                    self.vendors_allowed = Some(ids);
                     enc.vendors_allowed = Some(e);
                     segs.push(SEG_ALLOWED.into());
                 }
                 Segment::PublisherTc(p) => {
-                    j.publisher_consents = Some(p.pub_purposes_consent);
-                    j.publisher_legitimate_interests = Some(p.pub_purposes_li_transparency);
-                    j.num_custom_purposes = Some(p.num_custom_purposes);
-                    j.publisher_custom_consents = Some(p.custom_purposes_consent);
-                    j.publisher_custom_legitimate_interests =
+                    self.publisher_consents = Some(p.pub_purposes_consent);
+                    self.publisher_legitimate_interests = Some(p.pub_purposes_li_transparency);
+                    self.num_custom_purposes = Some(p.num_custom_purposes);
+                    self.publisher_custom_consents = Some(p.custom_purposes_consent);
+                    self.publisher_custom_legitimate_interests =
                         Some(p.custom_purposes_li_transparency);
                     segs.push(SEG_PUBLISHER.into());
                 }
             }
         }
-        j.encoding = Some(enc);
-        j
     }
 
     /// The TC string this JSON describes. Sets are written as maximal
@@ -353,127 +361,11 @@ impl TcfJson {
     /// vendor section takes the shorter of the two encodings and
     /// `MaxVendorId` is its largest id.
     pub fn to_tc(&self) -> SignalResult<TcString> {
-        if self.kind != "tcf" {
-            return Err(enc_err(
-                "type",
-                format!("expected \"tcf\", got {:?}", self.kind),
-            ));
-        }
-        if self.version != 2 {
-            return Err(enc_err(
-                "Version",
-                format!("only TCF version 2 can be written, got {}", self.version),
-            ));
-        }
+        self.check_header()?;
         let enc = self.encoding.clone().unwrap_or_default();
-        let publisher_present = self.publisher_consents.is_some()
-            || self.publisher_legitimate_interests.is_some()
-            || self.num_custom_purposes.is_some()
-            || self.publisher_custom_consents.is_some()
-            || self.publisher_custom_legitimate_interests.is_some();
-        let order: Vec<String> = match &enc.segments {
-            Some(list) => list.clone(),
-            None => {
-                let mut v = Vec::new();
-                if self.vendors_disclosed.is_some() {
-                    v.push(SEG_DISCLOSED.to_string());
-                }
-                if self.vendors_allowed.is_some() {
-                    v.push(SEG_ALLOWED.to_string());
-                }
-                if publisher_present {
-                    v.push(SEG_PUBLISHER.to_string());
-                }
-                v
-            }
-        };
-        let mut segments = Vec::new();
-        for name in &order {
-            let seg = match name.as_str() {
-                SEG_DISCLOSED => Segment::DisclosedVendors(build_section(
-                    self.vendors_disclosed.as_deref().ok_or_else(|| {
-                        enc_err("vendorsDisclosed", "listed in encoding.segments but absent")
-                    })?,
-                    enc.vendors_disclosed.as_ref(),
-                    "vendorsDisclosed",
-                )?),
-                SEG_ALLOWED => Segment::AllowedVendors(build_section(
-                    self.vendors_allowed.as_deref().ok_or_else(|| {
-                        enc_err("vendorsAllowed", "listed in encoding.segments but absent")
-                    })?,
-                    enc.vendors_allowed.as_ref(),
-                    "vendorsAllowed",
-                )?),
-                SEG_PUBLISHER => {
-                    let custom_c = self.publisher_custom_consents.unwrap_or_default();
-                    let custom_li = self
-                        .publisher_custom_legitimate_interests
-                        .unwrap_or_default();
-                    let needed = custom_c
-                        .max_id()
-                        .unwrap_or(0)
-                        .max(custom_li.max_id().unwrap_or(0));
-                    let n = self.num_custom_purposes.unwrap_or(needed);
-                    if n < needed || n > 63 {
-                        return Err(enc_err(
-                            "numCustomPurposes",
-                            format!("{n} must be at most 63 and cover custom purpose {needed}"),
-                        ));
-                    }
-                    Segment::PublisherTc(PublisherTc {
-                        pub_purposes_consent: self.publisher_consents.unwrap_or_default(),
-                        pub_purposes_li_transparency: self
-                            .publisher_legitimate_interests
-                            .unwrap_or_default(),
-                        num_custom_purposes: n,
-                        custom_purposes_consent: custom_c,
-                        custom_purposes_li_transparency: custom_li,
-                    })
-                }
-                other => {
-                    return Err(enc_err(
-                        "encoding.segments",
-                        format!(
-                            "unknown segment {other:?}: expected vendorsDisclosed, vendorsAllowed or publisherTC"
-                        ),
-                    ));
-                }
-            };
-            if segments
-                .iter()
-                .any(|s: &Segment| std::mem::discriminant(s) == std::mem::discriminant(&seg))
-            {
-                return Err(enc_err(
-                    "encoding.segments",
-                    format!("segment {name:?} listed twice"),
-                ));
-            }
-            segments.push(seg);
-        }
-        let listed = |n: &str| order.iter().any(|s| s == n);
-        if self.vendors_disclosed.is_some() && !listed(SEG_DISCLOSED)
-            || self.vendors_allowed.is_some() && !listed(SEG_ALLOWED)
-            || publisher_present && !listed(SEG_PUBLISHER)
-        {
-            return Err(enc_err(
-                "encoding.segments",
-                "a segment with fields present is missing from encoding.segments",
-            ));
-        }
-        let mut publisher_restrictions = Vec::with_capacity(self.publisher_restrictions.len());
-        for r in &self.publisher_restrictions {
-            if r.restriction_type > 3 {
-                return Err(enc_err(
-                    "publisherRestrictions.restrictionType",
-                    format!("{} is not 0 to 3", r.restriction_type),
-                ));
-            }
-            publisher_restrictions.push(PublisherRestriction {
-                purpose_id: r.purpose_id,
-                restriction_type: RestrictionType::from_bits(u64::from(r.restriction_type)),
-                entries: runs(&sorted_ids(&r.vendors, "publisherRestrictions.vendors")?),
-            });
-        }
+        let order = self.segment_order(&enc);
+        let segments = self.segments(&enc, &order)?;
+        let publisher_restrictions = self.restrictions()?;
         let mut tc = TcString::example();
         let c = &mut tc.core;
         c.version = self.version;
@@ -505,6 +397,157 @@ impl TcfJson {
         c.publisher_restrictions = publisher_restrictions;
         tc.segments = segments;
         Ok(tc)
+    }
+
+    /// Only TCF version 2 can be written.
+    fn check_header(&self) -> SignalResult<()> {
+        if self.kind != "tcf" {
+            return Err(enc_err(
+                "type",
+                format!("expected \"tcf\", got {:?}", self.kind),
+            ));
+        }
+        if self.version != 2 {
+            return Err(enc_err(
+                "Version",
+                format!("only TCF version 2 can be written, got {}", self.version),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Is any field of the publisher TC segment present?
+    fn publisher_present(&self) -> bool {
+        self.publisher_consents.is_some()
+            || self.publisher_legitimate_interests.is_some()
+            || self.num_custom_purposes.is_some()
+            || self.publisher_custom_consents.is_some()
+            || self.publisher_custom_legitimate_interests.is_some()
+    }
+
+    /// The optional segments in the order to write them: as
+    /// `encoding.segments` lists them, else each present one in the usual
+    /// order.
+    fn segment_order(&self, enc: &TcfEncodingJson) -> Vec<String> {
+        if let Some(list) = &enc.segments {
+            return list.clone();
+        }
+        [
+            (self.vendors_disclosed.is_some(), SEG_DISCLOSED),
+            (self.vendors_allowed.is_some(), SEG_ALLOWED),
+            (self.publisher_present(), SEG_PUBLISHER),
+        ]
+        .into_iter()
+        .filter(|(present, _)| *present)
+        .map(|(_, name)| name.to_string())
+        .collect()
+    }
+
+    /// The optional segments named by `order`, each once; every segment
+    /// with fields present must be named.
+    fn segments(&self, enc: &TcfEncodingJson, order: &[String]) -> SignalResult<Vec<Segment>> {
+        let mut segments: Vec<Segment> = Vec::new();
+        for name in order {
+            let seg = self.segment(enc, name)?;
+            if segments
+                .iter()
+                .any(|s| std::mem::discriminant(s) == std::mem::discriminant(&seg))
+            {
+                return Err(enc_err(
+                    "encoding.segments",
+                    format!("segment {name:?} listed twice"),
+                ));
+            }
+            segments.push(seg);
+        }
+        let listed = |n: &str| order.iter().any(|s| s == n);
+        if self.vendors_disclosed.is_some() && !listed(SEG_DISCLOSED)
+            || self.vendors_allowed.is_some() && !listed(SEG_ALLOWED)
+            || self.publisher_present() && !listed(SEG_PUBLISHER)
+        {
+            return Err(enc_err(
+                "encoding.segments",
+                "a segment with fields present is missing from encoding.segments",
+            ));
+        }
+        Ok(segments)
+    }
+
+    /// One optional segment, by its name in `encoding.segments`.
+    fn segment(&self, enc: &TcfEncodingJson, name: &str) -> SignalResult<Segment> {
+        let absent = |field| move || enc_err(field, "listed in encoding.segments but absent");
+        Ok(match name {
+            SEG_DISCLOSED => Segment::DisclosedVendors(build_section(
+                self.vendors_disclosed
+                    .as_deref()
+                    .ok_or_else(absent("vendorsDisclosed"))?,
+                enc.vendors_disclosed.as_ref(),
+                "vendorsDisclosed",
+            )?),
+            SEG_ALLOWED => Segment::AllowedVendors(build_section(
+                self.vendors_allowed
+                    .as_deref()
+                    .ok_or_else(absent("vendorsAllowed"))?,
+                enc.vendors_allowed.as_ref(),
+                "vendorsAllowed",
+            )?),
+            SEG_PUBLISHER => Segment::PublisherTc(self.publisher_tc()?),
+            other => {
+                return Err(enc_err(
+                    "encoding.segments",
+                    format!(
+                        "unknown segment {other:?}: expected vendorsDisclosed, vendorsAllowed or publisherTC"
+                    ),
+                ));
+            }
+        })
+    }
+
+    /// The publisher TC segment; its number of custom purposes covers every
+    /// custom purpose given, and is at most 63.
+    fn publisher_tc(&self) -> SignalResult<PublisherTc> {
+        let custom_c = self.publisher_custom_consents.unwrap_or_default();
+        let custom_li = self
+            .publisher_custom_legitimate_interests
+            .unwrap_or_default();
+        let needed = custom_c
+            .max_id()
+            .unwrap_or(0)
+            .max(custom_li.max_id().unwrap_or(0));
+        let n = self.num_custom_purposes.unwrap_or(needed);
+        if n < needed || n > 63 {
+            return Err(enc_err(
+                "numCustomPurposes",
+                format!("{n} must be at most 63 and cover custom purpose {needed}"),
+            ));
+        }
+        Ok(PublisherTc {
+            pub_purposes_consent: self.publisher_consents.unwrap_or_default(),
+            pub_purposes_li_transparency: self.publisher_legitimate_interests.unwrap_or_default(),
+            num_custom_purposes: n,
+            custom_purposes_consent: custom_c,
+            custom_purposes_li_transparency: custom_li,
+        })
+    }
+
+    /// The publisher restrictions, each of a known type (0 to 3).
+    fn restrictions(&self) -> SignalResult<Vec<PublisherRestriction>> {
+        self.publisher_restrictions
+            .iter()
+            .map(|r| {
+                if r.restriction_type > 3 {
+                    return Err(enc_err(
+                        "publisherRestrictions.restrictionType",
+                        format!("{} is not 0 to 3", r.restriction_type),
+                    ));
+                }
+                Ok(PublisherRestriction {
+                    purpose_id: r.purpose_id,
+                    restriction_type: RestrictionType::from_bits(u64::from(r.restriction_type)),
+                    entries: runs(&sorted_ids(&r.vendors, "publisherRestrictions.vendors")?),
+                })
+            })
+            .collect()
     }
 }
 

@@ -117,45 +117,20 @@ impl UsNat {
         for (slot, name) in two.iter_mut().zip(TWO_BIT_FIELDS) {
             *slot = r.read(2, name)? as u8;
         }
-        let mut sensitive = Vec::with_capacity(n_sensitive);
-        for _ in 0..n_sensitive {
-            sensitive.push(r.read(2, "SensitiveDataProcessing")? as u8);
-        }
-        let mut child = Vec::with_capacity(n_child);
-        for _ in 0..n_child {
-            child.push(r.read(2, "KnownChildSensitiveDataConsents")? as u8);
-        }
+        let sensitive = (0..n_sensitive)
+            .map(|_| r.read(2, "SensitiveDataProcessing").map(|v| v as u8))
+            .collect::<SignalResult<Vec<u8>>>()?;
+        let child = (0..n_child)
+            .map(|_| {
+                r.read(2, "KnownChildSensitiveDataConsents")
+                    .map(|v| v as u8)
+            })
+            .collect::<SignalResult<Vec<u8>>>()?;
         let personal_data_consents = r.read(2, "PersonalDataConsents")? as u8;
         let mspa_covered_transaction = r.read(2, "MspaCoveredTransaction")? as u8;
         let mspa_opt_out_option_mode = r.read(2, "MspaOptOutOptionMode")? as u8;
         let mspa_service_provider_mode = r.read(2, "MspaServiceProviderMode")? as u8;
-        let mut gpc = None;
-        for part in parts {
-            if part.is_empty() {
-                return Err(SignalError::Empty {
-                    what: "usnat sub-section",
-                });
-            }
-            let bits = Bits::from_base64url(part)?;
-            let mut r = bits.reader();
-            let t = r.read(2, "SubsectionType")?;
-            if t != 1 {
-                return Err(SignalError::UnsupportedVersion {
-                    field: "SubsectionType",
-                    offset: 0,
-                    found: t,
-                });
-            }
-            if gpc.is_some() {
-                return Err(SignalError::InvalidValue {
-                    field: "SubsectionType",
-                    offset: 0,
-                    value: t,
-                    reason: "GPC sub-section appears twice",
-                });
-            }
-            gpc = Some(r.read_bool("Gpc")?);
-        }
+        let gpc = gpc_subsection(parts)?;
         Ok(Self {
             version: version as u8,
             sharing_notice: two[0],
@@ -349,6 +324,38 @@ impl UsNat {
         }
         Ok(out)
     }
+}
+
+/// The GPC sub-section, if the string has one (at most one, of type 1).
+fn gpc_subsection<'a>(parts: impl Iterator<Item = &'a str>) -> SignalResult<Option<bool>> {
+    let mut gpc = None;
+    for part in parts {
+        if part.is_empty() {
+            return Err(SignalError::Empty {
+                what: "usnat sub-section",
+            });
+        }
+        let bits = Bits::from_base64url(part)?;
+        let mut r = bits.reader();
+        let t = r.read(2, "SubsectionType")?;
+        if t != 1 {
+            return Err(SignalError::UnsupportedVersion {
+                field: "SubsectionType",
+                offset: 0,
+                found: t,
+            });
+        }
+        if gpc.is_some() {
+            return Err(SignalError::InvalidValue {
+                field: "SubsectionType",
+                offset: 0,
+                value: t,
+                reason: "GPC sub-section appears twice",
+            });
+        }
+        gpc = Some(r.read_bool("Gpc")?);
+    }
+    Ok(gpc)
 }
 
 #[cfg(test)]
