@@ -20,6 +20,7 @@
 //!   evaluation time is one range over it.
 
 mod bsi;
+mod bulk;
 mod durable;
 mod keys;
 mod mask;
@@ -43,6 +44,7 @@ use crate::timestamp::DAY;
 /// Values moved to their own module; kept here for existing paths.
 pub use crate::value::Value;
 pub use bsi::Bsi;
+pub(crate) use bulk::{BulkEvents, BulkSubjects};
 pub use durable::{DB_FILE, FORMAT_VERSION, StoreError};
 pub use keys::{KeyError, KeyProvider, StaticKek};
 pub use mask::MaskCache;
