@@ -524,7 +524,7 @@ impl<'a> Loader<'a> {
                 .read_byte_record(&mut header)
                 .map_err(|e| csv_error(name, chunk.line0, e))?
             {
-                let line = chunk.line0 + header.position().map_or(1, |p| p.line());
+                let line = LineCursor::new(&chunk).line_of(&header);
                 let layout = Layout::of(self.engine.policy(), name, line, &header)?;
                 return Ok((layout, chunk));
             }
@@ -725,6 +725,7 @@ impl RowContext<'_> {
         let mut rec = csv::ByteRecord::new();
         let mut values = Vec::new();
         let mut skip = skip_header;
+        let mut lines = LineCursor::new(chunk);
         let width = self.layout.names.len();
         loop {
             match rdr.read_byte_record(&mut rec) {
@@ -738,7 +739,7 @@ impl RowContext<'_> {
             if std::mem::take(&mut skip) {
                 continue;
             }
-            let line = chunk.line0 + rec.position().map_or(1, |p| p.line());
+            let line = lines.line_of(&rec);
             if rec.len() != width {
                 if rec.len() == 1 && rec[0].is_empty() {
                     continue; // a blank line
@@ -772,6 +773,42 @@ impl RowContext<'_> {
             }
         }
         out
+    }
+}
+
+/// The line each record of a chunk starts on, counted forward through the
+/// chunk. (The CSV parser's own line count is taken before the line break
+/// that ends a CRLF line and before blank lines, so it can lag behind.)
+struct LineCursor<'b> {
+    bytes: &'b [u8],
+    pos: usize,
+    line: u64,
+}
+
+impl<'b> LineCursor<'b> {
+    fn new(chunk: &'b Chunk) -> LineCursor<'b> {
+        LineCursor {
+            bytes: &chunk.bytes,
+            pos: 0,
+            line: chunk.line0 + 1,
+        }
+    }
+
+    /// The line of the record's first byte (records come in order).
+    fn line_of(&mut self, rec: &csv::ByteRecord) -> u64 {
+        let b = self.bytes;
+        let mut start = rec
+            .position()
+            .map_or(self.pos, |p| p.byte() as usize)
+            .min(b.len());
+        while start < b.len() && (b[start] == b'\n' || b[start] == b'\r') {
+            start += 1;
+        }
+        if start > self.pos {
+            self.line += b[self.pos..start].iter().filter(|&&c| c == b'\n').count() as u64;
+            self.pos = start;
+        }
+        self.line
     }
 }
 
