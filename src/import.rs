@@ -119,9 +119,10 @@ impl Staged {
 
     /// The staged index of an id.
     fn staged(&self, id: &str) -> Option<u32> {
-        let h = self.hasher.hash_one(id.as_bytes());
+        let id = id.as_bytes();
+        let h = self.hasher.hash_one(id);
         self.lookup
-            .find(h, |&i| self.subjects.id(i as usize) == id)
+            .find(h, |&i| self.subjects.id_bytes(i as usize) == id)
             .copied()
     }
 
@@ -129,6 +130,7 @@ impl Staged {
     pub(crate) fn row(&self, store: &Store, id: &str) -> Option<u32> {
         match self.staged(id) {
             Some(i) => Some(self.base + i),
+            None if store.is_empty() => None,
             None => store.row(id),
         }
     }
@@ -164,14 +166,17 @@ impl Staged {
         let first = self.subjects.len();
         self.subjects.append(chunk);
         let (subjects, hasher) = (&self.subjects, &self.hasher);
-        let hash = |i: &u32| hasher.hash_one(subjects.id(*i as usize).as_bytes());
+        let hash = |i: &u32| hasher.hash_one(subjects.id_bytes(*i as usize));
         self.lookup.reserve(subjects.len() - first, hash);
+        let in_store = !store.is_empty();
         for i in first..subjects.len() {
-            let id = subjects.id(i);
-            let h = hasher.hash_one(id.as_bytes());
-            let staged = self.lookup.find(h, |&j| subjects.id(j as usize) == id);
-            if staged.is_some() || store.row(id).is_some() {
-                let e = EngineError::DuplicateSubject(id.to_string());
+            let id = subjects.id_bytes(i);
+            let h = hasher.hash_one(id);
+            let staged = self
+                .lookup
+                .find(h, |&j| subjects.id_bytes(j as usize) == id);
+            if staged.is_some() || (in_store && store.row(subjects.id(i)).is_some()) {
+                let e = EngineError::DuplicateSubject(subjects.id(i).to_string());
                 self.subjects.truncate(i);
                 return Err((i - first, e));
             }

@@ -2,8 +2,6 @@
 //! out column-wise and written in one go (one transaction for a durable
 //! store), with the same result as the row-at-a-time write API.
 
-use std::sync::Arc;
-
 use rayon::prelude::*;
 use time::Date;
 
@@ -57,9 +55,14 @@ impl BulkSubjects {
 
     /// The id of subject `i`.
     pub(crate) fn id(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.id_ends[i - 1] };
         // The bytes were appended from `&str`s, whole.
-        std::str::from_utf8(&self.id_bytes[start..self.id_ends[i]]).unwrap_or("")
+        std::str::from_utf8(self.id_bytes(i)).unwrap_or("")
+    }
+
+    /// The bytes of the id of subject `i`.
+    pub(crate) fn id_bytes(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.id_ends[i - 1] };
+        &self.id_bytes[start..self.id_ends[i]]
     }
 
     /// Appends a subject without values (see [`BulkSubjects::set`]).
@@ -206,13 +209,8 @@ impl Store {
         if n == 0 {
             return;
         }
-        self.ids.reserve_exact(n);
-        self.index.reserve(n);
-        for i in 0..n {
-            let id: Arc<str> = Arc::from(subjects.id(i));
-            self.index.insert(id.clone(), (len0 + i) as u32);
-            self.ids.push(id);
-        }
+        self.ids
+            .extend(&subjects.id_bytes, subjects.id_ends.iter().copied());
         self.juris.extend_from_slice(&subjects.juris);
         self.birth.extend_from_slice(&subjects.birth);
         self.erased.resize(len0 + n, false);
@@ -354,4 +352,138 @@ fn set_bits(bits: &mut Bits, from: usize, items: impl Iterator<Item = bool>) {
 /// The `(row, value)` pairs of the rows with a value.
 fn present_of(verified: &[i64], vals: &[i64]) -> Vec<(usize, i64)> {
     super::present_values(verified, vals)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::policy::{AttributeSpec, CategorySpec, LawfulBasis, PolicyBuilder, PurposeSpec};
+    use crate::store::Bsi;
+
+    fn policy() -> Arc<crate::policy::Policy> {
+        let p = PolicyBuilder::new("T")
+            .category(CategorySpec::new("c"))
+            .attribute(AttributeSpec::timestamp("t", "c").max_staleness_days(3))
+            .attribute(AttributeSpec::integer("i", "c", -5, 1000))
+            .attribute(AttributeSpec::categorical("k", "c", &["a", "b", "c"]))
+            .attribute(AttributeSpec::boolean("b", "c"))
+            .purpose(PurposeSpec::new("p", LawfulBasis::Contract).allow("c"))
+            .build()
+            .unwrap();
+        Arc::new(p)
+    }
+
+    fn same_bsi(x: &Bsi, y: &Bsi, what: &str) {
+        assert_eq!((x.base(), x.width()), (y.base(), y.width()), "{what}");
+        assert!(x.slices().eq(y.slices()), "{what}");
+    }
+
+    /// Every column, index and history of two stores.
+    fn same(x: &Store, y: &Store) {
+        assert!(
+            (0..x.len() as u32)
+                .map(|r| x.id(r))
+                .eq((0..y.len() as u32).map(|r| y.id(r)))
+        );
+        assert!(
+            (0..x.len() as u32).all(|r| x.row(x.id(r)) == Some(r) && y.row(y.id(r)) == Some(r))
+        );
+        assert_eq!(
+            (x.juris.clone(), x.birth.clone()),
+            (y.juris.clone(), y.birth.clone())
+        );
+        assert_eq!(x.events, y.events);
+        assert_eq!(x.proofs, y.proofs);
+        for (a, (c, d)) in x.columns.iter().zip(&y.columns).enumerate() {
+            let what = format!("column {a}");
+            assert_eq!(c.verified, d.verified, "{what}");
+            assert_eq!(
+                (&c.present, c.present_count),
+                (&d.present, d.present_count),
+                "{what}"
+            );
+            match (&c.verified_bsi, &d.verified_bsi) {
+                (Some(p), Some(q)) => same_bsi(p, q, &what),
+                (p, q) => assert_eq!(p.is_some(), q.is_some(), "{what}"),
+            }
+            match (&c.data, &d.data) {
+                (ColumnData::Int { vals: v, bsi: p }, ColumnData::Int { vals: w, bsi: q }) => {
+                    assert_eq!(v, w, "{what}");
+                    same_bsi(p, q, &what);
+                }
+                (
+                    ColumnData::Cat {
+                        codes: p,
+                        bitmaps: b,
+                        counts: n,
+                    },
+                    ColumnData::Cat {
+                        codes: q,
+                        bitmaps: e,
+                        counts: m,
+                    },
+                ) => assert_eq!((p, b, n), (q, e, m), "{what}"),
+                (ColumnData::Bool { vals: v }, ColumnData::Bool { vals: w }) => {
+                    assert_eq!(v, w, "{what}")
+                }
+                _ => panic!("{what}: different kinds"),
+            }
+        }
+    }
+
+    /// A bulk append gives the same store as the row-at-a-time writes, in
+    /// two rounds (so that ranges grow and bases move over existing rows).
+    #[test]
+    fn a_bulk_append_equals_row_by_row_writes() {
+        let policy = policy();
+        let (mut bulk, mut rows) = (Store::new(policy.clone()), Store::new(policy.clone()));
+        let mut x = 7u64;
+        let mut next = |n: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) % n
+        };
+        for round in 0..3 {
+            let mut b = BulkSubjects::new(4);
+            let (mut new, mut writes) = (Vec::new(), Vec::new());
+            let ids: Vec<String> = (0..150).map(|i| format!("s{round}-{i}")).collect();
+            for (i, id) in ids.iter().enumerate() {
+                let row = (rows.len() + i) as u32;
+                let j = JurisdictionId(0);
+                b.push(id, j, None);
+                new.push(NewSubject {
+                    id,
+                    jurisdiction: j,
+                    birth_date: None,
+                });
+                for a in 0..4u32 {
+                    if next(3) == 0 {
+                        continue;
+                    }
+                    let code = match a {
+                        0 => next(1 << (10 + 10 * round)) as i64 - (1 << (8 * round)),
+                        1 => next(1006) as i64 - 5,
+                        2 => next(3) as i64,
+                        _ => next(2) as i64,
+                    };
+                    let verified = Timestamp::from_unix(
+                        1_700_000_000 - next(1 << 20) as i64 * (round as i64 + 1),
+                    );
+                    b.set(AttrId(a), code, verified);
+                    writes.push(ValueWrite {
+                        row,
+                        attr: AttrId(a),
+                        change: ValueChange::Set { code, verified },
+                    });
+                }
+            }
+            rows.write_batch(&new, &writes, Vec::new()).unwrap();
+            bulk.write_bulk(b, BulkEvents::default(), &Interner::default())
+                .unwrap();
+            same(&bulk, &rows);
+        }
+    }
 }
