@@ -357,17 +357,17 @@ impl Engine {
         let mut digest = self.audit_ids().digest();
         let subjects = &staged.subjects;
         for i in 0..subjects.len() {
-            digest.update(subjects.id(i).as_bytes());
+            digest.update(subjects.id_bytes(i));
             digest.update(&[0]);
         }
         let store = self.store();
         let base = staged.base;
         for (row, rec) in staged.events.rows.iter().zip(&staged.events.recs) {
             let id = match row.checked_sub(base) {
-                Some(k) => subjects.id(k as usize),
-                None => store.id(*row),
+                Some(k) => subjects.id_bytes(k as usize),
+                None => store.id(*row).as_bytes(),
             };
-            digest.update(id.as_bytes());
+            digest.update(id);
             digest.update(&[0]);
             digest.update(rec.kind.as_str().as_bytes());
             digest.update(&rec.at.to_be_bytes());

@@ -970,6 +970,42 @@ fn csv_error(file: &str, line0: u64, e: csv::Error) -> LoadError {
     }
 }
 
+/// The column names of a header row (a byte order mark before the first
+/// is dropped).
+fn header_names(file: &str, line: u64, header: &csv::ByteRecord) -> Result<Vec<String>, LoadError> {
+    let mut names = Vec::with_capacity(header.len());
+    for (i, raw) in header.iter().enumerate() {
+        let name = std::str::from_utf8(raw).map_err(|_| {
+            input(
+                file,
+                line,
+                Some(i as u64 + 1),
+                None,
+                InputErrorKind::Syntax,
+                "column name is not valid UTF-8".into(),
+            )
+        })?;
+        let name = if i == 0 {
+            name.trim_start_matches('\u{feff}')
+        } else {
+            name
+        };
+        names.push(name.to_string());
+    }
+    Ok(names)
+}
+
+fn unknown_column(policy: &Policy, name: &str) -> String {
+    let attrs: Vec<&str> = (0..policy.attribute_count() as u32)
+        .map(|a| policy.attribute(AttrId(a)).name.as_str())
+        .collect();
+    format!(
+        "unknown column {name:?}: expected {} or a policy attribute ({})",
+        FIXED_COLUMNS.join(", "),
+        attrs.join(", ")
+    )
+}
+
 /// Where each column of a subjects file goes.
 struct Layout {
     id: usize,
@@ -988,25 +1024,7 @@ impl Layout {
         line: u64,
         header: &csv::ByteRecord,
     ) -> Result<Layout, LoadError> {
-        let mut names = Vec::with_capacity(header.len());
-        for (i, raw) in header.iter().enumerate() {
-            let name = std::str::from_utf8(raw).map_err(|_| {
-                input(
-                    file,
-                    line,
-                    Some(i as u64 + 1),
-                    None,
-                    InputErrorKind::Syntax,
-                    "column name is not valid UTF-8".into(),
-                )
-            })?;
-            let name = if i == 0 {
-                name.trim_start_matches('\u{feff}')
-            } else {
-                name
-            };
-            names.push(name.to_string());
-        }
+        let names = header_names(file, line, header)?;
         let header_err = |col: Option<usize>, field: Option<&str>, msg: String| {
             LoadError::from(input(
                 file,
@@ -1025,17 +1043,10 @@ impl Layout {
             } else if let Some(a) = policy.attr_id(name) {
                 &mut attr_slots[a.0 as usize]
             } else {
-                let attrs: Vec<&str> = (0..policy.attribute_count() as u32)
-                    .map(|a| policy.attribute(AttrId(a)).name.as_str())
-                    .collect();
                 return Err(header_err(
                     Some(i),
                     Some(name),
-                    format!(
-                        "unknown column {name:?}: expected {} or a policy attribute ({})",
-                        FIXED_COLUMNS.join(", "),
-                        attrs.join(", ")
-                    ),
+                    unknown_column(policy, name),
                 ));
             };
             if let Some(first) = *slot {

@@ -103,7 +103,7 @@ impl<R: Read> Chunker<R> {
 
     fn fill(&mut self, target: usize) -> Result<(), LoadError> {
         let len = self.buf.len();
-        self.buf.resize(len + READ.max(target.min(16 << 20)), 0);
+        self.buf.resize(len + READ.max(target.min(1 << 20)), 0);
         loop {
             match self.reader.read(&mut self.buf[len..]) {
                 Ok(n) => {
