@@ -298,7 +298,7 @@ fn load_error(r: Result<Engine, LoadError>) -> InputError {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(32))]
+    #![proptest_config(ProptestConfig::with_cases(96))]
 
     #[test]
     fn chunked_loads_equal_the_row_by_row_import(

@@ -6,12 +6,12 @@
 //! only at the start of a field; two quotes inside one stand for one).
 //! JSON Lines are cut at any line break.
 
-use std::io::{ErrorKind, Read};
+use std::io::Read;
 
 use super::LoadError;
 
 /// Bytes read from the input at a time (at least).
-const READ: usize = 64 << 10;
+const READ: usize = 8 << 10;
 
 /// Whole records of an input, and where they start.
 pub(super) struct Chunk {
@@ -101,24 +101,27 @@ impl<R: Read> Chunker<R> {
         Ok(out)
     }
 
+    /// Reads up to `target` bytes, then a little at a time: what follows
+    /// the cut (copied into the next chunk) stays small.
     fn fill(&mut self, target: usize) -> Result<(), LoadError> {
         let len = self.buf.len();
-        self.buf.resize(len + READ.max(target.min(1 << 20)), 0);
-        loop {
-            match self.reader.read(&mut self.buf[len..]) {
-                Ok(n) => {
-                    self.buf.truncate(len + n);
-                    self.eof = n == 0;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(error) => {
-                    self.buf.truncate(len);
-                    return Err(LoadError::Io {
-                        file: self.file.clone(),
-                        error,
-                    });
-                }
+        let want = target.saturating_sub(len).clamp(READ, 1 << 20);
+        // Room for the reads past `target` too, so the buffer is not moved.
+        self.buf.reserve(want + (64 << 10));
+        match (&mut self.reader)
+            .take(want as u64)
+            .read_to_end(&mut self.buf)
+        {
+            Ok(n) => {
+                self.eof = n < want;
+                Ok(())
+            }
+            Err(error) => {
+                self.buf.truncate(len);
+                Err(LoadError::Io {
+                    file: self.file.clone(),
+                    error,
+                })
             }
         }
     }
