@@ -866,52 +866,50 @@ impl EventChunkContext<'_> {
             failed: None,
         };
         let mut line = chunk.line0;
+        let mut event = blank_event();
         for text in chunk.bytes.split_inclusive(|&b| b == b'\n') {
             line += 1;
             let text = trim_line(text);
             if text.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let event = match parse_event(self.file, line, text) {
-                Ok(e) => e,
-                Err(e) => {
-                    out.failed = Some(e);
-                    break;
-                }
-            };
+            if let Err(e) = parse_event(self.file, line, text, &mut event) {
+                out.failed = Some(e);
+                break;
+            }
             out.records += 1;
             if self.stage && out.deferred.is_none() {
-                self.stage_event(&mut out, event, line);
+                self.stage_event(&mut out, &event, line);
             }
         }
         out
     }
 
     /// Resolves and checks one event into the chunk's staged events.
-    fn stage_event(&self, out: &mut EventChunk, event: ConsentEvent, line: u64) {
+    fn stage_event(&self, out: &mut EventChunk, event: &ConsentEvent, line: u64) {
         let ordinal = out.records - 1;
         let Some(row) = self.staged.row(self.store, &event.subject) else {
             let slot = out.events.len();
             out.events.rows.push(u32::MAX);
-            out.events.recs.push(placeholder(&event));
+            out.events.recs.push(placeholder(event));
             out.events.proofs.push(Proof {
                 channel: u32::MAX,
                 collector: u32::MAX,
                 notice_sha256: None,
                 evidence_sha256: None,
             });
-            out.pending.push((slot, ordinal, event, line));
+            out.pending.push((slot, ordinal, event.clone(), line));
             return;
         };
         let ctx = self.staged.context(self.store, row, self.now);
-        match check_event(self.policy, &event, &ctx, &mut out.strings) {
+        match check_event(self.policy, event, &ctx, &mut out.strings) {
             Ok((rec, proof)) => {
                 out.events.rows.push(row);
                 out.events.recs.push(rec);
                 out.events.proofs.push(proof);
             }
             Err(e) => {
-                let e = event_error(self.file, line, &event, e.into());
+                let e = event_error(self.file, line, event, e.into());
                 out.deferred = Some((ordinal, e));
             }
         }
@@ -1377,8 +1375,13 @@ struct RawEvent<'a> {
     evidence_sha256: Option<Cow<'a, str>>,
 }
 
-/// Parses one JSON line into an event.
-fn parse_event(file: &str, line: u64, text: &[u8]) -> Result<ConsentEvent, LoadError> {
+/// Parses one JSON line into an event, reusing `into`'s strings.
+fn parse_event(
+    file: &str,
+    line: u64,
+    text: &[u8],
+    into: &mut ConsentEvent,
+) -> Result<(), LoadError> {
     let raw: RawEvent<'_> = serde_json::from_slice(text).map_err(|e| {
         let msg = e.to_string();
         // serde_json appends " at line L column C"; the position is reported apart.
@@ -1426,19 +1429,49 @@ fn parse_event(file: &str, line: u64, text: &[u8]) -> Result<ConsentEvent, LoadE
         Some(s) => Some(time("expires_at", s)?),
         None => None,
     };
-    Ok(ConsentEvent {
-        subject: raw.subject.into_owned(),
-        kind,
-        purpose: raw.purpose.map(Cow::into_owned),
-        at,
-        notice_version: raw.notice_version.map(Cow::into_owned),
-        notice_sha256: raw.notice_sha256.map(Cow::into_owned),
-        channel: raw.channel.into_owned(),
-        collector: raw.collector.into_owned(),
-        expires_at,
-        explicit: raw.explicit,
-        evidence_sha256: raw.evidence_sha256.map(Cow::into_owned),
-    })
+    // The strings go into `into`'s own buffers: no allocation per event
+    // once they are large enough.
+    set(&mut into.subject, &raw.subject);
+    set(&mut into.channel, &raw.channel);
+    set(&mut into.collector, &raw.collector);
+    set_opt(&mut into.purpose, raw.purpose.as_deref());
+    set_opt(&mut into.notice_version, raw.notice_version.as_deref());
+    set_opt(&mut into.notice_sha256, raw.notice_sha256.as_deref());
+    set_opt(&mut into.evidence_sha256, raw.evidence_sha256.as_deref());
+    into.kind = kind;
+    into.at = at;
+    into.expires_at = expires_at;
+    into.explicit = raw.explicit;
+    Ok(())
+}
+
+fn set(s: &mut String, v: &str) {
+    s.clear();
+    s.push_str(v);
+}
+
+fn set_opt(s: &mut Option<String>, v: Option<&str>) {
+    match (s.as_mut(), v) {
+        (Some(buf), Some(v)) => set(buf, v),
+        (_, v) => *s = v.map(String::from),
+    }
+}
+
+/// An event to parse lines into (see [`parse_event`]).
+fn blank_event() -> ConsentEvent {
+    ConsentEvent {
+        subject: String::new(),
+        kind: EventKind::Gpc,
+        purpose: None,
+        at: Timestamp::from_unix(0),
+        notice_version: None,
+        notice_sha256: None,
+        channel: String::new(),
+        collector: String::new(),
+        expires_at: None,
+        explicit: false,
+        evidence_sha256: None,
+    }
 }
 
 fn event_error(file: &str, line: u64, event: &ConsentEvent, e: EngineError) -> LoadError {
