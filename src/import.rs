@@ -347,7 +347,20 @@ impl Engine {
                 .detail("import_events", summary.events)
                 .detail("import_mac", digest),
         )?;
-        self.apply_bulk(staged.subjects, staged.events, &staged.strings)?;
+        let Staged {
+            mut subjects,
+            events,
+            strings,
+            lookup,
+            hasher,
+            base,
+            ..
+        } = staged;
+        // Staged positions are the rows when the store has none yet.
+        if base == 0 {
+            subjects.index = Some((lookup, hasher));
+        }
+        self.apply_bulk(subjects, events, &strings)?;
         Ok(summary)
     }
 

@@ -308,9 +308,17 @@ proptest! {
         blank_every in 0usize..7,
     ) {
         let (csv, jsonl) = files(&subjects, &events, crlf, blank_every);
-        let reference = observe(&import(&subjects, &events), &subjects);
-        let chunked = load(&csv, &jsonl, chunk).unwrap();
+        let mut imported = import(&subjects, &events);
+        let reference = observe(&imported, &subjects);
+        let mut chunked = load(&csv, &jsonl, chunk).unwrap();
         prop_assert_eq!(&observe(&chunked, &subjects), &reference);
+        // An erasure finds the subject (and only it) in the loaded ids.
+        let gone = &subjects[subjects.len() / 2].id;
+        imported.erase(&admin(), gone).unwrap();
+        chunked.erase(&admin(), gone).unwrap();
+        let rest: Vec<Subject> = subjects.iter().filter(|s| &s.id != gone).cloned().collect();
+        prop_assert_eq!(observe(&chunked, &rest), observe(&imported, &rest));
+        prop_assert!(chunked.attribute(&admin(), gone, "country").is_err());
         let whole = load(&csv, &jsonl, usize::MAX).unwrap();
         prop_assert_eq!(&observe(&whole, &subjects), &reference);
     }

@@ -2,6 +2,7 @@
 //! out column-wise and written in one go (one transaction for a durable
 //! store), with the same result as the row-at-a-time write API.
 
+use hashbrown::{DefaultHashBuilder, HashTable};
 use rayon::prelude::*;
 use time::Date;
 
@@ -27,6 +28,9 @@ pub(crate) struct BulkSubjects {
     pub birth: Vec<Option<Date>>,
     /// One per policy attribute, in attribute order.
     pub columns: Vec<BulkColumn>,
+    /// The position of each id by its hash under the hasher, if already
+    /// built (taken over by a store that has no rows yet).
+    pub index: Option<(HashTable<u32>, DefaultHashBuilder)>,
 }
 
 /// The values of one attribute for the new subjects.
@@ -209,15 +213,38 @@ impl Store {
         if n == 0 {
             return;
         }
-        self.ids
-            .extend(&subjects.id_bytes, subjects.id_ends.iter().copied());
-        self.juris.extend_from_slice(&subjects.juris);
-        self.birth.extend_from_slice(&subjects.birth);
+        let BulkSubjects {
+            id_bytes,
+            id_ends,
+            juris,
+            birth,
+            columns,
+            index,
+        } = subjects;
+        let kept = match index {
+            Some((table, hasher)) => self.ids.adopt(super::ids::IdParts {
+                bytes: id_bytes,
+                ends: id_ends,
+                table,
+                hasher,
+            }),
+            None => Err(super::ids::IdParts {
+                bytes: id_bytes,
+                ends: id_ends,
+                table: HashTable::new(),
+                hasher: DefaultHashBuilder::default(),
+            }),
+        };
+        if let Err(parts) = kept {
+            self.ids.extend(&parts.bytes, parts.ends.iter().copied());
+        }
+        self.juris.extend_from_slice(&juris);
+        self.birth.extend_from_slice(&birth);
         self.erased.resize(len0 + n, false);
         self.events.resize_with(len0 + n, Vec::new);
         self.columns
             .par_iter_mut()
-            .zip(subjects.columns)
+            .zip(columns)
             .for_each(|(c, b)| extend_column(c, len0, b));
         if n > self.len() / 8 {
             self.clear_mask_cache();

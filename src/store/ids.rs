@@ -7,12 +7,21 @@ use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+/// Ids laid out as an [`IdTable`] keeps them: their bytes, where each ends,
+/// and the position of each by its hash under `hasher`.
+pub(crate) struct IdParts {
+    pub bytes: Vec<u8>,
+    pub ends: Vec<usize>,
+    pub table: HashTable<u32>,
+    pub hasher: DefaultHashBuilder,
+}
+
 /// The ids of a store's rows and the row of each id.
 #[derive(Default)]
 pub(crate) struct IdTable {
     bytes: Vec<u8>,
     /// Where each row's id ends in `bytes`.
-    ends: Vec<u64>,
+    ends: Vec<usize>,
     /// The rows whose id is known, by the hash of the id.
     table: HashTable<u32>,
     hasher: DefaultHashBuilder,
@@ -51,11 +60,11 @@ impl IdTable {
     /// Appends ids (the caller has checked they are new and distinct):
     /// `bytes` holds them one after the other, `ends` where each ends.
     pub fn extend(&mut self, bytes: &[u8], ends: impl ExactSizeIterator<Item = usize>) {
-        let (first, shift) = (self.len(), self.bytes.len() as u64);
+        let (first, shift) = (self.len(), self.bytes.len());
         self.bytes.reserve_exact(bytes.len());
         self.bytes.extend_from_slice(bytes);
         self.ends.reserve_exact(ends.len());
-        self.ends.extend(ends.map(|e| shift + e as u64));
+        self.ends.extend(ends.map(|e| shift + e));
         let mut table = std::mem::take(&mut self.table);
         let hash = |r: &u32| self.hasher.hash_one(self.bytes_of(*r as usize));
         table.reserve(self.len() - first, hash);
@@ -63,6 +72,20 @@ impl IdTable {
             table.insert_unique(hash(&r), r, hash);
         }
         self.table = table;
+    }
+
+    /// Takes over ids already laid out and hashed, when there are none yet:
+    /// `table` holds each id's position by its hash under `hasher`. Returns
+    /// them if there are ids already.
+    pub fn adopt(&mut self, ids: IdParts) -> Result<(), IdParts> {
+        if self.len() > 0 || ids.table.len() != ids.ends.len() {
+            return Err(ids);
+        }
+        self.bytes = ids.bytes;
+        self.ends = ids.ends;
+        self.table = ids.table;
+        self.hasher = ids.hasher;
+        Ok(())
     }
 
     /// Appends one id (checked new by the caller); returns its row.
