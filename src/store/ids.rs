@@ -1,6 +1,6 @@
 //! External ids: one byte arena, an end offset per row, and a hash table of
 //! row numbers (the bytes are kept once; a row costs its id's bytes and
-//! about 13 bytes more (17 with 8-byte offsets), where a string per row and a map of strings cost
+//! about 15 bytes more, where a string per row and a map of strings cost
 //! about 100).
 
 use std::hash::BuildHasher;
@@ -78,7 +78,9 @@ impl IdTable {
             return Err(ids);
         }
         self.bytes = ids.bytes;
+        self.bytes.shrink_to_fit();
         self.ends = ids.ends;
+        self.ends.shrink_to_fit();
         self.table = ids.table;
         self.hasher = ids.hasher;
         Ok(())
