@@ -837,24 +837,16 @@ impl Engine {
         &self.store
     }
 
-    /// Checks an event for the store (interning its strings).
-    pub(crate) fn store_check_event(
+    /// Applies a checked bulk import (subjects with their values, then
+    /// events whose strings `strings` interned) as one write (one
+    /// transaction for a durable store).
+    pub(crate) fn apply_bulk(
         &mut self,
-        event: &ConsentEvent,
-        ctx: &EventContext,
-    ) -> Result<(crate::consent::EventRecord, crate::consent::Proof), EventError> {
-        self.store.check_event(event, ctx)
-    }
-
-    /// Applies a checked import: subjects, then values, then events, as one
-    /// write (one transaction for a durable store).
-    pub(crate) fn apply_import(
-        &mut self,
-        subjects: &[NewSubject<'_>],
-        values: &[ValueWrite],
-        events: Vec<(u32, crate::consent::EventRecord, crate::consent::Proof)>,
+        subjects: crate::store::BulkSubjects,
+        events: crate::store::BulkEvents,
+        strings: &crate::consent::Interner,
     ) -> Result<(), EngineError> {
-        self.store.write_batch(subjects, values, events)?;
+        self.store.write_bulk(subjects, events, strings)?;
         Ok(())
     }
 
@@ -1100,7 +1092,12 @@ impl Engine {
             self.log(
                 self.entry(actor.id(), Operation::SubjectRectified)
                     .subject(&self.audit_ids, u.subject)
-                    .detail("attribute", u.attribute),
+                    .with_kind(EntryKind::AttributeRectified(
+                        entry_kind::AttributeRectified {
+                            attribute: u.attribute.into(),
+                            cleared: false,
+                        },
+                    )),
             )
             .map_err(BatchError::whole)?;
         }

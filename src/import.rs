@@ -1,17 +1,18 @@
 //! Bulk import: many subjects, their values and their events in one call,
 //! all or nothing, recorded as one audit entry.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 
+use hashbrown::{DefaultHashBuilder, HashTable};
 use time::Date;
 
 use crate::access::{Actor, Permission};
 use crate::audit::Operation;
 use crate::audit::details::{self as entry_kind, EntryKind};
-use crate::consent::{ConsentEvent, EventContext, EventRecord, Proof};
+use crate::consent::{ConsentEvent, EventContext, EventRecord, Interner, Proof};
 use crate::engine::{Engine, EngineError};
-use crate::policy::AttrId;
-use crate::store::{NewSubject, Store, Value, ValueChange, ValueWrite};
+use crate::policy::{AttrId, Policy};
+use crate::store::{BulkEvents, BulkSubjects, Store, Value};
 use crate::timestamp::Timestamp;
 
 /// One subject to import.
@@ -81,6 +82,168 @@ pub struct ImportError {
     pub error: Box<EngineError>,
 }
 
+/// Subjects and events checked for an import and laid out column-wise, not
+/// yet written: [`Engine::commit_import`] writes them in one go.
+///
+/// Ids are kept once, in one byte arena, with a hash table of indexes into
+/// it to find repeats and to resolve the subjects of events.
+pub(crate) struct Staged {
+    /// The new subjects, checked (ids new and distinct, values encoded).
+    pub(crate) subjects: BulkSubjects,
+    /// The events, checked against their subject's facts.
+    pub(crate) events: BulkEvents,
+    /// The store's interned strings and those the events add.
+    pub(crate) strings: Interner,
+    /// Values set (a value given twice for a subject counts twice).
+    pub(crate) values: u64,
+    /// Index of each staged subject, by the hash of its id.
+    lookup: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    /// Rows before the first staged subject (the store's length).
+    base: u32,
+}
+
+impl Staged {
+    /// Nothing staged yet for `engine`.
+    pub(crate) fn new(engine: &Engine) -> Staged {
+        let store = engine.store();
+        Staged {
+            subjects: BulkSubjects::new(engine.policy().attribute_count()),
+            events: BulkEvents::default(),
+            strings: store.strings().clone(),
+            values: 0,
+            lookup: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+            base: store.len() as u32,
+        }
+    }
+
+    /// The staged index of an id.
+    fn staged(&self, id: &str) -> Option<u32> {
+        let id = id.as_bytes();
+        let h = self.hasher.hash_one(id);
+        self.lookup
+            .find(h, |&i| self.subjects.id_bytes(i as usize) == id)
+            .copied()
+    }
+
+    /// The row of a subject, staged or already in `store`.
+    pub(crate) fn row(&self, store: &Store, id: &str) -> Option<u32> {
+        match self.staged(id) {
+            Some(i) => Some(self.base + i),
+            None if store.is_empty() => None,
+            None => store.row(id),
+        }
+    }
+
+    /// What an event for `row` is checked against.
+    pub(crate) fn context(&self, store: &Store, row: u32, now: Timestamp) -> EventContext {
+        match row.checked_sub(self.base) {
+            Some(k) => EventContext {
+                jurisdiction: self.subjects.juris[k as usize],
+                birth_date: self.subjects.birth[k as usize],
+                now,
+            },
+            None => {
+                let facts = store.facts(row);
+                EventContext {
+                    jurisdiction: facts.jurisdiction,
+                    birth_date: facts.birth_date,
+                    now,
+                }
+            }
+        }
+    }
+
+    /// Appends checked subjects after the staged ones. On the first id
+    /// already in `store` or staged (or repeated within `chunk`), returns
+    /// its index in `chunk` and the error; the subjects before it stay
+    /// staged.
+    pub(crate) fn append_subjects(
+        &mut self,
+        store: &Store,
+        chunk: BulkSubjects,
+    ) -> Result<(), (usize, EngineError)> {
+        let first = self.subjects.len();
+        self.subjects.append(chunk);
+        let (subjects, hasher) = (&self.subjects, &self.hasher);
+        let hash = |i: &u32| hasher.hash_one(subjects.id_bytes(*i as usize));
+        self.lookup.reserve(subjects.len() - first, hash);
+        let in_store = !store.is_empty();
+        for i in first..subjects.len() {
+            let id = subjects.id_bytes(i);
+            let h = hasher.hash_one(id);
+            let staged = self
+                .lookup
+                .find(h, |&j| subjects.id_bytes(j as usize) == id);
+            if staged.is_some() || (in_store && store.row(subjects.id(i)).is_some()) {
+                let e = EngineError::DuplicateSubject(subjects.id(i).to_string());
+                self.subjects.truncate(i);
+                return Err((i - first, e));
+            }
+            self.lookup.insert_unique(h, i as u32, hash);
+        }
+        Ok(())
+    }
+
+    /// Is this id already in `store` or staged?
+    pub(crate) fn is_known(&self, store: &Store, id: &str) -> bool {
+        self.row(store, id).is_some()
+    }
+
+    /// Appends a checked event.
+    pub(crate) fn push_event(&mut self, row: u32, rec: EventRecord, proof: Proof) {
+        self.events.rows.push(row);
+        self.events.recs.push(rec);
+        self.events.proofs.push(proof);
+    }
+
+    /// Puts a checked event in the place held for it (by a placeholder of
+    /// [`Staged::append_events`]).
+    pub(crate) fn fill_event(&mut self, slot: usize, row: u32, rec: EventRecord, proof: Proof) {
+        self.events.rows[slot] = row;
+        self.events.recs[slot] = rec;
+        self.events.proofs[slot] = proof;
+    }
+
+    /// Appends events checked against `strings`, a copy of the staged
+    /// strings when it had `base` of them, with more added: those are
+    /// interned into the staged strings and the events renumbered. Events
+    /// whose row is `u32::MAX` are placeholders, filled later with
+    /// [`Staged::fill_event`].
+    pub(crate) fn append_events(
+        &mut self,
+        mut events: BulkEvents,
+        strings: &Interner,
+        base: usize,
+    ) {
+        let map: Vec<u32> = (base..strings.len())
+            .map(|i| self.strings.intern(strings.get(i as u32)))
+            .collect();
+        let renumber = |id: &mut u32| {
+            if *id != u32::MAX && *id as usize >= base {
+                *id = map[*id as usize - base];
+            }
+        };
+        if !map.is_empty() {
+            let held = events
+                .rows
+                .iter()
+                .zip(events.recs.iter_mut().zip(&mut events.proofs));
+            for (row, (rec, proof)) in held {
+                if *row != u32::MAX {
+                    renumber(&mut rec.notice);
+                    renumber(&mut proof.channel);
+                    renumber(&mut proof.collector);
+                }
+            }
+        }
+        self.events.rows.append(&mut events.rows);
+        self.events.recs.append(&mut events.recs);
+        self.events.proofs.append(&mut events.proofs);
+    }
+}
+
 impl Engine {
     /// Imports subjects (new ids only) and events (for new or existing
     /// subjects). Everything is checked first; on any error nothing is
@@ -98,116 +261,86 @@ impl Engine {
         subjects: &[SubjectRow],
         events: &[ConsentEvent],
     ) -> Result<ImportSummary, ImportError> {
-        let at_batch = |what, index, error: EngineError| ImportError {
-            what,
-            index,
-            error: Box::new(error),
-        };
         self.allow(actor, Permission::Subjects, None)
-            .map_err(|e| at_batch(ImportItem::Batch, 0, e))?;
-        let policy = self.policy().clone();
-        let base = self.store().len() as u32;
-        let mut new_rows: HashMap<&str, u32> = HashMap::with_capacity(subjects.len());
-        let mut juris = Vec::with_capacity(subjects.len());
-        let mut values: Vec<ValueWrite> = Vec::new();
-        let mut digest = self.audit_ids().digest();
-        let mut attr_cache: HashMap<&str, AttrId> = HashMap::new();
+            .map_err(|e| at(ImportItem::Batch, 0, e))?;
+        let mut staged = Staged::new(self);
+        let today = self.now().date();
         for (i, s) in subjects.iter().enumerate() {
-            crate::engine::check_subject(&s.id, s.birth_date, self.now().date())
-                .map_err(|e| at_batch(ImportItem::Subject, i, e))?;
-            if self.store().row(&s.id).is_some() || new_rows.contains_key(s.id.as_str()) {
-                return Err(at_batch(
-                    ImportItem::Subject,
-                    i,
-                    EngineError::DuplicateSubject(s.id.clone()),
-                ));
-            }
-            let j = policy.jurisdiction_id(&s.jurisdiction).ok_or_else(|| {
-                at_batch(
-                    ImportItem::Subject,
-                    i,
-                    EngineError::UnknownJurisdiction {
-                        subject: s.id.clone(),
-                        code: s.jurisdiction.clone(),
-                    },
-                )
-            })?;
-            let row = base + i as u32;
-            new_rows.insert(&s.id, row);
-            juris.push(j);
-            for (name, v, verified) in &s.values {
-                let a = match attr_cache.get(name.as_str()) {
-                    Some(a) => *a,
-                    None => {
-                        let a = policy.attr_id(name).ok_or_else(|| {
-                            at_batch(
-                                ImportItem::Subject,
-                                i,
-                                EngineError::UnknownAttribute(name.clone()),
-                            )
-                        })?;
-                        attr_cache.insert(name, a);
-                        a
-                    }
-                };
-                let code = Store::encode(&policy, a, v)
-                    .map_err(|e| at_batch(ImportItem::Subject, i, e.into()))?;
-                values.push(ValueWrite {
-                    row,
-                    attr: a,
-                    change: ValueChange::Set {
-                        code,
-                        verified: *verified,
-                    },
-                });
-            }
-            digest.update(s.id.as_bytes());
-            digest.update(&[0]);
+            self.stage_row(&mut staged, s, today)
+                .map_err(|e| at(ImportItem::Subject, i, e))?;
         }
-        let mut records: Vec<(u32, EventRecord, Proof)> = Vec::with_capacity(events.len());
         // The recording instant, from the host clock.
         let now = self.now();
         for (i, e) in events.iter().enumerate() {
-            let row = match new_rows.get(e.subject.as_str()) {
-                Some(r) => *r,
-                None => self.store().row(&e.subject).ok_or_else(|| {
-                    at_batch(
-                        ImportItem::Event,
-                        i,
-                        EngineError::UnknownSubject(e.subject.clone()),
-                    )
-                })?,
-            };
-            let ctx = match row.checked_sub(base) {
-                Some(k) => EventContext {
-                    jurisdiction: juris[k as usize],
-                    birth_date: subjects[k as usize].birth_date,
-                    now,
-                },
-                None => {
-                    let facts = self.store().facts(row);
-                    EventContext {
-                        jurisdiction: facts.jurisdiction,
-                        birth_date: facts.birth_date,
-                        now,
-                    }
-                }
-            };
-            let (rec, proof) = self
-                .store_check_event(e, &ctx)
-                .map_err(|err| at_batch(ImportItem::Event, i, err.into()))?;
-            records.push((row, rec, proof));
-            digest.update(e.subject.as_bytes());
-            digest.update(&[0]);
-            digest.update(e.kind.as_str().as_bytes());
-            digest.update(&e.at.unix().to_be_bytes());
+            self.stage_event(&mut staged, e, now)
+                .map_err(|err| at(ImportItem::Event, i, err))?;
         }
-        let digest = digest.finish();
+        self.commit_import(actor, staged)
+            .map_err(|e| at(ImportItem::Batch, 0, e))
+    }
+
+    /// Checks one subject row and stages it.
+    fn stage_row(
+        &self,
+        staged: &mut Staged,
+        s: &SubjectRow,
+        today: Date,
+    ) -> Result<(), EngineError> {
+        crate::engine::check_subject(&s.id, s.birth_date, today)?;
+        if staged.is_known(self.store(), &s.id) {
+            return Err(EngineError::DuplicateSubject(s.id.clone()));
+        }
+        let policy = self.policy();
+        let j = policy.jurisdiction_id(&s.jurisdiction).ok_or_else(|| {
+            EngineError::UnknownJurisdiction {
+                subject: s.id.clone(),
+                code: s.jurisdiction.clone(),
+            }
+        })?;
+        let codes = encode_values(policy, &s.values)?;
+        let mut one = BulkSubjects::new(policy.attribute_count());
+        one.push(&s.id, j, s.birth_date);
+        for (a, code, verified) in &codes {
+            one.set(*a, *code, *verified);
+        }
+        staged
+            .append_subjects(self.store(), one)
+            .map_err(|(_, e)| e)?;
+        staged.values += codes.len() as u64;
+        Ok(())
+    }
+
+    /// Resolves an event's subject, checks it and stages it.
+    pub(crate) fn stage_event(
+        &self,
+        staged: &mut Staged,
+        e: &ConsentEvent,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        let store = self.store();
+        let row = staged
+            .row(store, &e.subject)
+            .ok_or_else(|| EngineError::UnknownSubject(e.subject.clone()))?;
+        let ctx = staged.context(store, row, now);
+        let (rec, proof) =
+            crate::consent::check_event(self.policy(), e, &ctx, &mut staged.strings)?;
+        staged.push_event(row, rec, proof);
+        Ok(())
+    }
+
+    /// Records one audit entry for a staged import, then writes it (one
+    /// transaction for a durable store). Nothing is changed on an error.
+    pub(crate) fn commit_import(
+        &mut self,
+        actor: &Actor,
+        staged: Staged,
+    ) -> Result<ImportSummary, EngineError> {
         let summary = ImportSummary {
-            subjects: subjects.len() as u64,
-            values: values.len() as u64,
-            events: records.len() as u64,
+            subjects: staged.subjects.len() as u64,
+            values: staged.values,
+            events: staged.events.len() as u64,
         };
+        let digest = self.import_digest(&staged);
         self.log(
             // A batch with subjects is logged as adding subjects; one with
             // only events, as recording events (see `EntryKind::Import`).
@@ -218,21 +351,70 @@ impl Engine {
                     import_events: summary.events,
                     import_mac: digest,
                 })),
-        )
-        .map_err(|e| at_batch(ImportItem::Batch, 0, e))?;
-        // Nothing below can fail, but for a durable store's write (then
-        // nothing is changed).
-        let new: Vec<NewSubject<'_>> = subjects
-            .iter()
-            .zip(juris)
-            .map(|(s, jurisdiction)| NewSubject {
-                id: &s.id,
-                jurisdiction,
-                birth_date: s.birth_date,
-            })
-            .collect();
-        self.apply_import(&new, &values, records)
-            .map_err(|e| at_batch(ImportItem::Batch, 0, e))?;
+        )?;
+        let Staged {
+            mut subjects,
+            events,
+            strings,
+            lookup,
+            hasher,
+            base,
+            ..
+        } = staged;
+        // Staged positions are the rows when the store has none yet.
+        if base == 0 {
+            subjects.index = Some((lookup, hasher));
+        }
+        self.apply_bulk(subjects, events, &strings)?;
         Ok(summary)
+    }
+
+    /// The keyed digest of an import: each subject id, then each event's
+    /// subject id, kind and time.
+    fn import_digest(&self, staged: &Staged) -> String {
+        let mut digest = self.audit_ids().digest();
+        let subjects = &staged.subjects;
+        for i in 0..subjects.len() {
+            digest.update(subjects.id_bytes(i));
+            digest.update(&[0]);
+        }
+        let store = self.store();
+        let base = staged.base;
+        for (row, rec) in staged.events.rows.iter().zip(&staged.events.recs) {
+            let id = match row.checked_sub(base) {
+                Some(k) => subjects.id_bytes(k as usize),
+                None => store.id(*row).as_bytes(),
+            };
+            digest.update(id);
+            digest.update(&[0]);
+            digest.update(rec.kind.as_str().as_bytes());
+            digest.update(&rec.at.to_be_bytes());
+        }
+        digest.finish()
+    }
+}
+
+/// Encodes a row's values: `(attribute, code, verified)` for each.
+fn encode_values(
+    policy: &Policy,
+    values: &[(String, Value, Timestamp)],
+) -> Result<Vec<(AttrId, i64, Timestamp)>, EngineError> {
+    values
+        .iter()
+        .map(|(name, v, verified)| {
+            let a = policy
+                .attr_id(name)
+                .ok_or_else(|| EngineError::UnknownAttribute(name.clone()))?;
+            let code = Store::encode(policy, a, v)?;
+            Ok((a, code, *verified))
+        })
+        .collect()
+}
+
+fn at(what: ImportItem, index: usize, error: EngineError) -> ImportError {
+    ImportError {
+        what,
+        index,
+        error: Box::new(error),
     }
 }

@@ -3,18 +3,21 @@
 //! `docs/formats.md`).
 //!
 //! Loading is all or nothing. A [`Loader`] reads and checks every input as a
-//! stream, keeping the parsed subjects and events, and [`Loader::finish`]
-//! hands them to the engine in one [`Engine::import`] call made by the
-//! loader's [`Actor`]: one audit entry for the whole load, and nothing
-//! changed unless every row was accepted. On the first bad row the error
+//! stream of chunks parsed on every core, staging the subjects and events
+//! column-wise in the form the store keeps them, and [`Loader::finish`]
+//! writes them into the engine in one step made by the loader's [`Actor`]:
+//! one audit entry for the whole load (as one [`Engine::import`] call would
+//! make), one transaction for a durable store, and nothing changed unless
+//! every row was accepted. On the first bad row the error
 //! says which file, line, column or field was wrong and what was expected;
 //! errors that only the engine can find (a repeated id, a value outside its
 //! bounds, an event for an unknown subject...) are traced back to their file
 //! and line the same way.
 //!
-//! Inputs are read as streams, one record at a time through a buffer: a file
-//! is never read whole into memory (the parsed rows are held until
-//! [`Loader::finish`]).
+//! Inputs are read as streams, a chunk of whole records at a time: a file is
+//! never read whole into memory. What is staged costs about what the loaded
+//! engine holds: ids in one arena, values as the store's codes, events as
+//! the store's records.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -50,6 +53,8 @@
 //! # Ok::<(), privseg::load::LoadError>(())
 //! ```
 
+mod chunk;
+
 use std::borrow::Cow;
 use std::fmt;
 use std::fs::File;
@@ -58,16 +63,21 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rayon::prelude::*;
 use serde::Deserialize;
+use time::Date;
 
-use crate::access::Actor;
-use crate::consent::{ConsentEvent, EventError, EventKind};
+use crate::access::{Actor, Permission};
+use crate::consent::{
+    ConsentEvent, EventError, EventKind, EventRecord, Interner, Proof, check_event,
+};
 use crate::engine::{Engine, EngineError};
-use crate::import::{ImportError, ImportItem, SubjectRow};
-use crate::policy::{AttrId, AttrType, Policy, PolicyError};
-use crate::store::Value;
+use crate::import::Staged;
+use crate::policy::{AttrId, AttrType, JurisdictionId, Policy, PolicyError};
+use crate::store::{BulkEvents, BulkSubjects, Store, Value};
 use crate::timestamp::Timestamp;
 use crate::timestamp::parse_date;
+use chunk::{Chunk, Chunker};
 
 /// The columns every subjects file has, besides one per policy attribute.
 pub const FIXED_COLUMNS: [&str; 4] = ["id", "jurisdiction", "birth_date", "verified_at"];
@@ -221,31 +231,57 @@ pub struct Progress {
     pub done: bool,
 }
 
-/// Where a parsed subject or event came from: the file's index among the
-/// loader's inputs of that kind, and its line.
-#[derive(Clone, Copy)]
-struct Origin {
-    file: u32,
+/// Bytes of input parsed per task unless set with [`Loader::chunk_bytes`].
+const CHUNK: usize = 256 << 10;
+
+/// A subjects file's error that only fails the load at [`Loader::finish`]
+/// (one the engine's import would find: a repeated id, an id or birth date
+/// it refuses, a value outside its bounds), found while reading.
+struct Deferred {
+    /// Where, for a value error: after the repeated-id check of its row.
+    line: u64,
+    id: String,
+    after_duplicate: bool,
+    error: LoadError,
+}
+
+/// An event whose subject was not loaded yet when it was read: resolved at
+/// [`Loader::finish`], against every subject loaded by then.
+struct PendingEvent {
+    /// Its place among the staged events (a placeholder holds it).
+    slot: usize,
+    /// Its place among every event read.
+    ordinal: u64,
+    event: ConsentEvent,
+    file: String,
     line: u64,
 }
 
 /// Fills an engine from bulk inputs, all or nothing, on behalf of an actor.
 ///
-/// Each step takes the loader by value and returns it only on success, so a
-/// failed step drops everything read so far. [`Loader::finish`] imports it
-/// all in one call; the actor needs the `subjects` permission.
+/// Inputs are read a chunk of records at a time and each batch of chunks is
+/// parsed and checked on every core; what passes is staged column-wise (ids
+/// in one arena, values as the store's codes, events as the store's
+/// records), in the form the store keeps, so staging costs about what the
+/// loaded engine will hold. Each step takes the loader by value and returns
+/// it only on success, so a failed step drops everything read so far.
+/// [`Loader::finish`] writes it all in one [`Engine::commit`]-like step made
+/// by the loader's actor, who needs the `subjects` permission: one audit
+/// entry, one transaction for a durable store, and nothing changed unless
+/// every row was accepted.
 pub struct Loader<'a> {
     engine: Engine,
     actor: Actor,
     stats: LoadStats,
     progress: Option<Box<dyn FnMut(Progress) + 'a>>,
-    subjects: Vec<SubjectRow>,
-    subject_origins: Vec<Origin>,
-    subject_files: Vec<(String, Layout)>,
-    events: Vec<ConsentEvent>,
-    event_origins: Vec<Origin>,
-    event_files: Vec<String>,
     delimiter: u8,
+    chunk: usize,
+    staged: Staged,
+    /// The first subject error the import would refuse.
+    deferred_subjects: Option<LoadError>,
+    /// The first event error the import would refuse, with its ordinal.
+    deferred_events: Option<(u64, LoadError)>,
+    pending: Vec<PendingEvent>,
 }
 
 impl fmt::Debug for Loader<'_> {
@@ -290,6 +326,11 @@ fn open(path: &Path) -> Result<BufReader<File>, LoadError> {
         })
 }
 
+/// Chunks parsed together: two per thread.
+fn batch_chunks() -> usize {
+    2 * rayon::current_num_threads().max(1)
+}
+
 impl<'a> Loader<'a> {
     /// A loader filling a fresh engine (with an in-memory audit log) for
     /// this policy, on behalf of `actor`.
@@ -302,17 +343,16 @@ impl<'a> Loader<'a> {
     /// events may refer to them.
     pub fn with_engine(engine: Engine, actor: Actor) -> Loader<'a> {
         Loader {
+            staged: Staged::new(&engine),
             engine,
             actor,
             stats: LoadStats::default(),
             progress: None,
-            subjects: Vec::new(),
-            subject_origins: Vec::new(),
-            subject_files: Vec::new(),
-            events: Vec::new(),
-            event_origins: Vec::new(),
-            event_files: Vec::new(),
             delimiter: b',',
+            chunk: CHUNK,
+            deferred_subjects: None,
+            deferred_events: None,
+            pending: Vec::new(),
         }
     }
 
@@ -323,8 +363,17 @@ impl<'a> Loader<'a> {
         self
     }
 
-    /// Calls `f` as inputs are read (after every batch of 4,096 records and
-    /// at the end of each input) and around the final import.
+    /// Bytes of input parsed per task (256 KiB unless set; at least 1).
+    /// Inputs are cut at record boundaries into chunks of about this size,
+    /// parsed on every core; the result, errors included, does not depend on
+    /// it.
+    pub fn chunk_bytes(mut self, bytes: usize) -> Loader<'a> {
+        self.chunk = bytes.max(1);
+        self
+    }
+
+    /// Calls `f` as inputs are read (after every batch of 4,096 records or
+    /// more, and at the end of each input) and around the final import.
     pub fn on_progress(mut self, f: impl FnMut(Progress) + 'a) -> Loader<'a> {
         self.progress = Some(Box::new(f));
         self
@@ -346,7 +395,14 @@ impl<'a> Loader<'a> {
         }
     }
 
-    /// Imports everything read into the engine in one call, and returns the
+    /// Reports progress after a chunk if another batch of records is done.
+    fn report_chunk(&mut self, stage: Stage, before: u64, after: u64, bytes: u64) {
+        if before / BATCH != after / BATCH {
+            self.report(stage, after, bytes, false);
+        }
+    }
+
+    /// Imports everything read into the engine in one step, and returns the
     /// engine and the counters. Nothing is imported if any row is refused;
     /// the error names its file and line.
     pub fn finish(mut self) -> Result<(Engine, LoadStats), LoadError> {
@@ -354,33 +410,55 @@ impl<'a> Loader<'a> {
         let bytes = self.stats.subject_bytes + self.stats.event_bytes;
         self.report(Stage::Import, 0, bytes, false);
         let start = Instant::now();
-        let result = self
-            .engine
-            .import(&self.actor, &self.subjects, &self.events);
-        self.stats.engine_time += start.elapsed();
-        if let Err(e) = result {
-            return Err(self.import_error(e));
+        self.engine
+            .allow(&self.actor, Permission::Subjects, None)
+            .map_err(|e| LoadError::Refused(Box::new(e)))?;
+        if let Some(e) = self.deferred_subjects.take() {
+            return Err(e);
         }
+        self.resolve_pending()?;
+        if let Some((_, e)) = self.deferred_events.take() {
+            return Err(e);
+        }
+        let staged = std::mem::replace(&mut self.staged, Staged::new(&self.engine));
+        self.engine
+            .commit_import(&self.actor, staged)
+            .map_err(|e| LoadError::Refused(Box::new(e)))?;
+        self.stats.engine_time += start.elapsed();
         self.report(Stage::Import, records, bytes, true);
         Ok((self.engine, self.stats))
     }
 
-    /// Traces an import error back to the file, line and column it came from.
-    fn import_error(&self, e: ImportError) -> LoadError {
-        let ImportError { what, index, error } = e;
-        match what {
-            ImportItem::Subject if index < self.subject_origins.len() => {
-                let origin = self.subject_origins[index];
-                let (file, layout) = &self.subject_files[origin.file as usize];
-                layout.engine_error(self.engine.policy(), file, origin.line, *error)
+    /// Resolves the events read before their subject, in reading order;
+    /// the first that fails (or the first deferred event error, if
+    /// earlier) is the load's error.
+    fn resolve_pending(&mut self) -> Result<(), LoadError> {
+        let now = self.engine.now();
+        for p in std::mem::take(&mut self.pending) {
+            if self
+                .deferred_events
+                .as_ref()
+                .is_some_and(|(o, _)| *o < p.ordinal)
+            {
+                break;
             }
-            ImportItem::Event if index < self.event_origins.len() => {
-                let origin = self.event_origins[index];
-                let file = &self.event_files[origin.file as usize];
-                event_error(file, origin.line, &self.events[index], *error)
+            let store = self.engine.store();
+            let checked = match self.staged.row(store, &p.event.subject) {
+                None => Err(EngineError::UnknownSubject(p.event.subject.clone())),
+                Some(row) => {
+                    let ctx = self.staged.context(store, row, now);
+                    let policy = self.engine.policy();
+                    check_event(policy, &p.event, &ctx, &mut self.staged.strings)
+                        .map(|(rec, proof)| (row, rec, proof))
+                        .map_err(EngineError::from)
+                }
+            };
+            match checked {
+                Ok((row, rec, proof)) => self.staged.fill_event(p.slot, row, rec, proof),
+                Err(e) => return Err(event_error(&p.file, p.line, &p.event, e)),
             }
-            _ => LoadError::Refused(error),
         }
+        Ok(())
     }
 
     /// Reads a subjects CSV file.
@@ -399,119 +477,456 @@ impl<'a> Loader<'a> {
     /// `name` names the input in errors.
     pub fn subjects<R: BufRead>(mut self, name: &str, reader: R) -> Result<Loader<'a>, LoadError> {
         let start = Instant::now();
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .buffer_capacity(BUFFER)
-            .delimiter(self.delimiter)
-            .from_reader(reader);
-        let mut header = csv::ByteRecord::new();
-        if !rdr
-            .read_byte_record(&mut header)
-            .map_err(|e| csv_error(name, e))?
-        {
-            return Err(input(
-                name,
-                1,
-                None,
-                None,
-                InputErrorKind::Header,
-                "the file is empty: expected a header row naming the columns".into(),
-            )
-            .into());
-        }
-        let policy = self.engine.policy().clone();
-        let layout = Layout::of(&policy, name, &header)?;
-        let file = self.subject_files.len() as u32;
-        let width = layout.names.len();
-        let mut rec = csv::ByteRecord::new();
-        let mut rows = 0u64;
-        let mut values = 0u64;
-        while rdr
-            .read_byte_record(&mut rec)
-            .map_err(|e| csv_error(name, e))?
-        {
-            let line = rec.position().map_or(0, |p| p.line());
-            if rec.len() != width {
-                if rec.len() == 1 && rec[0].is_empty() {
-                    continue; // a blank line
-                }
-                return Err(input(
-                    name,
-                    line,
-                    None,
-                    None,
-                    InputErrorKind::Syntax,
-                    format!(
-                        "expected {width} fields as in the header, found {}",
-                        rec.len()
-                    ),
-                )
-                .into());
-            }
-            let row = layout.parse_row(&policy, name, line, &rec)?;
-            values += row.values.len() as u64;
-            self.subjects.push(row);
-            self.subject_origins.push(Origin { file, line });
-            rows += 1;
-            if rows.is_multiple_of(BATCH) {
-                self.report(Stage::Subjects, rows, rdr.position().byte(), false);
+        let mut chunks = Chunker::new(reader, name, Some(self.delimiter));
+        let (layout, first) = self.header(name, &mut chunks)?;
+        let mut tally = Tally::default();
+        let mut batch = vec![first];
+        let mut header_chunk = true;
+        loop {
+            self.subject_batch(name, &layout, &batch, &mut tally, header_chunk)?;
+            header_chunk = false;
+            batch = chunks.batch(batch_chunks(), self.chunk)?;
+            if batch.is_empty() {
+                break;
             }
         }
-        let bytes = rdr.position().byte();
-        self.report(Stage::Subjects, rows, bytes, true);
-        self.subject_files.push((name.to_string(), layout));
-        self.stats.subjects += rows;
-        self.stats.values += values;
-        self.stats.subject_bytes += bytes;
+        self.report(Stage::Subjects, tally.records, tally.bytes, true);
+        self.stats.subjects += tally.records;
+        self.stats.values += tally.values;
+        self.stats.subject_bytes += tally.bytes;
         self.stats.subject_time += start.elapsed();
         Ok(self)
+    }
+
+    /// Reads the header row (skipping blank lines before it): the layout,
+    /// and the chunk holding the header (whose rows, if it has more, are
+    /// parsed after it).
+    fn header<R: BufRead>(
+        &self,
+        name: &str,
+        chunks: &mut Chunker<R>,
+    ) -> Result<(Layout, Chunk), LoadError> {
+        loop {
+            let Some(chunk) = chunks.next(1)? else {
+                return Err(input(
+                    name,
+                    1,
+                    None,
+                    None,
+                    InputErrorKind::Header,
+                    "the file is empty: expected a header row naming the columns".into(),
+                )
+                .into());
+            };
+            let mut rdr = csv_reader(&chunk.bytes, self.delimiter);
+            let mut header = csv::ByteRecord::new();
+            if rdr
+                .read_byte_record(&mut header)
+                .map_err(|e| csv_error(name, chunk.line0, e))?
+            {
+                let line = LineCursor::new(&chunk).line_of(&header);
+                let layout = Layout::of(self.engine.policy(), name, line, &header)?;
+                return Ok((layout, chunk));
+            }
+        }
+    }
+
+    /// Parses and checks a batch of chunks of a subjects file on every
+    /// core, then stages their rows in order.
+    fn subject_batch(
+        &mut self,
+        name: &str,
+        layout: &Layout,
+        batch: &[Chunk],
+        tally: &mut Tally,
+        header_first: bool,
+    ) -> Result<(), LoadError> {
+        let ctx = RowContext {
+            policy: self.engine.policy(),
+            file: name,
+            layout,
+            delimiter: self.delimiter,
+            today: self.engine.now().date(),
+            stage: self.deferred_subjects.is_none(),
+        };
+        let parsed: Vec<SubjectChunk> = batch
+            .par_iter()
+            .enumerate()
+            .map(|(k, c)| ctx.parse_chunk(c, header_first && k == 0))
+            .collect();
+        for (c, out) in batch.iter().zip(parsed) {
+            let before = tally.records;
+            tally.records += out.records;
+            tally.values += out.values;
+            tally.bytes = c.end;
+            self.stage_subjects(layout, name, out)?;
+            self.report_chunk(Stage::Subjects, before, tally.records, c.end);
+        }
+        Ok(())
+    }
+
+    /// Stages a parsed chunk's rows (unless an earlier error already fails
+    /// the load) and keeps the first deferred error; returns its syntax
+    /// error, if any.
+    fn stage_subjects(
+        &mut self,
+        layout: &Layout,
+        name: &str,
+        out: SubjectChunk,
+    ) -> Result<(), LoadError> {
+        if self.deferred_subjects.is_none() {
+            let policy = self.engine.policy();
+            let store = self.engine.store();
+            let err = |line, e| layout.engine_error(policy, name, line, e);
+            self.deferred_subjects = match self.staged.append_subjects(store, out.rows) {
+                Err((k, e)) => Some(err(out.lines[k], e)),
+                Ok(()) => out.deferred.map(|d| {
+                    if d.after_duplicate && self.staged.is_known(store, &d.id) {
+                        err(d.line, EngineError::DuplicateSubject(d.id))
+                    } else {
+                        d.error
+                    }
+                }),
+            };
+        }
+        out.failed.map_or(Ok(()), Err)
     }
 
     /// Reads consent events from JSON Lines text: one event object per line
     /// (blank lines are skipped). Events may come in any order; each takes
     /// effect by its own time. `name` names the input in errors.
-    pub fn events<R: BufRead>(
-        mut self,
-        name: &str,
-        mut reader: R,
-    ) -> Result<Loader<'a>, LoadError> {
+    pub fn events<R: BufRead>(mut self, name: &str, reader: R) -> Result<Loader<'a>, LoadError> {
         let start = Instant::now();
-        let file = self.event_files.len() as u32;
-        let mut buf = Vec::with_capacity(1024);
-        let mut line = 0u64;
-        let mut bytes = 0u64;
-        let mut count = 0u64;
+        let mut chunks = Chunker::new(reader, name, None);
+        let mut tally = Tally::default();
         loop {
-            buf.clear();
-            let n = reader
-                .read_until(b'\n', &mut buf)
-                .map_err(|error| LoadError::Io {
-                    file: name.into(),
-                    error,
-                })?;
-            if n == 0 {
+            let batch = chunks.batch(batch_chunks(), self.chunk)?;
+            if batch.is_empty() {
                 break;
             }
+            self.event_batch(name, &batch, &mut tally)?;
+        }
+        self.report(Stage::Events, tally.records, tally.bytes, true);
+        self.stats.events += tally.records;
+        self.stats.event_bytes += tally.bytes;
+        self.stats.event_time += start.elapsed();
+        Ok(self)
+    }
+
+    /// Parses, resolves and checks a batch of chunks of an events file on
+    /// every core, then stages their events in order.
+    fn event_batch(
+        &mut self,
+        name: &str,
+        batch: &[Chunk],
+        tally: &mut Tally,
+    ) -> Result<(), LoadError> {
+        let ctx = EventChunkContext {
+            policy: self.engine.policy(),
+            store: self.engine.store(),
+            staged: &self.staged,
+            file: name,
+            now: self.engine.now(),
+            stage: self.deferred_subjects.is_none() && self.deferred_events.is_none(),
+        };
+        let parsed: Vec<EventChunk> = batch.par_iter().map(|c| ctx.parse_chunk(c)).collect();
+        for (c, out) in batch.iter().zip(parsed) {
+            let before = tally.records;
+            tally.bytes = c.end;
+            let failed = self.stage_events(name, out, &mut tally.records);
+            self.report_chunk(Stage::Events, before, tally.records, c.end);
+            failed?;
+        }
+        Ok(())
+    }
+
+    /// Stages a parsed chunk's events: their interned strings renumbered
+    /// into the staged ones, placeholders for the events whose subject is
+    /// not loaded yet. Returns the chunk's syntax error, if any.
+    fn stage_events(
+        &mut self,
+        name: &str,
+        out: EventChunk,
+        records: &mut u64,
+    ) -> Result<(), LoadError> {
+        let ordinal0 = self.stats.events + *records;
+        *records += out.records;
+        if self.deferred_events.is_none() && self.deferred_subjects.is_none() {
+            let slot0 = self.staged.events.len();
+            self.staged
+                .append_events(out.events, &out.strings, out.strings_base);
+            for (slot, ordinal, event, line) in out.pending {
+                self.pending.push(PendingEvent {
+                    slot: slot0 + slot,
+                    ordinal: ordinal0 + ordinal,
+                    event,
+                    file: name.to_string(),
+                    line,
+                });
+            }
+            self.deferred_events = out.deferred.map(|(o, e)| (ordinal0 + o, e));
+        }
+        out.failed.map_or(Ok(()), Err)
+    }
+}
+
+/// Counters of one input.
+#[derive(Default)]
+struct Tally {
+    records: u64,
+    values: u64,
+    bytes: u64,
+}
+
+fn csv_reader(bytes: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(bytes)
+}
+
+/// What parsing a chunk of a subjects file needs.
+struct RowContext<'c> {
+    policy: &'c Policy,
+    file: &'c str,
+    layout: &'c Layout,
+    delimiter: u8,
+    today: Date,
+    /// Stage the rows (false once the load is known to fail: the rest of
+    /// the file is only checked for syntax errors).
+    stage: bool,
+}
+
+/// A chunk of a subjects file, parsed and checked.
+struct SubjectChunk {
+    /// The rows before the first deferred error, and their lines.
+    rows: BulkSubjects,
+    lines: Vec<u64>,
+    records: u64,
+    values: u64,
+    deferred: Option<Deferred>,
+    /// The first syntax error: the rows after it are not read.
+    failed: Option<LoadError>,
+}
+
+impl RowContext<'_> {
+    /// Parses a chunk (skipping its first record, the header, if asked).
+    fn parse_chunk(&self, chunk: &Chunk, skip_header: bool) -> SubjectChunk {
+        let mut out = SubjectChunk {
+            rows: BulkSubjects::new(self.policy.attribute_count()),
+            lines: Vec::new(),
+            records: 0,
+            values: 0,
+            deferred: None,
+            failed: None,
+        };
+        let mut rdr = csv_reader(&chunk.bytes, self.delimiter);
+        let mut rec = csv::ByteRecord::new();
+        let mut values = Vec::new();
+        let mut skip = skip_header;
+        let mut lines = LineCursor::new(chunk);
+        let width = self.layout.names.len();
+        loop {
+            match rdr.read_byte_record(&mut rec) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    out.failed = Some(csv_error(self.file, chunk.line0, e));
+                    break;
+                }
+            }
+            if std::mem::take(&mut skip) {
+                continue;
+            }
+            let line = lines.line_of(&rec);
+            if rec.len() != width {
+                if rec.len() == 1 && rec[0].is_empty() {
+                    continue; // a blank line
+                }
+                out.failed = Some(wrong_width(self.file, line, width, rec.len()));
+                break;
+            }
+            let row = match self
+                .layout
+                .parse_row(self.policy, self.file, line, &rec, &mut values)
+            {
+                Ok(row) => row,
+                Err(e) => {
+                    out.failed = Some(e);
+                    break;
+                }
+            };
+            out.records += 1;
+            out.values += values.len() as u64;
+            if self.stage && out.deferred.is_none() {
+                match self.layout.check_row(self, line, &row, &values) {
+                    Ok(()) => {
+                        out.rows.push(row.id, row.jurisdiction, row.birth_date);
+                        for (a, code, verified) in &values {
+                            out.rows.set(*a, *code, *verified);
+                        }
+                        out.lines.push(line);
+                    }
+                    Err(d) => out.deferred = Some(d),
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The line each record of a chunk starts on, counted forward through the
+/// chunk. (The CSV parser's own line count is taken before the line break
+/// that ends a CRLF line and before blank lines, so it can lag behind.)
+struct LineCursor<'b> {
+    bytes: &'b [u8],
+    pos: usize,
+    line: u64,
+}
+
+impl<'b> LineCursor<'b> {
+    fn new(chunk: &'b Chunk) -> LineCursor<'b> {
+        LineCursor {
+            bytes: &chunk.bytes,
+            pos: 0,
+            line: chunk.line0 + 1,
+        }
+    }
+
+    /// The line of the record's first byte (records come in order).
+    fn line_of(&mut self, rec: &csv::ByteRecord) -> u64 {
+        let b = self.bytes;
+        let mut start = rec
+            .position()
+            .map_or(self.pos, |p| p.byte() as usize)
+            .min(b.len());
+        while start < b.len() && (b[start] == b'\n' || b[start] == b'\r') {
+            start += 1;
+        }
+        if start > self.pos {
+            self.line += b[self.pos..start].iter().filter(|&&c| c == b'\n').count() as u64;
+            self.pos = start;
+        }
+        self.line
+    }
+}
+
+fn wrong_width(file: &str, line: u64, width: usize, found: usize) -> LoadError {
+    input(
+        file,
+        line,
+        None,
+        None,
+        InputErrorKind::Syntax,
+        format!("expected {width} fields as in the header, found {found}"),
+    )
+    .into()
+}
+
+/// What parsing a chunk of an events file needs.
+struct EventChunkContext<'c> {
+    policy: &'c Policy,
+    store: &'c Store,
+    staged: &'c Staged,
+    file: &'c str,
+    now: Timestamp,
+    /// Resolve, check and stage the events (false once the load is known
+    /// to fail: the rest of the file is only checked for syntax errors).
+    stage: bool,
+}
+
+/// A chunk of an events file, parsed and checked.
+struct EventChunk {
+    /// The events before the first deferred error (placeholders for those
+    /// whose subject is not loaded yet).
+    events: BulkEvents,
+    /// The staged strings when the chunk was parsed, and those it added.
+    strings: Interner,
+    strings_base: usize,
+    /// (slot, ordinal in the chunk, event, line) of each placeholder.
+    pending: Vec<(usize, u64, ConsentEvent, u64)>,
+    /// The first event the import would refuse: its ordinal in the chunk.
+    deferred: Option<(u64, LoadError)>,
+    records: u64,
+    /// The first syntax error: the lines after it are not read.
+    failed: Option<LoadError>,
+}
+
+impl EventChunkContext<'_> {
+    fn parse_chunk(&self, chunk: &Chunk) -> EventChunk {
+        let strings = self.staged.strings.clone();
+        let mut out = EventChunk {
+            events: BulkEvents::default(),
+            strings_base: strings.len(),
+            strings,
+            pending: Vec::new(),
+            deferred: None,
+            records: 0,
+            failed: None,
+        };
+        let mut line = chunk.line0;
+        let mut event = blank_event();
+        for text in chunk.bytes.split_inclusive(|&b| b == b'\n') {
             line += 1;
-            bytes += n as u64;
-            let text = trim_line(&buf);
+            let text = trim_line(text);
             if text.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            self.events.push(parse_event(name, line, text)?);
-            self.event_origins.push(Origin { file, line });
-            count += 1;
-            if count.is_multiple_of(BATCH) {
-                self.report(Stage::Events, count, bytes, false);
+            if let Err(e) = parse_event(self.file, line, text, &mut event) {
+                out.failed = Some(e);
+                break;
+            }
+            out.records += 1;
+            if self.stage && out.deferred.is_none() {
+                self.stage_event(&mut out, &event, line);
             }
         }
-        self.report(Stage::Events, count, bytes, true);
-        self.event_files.push(name.to_string());
-        self.stats.events += count;
-        self.stats.event_bytes += bytes;
-        self.stats.event_time += start.elapsed();
-        Ok(self)
+        out
+    }
+
+    /// Resolves and checks one event into the chunk's staged events.
+    fn stage_event(&self, out: &mut EventChunk, event: &ConsentEvent, line: u64) {
+        let ordinal = out.records - 1;
+        let Some(row) = self.staged.row(self.store, &event.subject) else {
+            let slot = out.events.len();
+            out.events.rows.push(u32::MAX);
+            out.events.recs.push(placeholder(event));
+            out.events.proofs.push(Proof {
+                channel: u32::MAX,
+                collector: u32::MAX,
+                notice_sha256: None,
+                evidence_sha256: None,
+            });
+            out.pending.push((slot, ordinal, event.clone(), line));
+            return;
+        };
+        let ctx = self.staged.context(self.store, row, self.now);
+        match check_event(self.policy, event, &ctx, &mut out.strings) {
+            Ok((rec, proof)) => {
+                out.events.rows.push(row);
+                out.events.recs.push(rec);
+                out.events.proofs.push(proof);
+            }
+            Err(e) => {
+                let e = event_error(self.file, line, event, e.into());
+                out.deferred = Some((ordinal, e));
+            }
+        }
+    }
+}
+
+/// A stand-in for an event resolved at [`Loader::finish`].
+fn placeholder(e: &ConsentEvent) -> EventRecord {
+    EventRecord {
+        at: e.at.unix(),
+        seq: 0,
+        expires_at: i64::MAX,
+        purpose: None,
+        notice: u32::MAX,
+        proof: 0,
+        kind: e.kind,
+        explicit: false,
     }
 }
 
@@ -540,8 +955,9 @@ fn input(
     }
 }
 
-fn csv_error(file: &str, e: csv::Error) -> LoadError {
-    let line = e.position().map_or(0, |p| p.line());
+/// A CSV error in a chunk whose first line is `line0 + 1`.
+fn csv_error(file: &str, line0: u64, e: csv::Error) -> LoadError {
+    let line = line0 + e.position().map_or(1, |p| p.line());
     let message = format!("malformed CSV: {e}");
     match e.into_kind() {
         csv::ErrorKind::Io(error) => LoadError::Io {
@@ -550,6 +966,42 @@ fn csv_error(file: &str, e: csv::Error) -> LoadError {
         },
         _ => input(file, line, None, None, InputErrorKind::Syntax, message).into(),
     }
+}
+
+/// The column names of a header row (a byte order mark before the first
+/// is dropped).
+fn header_names(file: &str, line: u64, header: &csv::ByteRecord) -> Result<Vec<String>, LoadError> {
+    let mut names = Vec::with_capacity(header.len());
+    for (i, raw) in header.iter().enumerate() {
+        let name = std::str::from_utf8(raw).map_err(|_| {
+            input(
+                file,
+                line,
+                Some(i as u64 + 1),
+                None,
+                InputErrorKind::Syntax,
+                "column name is not valid UTF-8".into(),
+            )
+        })?;
+        let name = if i == 0 {
+            name.trim_start_matches('\u{feff}')
+        } else {
+            name
+        };
+        names.push(name.to_string());
+    }
+    Ok(names)
+}
+
+fn unknown_column(policy: &Policy, name: &str) -> String {
+    let attrs: Vec<&str> = (0..policy.attribute_count() as u32)
+        .map(|a| policy.attribute(AttrId(a)).name.as_str())
+        .collect();
+    format!(
+        "unknown column {name:?}: expected {} or a policy attribute ({})",
+        FIXED_COLUMNS.join(", "),
+        attrs.join(", ")
+    )
 }
 
 /// Where each column of a subjects file goes.
@@ -564,27 +1016,13 @@ struct Layout {
 }
 
 impl Layout {
-    fn of(policy: &Policy, file: &str, header: &csv::ByteRecord) -> Result<Layout, LoadError> {
-        let line = header.position().map_or(1, |p| p.line());
-        let mut names = Vec::with_capacity(header.len());
-        for (i, raw) in header.iter().enumerate() {
-            let name = std::str::from_utf8(raw).map_err(|_| {
-                input(
-                    file,
-                    line,
-                    Some(i as u64 + 1),
-                    None,
-                    InputErrorKind::Syntax,
-                    "column name is not valid UTF-8".into(),
-                )
-            })?;
-            let name = if i == 0 {
-                name.trim_start_matches('\u{feff}')
-            } else {
-                name
-            };
-            names.push(name.to_string());
-        }
+    fn of(
+        policy: &Policy,
+        file: &str,
+        line: u64,
+        header: &csv::ByteRecord,
+    ) -> Result<Layout, LoadError> {
+        let names = header_names(file, line, header)?;
         let header_err = |col: Option<usize>, field: Option<&str>, msg: String| {
             LoadError::from(input(
                 file,
@@ -603,17 +1041,10 @@ impl Layout {
             } else if let Some(a) = policy.attr_id(name) {
                 &mut attr_slots[a.0 as usize]
             } else {
-                let attrs: Vec<&str> = (0..policy.attribute_count() as u32)
-                    .map(|a| policy.attribute(AttrId(a)).name.as_str())
-                    .collect();
                 return Err(header_err(
                     Some(i),
                     Some(name),
-                    format!(
-                        "unknown column {name:?}: expected {} or a policy attribute ({})",
-                        FIXED_COLUMNS.join(", "),
-                        attrs.join(", ")
-                    ),
+                    unknown_column(policy, name),
                 ));
             };
             if let Some(first) = *slot {
@@ -685,39 +1116,85 @@ impl Layout {
         .into()
     }
 
-    /// Parses and checks one row: everything but what only the engine can
-    /// check (id rules, repeated ids, integer bounds).
-    fn parse_row(
+    /// A cell as text.
+    fn cell<'r>(
+        &self,
+        file: &str,
+        line: u64,
+        rec: &'r csv::ByteRecord,
+        col: usize,
+    ) -> Result<&'r str, LoadError> {
+        std::str::from_utf8(&rec[col]).map_err(|_| {
+            self.error(
+                file,
+                line,
+                col,
+                InputErrorKind::Syntax,
+                "the value is not valid UTF-8".into(),
+            )
+        })
+    }
+
+    /// Parses one row: the fixed columns, then the values (encoded, into
+    /// `values`). Checks everything but what the engine's import checks
+    /// (id rules, birth date range, repeated ids, integer bounds: see
+    /// [`Layout::check_row`]).
+    fn parse_row<'r>(
         &self,
         policy: &Policy,
         file: &str,
         line: u64,
-        rec: &csv::ByteRecord,
-    ) -> Result<SubjectRow, LoadError> {
+        rec: &'r csv::ByteRecord,
+        values: &mut Vec<(AttrId, i64, Timestamp)>,
+    ) -> Result<ParsedRow<'r>, LoadError> {
+        let row = self.parse_fixed(policy, file, line, rec)?;
+        values.clear();
+        for (col, attr, ty, a) in &self.attrs {
+            let text = self.cell(file, line, rec, *col)?;
+            if text.is_empty() {
+                continue;
+            }
+            let Some(verified) = row.verified else {
+                return Err(self.error(
+                    file,
+                    line,
+                    self.verified_at,
+                    InputErrorKind::Time,
+                    format!(
+                        "the row has a value for {attr:?}, so it needs the time its values were verified"
+                    ),
+                ));
+            };
+            let code = parse_value(policy, *a, attr, *ty, text)
+                .map_err(|(kind, msg)| self.error(file, line, *col, kind, msg))?;
+            values.push((*a, code, verified));
+        }
+        Ok(row)
+    }
+
+    /// Parses the id, jurisdiction, birth date and verification time.
+    fn parse_fixed<'r>(
+        &self,
+        policy: &Policy,
+        file: &str,
+        line: u64,
+        rec: &'r csv::ByteRecord,
+    ) -> Result<ParsedRow<'r>, LoadError> {
         let err =
             |col: usize, kind: InputErrorKind, msg: String| self.error(file, line, col, kind, msg);
-        let cell = |col: usize| -> Result<&str, LoadError> {
-            std::str::from_utf8(&rec[col]).map_err(|_| {
-                err(
-                    col,
-                    InputErrorKind::Syntax,
-                    "the value is not valid UTF-8".into(),
-                )
-            })
-        };
-        let id = cell(self.id)?;
-        let jurisdiction = cell(self.jurisdiction)?;
-        if policy.jurisdiction_id(jurisdiction).is_none() {
-            return Err(err(
+        let id = self.cell(file, line, rec, self.id)?;
+        let code = self.cell(file, line, rec, self.jurisdiction)?;
+        let jurisdiction = policy.jurisdiction_id(code).ok_or_else(|| {
+            err(
                 self.jurisdiction,
                 InputErrorKind::Jurisdiction,
                 format!(
-                    "unknown jurisdiction {jurisdiction:?}: expected one the policy lists ({})",
+                    "unknown jurisdiction {code:?}: expected one the policy lists ({})",
                     jurisdictions(policy)
                 ),
-            ));
-        }
-        let birth = cell(self.birth_date)?;
+            )
+        })?;
+        let birth = self.cell(file, line, rec, self.birth_date)?;
         let birth_date = if birth.is_empty() {
             None
         } else {
@@ -726,88 +1203,48 @@ impl Layout {
                     .map_err(|e| err(self.birth_date, InputErrorKind::Date, e.to_string()))?,
             )
         };
-        let verified = cell(self.verified_at)?;
-        let verified = if verified.is_empty() {
-            None
-        } else {
-            Some(parse_time(verified).ok_or_else(|| {
-                err(
-                    self.verified_at,
-                    InputErrorKind::Time,
-                    format!(
-                        "invalid time {verified:?}: expected an RFC 3339 time such as 2026-03-01T10:00:00Z"
-                    ),
-                )
-            })?)
-        };
-        let mut values = Vec::new();
-        for (col, attr, ty, a) in &self.attrs {
-            let text = cell(*col)?;
-            if text.is_empty() {
-                continue;
-            }
-            let Some(verified) = verified else {
-                return Err(err(
-                    self.verified_at,
-                    InputErrorKind::Time,
-                    format!(
-                        "the row has a value for {attr:?}, so it needs the time its values were verified"
-                    ),
-                ));
+        let verified = self.cell(file, line, rec, self.verified_at)?;
+        let verified =
+            if verified.is_empty() {
+                None
+            } else {
+                Some(parse_time(verified).ok_or_else(|| {
+                    err(self.verified_at, InputErrorKind::Time, bad_time(verified))
+                })?)
             };
-            let value = match ty {
-                AttrType::Categorical => {
-                    if policy.value_index(*a, text).is_none() {
-                        return Err(err(
-                            *col,
-                            InputErrorKind::Value,
-                            format!(
-                                "{text:?} is not a declared value of {attr:?}: expected one of {}",
-                                policy.attribute(*a).values.join(", ")
-                            ),
-                        ));
-                    }
-                    Value::Str(text.into())
-                }
-                AttrType::Timestamp => {
-                    if parse_time(text).is_none() {
-                        return Err(err(
-                            *col,
-                            InputErrorKind::Time,
-                            format!(
-                                "invalid time {text:?}: expected an RFC 3339 time such as 2026-03-01T10:00:00Z"
-                            ),
-                        ));
-                    }
-                    Value::Str(text.into())
-                }
-                AttrType::Integer => Value::Int(text.parse().map_err(|_| {
-                    err(
-                        *col,
-                        InputErrorKind::Value,
-                        format!("expected an integer, got {text:?}"),
-                    )
-                })?),
-                AttrType::Boolean => match text {
-                    "true" => Value::Bool(true),
-                    "false" => Value::Bool(false),
-                    _ => {
-                        return Err(err(
-                            *col,
-                            InputErrorKind::Value,
-                            format!("expected true or false, got {text:?}"),
-                        ));
-                    }
-                },
-            };
-            values.push((attr.clone(), value, verified));
-        }
-        Ok(SubjectRow {
-            id: id.to_string(),
-            jurisdiction: jurisdiction.to_string(),
+        Ok(ParsedRow {
+            id,
+            jurisdiction,
             birth_date,
-            values,
+            verified,
         })
+    }
+
+    /// The checks the engine's import makes of a parsed row, in its order:
+    /// the id and birth date, then (after the repeated-id check, made when
+    /// the row is staged) the integer bounds.
+    fn check_row(
+        &self,
+        ctx: &RowContext<'_>,
+        line: u64,
+        row: &ParsedRow<'_>,
+        values: &[(AttrId, i64, Timestamp)],
+    ) -> Result<(), Deferred> {
+        let deferred = |after_duplicate, e| Deferred {
+            line,
+            id: row.id.to_string(),
+            after_duplicate,
+            error: self.engine_error(ctx.policy, ctx.file, line, e),
+        };
+        crate::engine::check_subject(row.id, row.birth_date, ctx.today)
+            .map_err(|e| deferred(false, e))?;
+        for (a, code, _) in values {
+            if ctx.policy.attribute(*a).ty == AttrType::Integer {
+                Store::encode(ctx.policy, *a, &Value::Int(*code))
+                    .map_err(|e| deferred(true, e.into()))?;
+            }
+        }
+        Ok(())
     }
 
     /// An engine error about the subject on `line`, at its column.
@@ -841,6 +1278,57 @@ impl Layout {
             },
             other => err(self.id, InputErrorKind::Id, other.to_string()),
         }
+    }
+}
+
+/// A subject row's fixed columns, parsed.
+struct ParsedRow<'r> {
+    id: &'r str,
+    jurisdiction: JurisdictionId,
+    birth_date: Option<Date>,
+    verified: Option<Timestamp>,
+}
+
+fn bad_time(text: &str) -> String {
+    format!("invalid time {text:?}: expected an RFC 3339 time such as 2026-03-01T10:00:00Z")
+}
+
+/// Parses and encodes one value for its attribute (as [`Store::encode`]
+/// would, but for integer bounds); on failure, the error's class and text.
+fn parse_value(
+    policy: &Policy,
+    a: AttrId,
+    attr: &str,
+    ty: AttrType,
+    text: &str,
+) -> Result<i64, (InputErrorKind, String)> {
+    match ty {
+        AttrType::Categorical => policy.value_index(a, text).map(i64::from).ok_or_else(|| {
+            (
+                InputErrorKind::Value,
+                format!(
+                    "{text:?} is not a declared value of {attr:?}: expected one of {}",
+                    policy.attribute(a).values.join(", ")
+                ),
+            )
+        }),
+        AttrType::Timestamp => parse_time(text)
+            .map(|t| t.unix())
+            .ok_or_else(|| (InputErrorKind::Time, bad_time(text))),
+        AttrType::Integer => text.parse().map_err(|_| {
+            (
+                InputErrorKind::Value,
+                format!("expected an integer, got {text:?}"),
+            )
+        }),
+        AttrType::Boolean => match text {
+            "true" => Ok(1),
+            "false" => Ok(0),
+            _ => Err((
+                InputErrorKind::Value,
+                format!("expected true or false, got {text:?}"),
+            )),
+        },
     }
 }
 
@@ -887,8 +1375,13 @@ struct RawEvent<'a> {
     evidence_sha256: Option<Cow<'a, str>>,
 }
 
-/// Parses one JSON line into an event.
-fn parse_event(file: &str, line: u64, text: &[u8]) -> Result<ConsentEvent, LoadError> {
+/// Parses one JSON line into an event, reusing `into`'s strings.
+fn parse_event(
+    file: &str,
+    line: u64,
+    text: &[u8],
+    into: &mut ConsentEvent,
+) -> Result<(), LoadError> {
     let raw: RawEvent<'_> = serde_json::from_slice(text).map_err(|e| {
         let msg = e.to_string();
         // serde_json appends " at line L column C"; the position is reported apart.
@@ -936,19 +1429,49 @@ fn parse_event(file: &str, line: u64, text: &[u8]) -> Result<ConsentEvent, LoadE
         Some(s) => Some(time("expires_at", s)?),
         None => None,
     };
-    Ok(ConsentEvent {
-        subject: raw.subject.into_owned(),
-        kind,
-        purpose: raw.purpose.map(Cow::into_owned),
-        at,
-        notice_version: raw.notice_version.map(Cow::into_owned),
-        notice_sha256: raw.notice_sha256.map(Cow::into_owned),
-        channel: raw.channel.into_owned(),
-        collector: raw.collector.into_owned(),
-        expires_at,
-        explicit: raw.explicit,
-        evidence_sha256: raw.evidence_sha256.map(Cow::into_owned),
-    })
+    // The strings go into `into`'s own buffers: no allocation per event
+    // once they are large enough.
+    set(&mut into.subject, &raw.subject);
+    set(&mut into.channel, &raw.channel);
+    set(&mut into.collector, &raw.collector);
+    set_opt(&mut into.purpose, raw.purpose.as_deref());
+    set_opt(&mut into.notice_version, raw.notice_version.as_deref());
+    set_opt(&mut into.notice_sha256, raw.notice_sha256.as_deref());
+    set_opt(&mut into.evidence_sha256, raw.evidence_sha256.as_deref());
+    into.kind = kind;
+    into.at = at;
+    into.expires_at = expires_at;
+    into.explicit = raw.explicit;
+    Ok(())
+}
+
+fn set(s: &mut String, v: &str) {
+    s.clear();
+    s.push_str(v);
+}
+
+fn set_opt(s: &mut Option<String>, v: Option<&str>) {
+    match (s.as_mut(), v) {
+        (Some(buf), Some(v)) => set(buf, v),
+        (_, v) => *s = v.map(String::from),
+    }
+}
+
+/// An event to parse lines into (see [`parse_event`]).
+fn blank_event() -> ConsentEvent {
+    ConsentEvent {
+        subject: String::new(),
+        kind: EventKind::Gpc,
+        purpose: None,
+        at: Timestamp::from_unix(0),
+        notice_version: None,
+        notice_sha256: None,
+        channel: String::new(),
+        collector: String::new(),
+        expires_at: None,
+        explicit: false,
+        evidence_sha256: None,
+    }
 }
 
 fn event_error(file: &str, line: u64, event: &ConsentEvent, e: EngineError) -> LoadError {

@@ -148,7 +148,7 @@ def timed(cmd, **kw):
 
 
 def run_privseg(binary: Path, policy: Path, data: Path, repeat: int):
-    cmd = [binary, "--actor", "bench", "--role", "admin", "eval",
+    cmd = [binary, "eval", "--actor", "bench", "--role", "admin",
            "--policy", policy, "--subjects", data / "subjects.csv",
            "--consents", data / "consents.jsonl", "--at", AT, "--stats", "--format", "json"]
     for name, purpose, text, _ in SEGMENTS:

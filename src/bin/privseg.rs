@@ -1060,6 +1060,18 @@ fn prepare(
     let (engine, stats, total) = load(subjects, consents, d.delimiter, engine, &actor)?;
     if d.stats {
         print_load_stats(&stats, total);
+        let m = engine.memory_bytes();
+        let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
+        eprintln!(
+            "stats: engine holds {:.1} MiB (ids {:.1}, subjects {:.1}, values {:.1}, indexes {:.1}, histories {:.1}, masks {:.1})",
+            mib(m.total()),
+            mib(m.ids),
+            mib(m.subjects),
+            mib(m.values),
+            mib(m.indexes),
+            mib(m.histories),
+            mib(m.masks)
+        );
     }
     Ok((engine, segments, actor))
 }

@@ -112,34 +112,113 @@ impl Bsi {
     }
 
     fn grow(&mut self, v: i64, len: usize, others: impl Fn() -> Vec<(usize, i64)>) {
-        if !self.seeded {
-            self.seeded = true;
-            self.base = v;
+        let (seeded, base, width) = (self.seeded, self.base, self.width());
+        let (new_base, new_width) = next_range(seeded, base, width, v);
+        self.seeded = true;
+        self.base = new_base;
+        if !seeded {
             return;
         }
-        let top = i128::from(self.base) + i128::from(self.max_offset());
-        let mut hi = top.max(i128::from(v));
-        let mut lo = i128::from(self.base);
-        if i128::from(v) < lo {
-            // Move the base down past `v` by as much again as the current
-            // span, so that values arriving in decreasing order cost few
-            // re-encodings.
-            let span = hi - lo + 1;
-            lo = (i128::from(v) - span).max(i128::from(i64::MIN));
-            hi = hi.max(lo);
-            let width = bits_for((hi - lo) as u128);
-            self.base = lo as i64;
-            self.slices = vec![Bits::repeat(false, len); width as usize];
+        if new_base != base {
+            self.slices = vec![Bits::repeat(false, len); new_width as usize];
             for (r, x) in others() {
                 self.write(r, x.wrapping_sub(self.base) as u64);
             }
         } else {
-            let width = bits_for((hi - lo) as u128);
-            while self.width() < width {
+            while self.width() < new_width {
                 self.slices.push(Bits::repeat(false, len));
             }
         }
     }
+
+    /// Appends the rows `len0..len0 + codes.len()`, each holding its code
+    /// when its `verified` is not [`super::MISSING`], with the same result
+    /// as pushing the rows and setting their values one by one in row order:
+    /// the covered range takes the same steps, and the rows already indexed
+    /// are re-encoded once (from `old`, their present values) if the base
+    /// moves. Slices are written a word at a time.
+    pub(super) fn extend(
+        &mut self,
+        len0: usize,
+        codes: &[i64],
+        verified: &[i64],
+        old: impl Fn() -> Vec<(usize, i64)>,
+    ) {
+        let (seeded0, base0, width0) = (self.seeded, self.base, self.width());
+        let (mut seeded, mut base, mut width) = (seeded0, base0, width0);
+        let present = || {
+            codes
+                .iter()
+                .zip(verified)
+                .filter(|(_, v)| **v != super::MISSING)
+        };
+        for (&c, _) in present() {
+            let max = if width == 64 {
+                u64::MAX
+            } else {
+                (1u64 << width) - 1
+            };
+            if !(seeded && c >= base && (c.wrapping_sub(base) as u64) <= max) {
+                let (b, w) = next_range(seeded, base, width, c);
+                if seeded {
+                    width = w;
+                }
+                (seeded, base) = (true, b);
+            }
+        }
+        let len = len0 + codes.len();
+        self.seeded = seeded;
+        self.base = base;
+        if seeded0 && base != base0 {
+            self.slices = vec![Bits::repeat(false, len); width as usize];
+            for (r, x) in old() {
+                self.write(r, x.wrapping_sub(base) as u64);
+            }
+        } else {
+            for s in &mut self.slices {
+                s.resize(len, false);
+            }
+            while self.width() < width {
+                self.slices.push(Bits::repeat(false, len));
+            }
+        }
+        for (k, (&c, &v)) in codes.iter().zip(verified).enumerate() {
+            if v == super::MISSING {
+                continue;
+            }
+            let (r, mut off) = (len0 + k, c.wrapping_sub(base) as u64);
+            while off != 0 {
+                let i = off.trailing_zeros() as usize;
+                self.slices[i].as_raw_mut_slice()[r / 64] |= 1 << (r % 64);
+                off &= off - 1;
+            }
+        }
+    }
+}
+
+/// The base and width an index covering `base` with `width` slices moves
+/// to for a value `v` it does not cover (an unseeded index takes `v` as its
+/// base and keeps its width). A value below the base moves the base down
+/// past it by as much again as the current span, so that values arriving
+/// in decreasing order cost few re-encodings.
+fn next_range(seeded: bool, base: i64, width: u32, v: i64) -> (i64, u32) {
+    if !seeded {
+        return (v, width);
+    }
+    let max = if width == 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    };
+    let top = i128::from(base) + i128::from(max);
+    let mut hi = top.max(i128::from(v));
+    let mut lo = i128::from(base);
+    if i128::from(v) < lo {
+        let span = hi - lo + 1;
+        lo = (i128::from(v) - span).max(i128::from(i64::MIN));
+        hi = hi.max(lo);
+    }
+    (lo as i64, bits_for((hi - lo) as u128).max(width))
 }
 
 /// Number of bits needed to hold `span` (0 for 0).

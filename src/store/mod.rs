@@ -20,7 +20,9 @@
 //!   evaluation time is one range over it.
 
 mod bsi;
+mod bulk;
 mod durable;
+mod ids;
 mod keys;
 mod mask;
 
@@ -43,6 +45,7 @@ use crate::timestamp::Timestamp;
 /// Values moved to their own module; kept here for existing paths.
 pub use crate::value::Value;
 pub use bsi::Bsi;
+pub(crate) use bulk::{BulkEvents, BulkSubjects};
 pub use durable::{DB_FILE, FORMAT_VERSION, StoreError};
 pub use keys::{KeyError, KeyProvider, StaticKek};
 pub use mask::MaskCache;
@@ -175,8 +178,7 @@ pub(crate) struct ValueWrite {
 /// The subject table and the eligibility masks derived from it.
 pub struct Store {
     policy: Arc<Policy>,
-    ids: Vec<Arc<str>>,
-    index: HashMap<Arc<str>, u32>,
+    ids: ids::IdTable,
     juris: Vec<JurisdictionId>,
     birth: Vec<Option<Date>>,
     erased: Bits,
@@ -259,8 +261,7 @@ impl Store {
             .collect();
         Store {
             policy,
-            ids: Vec::new(),
-            index: HashMap::new(),
+            ids: ids::IdTable::default(),
             juris: Vec::new(),
             birth: Vec::new(),
             erased: Bits::new(),
@@ -334,7 +335,7 @@ impl Store {
                 }
                 None => {
                     let row = s.push("", j, None);
-                    s.index.remove("");
+                    s.ids.forget(row);
                     s.erased.set(row as usize, true);
                     s.erased_count += 1;
                 }
@@ -439,7 +440,7 @@ impl Store {
 
     /// No rows at all?
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.ids.len() == 0
     }
 
     /// Number of rows that are not erased.
@@ -449,12 +450,15 @@ impl Store {
 
     /// The row of an external id.
     pub fn row(&self, id: &str) -> Option<u32> {
-        self.index.get(id).copied()
+        self.ids.row(id)
     }
 
     /// The external id of a row (empty once erased).
     pub fn id(&self, row: u32) -> &str {
-        &self.ids[row as usize]
+        if self.erased[row as usize] {
+            return "";
+        }
+        self.ids.get(row)
     }
 
     /// Is the row erased?
@@ -791,10 +795,7 @@ impl Store {
             self.erased.set(r, true);
             self.erased_count += 1;
         }
-        let id = std::mem::replace(&mut self.ids[r], Arc::from(""));
-        if self.index.get(&id) == Some(&row) {
-            self.index.remove(&id);
-        }
+        self.ids.forget(row);
         self.refresh_masks(&[row], None);
         if let Some(d) = &self.durable {
             // The erasure is committed; a checkpoint that cannot complete
@@ -952,10 +953,7 @@ impl Store {
 
     /// Appends a subject.
     fn push(&mut self, id: &str, juris: JurisdictionId, birth: Option<Date>) -> u32 {
-        let row = self.ids.len() as u32;
-        let id: Arc<str> = Arc::from(id);
-        self.ids.push(id.clone());
-        self.index.insert(id, row);
+        let row = self.ids.push(id);
         self.juris.push(juris);
         self.birth.push(birth);
         self.erased.push(false);
@@ -1151,12 +1149,7 @@ impl Store {
     /// Bytes held by the store, by component (see [`MemoryBytes`]).
     pub fn memory_bytes(&self) -> MemoryBytes {
         use std::mem::size_of;
-        // An `Arc<str>` allocation: two counters and the text, rounded up
-        // to the allocator's 16-byte granule.
-        let arc = |s: &Arc<str>| (16 + s.len()).next_multiple_of(16);
-        let ids = self.ids.iter().map(arc).sum::<usize>()
-            + self.ids.capacity() * size_of::<Arc<str>>()
-            + self.index.capacity() * (size_of::<(Arc<str>, u32)>() + 1) * 8 / 7;
+        let ids = self.ids.bytes();
         let subjects = self.juris.capacity() * size_of::<JurisdictionId>()
             + self.birth.capacity() * size_of::<Option<Date>>();
         let mut values = 0;
