@@ -330,3 +330,51 @@ fn store_input_errors_are_named() {
     assert!(r.stderr.contains("key"), "{}", r.stderr);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_dp_count_over_a_store_charges_the_stores_audit_log() {
+    let (dir, policy) = scratch("dp");
+    let store = init(&dir, &policy);
+    let r = import(
+        &policy,
+        &store,
+        &format!("{DATA}/subjects.csv"),
+        &format!("{DATA}/consents.jsonl"),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let segment = r#"segment "fr" for marketing.email where country = "FR""#;
+    let dp = || {
+        run(&as_admin(
+            "count",
+            &[
+                "--policy",
+                &policy,
+                "--store",
+                &store,
+                "--segment",
+                segment,
+                "--epsilon",
+                "1/2",
+                "--format",
+                "json",
+            ],
+        ))
+    };
+    // No --audit-log: the store's own log keeps the charge, its ledger
+    // beside it.
+    let first = dp();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let obj: Json = serde_json::from_str(first.stdout.trim()).unwrap();
+    assert!(obj["noisy_count"].is_i64(), "{}", first.stdout);
+    assert_eq!(obj["remaining_exact"], "1/2");
+    assert!(Path::new(&format!("{store}/audit.log.budget")).exists());
+    // The budget carries over between runs: the second charge spends the
+    // rest and the third is refused.
+    let second = dp();
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let obj: Json = serde_json::from_str(second.stdout.trim()).unwrap();
+    assert_eq!(obj["remaining_exact"], "0");
+    let third = dp();
+    assert_ne!(third.code, 0, "{}", third.stdout);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -369,6 +369,7 @@ fn programs_are_clean_under_valgrind() {
         ("tests/c/bad_input.c", &[][..]),
         ("tests/c/signals.c", &[][..]),
         ("tests/c/small_stack.c", &[][..]),
+        ("tests/c/store.c", &[][..]),
     ] {
         let Some(exe) = compile(source, Build::Plain) else {
             continue;
@@ -385,6 +386,7 @@ fn programs_are_clean_under_asan_and_ubsan() {
         ("tests/c/bad_input.c", &[][..]),
         ("tests/c/signals.c", &[][..]),
         ("tests/c/small_stack.c", &[][..]),
+        ("tests/c/store.c", &[][..]),
     ] {
         let Some(exe) = compile(source, Build::Sanitized) else {
             continue;

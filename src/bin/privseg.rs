@@ -1420,9 +1420,15 @@ fn count(a: CountArgs) -> Result<(), Failure> {
 }
 
 fn dp_count(a: &CountArgs, text: &str, at: Timestamp, eps: Epsilon) -> Result<(), Failure> {
-    let Some(log) = &a.data.audit.audit_log else {
+    // Over a store, its own audit log (DIR/audit.log) unless --audit-log
+    // names another: the same log `prepare` opens.
+    let audit = match &a.data.store.store {
+        Some(dir) => store_cmd::store_audit(dir, &a.data.audit),
+        None => a.data.audit.clone(),
+    };
+    let Some(log) = &audit.audit_log else {
         return Err(Failure::Input(
-            "--epsilon needs --audit-log: the budget ledger is kept beside the audit log, which records every charge".into(),
+            "--epsilon needs --audit-log (or --store, whose audit log is used): the budget ledger is kept beside the audit log, which records every charge".into(),
         ));
     };
     // The ledger lives beside the audit log; the engine checks it against
