@@ -338,8 +338,9 @@ impl Durable {
             .map_err(Self::db_err(&d.path))?;
         d.rows = match rows {
             None => 0,
-            Some(m) => u32::try_from(m + 1)
-                .map_err(|_| StoreError::Damaged(format!("subject row {m}")))?,
+            Some(m) => {
+                u32::try_from(m + 1).map_err(|_| StoreError::Damaged(format!("subject row {m}")))?
+            }
         };
         Ok(d)
     }
@@ -906,9 +907,7 @@ impl Writer<'_> {
             .map_err(&e)?;
         // The snapshot holds the subject's id and values: its key goes
         // with the subject's (the file is deleted after the commit).
-        self.tx
-            .execute("DELETE FROM snapshot", [])
-            .map_err(&e)?;
+        self.tx.execute("DELETE FROM snapshot", []).map_err(&e)?;
         self.tx
             .execute(
                 "INSERT INTO journal(at, what, rows, items) VALUES (?1, 'erasure', 1, 0)",

@@ -47,8 +47,8 @@ pub use bsi::Bsi;
 pub use durable::{DB_FILE, FORMAT_VERSION, StoreError};
 pub use keys::{KeyError, KeyProvider, StaticKek};
 pub use mask::MaskCache;
-pub use snapshot::{SNAPSHOT_FILE, SNAPSHOT_VERSION};
 pub(crate) use mask::chunk_words;
+pub use snapshot::{SNAPSHOT_FILE, SNAPSHOT_VERSION};
 
 /// A bitset with one bit per row.
 pub type Bits = BitVec<u64, Lsb0>;

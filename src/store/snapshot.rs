@@ -190,10 +190,7 @@ type Bad = String;
 impl<'a> Cur<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], Bad> {
         if n > self.b.len() {
-            return Err(format!(
-                "{n} bytes wanted where {} are left",
-                self.b.len()
-            ));
+            return Err(format!("{n} bytes wanted where {} are left", self.b.len()));
         }
         let (h, t) = self.b.split_at(n);
         self.b = t;
@@ -211,10 +208,14 @@ impl<'a> Cur<'a> {
         Ok(self.take(1)?[0])
     }
     fn u32(&mut self) -> Result<u32, Bad> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap_or([0; 4])))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().unwrap_or([0; 4]),
+        ))
     }
     fn u64(&mut self) -> Result<u64, Bad> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap_or([0; 8])))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().unwrap_or([0; 8]),
+        ))
     }
     fn i64(&mut self) -> Result<i64, Bad> {
         Ok(self.u64()? as i64)
@@ -449,7 +450,8 @@ impl Store {
                 if u64::from(ch) >= sn || u64::from(co) >= sn || b[8] > 3 {
                     return Err("a proof out of range".to_string());
                 }
-                let sha = |on: bool, h: &[u8]| on.then(|| <[u8; 32]>::try_from(h).unwrap_or([0; 32]));
+                let sha =
+                    |on: bool, h: &[u8]| on.then(|| <[u8; 32]>::try_from(h).unwrap_or([0; 32]));
                 Ok(Proof {
                     channel: ch,
                     collector: co,
@@ -508,15 +510,10 @@ impl Store {
                     if nv != spec.values.len() as u64 {
                         return Err(format!("column {:?}: value count", spec.name));
                     }
-                    if codes
-                        .iter()
-                        .any(|&v| v != u32::MAX && u64::from(v) >= nv)
-                    {
+                    if codes.iter().any(|&v| v != u32::MAX && u64::from(v) >= nv) {
                         return Err(format!("column {:?}: a code out of range", spec.name));
                     }
-                    let bitmaps = (0..nv)
-                        .map(|_| c.bits(n))
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let bitmaps = (0..nv).map(|_| c.bits(n)).collect::<Result<Vec<_>, _>>()?;
                     let counts = c.u64s(nv as usize)?;
                     if bitmaps
                         .iter()
@@ -709,7 +706,11 @@ impl Store {
         // Close the gaps the tags leave.
         for i in 1..chunks {
             let from = i * sealed;
-            let n = if i + 1 == chunks { last - TAG_LEN } else { CHUNK };
+            let n = if i + 1 == chunks {
+                last - TAG_LEN
+            } else {
+                CHUNK
+            };
             buf.copy_within(from..from + n, i * CHUNK);
         }
         buf.truncate((chunks - 1) * CHUNK + last - TAG_LEN);
