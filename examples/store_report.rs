@@ -1,6 +1,7 @@
 //! The durable store, measured: loading the generator's CSV/JSONL files
-//! into memory, importing the same files into a new store, reopening that
-//! store, durable single-event writes (one transaction and sync each),
+//! into memory, importing the same files into a new store, writing its
+//! snapshot, reopening it from the snapshot and by a rebuild from the
+//! database, durable single-event writes (one transaction and sync each),
 //! batched writes (one transaction), and the store's size on disk.
 //!
 //! ```text
@@ -17,7 +18,7 @@ use std::time::Instant;
 
 use privseg::consent::{ConsentEvent, EventKind};
 use privseg::load::{Loader, read_policy};
-use privseg::store::StaticKek;
+use privseg::store::{SNAPSHOT_FILE, StateSource, StaticKek};
 use privseg::{Actor, Engine};
 
 fn arg(name: &str) -> Option<String> {
@@ -75,26 +76,66 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .events_file(&consents)?
         .finish()?;
     let import = t.elapsed();
-    drop(durable);
     println!(
         "import into a new store:        {:>9.3} s",
         import.as_secs_f64()
     );
+    let t = Instant::now();
+    durable.checkpoint()?;
+    let snap_write = t.elapsed();
+    drop(durable);
+    let snap_bytes = std::fs::metadata(store_dir.join(SNAPSHOT_FILE))?.len();
+    println!(
+        "write the snapshot:             {:>9.3} s, {:.1} MB",
+        snap_write.as_secs_f64(),
+        snap_bytes as f64 / 1e6
+    );
+    let bytes = dir_bytes(&store_dir);
 
-    eprintln!("reopening the store...");
+    eprintln!("reopening the store from its snapshot...");
+    let t = Instant::now();
+    let fast = Engine::open(&store_dir, policy.clone(), keys.clone())?;
+    let reopen_snap = t.elapsed();
+    assert_eq!(fast.open_report().state, StateSource::Snapshot);
+    assert_eq!(fast.subject_count(), n, "every subject is back");
+    let fast_bytes = fast.memory_bytes();
+    drop(fast);
+    println!(
+        "reopen from the snapshot:       {:>9.3} s",
+        reopen_snap.as_secs_f64()
+    );
+
+    eprintln!("reopening the store by a rebuild from the database...");
+    std::fs::remove_file(store_dir.join(SNAPSHOT_FILE))?;
     let t = Instant::now();
     let mut reopened = Engine::open(&store_dir, policy.clone(), keys.clone())?;
     let reopen = t.elapsed();
+    assert!(matches!(
+        reopened.open_report().state,
+        StateSource::Rebuilt(_)
+    ));
     assert_eq!(reopened.subject_count(), n, "every subject is back");
+    assert_eq!(
+        reopened.memory_bytes().indexes,
+        fast_bytes.indexes,
+        "the same indexes either way"
+    );
     println!(
-        "reopen the store:               {:>9.3} s",
+        "reopen by a rebuild:            {:>9.3} s",
         reopen.as_secs_f64()
     );
     println!(
-        "reopen vs CSV load:             {:>9.2}x faster",
+        "snapshot reopen vs CSV load:    {:>9.2}x faster",
+        load.as_secs_f64() / reopen_snap.as_secs_f64()
+    );
+    println!(
+        "snapshot reopen vs rebuild:     {:>9.2}x faster",
+        reopen.as_secs_f64() / reopen_snap.as_secs_f64()
+    );
+    println!(
+        "rebuild reopen vs CSV load:     {:>9.2}x faster",
         load.as_secs_f64() / reopen.as_secs_f64()
     );
-    let bytes = dir_bytes(&store_dir);
     println!(
         "store on disk:                  {:>9.1} MB, {:.0} bytes per subject",
         bytes as f64 / 1e6,
