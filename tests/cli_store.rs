@@ -378,3 +378,30 @@ fn a_dp_count_over_a_store_charges_the_stores_audit_log() {
     assert_ne!(third.code, 0, "{}", third.stdout);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_dp_count_without_a_store_still_needs_an_audit_log() {
+    let (dir, policy) = scratch("dp-files");
+    let r = run(&as_admin(
+        "count",
+        &[
+            "--policy",
+            &policy,
+            "--subjects",
+            &format!("{DATA}/subjects.csv"),
+            "--consents",
+            &format!("{DATA}/consents.jsonl"),
+            "--segment",
+            FR,
+            "--epsilon",
+            "1/2",
+        ],
+    ));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--epsilon needs --audit-log"),
+        "{}",
+        r.stderr
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -304,8 +304,9 @@ struct CountArgs {
     /// A differentially private count with this epsilon (a decimal such as
     /// 0.5 or a fraction such as 1/2), at most the policy's cap for the
     /// purpose, charged to the purpose's budget in the policy. The ledger is
-    /// kept beside the audit log (FILE.budget), so --audit-log is needed.
-    #[arg(long, value_name = "E", requires = "audit_log")]
+    /// kept beside the audit log (FILE.budget), so --audit-log is needed,
+    /// or --store, whose audit log (DIR/audit.log) is the default.
+    #[arg(long, value_name = "E")]
     epsilon: Option<Epsilon>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
