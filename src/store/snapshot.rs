@@ -409,165 +409,162 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let erased = c.bits(n)?;
         let erased_count = erased.count_ones();
-        let mut ids = Vec::with_capacity(n);
-        let mut index = HashMap::with_capacity(n - erased_count);
-        let mut at = 0usize;
-        for (r, &l) in lens.iter().enumerate() {
-            let s = blob
-                .get(at..at + l as usize)
-                .ok_or("an id is not on a character boundary")?;
-            at += l as usize;
-            let id: Arc<str> = Arc::from(s);
-            if erased[r] {
-                if !s.is_empty() {
-                    return Err(format!("erased row {r} has an id"));
+        // The id map (hashing every id) is built beside the rest.
+        let (built, rest) = std::thread::scope(|sc| {
+            let h = sc.spawn(|| build_ids(&lens, blob, &erased));
+            let rest = (|| {
+                let counts = c.u32s(n)?;
+                let total: u64 = counts.iter().map(|&k| u64::from(k)).sum();
+                let raw = c.items(total, EVENT_LEN)?;
+                let proofs_n = c.u64()?;
+                let praw = c.items(proofs_n, PROOF_LEN)?;
+                let strings_n = c.u64()?;
+                if strings_n > c.b.len() as u64 / 8 {
+                    return Err("string count".into());
                 }
-            } else if index.insert(id.clone(), r as u32).is_some() {
-                return Err(format!("row {r}: an id held twice"));
-            }
-            ids.push(id);
-        }
-        let counts = c.u32s(n)?;
-        let total: u64 = counts.iter().map(|&k| u64::from(k)).sum();
-        let raw = c.items(total, EVENT_LEN)?;
-        let proofs_n = c.u64()?;
-        let praw = c.items(proofs_n, PROOF_LEN)?;
-        let strings_n = c.u64()?;
-        if strings_n > c.b.len() as u64 / 8 {
-            return Err("string count".into());
-        }
-        let mut strings = Interner::default();
-        for i in 0..strings_n {
-            if u64::from(strings.intern(c.string()?)) != i {
-                return Err("a string held twice".into());
-            }
-        }
-        let sn = strings_n;
-        let proofs = praw
-            .chunks_exact(PROOF_LEN)
-            .map(|b| {
-                let (ch, co) = (le_u32(&b[0..]), le_u32(&b[4..]));
-                if u64::from(ch) >= sn || u64::from(co) >= sn || b[8] > 3 {
-                    return Err("a proof out of range".to_string());
+                let mut strings = Interner::default();
+                for i in 0..strings_n {
+                    if u64::from(strings.intern(c.string()?)) != i {
+                        return Err("a string held twice".into());
+                    }
                 }
-                let sha =
-                    |on: bool, h: &[u8]| on.then(|| <[u8; 32]>::try_from(h).unwrap_or([0; 32]));
-                Ok(Proof {
-                    channel: ch,
-                    collector: co,
-                    notice_sha256: sha(b[8] & 1 != 0, &b[9..41]),
-                    evidence_sha256: sha(b[8] & 2 != 0, &b[41..73]),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let pcount = policy.purpose_count() as u32;
-        let mut recs = raw.chunks_exact(EVENT_LEN).map(|b| {
-            let purpose = le_u32(&b[24..]);
-            let notice = le_u32(&b[28..]);
-            let proof = le_u32(&b[32..]);
-            let kind = *EventKind::ALL
-                .get(b[36] as usize)
-                .ok_or("an event kind out of range")?;
-            if (purpose != u32::MAX && purpose >= pcount)
-                || (notice != u32::MAX && u64::from(notice) >= sn)
-                || u64::from(proof) >= proofs_n
-                || b[37] > 1
-            {
-                return Err("an event out of range".to_string());
-            }
-            Ok(EventRecord {
-                at: le_u64(&b[0..]) as i64,
-                seq: le_u64(&b[8..]),
-                expires_at: le_u64(&b[16..]) as i64,
-                purpose: (purpose != u32::MAX).then_some(PurposeId(purpose)),
-                notice,
-                proof,
-                kind,
-                explicit: b[37] == 1,
-            })
-        });
-        let mut events = Vec::with_capacity(n);
-        for &k in &counts {
-            let mut h = Vec::with_capacity(k as usize);
-            for _ in 0..k {
-                h.push(recs.next().ok_or("events")??);
-            }
-            events.push(h);
-        }
-        let next_seq = c.u64()?;
-        let ncols = c.u64()?;
-        if ncols != policy.attribute_count() as u64 {
-            return Err("the column count differs from the policy's".into());
-        }
-        let mut columns = Vec::with_capacity(policy.attribute_count());
-        for i in 0..policy.attribute_count() as u32 {
-            let spec = policy.attribute(AttrId(i));
-            let tag = c.u8()?;
-            let data = match (tag, spec.ty) {
-                (TAG_CAT, AttrType::Categorical) => {
-                    let codes = c.u32s(n)?;
-                    let nv = c.u64()?;
-                    if nv != spec.values.len() as u64 {
-                        return Err(format!("column {:?}: value count", spec.name));
-                    }
-                    if codes.iter().any(|&v| v != u32::MAX && u64::from(v) >= nv) {
-                        return Err(format!("column {:?}: a code out of range", spec.name));
-                    }
-                    let bitmaps = (0..nv).map(|_| c.bits(n)).collect::<Result<Vec<_>, _>>()?;
-                    let counts = c.u64s(nv as usize)?;
-                    if bitmaps
-                        .iter()
-                        .zip(&counts)
-                        .any(|(b, &k)| b.count_ones() as u64 != k)
+                let sn = strings_n;
+                let proofs = praw
+                    .chunks_exact(PROOF_LEN)
+                    .map(|b| {
+                        let (ch, co) = (le_u32(&b[0..]), le_u32(&b[4..]));
+                        if u64::from(ch) >= sn || u64::from(co) >= sn || b[8] > 3 {
+                            return Err("a proof out of range".to_string());
+                        }
+                        let sha = |on: bool, h: &[u8]| {
+                            on.then(|| <[u8; 32]>::try_from(h).unwrap_or([0; 32]))
+                        };
+                        Ok(Proof {
+                            channel: ch,
+                            collector: co,
+                            notice_sha256: sha(b[8] & 1 != 0, &b[9..41]),
+                            evidence_sha256: sha(b[8] & 2 != 0, &b[41..73]),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let pcount = policy.purpose_count() as u32;
+                let mut recs = raw.chunks_exact(EVENT_LEN).map(|b| {
+                    let purpose = le_u32(&b[24..]);
+                    let notice = le_u32(&b[28..]);
+                    let proof = le_u32(&b[32..]);
+                    let kind = *EventKind::ALL
+                        .get(b[36] as usize)
+                        .ok_or("an event kind out of range")?;
+                    if (purpose != u32::MAX && purpose >= pcount)
+                        || (notice != u32::MAX && u64::from(notice) >= sn)
+                        || u64::from(proof) >= proofs_n
+                        || b[37] > 1
                     {
-                        return Err(format!("column {:?}: a count differs", spec.name));
+                        return Err("an event out of range".to_string());
                     }
-                    ColumnData::Cat {
-                        codes,
-                        bitmaps,
-                        counts,
+                    Ok(EventRecord {
+                        at: le_u64(&b[0..]) as i64,
+                        seq: le_u64(&b[8..]),
+                        expires_at: le_u64(&b[16..]) as i64,
+                        purpose: (purpose != u32::MAX).then_some(PurposeId(purpose)),
+                        notice,
+                        proof,
+                        kind,
+                        explicit: b[37] == 1,
+                    })
+                });
+                let mut events = Vec::with_capacity(n);
+                for &k in &counts {
+                    let mut h = Vec::with_capacity(k as usize);
+                    for _ in 0..k {
+                        h.push(recs.next().ok_or("events")??);
                     }
+                    events.push(h);
                 }
-                (TAG_INT, AttrType::Integer | AttrType::Timestamp) => ColumnData::Int {
-                    vals: c.i64s(n)?,
-                    bsi: c.bsi(n)?,
-                },
-                (TAG_BOOL, AttrType::Boolean) => ColumnData::Bool { vals: c.bits(n)? },
-                _ => return Err(format!("column {:?} has another type", spec.name)),
-            };
-            let verified = c.i64s(n)?;
-            let present = c.bits(n)?;
-            let present_count = c.u64()?;
-            if present.count_ones() as u64 != present_count
-                || verified
-                    .iter()
-                    .zip(present.iter().by_vals())
-                    .any(|(&v, p)| (v != MISSING) != p)
-            {
-                return Err(format!("column {:?}: presence differs", spec.name));
-            }
-            let verified_bsi = match c.u8()? {
-                0 => None,
-                1 => Some(c.bsi(n)?),
-                _ => return Err("a flag out of range".into()),
-            };
-            let stale = policy
-                .purpose_ids()
-                .any(|p| policy.max_staleness(AttrId(i), p).is_some());
-            if stale != verified_bsi.is_some() {
-                return Err(format!("column {:?}: freshness index", spec.name));
-            }
-            columns.push(Column {
-                data,
-                verified,
-                present,
-                present_count,
-                verified_bsi,
-            });
-        }
-        if !c.b.is_empty() {
-            return Err(format!("{} bytes after the end", c.b.len()));
-        }
+                let next_seq = c.u64()?;
+                let ncols = c.u64()?;
+                if ncols != policy.attribute_count() as u64 {
+                    return Err("the column count differs from the policy's".into());
+                }
+                let mut columns = Vec::with_capacity(policy.attribute_count());
+                for i in 0..policy.attribute_count() as u32 {
+                    let spec = policy.attribute(AttrId(i));
+                    let tag = c.u8()?;
+                    let data = match (tag, spec.ty) {
+                        (TAG_CAT, AttrType::Categorical) => {
+                            let codes = c.u32s(n)?;
+                            let nv = c.u64()?;
+                            if nv != spec.values.len() as u64 {
+                                return Err(format!("column {:?}: value count", spec.name));
+                            }
+                            if codes.iter().any(|&v| v != u32::MAX && u64::from(v) >= nv) {
+                                return Err(format!("column {:?}: a code out of range", spec.name));
+                            }
+                            let bitmaps =
+                                (0..nv).map(|_| c.bits(n)).collect::<Result<Vec<_>, _>>()?;
+                            let counts = c.u64s(nv as usize)?;
+                            if bitmaps
+                                .iter()
+                                .zip(&counts)
+                                .any(|(b, &k)| b.count_ones() as u64 != k)
+                            {
+                                return Err(format!("column {:?}: a count differs", spec.name));
+                            }
+                            ColumnData::Cat {
+                                codes,
+                                bitmaps,
+                                counts,
+                            }
+                        }
+                        (TAG_INT, AttrType::Integer | AttrType::Timestamp) => ColumnData::Int {
+                            vals: c.i64s(n)?,
+                            bsi: c.bsi(n)?,
+                        },
+                        (TAG_BOOL, AttrType::Boolean) => ColumnData::Bool { vals: c.bits(n)? },
+                        _ => return Err(format!("column {:?} has another type", spec.name)),
+                    };
+                    let verified = c.i64s(n)?;
+                    let present = c.bits(n)?;
+                    let present_count = c.u64()?;
+                    if present.count_ones() as u64 != present_count
+                        || verified
+                            .iter()
+                            .zip(present.iter().by_vals())
+                            .any(|(&v, p)| (v != MISSING) != p)
+                    {
+                        return Err(format!("column {:?}: presence differs", spec.name));
+                    }
+                    let verified_bsi = match c.u8()? {
+                        0 => None,
+                        1 => Some(c.bsi(n)?),
+                        _ => return Err("a flag out of range".into()),
+                    };
+                    let stale = policy
+                        .purpose_ids()
+                        .any(|p| policy.max_staleness(AttrId(i), p).is_some());
+                    if stale != verified_bsi.is_some() {
+                        return Err(format!("column {:?}: freshness index", spec.name));
+                    }
+                    columns.push(Column {
+                        data,
+                        verified,
+                        present,
+                        present_count,
+                        verified_bsi,
+                    });
+                }
+                if !c.b.is_empty() {
+                    return Err(format!("{} bytes after the end", c.b.len()));
+                }
+                Ok::<_, Bad>((events, proofs, strings, next_seq, columns))
+            })();
+            let built = h
+                .join()
+                .unwrap_or_else(|_| Err("the id map could not be built".into()));
+            (built, rest)
+        });
+        let (ids, index) = built?;
+        let (events, proofs, strings, next_seq, columns) = rest?;
         Ok(Store {
             policy: policy.clone(),
             ids,
@@ -721,6 +718,36 @@ impl Store {
         }
         Ok(s)
     }
+}
+
+/// The ids and the id map: erased rows hold the empty id and are not in
+/// the map; a live id held twice is refused.
+#[allow(clippy::type_complexity)]
+fn build_ids(
+    lens: &[u32],
+    blob: &str,
+    erased: &Bits,
+) -> Result<(Vec<Arc<str>>, HashMap<Arc<str>, u32>), Bad> {
+    let n = lens.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut index = HashMap::with_capacity(n - erased.count_ones());
+    let mut at = 0usize;
+    for (r, &l) in lens.iter().enumerate() {
+        let s = blob
+            .get(at..at + l as usize)
+            .ok_or("an id is not on a character boundary")?;
+        at += l as usize;
+        let id: Arc<str> = Arc::from(s);
+        if erased[r] {
+            if !s.is_empty() {
+                return Err(format!("erased row {r} has an id"));
+            }
+        } else if index.insert(id.clone(), r as u32).is_some() {
+            return Err(format!("row {r}: an id held twice"));
+        }
+        ids.push(id);
+    }
+    Ok((ids, index))
 }
 
 /// Opens every chunk in place, in parallel.
