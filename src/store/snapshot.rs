@@ -696,9 +696,13 @@ impl Store {
         if last < TAG_LEN {
             return Err("the file is truncated".into());
         }
-        let mut buf = vec![0u8; body];
-        f.read_exact(&mut buf)
+        let mut buf = Vec::with_capacity(body);
+        f.take(body as u64)
+            .read_to_end(&mut buf)
             .map_err(|e| format!("{}: {e}", path.display()))?;
+        if buf.len() != body {
+            return Err("the file changed while it was read".into());
+        }
         open_chunks(&mut buf, &aead_key(key), &head, chunks)?;
         // Close the gaps the tags leave.
         for i in 1..chunks {
