@@ -127,6 +127,8 @@ pub(crate) struct Durable {
     /// policy change): a snapshot of the derived state is current only for
     /// the generation it was made at.
     generation: u64,
+    /// Held while a snapshot is written (checkpoints take `&self`).
+    snapshot_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for Durable {
@@ -275,6 +277,7 @@ impl Durable {
             rows: 0,
             next_version: 0,
             generation: 0,
+            snapshot_lock: Mutex::new(()),
         })
     }
 
@@ -296,6 +299,7 @@ impl Durable {
             rows: 0,
             next_version: 0,
             generation: 0,
+            snapshot_lock: Mutex::new(()),
         };
         let found: i64 = d
             .meta("format_version")?
@@ -466,6 +470,13 @@ impl Durable {
     /// Number of rows on record.
     pub(crate) fn rows(&self) -> u32 {
         self.rows
+    }
+
+    /// One snapshot writer at a time: the guard to hold while writing.
+    pub(crate) fn snapshot_guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.snapshot_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The store's directory.

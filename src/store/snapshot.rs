@@ -590,6 +590,7 @@ impl Store {
         let Some(d) = &self.durable else {
             return Ok(false);
         };
+        let _one_writer = d.snapshot_guard();
         let generation = d.generation();
         // A record whose key no longer unwraps is simply replaced.
         if let Ok(Some((g, _, _))) = d.snapshot_record()
