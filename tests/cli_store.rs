@@ -150,6 +150,8 @@ fn a_store_answers_as_the_files_do_and_keeps_its_audit_log() {
         &format!("{DATA}/consents.jsonl"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // The import ends with a snapshot of the state, for fast opens.
+    assert!(Path::new(&format!("{store}/snapshot.bin")).exists());
     let from_store = count_fr(&policy, &store);
     assert_eq!(from_store.code, 0, "{}", from_store.stderr);
     let from_files = files_eval(&policy);
