@@ -306,12 +306,15 @@ impl Store {
         Ok(s)
     }
 
-    /// Opens the durable store in `dir` under `policy`. Every record is
-    /// read back and checked against the policy (an attribute, purpose,
-    /// jurisdiction or value the policy no longer has is an error naming
-    /// it); the indexes and masks are rebuilt from the record. If the
-    /// policy differs from the one the store was last written under, the
-    /// report says what changed and the store records the new version.
+    /// Opens the durable store in `dir` under `policy`. The in-memory
+    /// state is read from the snapshot when it matches the database (see
+    /// the `snapshot` module); otherwise every record is read back and
+    /// checked against the policy (an attribute, purpose, jurisdiction or
+    /// value the policy no longer has is an error naming it) and the
+    /// indexes are rebuilt from the record. [`OpenReport::state`] says
+    /// which, and why. If the policy differs from the one the store was
+    /// last written under, the report says what changed and the store
+    /// records the new version.
     pub fn open(
         dir: &Path,
         policy: Arc<Policy>,
