@@ -1,6 +1,7 @@
 //! The durable store, measured: loading the generator's CSV/JSONL files
-//! into memory, importing the same files into a new store, reopening that
-//! store, durable single-event writes (one transaction and sync each),
+//! into memory, importing the same files into a new store, writing its
+//! snapshot, reopening it from the snapshot and by a rebuild from the
+//! database, durable single-event writes (one transaction and sync each),
 //! batched writes (one transaction), and the store's size on disk.
 //!
 //! ```text
@@ -17,7 +18,7 @@ use std::time::Instant;
 
 use privseg::consent::{ConsentEvent, EventKind};
 use privseg::load::{Loader, read_policy};
-use privseg::store::StaticKek;
+use privseg::store::{SNAPSHOT_FILE, StateSource, StaticKek};
 use privseg::{Actor, Engine};
 
 fn arg(name: &str) -> Option<String> {
@@ -39,6 +40,28 @@ fn dir_bytes(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user and system, every thread) this process has used so
+/// far, from /proc/self/stat (clock ticks, taken as 100 per second); `None`
+/// off Linux. On a busy machine the CPU time of a step varies less than
+/// its wall-clock time.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the parenthesised command name; utime and stime
+    // are the 14th and 15th fields of the line.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Runs `f`, returning its result, wall-clock seconds and CPU seconds.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
+    let (c, t) = (cpu_seconds().unwrap_or(0.0), Instant::now());
+    let out = f();
+    let wall = t.elapsed().as_secs_f64();
+    (out, wall, cpu_seconds().unwrap_or(0.0) - c)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data = PathBuf::from(arg("--data").unwrap_or_else(|| "examples/data".into()));
     let writes: usize = arg("--writes").map_or(Ok(200), |s| s.parse())?;
@@ -53,19 +76,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&store_dir)?;
 
     eprintln!("loading {} into memory...", data.display());
-    let t = Instant::now();
-    let (memory, stats) = Loader::new(policy.clone(), loader.clone())
-        .subjects_file(&subjects)?
-        .events_file(&consents)?
-        .finish()?;
-    let load = t.elapsed();
+    let (loaded, load, load_cpu) = timed(|| {
+        Loader::new(policy.clone(), loader.clone())
+            .subjects_file(&subjects)?
+            .events_file(&consents)?
+            .finish()
+    });
+    let (memory, stats) = loaded?;
     let n = memory.subject_count();
     drop(memory);
     println!("subjects: {n}, events: {}", stats.events);
-    println!(
-        "load CSV/JSONL into memory:     {:>9.3} s",
-        load.as_secs_f64()
-    );
+    println!("load CSV/JSONL into memory:     {load:>9.3} s (CPU {load_cpu:.2} s)");
 
     eprintln!("importing the same files into a new store...");
     let t = Instant::now();
@@ -75,26 +96,64 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .events_file(&consents)?
         .finish()?;
     let import = t.elapsed();
-    drop(durable);
     println!(
         "import into a new store:        {:>9.3} s",
         import.as_secs_f64()
     );
-
-    eprintln!("reopening the store...");
     let t = Instant::now();
-    let mut reopened = Engine::open(&store_dir, policy.clone(), keys.clone())?;
-    let reopen = t.elapsed();
-    assert_eq!(reopened.subject_count(), n, "every subject is back");
+    durable.checkpoint()?;
+    let snap_write = t.elapsed();
+    drop(durable);
+    let snap_bytes = std::fs::metadata(store_dir.join(SNAPSHOT_FILE))?.len();
     println!(
-        "reopen the store:               {:>9.3} s",
-        reopen.as_secs_f64()
-    );
-    println!(
-        "reopen vs CSV load:             {:>9.2}x faster",
-        load.as_secs_f64() / reopen.as_secs_f64()
+        "write the snapshot:             {:>9.3} s, {:.1} MB",
+        snap_write.as_secs_f64(),
+        snap_bytes as f64 / 1e6
     );
     let bytes = dir_bytes(&store_dir);
+
+    eprintln!("reopening the store from its snapshot...");
+    let (fast, reopen_snap, snap_cpu) =
+        timed(|| Engine::open(&store_dir, policy.clone(), keys.clone()));
+    let fast = fast?;
+    assert_eq!(fast.open_report().state, StateSource::Snapshot);
+    assert_eq!(fast.subject_count(), n, "every subject is back");
+    let fast_bytes = fast.memory_bytes();
+    drop(fast);
+    println!("reopen from the snapshot:       {reopen_snap:>9.3} s (CPU {snap_cpu:.2} s)");
+
+    eprintln!("reopening the store by a rebuild from the database...");
+    std::fs::remove_file(store_dir.join(SNAPSHOT_FILE))?;
+    let (reopened, reopen, rebuild_cpu) =
+        timed(|| Engine::open(&store_dir, policy.clone(), keys.clone()));
+    let mut reopened = reopened?;
+    assert!(matches!(
+        reopened.open_report().state,
+        StateSource::Rebuilt(_)
+    ));
+    assert_eq!(reopened.subject_count(), n, "every subject is back");
+    assert_eq!(
+        reopened.memory_bytes().indexes,
+        fast_bytes.indexes,
+        "the same indexes either way"
+    );
+    println!("reopen by a rebuild:            {reopen:>9.3} s (CPU {rebuild_cpu:.2} s)");
+    let ratio = |a: f64, b: f64| a / b.max(1e-3);
+    println!(
+        "snapshot reopen vs CSV load:    {:>9.2}x faster ({:.2}x in CPU time)",
+        ratio(load, reopen_snap),
+        ratio(load_cpu, snap_cpu)
+    );
+    println!(
+        "snapshot reopen vs rebuild:     {:>9.2}x faster ({:.2}x in CPU time)",
+        ratio(reopen, reopen_snap),
+        ratio(rebuild_cpu, snap_cpu)
+    );
+    println!(
+        "rebuild reopen vs CSV load:     {:>9.2}x faster ({:.2}x in CPU time)",
+        ratio(load, reopen),
+        ratio(load_cpu, rebuild_cpu)
+    );
     println!(
         "store on disk:                  {:>9.1} MB, {:.0} bytes per subject",
         bytes as f64 / 1e6,

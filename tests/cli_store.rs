@@ -150,6 +150,8 @@ fn a_store_answers_as_the_files_do_and_keeps_its_audit_log() {
         &format!("{DATA}/consents.jsonl"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // The import ends with a snapshot of the state, for fast opens.
+    assert!(Path::new(&format!("{store}/snapshot.bin")).exists());
     let from_store = count_fr(&policy, &store);
     assert_eq!(from_store.code, 0, "{}", from_store.stderr);
     let from_files = files_eval(&policy);
@@ -328,5 +330,80 @@ fn store_input_errors_are_named() {
     ));
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("key"), "{}", r.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_dp_count_over_a_store_charges_the_stores_audit_log() {
+    let (dir, policy) = scratch("dp");
+    let store = init(&dir, &policy);
+    let r = import(
+        &policy,
+        &store,
+        &format!("{DATA}/subjects.csv"),
+        &format!("{DATA}/consents.jsonl"),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let segment = r#"segment "fr" for marketing.email where country = "FR""#;
+    let dp = || {
+        run(&as_admin(
+            "count",
+            &[
+                "--policy",
+                &policy,
+                "--store",
+                &store,
+                "--segment",
+                segment,
+                "--epsilon",
+                "1/2",
+                "--format",
+                "json",
+            ],
+        ))
+    };
+    // No --audit-log: the store's own log keeps the charge, its ledger
+    // beside it.
+    let first = dp();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let obj: Json = serde_json::from_str(first.stdout.trim()).unwrap();
+    assert!(obj["noisy_count"].is_i64(), "{}", first.stdout);
+    assert_eq!(obj["remaining_exact"], "1/2");
+    assert!(Path::new(&format!("{store}/audit.log.budget")).exists());
+    // The budget carries over between runs: the second charge spends the
+    // rest and the third is refused.
+    let second = dp();
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let obj: Json = serde_json::from_str(second.stdout.trim()).unwrap();
+    assert_eq!(obj["remaining_exact"], "0");
+    let third = dp();
+    assert_ne!(third.code, 0, "{}", third.stdout);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_dp_count_without_a_store_still_needs_an_audit_log() {
+    let (dir, policy) = scratch("dp-files");
+    let r = run(&as_admin(
+        "count",
+        &[
+            "--policy",
+            &policy,
+            "--subjects",
+            &format!("{DATA}/subjects.csv"),
+            "--consents",
+            &format!("{DATA}/consents.jsonl"),
+            "--segment",
+            FR,
+            "--epsilon",
+            "1/2",
+        ],
+    ));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--epsilon needs --audit-log"),
+        "{}",
+        r.stderr
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

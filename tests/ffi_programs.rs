@@ -173,6 +173,7 @@ fn run_valgrind(exe: &Path, args: &[&str]) {
             "--error-exitcode=99",
             "--leak-check=full",
             "--errors-for-leak-kinds=definite",
+            "--suppressions=tests/valgrind.supp",
         ])
         .arg(exe)
         .args(args)
@@ -369,6 +370,7 @@ fn programs_are_clean_under_valgrind() {
         ("tests/c/bad_input.c", &[][..]),
         ("tests/c/signals.c", &[][..]),
         ("tests/c/small_stack.c", &[][..]),
+        ("tests/c/store.c", &[][..]),
     ] {
         let Some(exe) = compile(source, Build::Plain) else {
             continue;
@@ -385,6 +387,7 @@ fn programs_are_clean_under_asan_and_ubsan() {
         ("tests/c/bad_input.c", &[][..]),
         ("tests/c/signals.c", &[][..]),
         ("tests/c/small_stack.c", &[][..]),
+        ("tests/c/store.c", &[][..]),
     ] {
         let Some(exe) = compile(source, Build::Sanitized) else {
             continue;

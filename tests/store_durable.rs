@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::*;
 use privseg::consent::{ConsentEvent, EventKind};
 use privseg::import::SubjectRow;
-use privseg::store::{KeyProvider, StaticKek, StoreError};
+use privseg::store::{KeyProvider, SNAPSHOT_FILE, StateSource, StaticKek, StoreError};
 use privseg::timestamp::parse_date;
 use privseg::{Engine, EngineError};
 
@@ -226,17 +226,23 @@ fn erasure_leaves_neither_the_id_nor_any_value_in_the_files() {
     e.set_attribute(&a, id, "balance", (-987_654).into(), v)
         .unwrap();
     grant(&mut e, id, "marketing.email", "2026-01-02T00:00:00Z", "v3");
+    // The checkpoint also writes the snapshot, which holds the subject.
     e.checkpoint().unwrap();
     // Values are never in the files in plain form.
     let bytes = store_bytes(&dir);
     assert!(!contains(&bytes, b"-987654"));
-    // Control: the id and the sealed values and key are there before.
-    let blobs = blobs_of(&dir, 5);
+    // Control: the id and the sealed values and key are there before, and
+    // so are the snapshot (its encrypted body) and its wrapped key.
+    let mut blobs = blobs_of(&dir, 5);
     assert_eq!(
         blobs.len(),
         4,
         "two values, the wrapped key and the birth date"
     );
+    let snapshot = std::fs::read(dir.join(SNAPSHOT_FILE)).unwrap();
+    assert!(snapshot.len() > 200);
+    blobs.push(snapshot[snapshot.len() - 64..].to_vec());
+    blobs.push(snapshot_key(&dir).expect("a snapshot key on record"));
     assert!(contains(&bytes, id.as_bytes()));
     for b in &blobs {
         assert!(contains(&bytes, b), "control scan finds each sealed blob");
@@ -252,6 +258,10 @@ fn erasure_leaves_neither_the_id_nor_any_value_in_the_files() {
         }
         let bytes = store_bytes(&dir);
         assert!(!contains(&bytes, id.as_bytes()), "id found {phase}");
+        if phase == "after erasure" {
+            assert!(!dir.join(SNAPSHOT_FILE).exists(), "snapshot left {phase}");
+            assert_eq!(snapshot_key(&dir), None, "snapshot key left {phase}");
+        }
         for b in &blobs {
             assert!(!contains(&bytes, b), "a sealed blob found {phase}");
         }
@@ -261,12 +271,178 @@ fn erasure_leaves_neither_the_id_nor_any_value_in_the_files() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The wrapped snapshot key on record, if any.
+fn snapshot_key(dir: &Path) -> Option<Vec<u8>> {
+    let c = rusqlite::Connection::open(dir.join(privseg::store::DB_FILE)).unwrap();
+    c.query_row("SELECT key FROM snapshot", [], |r| r.get(0))
+        .ok()
+}
+
+fn rebuilt(e: &Engine) -> String {
+    match &e.open_report().state {
+        StateSource::Rebuilt(why) => why.clone(),
+        other => panic!("expected a rebuild, got {other:?}"),
+    }
+}
+
+/// A store with erasures, cleared values and every kind of column, its
+/// snapshot written; returns its ids and what it holds.
+fn snapshotted(dir: &Path) -> (Vec<String>, Vec<String>) {
+    let mut e = create(dir);
+    let ids = populate(&mut e, 60);
+    e.erase(&admin(), "cust-7").unwrap();
+    e.clear_attribute(&admin(), "cust-8", "balance").unwrap();
+    let before = dump(&e, &ids);
+    e.checkpoint().unwrap();
+    drop(e);
+    (ids, before)
+}
+
+#[test]
+fn a_reopen_from_the_snapshot_equals_a_rebuild() {
+    let dir = tmp("snap-equal");
+    let (ids, before) = snapshotted(&dir);
+    let e = open(&dir);
+    assert_eq!(e.open_report().state, StateSource::Snapshot);
+    let fast = dump(&e, &ids);
+    assert_eq!(fast, before);
+    drop(e);
+    // The same store rebuilt from the record.
+    std::fs::remove_file(dir.join(SNAPSHOT_FILE)).unwrap();
+    let e = open(&dir);
+    assert!(rebuilt(&e).contains("snapshot"), "{}", rebuilt(&e));
+    assert_eq!(dump(&e, &ids), fast);
+    // A checkpoint with nothing changed since the last snapshot writes a
+    // new file only when the file is missing, as here.
+    e.checkpoint().unwrap();
+    drop(e);
+    let mut e = open(&dir);
+    assert_eq!(e.open_report().state, StateSource::Snapshot);
+    // Writes after a reopen from the snapshot reach existing subjects
+    // (their data keys are read back when needed) and new ones.
+    let a = admin();
+    e.set_attribute(
+        &a,
+        "cust-3",
+        "balance",
+        4242.into(),
+        t("2026-02-01T00:00:00Z"),
+    )
+    .unwrap();
+    adult(&mut e, "cust-new", "EU-FR");
+    e.erase(&a, "cust-9").unwrap();
+    let mut ids = ids;
+    ids.push("cust-new".into());
+    let after = dump(&e, &ids);
+    assert_ne!(after, fast);
+    drop(e);
+    let e = open(&dir);
+    assert!(rebuilt(&e).contains("no snapshot"), "{}", rebuilt(&e));
+    assert_eq!(dump(&e, &ids), after);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_write_after_the_snapshot_makes_it_stale() {
+    let dir = tmp("snap-stale");
+    let (ids, _) = snapshotted(&dir);
+    let mut e = open(&dir);
+    assert_eq!(e.open_report().state, StateSource::Snapshot);
+    // One event, no new subject and no value: the row count is unchanged,
+    // only the write generation tells.
+    event(
+        &mut e,
+        "cust-2",
+        EventKind::ConsentWithdrawn,
+        Some("marketing.email"),
+        "2026-03-01T00:00:00Z",
+    );
+    let after = dump(&e, &ids);
+    drop(e);
+    let e = open(&dir);
+    assert!(rebuilt(&e).contains("stale"), "{}", rebuilt(&e));
+    assert_eq!(dump(&e, &ids), after);
+    drop(e);
+    // Opening under another policy does not use it either.
+    let e = open(&dir);
+    e.checkpoint().unwrap();
+    drop(e);
+    let mut spec: serde_json::Value = serde_json::from_str(&policy().to_json()).unwrap();
+    spec["k_threshold"] = 3.into();
+    let other = Arc::new(privseg::policy::Policy::from_json(&spec.to_string()).unwrap());
+    let e = Engine::open(&dir, other, kek(1)).unwrap();
+    assert!(!e.open_report().policy_changes.is_empty());
+    assert!(
+        rebuilt(&e).contains("stale") || rebuilt(&e).contains("policy"),
+        "{}",
+        rebuilt(&e)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_damaged_or_foreign_snapshot_is_rebuilt_not_trusted() {
+    let dir = tmp("snap-damage");
+    let (ids, before) = snapshotted(&dir);
+    let file = dir.join(SNAPSHOT_FILE);
+    let good = std::fs::read(&file).unwrap();
+    // A second store with the same writes: its snapshot is at the same
+    // generation with the same rows, under another key.
+    let other = tmp("snap-other");
+    snapshotted(&other);
+    let foreign = std::fs::read(other.join(SNAPSHOT_FILE)).unwrap();
+    assert_eq!(foreign.len(), good.len());
+    let mut foreign_same_id = foreign.clone();
+    foreign_same_id[32..48].copy_from_slice(&good[32..48]);
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+    for at in [0, 9, 20, 40, 60, good.len() / 2, good.len() - 1] {
+        let mut b = good.clone();
+        b[at] ^= 0x01;
+        cases.push(("a flipped bit", b, ""));
+    }
+    cases.push((
+        "cut by one byte",
+        good[..good.len() - 1].to_vec(),
+        "integrity",
+    ));
+    cases.push(("cut to the header", good[..48].to_vec(), "truncated"));
+    cases.push(("empty", Vec::new(), "truncated"));
+    cases.push(("one byte more", [&good[..], &[0]].concat(), "integrity"));
+    cases.push(("another store's", foreign, "not the snapshot on record"));
+    cases.push(("another store's with this id", foreign_same_id, "integrity"));
+    for (what, bytes, says) in cases {
+        std::fs::write(&file, &bytes).unwrap();
+        let e = open(&dir);
+        let why = rebuilt(&e);
+        assert!(why.contains(says), "{what}: {why}");
+        assert_eq!(dump(&e, &ids), before, "{what}");
+        drop(e);
+    }
+    // The good file again: used.
+    std::fs::write(&file, &good).unwrap();
+    let e = open(&dir);
+    assert_eq!(e.open_report().state, StateSource::Snapshot);
+    drop(e);
+    // A key record that does not unwrap under the key-encryption key.
+    let c = rusqlite::Connection::open(dir.join(privseg::store::DB_FILE)).unwrap();
+    c.execute("UPDATE snapshot SET key = x'00112233445566778899'", [])
+        .unwrap();
+    drop(c);
+    let e = open(&dir);
+    assert!(rebuilt(&e).contains("key"), "{}", rebuilt(&e));
+    assert_eq!(dump(&e, &ids), before);
+    drop(e);
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&other).unwrap();
+}
+
 #[test]
 fn key_rotation_rewraps_keys_and_leaves_values_alone() {
     let dir = tmp("rotate");
     let mut e = create(&dir);
     let ids = populate(&mut e, 6);
     let before = dump(&e, &ids);
+    e.checkpoint().unwrap();
     let sealed = blobs_of(&dir, 2);
     assert_eq!(e.rotate_kek(&admin(), kek(2)).unwrap(), 6);
     // Logged as a rotation, not as a rectification of a subject.
@@ -297,6 +473,8 @@ fn key_rotation_rewraps_keys_and_leaves_values_alone() {
         other => panic!("the old key must be refused: {other:?}"),
     }
     let e = with_test_clock(Engine::open(&dir, Arc::new(policy()), kek(2)).unwrap());
+    // The snapshot's key was rewrapped too.
+    assert_eq!(e.open_report().state, StateSource::Snapshot);
     assert_eq!(dump(&e, &ids), before);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -470,6 +648,10 @@ fn child(dir: &Path) {
                 }
             }
         }
+        // Now and then a snapshot (a kill may land while it is written).
+        if n % 5 == 4 {
+            e.checkpoint().unwrap();
+        }
         writeln!(out, "ack {n}").unwrap();
         out.flush().unwrap();
     }
@@ -565,7 +747,17 @@ fn a_killed_writer_loses_no_acknowledged_write() {
         }
         // Masks rebuilt on open equal the reference evaluator's.
         let ids: Vec<String> = (0..rows).map(|n| format!("c{n}")).collect();
-        let _ = dump(&e, &ids);
+        let state = dump(&e, &ids);
+        // Whether or not the snapshot was used, the state equals the one
+        // rebuilt from the record.
+        drop(e);
+        let _ = std::fs::remove_file(dir.join(SNAPSHOT_FILE));
+        let e = open(&dir);
+        assert_eq!(dump(&e, &ids), state, "iteration {it}");
+        // The next child starts from a snapshot half the time.
+        if it % 2 == 0 {
+            e.checkpoint().unwrap();
+        }
         drop(e);
     }
     assert!(acked_total >= iterations);

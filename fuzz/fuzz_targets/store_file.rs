@@ -5,6 +5,11 @@
 //! clear error or a store that works: never a panic, and a store that opens
 //! answers like the reference evaluator (every row through `eligibility()`)
 //! and takes a write whole or not at all.
+//!
+//! An input starting with 2 patches the store's snapshot (the encrypted
+//! copy of the in-memory state) the same way instead, the database left
+//! whole: the store must then open, from the snapshot only if its bytes
+//! are unchanged, else rebuilt from the database.
 #![no_main]
 
 use std::path::PathBuf;
@@ -13,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use privseg::Engine;
 use privseg::consent::ConsentEvent;
-use privseg::store::{DB_FILE, StaticKek};
+use privseg::store::{DB_FILE, SNAPSHOT_FILE, StateSource, StaticKek};
 use privseg_fuzz::{SUBJECTS, admin, policy};
 
 const KEY: [u8; 32] = [3; 32];
@@ -22,9 +27,9 @@ fn keys() -> Arc<StaticKek> {
     Arc::new(StaticKek::new("fuzz", &KEY).expect("a key"))
 }
 
-/// The bytes of a valid store, made once.
-fn seed() -> &'static [u8] {
-    static SEED: OnceLock<Vec<u8>> = OnceLock::new();
+/// The bytes of a valid store's database and snapshot, made once.
+fn seed() -> &'static (Vec<u8>, Vec<u8>) {
+    static SEED: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
     SEED.get_or_init(|| {
         let dir = dir().with_extension("seed");
         let _ = std::fs::remove_dir_all(&dir);
@@ -45,16 +50,18 @@ fn seed() -> &'static [u8] {
                 &ConsentEvent::grant(SUBJECTS[0], "marketing.email", t, "v3", &sha),
             )
             .expect("a consent");
+            e.checkpoint().expect("a snapshot");
         }
         let bytes = std::fs::read(dir.join(DB_FILE)).expect("the store's file");
+        let snap = std::fs::read(dir.join(SNAPSHOT_FILE)).expect("the snapshot");
         let _ = std::fs::remove_dir_all(&dir);
-        bytes
+        (bytes, snap)
     })
 }
 
-/// The seed with the input's patches applied.
-fn damaged(data: &[u8]) -> Vec<u8> {
-    let mut bytes = seed().to_vec();
+/// `seed` with the input's patches applied.
+fn damaged(seed: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut bytes = seed.to_vec();
     let mut rest = data;
     if let [1, a, b, c, d, tail @ ..] = rest {
         let len = u32::from_le_bytes([*a, *b, *c, *d]) as usize;
@@ -85,8 +92,26 @@ fuzz_target!(|data: &[u8]| {
     let dir = dir();
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a scratch directory");
-    std::fs::write(dir.join(DB_FILE), damaged(data)).expect("writing the input file");
-    if let Ok(mut e) = Engine::open(&dir, policy(), keys()) {
+    let (db, snap) = seed();
+    let snapshot_patched = match data {
+        [2, rest @ ..] => {
+            let patched = damaged(snap, rest);
+            std::fs::write(dir.join(DB_FILE), db).expect("writing the database");
+            std::fs::write(dir.join(SNAPSHOT_FILE), &patched).expect("writing the input file");
+            Some(patched != *snap)
+        }
+        _ => {
+            std::fs::write(dir.join(DB_FILE), damaged(db, data)).expect("writing the input file");
+            None
+        }
+    };
+    let opened = Engine::open(&dir, policy(), keys());
+    if let Some(changed) = snapshot_patched {
+        let e = opened.as_ref().expect("an intact database opens");
+        let from_snapshot = e.open_report().state == StateSource::Snapshot;
+        assert_eq!(from_snapshot, !changed, "{:?}", e.open_report().state);
+    }
+    if let Ok(mut e) = opened {
         let a = admin();
         let seg = e
             .compile(&a, r#"segment "all" for marketing.email"#)

@@ -304,8 +304,9 @@ struct CountArgs {
     /// A differentially private count with this epsilon (a decimal such as
     /// 0.5 or a fraction such as 1/2), at most the policy's cap for the
     /// purpose, charged to the purpose's budget in the policy. The ledger is
-    /// kept beside the audit log (FILE.budget), so --audit-log is needed.
-    #[arg(long, value_name = "E", requires = "audit_log")]
+    /// kept beside the audit log (FILE.budget), so --audit-log is needed,
+    /// or --store, whose audit log (DIR/audit.log) is the default.
+    #[arg(long, value_name = "E")]
     epsilon: Option<Epsilon>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -1444,9 +1445,15 @@ fn breakdown(
 }
 
 fn dp_count(a: &CountArgs, text: &str, at: Timestamp, eps: Epsilon) -> Result<(), Failure> {
-    let Some(log) = &a.data.audit.audit_log else {
+    // Over a store, its own audit log (DIR/audit.log) unless --audit-log
+    // names another: the same log `prepare` opens.
+    let audit = match &a.data.store.store {
+        Some(dir) => store_cmd::store_audit(dir, &a.data.audit),
+        None => a.data.audit.clone(),
+    };
+    let Some(log) = &audit.audit_log else {
         return Err(Failure::Input(
-            "--epsilon needs --audit-log: the budget ledger is kept beside the audit log, which records every charge".into(),
+            "--epsilon needs --audit-log (or --store, whose audit log is used): the budget ledger is kept beside the audit log, which records every charge".into(),
         ));
     };
     // The ledger lives beside the audit log; the engine checks it against

@@ -333,6 +333,14 @@ impl Interner {
         self.map.insert(a, id);
         id
     }
+    /// Number of strings held (ids are `0..len`).
+    pub fn len(&self) -> usize {
+        self.strs.len()
+    }
+    /// No string held?
+    pub fn is_empty(&self) -> bool {
+        self.strs.is_empty()
+    }
     /// The string for an id (empty for an unknown id).
     pub fn get(&self, id: u32) -> &str {
         self.strs.get(id as usize).map_or("", |s| s)

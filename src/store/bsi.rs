@@ -80,6 +80,21 @@ impl Bsi {
         self.seeded && v >= self.base && (v.wrapping_sub(self.base) as u64) <= self.max_offset()
     }
 
+    /// Has a value been encoded yet (always, for a fixed range)?
+    pub(super) fn seeded(&self) -> bool {
+        self.seeded
+    }
+
+    /// An index from its parts (as read back from a snapshot); every slice
+    /// must cover the same rows.
+    pub(super) fn from_parts(base: i64, seeded: bool, slices: Vec<super::Bits>) -> Bsi {
+        Bsi {
+            base,
+            slices,
+            seeded,
+        }
+    }
+
     pub(super) fn push_row(&mut self) {
         for s in &mut self.slices {
             s.push(false);

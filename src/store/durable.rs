@@ -15,6 +15,7 @@
 //! clears its id, and checkpoints the write-ahead log so that no old page
 //! holding them stays in it.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -116,9 +117,18 @@ pub(crate) struct Durable {
     conn: Mutex<Connection>,
     path: PathBuf,
     keys: Arc<dyn KeyProvider>,
-    /// Each row's data key; `None` once erased.
-    deks: Vec<Option<LessSafeKey>>,
+    /// Data keys unwrapped so far, by row (read from the database when a
+    /// write first needs one; an erased row has none).
+    deks: HashMap<u32, LessSafeKey>,
+    /// Number of rows on record.
+    rows: u32,
     next_version: u64,
+    /// Incremented by every transaction that changes the record (and by a
+    /// policy change): a snapshot of the derived state is current only for
+    /// the generation it was made at.
+    generation: u64,
+    /// Held while a snapshot is written (checkpoints take `&self`).
+    snapshot_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for Durable {
@@ -134,6 +144,7 @@ impl std::fmt::Debug for Durable {
 pub(crate) struct Staged {
     new_keys: Vec<LessSafeKey>,
     version: u64,
+    generation: u64,
 }
 
 fn aad(row: u32, field: &str, version: u64) -> Vec<u8> {
@@ -144,6 +155,17 @@ fn aad(row: u32, field: &str, version: u64) -> Vec<u8> {
     a.extend_from_slice(&version.to_be_bytes());
     a
 }
+
+/// The snapshot's wrapped key and what it was made from (at most one row).
+const SNAPSHOT_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS snapshot(
+    one INTEGER PRIMARY KEY CHECK(one = 0),
+    generation INTEGER NOT NULL,
+    id BLOB NOT NULL,
+    key BLOB NOT NULL
+);
+INSERT OR IGNORE INTO meta(k, v) VALUES ('generation', '0');
+";
 
 const SCHEMA: &str = "
 CREATE TABLE meta(k TEXT PRIMARY KEY, v BLOB NOT NULL);
@@ -208,6 +230,13 @@ impl Durable {
         Ok(conn)
     }
 
+    /// Adds what stores made before snapshots lack: the snapshot table
+    /// and the write generation (a no-op for newer stores).
+    fn upgrade(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+        conn.execute_batch(SNAPSHOT_SCHEMA)
+            .map_err(Self::db_err(path))
+    }
+
     /// Creates a store database in `dir` (which must not hold one).
     pub(crate) fn create(
         dir: &Path,
@@ -226,6 +255,7 @@ impl Durable {
         let mut conn = Self::connect(&path, true)?;
         let tx = conn.transaction().map_err(Self::db_err(&path))?;
         tx.execute_batch(SCHEMA).map_err(Self::db_err(&path))?;
+        Self::upgrade(&tx, &path)?;
         for (k, v) in [
             ("format_version", FORMAT_VERSION.to_string()),
             ("policy_version", policy.version_hex().to_string()),
@@ -243,8 +273,11 @@ impl Durable {
             conn: Mutex::new(conn),
             path,
             keys,
-            deks: Vec::new(),
+            deks: HashMap::new(),
+            rows: 0,
             next_version: 0,
+            generation: 0,
+            snapshot_lock: Mutex::new(()),
         })
     }
 
@@ -262,8 +295,11 @@ impl Durable {
             conn: Mutex::new(conn),
             path,
             keys,
-            deks: Vec::new(),
+            deks: HashMap::new(),
+            rows: 0,
             next_version: 0,
+            generation: 0,
+            snapshot_lock: Mutex::new(()),
         };
         let found: i64 = d
             .meta("format_version")?
@@ -290,6 +326,26 @@ impl Durable {
             .meta("next_version")?
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| StoreError::Damaged("no write version".into()))?;
+        Self::upgrade(
+            d.conn.get_mut().unwrap_or_else(PoisonError::into_inner),
+            &d.path,
+        )?;
+        d.generation = d
+            .meta("generation")?
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| StoreError::Damaged("no write generation".into()))?;
+        let rows: Option<i64> = d
+            .conn
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .query_row("SELECT max(row) FROM subjects", [], |r| r.get(0))
+            .map_err(Self::db_err(&d.path))?;
+        d.rows = match rows {
+            None => 0,
+            Some(m) => {
+                u32::try_from(m + 1).map_err(|_| StoreError::Damaged(format!("subject row {m}")))?
+            }
+        };
         Ok(d)
     }
 
@@ -327,7 +383,14 @@ impl Durable {
             tx.execute("UPDATE meta SET v = ?2 WHERE k = ?1", params![k, v])
                 .map_err(Self::db_err(&self.path))?;
         }
-        tx.commit().map_err(Self::db_err(&self.path))
+        tx.execute(
+            "UPDATE meta SET v = ?1 WHERE k = 'generation'",
+            params![(self.generation + 1).to_string()],
+        )
+        .map_err(Self::db_err(&self.path))?;
+        tx.commit().map_err(Self::db_err(&self.path))?;
+        self.generation += 1;
+        Ok(())
     }
 
     /// Runs `f` in one transaction, committed before this returns; the
@@ -337,19 +400,22 @@ impl Durable {
         f: impl FnOnce(&mut Writer<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let path = self.path.clone();
-        let deks = std::mem::take(&mut self.deks);
+        let mut deks = std::mem::take(&mut self.deks);
         let result = Self::run(
             self.conn.get_mut().unwrap_or_else(PoisonError::into_inner),
             &path,
             &*self.keys,
-            &deks,
-            self.next_version,
+            &mut deks,
+            self.rows,
+            (self.next_version, self.generation),
             f,
         );
         self.deks = deks;
         let (out, staged) = result?;
-        self.deks.extend(staged.new_keys.into_iter().map(Some));
+        // New rows' keys are read back when a later write needs them.
+        self.rows += staged.new_keys.len() as u32;
         self.next_version = staged.version;
+        self.generation = staged.generation;
         Ok(out)
     }
 
@@ -357,8 +423,9 @@ impl Durable {
         conn: &mut Connection,
         path: &Path,
         keys: &dyn KeyProvider,
-        deks: &[Option<LessSafeKey>],
-        version: u64,
+        deks: &mut HashMap<u32, LessSafeKey>,
+        rows: u32,
+        (version, generation): (u64, u64),
         f: impl FnOnce(&mut Writer<'_>) -> Result<R, StoreError>,
     ) -> Result<(R, Staged), StoreError> {
         let tx = conn.transaction().map_err(Self::db_err(path))?;
@@ -367,15 +434,22 @@ impl Durable {
             path,
             keys,
             deks,
+            rows,
             staged: Staged {
                 new_keys: Vec::new(),
                 version,
+                generation: generation + 1,
             },
         };
         let out = f(&mut w)?;
         w.tx.execute(
             "UPDATE meta SET v = ?1 WHERE k = 'next_version'",
             params![w.staged.version.to_string()],
+        )
+        .map_err(Self::db_err(path))?;
+        w.tx.execute(
+            "UPDATE meta SET v = ?1 WHERE k = 'generation'",
+            params![w.staged.generation.to_string()],
         )
         .map_err(Self::db_err(path))?;
         let Writer { tx, staged, .. } = w;
@@ -385,9 +459,75 @@ impl Durable {
 
     /// Forgets an erased row's data key.
     pub(crate) fn forget_key(&mut self, row: u32) {
-        if let Some(k) = self.deks.get_mut(row as usize) {
-            *k = None;
+        self.deks.remove(&row);
+    }
+
+    /// The write generation of the record (see [`Durable::write`]).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Number of rows on record.
+    pub(crate) fn rows(&self) -> u32 {
+        self.rows
+    }
+
+    /// One snapshot writer at a time: the guard to hold while writing.
+    pub(crate) fn snapshot_guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.snapshot_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The store's directory.
+    pub(crate) fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The snapshot on record: the generation it was made at, its id and
+    /// its key (unwrapped), or `None`.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn snapshot_record(
+        &self,
+    ) -> Result<Option<(u64, Vec<u8>, zeroize::Zeroizing<[u8; 32]>)>, StoreError> {
+        let row: Option<(i64, Vec<u8>, Vec<u8>)> = self
+            .conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .query_row(
+                "SELECT generation, id, key FROM snapshot WHERE one = 0",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(self.err())?;
+        match row {
+            None => Ok(None),
+            Some((generation, id, wrapped)) => {
+                let key = self.keys.unwrap(&wrapped)?;
+                Ok(Some((generation as u64, id, key)))
+            }
         }
+    }
+
+    /// Records a snapshot made at `generation` (its key wrapped under the
+    /// key-encryption key), replacing any earlier record.
+    pub(crate) fn set_snapshot_record(
+        &self,
+        generation: u64,
+        id: &[u8],
+        key: &[u8; 32],
+    ) -> Result<(), StoreError> {
+        let wrapped = self.keys.wrap(key)?;
+        self.conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .execute(
+                "INSERT OR REPLACE INTO snapshot(one, generation, id, key) VALUES (0, ?1, ?2, ?3)",
+                params![generation as i64, id, wrapped],
+            )
+            .map_err(self.err())?;
+        Ok(())
     }
 
     /// Moves every page of the write-ahead log into the database and
@@ -437,6 +577,18 @@ impl Durable {
                 n += 1;
             }
         }
+        let snap: Option<Vec<u8>> = tx
+            .query_row("SELECT key FROM snapshot WHERE one = 0", [], |r| r.get(0))
+            .optional()
+            .map_err(Self::db_err(&path))?;
+        if let Some(wrapped) = snap {
+            let k = self.keys.unwrap(&wrapped)?;
+            tx.execute(
+                "UPDATE snapshot SET key = ?1 WHERE one = 0",
+                params![new.wrap(&k)?],
+            )
+            .map_err(Self::db_err(&path))?;
+        }
         tx.execute(
             "UPDATE meta SET v = ?1 WHERE k = 'key_id'",
             params![new.key_id()],
@@ -460,6 +612,9 @@ impl Durable {
         let e = Self::db_err(&self.path);
         let conn = self.conn.get_mut().unwrap_or_else(PoisonError::into_inner);
         let mut subjects = Vec::new();
+        // Data keys are needed here to open values; writes read them back
+        // one at a time when they need them.
+        let mut deks: Vec<Option<LessSafeKey>> = Vec::new();
         {
             let mut st = conn
                 .prepare(
@@ -505,7 +660,7 @@ impl Durable {
                     }
                     _ => None,
                 };
-                self.deks.push(key);
+                deks.push(key);
                 subjects.push(LoadedSubject {
                     row,
                     id,
@@ -528,8 +683,7 @@ impl Durable {
                 let sealed: Vec<u8> = r.get(4).map_err(&e)?;
                 let row =
                     u32::try_from(row).map_err(|_| StoreError::Damaged("value row".into()))?;
-                let key = self
-                    .deks
+                let key = deks
                     .get(row as usize)
                     .and_then(Option::as_ref)
                     .ok_or_else(|| {
@@ -585,6 +739,7 @@ impl Durable {
                 });
             }
         }
+        self.rows = subjects.len() as u32;
         Ok((subjects, values, events))
     }
 }
@@ -594,7 +749,9 @@ pub(crate) struct Writer<'a> {
     tx: Transaction<'a>,
     path: &'a Path,
     keys: &'a dyn KeyProvider,
-    deks: &'a [Option<LessSafeKey>],
+    deks: &'a mut HashMap<u32, LessSafeKey>,
+    /// Rows on record before this transaction.
+    rows: u32,
     staged: Staged,
 }
 
@@ -603,14 +760,33 @@ impl Writer<'_> {
         Durable::db_err(self.path)
     }
 
-    fn key(&self, row: u32) -> Result<&LessSafeKey, StoreError> {
-        let r = row as usize;
-        let k = if r < self.deks.len() {
-            self.deks[r].as_ref()
-        } else {
-            self.staged.new_keys.get(r - self.deks.len())
-        };
-        k.ok_or_else(|| StoreError::Damaged(format!("row {row} has no data key")))
+    /// A row's data key: a new row's from this transaction, else the
+    /// one on record (unwrapped once, then kept).
+    fn key(&mut self, row: u32) -> Result<&LessSafeKey, StoreError> {
+        let missing = || StoreError::Damaged(format!("row {row} has no data key"));
+        if row >= self.rows {
+            return self
+                .staged
+                .new_keys
+                .get((row - self.rows) as usize)
+                .ok_or_else(missing);
+        }
+        if !self.deks.contains_key(&row) {
+            let wrapped: Option<Vec<u8>> = self
+                .tx
+                .query_row(
+                    "SELECT dek FROM subjects WHERE row = ?1",
+                    params![row],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(Durable::db_err(self.path))?
+                .flatten();
+            let wrapped = wrapped.ok_or_else(missing)?;
+            let key = aead_key(&*self.keys.unwrap(&wrapped)?);
+            self.deks.insert(row, key);
+        }
+        self.deks.get(&row).ok_or_else(missing)
     }
 
     fn bump(&mut self) -> u64 {
@@ -626,7 +802,7 @@ impl Writer<'_> {
         jurisdiction: &str,
         birth: Option<&str>,
     ) -> Result<(), StoreError> {
-        if row as usize != self.deks.len() + self.staged.new_keys.len() {
+        if row as usize != self.rows as usize + self.staged.new_keys.len() {
             return Err(StoreError::Damaged(format!(
                 "row {row} is not the next row"
             )));
@@ -666,7 +842,8 @@ impl Writer<'_> {
         let plain = zeroize::Zeroizing::new(
             serde_json::to_vec(value).map_err(|e| StoreError::Damaged(e.to_string()))?,
         );
-        let sealed = seal(self.key(row)?, &aad(row, attr, version), &plain)?;
+        let aad = aad(row, attr, version);
+        let sealed = seal(self.key(row)?, &aad, &plain)?;
         self.tx
             .execute(
                 "INSERT INTO vals(row, attr, version, verified, sealed) VALUES (?1, ?2, ?3, ?4, ?5) \
@@ -739,6 +916,9 @@ impl Writer<'_> {
         self.tx
             .execute("DELETE FROM events WHERE row = ?1", params![row])
             .map_err(&e)?;
+        // The snapshot holds the subject's id and values: its key goes
+        // with the subject's (the file is deleted after the commit).
+        self.tx.execute("DELETE FROM snapshot", []).map_err(&e)?;
         self.tx
             .execute(
                 "INSERT INTO journal(at, what, rows, items) VALUES (?1, 'erasure', 1, 0)",

@@ -25,6 +25,7 @@ mod durable;
 mod ids;
 mod keys;
 mod mask;
+mod snapshot;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -50,6 +51,7 @@ pub use durable::{DB_FILE, FORMAT_VERSION, StoreError};
 pub use keys::{KeyError, KeyProvider, StaticKek};
 pub use mask::MaskCache;
 pub(crate) use mask::chunk_words;
+pub use snapshot::{SNAPSHOT_FILE, SNAPSHOT_VERSION};
 
 /// A bitset with one bit per row.
 pub type Bits = BitVec<u64, Lsb0>;
@@ -202,6 +204,22 @@ pub struct OpenReport {
     /// What differs between that policy and the one opened with (empty
     /// when they are the same).
     pub policy_changes: Vec<String>,
+    /// Where the in-memory state came from.
+    pub state: StateSource,
+}
+
+/// Where an opened store's in-memory state (columns, indexes, histories)
+/// came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum StateSource {
+    /// Not opened from disk.
+    #[default]
+    New,
+    /// The snapshot, which matched the database's write generation and
+    /// passed every integrity check.
+    Snapshot,
+    /// Rebuilt from the database; why the snapshot was not used.
+    Rebuilt(String),
 }
 
 impl std::fmt::Debug for Store {
@@ -289,12 +307,15 @@ impl Store {
         Ok(s)
     }
 
-    /// Opens the durable store in `dir` under `policy`. Every record is
-    /// read back and checked against the policy (an attribute, purpose,
-    /// jurisdiction or value the policy no longer has is an error naming
-    /// it); the indexes and masks are rebuilt from the record. If the
-    /// policy differs from the one the store was last written under, the
-    /// report says what changed and the store records the new version.
+    /// Opens the durable store in `dir` under `policy`. The in-memory
+    /// state is read from the snapshot when it matches the database (see
+    /// the `snapshot` module); otherwise every record is read back and
+    /// checked against the policy (an attribute, purpose, jurisdiction or
+    /// value the policy no longer has is an error naming it) and the
+    /// indexes are rebuilt from the record. [`OpenReport::state`] says
+    /// which, and why. If the policy differs from the one the store was
+    /// last written under, the report says what changed and the store
+    /// records the new version.
     pub fn open(
         dir: &Path,
         policy: Arc<Policy>,
@@ -305,6 +326,7 @@ impl Store {
         let mut report = OpenReport {
             stored_policy_version: stored_version.clone(),
             policy_changes: Vec::new(),
+            state: StateSource::New,
         };
         if stored_version != policy.version_hex() {
             let old = d
@@ -313,6 +335,26 @@ impl Store {
             report.policy_changes = policy_diff(&old, &policy);
         }
         let next_seq = d.next_seq()?;
+        let why = match d.snapshot_record() {
+            Ok(Some((g, id, key))) => {
+                match Store::read_snapshot(dir, &policy, (d.generation(), d.rows()), (g, &id, &key))
+                {
+                    Ok(mut s) if s.next_seq == next_seq => {
+                        s.durable = Some(d);
+                        report.state = StateSource::Snapshot;
+                        return Ok((s, report));
+                    }
+                    Ok(_) => "its event sequence differs from the database's".to_string(),
+                    Err(why) => why,
+                }
+            }
+            Ok(None) => {
+                snapshot::remove_files(dir);
+                "no snapshot is on record".into()
+            }
+            Err(e) => format!("its key does not unwrap: {e}"),
+        };
+        report.state = StateSource::Rebuilt(format!("the snapshot was not used: {why}"));
         let (subjects, values, events) = d.load()?;
         let mut s = Store::new(policy.clone());
         for sub in subjects {
@@ -421,9 +463,16 @@ impl Store {
         }
     }
 
-    /// Checkpoints the write-ahead log into the database file.
-    pub fn checkpoint(&self) -> Result<(), StoreError> {
-        self.durable.as_ref().map_or(Ok(()), |d| d.checkpoint())
+    /// Checkpoints the write-ahead log into the database file, then writes
+    /// a snapshot of the in-memory state for a fast reopen unless the one
+    /// on record is current (see the `snapshot` module). Returns whether a
+    /// snapshot was written. A no-op for an in-memory store.
+    pub fn checkpoint(&self) -> Result<bool, StoreError> {
+        let Some(d) = &self.durable else {
+            return Ok(false);
+        };
+        d.checkpoint()?;
+        self.write_snapshot()
     }
 
     /// The policy the columns follow.
@@ -784,6 +833,8 @@ impl Store {
         if let Some(d) = &mut self.durable {
             d.write(|w| w.erase(row, at.unix()))?;
             d.forget_key(row);
+            // Its key is gone with the erasure's commit; the file goes too.
+            snapshot::remove_files(d.dir());
         }
         for a in 0..self.columns.len() {
             self.clear(row, AttrId(a as u32));

@@ -117,7 +117,7 @@ fn key_path(dir: &Path, key_file: Option<&PathBuf>) -> PathBuf {
 }
 
 /// The audit log and key of a store: those given, else the store's own.
-fn store_audit(dir: &Path, audit: &AuditArgs) -> AuditArgs {
+pub fn store_audit(dir: &Path, audit: &AuditArgs) -> AuditArgs {
     match (&audit.audit_log, &audit.audit_key_file) {
         (Some(_), Some(_)) => audit.clone(),
         _ => AuditArgs {
@@ -275,6 +275,8 @@ pub fn import(a: ImportArgs) -> Result<(), Failure> {
         engine.subject_count(),
         before
     );
+    // A snapshot of the state, so that the next command opens fast.
+    engine.checkpoint().map_err(|e| store_failure(dir, e))?;
     engine.seal_audit().map_err(engine_failure)
 }
 
@@ -285,6 +287,10 @@ pub fn erase(a: EraseArgs) -> Result<(), Failure> {
     let mut engine = open_store(&a.at.store, a.at.key_file.as_ref(), policy, &a.audit)?;
     engine.erase(&actor, &a.subject).map_err(engine_failure)?;
     eprintln!("erased subject {:?}", a.subject);
+    // The erasure deleted the snapshot; a new one without the subject.
+    engine
+        .checkpoint()
+        .map_err(|e| store_failure(&a.at.store, e))?;
     engine.seal_audit().map_err(engine_failure)
 }
 
@@ -298,5 +304,8 @@ pub fn purge(a: PurgeArgs) -> Result<(), Failure> {
         "purged {} values past retention from {} subjects",
         s.values, s.subjects
     );
+    engine
+        .checkpoint()
+        .map_err(|e| store_failure(&a.at.store, e))?;
     engine.seal_audit().map_err(engine_failure)
 }

@@ -1,0 +1,806 @@
+//! An encrypted snapshot of a durable store's derived in-memory state, so
+//! that reopening reads a few large arrays instead of decrypting every
+//! value and rebuilding every index.
+//!
+//! The database stays the record; the snapshot is derived from it and is
+//! used only when it provably matches it:
+//! - it is made at a write generation of the database (every transaction
+//!   that changes the record increments it), and the database holds, in
+//!   its `snapshot` table, that generation, the snapshot's random id and
+//!   the snapshot's random key wrapped by the key-encryption key. A
+//!   snapshot is used only when the database's generation, the generation
+//!   and id on record and those in the file all agree and every chunk
+//!   opens under the key on record; anything else (no record, a stale
+//!   generation, another id, a damaged, truncated or foreign file, a key
+//!   that does not unwrap, another policy) rebuilds the state from the
+//!   database, and [`super::OpenReport`] says why.
+//! - The file is AES-256-GCM over fixed-size chunks (4 MiB of plaintext
+//!   each): chunk `i` has nonce `i` (the key is used for this one file), and
+//!   its associated data binds the file header, `i` and whether it is the
+//!   last chunk, so chunks cannot be reordered, dropped or cut off. Chunks
+//!   are opened in parallel.
+//! - The plaintext is raw little-endian arrays (one per column and index,
+//!   bitsets as their 64-bit words), with every count checked against the
+//!   bytes left before anything is allocated.
+//! - Erasing a subject deletes the snapshot's key row in the erasure's
+//!   transaction (the database has `secure_delete` on and is checkpointed
+//!   after an erasure) and then the file: no copy of the erased subject's
+//!   id or values stays readable. The next checkpoint writes a new one.
+//! - A snapshot is written by [`super::Store::checkpoint`] (a no-op when the
+//!   one on record is current): to a temporary file, synced, renamed over
+//!   the old one, the directory synced, and only then recorded in the
+//!   database. A crash at any step leaves either the old record (whose key
+//!   does not open the new file) or no snapshot: a rebuild, never a wrong
+//!   state.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
+use ring::rand::{SecureRandom, SystemRandom};
+
+use super::keys::{KeyError, aead_key, random_key};
+use super::{Bits, Bsi, Column, ColumnData, MISSING, Store, StoreError};
+use crate::consent::{EventKind, EventRecord, Interner, Proof};
+use crate::policy::{AttrId, AttrType, JurisdictionId, Policy, PurposeId};
+
+/// The snapshot file's name inside a store directory.
+pub const SNAPSHOT_FILE: &str = "snapshot.bin";
+const TMP_FILE: &str = "snapshot.bin.tmp";
+const MAGIC: [u8; 8] = *b"PSGSNAP\0";
+/// The snapshot format this code writes and reads.
+pub const SNAPSHOT_VERSION: u32 = 1;
+/// Plaintext bytes per chunk.
+const CHUNK: usize = 4 << 20;
+const TAG_LEN: usize = 16;
+const ID_LEN: usize = 16;
+/// Magic, version, chunk size, generation, rows, id.
+const HEADER_LEN: usize = 8 + 4 + 4 + 8 + 8 + ID_LEN;
+
+fn header(generation: u64, rows: u64, id: &[u8; ID_LEN]) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[..8].copy_from_slice(&MAGIC);
+    h[8..12].copy_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+    h[12..16].copy_from_slice(&(CHUNK as u32).to_le_bytes());
+    h[16..24].copy_from_slice(&generation.to_le_bytes());
+    h[24..32].copy_from_slice(&rows.to_le_bytes());
+    h[32..].copy_from_slice(id);
+    h
+}
+
+fn nonce(i: u64) -> Nonce {
+    let mut n = [0u8; NONCE_LEN];
+    n[4..].copy_from_slice(&i.to_be_bytes());
+    Nonce::assume_unique_for_key(n)
+}
+
+fn chunk_aad(header: &[u8; HEADER_LEN], i: u64, last: bool) -> [u8; HEADER_LEN + 9] {
+    let mut a = [0u8; HEADER_LEN + 9];
+    a[..HEADER_LEN].copy_from_slice(header);
+    a[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&i.to_le_bytes());
+    a[HEADER_LEN + 8] = u8::from(last);
+    a
+}
+
+/// Writes plaintext as sealed chunks.
+struct ChunkWriter<W: Write> {
+    out: W,
+    key: LessSafeKey,
+    header: [u8; HEADER_LEN],
+    buf: Vec<u8>,
+    index: u64,
+}
+
+impl<W: Write> ChunkWriter<W> {
+    fn put(&mut self, mut b: &[u8]) -> Result<(), KeyError> {
+        while !b.is_empty() {
+            if self.buf.len() == CHUNK {
+                self.flush(false)?;
+            }
+            let n = (CHUNK - self.buf.len()).min(b.len());
+            self.buf.extend_from_slice(&b[..n]);
+            b = &b[n..];
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, last: bool) -> Result<(), KeyError> {
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(
+                nonce(self.index),
+                Aad::from(chunk_aad(&self.header, self.index, last)),
+                &mut self.buf,
+            )
+            .map_err(|_| KeyError("snapshot encryption failed".into()))?;
+        let io = |e: std::io::Error| KeyError(format!("writing the snapshot: {e}"));
+        self.out.write_all(&self.buf).map_err(io)?;
+        self.out.write_all(tag.as_ref()).map_err(io)?;
+        self.buf.clear();
+        self.index += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<W, KeyError> {
+        self.flush(true)?;
+        Ok(self.out)
+    }
+
+    fn u8(&mut self, v: u8) -> Result<(), KeyError> {
+        self.put(&[v])
+    }
+    fn u32(&mut self, v: u32) -> Result<(), KeyError> {
+        self.put(&v.to_le_bytes())
+    }
+    fn u64(&mut self, v: u64) -> Result<(), KeyError> {
+        self.put(&v.to_le_bytes())
+    }
+    fn i64(&mut self, v: i64) -> Result<(), KeyError> {
+        self.put(&v.to_le_bytes())
+    }
+
+    /// Fixed-size items, staged through a small buffer.
+    fn many<const N: usize, T>(
+        &mut self,
+        items: impl IntoIterator<Item = T>,
+        enc: impl Fn(T) -> [u8; N],
+    ) -> Result<(), KeyError> {
+        let mut stage = Vec::with_capacity(64 << 10);
+        for x in items {
+            stage.extend_from_slice(&enc(x));
+            if stage.len() >= (64 << 10) - N {
+                self.put(&stage)?;
+                stage.clear();
+            }
+        }
+        self.put(&stage)
+    }
+
+    fn words(&mut self, w: &[u64]) -> Result<(), KeyError> {
+        self.many(w.iter().copied(), u64::to_le_bytes)
+    }
+    fn bits(&mut self, b: &Bits) -> Result<(), KeyError> {
+        self.words(b.as_raw_slice())
+    }
+    fn bsi(&mut self, b: &Bsi) -> Result<(), KeyError> {
+        self.i64(b.base())?;
+        self.u8(u8::from(b.seeded()))?;
+        self.u32(b.width())?;
+        for s in b.slices() {
+            self.words(s)?;
+        }
+        Ok(())
+    }
+    fn string(&mut self, s: &str) -> Result<(), KeyError> {
+        self.u64(s.len() as u64)?;
+        self.put(s.as_bytes())
+    }
+}
+
+/// Reads the plaintext back, every count checked against what is left.
+struct Cur<'a> {
+    b: &'a [u8],
+}
+
+type Bad = String;
+
+impl<'a> Cur<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Bad> {
+        if n > self.b.len() {
+            return Err(format!("{n} bytes wanted where {} are left", self.b.len()));
+        }
+        let (h, t) = self.b.split_at(n);
+        self.b = t;
+        Ok(h)
+    }
+    /// `count` items of `size` bytes, the length checked before use.
+    fn items(&mut self, count: u64, size: usize) -> Result<&'a [u8], Bad> {
+        let n = usize::try_from(count)
+            .ok()
+            .and_then(|c| c.checked_mul(size))
+            .ok_or_else(|| format!("a count of {count} is out of range"))?;
+        self.take(n)
+    }
+    fn u8(&mut self) -> Result<u8, Bad> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, Bad> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().unwrap_or([0; 4]),
+        ))
+    }
+    fn u64(&mut self) -> Result<u64, Bad> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().unwrap_or([0; 8]),
+        ))
+    }
+    fn i64(&mut self) -> Result<i64, Bad> {
+        Ok(self.u64()? as i64)
+    }
+    fn u32s(&mut self, n: usize) -> Result<Vec<u32>, Bad> {
+        Ok(self
+            .items(n as u64, 4)?
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+    fn u64s(&mut self, n: usize) -> Result<Vec<u64>, Bad> {
+        Ok(self
+            .items(n as u64, 8)?
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect())
+    }
+    fn i64s(&mut self, n: usize) -> Result<Vec<i64>, Bad> {
+        Ok(self
+            .items(n as u64, 8)?
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect())
+    }
+    /// A bitset of `n` bits.
+    fn bits(&mut self, n: usize) -> Result<Bits, Bad> {
+        let mut b = Bits::from_vec(self.u64s(n.div_ceil(64))?);
+        b.truncate(n);
+        Ok(b)
+    }
+    fn bsi(&mut self, n: usize) -> Result<Bsi, Bad> {
+        let base = self.i64()?;
+        let seeded = self.u8()? != 0;
+        let width = self.u32()?;
+        if width > 64 {
+            return Err(format!("a bit-sliced index of {width} slices"));
+        }
+        let slices = (0..width)
+            .map(|_| self.bits(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Bsi::from_parts(base, seeded, slices))
+    }
+    fn string(&mut self) -> Result<&'a str, Bad> {
+        let n = self.u64()?;
+        std::str::from_utf8(self.items(n, 1)?).map_err(|_| "a string is not UTF-8".into())
+    }
+}
+
+const TAG_CAT: u8 = 0;
+const TAG_INT: u8 = 1;
+const TAG_BOOL: u8 = 2;
+const EVENT_LEN: usize = 38;
+const PROOF_LEN: usize = 4 + 4 + 1 + 32 + 32;
+
+fn event_bytes(e: &EventRecord) -> [u8; EVENT_LEN] {
+    let mut b = [0u8; EVENT_LEN];
+    b[0..8].copy_from_slice(&e.at.to_le_bytes());
+    b[8..16].copy_from_slice(&e.seq.to_le_bytes());
+    b[16..24].copy_from_slice(&e.expires_at.to_le_bytes());
+    b[24..28].copy_from_slice(&e.purpose.map_or(u32::MAX, |p| p.0).to_le_bytes());
+    b[28..32].copy_from_slice(&e.notice.to_le_bytes());
+    b[32..36].copy_from_slice(&e.proof.to_le_bytes());
+    b[36] = EventKind::ALL
+        .iter()
+        .position(|k| *k == e.kind)
+        .unwrap_or(usize::MAX) as u8;
+    b[37] = u8::from(e.explicit);
+    b
+}
+
+fn proof_bytes(p: &Proof) -> [u8; PROOF_LEN] {
+    let mut b = [0u8; PROOF_LEN];
+    b[0..4].copy_from_slice(&p.channel.to_le_bytes());
+    b[4..8].copy_from_slice(&p.collector.to_le_bytes());
+    b[8] = u8::from(p.notice_sha256.is_some()) | (u8::from(p.evidence_sha256.is_some()) << 1);
+    if let Some(h) = &p.notice_sha256 {
+        b[9..41].copy_from_slice(h);
+    }
+    if let Some(h) = &p.evidence_sha256 {
+        b[41..73].copy_from_slice(h);
+    }
+    b
+}
+
+fn le_u32(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+fn le_u64(b: &[u8]) -> u64 {
+    u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+impl Store {
+    /// Writes the state as snapshot plaintext.
+    fn put_state<W: Write>(&self, w: &mut ChunkWriter<W>) -> Result<(), KeyError> {
+        w.string(self.policy.version_hex())?;
+        let n = self.ids.len();
+        w.u64(n as u64)?;
+        w.many(self.ids.iter(), |s| (s.len() as u32).to_le_bytes())?;
+        w.u64(self.ids.iter().map(|s| s.len() as u64).sum())?;
+        for s in &self.ids {
+            w.put(s.as_bytes())?;
+        }
+        w.many(self.juris.iter(), |j| j.0.to_le_bytes())?;
+        w.many(self.birth.iter(), |b| {
+            b.map_or(i32::MIN, |d| d.to_julian_day()).to_le_bytes()
+        })?;
+        w.bits(&self.erased)?;
+        w.many(self.events.iter(), |h| (h.len() as u32).to_le_bytes())?;
+        w.many(self.events.iter().flatten(), event_bytes)?;
+        w.u64(self.proofs.len() as u64)?;
+        w.many(self.proofs.iter(), proof_bytes)?;
+        w.u64(self.strings.len() as u64)?;
+        for i in 0..self.strings.len() {
+            w.string(self.strings.get(i as u32))?;
+        }
+        w.u64(self.next_seq)?;
+        w.u64(self.columns.len() as u64)?;
+        for c in &self.columns {
+            match &c.data {
+                ColumnData::Cat {
+                    codes,
+                    bitmaps,
+                    counts,
+                } => {
+                    w.u8(TAG_CAT)?;
+                    w.many(codes.iter().copied(), u32::to_le_bytes)?;
+                    w.u64(bitmaps.len() as u64)?;
+                    for b in bitmaps {
+                        w.bits(b)?;
+                    }
+                    w.words(counts)?;
+                }
+                ColumnData::Int { vals, bsi } => {
+                    w.u8(TAG_INT)?;
+                    w.many(vals.iter().copied(), i64::to_le_bytes)?;
+                    w.bsi(bsi)?;
+                }
+                ColumnData::Bool { vals } => {
+                    w.u8(TAG_BOOL)?;
+                    w.bits(vals)?;
+                }
+            }
+            w.many(c.verified.iter().copied(), i64::to_le_bytes)?;
+            w.bits(&c.present)?;
+            w.u64(c.present_count)?;
+            match &c.verified_bsi {
+                Some(b) => {
+                    w.u8(1)?;
+                    w.bsi(b)?;
+                }
+                None => w.u8(0)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The state read back from snapshot plaintext, checked against
+    /// `policy` and for internal consistency (every index in range, every
+    /// length the row count, every count matching its bitmap).
+    fn get_state(policy: &Arc<Policy>, mut c: Cur<'_>) -> Result<Store, Bad> {
+        if c.string()? != policy.version_hex() {
+            return Err("it was made under another policy".into());
+        }
+        let n = usize::try_from(c.u64()?).map_err(|_| "row count".to_string())?;
+        // Every row costs at least its id length and jurisdiction: a count
+        // the bytes cannot hold is refused before anything is allocated.
+        if n > c.b.len() / 8 {
+            return Err(format!("{n} rows in {} bytes", c.b.len()));
+        }
+        let lens = c.u32s(n)?;
+        let total = c.u64()?;
+        if total != lens.iter().map(|&l| u64::from(l)).sum::<u64>() {
+            return Err("the id lengths do not add up".into());
+        }
+        let blob = std::str::from_utf8(c.items(total, 1)?).map_err(|_| "ids are not UTF-8")?;
+        let juris: Vec<JurisdictionId> = c.u32s(n)?.into_iter().map(JurisdictionId).collect();
+        let jcount = policy.spec().jurisdictions.len();
+        if juris.iter().any(|j| j.0 as usize >= jcount) {
+            return Err("a jurisdiction out of range".into());
+        }
+        let birth = c
+            .u32s(n)?
+            .into_iter()
+            .map(|d| match d as i32 {
+                i32::MIN => Ok(None),
+                d => time::Date::from_julian_day(d)
+                    .map(Some)
+                    .map_err(|_| "a birth date out of range".to_string()),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let erased = c.bits(n)?;
+        let erased_count = erased.count_ones();
+        // The id map (hashing every id) is built beside the rest.
+        let (built, rest) = std::thread::scope(|sc| {
+            let h = sc.spawn(|| build_ids(&lens, blob, &erased));
+            let rest = (|| {
+                let counts = c.u32s(n)?;
+                let total: u64 = counts.iter().map(|&k| u64::from(k)).sum();
+                let raw = c.items(total, EVENT_LEN)?;
+                let proofs_n = c.u64()?;
+                let praw = c.items(proofs_n, PROOF_LEN)?;
+                let strings_n = c.u64()?;
+                if strings_n > c.b.len() as u64 / 8 {
+                    return Err("string count".into());
+                }
+                let mut strings = Interner::default();
+                for i in 0..strings_n {
+                    if u64::from(strings.intern(c.string()?)) != i {
+                        return Err("a string held twice".into());
+                    }
+                }
+                let sn = strings_n;
+                let proofs = praw
+                    .chunks_exact(PROOF_LEN)
+                    .map(|b| {
+                        let (ch, co) = (le_u32(&b[0..]), le_u32(&b[4..]));
+                        if u64::from(ch) >= sn || u64::from(co) >= sn || b[8] > 3 {
+                            return Err("a proof out of range".to_string());
+                        }
+                        let sha = |on: bool, h: &[u8]| {
+                            on.then(|| <[u8; 32]>::try_from(h).unwrap_or([0; 32]))
+                        };
+                        Ok(Proof {
+                            channel: ch,
+                            collector: co,
+                            notice_sha256: sha(b[8] & 1 != 0, &b[9..41]),
+                            evidence_sha256: sha(b[8] & 2 != 0, &b[41..73]),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let pcount = policy.purpose_count() as u32;
+                let mut recs = raw.chunks_exact(EVENT_LEN).map(|b| {
+                    let purpose = le_u32(&b[24..]);
+                    let notice = le_u32(&b[28..]);
+                    let proof = le_u32(&b[32..]);
+                    let kind = *EventKind::ALL
+                        .get(b[36] as usize)
+                        .ok_or("an event kind out of range")?;
+                    if (purpose != u32::MAX && purpose >= pcount)
+                        || (notice != u32::MAX && u64::from(notice) >= sn)
+                        || u64::from(proof) >= proofs_n
+                        || b[37] > 1
+                    {
+                        return Err("an event out of range".to_string());
+                    }
+                    Ok(EventRecord {
+                        at: le_u64(&b[0..]) as i64,
+                        seq: le_u64(&b[8..]),
+                        expires_at: le_u64(&b[16..]) as i64,
+                        purpose: (purpose != u32::MAX).then_some(PurposeId(purpose)),
+                        notice,
+                        proof,
+                        kind,
+                        explicit: b[37] == 1,
+                    })
+                });
+                let mut events = Vec::with_capacity(n);
+                for &k in &counts {
+                    let mut h = Vec::with_capacity(k as usize);
+                    for _ in 0..k {
+                        h.push(recs.next().ok_or("events")??);
+                    }
+                    events.push(h);
+                }
+                let next_seq = c.u64()?;
+                let ncols = c.u64()?;
+                if ncols != policy.attribute_count() as u64 {
+                    return Err("the column count differs from the policy's".into());
+                }
+                let mut columns = Vec::with_capacity(policy.attribute_count());
+                for i in 0..policy.attribute_count() as u32 {
+                    let spec = policy.attribute(AttrId(i));
+                    let tag = c.u8()?;
+                    let data = match (tag, spec.ty) {
+                        (TAG_CAT, AttrType::Categorical) => {
+                            let codes = c.u32s(n)?;
+                            let nv = c.u64()?;
+                            if nv != spec.values.len() as u64 {
+                                return Err(format!("column {:?}: value count", spec.name));
+                            }
+                            if codes.iter().any(|&v| v != u32::MAX && u64::from(v) >= nv) {
+                                return Err(format!("column {:?}: a code out of range", spec.name));
+                            }
+                            let bitmaps =
+                                (0..nv).map(|_| c.bits(n)).collect::<Result<Vec<_>, _>>()?;
+                            let counts = c.u64s(nv as usize)?;
+                            if bitmaps
+                                .iter()
+                                .zip(&counts)
+                                .any(|(b, &k)| b.count_ones() as u64 != k)
+                            {
+                                return Err(format!("column {:?}: a count differs", spec.name));
+                            }
+                            ColumnData::Cat {
+                                codes,
+                                bitmaps,
+                                counts,
+                            }
+                        }
+                        (TAG_INT, AttrType::Integer | AttrType::Timestamp) => ColumnData::Int {
+                            vals: c.i64s(n)?,
+                            bsi: c.bsi(n)?,
+                        },
+                        (TAG_BOOL, AttrType::Boolean) => ColumnData::Bool { vals: c.bits(n)? },
+                        _ => return Err(format!("column {:?} has another type", spec.name)),
+                    };
+                    let verified = c.i64s(n)?;
+                    let present = c.bits(n)?;
+                    let present_count = c.u64()?;
+                    if present.count_ones() as u64 != present_count
+                        || verified
+                            .iter()
+                            .zip(present.iter().by_vals())
+                            .any(|(&v, p)| (v != MISSING) != p)
+                    {
+                        return Err(format!("column {:?}: presence differs", spec.name));
+                    }
+                    let verified_bsi = match c.u8()? {
+                        0 => None,
+                        1 => Some(c.bsi(n)?),
+                        _ => return Err("a flag out of range".into()),
+                    };
+                    let stale = policy
+                        .purpose_ids()
+                        .any(|p| policy.max_staleness(AttrId(i), p).is_some());
+                    if stale != verified_bsi.is_some() {
+                        return Err(format!("column {:?}: freshness index", spec.name));
+                    }
+                    columns.push(Column {
+                        data,
+                        verified,
+                        present,
+                        present_count,
+                        verified_bsi,
+                    });
+                }
+                if !c.b.is_empty() {
+                    return Err(format!("{} bytes after the end", c.b.len()));
+                }
+                Ok::<_, Bad>((events, proofs, strings, next_seq, columns))
+            })();
+            let built = h
+                .join()
+                .unwrap_or_else(|_| Err("the id map could not be built".into()));
+            (built, rest)
+        });
+        let (ids, index) = built?;
+        let (events, proofs, strings, next_seq, columns) = rest?;
+        Ok(Store {
+            policy: policy.clone(),
+            ids,
+            index,
+            juris,
+            birth,
+            erased,
+            erased_count,
+            events,
+            proofs,
+            strings,
+            next_seq,
+            columns,
+            masks: RwLock::new(HashMap::new()),
+            durable: None,
+        })
+    }
+
+    /// Writes a snapshot of the state at the database's current
+    /// generation, unless the one on record is already current. Returns
+    /// whether one was written.
+    pub(super) fn write_snapshot(&self) -> Result<bool, StoreError> {
+        let Some(d) = &self.durable else {
+            return Ok(false);
+        };
+        let _one_writer = d.snapshot_guard();
+        let generation = d.generation();
+        // A record whose key no longer unwraps is simply replaced.
+        if let Ok(Some((g, _, _))) = d.snapshot_record()
+            && g == generation
+            && d.dir().join(SNAPSHOT_FILE).is_file()
+        {
+            return Ok(false);
+        }
+        let dir = d.dir().to_path_buf();
+        let io = |what: &str, e: std::io::Error| {
+            StoreError::Location(format!("{what} {}: {e}", dir.join(TMP_FILE).display()))
+        };
+        let key = random_key()?;
+        let mut id = [0u8; ID_LEN];
+        SystemRandom::new()
+            .fill(&mut id)
+            .map_err(|_| KeyError("the system random source failed".into()))?;
+        let head = header(generation, self.ids.len() as u64, &id);
+        let tmp = dir.join(TMP_FILE);
+        let result = (|| {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut f = opts.open(&tmp).map_err(|e| io("creating", e))?;
+            f.write_all(&head).map_err(|e| io("writing", e))?;
+            let mut w = ChunkWriter {
+                out: std::io::BufWriter::with_capacity(1 << 20, f),
+                key: aead_key(&key),
+                header: head,
+                buf: Vec::with_capacity(CHUNK),
+                index: 0,
+            };
+            self.put_state(&mut w)?;
+            let f = w
+                .finish()?
+                .into_inner()
+                .map_err(|e| io("writing", e.into_error()))?;
+            f.sync_all().map_err(|e| io("syncing", e))?;
+            std::fs::rename(&tmp, dir.join(SNAPSHOT_FILE)).map_err(|e| io("renaming", e))?;
+            File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io("syncing the directory of", e))?;
+            Ok::<_, StoreError>(())
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        d.set_snapshot_record(generation, &id, &key)?;
+        Ok(true)
+    }
+
+    /// The state read from the snapshot in `dir`, if it matches the
+    /// database (`rows` rows at `generation`, the record's `id` and `key`)
+    /// and `policy`; otherwise why not.
+    pub(super) fn read_snapshot(
+        dir: &Path,
+        policy: &Arc<Policy>,
+        (generation, rows): (u64, u32),
+        (rec_generation, rec_id, key): (u64, &[u8], &[u8; 32]),
+    ) -> Result<Store, String> {
+        if rec_generation != generation {
+            return Err(format!(
+                "it is stale (made at write generation {rec_generation}, the database is at {generation})"
+            ));
+        }
+        let path = dir.join(SNAPSHOT_FILE);
+        let mut f = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let len = f
+            .metadata()
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .len();
+        let mut head = [0u8; HEADER_LEN];
+        if len < (HEADER_LEN + TAG_LEN) as u64 {
+            return Err("the file is truncated".into());
+        }
+        f.read_exact(&mut head)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if head[..8] != MAGIC {
+            return Err("the file is not a snapshot".into());
+        }
+        let version = le_u32(&head[8..]);
+        if version != SNAPSHOT_VERSION {
+            return Err(format!(
+                "snapshot format version {version} (this build reads {SNAPSHOT_VERSION})"
+            ));
+        }
+        let chunk = le_u32(&head[12..]) as usize;
+        if chunk != CHUNK {
+            return Err(format!("chunk size {chunk}"));
+        }
+        if le_u64(&head[16..]) != generation
+            || le_u64(&head[24..]) != u64::from(rows)
+            || head[32..] != *rec_id
+        {
+            return Err("the file is not the snapshot on record".into());
+        }
+        // The body's size is the file's, known before allocating.
+        let body = usize::try_from(len - HEADER_LEN as u64)
+            .map_err(|_| "the file is too large".to_string())?;
+        let sealed = CHUNK + TAG_LEN;
+        let chunks = body.div_ceil(sealed).max(1);
+        let last = body - (chunks - 1) * sealed;
+        if last < TAG_LEN {
+            return Err("the file is truncated".into());
+        }
+        let mut buf = Vec::with_capacity(body);
+        f.take(body as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if buf.len() != body {
+            return Err("the file changed while it was read".into());
+        }
+        open_chunks(&mut buf, &aead_key(key), &head, chunks)?;
+        // Close the gaps the tags leave.
+        for i in 1..chunks {
+            let from = i * sealed;
+            let n = if i + 1 == chunks {
+                last - TAG_LEN
+            } else {
+                CHUNK
+            };
+            buf.copy_within(from..from + n, i * CHUNK);
+        }
+        buf.truncate((chunks - 1) * CHUNK + last - TAG_LEN);
+        let s = Store::get_state(policy, Cur { b: &buf })
+            .map_err(|e| format!("its content is inconsistent: {e}"))?;
+        if s.ids.len() != rows as usize {
+            return Err("its row count differs from the database's".into());
+        }
+        Ok(s)
+    }
+}
+
+/// The ids and the id map: erased rows hold the empty id and are not in
+/// the map; a live id held twice is refused.
+#[allow(clippy::type_complexity)]
+fn build_ids(
+    lens: &[u32],
+    blob: &str,
+    erased: &Bits,
+) -> Result<(Vec<Arc<str>>, HashMap<Arc<str>, u32>), Bad> {
+    let n = lens.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut index = HashMap::with_capacity(n - erased.count_ones());
+    let mut at = 0usize;
+    for (r, &l) in lens.iter().enumerate() {
+        let s = blob
+            .get(at..at + l as usize)
+            .ok_or("an id is not on a character boundary")?;
+        at += l as usize;
+        let id: Arc<str> = Arc::from(s);
+        if erased[r] {
+            if !s.is_empty() {
+                return Err(format!("erased row {r} has an id"));
+            }
+        } else if index.insert(id.clone(), r as u32).is_some() {
+            return Err(format!("row {r}: an id held twice"));
+        }
+        ids.push(id);
+    }
+    Ok((ids, index))
+}
+
+/// Opens every chunk in place, in parallel.
+fn open_chunks(
+    buf: &mut [u8],
+    key: &LessSafeKey,
+    head: &[u8; HEADER_LEN],
+    chunks: usize,
+) -> Result<(), String> {
+    let sealed = CHUNK + TAG_LEN;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(chunks);
+    let per = chunks.div_ceil(threads);
+    let parts: Vec<(usize, &mut [u8])> = buf
+        .chunks_mut(per * sealed)
+        .enumerate()
+        .map(|(t, p)| (t * per, p))
+        .collect();
+    let open_part = |first: usize, part: &mut [u8]| -> Result<(), String> {
+        for (k, c) in part.chunks_mut(sealed).enumerate() {
+            let i = first + k;
+            key.open_in_place(
+                nonce(i as u64),
+                Aad::from(chunk_aad(head, i as u64, i + 1 == chunks)),
+                c,
+            )
+            .map_err(|_| {
+                format!("chunk {i} fails its integrity check (damaged, cut, or under another key)")
+            })?;
+        }
+        Ok(())
+    };
+    std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|(first, part)| s.spawn(move || open_part(first, part)))
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err("a decryption thread failed".into()))
+        })
+    })
+}
+
+/// Removes the snapshot file (and a temporary one a crash left).
+pub(super) fn remove_files(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join(SNAPSHOT_FILE));
+    let _ = std::fs::remove_file(dir.join(TMP_FILE));
+}
