@@ -345,14 +345,6 @@ impl Interner {
     pub fn get(&self, id: u32) -> &str {
         self.strs.get(id as usize).map_or("", |s| s)
     }
-    /// Number of strings (ids run from 0 to this).
-    pub fn len(&self) -> usize {
-        self.strs.len()
-    }
-    /// No strings yet?
-    pub fn is_empty(&self) -> bool {
-        self.strs.is_empty()
-    }
 }
 
 fn parse_sha256(

@@ -44,6 +44,57 @@ impl IdTable {
         std::str::from_utf8(self.bytes_of(row as usize)).unwrap_or("")
     }
 
+    /// The id bytes of a row (zeros once forgotten).
+    pub fn bytes_at(&self, row: usize) -> &[u8] {
+        self.bytes_of(row)
+    }
+
+    /// The ids of a snapshot: row `r`'s id is the next `lens[r]` bytes of
+    /// `blob`; rows in `erased` hold the empty id and are not looked up. A
+    /// live id held twice, or an erased row with an id, is refused.
+    pub fn from_parts(
+        lens: &[u32],
+        blob: &[u8],
+        erased: &crate::store::Bits,
+    ) -> Result<IdTable, String> {
+        let mut t = IdTable {
+            bytes: blob.to_vec(),
+            ends: Vec::with_capacity(lens.len()),
+            ..IdTable::default()
+        };
+        let mut at = 0usize;
+        for &l in lens {
+            at += l as usize;
+            t.ends.push(at);
+        }
+        if at != blob.len() {
+            return Err("the id lengths do not add up".into());
+        }
+        let live = lens.len() - erased.count_ones();
+        let mut table = std::mem::take(&mut t.table);
+        let hash = |r: &u32| t.hasher.hash_one(t.bytes_of(*r as usize));
+        table.reserve(live, hash);
+        for r in 0..lens.len() {
+            let id = t.bytes_of(r);
+            if erased[r] {
+                if !id.is_empty() {
+                    return Err(format!("erased row {r} has an id"));
+                }
+                continue;
+            }
+            if std::str::from_utf8(id).is_err() {
+                return Err(format!("row {r}: the id is not UTF-8"));
+            }
+            let h = t.hasher.hash_one(id);
+            if table.find(h, |&o| t.bytes_of(o as usize) == id).is_some() {
+                return Err(format!("row {r}: an id held twice"));
+            }
+            table.insert_unique(h, r as u32, hash);
+        }
+        t.table = table;
+        Ok(t)
+    }
+
     /// The row of an id.
     pub fn row(&self, id: &str) -> Option<u32> {
         let id = id.as_bytes();

@@ -42,6 +42,7 @@ use std::sync::{Arc, RwLock};
 use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
 use ring::rand::{SecureRandom, SystemRandom};
 
+use super::ids::IdTable;
 use super::keys::{KeyError, aead_key, random_key};
 use super::{Bits, Bsi, Column, ColumnData, MISSING, Store, StoreError};
 use crate::consent::{EventKind, EventRecord, Interner, Proof};
@@ -314,10 +315,18 @@ impl Store {
         w.string(self.policy.version_hex())?;
         let n = self.ids.len();
         w.u64(n as u64)?;
-        w.many(self.ids.iter(), |s| (s.len() as u32).to_le_bytes())?;
-        w.u64(self.ids.iter().map(|s| s.len() as u64).sum())?;
-        for s in &self.ids {
-            w.put(s.as_bytes())?;
+        // An erased row's id is written empty (its bytes are zeros anyway).
+        let id = |r: usize| {
+            if self.erased[r] {
+                &[][..]
+            } else {
+                self.ids.bytes_at(r)
+            }
+        };
+        w.many((0..n).map(id), |s| (s.len() as u32).to_le_bytes())?;
+        w.u64((0..n).map(|r| id(r).len() as u64).sum())?;
+        for r in 0..n {
+            w.put(id(r))?;
         }
         w.many(self.juris.iter(), |j| j.0.to_le_bytes())?;
         w.many(self.birth.iter(), |b| {
@@ -391,7 +400,7 @@ impl Store {
         if total != lens.iter().map(|&l| u64::from(l)).sum::<u64>() {
             return Err("the id lengths do not add up".into());
         }
-        let blob = std::str::from_utf8(c.items(total, 1)?).map_err(|_| "ids are not UTF-8")?;
+        let blob = c.items(total, 1)?;
         let juris: Vec<JurisdictionId> = c.u32s(n)?.into_iter().map(JurisdictionId).collect();
         let jcount = policy.spec().jurisdictions.len();
         if juris.iter().any(|j| j.0 as usize >= jcount) {
@@ -411,7 +420,7 @@ impl Store {
         let erased_count = erased.count_ones();
         // The id map (hashing every id) is built beside the rest.
         let (built, rest) = std::thread::scope(|sc| {
-            let h = sc.spawn(|| build_ids(&lens, blob, &erased));
+            let h = sc.spawn(|| IdTable::from_parts(&lens, blob, &erased));
             let rest = (|| {
                 let counts = c.u32s(n)?;
                 let total: u64 = counts.iter().map(|&k| u64::from(k)).sum();
@@ -563,12 +572,11 @@ impl Store {
                 .unwrap_or_else(|_| Err("the id map could not be built".into()));
             (built, rest)
         });
-        let (ids, index) = built?;
+        let ids = built?;
         let (events, proofs, strings, next_seq, columns) = rest?;
         Ok(Store {
             policy: policy.clone(),
             ids,
-            index,
             juris,
             birth,
             erased,
@@ -723,36 +731,6 @@ impl Store {
         }
         Ok(s)
     }
-}
-
-/// The ids and the id map: erased rows hold the empty id and are not in
-/// the map; a live id held twice is refused.
-#[allow(clippy::type_complexity)]
-fn build_ids(
-    lens: &[u32],
-    blob: &str,
-    erased: &Bits,
-) -> Result<(Vec<Arc<str>>, HashMap<Arc<str>, u32>), Bad> {
-    let n = lens.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut index = HashMap::with_capacity(n - erased.count_ones());
-    let mut at = 0usize;
-    for (r, &l) in lens.iter().enumerate() {
-        let s = blob
-            .get(at..at + l as usize)
-            .ok_or("an id is not on a character boundary")?;
-        at += l as usize;
-        let id: Arc<str> = Arc::from(s);
-        if erased[r] {
-            if !s.is_empty() {
-                return Err(format!("erased row {r} has an id"));
-            }
-        } else if index.insert(id.clone(), r as u32).is_some() {
-            return Err(format!("row {r}: an id held twice"));
-        }
-        ids.push(id);
-    }
-    Ok((ids, index))
 }
 
 /// Opens every chunk in place, in parallel.
