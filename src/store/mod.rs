@@ -32,11 +32,11 @@ use bitvec::prelude::*;
 use time::Date;
 
 use crate::Timestamp;
+use crate::clock::{Clock, SystemClock};
 use crate::consent::{
     DataUse, EventContext, EventError, EventKind, EventRecord, Interner, Proof, SubjectFacts,
     check_event,
 };
-use crate::eval::kernels;
 use crate::policy::{AttrId, AttrType, JurisdictionId, Policy, PurposeId};
 use crate::timestamp::DAY;
 
@@ -186,8 +186,13 @@ pub struct Store {
     strings: Interner,
     next_seq: u64,
     columns: Vec<Column>,
-    /// Cached eligibility masks, one per purpose and data use.
+    /// Eligibility masks, one per purpose and data use: every purpose's
+    /// mask for the plain data use is kept at all times (built when the
+    /// store is made or a bulk write lands, then updated row by row), and a
+    /// mask for another data use once a segment has asked for it.
     masks: RwLock<HashMap<(PurposeId, DataUse), MaskEntry>>,
+    /// The host clock: masks are (re)built as of its now.
+    clock: Arc<dyn Clock>,
     /// The database every write goes to first, for a durable store.
     durable: Option<durable::Durable>,
 }
@@ -271,7 +276,25 @@ impl Store {
             next_seq: 0,
             columns,
             masks: RwLock::new(HashMap::new()),
+            clock: Arc::new(SystemClock),
             durable: None,
+        }
+    }
+
+    /// Sets the host clock the masks are built against, and rebuilds them
+    /// as of its now.
+    ///
+    /// Masks current as of an instant at or before the new clock's now
+    /// are kept (they move forward at the next evaluation); masks current
+    /// as of a later instant are rebuilt.
+    pub(crate) fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = clock;
+        let now = self.clock.now();
+        let ahead = read(&self.masks).values().any(|m| read(m).at() > now);
+        if ahead {
+            self.rebuild_masks();
+        } else {
+            self.ensure_masks();
         }
     }
 
@@ -613,9 +636,15 @@ impl Store {
             self.durable = Some(d);
             out?;
         }
-        let rows = self.apply_subjects(subjects);
+        let bulk = self.is_bulk(subjects.len(), events.len());
+        let rows = self.apply_subjects(subjects, bulk);
         let vrows = self.apply_values(values);
-        let erows = self.apply_events(events);
+        let erows = self.apply_events(events, bulk);
+        if bulk {
+            self.rebuild_masks();
+        } else {
+            self.ensure_masks();
+        }
         Ok((rows, vrows, erows))
     }
 
@@ -668,18 +697,26 @@ impl Store {
         Ok(())
     }
 
-    fn apply_subjects(&mut self, subjects: &[NewSubject<'_>]) -> Vec<u32> {
+    /// Is a write of `subjects` new subjects and `events` events large
+    /// enough (more than an eighth of the rows the store will have) that
+    /// the masks are rebuilt in one pass after it rather than updated row
+    /// by row? A rebuild decides every row; an update decides the rows
+    /// touched, each at a scattered place in memory.
+    fn is_bulk(&self, subjects: usize, events: usize) -> bool {
+        let rows = self.len() + subjects;
+        subjects.max(events) > 1 && subjects.max(events) > rows / 8
+    }
+
+    /// Appends subjects; unless `bulk` (the masks are rebuilt after the
+    /// whole write), every mask gains the new rows.
+    fn apply_subjects(&mut self, subjects: &[NewSubject<'_>], bulk: bool) -> Vec<u32> {
         let rows: Vec<u32> = subjects
             .iter()
             .map(|s| self.push(s.id, s.jurisdiction, s.birth_date))
             .collect();
-        if !rows.is_empty() {
-            if rows.len() > self.len() / 8 {
-                self.clear_mask_cache();
-            } else {
-                for m in read(&self.masks).values() {
-                    write(m).grow(&self.policy, self);
-                }
+        if !rows.is_empty() && !bulk {
+            for m in read(&self.masks).values() {
+                write(m).grow(&self.policy, self);
             }
         }
         rows
@@ -717,7 +754,10 @@ impl Store {
         self.write_batch(&[], &[], events).map(|(_, _, rows)| rows)
     }
 
-    fn apply_events(&mut self, events: Vec<(u32, EventRecord, Proof)>) -> Vec<u32> {
+    /// Appends events; unless `bulk` (the masks are rebuilt after the
+    /// whole write), every mask is updated for the rows whose histories
+    /// changed.
+    fn apply_events(&mut self, events: Vec<(u32, EventRecord, Proof)>, bulk: bool) -> Vec<u32> {
         let single = (events.len() == 1).then(|| (events[0].1.kind, events[0].1.purpose));
         let mut rows = Vec::with_capacity(events.len());
         let mut unsorted = Vec::new();
@@ -765,7 +805,9 @@ impl Store {
         }
         rows.sort_unstable();
         rows.dedup();
-        self.refresh_masks(&rows, single);
+        if !bulk {
+            self.refresh_masks(&rows, single);
+        }
         rows
     }
 
@@ -796,6 +838,7 @@ impl Store {
             self.index.remove(&id);
         }
         self.refresh_masks(&[row], None);
+        self.ensure_masks();
         if let Some(d) = &self.durable {
             // The erasure is committed; a checkpoint that cannot complete
             // now (a concurrent reader) is retried at the next erasure and
@@ -849,7 +892,9 @@ impl Store {
             self.durable = Some(d);
             out?;
         }
-        Ok(self.apply_values(due))
+        let rows = self.apply_values(due);
+        self.ensure_masks();
+        Ok(rows)
     }
 
     // ---- Eligibility masks -----------------------------------------------
@@ -857,13 +902,6 @@ impl Store {
     /// Updates every cached mask after changes to `rows` (`single`: the
     /// kind and purpose of the one event that changed them, if so).
     fn refresh_masks(&mut self, rows: &[u32], single: Option<(EventKind, Option<PurposeId>)>) {
-        if self.cached_masks() == 0 {
-            return;
-        }
-        if rows.len() > 1 && rows.len() > self.ids.len() / 8 {
-            self.clear_mask_cache();
-            return;
-        }
         let map = read(&self.masks);
         for ((purpose, _), m) in map.iter() {
             if single.is_some_and(|(k, p)| event_irrelevant(k, p, *purpose)) {
@@ -882,17 +920,72 @@ impl Store {
         read(&self.masks).values().map(|m| read(m).bytes()).sum()
     }
 
-    /// Number of cached masks.
-    pub(crate) fn cached_masks(&self) -> usize {
-        read(&self.masks).len()
-    }
-
-    /// Drops every cached eligibility mask.
+    /// Drops every cached eligibility mask (each purpose's mask for the
+    /// plain data use is then rebuilt at the next write, or at its first
+    /// use).
     pub(crate) fn clear_mask_cache(&mut self) {
         self.masks
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+    }
+
+    /// The masks kept at all times: each purpose's, for the plain data
+    /// use.
+    fn standing_keys(&self) -> impl Iterator<Item = (PurposeId, DataUse)> + '_ {
+        self.policy.purpose_ids().map(|p| (p, DataUse::default()))
+    }
+
+    /// Builds, as of the clock's now, the standing masks that are missing.
+    pub(crate) fn ensure_masks(&mut self) {
+        let missing: Vec<_> = {
+            let map = read(&self.masks);
+            self.standing_keys()
+                .filter(|k| map.get(k).is_none_or(|e| e.is_poisoned()))
+                .collect()
+        };
+        if missing.is_empty() {
+            return;
+        }
+        let at = self.clock.now();
+        let built = self.build_masks(&missing, at);
+        self.masks
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(built);
+    }
+
+    /// Rebuilds every mask (the standing ones and any other held) as of
+    /// the clock's now: after a bulk write, one pass per mask over the
+    /// rows, each split across the host's cores.
+    pub(crate) fn rebuild_masks(&mut self) {
+        let mut keys: Vec<_> = self.standing_keys().collect();
+        for k in self
+            .masks
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+        {
+            if !keys.contains(k) {
+                keys.push(*k);
+            }
+        }
+        let at = self.clock.now();
+        let built = self.build_masks(&keys, at);
+        *self.masks.get_mut().unwrap_or_else(PoisonError::into_inner) = built.into_iter().collect();
+    }
+
+    fn build_masks(
+        &self,
+        keys: &[(PurposeId, DataUse)],
+        at: Timestamp,
+    ) -> Vec<((PurposeId, DataUse), MaskEntry)> {
+        keys.iter()
+            .map(|&k| {
+                let m = MaskCache::build(&self.policy, self, k.0, k.1, at);
+                (k, Arc::new(RwLock::new(m)))
+            })
+            .collect()
     }
 
     /// The cached mask for a purpose and data use, built at `at` if absent
@@ -938,14 +1031,12 @@ impl Store {
         }
         let mut g = write(&entry);
         // Moving forward fails only for an instant earlier than the cache
-        // (a host clock that stepped back): recompute in full then.
-        if g.advance(&self.policy, self, at).is_ok() {
-            return f(g.bits(), g.count());
+        // (a host clock that stepped back): the mask is rebuilt in full as
+        // of that instant, and kept current from there.
+        if g.advance(&self.policy, self, at).is_err() {
+            *g = MaskCache::build(&self.policy, self, purpose, uses, at);
         }
-        drop(g);
-        let mask = crate::eval::eligibility_mask(&self.policy, self, purpose, at, uses);
-        let count = kernels::count(mask.as_raw_slice());
-        f(&mask, count)
+        f(g.bits(), g.count())
     }
 
     // ---- Row-level primitives (private to the store) ----------------------
