@@ -9,8 +9,15 @@
 //!
 //! Options: `--subjects N` (default 10 000 000), `--sample N` rows for the
 //! reference evaluator (default 200 000), `--updates N` consent events for
-//! the update rate (default 2 000 000), `--runs N` timed runs per figure
-//! (the median is reported; default 7).
+//! the update rate (default 2 000 000), `--batch N` events per import batch
+//! (default 10 000), `--runs N` timed runs per figure (the median is
+//! reported; default 7).
+//!
+//! Besides one line per scenario, it prints a `first_evaluation` line (the
+//! first evaluation of each scenario after the import, against the cached
+//! ones and against one that must build its mask), a `fixed_cost` line (a
+//! tiny plan through `Engine::evaluate` against its execution alone) and a
+//! `consent_updates` line (single audited updates and import batches).
 //!
 //! One JSON object per line on stdout; progress on stderr.
 
@@ -560,6 +567,7 @@ fn main() {
     let n = arg("--subjects", 10_000_000);
     let sample = arg("--sample", 200_000);
     let updates = arg("--updates", 2_000_000);
+    let batch = arg("--batch", 10_000).max(1) as usize;
     let runs = arg("--runs", 7) as usize;
     let at = Timestamp::from_unix(NOW);
     let actor = bench_actor();
@@ -587,15 +595,89 @@ fn main() {
         .map(|(name, text)| (*name, e.compile(&actor, text).expect("valid segment")))
         .collect();
 
-    // Build the eligibility masks (one per purpose) at the evaluation time.
-    let t = Instant::now();
+    // The first evaluation of each scenario after the import (the import
+    // built every purpose's eligibility mask), then cached ones, then one
+    // after the masks were dropped (it builds its purpose's mask).
+    let mut first = Vec::new();
+    for (name, s) in &segs {
+        let t = Instant::now();
+        e.evaluate(&actor, s, at).expect("evaluates");
+        first.push((*name, t.elapsed()));
+    }
+    let memory_masks = per_subject(e.memory_bytes());
+    eprintln!("  bytes per subject, masks cached: {memory_masks}");
+    let mut first_json = serde_json::Map::new();
+    for ((name, s), (_, first_t)) in segs.iter().zip(&first) {
+        let cached = time_runs(runs, || {
+            e.evaluate(&actor, s, at).expect("evaluates").count()
+        });
+        e.clear_mask_cache();
+        let t = Instant::now();
+        e.evaluate(&actor, s, at).expect("evaluates");
+        let building = t.elapsed();
+        let ms = |d: &Duration| d.as_secs_f64() * 1e3;
+        first_json.insert(
+            (*name).into(),
+            serde_json::json!({
+                "first_ms": ms(first_t),
+                "cached_ms": ms(&cached),
+                "first_to_cached": first_t.as_secs_f64() / cached.as_secs_f64(),
+                "building_mask_ms": ms(&building),
+            }),
+        );
+    }
+    // Puts back every purpose's standing mask (a write would too).
     for (_, s) in &segs {
         e.evaluate(&actor, s, at).expect("evaluates");
     }
-    let mask_build_s = t.elapsed().as_secs_f64();
-    eprintln!("  masks built in {mask_build_s:.1} s");
-    let memory_masks = per_subject(e.memory_bytes());
-    eprintln!("  bytes per subject, masks cached: {memory_masks}");
+    println!(
+        "{}",
+        serde_json::json!({"first_evaluation": first_json, "subjects": n})
+    );
+
+    // The fixed cost of an evaluation: a tiny plan (one bitmap and the
+    // eligibility mask), whole evaluations interleaved with executions of
+    // its plan alone into a reused buffer.
+    {
+        let tiny = e
+            .compile(
+                &actor,
+                r#"segment "tiny" for marketing.email where vip = true"#,
+            )
+            .expect("valid segment");
+        let opts = e.exec_options();
+        let iters = 200u32;
+        let (mut whole, mut exec) = (Vec::new(), Vec::new());
+        e.with_plan_for_benchmarks(&actor, &tiny, at, |plan| {
+            let mut out = vec![0u64; plan.words()];
+            for _ in 0..runs.max(9) {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    black_box(eval::execute_into(plan, opts, &mut out).expect("sized"));
+                }
+                exec.push(t.elapsed() / iters);
+                let t = Instant::now();
+                for _ in 0..iters {
+                    black_box(e.evaluate(&actor, &tiny, at).expect("evaluates").count());
+                }
+                whole.push(t.elapsed() / iters);
+            }
+        })
+        .expect("plans");
+        let (w, x) = (median(whole), median(exec));
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        println!(
+            "{}",
+            serde_json::json!({
+                "fixed_cost": {
+                    "evaluate_us": us(w),
+                    "execute_only_us": us(x),
+                    "fixed_us": us(w) - us(x),
+                },
+                "subjects": n,
+            })
+        );
+    }
 
     // Consent updates with the masks cached: withdrawals and grants on
     // random subjects, dated before the evaluation time.
@@ -618,8 +700,9 @@ fn main() {
         })
         .collect();
     // One call per event (each with its own audit entry), on the first
-    // half; batches of 10,000 through `Engine::import` (one audit entry per
-    // batch, the cached masks updated row by row) on the second half.
+    // half; batches of `--batch` events through `Engine::import` (one audit
+    // entry per batch, with a keyed digest over its events; the masks
+    // updated row by row) on the second half.
     let (single, batched) = events.split_at(events.len() / 2);
     let t = Instant::now();
     for ev in single {
@@ -633,7 +716,8 @@ fn main() {
         upd.as_secs_f64()
     );
     let t = Instant::now();
-    for chunk in batched.chunks(10_000) {
+    let audit_before = e.audit_len();
+    for chunk in batched.chunks(batch) {
         e.import(&actor, &[], chunk).expect("valid events");
     }
     let upd = t.elapsed();
@@ -642,6 +726,21 @@ fn main() {
         "  {} batched updates in {:.2} s",
         batched.len(),
         upd.as_secs_f64()
+    );
+    let batch_entries = e.audit_len() - audit_before;
+    println!(
+        "{}",
+        serde_json::json!({
+            "consent_updates": {
+                "single_per_sec": updates_per_sec,
+                "single_events": single.len(),
+                "batched_per_sec": batched_updates_per_sec,
+                "batched_events": batched.len(),
+                "batch": batch,
+                "batch_audit_entries": batch_entries,
+            },
+            "subjects": n,
+        })
     );
     drop(events);
 

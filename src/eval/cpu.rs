@@ -11,6 +11,7 @@
 //! This is the only module of the crate with `unsafe` code: calling a
 //! `#[target_feature]` function needs it.
 
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
 use super::EvalError;
@@ -126,24 +127,67 @@ impl ExecOptions {
         let t = match self.threads {
             Some(t @ 1..) => t,
             None | Some(0) => {
-                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                cores.min(words.saturating_mul(inputs) / PAR_MIN_INPUT_WORDS_PER_THREAD)
+                cores().min(words.saturating_mul(inputs) / PAR_MIN_INPUT_WORDS_PER_THREAD)
             }
         };
         t.clamp(1, blocks)
     }
 }
 
+/// The number of cores the process may use, asked once: the standard
+/// library's answer reads the scheduler affinity and, on Linux, the
+/// cgroup quota files, which costs more than executing a small plan.
+pub(crate) fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Registers a thread keeps between executions (a plan needing more gets
+/// fresh ones, not kept).
+const KEPT_REGS: usize = 16;
+
+thread_local! {
+    /// The calling thread's working memory from its last execution: every
+    /// register is written before it is read in each block (see
+    /// `plan::gen_code`), so what it holds from before does not matter.
+    static SCRATCH: RefCell<Option<Scratch>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with working memory for `regs` registers, reusing the calling
+/// thread's from its last execution when large enough.
+fn with_scratch<R>(regs: usize, f: impl FnOnce(&mut Scratch) -> R) -> R {
+    let kept = SCRATCH
+        .try_with(|c| c.borrow_mut().take())
+        .ok()
+        .flatten()
+        .filter(|s| s.regs() >= regs.max(1));
+    let mut sc = kept.unwrap_or_else(|| Scratch::new(regs));
+    let out = f(&mut sc);
+    if sc.regs() <= KEPT_REGS {
+        let _ = SCRATCH.try_with(|c| *c.borrow_mut() = Some(sc));
+    }
+    out
+}
+
 fn run_blocks(path: KernelPath, plan: &Plan<'_>, first: usize, out: &mut [u64]) -> u64 {
-    let mut sc = Scratch::new(plan.regs);
+    with_scratch(plan.regs, |sc| run_blocks_with(path, plan, first, out, sc))
+}
+
+fn run_blocks_with(
+    path: KernelPath,
+    plan: &Plan<'_>,
+    first: usize,
+    out: &mut [u64],
+    sc: &mut Scratch,
+) -> u64 {
     match path {
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 if avx2_available() => {
             // SAFETY: `run_avx2` needs AVX2 and POPCNT, and the guard has
             // just checked at run time that this CPU has both.
-            unsafe { run_avx2(plan, &mut sc, first, out) }
+            unsafe { run_avx2(plan, sc, first, out) }
         }
-        _ => exec::run(plan, &mut sc, first, out),
+        _ => exec::run(plan, sc, first, out),
     }
 }
 
@@ -182,6 +226,8 @@ fn execute_sized(plan: &Plan<'_>, opts: ExecOptions, out: &mut [u64]) -> u64 {
     let path = opts.resolved_path();
     let threads = match opts.threads {
         Some(1) => 1,
+        // At most this many inputs: enough for a second thread?
+        None | Some(0) if opts.resolved_threads(out.len(), plan.max_inputs()) <= 1 => 1,
         _ => opts.resolved_threads(out.len(), plan.inputs().len()),
     };
     if threads <= 1 {

@@ -34,6 +34,11 @@ fn heap_block() -> Box<Block> {
 }
 
 impl Scratch {
+    /// Number of registers.
+    pub(crate) fn regs(&self) -> usize {
+        self.regs.len()
+    }
+
     pub(crate) fn new(regs: usize) -> Scratch {
         Scratch {
             regs: (0..regs.max(1)).map(|_| heap_block()).collect(),

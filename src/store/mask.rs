@@ -50,7 +50,7 @@ const PARALLEL_MIN_ROWS: usize = 1 << 16;
 /// Words per thread for a mask of `words` words: the whole mask (one run)
 /// when it is small or the host has one core.
 pub(crate) fn chunk_words(words: usize) -> usize {
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let threads = crate::eval::cpu::cores();
     if threads <= 1 || words * 64 < PARALLEL_MIN_ROWS {
         return words.max(1);
     }

@@ -136,6 +136,14 @@ fn event_irrelevant(kind: EventKind, event_purpose: Option<PurposeId>, purpose: 
     ) && event_purpose != Some(purpose)
 }
 
+/// A row whose history changed, with the kind and purpose of the event
+/// that changed it (`None`: a change that concerns every purpose).
+type Change = (u32, Option<(EventKind, Option<PurposeId>)>);
+
+/// Row updates (rows times masks) below which the masks are updated on
+/// the calling thread alone: a scoped thread costs tens of microseconds.
+const PARALLEL_REFRESH_MIN: usize = 1 << 14;
+
 /// A subject to add.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct NewSubject<'a> {
@@ -758,7 +766,15 @@ impl Store {
     /// whole write), every mask is updated for the rows whose histories
     /// changed.
     fn apply_events(&mut self, events: Vec<(u32, EventRecord, Proof)>, bulk: bool) -> Vec<u32> {
-        let single = (events.len() == 1).then(|| (events[0].1.kind, events[0].1.purpose));
+        // What changed each row, for the masks: an event's kind and purpose.
+        let mut changes: Vec<Change> = if bulk {
+            Vec::new()
+        } else {
+            events
+                .iter()
+                .map(|(row, rec, _)| (*row, Some((rec.kind, rec.purpose))))
+                .collect()
+        };
         let mut rows = Vec::with_capacity(events.len());
         let mut unsorted = Vec::new();
         // A history grown one push at a time keeps room for at least four
@@ -806,7 +822,8 @@ impl Store {
         rows.sort_unstable();
         rows.dedup();
         if !bulk {
-            self.refresh_masks(&rows, single);
+            changes.sort_unstable_by_key(|c| c.0);
+            self.refresh_masks(&changes);
         }
         rows
     }
@@ -837,7 +854,7 @@ impl Store {
         if self.index.get(&id) == Some(&row) {
             self.index.remove(&id);
         }
-        self.refresh_masks(&[row], None);
+        self.refresh_masks(&[(row, None)]);
         self.ensure_masks();
         if let Some(d) = &self.durable {
             // The erasure is committed; a checkpoint that cannot complete
@@ -899,19 +916,43 @@ impl Store {
 
     // ---- Eligibility masks -----------------------------------------------
 
-    /// Updates every cached mask after changes to `rows` (`single`: the
-    /// kind and purpose of the one event that changed them, if so).
-    fn refresh_masks(&mut self, rows: &[u32], single: Option<(EventKind, Option<PurposeId>)>) {
+    /// Updates every mask for the rows in `changes` (sorted by row; a row
+    /// may appear several times): a row is recomputed in a purpose's mask
+    /// unless every change to it is an event that only counts for another
+    /// purpose. Masks are updated in parallel when there is enough work.
+    fn refresh_masks(&mut self, changes: &[Change]) {
         let map = read(&self.masks);
-        for ((purpose, _), m) in map.iter() {
-            if single.is_some_and(|(k, p)| event_irrelevant(k, p, *purpose)) {
-                continue;
-            }
+        let masks: Vec<(PurposeId, &MaskEntry)> = map.iter().map(|((p, _), m)| (*p, m)).collect();
+        let this = &*self;
+        let update = |purpose: PurposeId, m: &MaskEntry| {
             let mut g = write(m);
-            for &row in rows {
-                g.refresh_row(&self.policy, self, row);
+            let mut last = None;
+            for &(row, change) in changes {
+                if last == Some(row) || change.is_some_and(|(k, p)| event_irrelevant(k, p, purpose))
+                {
+                    continue;
+                }
+                last = Some(row);
+                g.refresh_row(&this.policy, this, row);
             }
+        };
+        let threads = crate::eval::cpu::cores().min(masks.len());
+        if threads <= 1 || changes.len() * masks.len() < PARALLEL_REFRESH_MIN {
+            for (p, m) in masks {
+                update(p, m);
+            }
+            return;
         }
+        std::thread::scope(|sc| {
+            for part in masks.chunks(masks.len().div_ceil(threads)) {
+                let update = &update;
+                sc.spawn(move || {
+                    for &(p, m) in part {
+                        update(p, m);
+                    }
+                });
+            }
+        });
     }
 
     /// Bytes held by the cached eligibility masks (bitsets, per-row due
