@@ -11,7 +11,8 @@
 //! reference evaluator (default 200 000), `--updates N` consent events for
 //! the update rate (default 2 000 000), `--batch N` events per import batch
 //! (default 10 000), `--runs N` timed runs per figure (the median is
-//! reported; default 7).
+//! reported; default 7), `--profile-fixed-cost S` (after the fixed-cost
+//! figure, evaluate the tiny plan for S seconds for a profiler, then stop).
 //!
 //! Besides one line per scenario, it prints a `first_evaluation` line (the
 //! first evaluation of each scenario after the import, against the cached
@@ -665,6 +666,20 @@ fn main() {
         })
         .expect("plans");
         let (w, x) = (median(whole), median(exec));
+        // `--profile-fixed-cost S`: evaluate the tiny plan for S seconds
+        // more (for a profiler attached to the process), then stop.
+        let spin = arg("--profile-fixed-cost", 0);
+        if spin > 0 {
+            eprintln!(
+                "  evaluating the tiny plan for {spin} s (pid {})",
+                std::process::id()
+            );
+            let t = Instant::now();
+            while t.elapsed().as_secs() < spin {
+                black_box(e.evaluate(&actor, &tiny, at).expect("evaluates").count());
+            }
+            return;
+        }
         let us = |d: Duration| d.as_secs_f64() * 1e6;
         println!(
             "{}",

@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::sync::OnceLock;
 
 use super::EvalError;
-use super::exec::{self, CHUNK, Scratch};
+use super::exec::{self, CHUNK, Scratch, Sink};
 use super::plan::Plan;
 
 /// A compiled copy of the block loop.
@@ -169,40 +169,61 @@ fn with_scratch<R>(regs: usize, f: impl FnOnce(&mut Scratch) -> R) -> R {
     out
 }
 
-fn run_blocks(path: KernelPath, plan: &Plan<'_>, first: usize, out: &mut [u64]) -> u64 {
-    with_scratch(plan.regs, |sc| run_blocks_with(path, plan, first, out, sc))
-}
-
-fn run_blocks_with(
+fn run_blocks<S: Sink + ?Sized>(
     path: KernelPath,
     plan: &Plan<'_>,
     first: usize,
-    out: &mut [u64],
-    sc: &mut Scratch,
+    words: usize,
+    out: &mut S,
 ) -> u64 {
-    match path {
+    with_scratch(plan.regs, |sc| match path {
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 if avx2_available() => {
             // SAFETY: `run_avx2` needs AVX2 and POPCNT, and the guard has
             // just checked at run time that this CPU has both.
-            unsafe { run_avx2(plan, sc, first, out) }
+            unsafe { run_avx2(plan, sc, first, words, out) }
         }
-        _ => exec::run(plan, sc, first, out),
-    }
+        _ => exec::run(plan, sc, first, words, out),
+    })
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,popcnt")]
-fn run_avx2(plan: &Plan<'_>, sc: &mut Scratch, first: usize, out: &mut [u64]) -> u64 {
-    exec::run(plan, sc, first, out)
+fn run_avx2<S: Sink + ?Sized>(
+    plan: &Plan<'_>,
+    sc: &mut Scratch,
+    first: usize,
+    words: usize,
+    out: &mut S,
+) -> u64 {
+    exec::run(plan, sc, first, words, out)
 }
 
 /// Executes a plan: the result words (bits past the length zero) and their
 /// number of set bits.
 pub fn execute(plan: &Plan<'_>, opts: ExecOptions) -> (Vec<u64>, u64) {
-    let mut out = vec![0u64; plan.words()];
+    let words = plan.words();
+    if threads_for(plan, opts, words) <= 1 {
+        // On one thread the result is appended block by block: the
+        // vector needs no zeroing first.
+        let mut out = Vec::with_capacity(words);
+        let count = run_blocks(opts.resolved_path(), plan, 0, words, &mut out);
+        debug_assert_eq!(out.len(), words);
+        return (out, count);
+    }
+    let mut out = vec![0u64; words];
     let count = execute_sized(plan, opts, &mut out);
     (out, count)
+}
+
+/// The number of threads to run a plan of `words` words on.
+fn threads_for(plan: &Plan<'_>, opts: ExecOptions, words: usize) -> usize {
+    match opts.threads {
+        Some(1) => 1,
+        // At most this many inputs: enough for a second thread?
+        None | Some(0) if opts.resolved_threads(words, plan.max_inputs()) <= 1 => 1,
+        _ => opts.resolved_threads(words, plan.inputs().len()),
+    }
 }
 
 /// Executes a plan into `out` (exactly [`Plan::words`] long), returning the
@@ -224,14 +245,9 @@ pub fn execute_into(plan: &Plan<'_>, opts: ExecOptions, out: &mut [u64]) -> Resu
 /// [`execute_into`] for an `out` known to be [`Plan::words`] long.
 fn execute_sized(plan: &Plan<'_>, opts: ExecOptions, out: &mut [u64]) -> u64 {
     let path = opts.resolved_path();
-    let threads = match opts.threads {
-        Some(1) => 1,
-        // At most this many inputs: enough for a second thread?
-        None | Some(0) if opts.resolved_threads(out.len(), plan.max_inputs()) <= 1 => 1,
-        _ => opts.resolved_threads(out.len(), plan.inputs().len()),
-    };
+    let threads = threads_for(plan, opts, out.len());
     if threads <= 1 {
-        return run_blocks(path, plan, 0, out);
+        return run_blocks(path, plan, 0, out.len(), out);
     }
     // Split on block boundaries, as evenly as possible.
     let blocks = out.len().div_ceil(CHUNK);
@@ -246,10 +262,10 @@ fn execute_sized(plan: &Plan<'_>, opts: ExecOptions, out: &mut [u64]) -> u64 {
             rest = tail;
             let at = start;
             start += take;
-            handles.push(s.spawn(move || run_blocks(path, plan, at, part)));
+            handles.push(s.spawn(move || run_blocks(path, plan, at, part.len(), part)));
         }
         // The calling thread takes the first part itself.
-        let mine = run_blocks(path, plan, 0, first_part);
+        let mine = run_blocks(path, plan, 0, first_part.len(), first_part);
         mine + handles
             .into_iter()
             .map(|h| h.join().expect("a block worker panicked"))
