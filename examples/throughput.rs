@@ -328,6 +328,25 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// CPU time the calling thread has had (Linux: `/proc/thread-self/schedstat`),
+/// if known: on a shared machine, wall time also counts the time other
+/// processes held the cores.
+fn thread_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// Wall time and the calling thread's CPU time of `f`.
+fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration, Option<Duration>) {
+    let c = thread_cpu();
+    let t = Instant::now();
+    let r = f();
+    let wall = t.elapsed();
+    let cpu = c.zip(thread_cpu()).map(|(a, b)| b.saturating_sub(a));
+    (r, wall, cpu)
+}
+
 fn time_runs<R>(runs: usize, mut f: impl FnMut() -> R) -> Duration {
     let mut v = Vec::with_capacity(runs);
     for _ in 0..runs {
@@ -649,23 +668,30 @@ fn main() {
         let opts = e.exec_options();
         let iters = 200u32;
         let (mut whole, mut exec) = (Vec::new(), Vec::new());
+        let (mut whole_cpu, mut exec_cpu) = (Vec::new(), Vec::new());
         e.with_plan_for_benchmarks(&actor, &tiny, at, |plan| {
             let mut out = vec![0u64; plan.words()];
             for _ in 0..runs.max(9) {
-                let t = Instant::now();
-                for _ in 0..iters {
-                    black_box(eval::execute_into(plan, opts, &mut out).expect("sized"));
-                }
-                exec.push(t.elapsed() / iters);
-                let t = Instant::now();
-                for _ in 0..iters {
-                    black_box(e.evaluate(&actor, &tiny, at).expect("evaluates").count());
-                }
-                whole.push(t.elapsed() / iters);
+                let ((), wall, cpu) = timed(|| {
+                    for _ in 0..iters {
+                        black_box(eval::execute_into(plan, opts, &mut out).expect("sized"));
+                    }
+                });
+                exec.push(wall / iters);
+                exec_cpu.extend(cpu.map(|c| c / iters));
+                let ((), wall, cpu) = timed(|| {
+                    for _ in 0..iters {
+                        black_box(e.evaluate(&actor, &tiny, at).expect("evaluates").count());
+                    }
+                });
+                whole.push(wall / iters);
+                whole_cpu.extend(cpu.map(|c| c / iters));
             }
         })
         .expect("plans");
         let (w, x) = (median(whole), median(exec));
+        let cpu_us = |v: Vec<Duration>| (!v.is_empty()).then(|| median(v).as_secs_f64() * 1e6);
+        let (wc, xc) = (cpu_us(whole_cpu), cpu_us(exec_cpu));
         // `--profile-fixed-cost S`: evaluate the tiny plan for S seconds
         // more (for a profiler attached to the process), then stop.
         let spin = arg("--profile-fixed-cost", 0);
@@ -688,6 +714,9 @@ fn main() {
                     "evaluate_us": us(w),
                     "execute_only_us": us(x),
                     "fixed_us": us(w) - us(x),
+                    "evaluate_cpu_us": wc,
+                    "execute_only_cpu_us": xc,
+                    "fixed_cpu_us": wc.zip(xc).map(|(a, b)| a - b),
                 },
                 "subjects": n,
             })
@@ -719,23 +748,25 @@ fn main() {
     // entry per batch, with a keyed digest over its events; the masks
     // updated row by row) on the second half.
     let (single, batched) = events.split_at(events.len() / 2);
-    let t = Instant::now();
-    for ev in single {
-        e.record(&actor, ev).expect("valid event");
-    }
-    let upd = t.elapsed();
+    let ((), upd, single_cpu) = timed(|| {
+        for ev in single {
+            e.record(&actor, ev).expect("valid event");
+        }
+    });
     let updates_per_sec = single.len() as f64 / upd.as_secs_f64();
     eprintln!(
         "  {} single updates in {:.2} s",
         single.len(),
         upd.as_secs_f64()
     );
-    let t = Instant::now();
     let audit_before = e.audit_len();
-    for chunk in batched.chunks(batch) {
-        e.import(&actor, &[], chunk).expect("valid events");
-    }
-    let upd = t.elapsed();
+    // (The masks of large batches are updated on several threads; the
+    // CPU time counted is the calling thread's.)
+    let ((), upd, batched_cpu) = timed(|| {
+        for chunk in batched.chunks(batch) {
+            e.import(&actor, &[], chunk).expect("valid events");
+        }
+    });
     let batched_updates_per_sec = batched.len() as f64 / upd.as_secs_f64();
     eprintln!(
         "  {} batched updates in {:.2} s",
@@ -748,6 +779,9 @@ fn main() {
         serde_json::json!({
             "consent_updates": {
                 "single_per_sec": updates_per_sec,
+                "single_per_cpu_sec": single_cpu.map(|c| single.len() as f64 / c.as_secs_f64()),
+                "batched_per_calling_thread_cpu_sec":
+                    batched_cpu.map(|c| batched.len() as f64 / c.as_secs_f64()),
                 "single_events": single.len(),
                 "batched_per_sec": batched_updates_per_sec,
                 "batched_events": batched.len(),
