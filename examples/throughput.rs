@@ -666,12 +666,15 @@ fn main() {
             )
             .expect("valid segment");
         let opts = e.exec_options();
-        let iters = 200u32;
+        // Rounds long enough (tens of milliseconds) for the thread's CPU
+        // time, which the kernel accounts at scheduler ticks, to mean
+        // something when summed over the rounds.
+        let iters = 2000u32;
         let (mut whole, mut exec) = (Vec::new(), Vec::new());
         let (mut whole_cpu, mut exec_cpu) = (Vec::new(), Vec::new());
         e.with_plan_for_benchmarks(&actor, &tiny, at, |plan| {
             let mut out = vec![0u64; plan.words()];
-            for _ in 0..runs.max(9) {
+            for _ in 0..runs.max(7) {
                 let ((), wall, cpu) = timed(|| {
                     for _ in 0..iters {
                         black_box(eval::execute_into(plan, opts, &mut out).expect("sized"));
@@ -690,7 +693,9 @@ fn main() {
         })
         .expect("plans");
         let (w, x) = (median(whole), median(exec));
-        let cpu_us = |v: Vec<Duration>| (!v.is_empty()).then(|| median(v).as_secs_f64() * 1e6);
+        let cpu_us = |v: Vec<Duration>| {
+            (!v.is_empty()).then(|| v.iter().sum::<Duration>().as_secs_f64() * 1e6 / v.len() as f64)
+        };
         let (wc, xc) = (cpu_us(whole_cpu), cpu_us(exec_cpu));
         // `--profile-fixed-cost S`: evaluate the tiny plan for S seconds
         // more (for a profiler attached to the process), then stop.

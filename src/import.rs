@@ -200,6 +200,23 @@ impl Engine {
             digest.update(&[0]);
             digest.update(e.kind.as_str().as_bytes());
             digest.update(&e.at.unix().to_be_bytes());
+            // Every other field of the event, so that the entry commits to
+            // each event whole (a batch differing in a purpose, a notice
+            // or an expiry has another digest). Optional fields are tagged
+            // present or absent, text fields end with a zero byte.
+            let text = |d: &mut crate::audit::AuditDigest, v: Option<&str>| {
+                d.update(&[u8::from(v.is_some())]);
+                d.update(v.unwrap_or("").as_bytes());
+                d.update(&[0]);
+            };
+            text(&mut digest, e.purpose.as_deref());
+            text(&mut digest, e.notice_version.as_deref());
+            text(&mut digest, e.notice_sha256.as_deref());
+            text(&mut digest, Some(&e.channel));
+            text(&mut digest, Some(&e.collector));
+            text(&mut digest, e.evidence_sha256.as_deref());
+            digest.update(&[u8::from(e.expires_at.is_some()), u8::from(e.explicit)]);
+            digest.update(&e.expires_at.map_or(0, |t| t.unix()).to_be_bytes());
         }
         let digest = digest.finish();
         let summary = ImportSummary {
@@ -229,5 +246,71 @@ impl Engine {
         self.apply_import(&new, &values, records)
             .map_err(|e| at_batch(ImportItem::Batch, 0, e))?;
         Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::audit::{AuditLog, AuditPseudonymizer, AuditSink, MemorySink};
+    use crate::consent::{ConsentEvent, EventKind};
+    use crate::policy::Policy;
+    use crate::{Actor, Engine, Timestamp};
+
+    use super::SubjectRow;
+
+    /// The `import_mac` of importing one subject and `event` under a fixed
+    /// audit key.
+    fn mac_of(event: &ConsentEvent) -> String {
+        let key = [7u8; 32];
+        let log = AuditLog::open(
+            Box::new(MemorySink::new()) as Box<dyn AuditSink + Send>,
+            &key,
+        )
+        .unwrap();
+        let ids = AuditPseudonymizer::new(&key).unwrap();
+        let policy = Policy::from_json(include_str!("../examples/data/policy.json")).unwrap();
+        let mut e = Engine::with_audit(Arc::new(policy), log, ids).unwrap();
+        let admin = Actor::new("admin", &["admin"]);
+        let row = SubjectRow {
+            id: "alice".into(),
+            jurisdiction: "EU-FR".into(),
+            birth_date: None,
+            values: vec![],
+        };
+        e.import(&admin, &[row], std::slice::from_ref(event))
+            .unwrap();
+        let entries = e.audit_entries().unwrap();
+        let import = entries
+            .iter()
+            .rev()
+            .find(|x| x.details.contains_key("import_mac"))
+            .unwrap();
+        import.details["import_mac"].as_str().unwrap().to_owned()
+    }
+
+    /// The import entry commits to each event whole: changing only its
+    /// purpose, its notice, its expiry or its explicit flag changes the
+    /// digest (the same batch gives the same digest).
+    #[test]
+    fn the_import_digest_commits_to_every_field_of_an_event() {
+        let at = Timestamp::parse("2020-01-01T00:00:00Z").unwrap();
+        let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let base = ConsentEvent::grant("alice", "marketing.email", at, "v3", sha);
+        let mac = mac_of(&base);
+        assert_eq!(mac, mac_of(&base));
+        let mut other = base.clone();
+        other.purpose = Some("analytics.product".into());
+        assert_ne!(mac, mac_of(&other), "purpose");
+        let mut other = base.clone();
+        other.expires_at = Some(Timestamp::parse("2021-01-01T00:00:00Z").unwrap());
+        assert_ne!(mac, mac_of(&other), "expiry");
+        let mut other = base.clone();
+        other.explicit = !other.explicit;
+        assert_ne!(mac, mac_of(&other), "explicit");
+        let mut other = base.clone();
+        other.kind = EventKind::ConsentRefused;
+        assert_ne!(mac, mac_of(&other), "kind");
     }
 }
