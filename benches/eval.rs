@@ -1,6 +1,10 @@
 //! Benchmarks of the fast evaluator: plan execution per kernel path and
 //! thread count, whole evaluations through the engine (plan compile, mask
-//! and output included), and consent updates with masks cached.
+//! and output included), the fixed cost of an evaluation (group
+//! `fixed_cost`: a tiny plan through `Engine::evaluate` next to its
+//! execution alone, with a `fixed_cost:` line giving both and their
+//! difference from one interleaved run), and consent updates with masks
+//! cached.
 //!
 //! `cargo bench --bench eval` (set `ROWS` to change the subject count,
 //! default 1 000 000).

@@ -87,8 +87,9 @@ impl Engine {
     /// batch. One audit entry records the import with its counts and a
     /// keyed digest (`import_mac`: HMAC-SHA-256 under a key derived from the
     /// audit key, see [`AuditPseudonymizer::digest`]) of the subject ids and
-    /// event times and kinds; a plain hash of ids could be reversed by
-    /// hashing guessed ids.
+    /// every field of every event, so that the entry commits to each event
+    /// of the batch; a plain hash of ids could be reversed by hashing
+    /// guessed ids. Attribute values are counted, not digested.
     ///
     /// [`AuditPseudonymizer::digest`]: crate::audit::AuditPseudonymizer::digest
     pub fn import(
