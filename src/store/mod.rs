@@ -1001,14 +1001,11 @@ impl Store {
     /// rows, each split across the host's cores.
     pub(crate) fn rebuild_masks(&mut self) {
         let mut keys: Vec<_> = self.standing_keys().collect();
-        for k in self
-            .masks
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-        {
-            if !keys.contains(k) {
-                keys.push(*k);
+        // The old masks go first: a store never holds two copies.
+        let old = std::mem::take(self.masks.get_mut().unwrap_or_else(PoisonError::into_inner));
+        for k in old.into_keys() {
+            if !keys.contains(&k) {
+                keys.push(k);
             }
         }
         let at = self.clock.now();
