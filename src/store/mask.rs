@@ -11,8 +11,14 @@
 //!   later instant ([`MaskCache::advance`]) pops the rows due by then,
 //!   recomputes them and queues them again; no other row is looked at.
 //!
-//! A cache cannot move backwards: an evaluation at an instant earlier than
-//! the cache's falls back to a full recompute ([`super::eligibility_mask`]).
+//! A cache cannot move backwards: for an evaluation at an instant earlier
+//! than the cache's (a host clock that stepped back) the store rebuilds the
+//! cache as of that instant.
+//!
+//! The store keeps every purpose's mask for the plain data use at all
+//! times: built when the engine is made and after a bulk write (one pass
+//! per mask, split across the host's cores), updated row by row after
+//! smaller writes; so no evaluation builds one.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

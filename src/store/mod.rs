@@ -617,9 +617,8 @@ impl Store {
     // ---- The write API ---------------------------------------------------
 
     /// Appends subjects (the caller has checked every id is new and
-    /// distinct); returns their rows. Cached masks gain the new rows, or are
-    /// dropped (rebuilt on next use) when the batch is a large share of the
-    /// store.
+    /// distinct); returns their rows. Every mask gains the new rows, or all
+    /// are rebuilt once when the batch is a large share of the store.
     pub(crate) fn add_subjects(
         &mut self,
         subjects: &[NewSubject<'_>],
@@ -753,8 +752,8 @@ impl Store {
 
     /// Appends checked events (from [`Store::check_event`]) with their
     /// rows, numbering them in arrival order; returns the rows whose
-    /// histories changed. Cached masks are updated row by row, or dropped
-    /// when many rows changed.
+    /// histories changed. Every mask is updated row by row, or all are
+    /// rebuilt once when the batch is a large share of the store.
     pub(crate) fn append_events(
         &mut self,
         events: Vec<(u32, EventRecord, Proof)>,
@@ -1050,9 +1049,10 @@ impl Store {
     }
 
     /// Calls `f` with the eligibility mask of a purpose and data use at
-    /// `at` and its number of set bits: the cached mask, moved forward if
-    /// needed, or a full recompute if `at` is earlier than the cache (a host
-    /// clock that stepped back).
+    /// `at` and its number of set bits: the kept mask, moved forward if
+    /// needed, or rebuilt as of `at` if `at` is earlier than the mask's
+    /// instant (a host clock that stepped back). A mask for a data use not
+    /// kept yet is built here and kept from then on.
     pub(crate) fn with_mask<R>(
         &self,
         purpose: PurposeId,
