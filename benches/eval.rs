@@ -1,6 +1,10 @@
 //! Benchmarks of the fast evaluator: plan execution per kernel path and
 //! thread count, whole evaluations through the engine (plan compile, mask
-//! and output included), and consent updates with masks cached.
+//! and output included), the fixed cost of an evaluation (group
+//! `fixed_cost`: a tiny plan through `Engine::evaluate` next to its
+//! execution alone, with a `fixed_cost:` line giving both and their
+//! difference from one interleaved run), and consent updates with masks
+//! cached.
 //!
 //! `cargo bench --bench eval` (set `ROWS` to change the subject count,
 //! default 1 000 000).
@@ -102,6 +106,48 @@ const SEGMENTS: [(&str, &str); 3] = [
     ),
 ];
 
+/// A tiny plan: one bitmap and the eligibility mask.
+const TINY: &str = r#"segment "t" for marketing.email where vip = true"#;
+
+/// Prints, from one run of interleaved rounds, the median time of a whole
+/// evaluation of `seg`, of its plan's execution alone, and their
+/// difference (the fixed cost), in microseconds.
+fn report_fixed_cost(e: &Engine, seg: &privseg::segment::CheckedSegment, at: Timestamp) {
+    use std::time::Instant;
+    const ROUNDS: usize = 15;
+    const ITERS: u32 = 200;
+    let opts = e.exec_options();
+    let (mut whole, mut exec) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        // The plan holds the eligibility mask's lock: evaluations run
+        // outside it (one may need to move the mask forward).
+        e.with_plan_for_benchmarks(&all(), seg, at, |plan| {
+            let mut out = vec![0u64; plan.words()];
+            let t = Instant::now();
+            for _ in 0..ITERS {
+                black_box(eval::execute_into(black_box(plan), opts, &mut out).expect("sized"));
+            }
+            exec.push(t.elapsed().as_secs_f64() * 1e6 / f64::from(ITERS));
+        })
+        .expect("plans");
+        let t = Instant::now();
+        for _ in 0..ITERS {
+            black_box(e.evaluate(&all(), black_box(seg), at).expect("ok").count());
+        }
+        whole.push(t.elapsed().as_secs_f64() * 1e6 / f64::from(ITERS));
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (w, x) = (median(whole), median(exec));
+    println!(
+        "fixed_cost: evaluate {w:.2} us, execute only {x:.2} us, fixed cost {:.2} us ({} rows)",
+        w - x,
+        e.row_count()
+    );
+}
+
 fn benches(c: &mut Criterion) {
     let n: u64 = std::env::var("ROWS")
         .ok()
@@ -144,6 +190,32 @@ fn benches(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    // The fixed cost of an evaluation: a tiny plan (one bitmap ANDed with
+    // the eligibility mask) through `Engine::evaluate` (gate, mask lookup,
+    // planning, execution, result, audit entry) next to the same plan's
+    // execution alone into a reused buffer. Their difference is the
+    // per-evaluation cost that does not depend on the plan.
+    let tiny = e.compile(&all(), TINY).expect("valid");
+    e.evaluate(&all(), &tiny, at).expect("ok");
+    let mut g = c.benchmark_group("fixed_cost");
+    g.bench_function("evaluate_tiny", |b| {
+        b.iter(|| {
+            e.evaluate(&all(), black_box(&tiny), at)
+                .expect("ok")
+                .count()
+        })
+    });
+    let opts = e.exec_options();
+    e.with_plan_for_benchmarks(&all(), &tiny, at, |plan| {
+        let mut out = vec![0u64; plan.words()];
+        g.bench_function("execute_only_tiny", |b| {
+            b.iter(|| eval::execute_into(black_box(plan), opts, &mut out))
+        });
+    })
+    .expect("plans");
+    g.finish();
+    report_fixed_cost(&e, &tiny, at);
 
     // Consent updates with the mask of the purpose cached (and, for
     // comparison, with no mask cached: the cost of the history alone).

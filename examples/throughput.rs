@@ -9,8 +9,16 @@
 //!
 //! Options: `--subjects N` (default 10 000 000), `--sample N` rows for the
 //! reference evaluator (default 200 000), `--updates N` consent events for
-//! the update rate (default 2 000 000), `--runs N` timed runs per figure
-//! (the median is reported; default 7).
+//! the update rate (default 2 000 000), `--batch N` events per import batch
+//! (default 10 000), `--runs N` timed runs per figure (the median is
+//! reported; default 7), `--profile-fixed-cost S` (after the fixed-cost
+//! figure, evaluate the tiny plan for S seconds for a profiler, then stop).
+//!
+//! Besides one line per scenario, it prints a `first_evaluation` line (the
+//! first evaluation of each scenario after the import, against the cached
+//! ones and against one that must build its mask), a `fixed_cost` line (a
+//! tiny plan through `Engine::evaluate` against its execution alone) and a
+//! `consent_updates` line (single audited updates and import batches).
 //!
 //! One JSON object per line on stdout; progress on stderr.
 
@@ -320,6 +328,25 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// CPU time the calling thread has had (Linux: `/proc/thread-self/schedstat`),
+/// if known: on a shared machine, wall time also counts the time other
+/// processes held the cores.
+fn thread_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// Wall time and the calling thread's CPU time of `f`.
+fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration, Option<Duration>) {
+    let c = thread_cpu();
+    let t = Instant::now();
+    let r = f();
+    let wall = t.elapsed();
+    let cpu = c.zip(thread_cpu()).map(|(a, b)| b.saturating_sub(a));
+    (r, wall, cpu)
+}
+
 fn time_runs<R>(runs: usize, mut f: impl FnMut() -> R) -> Duration {
     let mut v = Vec::with_capacity(runs);
     for _ in 0..runs {
@@ -560,6 +587,7 @@ fn main() {
     let n = arg("--subjects", 10_000_000);
     let sample = arg("--sample", 200_000);
     let updates = arg("--updates", 2_000_000);
+    let batch = arg("--batch", 10_000).max(1) as usize;
     let runs = arg("--runs", 7) as usize;
     let at = Timestamp::from_unix(NOW);
     let actor = bench_actor();
@@ -587,15 +615,120 @@ fn main() {
         .map(|(name, text)| (*name, e.compile(&actor, text).expect("valid segment")))
         .collect();
 
-    // Build the eligibility masks (one per purpose) at the evaluation time.
-    let t = Instant::now();
+    // The first evaluation of each scenario after the import (the import
+    // built every purpose's eligibility mask), then cached ones, then one
+    // after the masks were dropped (it builds its purpose's mask).
+    let mut first = Vec::new();
+    for (name, s) in &segs {
+        let t = Instant::now();
+        e.evaluate(&actor, s, at).expect("evaluates");
+        first.push((*name, t.elapsed()));
+    }
+    let memory_masks = per_subject(e.memory_bytes());
+    eprintln!("  bytes per subject, masks cached: {memory_masks}");
+    let mut first_json = serde_json::Map::new();
+    for ((name, s), (_, first_t)) in segs.iter().zip(&first) {
+        let cached = time_runs(runs, || {
+            e.evaluate(&actor, s, at).expect("evaluates").count()
+        });
+        e.clear_mask_cache();
+        let t = Instant::now();
+        e.evaluate(&actor, s, at).expect("evaluates");
+        let building = t.elapsed();
+        let ms = |d: &Duration| d.as_secs_f64() * 1e3;
+        first_json.insert(
+            (*name).into(),
+            serde_json::json!({
+                "first_ms": ms(first_t),
+                "cached_ms": ms(&cached),
+                "first_to_cached": first_t.as_secs_f64() / cached.as_secs_f64(),
+                "building_mask_ms": ms(&building),
+            }),
+        );
+    }
+    // Puts back every purpose's standing mask (a write would too).
     for (_, s) in &segs {
         e.evaluate(&actor, s, at).expect("evaluates");
     }
-    let mask_build_s = t.elapsed().as_secs_f64();
-    eprintln!("  masks built in {mask_build_s:.1} s");
-    let memory_masks = per_subject(e.memory_bytes());
-    eprintln!("  bytes per subject, masks cached: {memory_masks}");
+    println!(
+        "{}",
+        serde_json::json!({"first_evaluation": first_json, "subjects": n})
+    );
+
+    // The fixed cost of an evaluation: a tiny plan (one bitmap and the
+    // eligibility mask), whole evaluations interleaved with executions of
+    // its plan alone into a reused buffer.
+    {
+        let tiny = e
+            .compile(
+                &actor,
+                r#"segment "tiny" for marketing.email where vip = true"#,
+            )
+            .expect("valid segment");
+        let opts = e.exec_options();
+        // Rounds long enough (tens of milliseconds) for the thread's CPU
+        // time, which the kernel accounts at scheduler ticks, to mean
+        // something when summed over the rounds.
+        let iters = 2000u32;
+        let (mut whole, mut exec) = (Vec::new(), Vec::new());
+        let (mut whole_cpu, mut exec_cpu) = (Vec::new(), Vec::new());
+        for _ in 0..runs.max(7) {
+            // The plan holds the eligibility mask's lock: evaluations run
+            // outside it (one may need to move the mask forward).
+            e.with_plan_for_benchmarks(&actor, &tiny, at, |plan| {
+                let mut out = vec![0u64; plan.words()];
+                let ((), wall, cpu) = timed(|| {
+                    for _ in 0..iters {
+                        black_box(eval::execute_into(plan, opts, &mut out).expect("sized"));
+                    }
+                });
+                exec.push(wall / iters);
+                exec_cpu.extend(cpu.map(|c| c / iters));
+            })
+            .expect("plans");
+            let ((), wall, cpu) = timed(|| {
+                for _ in 0..iters {
+                    black_box(e.evaluate(&actor, &tiny, at).expect("evaluates").count());
+                }
+            });
+            whole.push(wall / iters);
+            whole_cpu.extend(cpu.map(|c| c / iters));
+        }
+        let (w, x) = (median(whole), median(exec));
+        let cpu_us = |v: Vec<Duration>| {
+            (!v.is_empty()).then(|| v.iter().sum::<Duration>().as_secs_f64() * 1e6 / v.len() as f64)
+        };
+        let (wc, xc) = (cpu_us(whole_cpu), cpu_us(exec_cpu));
+        // `--profile-fixed-cost S`: evaluate the tiny plan for S seconds
+        // more (for a profiler attached to the process), then stop.
+        let spin = arg("--profile-fixed-cost", 0);
+        if spin > 0 {
+            eprintln!(
+                "  evaluating the tiny plan for {spin} s (pid {})",
+                std::process::id()
+            );
+            let t = Instant::now();
+            while t.elapsed().as_secs() < spin {
+                black_box(e.evaluate(&actor, &tiny, at).expect("evaluates").count());
+            }
+            return;
+        }
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        println!(
+            "{}",
+            serde_json::json!({
+                "fixed_cost": {
+                    "evaluate_us": us(w),
+                    "execute_only_us": us(x),
+                    "fixed_us": us(w) - us(x),
+                    "evaluate_cpu_us": wc,
+                    "execute_only_cpu_us": xc,
+                    "fixed_cpu_us": wc.zip(xc).map(|(a, b)| a - b),
+                },
+                "subjects": n,
+            })
+        );
+    }
 
     // Consent updates with the masks cached: withdrawals and grants on
     // random subjects, dated before the evaluation time.
@@ -618,30 +751,52 @@ fn main() {
         })
         .collect();
     // One call per event (each with its own audit entry), on the first
-    // half; batches of 10,000 through `Engine::import` (one audit entry per
-    // batch, the cached masks updated row by row) on the second half.
+    // half; batches of `--batch` events through `Engine::import` (one audit
+    // entry per batch, with a keyed digest over its events; the masks
+    // updated row by row) on the second half.
     let (single, batched) = events.split_at(events.len() / 2);
-    let t = Instant::now();
-    for ev in single {
-        e.record(&actor, ev).expect("valid event");
-    }
-    let upd = t.elapsed();
+    let ((), upd, single_cpu) = timed(|| {
+        for ev in single {
+            e.record(&actor, ev).expect("valid event");
+        }
+    });
     let updates_per_sec = single.len() as f64 / upd.as_secs_f64();
     eprintln!(
         "  {} single updates in {:.2} s",
         single.len(),
         upd.as_secs_f64()
     );
-    let t = Instant::now();
-    for chunk in batched.chunks(10_000) {
-        e.import(&actor, &[], chunk).expect("valid events");
-    }
-    let upd = t.elapsed();
+    let audit_before = e.audit_len();
+    // (The masks of large batches are updated on several threads; the
+    // CPU time counted is the calling thread's.)
+    let ((), upd, batched_cpu) = timed(|| {
+        for chunk in batched.chunks(batch) {
+            e.import(&actor, &[], chunk).expect("valid events");
+        }
+    });
     let batched_updates_per_sec = batched.len() as f64 / upd.as_secs_f64();
     eprintln!(
         "  {} batched updates in {:.2} s",
         batched.len(),
         upd.as_secs_f64()
+    );
+    let batch_entries = e.audit_len() - audit_before;
+    println!(
+        "{}",
+        serde_json::json!({
+            "consent_updates": {
+                "single_per_sec": updates_per_sec,
+                "single_per_cpu_sec": single_cpu.map(|c| single.len() as f64 / c.as_secs_f64()),
+                "batched_per_calling_thread_cpu_sec":
+                    batched_cpu.map(|c| batched.len() as f64 / c.as_secs_f64()),
+                "single_events": single.len(),
+                "batched_per_sec": batched_updates_per_sec,
+                "batched_events": batched.len(),
+                "batch": batch,
+                "batch_audit_entries": batch_entries,
+            },
+            "subjects": n,
+        })
     );
     drop(events);
 

@@ -713,11 +713,14 @@ impl Engine {
     }
 
     fn assemble(
-        store: Store,
+        mut store: Store,
         log: AuditLog,
         pseudonyms: AuditPseudonymizer,
     ) -> Result<Engine, EngineError> {
         let policy = store.policy().clone();
+        // Every purpose's eligibility mask is kept from the start, so that
+        // no evaluation pays for building one.
+        store.ensure_masks();
         let mut instance = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut instance)
             .map_err(|_| RandomError)?;
@@ -743,8 +746,8 @@ impl Engine {
     /// as of this clock's now, and audit entries carry its time. Set by the
     /// host when it builds the engine (the system clock by default).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Engine {
+        self.store.set_clock(clock.clone());
         self.clock = clock;
-        self.clear_mask_cache();
         self
     }
 

@@ -251,8 +251,9 @@ impl Engine {
     /// batch. One audit entry records the import with its counts and a
     /// keyed digest (`import_mac`: HMAC-SHA-256 under a key derived from the
     /// audit key, see [`AuditPseudonymizer::digest`]) of the subject ids and
-    /// event times and kinds; a plain hash of ids could be reversed by
-    /// hashing guessed ids.
+    /// every field of every event, so that the entry commits to each event
+    /// of the batch; a plain hash of ids could be reversed by hashing
+    /// guessed ids. Attribute values are counted, not digested.
     ///
     /// [`AuditPseudonymizer::digest`]: crate::audit::AuditPseudonymizer::digest
     pub fn import(
@@ -380,7 +381,9 @@ impl Engine {
         }
         let store = self.store();
         let base = staged.base;
-        for (row, rec) in staged.events.rows.iter().zip(&staged.events.recs) {
+        let events = &staged.events;
+        let strings = &staged.strings;
+        for ((row, rec), proof) in events.rows.iter().zip(&events.recs).zip(&events.proofs) {
             let id = match row.checked_sub(base) {
                 Some(k) => subjects.id_bytes(k as usize),
                 None => store.id(*row).as_bytes(),
@@ -389,6 +392,25 @@ impl Engine {
             digest.update(&[0]);
             digest.update(rec.kind.as_str().as_bytes());
             digest.update(&rec.at.to_be_bytes());
+            // Every other field of the event, so that the entry commits to
+            // each event whole (a batch differing in a purpose, a notice
+            // or an expiry has another digest). Optional fields are tagged
+            // present or absent, text fields end with a zero byte.
+            let text = |d: &mut crate::audit::AuditDigest, v: Option<&[u8]>| {
+                d.update(&[u8::from(v.is_some())]);
+                d.update(v.unwrap_or(b""));
+                d.update(&[0]);
+            };
+            let purpose = rec.purpose.map(|p| self.policy().purpose(p).key.as_bytes());
+            text(&mut digest, purpose);
+            let notice = (rec.notice != u32::MAX).then(|| strings.get(rec.notice).as_bytes());
+            text(&mut digest, notice);
+            text(&mut digest, proof.notice_sha256.as_ref().map(|h| &h[..]));
+            text(&mut digest, Some(strings.get(proof.channel).as_bytes()));
+            text(&mut digest, Some(strings.get(proof.collector).as_bytes()));
+            text(&mut digest, proof.evidence_sha256.as_ref().map(|h| &h[..]));
+            digest.update(&[u8::from(rec.expires_at != i64::MAX), u8::from(rec.explicit)]);
+            digest.update(&rec.expires_at.to_be_bytes());
         }
         digest.finish()
     }
@@ -416,5 +438,71 @@ fn at(what: ImportItem, index: usize, error: EngineError) -> ImportError {
         what,
         index,
         error: Box::new(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::audit::{AuditLog, AuditPseudonymizer, AuditSink, MemorySink};
+    use crate::consent::{ConsentEvent, EventKind};
+    use crate::policy::Policy;
+    use crate::{Actor, Engine, Timestamp};
+
+    use super::SubjectRow;
+
+    /// The `import_mac` of importing one subject and `event` under a fixed
+    /// audit key.
+    fn mac_of(event: &ConsentEvent) -> String {
+        let key = [7u8; 32];
+        let log = AuditLog::open(
+            Box::new(MemorySink::new()) as Box<dyn AuditSink + Send>,
+            &key,
+        )
+        .unwrap();
+        let ids = AuditPseudonymizer::new(&key).unwrap();
+        let policy = Policy::from_json(include_str!("../examples/data/policy.json")).unwrap();
+        let mut e = Engine::with_audit(Arc::new(policy), log, ids).unwrap();
+        let admin = Actor::new("admin", &["admin"]);
+        let row = SubjectRow {
+            id: "alice".into(),
+            jurisdiction: "EU-FR".into(),
+            birth_date: None,
+            values: vec![],
+        };
+        e.import(&admin, &[row], std::slice::from_ref(event))
+            .unwrap();
+        let entries = e.audit_entries().unwrap();
+        let import = entries
+            .iter()
+            .rev()
+            .find(|x| x.details.contains_key("import_mac"))
+            .unwrap();
+        import.details["import_mac"].as_str().unwrap().to_owned()
+    }
+
+    /// The import entry commits to each event whole: changing only its
+    /// purpose, its notice, its expiry or its explicit flag changes the
+    /// digest (the same batch gives the same digest).
+    #[test]
+    fn the_import_digest_commits_to_every_field_of_an_event() {
+        let at = Timestamp::parse("2020-01-01T00:00:00Z").unwrap();
+        let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let base = ConsentEvent::grant("alice", "marketing.email", at, "v3", sha);
+        let mac = mac_of(&base);
+        assert_eq!(mac, mac_of(&base));
+        let mut other = base.clone();
+        other.purpose = Some("analytics.product".into());
+        assert_ne!(mac, mac_of(&other), "purpose");
+        let mut other = base.clone();
+        other.expires_at = Some(Timestamp::parse("2021-01-01T00:00:00Z").unwrap());
+        assert_ne!(mac, mac_of(&other), "expiry");
+        let mut other = base.clone();
+        other.explicit = !other.explicit;
+        assert_ne!(mac, mac_of(&other), "explicit");
+        let mut other = base.clone();
+        other.kind = EventKind::ConsentRefused;
+        assert_ne!(mac, mac_of(&other), "kind");
     }
 }

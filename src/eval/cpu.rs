@@ -11,10 +11,11 @@
 //! This is the only module of the crate with `unsafe` code: calling a
 //! `#[target_feature]` function needs it.
 
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
 use super::EvalError;
-use super::exec::{self, CHUNK, Scratch};
+use super::exec::{self, CHUNK, Scratch, Sink};
 use super::plan::Plan;
 
 /// A compiled copy of the block loop.
@@ -126,39 +127,103 @@ impl ExecOptions {
         let t = match self.threads {
             Some(t @ 1..) => t,
             None | Some(0) => {
-                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                cores.min(words.saturating_mul(inputs) / PAR_MIN_INPUT_WORDS_PER_THREAD)
+                cores().min(words.saturating_mul(inputs) / PAR_MIN_INPUT_WORDS_PER_THREAD)
             }
         };
         t.clamp(1, blocks)
     }
 }
 
-fn run_blocks(path: KernelPath, plan: &Plan<'_>, first: usize, out: &mut [u64]) -> u64 {
-    let mut sc = Scratch::new(plan.regs);
-    match path {
+/// The number of cores the process may use, asked once: the standard
+/// library's answer reads the scheduler affinity and, on Linux, the
+/// cgroup quota files, which costs more than executing a small plan.
+pub(crate) fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Registers a thread keeps between executions (a plan needing more gets
+/// fresh ones, not kept).
+const KEPT_REGS: usize = 16;
+
+thread_local! {
+    /// The calling thread's working memory from its last execution: every
+    /// register is written before it is read in each block (see
+    /// `plan::gen_code`), so what it holds from before does not matter.
+    static SCRATCH: RefCell<Option<Scratch>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with working memory for `regs` registers, reusing the calling
+/// thread's from its last execution when large enough.
+fn with_scratch<R>(regs: usize, f: impl FnOnce(&mut Scratch) -> R) -> R {
+    let kept = SCRATCH
+        .try_with(|c| c.borrow_mut().take())
+        .ok()
+        .flatten()
+        .filter(|s| s.regs() >= regs.max(1));
+    let mut sc = kept.unwrap_or_else(|| Scratch::new(regs));
+    let out = f(&mut sc);
+    if sc.regs() <= KEPT_REGS {
+        let _ = SCRATCH.try_with(|c| *c.borrow_mut() = Some(sc));
+    }
+    out
+}
+
+fn run_blocks<S: Sink + ?Sized>(
+    path: KernelPath,
+    plan: &Plan<'_>,
+    first: usize,
+    words: usize,
+    out: &mut S,
+) -> u64 {
+    with_scratch(plan.regs, |sc| match path {
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 if avx2_available() => {
             // SAFETY: `run_avx2` needs AVX2 and POPCNT, and the guard has
             // just checked at run time that this CPU has both.
-            unsafe { run_avx2(plan, &mut sc, first, out) }
+            unsafe { run_avx2(plan, sc, first, words, out) }
         }
-        _ => exec::run(plan, &mut sc, first, out),
-    }
+        _ => exec::run(plan, sc, first, words, out),
+    })
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,popcnt")]
-fn run_avx2(plan: &Plan<'_>, sc: &mut Scratch, first: usize, out: &mut [u64]) -> u64 {
-    exec::run(plan, sc, first, out)
+fn run_avx2<S: Sink + ?Sized>(
+    plan: &Plan<'_>,
+    sc: &mut Scratch,
+    first: usize,
+    words: usize,
+    out: &mut S,
+) -> u64 {
+    exec::run(plan, sc, first, words, out)
 }
 
 /// Executes a plan: the result words (bits past the length zero) and their
 /// number of set bits.
 pub fn execute(plan: &Plan<'_>, opts: ExecOptions) -> (Vec<u64>, u64) {
-    let mut out = vec![0u64; plan.words()];
+    let words = plan.words();
+    if threads_for(plan, opts, words) <= 1 {
+        // On one thread the result is appended block by block: the
+        // vector needs no zeroing first.
+        let mut out = Vec::with_capacity(words);
+        let count = run_blocks(opts.resolved_path(), plan, 0, words, &mut out);
+        debug_assert_eq!(out.len(), words);
+        return (out, count);
+    }
+    let mut out = vec![0u64; words];
     let count = execute_sized(plan, opts, &mut out);
     (out, count)
+}
+
+/// The number of threads to run a plan of `words` words on.
+fn threads_for(plan: &Plan<'_>, opts: ExecOptions, words: usize) -> usize {
+    match opts.threads {
+        Some(1) => 1,
+        // At most this many inputs: enough for a second thread?
+        None | Some(0) if opts.resolved_threads(words, plan.max_inputs()) <= 1 => 1,
+        _ => opts.resolved_threads(words, plan.inputs().len()),
+    }
 }
 
 /// Executes a plan into `out` (exactly [`Plan::words`] long), returning the
@@ -180,12 +245,9 @@ pub fn execute_into(plan: &Plan<'_>, opts: ExecOptions, out: &mut [u64]) -> Resu
 /// [`execute_into`] for an `out` known to be [`Plan::words`] long.
 fn execute_sized(plan: &Plan<'_>, opts: ExecOptions, out: &mut [u64]) -> u64 {
     let path = opts.resolved_path();
-    let threads = match opts.threads {
-        Some(1) => 1,
-        _ => opts.resolved_threads(out.len(), plan.inputs().len()),
-    };
+    let threads = threads_for(plan, opts, out.len());
     if threads <= 1 {
-        return run_blocks(path, plan, 0, out);
+        return run_blocks(path, plan, 0, out.len(), out);
     }
     // Split on block boundaries, as evenly as possible.
     let blocks = out.len().div_ceil(CHUNK);
@@ -200,10 +262,10 @@ fn execute_sized(plan: &Plan<'_>, opts: ExecOptions, out: &mut [u64]) -> u64 {
             rest = tail;
             let at = start;
             start += take;
-            handles.push(s.spawn(move || run_blocks(path, plan, at, part)));
+            handles.push(s.spawn(move || run_blocks(path, plan, at, part.len(), part)));
         }
         // The calling thread takes the first part itself.
-        let mine = run_blocks(path, plan, 0, first_part);
+        let mine = run_blocks(path, plan, 0, first_part.len(), first_part);
         mine + handles
             .into_iter()
             .map(|h| h.join().expect("a block worker panicked"))

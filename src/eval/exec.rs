@@ -34,6 +34,11 @@ fn heap_block() -> Box<Block> {
 }
 
 impl Scratch {
+    /// Number of registers.
+    pub(crate) fn regs(&self) -> usize {
+        self.regs.len()
+    }
+
     pub(crate) fn new(regs: usize) -> Scratch {
         Scratch {
             regs: (0..regs.max(1)).map(|_| heap_block()).collect(),
@@ -122,17 +127,46 @@ fn range(
     }
 }
 
-/// Runs the plan over words `first .. first + out.len()`, writing the
-/// result words to `out` (bits past the plan's length cleared) and
-/// returning the number of set bits.
+/// Where the result words of [`run`] go, block by block in order.
+pub(crate) trait Sink {
+    /// Stores the result words of the block at offset `off` (in words from
+    /// the start of the run).
+    fn put(&mut self, off: usize, words: &[u64]);
+}
+
+/// Into a slice exactly as long as the run.
+impl Sink for [u64] {
+    #[inline(always)]
+    fn put(&mut self, off: usize, words: &[u64]) {
+        self[off..off + words.len()].copy_from_slice(words);
+    }
+}
+
+/// Appended to a vector (which then needs no zeroing first).
+impl Sink for Vec<u64> {
+    #[inline(always)]
+    fn put(&mut self, _off: usize, words: &[u64]) {
+        self.extend_from_slice(words);
+    }
+}
+
+/// Runs the plan over words `first .. first + words`, handing the result
+/// words to `out` (bits past the plan's length cleared) and returning the
+/// number of set bits.
 #[inline(always)]
-pub(crate) fn run(plan: &Plan<'_>, sc: &mut Scratch, first: usize, out: &mut [u64]) -> u64 {
+pub(crate) fn run<S: Sink + ?Sized>(
+    plan: &Plan<'_>,
+    sc: &mut Scratch,
+    first: usize,
+    words: usize,
+    out: &mut S,
+) -> u64 {
     let total_words = plan.words();
     let tail = plan.len % 64;
     let mut count = 0u64;
     let mut off = 0;
-    while off < out.len() {
-        let n = CHUNK.min(out.len() - off);
+    while off < words {
+        let n = CHUNK.min(words - off);
         let w0 = first + off;
         let mut pc = 0;
         while pc < plan.code.len() {
@@ -171,17 +205,12 @@ pub(crate) fn run(plan: &Plan<'_>, sc: &mut Scratch, first: usize, out: &mut [u6
             }
             pc += 1;
         }
-        let dst = &mut out[off..off + n];
         let reg = &mut sc.regs[0][..n];
         if tail != 0 && w0 + n == total_words {
             reg[n - 1] &= (1u64 << tail) - 1;
         }
-        let mut c = 0u64;
-        for (d, r) in dst.iter_mut().zip(reg.iter()) {
-            *d = *r;
-            c += u64::from(r.count_ones());
-        }
-        count += c;
+        count += reg.iter().map(|r| u64::from(r.count_ones())).sum::<u64>();
+        out.put(off, reg);
         off += n;
     }
     count

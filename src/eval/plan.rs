@@ -223,6 +223,10 @@ impl<'a> Plan<'a> {
         walk(self, &self.root, &mut v, &mut HashSet::new());
         v
     }
+    /// An upper bound on `inputs().len()`, without looking for repeats.
+    pub(crate) fn max_inputs(&self) -> usize {
+        self.operands.len() + self.ranges.iter().map(|r| r.slices.len()).sum::<usize>()
+    }
     /// Bytes the plan reads when it reads every input once.
     pub fn input_bytes(&self) -> usize {
         self.inputs().iter().map(|s| s.len() * 8).sum()

@@ -143,8 +143,9 @@ impl Store {
     /// Appends `subjects` with their values, then `events` (whose interned
     /// strings are those of `strings`, an interner that extends the
     /// store's), as one write: one transaction for a durable store, and
-    /// nothing changed if it fails. Cached masks gain the new rows or are
-    /// dropped, as with [`Store::write_batch`].
+    /// nothing changed if it fails. The masks are kept current as with
+    /// [`Store::write_batch`]: rebuilt once after a bulk write, else
+    /// grown and refreshed on the rows touched.
     pub(crate) fn write_bulk(
         &mut self,
         subjects: BulkSubjects,
@@ -166,8 +167,14 @@ impl Store {
             self.durable = Some(d);
             out?;
         }
-        self.apply_bulk_subjects(subjects);
-        self.apply_bulk_events(events);
+        let bulk = self.is_bulk(subjects.len(), events.len());
+        self.apply_bulk_subjects(subjects, bulk);
+        self.apply_bulk_events(events, bulk);
+        if bulk {
+            self.rebuild_masks();
+        } else {
+            self.ensure_masks();
+        }
         Ok(())
     }
 
@@ -208,7 +215,7 @@ impl Store {
         self.persist(w, &new, &values, &evs)
     }
 
-    fn apply_bulk_subjects(&mut self, subjects: BulkSubjects) {
+    fn apply_bulk_subjects(&mut self, subjects: BulkSubjects, bulk: bool) {
         let (len0, n) = (self.len(), subjects.len());
         if n == 0 {
             return;
@@ -246,16 +253,14 @@ impl Store {
             .par_iter_mut()
             .zip(columns)
             .for_each(|(c, b)| extend_column(c, len0, b));
-        if n > self.len() / 8 {
-            self.clear_mask_cache();
-        } else {
+        if !bulk {
             for m in super::read(&self.masks).values() {
                 super::write(m).grow(&self.policy, self);
             }
         }
     }
 
-    fn apply_bulk_events(&mut self, events: BulkEvents) {
+    fn apply_bulk_events(&mut self, events: BulkEvents, bulk: bool) {
         let BulkEvents { rows, recs, proofs } = events;
         if rows.is_empty() {
             return;
@@ -292,11 +297,13 @@ impl Store {
         for row in unsorted {
             self.events[row as usize].sort_by_key(|e| (e.at, e.seq));
         }
-        if self.cached_masks() > 0 {
-            let changed: Vec<u32> = (0..counts.len() as u32)
+        if !bulk {
+            // Every mask recomputes the rows that gained events.
+            let changed: Vec<(u32, _)> = (0..counts.len() as u32)
                 .filter(|r| counts[*r as usize] > 0)
+                .map(|r| (r, None))
                 .collect();
-            self.refresh_masks(&changed, None);
+            self.refresh_masks(&changed);
         }
     }
 }

@@ -11,8 +11,14 @@
 //!   later instant ([`MaskCache::advance`]) pops the rows due by then,
 //!   recomputes them and queues them again; no other row is looked at.
 //!
-//! A cache cannot move backwards: an evaluation at an instant earlier than
-//! the cache's falls back to a full recompute ([`super::eligibility_mask`]).
+//! A cache cannot move backwards: for an evaluation at an instant earlier
+//! than the cache's (a host clock that stepped back) the store rebuilds the
+//! cache as of that instant.
+//!
+//! The store keeps every purpose's mask for the plain data use at all
+//! times: built when the engine is made and after a bulk write (one pass
+//! per mask, split across the host's cores), updated row by row after
+//! smaller writes; so no evaluation builds one.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -50,7 +56,7 @@ const PARALLEL_MIN_ROWS: usize = 1 << 16;
 /// Words per thread for a mask of `words` words: the whole mask (one run)
 /// when it is small or the host has one core.
 pub(crate) fn chunk_words(words: usize) -> usize {
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let threads = crate::eval::cpu::cores();
     if threads <= 1 || words * 64 < PARALLEL_MIN_ROWS {
         return words.max(1);
     }
@@ -307,7 +313,7 @@ mod tests {
 
     use super::*;
     use crate::consent::{EventKind, EventRecord, Proof};
-    use crate::store::NewSubject;
+    use crate::store::{NewSubject, read};
 
     const T0: i64 = 1_700_000_000;
     const YEAR: i64 = 365 * 86_400;
@@ -384,6 +390,172 @@ mod tests {
             }
         }
         s
+    }
+
+    /// One write or clock move of the maintained-masks property.
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// New subjects: jurisdiction index and birth year each.
+        Add(Vec<(usize, Option<i32>)>),
+        /// Events, each on the row picked by the index modulo the rows.
+        Events(Vec<(usize, RawEvent)>),
+        /// A value set on a row (values never change eligibility).
+        Value(usize),
+        /// An erasure.
+        Erase(usize),
+        /// The clock moves by this many seconds (back, when negative).
+        Clock(i64),
+        /// An evaluation for every purpose at the clock's now.
+        Evaluate,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            2 => proptest::collection::vec((0usize..4, proptest::option::of(1995i32..2022)), 1..40)
+                .prop_map(Step::Add),
+            4 => proptest::collection::vec((any::<usize>(), raw_event()), 1..12)
+                .prop_map(Step::Events),
+            1 => any::<usize>().prop_map(Step::Value),
+            1 => any::<usize>().prop_map(Step::Erase),
+            3 => prop_oneof![4 => 0..YEAR, 1 => -YEAR..0].prop_map(Step::Clock),
+            3 => Just(Step::Evaluate),
+        ]
+    }
+
+    /// The stored form of a random event at `T0 + dt`.
+    fn record(s: &mut Store, e: RawEvent) -> (EventRecord, Proof) {
+        let (k, p, dt, exp, notice, explicit) = e;
+        let purposes: Vec<PurposeId> = s.policy().purpose_ids().collect();
+        let notices = [
+            s.strings.intern("v3"),
+            s.strings.intern("ads1"),
+            s.strings.intern("v1"),
+            u32::MAX,
+        ];
+        let rec = EventRecord {
+            at: T0 + dt,
+            seq: 0,
+            expires_at: exp.map_or(i64::MAX, |x| T0 + dt + x),
+            purpose: p.and_then(|p| purposes.get(p).copied()),
+            notice: notices[notice as usize],
+            proof: 0,
+            kind: EventKind::ALL[k],
+            explicit,
+        };
+        let proof = Proof {
+            channel: 0,
+            collector: 0,
+            notice_sha256: None,
+            evidence_sha256: None,
+        };
+        (rec, proof)
+    }
+
+    /// Every standing mask held by the store (none built on demand) at the
+    /// clock's now equals one call of `eligibility` per row.
+    fn check_standing(s: &Store, clock: &crate::ManualClock) -> Result<(), TestCaseError> {
+        use crate::clock::Clock;
+        let policy = s.policy().clone();
+        let now = clock.now();
+        let uses = DataUse::default();
+        for p in policy.purpose_ids() {
+            let entry = read(&s.masks).get(&(p, uses)).cloned();
+            let entry = entry.ok_or_else(|| TestCaseError::fail("a standing mask is missing"))?;
+            let (bits, count) = s.with_mask(p, uses, now, |b, c| (b.clone(), c));
+            prop_assert!(std::sync::Arc::ptr_eq(
+                &entry,
+                read(&s.masks).get(&(p, uses)).unwrap()
+            ));
+            prop_assert_eq!(bits.len(), s.len());
+            let mut n = 0;
+            for row in 0..s.len() as u32 {
+                let ok = eligibility(&policy, &s.facts(row), p, now, uses).is_allowed();
+                n += u64::from(ok);
+                prop_assert_eq!(bits[row as usize], ok, "purpose {:?} row {}", p, row);
+            }
+            prop_assert_eq!(count, n);
+            let fresh = MaskCache::build(&policy, s, p, uses, now);
+            prop_assert_eq!(fresh.bits(), &bits);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Masks maintained by the store through a random sequence of
+        /// writes (small ones update them row by row, bulk ones rebuild
+        /// them) and clock moves equal masks rebuilt from scratch: one call
+        /// of `eligibility` per row at the clock's now.
+        #[test]
+        fn maintained_masks_equal_rebuilt_masks(
+            steps in proptest::collection::vec(step(), 1..30),
+        ) {
+            use crate::store::{ValueChange, ValueWrite};
+            let policy =
+                Arc::new(Policy::from_json(include_str!("../../examples/data/policy.json")).unwrap());
+            let juris: Vec<_> = ["EU", "EU-DE", "EU-FR", "US-CA"]
+                .iter()
+                .map(|c| policy.jurisdiction_id(c).unwrap())
+                .collect();
+            let clock = crate::ManualClock::new(Timestamp::from_unix(T0));
+            let mut s = Store::new(policy.clone());
+            s.set_clock(Arc::new(clock.clone()));
+            let attr = crate::policy::AttrId(0);
+            let code = match policy.attribute(attr).ty {
+                crate::policy::AttrType::Integer => policy.attribute(attr).min.unwrap_or(0),
+                _ => 0,
+            };
+            for st in steps {
+                match st {
+                    Step::Add(subjects) => {
+                        let ids: Vec<String> =
+                            (0..subjects.len()).map(|i| format!("s{}", s.len() + i)).collect();
+                        let new: Vec<NewSubject<'_>> = subjects
+                            .iter()
+                            .zip(&ids)
+                            .map(|((j, birth), id)| NewSubject {
+                                id,
+                                jurisdiction: juris[j % juris.len()],
+                                birth_date: birth.and_then(|y| {
+                                    time::Date::from_calendar_date(y, time::Month::March, 1).ok()
+                                }),
+                            })
+                            .collect();
+                        s.add_subjects(&new).unwrap();
+                    }
+                    Step::Events(evs) if !s.is_empty() => {
+                        let n = s.len();
+                        let evs: Vec<_> = evs
+                            .into_iter()
+                            .map(|(r, e)| {
+                                let (rec, proof) = record(&mut s, e);
+                                ((r % n) as u32, rec, proof)
+                            })
+                            .collect();
+                        s.append_events(evs).unwrap();
+                    }
+                    Step::Value(r) if !s.is_empty() => {
+                        let row = (r % s.len()) as u32;
+                        let verified = Timestamp::from_unix(T0);
+                        s.set_values(&[ValueWrite {
+                            row,
+                            attr,
+                            change: ValueChange::Set { code, verified },
+                        }])
+                        .unwrap();
+                    }
+                    Step::Erase(r) if !s.is_empty() => {
+                        let row = (r % s.len()) as u32;
+                        s.erase(row, Timestamp::from_unix(T0)).unwrap();
+                    }
+                    Step::Clock(dt) => clock.advance(dt),
+                    Step::Evaluate => check_standing(&s, &clock)?,
+                    _ => {}
+                }
+            }
+            check_standing(&s, &clock)?;
+        }
     }
 
     proptest! {

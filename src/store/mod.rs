@@ -34,11 +34,11 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use bitvec::prelude::*;
 use time::Date;
 
+use crate::clock::{Clock, SystemClock};
 use crate::consent::{
     DataUse, EventContext, EventError, EventKind, EventRecord, Interner, Proof, SubjectFacts,
     check_event,
 };
-use crate::eval::kernels;
 use crate::policy::{AttrId, AttrType, JurisdictionId, Policy, PurposeId};
 use crate::timestamp::DAY;
 use crate::timestamp::Timestamp;
@@ -141,6 +141,14 @@ fn event_irrelevant(kind: EventKind, event_purpose: Option<PurposeId>, purpose: 
     ) && event_purpose != Some(purpose)
 }
 
+/// A row whose history changed, with the kind and purpose of the event
+/// that changed it (`None`: a change that concerns every purpose).
+type Change = (u32, Option<(EventKind, Option<PurposeId>)>);
+
+/// Row updates (rows times masks) below which the masks are updated on
+/// the calling thread alone: a scoped thread costs tens of microseconds.
+const PARALLEL_REFRESH_MIN: usize = 1 << 14;
+
 /// A subject to add.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct NewSubject<'a> {
@@ -190,8 +198,13 @@ pub struct Store {
     strings: Interner,
     next_seq: u64,
     columns: Vec<Column>,
-    /// Cached eligibility masks, one per purpose and data use.
+    /// Eligibility masks, one per purpose and data use: every purpose's
+    /// mask for the plain data use is kept at all times (built when the
+    /// store is made or a bulk write lands, then updated row by row), and a
+    /// mask for another data use once a segment has asked for it.
     masks: RwLock<HashMap<(PurposeId, DataUse), MaskEntry>>,
+    /// The host clock: masks are (re)built as of its now.
+    clock: Arc<dyn Clock>,
     /// The database every write goes to first, for a durable store.
     durable: Option<durable::Durable>,
 }
@@ -290,7 +303,25 @@ impl Store {
             next_seq: 0,
             columns,
             masks: RwLock::new(HashMap::new()),
+            clock: Arc::new(SystemClock),
             durable: None,
+        }
+    }
+
+    /// Sets the host clock the masks are built against, and rebuilds them
+    /// as of its now.
+    ///
+    /// Masks current as of an instant at or before the new clock's now
+    /// are kept (they move forward at the next evaluation); masks current
+    /// as of a later instant are rebuilt.
+    pub(crate) fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = clock;
+        let now = self.clock.now();
+        let ahead = read(&self.masks).values().any(|m| read(m).at() > now);
+        if ahead {
+            self.rebuild_masks();
+        } else {
+            self.ensure_masks();
         }
     }
 
@@ -639,9 +670,8 @@ impl Store {
     // ---- The write API ---------------------------------------------------
 
     /// Appends subjects (the caller has checked every id is new and
-    /// distinct); returns their rows. Cached masks gain the new rows, or are
-    /// dropped (rebuilt on next use) when the batch is a large share of the
-    /// store.
+    /// distinct); returns their rows. Every mask gains the new rows, or all
+    /// are rebuilt once when the batch is a large share of the store.
     pub(crate) fn add_subjects(
         &mut self,
         subjects: &[NewSubject<'_>],
@@ -666,9 +696,15 @@ impl Store {
             self.durable = Some(d);
             out?;
         }
-        let rows = self.apply_subjects(subjects);
+        let bulk = self.is_bulk(subjects.len(), events.len());
+        let rows = self.apply_subjects(subjects, bulk);
         let vrows = self.apply_values(values);
-        let erows = self.apply_events(events);
+        let erows = self.apply_events(events, bulk);
+        if bulk {
+            self.rebuild_masks();
+        } else {
+            self.ensure_masks();
+        }
         Ok((rows, vrows, erows))
     }
 
@@ -721,18 +757,26 @@ impl Store {
         Ok(())
     }
 
-    fn apply_subjects(&mut self, subjects: &[NewSubject<'_>]) -> Vec<u32> {
+    /// Is a write of `subjects` new subjects and `events` events large
+    /// enough (more than an eighth of the rows the store will have) that
+    /// the masks are rebuilt in one pass after it rather than updated row
+    /// by row? A rebuild decides every row; an update decides the rows
+    /// touched, each at a scattered place in memory.
+    fn is_bulk(&self, subjects: usize, events: usize) -> bool {
+        let rows = self.len() + subjects;
+        subjects.max(events) > 1 && subjects.max(events) > rows / 8
+    }
+
+    /// Appends subjects; unless `bulk` (the masks are rebuilt after the
+    /// whole write), every mask gains the new rows.
+    fn apply_subjects(&mut self, subjects: &[NewSubject<'_>], bulk: bool) -> Vec<u32> {
         let rows: Vec<u32> = subjects
             .iter()
             .map(|s| self.push(s.id, s.jurisdiction, s.birth_date))
             .collect();
-        if !rows.is_empty() {
-            if rows.len() > self.len() / 8 {
-                self.clear_mask_cache();
-            } else {
-                for m in read(&self.masks).values() {
-                    write(m).grow(&self.policy, self);
-                }
+        if !rows.is_empty() && !bulk {
+            for m in read(&self.masks).values() {
+                write(m).grow(&self.policy, self);
             }
         }
         rows
@@ -761,8 +805,8 @@ impl Store {
 
     /// Appends checked events (from [`Store::check_event`]) with their
     /// rows, numbering them in arrival order; returns the rows whose
-    /// histories changed. Cached masks are updated row by row, or dropped
-    /// when many rows changed.
+    /// histories changed. Every mask is updated row by row, or all are
+    /// rebuilt once when the batch is a large share of the store.
     pub(crate) fn append_events(
         &mut self,
         events: Vec<(u32, EventRecord, Proof)>,
@@ -770,8 +814,19 @@ impl Store {
         self.write_batch(&[], &[], events).map(|(_, _, rows)| rows)
     }
 
-    fn apply_events(&mut self, events: Vec<(u32, EventRecord, Proof)>) -> Vec<u32> {
-        let single = (events.len() == 1).then(|| (events[0].1.kind, events[0].1.purpose));
+    /// Appends events; unless `bulk` (the masks are rebuilt after the
+    /// whole write), every mask is updated for the rows whose histories
+    /// changed.
+    fn apply_events(&mut self, events: Vec<(u32, EventRecord, Proof)>, bulk: bool) -> Vec<u32> {
+        // What changed each row, for the masks: an event's kind and purpose.
+        let mut changes: Vec<Change> = if bulk {
+            Vec::new()
+        } else {
+            events
+                .iter()
+                .map(|(row, rec, _)| (*row, Some((rec.kind, rec.purpose))))
+                .collect()
+        };
         let mut rows = Vec::with_capacity(events.len());
         let mut unsorted = Vec::new();
         // A history grown one push at a time keeps room for at least four
@@ -818,7 +873,10 @@ impl Store {
         }
         rows.sort_unstable();
         rows.dedup();
-        self.refresh_masks(&rows, single);
+        if !bulk {
+            changes.sort_unstable_by_key(|c| c.0);
+            self.refresh_masks(&changes);
+        }
         rows
     }
 
@@ -847,7 +905,8 @@ impl Store {
             self.erased_count += 1;
         }
         self.ids.forget(row);
-        self.refresh_masks(&[row], None);
+        self.refresh_masks(&[(row, None)]);
+        self.ensure_masks();
         if let Some(d) = &self.durable {
             // The erasure is committed; a checkpoint that cannot complete
             // now (a concurrent reader) is retried at the next erasure and
@@ -901,31 +960,50 @@ impl Store {
             self.durable = Some(d);
             out?;
         }
-        Ok(self.apply_values(due))
+        let rows = self.apply_values(due);
+        self.ensure_masks();
+        Ok(rows)
     }
 
     // ---- Eligibility masks -----------------------------------------------
 
-    /// Updates every cached mask after changes to `rows` (`single`: the
-    /// kind and purpose of the one event that changed them, if so).
-    fn refresh_masks(&mut self, rows: &[u32], single: Option<(EventKind, Option<PurposeId>)>) {
-        if self.cached_masks() == 0 {
-            return;
-        }
-        if rows.len() > 1 && rows.len() > self.ids.len() / 8 {
-            self.clear_mask_cache();
-            return;
-        }
+    /// Updates every mask for the rows in `changes` (sorted by row; a row
+    /// may appear several times): a row is recomputed in a purpose's mask
+    /// unless every change to it is an event that only counts for another
+    /// purpose. Masks are updated in parallel when there is enough work.
+    fn refresh_masks(&mut self, changes: &[Change]) {
         let map = read(&self.masks);
-        for ((purpose, _), m) in map.iter() {
-            if single.is_some_and(|(k, p)| event_irrelevant(k, p, *purpose)) {
-                continue;
-            }
+        let masks: Vec<(PurposeId, &MaskEntry)> = map.iter().map(|((p, _), m)| (*p, m)).collect();
+        let this = &*self;
+        let update = |purpose: PurposeId, m: &MaskEntry| {
             let mut g = write(m);
-            for &row in rows {
-                g.refresh_row(&self.policy, self, row);
+            let mut last = None;
+            for &(row, change) in changes {
+                if last == Some(row) || change.is_some_and(|(k, p)| event_irrelevant(k, p, purpose))
+                {
+                    continue;
+                }
+                last = Some(row);
+                g.refresh_row(&this.policy, this, row);
             }
+        };
+        let threads = crate::eval::cpu::cores().min(masks.len());
+        if threads <= 1 || changes.len() * masks.len() < PARALLEL_REFRESH_MIN {
+            for (p, m) in masks {
+                update(p, m);
+            }
+            return;
         }
+        std::thread::scope(|sc| {
+            for part in masks.chunks(masks.len().div_ceil(threads)) {
+                let update = &update;
+                sc.spawn(move || {
+                    for &(p, m) in part {
+                        update(p, m);
+                    }
+                });
+            }
+        });
     }
 
     /// Bytes held by the cached eligibility masks (bitsets, per-row due
@@ -934,17 +1012,69 @@ impl Store {
         read(&self.masks).values().map(|m| read(m).bytes()).sum()
     }
 
-    /// Number of cached masks.
-    pub(crate) fn cached_masks(&self) -> usize {
-        read(&self.masks).len()
-    }
-
-    /// Drops every cached eligibility mask.
+    /// Drops every cached eligibility mask (each purpose's mask for the
+    /// plain data use is then rebuilt at the next write, or at its first
+    /// use).
     pub(crate) fn clear_mask_cache(&mut self) {
         self.masks
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+    }
+
+    /// The masks kept at all times: each purpose's, for the plain data
+    /// use.
+    fn standing_keys(&self) -> impl Iterator<Item = (PurposeId, DataUse)> + '_ {
+        self.policy.purpose_ids().map(|p| (p, DataUse::default()))
+    }
+
+    /// Builds, as of the clock's now, the standing masks that are missing.
+    pub(crate) fn ensure_masks(&mut self) {
+        let missing: Vec<_> = {
+            let map = read(&self.masks);
+            self.standing_keys()
+                .filter(|k| map.get(k).is_none_or(|e| e.is_poisoned()))
+                .collect()
+        };
+        if missing.is_empty() {
+            return;
+        }
+        let at = self.clock.now();
+        let built = self.build_masks(&missing, at);
+        self.masks
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(built);
+    }
+
+    /// Rebuilds every mask (the standing ones and any other held) as of
+    /// the clock's now: after a bulk write, one pass per mask over the
+    /// rows, each split across the host's cores.
+    pub(crate) fn rebuild_masks(&mut self) {
+        let mut keys: Vec<_> = self.standing_keys().collect();
+        // The old masks go first: a store never holds two copies.
+        let old = std::mem::take(self.masks.get_mut().unwrap_or_else(PoisonError::into_inner));
+        for k in old.into_keys() {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        let at = self.clock.now();
+        let built = self.build_masks(&keys, at);
+        *self.masks.get_mut().unwrap_or_else(PoisonError::into_inner) = built.into_iter().collect();
+    }
+
+    fn build_masks(
+        &self,
+        keys: &[(PurposeId, DataUse)],
+        at: Timestamp,
+    ) -> Vec<((PurposeId, DataUse), MaskEntry)> {
+        keys.iter()
+            .map(|&k| {
+                let m = MaskCache::build(&self.policy, self, k.0, k.1, at);
+                (k, Arc::new(RwLock::new(m)))
+            })
+            .collect()
     }
 
     /// The cached mask for a purpose and data use, built at `at` if absent
@@ -971,9 +1101,10 @@ impl Store {
     }
 
     /// Calls `f` with the eligibility mask of a purpose and data use at
-    /// `at` and its number of set bits: the cached mask, moved forward if
-    /// needed, or a full recompute if `at` is earlier than the cache (a host
-    /// clock that stepped back).
+    /// `at` and its number of set bits: the kept mask, moved forward if
+    /// needed, or rebuilt as of `at` if `at` is earlier than the mask's
+    /// instant (a host clock that stepped back). A mask for a data use not
+    /// kept yet is built here and kept from then on.
     pub(crate) fn with_mask<R>(
         &self,
         purpose: PurposeId,
@@ -990,14 +1121,12 @@ impl Store {
         }
         let mut g = write(&entry);
         // Moving forward fails only for an instant earlier than the cache
-        // (a host clock that stepped back): recompute in full then.
-        if g.advance(&self.policy, self, at).is_ok() {
-            return f(g.bits(), g.count());
+        // (a host clock that stepped back): the mask is rebuilt in full as
+        // of that instant, and kept current from there.
+        if g.advance(&self.policy, self, at).is_err() {
+            *g = MaskCache::build(&self.policy, self, purpose, uses, at);
         }
-        drop(g);
-        let mask = crate::eval::eligibility_mask(&self.policy, self, purpose, at, uses);
-        let count = kernels::count(mask.as_raw_slice());
-        f(&mask, count)
+        f(g.bits(), g.count())
     }
 
     // ---- Row-level primitives (private to the store) ----------------------

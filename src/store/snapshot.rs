@@ -587,6 +587,7 @@ impl Store {
             next_seq,
             columns,
             masks: RwLock::new(HashMap::new()),
+            clock: Arc::new(crate::clock::SystemClock),
             durable: None,
         })
     }
