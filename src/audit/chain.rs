@@ -187,14 +187,40 @@ pub(crate) fn check(
     keys: &ChainKeys,
     entries: impl IntoIterator<Item = Result<AuditEntry, AuditError>>,
     head: Option<&[u8]>,
-    mut visit: impl FnMut(&AuditEntry) -> Result<(), AuditError>,
+    visit: impl FnMut(&AuditEntry) -> Result<(), AuditError>,
 ) -> Result<ChainCheck, AuditError> {
     let head = head
         .map(|h| keys.check_head(h))
         .transpose()
         .map_err(|reason| AuditError::Tampered { index: 0, reason })?;
+    let walked = walk(keys, entries, head.as_ref().map(|h| h.entries), visit)?;
+    match head {
+        None => without_head(walked),
+        Some(h) => against_head(&h, walked),
+    }
+}
+
+/// What walking the chain found.
+struct Walked {
+    /// The MAC of the last entry (zeros for an empty log).
+    last_mac: Hash,
+    /// Number of entries.
+    entries: u64,
+    /// The chain MAC after the first `head_entries` entries, if the log
+    /// holds that many.
+    at_head: Option<Hash>,
+}
+
+/// Checks each entry's sequence number and chain MAC, in order, and hands it
+/// to `visit`; notes the chain MAC after `head_entries` entries.
+fn walk(
+    keys: &ChainKeys,
+    entries: impl IntoIterator<Item = Result<AuditEntry, AuditError>>,
+    head_entries: Option<u64>,
+    mut visit: impl FnMut(&AuditEntry) -> Result<(), AuditError>,
+) -> Result<Walked, AuditError> {
     let mut prev = [0u8; 32];
-    let mut at_head = head.as_ref().map(|h| (h.entries == 0).then_some(prev));
+    let mut at_head = (head_entries == Some(0)).then_some(prev);
     let mut n = 0u64;
     for entry in entries {
         let entry = entry?;
@@ -216,25 +242,37 @@ pub(crate) fn check(
         visit(&entry)?;
         prev = mac;
         n += 1;
-        if let (Some(h), Some(slot)) = (&head, at_head.as_mut())
-            && h.entries == n
-        {
-            *slot = Some(prev);
+        if head_entries == Some(n) {
+            at_head = Some(prev);
         }
     }
-    let Some(h) = head else {
-        if n == 0 {
-            return Ok(ChainCheck {
-                last_mac: prev,
-                run: 0,
-                state: RunState::Fresh,
-            });
-        }
-        return Err(AuditError::Tampered {
-            index: n,
-            reason: format!("the log holds {n} entries but its head record is missing"),
+    Ok(Walked {
+        last_mac: prev,
+        entries: n,
+        at_head,
+    })
+}
+
+/// A log without a head record is fine only if it is empty (a new log).
+fn without_head(w: Walked) -> Result<ChainCheck, AuditError> {
+    let n = w.entries;
+    if n == 0 {
+        return Ok(ChainCheck {
+            last_mac: w.last_mac,
+            run: 0,
+            state: RunState::Fresh,
         });
-    };
+    }
+    Err(AuditError::Tampered {
+        index: n,
+        reason: format!("the log holds {n} entries but its head record is missing"),
+    })
+}
+
+/// Checks the walked chain against the head record: the head's entry is in
+/// the log with the MAC it names, and nothing follows a sealed head.
+fn against_head(h: &HeadBody, w: Walked) -> Result<ChainCheck, AuditError> {
+    let n = w.entries;
     if h.entries > n {
         return Err(AuditError::Tampered {
             index: n,
@@ -244,7 +282,7 @@ pub(crate) fn check(
             ),
         });
     }
-    if at_head.flatten() != Some(h.chain) {
+    if w.at_head != Some(h.chain) {
         return Err(AuditError::Tampered {
             index: h.entries.saturating_sub(1),
             reason: "the entry the head record names is not the one in the log: the log was \
@@ -270,7 +308,7 @@ pub(crate) fn check(
         }
     };
     Ok(ChainCheck {
-        last_mac: prev,
+        last_mac: w.last_mac,
         run: h.run,
         state,
     })

@@ -606,22 +606,37 @@ mod tests {
         SegmentRun::new("s", "2026-01-01T00:00:00Z")
     }
 
-    /// Every kind, with the exact details the engine wrote before the kinds
-    /// were typed: each reads back as its kind, and serialises to the same
+    const AT: &str = "2026-01-01T00:00:00Z";
+
+    fn sharded() -> Option<Sharded> {
+        Some(Sharded {
+            shards: 3,
+            shard_roots: "ab".into(),
+        })
+    }
+
+    /// Each case's details, as the engine wrote them before the kinds were
+    /// typed, read back as its kind, and the kind serialises to the same
     /// object under the same operation.
+    fn reads_and_writes(cases: Vec<(Operation, serde_json::Value, EntryKind)>) {
+        for (op, details, kind) in cases {
+            let e = entry(op, details.clone());
+            assert_eq!(EntryKind::of(&e).unwrap(), kind, "{op:?} {details}");
+            assert_eq!(kind.operation(), op, "{kind:?}");
+            let written = PendingEntry::new(0, "a", Operation::AuditRead)
+                .with_kind(kind.clone())
+                .with_seq(0);
+            assert_eq!(written, e, "{kind:?}");
+        }
+    }
+
+    /// The kinds for policy, key and retention, with the exact details logs already hold.
     #[test]
-    fn every_kind_reads_and_writes_the_details_logs_already_hold() {
+    fn policy_and_key_kinds_read_and_write_the_details_logs_already_hold() {
         use EntryKind as K;
         use Operation as O;
         use serde_json::json;
-        let at = "2026-01-01T00:00:00Z";
-        let sharded = || {
-            Some(Sharded {
-                shards: 3,
-                shard_roots: "ab".into(),
-            })
-        };
-        let cases: Vec<(Operation, serde_json::Value, EntryKind)> = vec![
+        reads_and_writes(vec![
             (O::PolicyLoaded, json!({}), K::PolicyLoaded(NoDetails {})),
             (
                 O::PolicyChanged,
@@ -640,6 +655,16 @@ mod tests {
                     subjects: 2,
                 }),
             ),
+        ]);
+    }
+
+    /// The kinds for subjects added, imported, erased or rectified, and unknown subjects, with the exact details logs already hold.
+    #[test]
+    fn subject_change_kinds_read_and_write_the_details_logs_already_hold() {
+        use EntryKind as K;
+        use Operation as O;
+        use serde_json::json;
+        reads_and_writes(vec![
             (O::SubjectAdded, json!({}), K::SubjectAdded(NoDetails {})),
             (
                 O::SubjectAdded,
@@ -679,6 +704,24 @@ mod tests {
                 }),
             ),
             (
+                O::SubjectErased,
+                json!({"outcome": "unknown"}),
+                K::UnknownSubject {
+                    lookup: O::SubjectErased,
+                    outcome: Outcome::Unknown,
+                },
+            ),
+        ]);
+    }
+
+    /// The kinds for subjects' data read, events recorded and explanations, with the exact details logs already hold.
+    #[test]
+    fn subject_access_kinds_read_and_write_the_details_logs_already_hold() {
+        use EntryKind as K;
+        use Operation as O;
+        use serde_json::json;
+        reads_and_writes(vec![
+            (
                 O::SubjectAccessed,
                 json!({"attribute": "x"}),
                 K::AttributeRead(AttributeRead {
@@ -700,30 +743,32 @@ mod tests {
             ),
             (
                 O::EventRecorded,
-                json!({"kind": "consent_given", "at": at}),
+                json!({"kind": "consent_given", "at": AT}),
                 K::EventRecorded(EventRecorded {
                     kind: "consent_given".into(),
-                    at: at.into(),
+                    at: AT.into(),
                 }),
             ),
             (
                 O::SubjectExplained,
-                json!({"at": at}),
-                K::EligibilityExplained(EligibilityExplained { at: at.into() }),
+                json!({"at": AT}),
+                K::EligibilityExplained(EligibilityExplained { at: AT.into() }),
             ),
             (
                 O::SubjectExplained,
-                json!({"segment": "s", "at": at}),
+                json!({"segment": "s", "at": AT}),
                 K::MembershipExplained(run()),
             ),
-            (
-                O::SubjectErased,
-                json!({"outcome": "unknown"}),
-                K::UnknownSubject {
-                    lookup: O::SubjectErased,
-                    outcome: Outcome::Unknown,
-                },
-            ),
+        ]);
+    }
+
+    /// The kinds for segment checks, refused access and audit reads, with the exact details logs already hold.
+    #[test]
+    fn segment_check_and_access_kinds_read_and_write_the_details_logs_already_hold() {
+        use EntryKind as K;
+        use Operation as O;
+        use serde_json::json;
+        reads_and_writes(vec![
             (
                 O::SegmentValidated,
                 json!({"segment": "s"}),
@@ -759,9 +804,19 @@ mod tests {
                 }),
             ),
             (O::AuditRead, json!({}), K::AuditRead(NoDetails {})),
+        ]);
+    }
+
+    /// The kinds for segment evaluations and shard partials, with the exact details logs already hold.
+    #[test]
+    fn evaluation_kinds_read_and_write_the_details_logs_already_hold() {
+        use EntryKind as K;
+        use Operation as O;
+        use serde_json::json;
+        reads_and_writes(vec![
             (
                 O::SegmentEvaluated,
-                json!({"segment": "s", "at": at, "plan": true}),
+                json!({"segment": "s", "at": AT, "plan": true}),
                 K::PlanUsed(PlanUsed {
                     run: run(),
                     plan: True,
@@ -769,7 +824,7 @@ mod tests {
             ),
             (
                 O::SegmentEvaluated,
-                json!({"segment": "s", "at": at, "members": 7}),
+                json!({"segment": "s", "at": AT, "members": 7}),
                 K::SegmentEvaluated(SegmentEvaluated {
                     run: run(),
                     members: 7,
@@ -778,7 +833,7 @@ mod tests {
             ),
             (
                 O::SegmentEvaluated,
-                json!({"segment": "s", "at": at, "members": 7, "evaluator": "reference"}),
+                json!({"segment": "s", "at": AT, "members": 7, "evaluator": "reference"}),
                 K::SegmentEvaluated(SegmentEvaluated {
                     run: run(),
                     members: 7,
@@ -787,13 +842,37 @@ mod tests {
             ),
             (
                 O::SegmentEvaluated,
-                json!({"segment": "s", "at": at, "evaluator": "reference", "rows": 2}),
+                json!({"segment": "s", "at": AT, "evaluator": "reference", "rows": 2}),
                 K::RowsEvaluated(RowsEvaluated {
                     run: run(),
                     evaluator: Evaluator::Reference,
                     rows: 2,
                 }),
             ),
+            (
+                O::SegmentEvaluated,
+                json!({"segment": "s", "at": AT, "partial": "export", "shard": 1, "shards": 3,
+                       "members": 4, "recipient": "r", "fields": "a,b"}),
+                K::ShardPartial(ShardPartial {
+                    run: run(),
+                    partial: "export".into(),
+                    shard: 1,
+                    shards: 3,
+                    members: 4,
+                    recipient: Some("r".into()),
+                    fields: Some("a,b".into()),
+                }),
+            ),
+        ]);
+    }
+
+    /// The kinds for member ids released, with the exact details logs already hold.
+    #[test]
+    fn member_id_release_kinds_read_and_write_the_details_logs_already_hold() {
+        use EntryKind as K;
+        use Operation as O;
+        use serde_json::json;
+        reads_and_writes(vec![
             (
                 O::SegmentEvaluated,
                 json!({"segment": "s", "released_ids": 2}),
@@ -806,31 +885,27 @@ mod tests {
             ),
             (
                 O::SegmentEvaluated,
-                json!({"segment": "s", "at": at, "released_ids": 2, "shards": 3, "shard_roots": "ab"}),
+                json!({"segment": "s", "at": AT, "released_ids": 2, "shards": 3, "shard_roots": "ab"}),
                 K::MemberIdsReleased(MemberIdsReleased {
                     segment: "s".into(),
-                    at: Some(at.into()),
+                    at: Some(AT.into()),
                     released_ids: 2,
                     sharded: sharded(),
                 }),
             ),
-            (
-                O::SegmentEvaluated,
-                json!({"segment": "s", "at": at, "partial": "export", "shard": 1, "shards": 3,
-                       "members": 4, "recipient": "r", "fields": "a,b"}),
-                K::ShardPartial(ShardPartial {
-                    run: run(),
-                    partial: "export".into(),
-                    shard: 1,
-                    shards: 3,
-                    members: 4,
-                    recipient: Some("r".into()),
-                    fields: Some("a,b".into()),
-                }),
-            ),
+        ]);
+    }
+
+    /// The kinds for counts, breakdowns and noisy counts, with the exact details logs already hold.
+    #[test]
+    fn count_kinds_read_and_write_the_details_logs_already_hold() {
+        use EntryKind as K;
+        use Operation as O;
+        use serde_json::json;
+        reads_and_writes(vec![
             (
                 O::Counted,
-                json!({"segment": "s", "at": at, "reported": "<10"}),
+                json!({"segment": "s", "at": AT, "reported": "<10"}),
                 K::Counted(Counted {
                     run: run(),
                     reported: "<10".into(),
@@ -839,7 +914,7 @@ mod tests {
             ),
             (
                 O::Counted,
-                json!({"segment": "s", "at": at, "reported": "12", "shards": 3, "shard_roots": "ab"}),
+                json!({"segment": "s", "at": AT, "reported": "12", "shards": 3, "shard_roots": "ab"}),
                 K::Counted(Counted {
                     run: run(),
                     reported: "12".into(),
@@ -848,7 +923,7 @@ mod tests {
             ),
             (
                 O::Counted,
-                json!({"segment": "s", "at": at, "by": "country", "suppressed_cells": 1}),
+                json!({"segment": "s", "at": AT, "by": "country", "suppressed_cells": 1}),
                 K::Breakdown(Breakdown {
                     run: run(),
                     by: "country".into(),
@@ -857,7 +932,7 @@ mod tests {
             ),
             (
                 O::Counted,
-                json!({"segment": "s", "at": at, "epsilon": "1/4", "dp_scope": "c",
+                json!({"segment": "s", "at": AT, "epsilon": "1/4", "dp_scope": "c",
                        "dp_budget": "p", "dp_spent": "1/2", "dp_total": "1"}),
                 K::DpCounted(DpCounted {
                     run: run(),
@@ -869,9 +944,19 @@ mod tests {
                     sharded: None,
                 }),
             ),
+        ]);
+    }
+
+    /// The kinds for exports and reports, with the exact details logs already hold.
+    #[test]
+    fn export_and_report_kinds_read_and_write_the_details_logs_already_hold() {
+        use EntryKind as K;
+        use Operation as O;
+        use serde_json::json;
+        reads_and_writes(vec![
             (
                 O::Exported,
-                json!({"segment": "s", "at": at, "recipient": "r", "fields": "a", "rows": 2,
+                json!({"segment": "s", "at": AT, "recipient": "r", "fields": "a", "rows": 2,
                        "key_version": 1, "shards": 3, "shard_roots": "ab"}),
                 K::Exported(Exported {
                     run: run(),
@@ -893,10 +978,10 @@ mod tests {
             ),
             (
                 O::ReportGenerated,
-                json!({"report": "compliance", "at": at, "within_days": 30}),
+                json!({"report": "compliance", "at": AT, "within_days": 30}),
                 K::ComplianceGenerated(ComplianceGenerated {
                     report: ReportName::Compliance,
-                    at: at.into(),
+                    at: AT.into(),
                     within_days: 30,
                 }),
             ),
@@ -909,16 +994,7 @@ mod tests {
                     adverse_impact: false,
                 }),
             ),
-        ];
-        for (op, details, kind) in cases {
-            let e = entry(op, details.clone());
-            assert_eq!(EntryKind::of(&e).unwrap(), kind, "{op:?} {details}");
-            assert_eq!(kind.operation(), op, "{kind:?}");
-            let written = PendingEntry::new(0, "a", Operation::AuditRead)
-                .with_kind(kind.clone())
-                .with_seq(0);
-            assert_eq!(written, e, "{kind:?}");
-        }
+        ]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{export_tallies, heading, retention_of, table, yes};
 use crate::audit::{AuditError, AuditLog, AuditSink};
-use crate::policy::{CcpaRole, LawfulBasis, Policy, Regime, covers};
+use crate::policy::{CcpaRole, LawfulBasis, Policy, Regime, RoleSpec, covers};
 use crate::timestamp::Timestamp;
 
 /// The record of processing activities, generated from the policy, its
@@ -286,8 +286,26 @@ pub fn ropa<S: AuditSink>(
     let entries = log.entries()?;
     let exports = export_tallies(&entries);
     let spec = policy.spec();
-    let purposes = spec
-        .purposes
+    Ok(Ropa {
+        generated_at,
+        policy_version: policy.version().to_string(),
+        controller: ControllerRecord {
+            name: spec.controller.name.clone(),
+            contact: spec.controller.contact.clone(),
+        },
+        purposes: purpose_records(policy),
+        subject_categories: subject_categories(policy),
+        recipients: recipient_records(policy, &exports),
+        third_country_transfers: transfer_records(policy),
+        retention: retention_records(policy),
+        security: security_measures(policy, log),
+    })
+}
+
+/// One record per purpose: its basis, consent terms, data and recipients.
+fn purpose_records(policy: &Policy) -> Vec<PurposeRecord> {
+    let spec = policy.spec();
+    spec.purposes
         .iter()
         .enumerate()
         .map(|(i, p)| {
@@ -316,9 +334,14 @@ pub fn ropa<S: AuditSink>(
                     .collect(),
             }
         })
-        .collect();
+        .collect()
+}
+
+/// The categories of data subjects: the jurisdictions grouped by regime,
+/// without subject counts.
+fn subject_categories(policy: &Policy) -> Vec<SubjectCategory> {
     let mut regimes: BTreeMap<Regime, Vec<JurisdictionRecord>> = BTreeMap::new();
-    for j in &spec.jurisdictions {
+    for j in &policy.spec().jurisdictions {
         regimes
             .entry(j.regime)
             .or_default()
@@ -328,7 +351,7 @@ pub fn ropa<S: AuditSink>(
                 subjects: None,
             });
     }
-    let subject_categories = regimes
+    regimes
         .into_iter()
         .map(|(regime, jurisdictions)| SubjectCategory {
             regime,
@@ -336,8 +359,16 @@ pub fn ropa<S: AuditSink>(
             jurisdictions,
             subjects: None,
         })
-        .collect();
-    let recipients = spec
+        .collect()
+}
+
+/// One record per recipient, with the exports the audit log records for it.
+fn recipient_records(
+    policy: &Policy,
+    exports: &BTreeMap<String, (u64, u64)>,
+) -> Vec<RecipientRecord> {
+    policy
+        .spec()
         .recipients
         .iter()
         .map(|r| {
@@ -355,8 +386,13 @@ pub fn ropa<S: AuditSink>(
                 rows_exported: rows,
             }
         })
-        .collect();
-    let third_country_transfers = spec
+        .collect()
+}
+
+/// The recipients in third countries and what goes to them.
+fn transfer_records(policy: &Policy) -> Vec<TransferRecord> {
+    policy
+        .spec()
         .recipients
         .iter()
         .filter(|r| r.third_country)
@@ -367,9 +403,13 @@ pub fn ropa<S: AuditSink>(
             purposes: r.purposes.clone(),
             categories: r.categories.clone(),
         })
-        .collect();
-    let retention = spec
-        .categories
+        .collect()
+}
+
+/// The retention period of each data category, own or inherited.
+fn retention_records(policy: &Policy) -> Vec<RetentionRecord> {
+    let spec = policy.spec();
+    spec.categories
         .iter()
         .map(|c| {
             let r = retention_of(policy, &c.key);
@@ -385,8 +425,14 @@ pub fn ropa<S: AuditSink>(
                     .collect(),
             }
         })
-        .collect();
-    let security = SecurityMeasures {
+        .collect()
+}
+
+/// The security measures: pseudonymisation, encryption, access control and
+/// the audit log's state.
+fn security_measures<S: AuditSink>(policy: &Policy, log: &AuditLog<S>) -> SecurityMeasures {
+    let spec = policy.spec();
+    SecurityMeasures {
         pseudonymisation: PseudonymisationRecord {
             exports: "subject ids are replaced by HMAC-SHA-256 pseudonyms under a key per \
                       recipient, purpose and key version, derived with HKDF-SHA-256 from one \
@@ -403,20 +449,7 @@ pub fn ropa<S: AuditSink>(
                      any, is left to the host (storage or disk encryption)"
                 .into(),
         },
-        access_control: spec
-            .roles
-            .iter()
-            .map(|r| RoleRecord {
-                name: r.name.clone(),
-                count: r.count.clone(),
-                member_ids: r.member_ids.clone(),
-                explain: r.explain.clone(),
-                export: r.export.clone(),
-                subjects: r.subjects,
-                read_audit: r.read_audit,
-                administer: r.administer,
-            })
-            .collect(),
+        access_control: spec.roles.iter().map(role_record).collect(),
         audit_log: AuditLogRecord {
             mechanism: "append-only log; every entry is a leaf of an RFC 6962 SHA-256 Merkle \
                         tree, checked against Ed25519-signed checkpoints"
@@ -425,21 +458,21 @@ pub fn ropa<S: AuditSink>(
             root_hash: crate::audit::hex::encode(&log.root()),
         },
         k_threshold: policy.k_threshold(),
-    };
-    Ok(Ropa {
-        generated_at,
-        policy_version: policy.version().to_string(),
-        controller: ControllerRecord {
-            name: spec.controller.name.clone(),
-            contact: spec.controller.contact.clone(),
-        },
-        purposes,
-        subject_categories,
-        recipients,
-        third_country_transfers,
-        retention,
-        security,
-    })
+    }
+}
+
+/// A role and its grants.
+fn role_record(r: &RoleSpec) -> RoleRecord {
+    RoleRecord {
+        name: r.name.clone(),
+        count: r.count.clone(),
+        member_ids: r.member_ids.clone(),
+        explain: r.explain.clone(),
+        export: r.export.clone(),
+        subjects: r.subjects,
+        read_audit: r.read_audit,
+        administer: r.administer,
+    }
 }
 
 impl Ropa {

@@ -220,6 +220,43 @@ pub(crate) fn article(ty: AttrType) -> String {
 impl fmt::Display for SegmentErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use SegmentErrorKind as K;
+        // Exhaustive, so that a new kind cannot go without a message.
+        match self {
+            K::TooLong { .. }
+            | K::Json { .. }
+            | K::UnexpectedChar(_)
+            | K::BadUnicodeEscape
+            | K::UnknownEscape
+            | K::UnterminatedString
+            | K::NumberTooLarge { .. }
+            | K::NegativeDuration
+            | K::DurationTooLarge
+            | K::NumberNeedsSeparator
+            | K::Expected { .. }
+            | K::NestingTooDeep { .. } => self.syntax_message(f),
+            K::MissingPurpose
+            | K::UnknownPurpose { .. }
+            | K::EmptyJunction
+            | K::UnknownAttribute { .. }
+            | K::CriminalData { .. }
+            | K::ProtectedAttribute { .. }
+            | K::NotAllowedForPurpose { .. }
+            | K::SpecialCategory { .. } => self.policy_message(f),
+            K::BadTimestamp { .. }
+            | K::WrongValueType { .. }
+            | K::UndeclaredValue { .. }
+            | K::CategoricalOperator { .. }
+            | K::BooleanComparison { .. }
+            | K::InNeedsCategorical { .. }
+            | K::EmptyIn { .. } => self.comparison_message(f),
+        }
+    }
+}
+
+impl SegmentErrorKind {
+    /// The message of an error in the segment's text or JSON.
+    fn syntax_message(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use SegmentErrorKind as K;
         match self {
             K::TooLong { len, max } => write!(
                 f,
@@ -242,6 +279,15 @@ impl fmt::Display for SegmentErrorKind {
             ),
             K::Expected { expected, found } => write!(f, "expected {expected}, found {found}"),
             K::NestingTooDeep { max } => write!(f, "nesting deeper than {max} levels"),
+            // Not reached: `fmt` sends only this group's kinds here.
+            _ => write!(f, "{self:?}"),
+        }
+    }
+
+    /// The message of a purpose or attribute the policy refuses (or does not know).
+    fn policy_message(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use SegmentErrorKind as K;
+        match self {
             K::MissingPurpose => f.write_str("a segment needs a declared purpose"),
             K::UnknownPurpose { purpose } => write!(
                 f,
@@ -281,6 +327,15 @@ impl fmt::Display for SegmentErrorKind {
                 f,
                 "attribute `{attribute}` is special-category data ({category}), which purpose {purpose} does not explicitly allow"
             ),
+            // Not reached: `fmt` sends only this group's kinds here.
+            _ => write!(f, "{self:?}"),
+        }
+    }
+
+    /// The message of a comparison the attribute's type does not allow.
+    fn comparison_message(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use SegmentErrorKind as K;
+        match self {
             K::BadTimestamp { attribute, reason } => {
                 write!(f, "`{attribute}` is a timestamp: {reason}")
             }
@@ -338,6 +393,8 @@ impl fmt::Display for SegmentErrorKind {
                 article(*ty)
             ),
             K::EmptyIn { .. } => f.write_str("`in` needs at least one value"),
+            // Not reached: `fmt` sends only this group's kinds here.
+            _ => write!(f, "{self:?}"),
         }
     }
 }

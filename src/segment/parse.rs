@@ -83,71 +83,7 @@ impl<'a> Lexer<'a> {
                 out.push((Tok::Eof, Span { start, end: start }));
                 return Ok(out);
             }
-            let c = b[start];
-            let tok = match c {
-                b'(' => {
-                    self.pos += 1;
-                    Tok::LParen
-                }
-                b')' => {
-                    self.pos += 1;
-                    Tok::RParen
-                }
-                b',' => {
-                    self.pos += 1;
-                    Tok::Comma
-                }
-                b'.' => {
-                    self.pos += 1;
-                    Tok::Dot
-                }
-                b'+' => {
-                    self.pos += 1;
-                    Tok::Plus
-                }
-                b'-' if !b.get(start + 1).is_some_and(u8::is_ascii_digit) => {
-                    self.pos += 1;
-                    Tok::Minus
-                }
-                b'=' => {
-                    self.pos += 1;
-                    if b.get(self.pos) == Some(&b'=') {
-                        self.pos += 1;
-                    }
-                    Tok::Op(CmpOp::Eq)
-                }
-                b'!' if b.get(start + 1) == Some(&b'=') => {
-                    self.pos += 2;
-                    Tok::Op(CmpOp::Ne)
-                }
-                b'<' | b'>' => {
-                    self.pos += 1;
-                    let eq = b.get(self.pos) == Some(&b'=');
-                    if eq {
-                        self.pos += 1;
-                    }
-                    Tok::Op(match (c, eq) {
-                        (b'<', false) => CmpOp::Lt,
-                        (b'<', true) => CmpOp::Le,
-                        (_, false) => CmpOp::Gt,
-                        (_, true) => CmpOp::Ge,
-                    })
-                }
-                b'"' => self.string()?,
-                b'-' | b'0'..=b'9' => self.number()?,
-                c if c.is_ascii_alphabetic() || c == b'_' => {
-                    while self.pos < b.len()
-                        && (b[self.pos].is_ascii_alphanumeric() || b[self.pos] == b'_')
-                    {
-                        self.pos += 1;
-                    }
-                    Tok::Ident(self.src[start..self.pos].to_string())
-                }
-                _ => {
-                    let ch = self.src[start..].chars().next().unwrap_or('?');
-                    return Err(self.err(start, start + ch.len_utf8(), Kind::UnexpectedChar(ch)));
-                }
-            };
+            let tok = self.token(start)?;
             out.push((
                 tok,
                 Span {
@@ -156,6 +92,89 @@ impl<'a> Lexer<'a> {
                 },
             ));
         }
+    }
+
+    /// Reads the token that starts at `start` (not whitespace, not the end).
+    fn token(&mut self, start: usize) -> Result<Tok, SegmentError> {
+        if let Some(tok) = self.punctuation(start) {
+            return Ok(tok);
+        }
+        let b = self.src.as_bytes();
+        Ok(match b[start] {
+            b'"' => self.string()?,
+            b'-' | b'0'..=b'9' => self.number()?,
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                while self.pos < b.len()
+                    && (b[self.pos].is_ascii_alphanumeric() || b[self.pos] == b'_')
+                {
+                    self.pos += 1;
+                }
+                Tok::Ident(self.src[start..self.pos].to_string())
+            }
+            _ => {
+                let ch = self.src[start..].chars().next().unwrap_or('?');
+                return Err(self.err(start, start + ch.len_utf8(), Kind::UnexpectedChar(ch)));
+            }
+        })
+    }
+
+    /// Reads a punctuation mark or comparison operator at `start`, if one is
+    /// there; otherwise leaves the position alone. A `-` before a digit is a
+    /// number's sign, not punctuation.
+    fn punctuation(&mut self, start: usize) -> Option<Tok> {
+        let b = self.src.as_bytes();
+        let c = b[start];
+        Some(match c {
+            b'(' => {
+                self.pos += 1;
+                Tok::LParen
+            }
+            b')' => {
+                self.pos += 1;
+                Tok::RParen
+            }
+            b',' => {
+                self.pos += 1;
+                Tok::Comma
+            }
+            b'.' => {
+                self.pos += 1;
+                Tok::Dot
+            }
+            b'+' => {
+                self.pos += 1;
+                Tok::Plus
+            }
+            b'-' if !b.get(start + 1).is_some_and(u8::is_ascii_digit) => {
+                self.pos += 1;
+                Tok::Minus
+            }
+            b'=' => {
+                self.pos += 1;
+                if b.get(self.pos) == Some(&b'=') {
+                    self.pos += 1;
+                }
+                Tok::Op(CmpOp::Eq)
+            }
+            b'!' if b.get(start + 1) == Some(&b'=') => {
+                self.pos += 2;
+                Tok::Op(CmpOp::Ne)
+            }
+            b'<' | b'>' => {
+                self.pos += 1;
+                let eq = b.get(self.pos) == Some(&b'=');
+                if eq {
+                    self.pos += 1;
+                }
+                Tok::Op(match (c, eq) {
+                    (b'<', false) => CmpOp::Lt,
+                    (b'<', true) => CmpOp::Le,
+                    (_, false) => CmpOp::Gt,
+                    (_, true) => CmpOp::Ge,
+                })
+            }
+            _ => return None,
+        })
     }
 
     fn string(&mut self) -> Result<Tok, SegmentError> {

@@ -476,89 +476,13 @@ impl Checker<'_> {
                 op,
                 value,
                 span,
-            } => {
-                let id = self.attribute(attr, *span)?;
-                let ty = self.policy.attribute(id).ty;
-                CheckedExpr::Term(match ty {
-                    AttrType::Categorical => match op {
-                        CmpOp::Eq | CmpOp::Ne => Term::CatIn {
-                            attr: id,
-                            values: vec![self.cat_value(attr, id, value, *span)?],
-                            negated: *op == CmpOp::Ne,
-                        },
-                        _ => {
-                            return Err(self.fail(
-                                *span,
-                                Kind::CategoricalOperator {
-                                    attribute: attr.clone(),
-                                    op: *op,
-                                },
-                            ));
-                        }
-                    },
-                    AttrType::Boolean => match (op, value) {
-                        (CmpOp::Eq, Literal::Bool(b)) => Term::BoolIs {
-                            attr: id,
-                            value: *b,
-                        },
-                        (CmpOp::Ne, Literal::Bool(b)) => Term::BoolIs {
-                            attr: id,
-                            value: !*b,
-                        },
-                        _ => {
-                            return Err(self.fail(
-                                *span,
-                                Kind::BooleanComparison {
-                                    attribute: attr.clone(),
-                                    op: *op,
-                                    value: value.clone(),
-                                },
-                            ));
-                        }
-                    },
-                    AttrType::Integer | AttrType::Timestamp => {
-                        let b = self.ordered(attr, id, value, *span)?;
-                        range_of(id, *op, b)
-                    }
-                })
-            }
+            } => CheckedExpr::Term(self.comparison(attr, *op, value, *span)?),
             Expr::In {
                 attr,
                 values,
                 negated,
                 span,
-            } => {
-                let id = self.attribute(attr, *span)?;
-                let ty = self.policy.attribute(id).ty;
-                if ty != AttrType::Categorical {
-                    return Err(self.fail(
-                        *span,
-                        Kind::InNeedsCategorical {
-                            attribute: attr.clone(),
-                            ty,
-                        },
-                    ));
-                }
-                if values.is_empty() {
-                    return Err(self.fail(
-                        *span,
-                        Kind::EmptyIn {
-                            attribute: attr.clone(),
-                        },
-                    ));
-                }
-                let mut vs = values
-                    .iter()
-                    .map(|v| self.cat_value(attr, id, v, *span))
-                    .collect::<Result<Vec<_>, _>>()?;
-                vs.sort_unstable();
-                vs.dedup();
-                CheckedExpr::Term(Term::CatIn {
-                    attr: id,
-                    values: vs,
-                    negated: *negated,
-                })
-            }
+            } => CheckedExpr::Term(self.membership(attr, values, *negated, *span)?),
             Expr::Between {
                 attr,
                 low,
@@ -575,6 +499,101 @@ impl Checker<'_> {
                     negated: false,
                 })
             }
+        })
+    }
+
+    /// Checks `attr op value` against the attribute's type.
+    fn comparison(
+        &mut self,
+        attr: &str,
+        op: CmpOp,
+        value: &Literal,
+        span: Span,
+    ) -> Result<Term, SegmentError> {
+        let id = self.attribute(attr, span)?;
+        let ty = self.policy.attribute(id).ty;
+        Ok(match ty {
+            AttrType::Categorical => match op {
+                CmpOp::Eq | CmpOp::Ne => Term::CatIn {
+                    attr: id,
+                    values: vec![self.cat_value(attr, id, value, span)?],
+                    negated: op == CmpOp::Ne,
+                },
+                _ => {
+                    return Err(self.fail(
+                        span,
+                        Kind::CategoricalOperator {
+                            attribute: attr.into(),
+                            op,
+                        },
+                    ));
+                }
+            },
+            AttrType::Boolean => match (op, value) {
+                (CmpOp::Eq, Literal::Bool(b)) => Term::BoolIs {
+                    attr: id,
+                    value: *b,
+                },
+                (CmpOp::Ne, Literal::Bool(b)) => Term::BoolIs {
+                    attr: id,
+                    value: !*b,
+                },
+                _ => {
+                    return Err(self.fail(
+                        span,
+                        Kind::BooleanComparison {
+                            attribute: attr.into(),
+                            op,
+                            value: value.clone(),
+                        },
+                    ));
+                }
+            },
+            AttrType::Integer | AttrType::Timestamp => {
+                let b = self.ordered(attr, id, value, span)?;
+                range_of(id, op, b)
+            }
+        })
+    }
+
+    /// Checks `attr [not] in (values)`: a categorical attribute and a
+    /// non-empty list of its declared values.
+    fn membership(
+        &mut self,
+        attr: &str,
+        values: &[Literal],
+        negated: bool,
+        span: Span,
+    ) -> Result<Term, SegmentError> {
+        let id = self.attribute(attr, span)?;
+        let ty = self.policy.attribute(id).ty;
+        if ty != AttrType::Categorical {
+            return Err(self.fail(
+                span,
+                Kind::InNeedsCategorical {
+                    attribute: attr.into(),
+                    ty,
+                },
+            ));
+        }
+        if values.is_empty() {
+            return Err(self.fail(
+                span,
+                Kind::EmptyIn {
+                    attribute: attr.into(),
+                },
+            ));
+        }
+        let mut vs = values
+            .iter()
+            .map(|v| self.cat_value(attr, id, v, span))
+            .collect::<Result<Vec<_>, _>>()?;
+        vs.sort_unstable();
+        vs.dedup();
+        Ok(Term::CatIn {
+            attr: id,
+            values: vs,
+            negated,
         })
     }
 }

@@ -719,25 +719,11 @@ impl TcfCaV1 {
     /// ([`CaVendors::optimized`]). `violations` is ignored; any other name
     /// is refused.
     pub fn from_json_value(v: &Value) -> SignalResult<Self> {
-        let err = |what: String| SignalError::Json(format!("sections.tcfcav1: {what}"));
+        let err = json_error;
         let obj = v
             .as_object()
             .ok_or_else(|| err("expected an object".into()))?;
-        let enc = match obj.get("encoding") {
-            None => Map::new(),
-            Some(Value::Object(e)) => e.clone(),
-            Some(_) => return Err(err("encoding: expected an object".into())),
-        };
-        let enc_keys = [
-            "segments",
-            "vendorExpressConsent",
-            "vendorImpliedConsent",
-            "pubRestrictions",
-            "disclosedVendors",
-        ];
-        if let Some(k) = enc.keys().find(|k| !enc_keys.contains(&k.as_str())) {
-            return Err(err(format!("encoding: unknown field {k:?}")));
-        }
+        let enc = json_encoding(obj)?;
         let mut known = vec!["encoding".to_string(), "violations".to_string()];
         let mut read_group =
             |fields: &[CaField], required: bool| -> SignalResult<(Vec<CaValue>, bool)> {
@@ -763,44 +749,8 @@ impl TcfCaV1 {
         if let Some(k) = obj.keys().find(|k| !known.contains(k)) {
             return Err(err(format!("unknown field {k:?}")));
         }
-        let order: Vec<u8> = match enc.get("segments") {
-            Some(list) => list
-                .as_array()
-                .ok_or_else(|| err("encoding.segments: expected an array".into()))?
-                .iter()
-                .map(|s| match s.as_str() {
-                    Some("core") => Ok(0),
-                    Some("disclosedVendors") => Ok(1),
-                    Some("publisherPurposes") => Ok(3),
-                    _ => Err(err(format!(
-                        "encoding.segments: {s} is not core, publisherPurposes or disclosedVendors"
-                    ))),
-                })
-                .collect::<SignalResult<_>>()?,
-            None => {
-                let has_disclosed =
-                    matches!(&disclosed[0], CaValue::Vendors(l) if !l.ids.is_empty());
-                if has_disclosed {
-                    vec![0, 3, 1]
-                } else {
-                    vec![0, 3]
-                }
-            }
-        };
-        for (t, values) in [(3u8, &publisher), (1, &disclosed)] {
-            if !order.contains(&t)
-                && *values != defaults(if t == 3 { PUBLISHER } else { DISCLOSED })
-            {
-                return Err(err(format!(
-                    "encoding.segments leaves out the {} segment, whose fields are set",
-                    if t == 3 {
-                        "publisherPurposes"
-                    } else {
-                        "disclosedVendors"
-                    }
-                )));
-            }
-        }
+        let order = json_segment_order(&enc, &disclosed)?;
+        check_segments_written(&order, &publisher, &disclosed)?;
         Ok(Self {
             core,
             publisher: order.contains(&3).then_some(publisher),
@@ -808,6 +758,84 @@ impl TcfCaV1 {
             order,
         })
     }
+}
+
+/// An error in the JSON form of the TCF Canada section.
+fn json_error(what: String) -> SignalError {
+    SignalError::Json(format!("sections.tcfcav1: {what}"))
+}
+
+/// The optional `encoding` object, with only the names it may hold.
+fn json_encoding(obj: &Map<String, Value>) -> SignalResult<Map<String, Value>> {
+    let err = json_error;
+    let enc = match obj.get("encoding") {
+        None => Map::new(),
+        Some(Value::Object(e)) => e.clone(),
+        Some(_) => return Err(err("encoding: expected an object".into())),
+    };
+    let enc_keys = [
+        "segments",
+        "vendorExpressConsent",
+        "vendorImpliedConsent",
+        "pubRestrictions",
+        "disclosedVendors",
+    ];
+    if let Some(k) = enc.keys().find(|k| !enc_keys.contains(&k.as_str())) {
+        return Err(err(format!("encoding: unknown field {k:?}")));
+    }
+    Ok(enc)
+}
+
+/// The segment types in the order `encoding.segments` gives, or as
+/// iabgpp-es writes them (core, PublisherPurposes, and DisclosedVendors when
+/// it lists a vendor).
+fn json_segment_order(enc: &Map<String, Value>, disclosed: &[CaValue]) -> SignalResult<Vec<u8>> {
+    let err = json_error;
+    Ok(match enc.get("segments") {
+        Some(list) => list
+            .as_array()
+            .ok_or_else(|| err("encoding.segments: expected an array".into()))?
+            .iter()
+            .map(|s| match s.as_str() {
+                Some("core") => Ok(0),
+                Some("disclosedVendors") => Ok(1),
+                Some("publisherPurposes") => Ok(3),
+                _ => Err(err(format!(
+                    "encoding.segments: {s} is not core, publisherPurposes or disclosedVendors"
+                ))),
+            })
+            .collect::<SignalResult<_>>()?,
+        None => {
+            let has_disclosed = matches!(&disclosed[0], CaValue::Vendors(l) if !l.ids.is_empty());
+            if has_disclosed {
+                vec![0, 3, 1]
+            } else {
+                vec![0, 3]
+            }
+        }
+    })
+}
+
+/// Refuses a segment order that leaves out a segment whose fields are set
+/// (they would be lost).
+fn check_segments_written(
+    order: &[u8],
+    publisher: &[CaValue],
+    disclosed: &[CaValue],
+) -> SignalResult<()> {
+    for (t, values) in [(3u8, publisher), (1, disclosed)] {
+        if !order.contains(&t) && *values != defaults(if t == 3 { PUBLISHER } else { DISCLOSED }) {
+            return Err(json_error(format!(
+                "encoding.segments leaves out the {} segment, whose fields are set",
+                if t == 3 {
+                    "publisherPurposes"
+                } else {
+                    "disclosedVendors"
+                }
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn lower_first(name: &str) -> String {

@@ -796,42 +796,7 @@ impl UsStateSection {
             .ok_or_else(|| SignalError::Json(format!("{}: expected an object", def.name)))?;
         let bad = |what: String| SignalError::Json(format!("sections.{}: {what}", def.name));
         let mut known: Vec<String> = vec!["violations".into()];
-        let read = |d: &FieldDef, x: &Value| -> SignalResult<FieldValue> {
-            let key = lower_first(d.name);
-            match d.kind {
-                FieldKind::Bool => x
-                    .as_bool()
-                    .map(|b| FieldValue::Int(u8::from(b)))
-                    .ok_or_else(|| bad(format!("{key}: expected true or false"))),
-                FieldKind::List(n) => {
-                    let list = x
-                        .as_array()
-                        .ok_or_else(|| bad(format!("{key}: expected an array of {n} numbers")))?;
-                    if list.len() != usize::from(n) {
-                        return Err(bad(format!("{key}: {} entries, expected {n}", list.len())));
-                    }
-                    list.iter()
-                        .map(|e| {
-                            e.as_u64()
-                                .filter(|&e| e < 4)
-                                .map(|e| e as u8)
-                                .ok_or_else(|| bad(format!("{key}: entries are 0 to 3")))
-                        })
-                        .collect::<SignalResult<Vec<u8>>>()
-                        .map(FieldValue::List)
-                }
-                k => x
-                    .as_u64()
-                    .filter(|&e| e >> k.bits() == 0)
-                    .map(|e| FieldValue::Int(e as u8))
-                    .ok_or_else(|| {
-                        bad(format!(
-                            "{key}: expected a number that fits in {} bits",
-                            k.bits()
-                        ))
-                    }),
-            }
-        };
+        let read = |d: &FieldDef, x: &Value| json_field(def.name, d, x);
         let mut core = Vec::with_capacity(def.core.len());
         for d in def.core {
             let key = lower_first(d.name);
@@ -873,6 +838,45 @@ impl UsStateSection {
             return Err(bad(format!("unknown field {k:?}")));
         }
         Ok(Self { id, core, sub })
+    }
+}
+
+/// Reads the JSON of one field of section `section`, by the field's kind.
+fn json_field(section: &str, d: &FieldDef, x: &Value) -> SignalResult<FieldValue> {
+    let bad = |what: String| SignalError::Json(format!("sections.{section}: {what}"));
+    let key = lower_first(d.name);
+    match d.kind {
+        FieldKind::Bool => x
+            .as_bool()
+            .map(|b| FieldValue::Int(u8::from(b)))
+            .ok_or_else(|| bad(format!("{key}: expected true or false"))),
+        FieldKind::List(n) => {
+            let list = x
+                .as_array()
+                .ok_or_else(|| bad(format!("{key}: expected an array of {n} numbers")))?;
+            if list.len() != usize::from(n) {
+                return Err(bad(format!("{key}: {} entries, expected {n}", list.len())));
+            }
+            list.iter()
+                .map(|e| {
+                    e.as_u64()
+                        .filter(|&e| e < 4)
+                        .map(|e| e as u8)
+                        .ok_or_else(|| bad(format!("{key}: entries are 0 to 3")))
+                })
+                .collect::<SignalResult<Vec<u8>>>()
+                .map(FieldValue::List)
+        }
+        k => x
+            .as_u64()
+            .filter(|&e| e >> k.bits() == 0)
+            .map(|e| FieldValue::Int(e as u8))
+            .ok_or_else(|| {
+                bad(format!(
+                    "{key}: expected a number that fits in {} bits",
+                    k.bits()
+                ))
+            }),
     }
 }
 
