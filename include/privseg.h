@@ -1841,6 +1841,20 @@ privseg_status privseg_engine_open(const privseg_policy *policy,
                                    size_t roles_len,
                                    privseg_engine **engine_out);
 
+/**
+ * Writes a durable engine's pending state into its database and an
+ * encrypted snapshot of its indexes, so that the next
+ * [`privseg_engine_open`] reads the snapshot instead of rebuilding every
+ * index (skipped when the snapshot on record is current). Nothing is lost
+ * without it, only the next open is slower. Does nothing for an in-memory
+ * engine. A failure to write gives `PRIVSEG_STATUS_ENGINE_OTHER` or
+ * `PRIVSEG_STATUS_INTERNAL` naming the cause.
+ *
+ * # Safety
+ * `engine` must be a live engine.
+ */
+privseg_status privseg_engine_checkpoint(privseg_engine *engine);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -173,7 +173,6 @@ fn run_valgrind(exe: &Path, args: &[&str]) {
             "--error-exitcode=99",
             "--leak-check=full",
             "--errors-for-leak-kinds=definite",
-            "--suppressions=tests/valgrind.supp",
         ])
         .arg(exe)
         .args(args)

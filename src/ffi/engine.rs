@@ -91,7 +91,7 @@ pub(crate) unsafe fn engine_read<'a>(
 ///
 /// # Safety
 /// As for [`handle`].
-unsafe fn engine_write<'a>(
+pub(super) unsafe fn engine_write<'a>(
     e: *const privseg_engine,
 ) -> Result<RwLockWriteGuard<'a, EngineState>, FfiError> {
     let h = try_ref_from_ptr!(e)?;

@@ -29,7 +29,10 @@ pub trait KeyProvider: Send + Sync {
 /// key file): AES-256-GCM with a random nonce per wrap.
 pub struct StaticKek {
     id: String,
-    key: LessSafeKey,
+    /// The key bytes; the AES key schedule is made per use (a few hundred
+    /// nanoseconds), so no long-lived schedule sits in memory, and memory
+    /// checkers follow every byte the cipher reads.
+    key: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for StaticKek {
@@ -49,11 +52,13 @@ impl StaticKek {
                 key.len()
             )));
         }
-        let key = UnboundKey::new(&AES_256_GCM, key)
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        bytes.copy_from_slice(key);
+        UnboundKey::new(&AES_256_GCM, &bytes[..])
             .map_err(|_| KeyError("the key-encryption key was refused".into()))?;
         Ok(StaticKek {
             id: id.into(),
-            key: LessSafeKey::new(key),
+            key: bytes,
         })
     }
 
@@ -84,12 +89,14 @@ impl KeyProvider for StaticKek {
         self.id.clone()
     }
     fn wrap(&self, data_key: &[u8; 32]) -> Result<Vec<u8>, KeyError> {
-        seal(&self.key, b"privseg data key", data_key)
+        seal(&aead_key(&self.key), b"privseg data key", data_key)
     }
     fn unwrap(&self, wrapped: &[u8]) -> Result<Zeroizing<[u8; 32]>, KeyError> {
-        let plain = Zeroizing::new(open(&self.key, b"privseg data key", wrapped).ok_or_else(
-            || KeyError("a data key does not unwrap under this key-encryption key".into()),
-        )?);
+        let plain = Zeroizing::new(
+            open(&aead_key(&self.key), b"privseg data key", wrapped).ok_or_else(|| {
+                KeyError("a data key does not unwrap under this key-encryption key".into())
+            })?,
+        );
         let mut out = Zeroizing::new([0u8; 32]);
         if plain.len() != 32 {
             return Err(KeyError("a wrapped data key has the wrong length".into()));

@@ -52,6 +52,13 @@ int main(void) {
     EXPECT(privseg_engine_add_subject(e, PRIVSEG_LIT("c-1"), PRIVSEG_LIT("EU-FR"), PRIVSEG_LIT("1980-01-02")) ==
            PRIVSEG_STATUS_OK);
     EXPECT(privseg_engine_add_subject(e, PRIVSEG_LIT("c-2"), PRIVSEG_LIT("EU-FR"), NULL, 0) == PRIVSEG_STATUS_OK);
+    /* A checkpoint writes the snapshot the next open reads. */
+    char snap[300];
+    snprintf(snap, sizeof snap, "%s/snapshot.bin", path);
+    EXPECT(access(snap, F_OK) != 0);
+    EXPECT(privseg_engine_checkpoint(e) == PRIVSEG_STATUS_OK);
+    EXPECT(access(snap, F_OK) == 0);
+    EXPECT(privseg_engine_checkpoint(NULL) == PRIVSEG_STATUS_NULL_PARAMETER);
     privseg_engine_free(e);
 
     /* A second create on the same directory is refused. */
