@@ -609,136 +609,10 @@ impl Durable {
     pub(crate) fn load(
         &mut self,
     ) -> Result<(Vec<LoadedSubject>, Vec<LoadedValue>, Vec<LoadedEvent>), StoreError> {
-        let e = Self::db_err(&self.path);
         let conn = self.conn.get_mut().unwrap_or_else(PoisonError::into_inner);
-        let mut subjects = Vec::new();
-        // Data keys are needed here to open values; writes read them back
-        // one at a time when they need them.
-        let mut deks: Vec<Option<LessSafeKey>> = Vec::new();
-        {
-            let mut st = conn
-                .prepare(
-                    "SELECT row, id, juris, birth, birth_version, dek FROM subjects ORDER BY row",
-                )
-                .map_err(&e)?;
-            let mut rows = st.query([]).map_err(&e)?;
-            while let Some(r) = rows.next().map_err(&e)? {
-                let row: i64 = r.get(0).map_err(&e)?;
-                let row = u32::try_from(row)
-                    .ok()
-                    .filter(|&x| x as usize == subjects.len())
-                    .ok_or_else(|| {
-                        StoreError::Damaged(format!("subject row {row} out of order"))
-                    })?;
-                let id: Option<String> = r.get(1).map_err(&e)?;
-                let juris: String = r.get(2).map_err(&e)?;
-                let birth: Option<Vec<u8>> = r.get(3).map_err(&e)?;
-                let bver: Option<i64> = r.get(4).map_err(&e)?;
-                let dek: Option<Vec<u8>> = r.get(5).map_err(&e)?;
-                let key = match (&id, dek) {
-                    (Some(_), Some(w)) => Some(aead_key(&*self.keys.unwrap(&w)?)),
-                    (None, None) => None,
-                    _ => {
-                        return Err(StoreError::Damaged(format!(
-                            "subject row {row} has an id without a key or a key without an id"
-                        )));
-                    }
-                };
-                let birth = match (birth, &key) {
-                    (Some(b), Some(k)) => {
-                        let plain = open(k, &aad(row, "\0birth", bver.unwrap_or(-1) as u64), &b)
-                            .ok_or_else(|| {
-                                StoreError::Damaged(format!(
-                                    "birth date of row {row} does not decrypt"
-                                ))
-                            })?;
-                        Some(
-                            String::from_utf8(plain).map_err(|_| {
-                                StoreError::Damaged(format!("birth date of row {row}"))
-                            })?,
-                        )
-                    }
-                    _ => None,
-                };
-                deks.push(key);
-                subjects.push(LoadedSubject {
-                    row,
-                    id,
-                    jurisdiction: juris,
-                    birth,
-                });
-            }
-        }
-        let mut values = Vec::new();
-        {
-            let mut st = conn
-                .prepare("SELECT row, attr, version, verified, sealed FROM vals ORDER BY row, attr")
-                .map_err(&e)?;
-            let mut rows = st.query([]).map_err(&e)?;
-            while let Some(r) = rows.next().map_err(&e)? {
-                let row: i64 = r.get(0).map_err(&e)?;
-                let attr: String = r.get(1).map_err(&e)?;
-                let version: i64 = r.get(2).map_err(&e)?;
-                let verified: i64 = r.get(3).map_err(&e)?;
-                let sealed: Vec<u8> = r.get(4).map_err(&e)?;
-                let row =
-                    u32::try_from(row).map_err(|_| StoreError::Damaged("value row".into()))?;
-                let key = deks
-                    .get(row as usize)
-                    .and_then(Option::as_ref)
-                    .ok_or_else(|| {
-                        StoreError::Damaged(format!("a value of row {row} has no subject key"))
-                    })?;
-                let plain =
-                    open(key, &aad(row, &attr, version as u64), &sealed).ok_or_else(|| {
-                        StoreError::Damaged(format!("value {attr:?} of row {row} does not decrypt"))
-                    })?;
-                let value: Value = serde_json::from_slice(&plain)
-                    .map_err(|_| StoreError::Damaged(format!("value {attr:?} of row {row}")))?;
-                values.push(LoadedValue {
-                    row,
-                    attr,
-                    verified,
-                    value,
-                });
-            }
-        }
-        let mut events = Vec::new();
-        {
-            let mut st = conn
-                .prepare(
-                    "SELECT seq, row, at, expires, purpose, notice, kind, explicit, channel, \
-                     collector, notice_sha, evidence_sha FROM events ORDER BY seq",
-                )
-                .map_err(&e)?;
-            let mut rows = st.query([]).map_err(&e)?;
-            let sha = |v: Option<Vec<u8>>| -> Result<Option<[u8; 32]>, StoreError> {
-                v.map(|b| {
-                    <[u8; 32]>::try_from(b.as_slice())
-                        .map_err(|_| StoreError::Damaged("event digest length".into()))
-                })
-                .transpose()
-            };
-            while let Some(r) = rows.next().map_err(&e)? {
-                let kind: String = r.get(6).map_err(&e)?;
-                let row: i64 = r.get(1).map_err(&e)?;
-                events.push(LoadedEvent {
-                    seq: r.get::<_, i64>(0).map_err(&e)? as u64,
-                    row: u32::try_from(row).map_err(|_| StoreError::Damaged("event row".into()))?,
-                    at: r.get(2).map_err(&e)?,
-                    expires_at: r.get(3).map_err(&e)?,
-                    purpose: r.get(4).map_err(&e)?,
-                    notice: r.get(5).map_err(&e)?,
-                    kind: EventKind::parse(&kind)
-                        .ok_or_else(|| StoreError::Damaged(format!("event kind {kind:?}")))?,
-                    explicit: r.get::<_, i64>(7).map_err(&e)? != 0,
-                    channel: r.get(8).map_err(&e)?,
-                    collector: r.get(9).map_err(&e)?,
-                    notice_sha256: sha(r.get(10).map_err(&e)?)?,
-                    evidence_sha256: sha(r.get(11).map_err(&e)?)?,
-                });
-            }
-        }
+        let (subjects, deks) = load_subjects(conn, &self.path, &*self.keys)?;
+        let values = load_values(conn, &self.path, &deks)?;
+        let events = load_events(conn, &self.path)?;
         self.rows = subjects.len() as u32;
         Ok((subjects, values, events))
     }
@@ -943,6 +817,152 @@ impl Writer<'_> {
             .map_err(self.err())?;
         Ok(())
     }
+}
+/// Every subject row, with its birth date opened, and its data key (for
+/// the values; writes unwrap keys again one at a time when they need them).
+#[allow(clippy::type_complexity)]
+fn load_subjects(
+    conn: &Connection,
+    path: &Path,
+    keys: &dyn KeyProvider,
+) -> Result<(Vec<LoadedSubject>, Vec<Option<LessSafeKey>>), StoreError> {
+    let e = Durable::db_err(path);
+    let mut subjects = Vec::new();
+    // Data keys are needed here to open values; writes read them back
+    // one at a time when they need them.
+    let mut deks: Vec<Option<LessSafeKey>> = Vec::new();
+    {
+        let mut st = conn
+            .prepare("SELECT row, id, juris, birth, birth_version, dek FROM subjects ORDER BY row")
+            .map_err(&e)?;
+        let mut rows = st.query([]).map_err(&e)?;
+        while let Some(r) = rows.next().map_err(&e)? {
+            let row: i64 = r.get(0).map_err(&e)?;
+            let row = u32::try_from(row)
+                .ok()
+                .filter(|&x| x as usize == subjects.len())
+                .ok_or_else(|| StoreError::Damaged(format!("subject row {row} out of order")))?;
+            let id: Option<String> = r.get(1).map_err(&e)?;
+            let juris: String = r.get(2).map_err(&e)?;
+            let birth: Option<Vec<u8>> = r.get(3).map_err(&e)?;
+            let bver: Option<i64> = r.get(4).map_err(&e)?;
+            let dek: Option<Vec<u8>> = r.get(5).map_err(&e)?;
+            let key = match (&id, dek) {
+                (Some(_), Some(w)) => Some(aead_key(&*keys.unwrap(&w)?)),
+                (None, None) => None,
+                _ => {
+                    return Err(StoreError::Damaged(format!(
+                        "subject row {row} has an id without a key or a key without an id"
+                    )));
+                }
+            };
+            let birth = match (birth, &key) {
+                (Some(b), Some(k)) => {
+                    let plain = open(k, &aad(row, "\0birth", bver.unwrap_or(-1) as u64), &b)
+                        .ok_or_else(|| {
+                            StoreError::Damaged(format!("birth date of row {row} does not decrypt"))
+                        })?;
+                    Some(
+                        String::from_utf8(plain)
+                            .map_err(|_| StoreError::Damaged(format!("birth date of row {row}")))?,
+                    )
+                }
+                _ => None,
+            };
+            deks.push(key);
+            subjects.push(LoadedSubject {
+                row,
+                id,
+                jurisdiction: juris,
+                birth,
+            });
+        }
+    }
+    Ok((subjects, deks))
+}
+
+/// Every value, opened under its subject's data key.
+fn load_values(
+    conn: &Connection,
+    path: &Path,
+    deks: &[Option<LessSafeKey>],
+) -> Result<Vec<LoadedValue>, StoreError> {
+    let e = Durable::db_err(path);
+    let mut values = Vec::new();
+    {
+        let mut st = conn
+            .prepare("SELECT row, attr, version, verified, sealed FROM vals ORDER BY row, attr")
+            .map_err(&e)?;
+        let mut rows = st.query([]).map_err(&e)?;
+        while let Some(r) = rows.next().map_err(&e)? {
+            let row: i64 = r.get(0).map_err(&e)?;
+            let attr: String = r.get(1).map_err(&e)?;
+            let version: i64 = r.get(2).map_err(&e)?;
+            let verified: i64 = r.get(3).map_err(&e)?;
+            let sealed: Vec<u8> = r.get(4).map_err(&e)?;
+            let row = u32::try_from(row).map_err(|_| StoreError::Damaged("value row".into()))?;
+            let key = deks
+                .get(row as usize)
+                .and_then(Option::as_ref)
+                .ok_or_else(|| {
+                    StoreError::Damaged(format!("a value of row {row} has no subject key"))
+                })?;
+            let plain = open(key, &aad(row, &attr, version as u64), &sealed).ok_or_else(|| {
+                StoreError::Damaged(format!("value {attr:?} of row {row} does not decrypt"))
+            })?;
+            let value: Value = serde_json::from_slice(&plain)
+                .map_err(|_| StoreError::Damaged(format!("value {attr:?} of row {row}")))?;
+            values.push(LoadedValue {
+                row,
+                attr,
+                verified,
+                value,
+            });
+        }
+    }
+    Ok(values)
+}
+
+/// Every event, in sequence order.
+fn load_events(conn: &Connection, path: &Path) -> Result<Vec<LoadedEvent>, StoreError> {
+    let e = Durable::db_err(path);
+    let mut events = Vec::new();
+    {
+        let mut st = conn
+            .prepare(
+                "SELECT seq, row, at, expires, purpose, notice, kind, explicit, channel, \
+                 collector, notice_sha, evidence_sha FROM events ORDER BY seq",
+            )
+            .map_err(&e)?;
+        let mut rows = st.query([]).map_err(&e)?;
+        let sha = |v: Option<Vec<u8>>| -> Result<Option<[u8; 32]>, StoreError> {
+            v.map(|b| {
+                <[u8; 32]>::try_from(b.as_slice())
+                    .map_err(|_| StoreError::Damaged("event digest length".into()))
+            })
+            .transpose()
+        };
+        while let Some(r) = rows.next().map_err(&e)? {
+            let kind: String = r.get(6).map_err(&e)?;
+            let row: i64 = r.get(1).map_err(&e)?;
+            events.push(LoadedEvent {
+                seq: r.get::<_, i64>(0).map_err(&e)? as u64,
+                row: u32::try_from(row).map_err(|_| StoreError::Damaged("event row".into()))?,
+                at: r.get(2).map_err(&e)?,
+                expires_at: r.get(3).map_err(&e)?,
+                purpose: r.get(4).map_err(&e)?,
+                notice: r.get(5).map_err(&e)?,
+                kind: EventKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Damaged(format!("event kind {kind:?}")))?,
+                explicit: r.get::<_, i64>(7).map_err(&e)? != 0,
+                channel: r.get(8).map_err(&e)?,
+                collector: r.get(9).map_err(&e)?,
+                notice_sha256: sha(r.get(10).map_err(&e)?)?,
+                evidence_sha256: sha(r.get(11).map_err(&e)?)?,
+            });
+        }
+    }
+    Ok(events)
 }
 
 /// Attribute name of an id, for the records.

@@ -388,6 +388,27 @@ impl Store {
         report.state = StateSource::Rebuilt(format!("the snapshot was not used: {why}"));
         let (subjects, values, events) = d.load()?;
         let mut s = Store::new(policy.clone());
+        s.rebuild_subjects(subjects)?;
+        s.rebuild_values(values)?;
+        s.rebuild_events(events)?;
+        for h in &mut s.events {
+            h.sort_by_key(|e| (e.at, e.seq));
+        }
+        s.next_seq = next_seq;
+        if !report.policy_changes.is_empty() {
+            d.set_policy(&policy)?;
+        }
+        s.durable = Some(d);
+        Ok((s, report))
+    }
+
+    /// Rebuilding from the database: the subject rows, in order (an erased
+    /// row keeps its place, with no id).
+    fn rebuild_subjects(
+        &mut self,
+        subjects: Vec<durable::LoadedSubject>,
+    ) -> Result<(), StoreError> {
+        let (policy, s) = (self.policy.clone(), self);
         for sub in subjects {
             let j = policy.jurisdiction_id(&sub.jurisdiction).ok_or_else(|| {
                 StoreError::Policy(format!(
@@ -414,6 +435,12 @@ impl Store {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Rebuilding from the database: every value, under the current policy.
+    fn rebuild_values(&mut self, values: Vec<durable::LoadedValue>) -> Result<(), StoreError> {
+        let (policy, s) = (self.policy.clone(), self);
         for v in values {
             let a = policy.attr_id(&v.attr).ok_or_else(|| {
                 StoreError::Policy(format!(
@@ -431,6 +458,12 @@ impl Store {
             }
             s.set(v.row, a, code, Timestamp::from_unix(v.verified));
         }
+        Ok(())
+    }
+
+    /// Rebuilding from the database: every event, under the current policy.
+    fn rebuild_events(&mut self, events: Vec<durable::LoadedEvent>) -> Result<(), StoreError> {
+        let (policy, s) = (self.policy.clone(), self);
         for e in events {
             if e.row as usize >= s.len() || s.erased[e.row as usize] {
                 return Err(StoreError::Damaged(format!(
@@ -469,15 +502,7 @@ impl Store {
             s.proofs.push(proof);
             s.events[e.row as usize].push(rec);
         }
-        for h in &mut s.events {
-            h.sort_by_key(|e| (e.at, e.seq));
-        }
-        s.next_seq = next_seq;
-        if !report.policy_changes.is_empty() {
-            d.set_policy(&policy)?;
-        }
-        s.durable = Some(d);
-        Ok((s, report))
+        Ok(())
     }
 
     /// Is every write of this store on disk before it returns?

@@ -401,179 +401,26 @@ impl Store {
             return Err("the id lengths do not add up".into());
         }
         let blob = c.items(total, 1)?;
-        let juris: Vec<JurisdictionId> = c.u32s(n)?.into_iter().map(JurisdictionId).collect();
-        let jcount = policy.spec().jurisdictions.len();
-        if juris.iter().any(|j| j.0 as usize >= jcount) {
-            return Err("a jurisdiction out of range".into());
-        }
-        let birth = c
-            .u32s(n)?
-            .into_iter()
-            .map(|d| match d as i32 {
-                i32::MIN => Ok(None),
-                d => time::Date::from_julian_day(d)
-                    .map(Some)
-                    .map_err(|_| "a birth date out of range".to_string()),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let (juris, birth) = get_facts(policy, &mut c, n)?;
         let erased = c.bits(n)?;
         let erased_count = erased.count_ones();
         // The id map (hashing every id) is built beside the rest.
         let (built, rest) = std::thread::scope(|sc| {
             let h = sc.spawn(|| IdTable::from_parts(&lens, blob, &erased));
-            let rest = (|| {
-                let counts = c.u32s(n)?;
-                let total: u64 = counts.iter().map(|&k| u64::from(k)).sum();
-                let raw = c.items(total, EVENT_LEN)?;
-                let proofs_n = c.u64()?;
-                let praw = c.items(proofs_n, PROOF_LEN)?;
-                let strings_n = c.u64()?;
-                if strings_n > c.b.len() as u64 / 8 {
-                    return Err("string count".into());
-                }
-                let mut strings = Interner::default();
-                for i in 0..strings_n {
-                    if u64::from(strings.intern(c.string()?)) != i {
-                        return Err("a string held twice".into());
-                    }
-                }
-                let sn = strings_n;
-                let proofs = praw
-                    .chunks_exact(PROOF_LEN)
-                    .map(|b| {
-                        let (ch, co) = (le_u32(&b[0..]), le_u32(&b[4..]));
-                        if u64::from(ch) >= sn || u64::from(co) >= sn || b[8] > 3 {
-                            return Err("a proof out of range".to_string());
-                        }
-                        let sha = |on: bool, h: &[u8]| {
-                            on.then(|| <[u8; 32]>::try_from(h).unwrap_or([0; 32]))
-                        };
-                        Ok(Proof {
-                            channel: ch,
-                            collector: co,
-                            notice_sha256: sha(b[8] & 1 != 0, &b[9..41]),
-                            evidence_sha256: sha(b[8] & 2 != 0, &b[41..73]),
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let pcount = policy.purpose_count() as u32;
-                let mut recs = raw.chunks_exact(EVENT_LEN).map(|b| {
-                    let purpose = le_u32(&b[24..]);
-                    let notice = le_u32(&b[28..]);
-                    let proof = le_u32(&b[32..]);
-                    let kind = *EventKind::ALL
-                        .get(b[36] as usize)
-                        .ok_or("an event kind out of range")?;
-                    if (purpose != u32::MAX && purpose >= pcount)
-                        || (notice != u32::MAX && u64::from(notice) >= sn)
-                        || u64::from(proof) >= proofs_n
-                        || b[37] > 1
-                    {
-                        return Err("an event out of range".to_string());
-                    }
-                    Ok(EventRecord {
-                        at: le_u64(&b[0..]) as i64,
-                        seq: le_u64(&b[8..]),
-                        expires_at: le_u64(&b[16..]) as i64,
-                        purpose: (purpose != u32::MAX).then_some(PurposeId(purpose)),
-                        notice,
-                        proof,
-                        kind,
-                        explicit: b[37] == 1,
-                    })
-                });
-                let mut events = Vec::with_capacity(n);
-                for &k in &counts {
-                    let mut h = Vec::with_capacity(k as usize);
-                    for _ in 0..k {
-                        h.push(recs.next().ok_or("events")??);
-                    }
-                    events.push(h);
-                }
-                let next_seq = c.u64()?;
-                let ncols = c.u64()?;
-                if ncols != policy.attribute_count() as u64 {
-                    return Err("the column count differs from the policy's".into());
-                }
-                let mut columns = Vec::with_capacity(policy.attribute_count());
-                for i in 0..policy.attribute_count() as u32 {
-                    let spec = policy.attribute(AttrId(i));
-                    let tag = c.u8()?;
-                    let data = match (tag, spec.ty) {
-                        (TAG_CAT, AttrType::Categorical) => {
-                            let codes = c.u32s(n)?;
-                            let nv = c.u64()?;
-                            if nv != spec.values.len() as u64 {
-                                return Err(format!("column {:?}: value count", spec.name));
-                            }
-                            if codes.iter().any(|&v| v != u32::MAX && u64::from(v) >= nv) {
-                                return Err(format!("column {:?}: a code out of range", spec.name));
-                            }
-                            let bitmaps =
-                                (0..nv).map(|_| c.bits(n)).collect::<Result<Vec<_>, _>>()?;
-                            let counts = c.u64s(nv as usize)?;
-                            if bitmaps
-                                .iter()
-                                .zip(&counts)
-                                .any(|(b, &k)| b.count_ones() as u64 != k)
-                            {
-                                return Err(format!("column {:?}: a count differs", spec.name));
-                            }
-                            ColumnData::Cat {
-                                codes,
-                                bitmaps,
-                                counts,
-                            }
-                        }
-                        (TAG_INT, AttrType::Integer | AttrType::Timestamp) => ColumnData::Int {
-                            vals: c.i64s(n)?,
-                            bsi: c.bsi(n)?,
-                        },
-                        (TAG_BOOL, AttrType::Boolean) => ColumnData::Bool { vals: c.bits(n)? },
-                        _ => return Err(format!("column {:?} has another type", spec.name)),
-                    };
-                    let verified = c.i64s(n)?;
-                    let present = c.bits(n)?;
-                    let present_count = c.u64()?;
-                    if present.count_ones() as u64 != present_count
-                        || verified
-                            .iter()
-                            .zip(present.iter().by_vals())
-                            .any(|(&v, p)| (v != MISSING) != p)
-                    {
-                        return Err(format!("column {:?}: presence differs", spec.name));
-                    }
-                    let verified_bsi = match c.u8()? {
-                        0 => None,
-                        1 => Some(c.bsi(n)?),
-                        _ => return Err("a flag out of range".into()),
-                    };
-                    let stale = policy
-                        .purpose_ids()
-                        .any(|p| policy.max_staleness(AttrId(i), p).is_some());
-                    if stale != verified_bsi.is_some() {
-                        return Err(format!("column {:?}: freshness index", spec.name));
-                    }
-                    columns.push(Column {
-                        data,
-                        verified,
-                        present,
-                        present_count,
-                        verified_bsi,
-                    });
-                }
-                if !c.b.is_empty() {
-                    return Err(format!("{} bytes after the end", c.b.len()));
-                }
-                Ok::<_, Bad>((events, proofs, strings, next_seq, columns))
-            })();
+            let rest = get_rest(policy, &mut c, n);
             let built = h
                 .join()
                 .unwrap_or_else(|_| Err("the id map could not be built".into()));
             (built, rest)
         });
         let ids = built?;
-        let (events, proofs, strings, next_seq, columns) = rest?;
+        let Rest {
+            events,
+            proofs,
+            strings,
+            next_seq,
+            columns,
+        } = rest?;
         Ok(Store {
             policy: policy.clone(),
             ids,
@@ -732,6 +579,233 @@ impl Store {
         }
         Ok(s)
     }
+}
+
+/// A snapshot's state after the ids and row facts.
+struct Rest {
+    events: Vec<Vec<EventRecord>>,
+    proofs: Vec<Proof>,
+    strings: Interner,
+    next_seq: u64,
+    columns: Vec<Column>,
+}
+
+/// Each row's jurisdiction and birth date, checked against `policy`.
+#[allow(clippy::type_complexity)]
+fn get_facts(
+    policy: &Policy,
+    c: &mut Cur<'_>,
+    n: usize,
+) -> Result<(Vec<JurisdictionId>, Vec<Option<time::Date>>), Bad> {
+    let juris: Vec<JurisdictionId> = c.u32s(n)?.into_iter().map(JurisdictionId).collect();
+    let jcount = policy.spec().jurisdictions.len();
+    if juris.iter().any(|j| j.0 as usize >= jcount) {
+        return Err("a jurisdiction out of range".into());
+    }
+    let birth = c
+        .u32s(n)?
+        .into_iter()
+        .map(|d| match d as i32 {
+            i32::MIN => Ok(None),
+            d => time::Date::from_julian_day(d)
+                .map(Some)
+                .map_err(|_| "a birth date out of range".to_string()),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((juris, birth))
+}
+
+/// The histories, proofs, strings, sequence and columns, to the end of the
+/// plaintext.
+fn get_rest(policy: &Policy, c: &mut Cur<'_>, n: usize) -> Result<Rest, Bad> {
+    let counts = c.u32s(n)?;
+    let total: u64 = counts.iter().map(|&k| u64::from(k)).sum();
+    let raw = c.items(total, EVENT_LEN)?;
+    let proofs_n = c.u64()?;
+    let praw = c.items(proofs_n, PROOF_LEN)?;
+    let strings = get_strings(c)?;
+    let sn = strings.len() as u64;
+    let proofs = get_proofs(praw, sn)?;
+    let events = get_events(policy, raw, &counts, sn, proofs_n)?;
+    let next_seq = c.u64()?;
+    let ncols = c.u64()?;
+    if ncols != policy.attribute_count() as u64 {
+        return Err("the column count differs from the policy's".into());
+    }
+    let columns = (0..policy.attribute_count() as u32)
+        .map(|i| get_column(policy, c, n, AttrId(i)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !c.b.is_empty() {
+        return Err(format!("{} bytes after the end", c.b.len()));
+    }
+    Ok(Rest {
+        events,
+        proofs,
+        strings,
+        next_seq,
+        columns,
+    })
+}
+
+/// The interned strings, each held once.
+fn get_strings(c: &mut Cur<'_>) -> Result<Interner, Bad> {
+    let strings_n = c.u64()?;
+    if strings_n > c.b.len() as u64 / 8 {
+        return Err("string count".into());
+    }
+    let mut strings = Interner::default();
+    for i in 0..strings_n {
+        if u64::from(strings.intern(c.string()?)) != i {
+            return Err("a string held twice".into());
+        }
+    }
+    Ok(strings)
+}
+
+/// The proof records, their strings among the `sn` held.
+fn get_proofs(praw: &[u8], sn: u64) -> Result<Vec<Proof>, Bad> {
+    praw.chunks_exact(PROOF_LEN)
+        .map(|b| {
+            let (ch, co) = (le_u32(&b[0..]), le_u32(&b[4..]));
+            if u64::from(ch) >= sn || u64::from(co) >= sn || b[8] > 3 {
+                return Err("a proof out of range".to_string());
+            }
+            let sha = |on: bool, h: &[u8]| on.then(|| <[u8; 32]>::try_from(h).unwrap_or([0; 32]));
+            Ok(Proof {
+                channel: ch,
+                collector: co,
+                notice_sha256: sha(b[8] & 1 != 0, &b[9..41]),
+                evidence_sha256: sha(b[8] & 2 != 0, &b[41..73]),
+            })
+        })
+        .collect()
+}
+
+/// One event record, its purpose, notice and proof in range.
+fn get_event(b: &[u8], pcount: u32, sn: u64, proofs_n: u64) -> Result<EventRecord, Bad> {
+    let purpose = le_u32(&b[24..]);
+    let notice = le_u32(&b[28..]);
+    let proof = le_u32(&b[32..]);
+    let kind = *EventKind::ALL
+        .get(b[36] as usize)
+        .ok_or("an event kind out of range")?;
+    if (purpose != u32::MAX && purpose >= pcount)
+        || (notice != u32::MAX && u64::from(notice) >= sn)
+        || u64::from(proof) >= proofs_n
+        || b[37] > 1
+    {
+        return Err("an event out of range".to_string());
+    }
+    Ok(EventRecord {
+        at: le_u64(&b[0..]) as i64,
+        seq: le_u64(&b[8..]),
+        expires_at: le_u64(&b[16..]) as i64,
+        purpose: (purpose != u32::MAX).then_some(PurposeId(purpose)),
+        notice,
+        proof,
+        kind,
+        explicit: b[37] == 1,
+    })
+}
+
+/// Each row's history: `counts[r]` records of `raw` in turn.
+fn get_events(
+    policy: &Policy,
+    raw: &[u8],
+    counts: &[u32],
+    sn: u64,
+    proofs_n: u64,
+) -> Result<Vec<Vec<EventRecord>>, Bad> {
+    let pcount = policy.purpose_count() as u32;
+    let mut recs = raw
+        .chunks_exact(EVENT_LEN)
+        .map(|b| get_event(b, pcount, sn, proofs_n));
+    let mut events = Vec::with_capacity(counts.len());
+    for &k in counts {
+        let mut h = Vec::with_capacity(k as usize);
+        for _ in 0..k {
+            h.push(recs.next().ok_or("events")??);
+        }
+        events.push(h);
+    }
+    Ok(events)
+}
+
+/// One column: its data by the attribute's type, then its presence and
+/// freshness, each checked against the policy and the row count.
+fn get_column(policy: &Policy, c: &mut Cur<'_>, n: usize, a: AttrId) -> Result<Column, Bad> {
+    let spec = policy.attribute(a);
+    let tag = c.u8()?;
+    let data = match (tag, spec.ty) {
+        (TAG_CAT, AttrType::Categorical) => get_categorical(c, n, &spec.name, spec.values.len())?,
+        (TAG_INT, AttrType::Integer | AttrType::Timestamp) => ColumnData::Int {
+            vals: c.i64s(n)?,
+            bsi: c.bsi(n)?,
+        },
+        (TAG_BOOL, AttrType::Boolean) => ColumnData::Bool { vals: c.bits(n)? },
+        _ => return Err(format!("column {:?} has another type", spec.name)),
+    };
+    let verified = c.i64s(n)?;
+    let present = c.bits(n)?;
+    let present_count = c.u64()?;
+    if present.count_ones() as u64 != present_count
+        || verified
+            .iter()
+            .zip(present.iter().by_vals())
+            .any(|(&v, p)| (v != MISSING) != p)
+    {
+        return Err(format!("column {:?}: presence differs", spec.name));
+    }
+    let verified_bsi = match c.u8()? {
+        0 => None,
+        1 => Some(c.bsi(n)?),
+        _ => return Err("a flag out of range".into()),
+    };
+    let stale = policy
+        .purpose_ids()
+        .any(|p| policy.max_staleness(a, p).is_some());
+    if stale != verified_bsi.is_some() {
+        return Err(format!("column {:?}: freshness index", spec.name));
+    }
+    Ok(Column {
+        data,
+        verified,
+        present,
+        present_count,
+        verified_bsi,
+    })
+}
+
+/// A categorical column's codes, bitmaps and counts, each count that of
+/// its bitmap.
+fn get_categorical(
+    c: &mut Cur<'_>,
+    n: usize,
+    name: &str,
+    values: usize,
+) -> Result<ColumnData, Bad> {
+    let codes = c.u32s(n)?;
+    let nv = c.u64()?;
+    if nv != values as u64 {
+        return Err(format!("column {name:?}: value count"));
+    }
+    if codes.iter().any(|&v| v != u32::MAX && u64::from(v) >= nv) {
+        return Err(format!("column {name:?}: a code out of range"));
+    }
+    let bitmaps = (0..nv).map(|_| c.bits(n)).collect::<Result<Vec<_>, _>>()?;
+    let counts = c.u64s(nv as usize)?;
+    if bitmaps
+        .iter()
+        .zip(&counts)
+        .any(|(b, &k)| b.count_ones() as u64 != k)
+    {
+        return Err(format!("column {name:?}: a count differs"));
+    }
+    Ok(ColumnData::Cat {
+        codes,
+        bitmaps,
+        counts,
+    })
 }
 
 /// Opens every chunk in place, in parallel.
