@@ -1392,6 +1392,30 @@ impl Drop for Store {
     }
 }
 
+/// What changed between two lists of policy items named by `key`: the
+/// items removed (in the old order), then those added or changed (in the
+/// new order).
+fn diff_by_key<T: PartialEq>(
+    what: &str,
+    old: &[T],
+    new: &[T],
+    key: impl Fn(&T) -> &String,
+    out: &mut Vec<String>,
+) {
+    for o in old {
+        if !new.iter().any(|n| key(n) == key(o)) {
+            out.push(format!("{what} {:?} removed", key(o)));
+        }
+    }
+    for n in new {
+        match old.iter().find(|o| key(o) == key(n)) {
+            None => out.push(format!("{what} {:?} added", key(n))),
+            Some(o) if o != n => out.push(format!("{what} {:?} changed", key(n))),
+            _ => {}
+        }
+    }
+}
+
 /// What differs between a stored policy (JSON) and `new`, by name.
 fn policy_diff(old_json: &str, new: &Policy) -> Vec<String> {
     let Ok(old) = serde_json::from_str::<crate::policy::PolicySpec>(old_json) else {
@@ -1401,46 +1425,27 @@ fn policy_diff(old_json: &str, new: &Policy) -> Vec<String> {
     };
     let new = new.spec();
     let mut out = Vec::new();
-    let names = |v: &[crate::policy::AttributeSpec]| -> Vec<String> {
-        v.iter().map(|a| a.name.clone()).collect()
-    };
-    let (oa, na) = (names(&old.attributes), names(&new.attributes));
-    for a in &oa {
-        if !na.contains(a) {
-            out.push(format!("attribute {a:?} removed"));
-        }
-    }
-    for a in &new.attributes {
-        match old.attributes.iter().find(|o| o.name == a.name) {
-            None => out.push(format!("attribute {:?} added", a.name)),
-            Some(o) if o != a => out.push(format!("attribute {:?} changed", a.name)),
-            _ => {}
-        }
-    }
-    for p in &old.purposes {
-        match new.purposes.iter().find(|n| n.key == p.key) {
-            None => out.push(format!("purpose {:?} removed", p.key)),
-            Some(n) if n != p => out.push(format!("purpose {:?} changed", p.key)),
-            _ => {}
-        }
-    }
-    for p in &new.purposes {
-        if !old.purposes.iter().any(|o| o.key == p.key) {
-            out.push(format!("purpose {:?} added", p.key));
-        }
-    }
-    for c in &new.categories {
-        match old.categories.iter().find(|o| o.key == c.key) {
-            None => out.push(format!("category {:?} added", c.key)),
-            Some(o) if o != c => out.push(format!("category {:?} changed", c.key)),
-            _ => {}
-        }
-    }
-    for c in &old.categories {
-        if !new.categories.iter().any(|n| n.key == c.key) {
-            out.push(format!("category {:?} removed", c.key));
-        }
-    }
+    diff_by_key(
+        "attribute",
+        &old.attributes,
+        &new.attributes,
+        |a| &a.name,
+        &mut out,
+    );
+    diff_by_key(
+        "purpose",
+        &old.purposes,
+        &new.purposes,
+        |p| &p.key,
+        &mut out,
+    );
+    diff_by_key(
+        "category",
+        &old.categories,
+        &new.categories,
+        |c| &c.key,
+        &mut out,
+    );
     if old.jurisdictions != new.jurisdictions {
         out.push("jurisdictions changed".into());
     }
@@ -1454,6 +1459,27 @@ fn policy_diff(old_json: &str, new: &Policy) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::policy::{AttributeSpec, CategorySpec, PolicyBuilder};
+
+    #[test]
+    fn policy_items_diff_by_key() {
+        let key = |x: &(String, u8)| &x.0;
+        let item = |k: &str, v: u8| (k.to_string(), v);
+        let old = [item("a", 1), item("b", 1), item("c", 1)];
+        let new = [item("c", 2), item("a", 1), item("d", 1)];
+        let mut out = Vec::new();
+        diff_by_key("thing", &old, &new, key, &mut out);
+        assert_eq!(
+            out,
+            [
+                "thing \"b\" removed",
+                "thing \"c\" changed",
+                "thing \"d\" added"
+            ]
+        );
+        out.clear();
+        diff_by_key("thing", &old, &old, key, &mut out);
+        assert!(out.is_empty());
+    }
 
     fn offset(b: &Bsi, row: usize) -> u64 {
         (0..b.width()).fold(0, |acc, i| {
