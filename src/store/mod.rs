@@ -1462,7 +1462,9 @@ mod tests {
 
     #[test]
     fn policy_items_diff_by_key() {
-        let key = |x: &(String, u8)| &x.0;
+        fn key(x: &(String, u8)) -> &String {
+            &x.0
+        }
         let item = |k: &str, v: u8| (k.to_string(), v);
         let old = [item("a", 1), item("b", 1), item("c", 1)];
         let new = [item("c", 2), item("a", 1), item("d", 1)];
