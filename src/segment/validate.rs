@@ -119,18 +119,8 @@ impl CheckedExpr {
                     }
                     other => done.push(leaf(other)),
                 },
-                Step::Join { and, n } => {
-                    let ys = done.split_off(done.len() - n);
-                    done.push(if and {
-                        CheckedExpr::And(ys)
-                    } else {
-                        CheckedExpr::Or(ys)
-                    });
-                }
-                Step::Negate => {
-                    let x = done.pop().expect("a negation follows its operand");
-                    done.push(CheckedExpr::Not(Box::new(x)));
-                }
+                Step::Join { and, n } => join(&mut done, and, n),
+                Step::Negate => negate(&mut done),
             }
         }
         done.pop().expect("the walk leaves the root's result")
@@ -446,18 +436,8 @@ impl Checker<'_> {
                         leaf => done.push(self.leaf(leaf)?),
                     }
                 }
-                Step::Join { and, n } => {
-                    let ys = done.split_off(done.len() - n);
-                    done.push(if and {
-                        CheckedExpr::And(ys)
-                    } else {
-                        CheckedExpr::Or(ys)
-                    });
-                }
-                Step::Negate => {
-                    let x = done.pop().expect("a negation follows its operand");
-                    done.push(CheckedExpr::Not(Box::new(x)));
-                }
+                Step::Join { and, n } => join(&mut done, and, n),
+                Step::Negate => negate(&mut done),
             }
         }
         Ok(done.pop().expect("the walk leaves the root's result"))
@@ -672,4 +652,21 @@ pub fn validate(policy: &Policy, seg: &Segment, src: &str) -> Result<CheckedSegm
         attrs: c.attrs,
         source: Arc::new(seg.clone()),
     })
+}
+
+/// An iterative walk's step: the last `n` finished operands become one
+/// conjunction (`and`) or disjunction.
+fn join(done: &mut Vec<CheckedExpr>, and: bool, n: usize) {
+    let ys = done.split_off(done.len() - n);
+    done.push(if and {
+        CheckedExpr::And(ys)
+    } else {
+        CheckedExpr::Or(ys)
+    });
+}
+
+/// An iterative walk's step: the last finished operand is negated.
+fn negate(done: &mut Vec<CheckedExpr>) {
+    let x = done.pop().expect("a negation follows its operand");
+    done.push(CheckedExpr::Not(Box::new(x)));
 }

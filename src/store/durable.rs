@@ -269,7 +269,12 @@ impl Durable {
                 .map_err(Self::db_err(&path))?;
         }
         tx.commit().map_err(Self::db_err(&path))?;
-        Ok(Durable {
+        Ok(Durable::with(conn, path, keys))
+    }
+
+    /// A store over an open connection, before anything is read from it.
+    fn with(conn: Connection, path: PathBuf, keys: Arc<dyn KeyProvider>) -> Durable {
+        Durable {
             conn: Mutex::new(conn),
             path,
             keys,
@@ -278,7 +283,7 @@ impl Durable {
             next_version: 0,
             generation: 0,
             snapshot_lock: Mutex::new(()),
-        })
+        }
     }
 
     /// Opens the store database in `dir`.
@@ -291,16 +296,7 @@ impl Durable {
             )));
         }
         let conn = Self::connect(&path, false)?;
-        let mut d = Durable {
-            conn: Mutex::new(conn),
-            path,
-            keys,
-            deks: HashMap::new(),
-            rows: 0,
-            next_version: 0,
-            generation: 0,
-            snapshot_lock: Mutex::new(()),
-        };
+        let mut d = Durable::with(conn, path, keys);
         let found: i64 = d
             .meta("format_version")?
             .and_then(|v| v.parse().ok())
