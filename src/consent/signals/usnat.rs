@@ -169,17 +169,7 @@ impl UsNat {
                 });
             }
         };
-        let two = [
-            self.sharing_notice,
-            self.sale_opt_out_notice,
-            self.sharing_opt_out_notice,
-            self.targeted_advertising_opt_out_notice,
-            self.sensitive_data_processing_opt_out_notice,
-            self.sensitive_data_limit_use_notice,
-            self.sale_opt_out,
-            self.sharing_opt_out,
-            self.targeted_advertising_opt_out,
-        ];
+        let two = self.two_bit_fields();
         let mut at = 6;
         for (v, name) in two.into_iter().zip(TWO_BIT_FIELDS) {
             undefined(name, at, v);
@@ -220,6 +210,22 @@ impl UsNat {
             );
         }
         out
+    }
+
+    /// The nine 2-bit fields after the version, in string order (named by
+    /// `TWO_BIT_FIELDS`).
+    fn two_bit_fields(&self) -> [u8; 9] {
+        [
+            self.sharing_notice,
+            self.sale_opt_out_notice,
+            self.sharing_opt_out_notice,
+            self.targeted_advertising_opt_out_notice,
+            self.sensitive_data_processing_opt_out_notice,
+            self.sensitive_data_limit_use_notice,
+            self.sale_opt_out,
+            self.sharing_opt_out,
+            self.targeted_advertising_opt_out,
+        ]
     }
 
     /// A section of the given version with every field 0 (not applicable),
@@ -274,17 +280,7 @@ impl UsNat {
         }
         let mut w = BitWriter::new();
         w.write(u64::from(self.version), 6, "Version")?;
-        let two = [
-            self.sharing_notice,
-            self.sale_opt_out_notice,
-            self.sharing_opt_out_notice,
-            self.targeted_advertising_opt_out_notice,
-            self.sensitive_data_processing_opt_out_notice,
-            self.sensitive_data_limit_use_notice,
-            self.sale_opt_out,
-            self.sharing_opt_out,
-            self.targeted_advertising_opt_out,
-        ];
+        let two = self.two_bit_fields();
         for (v, name) in two.into_iter().zip(TWO_BIT_FIELDS) {
             w.write(u64::from(v), 2, name)?;
         }
