@@ -170,6 +170,10 @@ pub struct Partial {
     ids: Vec<String>,
     #[serde(default)]
     values: Vec<Vec<Option<Value>>>,
+    /// For a members partial split by [`Partial::split_ids`]: the SHA-256
+    /// (hex) of its ids, which travel apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ids_sha256: Option<String>,
     audit_size: u64,
     audit_root: String,
 }
@@ -219,6 +223,20 @@ impl Partial {
     /// Reads the JSON form (its consistency is checked at release).
     pub fn from_json(text: &str) -> Result<Partial, ShardError> {
         serde_json::from_str(text).map_err(|e| ShardError::Malformed(e.to_string()))
+    }
+
+    /// Splits a members partial into its header (everything but the ids,
+    /// with their SHA-256) and its ids, so that a driver can release the
+    /// members of many shards a shard at a time
+    /// ([`Engine::release_members_split`]) instead of holding every id at
+    /// once. Other partials are returned whole, with no ids apart.
+    pub fn split_ids(mut self) -> (Partial, Vec<String>) {
+        if self.kind != PartialKind::Members || self.ids_sha256.is_some() {
+            return (self, Vec::new());
+        }
+        let ids = std::mem::take(&mut self.ids);
+        self.ids_sha256 = Some(hex(&ids_digest(&ids)));
+        (self, ids)
     }
 }
 
@@ -397,6 +415,7 @@ impl Engine {
                 _ => members.rows().map(|r| store.id(r).to_string()).collect(),
             },
             values: Vec::new(),
+            ids_sha256: None,
             audit_size: 0,
             audit_root: String::new(),
         }
@@ -506,6 +525,49 @@ impl Engine {
             .collect())
     }
 
+    /// Starts releasing the members of split partials
+    /// ([`Partial::split_ids`]) a shard at a time: checks the headers as
+    /// [`Engine::release_members`] checks whole partials (the same
+    /// permission, coverage, policy, segment and age) and records the
+    /// release of every member once, before any id is returned. Each
+    /// shard's ids then come out of [`MembersRelease::ids`], checked against
+    /// the SHA-256 its header carries, so that the driver never holds more
+    /// than one shard's ids.
+    pub fn release_members_split(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        headers: &[Partial],
+    ) -> Result<MembersRelease, ShardError> {
+        self.allow(
+            actor,
+            Permission::MemberIds(seg.purpose_key()),
+            Some(seg.purpose_key()),
+        )?;
+        let m = self.merge_parts(seg, headers, PartialKind::Members, None, &[], true)?;
+        self.log(self.segment_entry(
+            actor,
+            seg,
+            EntryKind::MemberIdsReleased(entry_kind::MemberIdsReleased {
+                segment: seg.name().into(),
+                at: Some(m.reference.to_string()),
+                released_ids: m.count,
+                sharded: Some(m.sharded()),
+            }),
+        ))?;
+        let mut expected = vec![(0, String::new()); m.order.len()];
+        for &i in &m.order {
+            let h = &headers[i];
+            expected[h.shard as usize] = (h.count, h.ids_sha256.clone().unwrap_or_default());
+        }
+        Ok(MembersRelease {
+            shards: headers.first().map_or(0, |h| h.shards),
+            expected,
+            released: vec![false; m.order.len()],
+            total: m.count,
+        })
+    }
+
     /// Exports the merged partials' members (of kind `export`, made for
     /// the same recipient and fields) as [`Engine::export`] does: the
     /// recipient's agreement checked again here, one audit entry, ids
@@ -569,6 +631,20 @@ impl Engine {
         recipient: Option<&str>,
         fields: &[&str],
     ) -> Result<Merged, ShardError> {
+        self.merge_parts(seg, partials, kind, recipient, fields, false)
+    }
+
+    /// [`Engine::merge`]; `split`: the partials are members headers whose
+    /// ids travel apart (checked when each shard's ids arrive).
+    fn merge_parts(
+        &self,
+        seg: &CheckedSegment,
+        partials: &[Partial],
+        kind: PartialKind,
+        recipient: Option<&str>,
+        fields: &[&str],
+        split: bool,
+    ) -> Result<Merged, ShardError> {
         let refuse = |m: String| Err(ShardError::Partials(m));
         let Some(first) = partials.first() else {
             return refuse("no partial was given".into());
@@ -602,7 +678,7 @@ impl Engine {
             self.check_made_for(p, seg, first.reference, kind, recipient, fields)
                 .map_err(refused)?;
             check_age(p, now, skew).map_err(refused)?;
-            self.check_partial(p, &who)?;
+            self.check_partial(p, &who, split)?;
             count = count
                 .checked_add(p.count)
                 .ok_or_else(|| ShardError::Partials("the counts overflow".into()))?;
@@ -670,8 +746,18 @@ impl Engine {
 
     /// A partial's own consistency: count, bitset, ids and rows agree, and
     /// every id belongs to the partial's shard.
-    fn check_partial(&self, p: &Partial, who: &str) -> Result<(), ShardError> {
+    fn check_partial(&self, p: &Partial, who: &str, split: bool) -> Result<(), ShardError> {
         let bad = |m: String| Err(ShardError::Partials(format!("{who}: {m}")));
+        match (split, &p.ids_sha256) {
+            (false, Some(_)) => {
+                return bad("its ids were split off: release it with release_members_split".into());
+            }
+            (true, None) => return bad("its ids were not split off".into()),
+            (true, Some(_)) if !p.ids.is_empty() => {
+                return bad("a split partial still carries ids".into());
+            }
+            _ => {}
+        }
         match p.kind {
             PartialKind::Count => {
                 if !p.bits.is_empty() || !p.ids.is_empty() || !p.values.is_empty() {
@@ -682,7 +768,7 @@ impl Engine {
                 }
             }
             PartialKind::Members | PartialKind::Export => {
-                if p.ids.len() as u64 != p.count {
+                if !split && p.ids.len() as u64 != p.count {
                     return bad(format!("{} ids for {} members", p.ids.len(), p.count));
                 }
                 if p.kind == PartialKind::Members {
@@ -763,6 +849,65 @@ fn check_age(p: &Partial, now: Timestamp, skew: i64) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A release of split members partials in progress (see
+/// [`Engine::release_members_split`]): recorded already; each shard's ids
+/// come out once, checked against its header.
+#[derive(Debug)]
+pub struct MembersRelease {
+    shards: u32,
+    /// Each shard's member count and the SHA-256 (hex) of its ids.
+    expected: Vec<(u64, String)>,
+    released: Vec<bool>,
+    total: u64,
+}
+
+impl MembersRelease {
+    /// The number of members released over all shards.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Shards whose ids have not come out yet.
+    pub fn pending(&self) -> Vec<u32> {
+        (0..self.shards)
+            .filter(|&s| !self.released[s as usize])
+            .collect()
+    }
+
+    /// Shard `shard`'s ids, released if they are exactly those its header
+    /// was made with (count, SHA-256, every id of this shard), once.
+    pub fn ids(&mut self, shard: u32, ids: Vec<String>) -> Result<Vec<String>, ShardError> {
+        let refuse = |m: String| Err(ShardError::Partials(format!("ids of shard {shard}: {m}")));
+        let Some((count, digest)) = self.expected.get(shard as usize) else {
+            return refuse(format!("there are {} shards", self.shards));
+        };
+        if self.released[shard as usize] {
+            return refuse("already released".into());
+        }
+        if ids.len() as u64 != *count || hex(&ids_digest(&ids)) != *digest {
+            return refuse("they are not the ids its header was made with".into());
+        }
+        if ids.iter().any(|id| shard_of(id, self.shards) != shard) {
+            return refuse("they hold a subject of another shard".into());
+        }
+        self.released[shard as usize] = true;
+        Ok(ids)
+    }
+}
+
+/// The SHA-256 of a list of ids, each followed by a zero byte (ids hold no
+/// control characters).
+fn ids_digest(ids: &[String]) -> [u8; 32] {
+    let mut d = ring::digest::Context::new(&ring::digest::SHA256);
+    for id in ids {
+        d.update(id.as_bytes());
+        d.update(&[0]);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.finish().as_ref());
+    out
 }
 
 /// The Merkle leaf of a partial's audit root: shard, log size and root.

@@ -253,7 +253,19 @@ proptest! {
         let mut got = driver.release_members(&admin(), &segd, &ps).unwrap();
         expect.sort();
         got.sort();
-        prop_assert_eq!(got, expect);
+        prop_assert_eq!(&got, &expect);
+        // The same members, a shard at a time, from split partials.
+        let (headers, bodies): (Vec<Partial>, Vec<Vec<String>>) =
+            ps.into_iter().map(Partial::split_ids).unzip();
+        let mut rel = driver.release_members_split(&admin(), &segd, &headers).unwrap();
+        prop_assert_eq!(rel.total(), expect.len() as u64);
+        let mut split: Vec<String> = Vec::new();
+        for (h, ids) in headers.iter().zip(bodies).rev() {
+            split.extend(rel.ids(h.shard(), ids).unwrap());
+        }
+        prop_assert!(rel.pending().is_empty());
+        split.sort();
+        prop_assert_eq!(split, expect);
 
         // Export rows, both formats, to a service provider and to a third
         // party (opt-outs and minors apply).
@@ -512,5 +524,68 @@ fn partials_and_releases_are_gated_and_recorded() {
         .unwrap();
     assert_eq!(release.details["shards"], serde_json::json!(2));
     assert_eq!(release.details["shard_roots"].as_str().unwrap().len(), 64);
+    reset_now();
+}
+
+#[test]
+fn split_members_are_released_once_each_and_only_as_their_headers_say() {
+    let (_, shards, driver) = fixed(3);
+    let seg = compile(&driver, SEGMENTS[0]);
+    let ps = partials(&shards, SEGMENTS[0], &PartialRequest::Members).unwrap();
+    // Whole partials are not headers, and headers are not whole partials.
+    refused(
+        driver.release_members_split(&admin(), &seg, &ps),
+        "not split off",
+    );
+    let (headers, bodies): (Vec<Partial>, Vec<Vec<String>>) =
+        ps.into_iter().map(Partial::split_ids).unzip();
+    refused(
+        driver.release_members(&admin(), &seg, &headers),
+        "release_members_split",
+    );
+    // A header whose ids were put back is refused.
+    let mut back = headers.clone();
+    back[0] = Partial::from_json(
+        &headers[0]
+            .to_json()
+            .replace("\"ids\":[]", "\"ids\":[\"x\"]"),
+    )
+    .unwrap();
+    refused(
+        driver.release_members_split(&admin(), &seg, &back),
+        "still carries ids",
+    );
+    // The gate: an actor without member_ids gets nothing, and no entry.
+    let analyst = Actor::new("ana", &["analyst"]);
+    let r = driver.release_members_split(&analyst, &seg, &headers);
+    assert!(
+        matches!(r, Err(ShardError::Engine(EngineError::Access(_)))),
+        "{r:?}"
+    );
+    // The release is recorded before any id comes out.
+    let before = driver.audit_len();
+    let mut rel = driver
+        .release_members_split(&admin(), &seg, &headers)
+        .unwrap();
+    assert_eq!(driver.audit_len(), before + 1);
+    let shard = headers
+        .iter()
+        .position(|h| h.count() > 1)
+        .expect("a shard with two members");
+    let ids = bodies[shard].clone();
+    // Other ids than the header's: one dropped, one changed, another shard's.
+    let mut fewer = ids.clone();
+    fewer.pop();
+    refused(rel.ids(shard as u32, fewer), "not the ids");
+    let mut changed = ids.clone();
+    changed[0].push('x');
+    refused(rel.ids(shard as u32, changed), "not the ids");
+    let other = (shard + 1) % 3;
+    refused(rel.ids(shard as u32, bodies[other].clone()), "not the ids");
+    refused(rel.ids(7, Vec::new()), "there are 3 shards");
+    // The right ids come out once.
+    assert_eq!(rel.ids(shard as u32, ids.clone()).unwrap(), ids);
+    refused(rel.ids(shard as u32, ids), "already released");
+    assert_eq!(rel.pending().len(), 2);
     reset_now();
 }

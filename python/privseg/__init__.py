@@ -21,7 +21,7 @@ Spark DataFrames are segmented with :mod:`privseg.spark`.
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from . import errors
-from ._privseg import CountResult, Engine, Policy, Segment, shard_of
+from ._privseg import CountResult, Engine, MembersRelease, Policy, Segment, shard_of, split_partial
 from .errors import *  # noqa: F401,F403
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,6 +34,8 @@ __all__ = [
     "Segment",
     "CountResult",
     "shard_of",
+    "split_partial",
+    "MembersRelease",
     "load_pandas",
     "load_arrow",
     "load_parquet",

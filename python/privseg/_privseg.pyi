@@ -1,6 +1,6 @@
 """Type hints of the privseg extension module."""
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 class Policy:
     """A validated policy."""
@@ -126,6 +126,7 @@ class Engine:
         self, segment: Segment, partials: List[str], epsilon: Optional[str] = None, seed: Optional[int] = None
     ) -> int: ...
     def release_members(self, segment: Segment, partials: List[str]) -> List[str]: ...
+    def release_members_split(self, segment: Segment, headers: List[str]) -> "MembersRelease": ...
     def release_export(
         self,
         segment: Segment,
@@ -137,4 +138,14 @@ class Engine:
         key_version: int = 1,
     ) -> str: ...
 
+class MembersRelease:
+    """A release of split members partials in progress (recorded already)."""
+
+    @property
+    def total(self) -> int: ...
+    @property
+    def pending(self) -> List[int]: ...
+    def ids(self, shard: int, ids: List[str]) -> List[str]: ...
+
 def shard_of(id: str, shards: int) -> int: ...
+def split_partial(partial: str) -> Tuple[str, List[str]]: ...

@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow
     from pyspark.sql import DataFrame
 
-__all__ = ["segment_count", "segment_members", "segment_export", "partials", "ShardStores"]
+__all__ = ["segment_count", "segment_members", "segment_members_chunks", "segment_export", "partials",
+           "ShardStores"]
 
 
 class ShardStores:
@@ -191,12 +192,33 @@ def _build_fn(stores: ShardStores, policy_json: str, actor_id: str, roles: List[
     return run
 
 
+_PARTIALS_SCHEMA = "shard int, partial string, ids string"
+
+
+def _partials_batch(shards: list, partials: list, split: bool) -> "pyarrow.RecordBatch":
+    """The executor's output: each shard's partial, or with ``split`` its
+    header and its ids (a JSON array) apart."""
+    import json
+
+    import pyarrow as pa
+
+    from . import split_partial
+
+    ids: list = [""] * len(partials)
+    if split:
+        parts = [split_partial(p) for p in partials]
+        partials = [h for h, _ in parts]
+        ids = [json.dumps(i) for _, i in parts]
+    return pa.RecordBatch.from_arrays(
+        [pa.array(shards, pa.int32()), pa.array(partials, pa.string()), pa.array(ids, pa.string())],
+        names=["shard", "partial", "ids"],
+    )
+
+
 def _store_partial_fn(stores: ShardStores, policy_json: str, actor_id: str, roles: List[str], segment: str,
                       kind: str, recipient: Optional[str], fields: Optional[List[str]],
-                      reference: Optional[str], now: Optional[str]):
+                      reference: Optional[str], now: Optional[str], split: bool = False):
     def run(batches: "Iterator[pyarrow.RecordBatch]") -> "Iterator[pyarrow.RecordBatch]":
-        import pyarrow as pa
-
         from . import Engine as E, Policy as P
 
         policy = P.from_json(policy_json)
@@ -210,10 +232,7 @@ def _store_partial_fn(stores: ShardStores, policy_json: str, actor_id: str, role
                 out_partial.append(engine.partial(seg, s, stores.shards, kind=kind, recipient=recipient,
                                                   fields=fields, reference=reference))
                 del engine
-        yield pa.RecordBatch.from_arrays(
-            [pa.array(out_shard, pa.int32()), pa.array(out_partial, pa.string())],
-            names=["shard", "partial"],
-        )
+        yield _partials_batch(out_shard, out_partial, split)
 
     return run
 
@@ -221,10 +240,8 @@ def _store_partial_fn(stores: ShardStores, policy_json: str, actor_id: str, role
 def _partial_fn(policy_json: str, actor_id: str, roles: List[str], loader: Optional[tuple],
                 segment: str, shards: int,
                 kind: str, recipient: Optional[str], fields: Optional[List[str]],
-                reference: Optional[str], now: Optional[str], columns: List[str]):
+                reference: Optional[str], now: Optional[str], columns: List[str], split: bool = False):
     def run(batches: "Iterator[pyarrow.RecordBatch]") -> "Iterator[pyarrow.RecordBatch]":
-        import pyarrow as pa
-
         from . import Engine as E, Policy as P
 
         policy = P.from_json(policy_json)
@@ -239,10 +256,7 @@ def _partial_fn(policy_json: str, actor_id: str, roles: List[str], loader: Optio
             out_shard.append(s)
             out_partial.append(engine.partial(seg, s, shards, kind=kind, recipient=recipient,
                                               fields=fields, reference=reference))
-        yield pa.RecordBatch.from_arrays(
-            [pa.array(out_shard, pa.int32()), pa.array(out_partial, pa.string())],
-            names=["shard", "partial"],
-        )
+        yield _partials_batch(out_shard, out_partial, split)
 
     return run
 
@@ -256,23 +270,33 @@ def partials(subjects: "Union[DataFrame, ShardStores]", events: "Optional[DataFr
     driver). ``shards`` defaults to 8 per partition; ``partitions`` to the
     session's default parallelism. ``loader`` (actor id, roles) loads the
     shard engines when the querying actor may not add subjects."""
+    df = _partials_df(subjects, events, policy_json, actor_id, roles, segment, kind, recipient, fields,
+                      shards, partitions, reference, now, loader, False)
+    got = df.select("shard", "partial").collect()
+    return [r["partial"] for r in sorted(got, key=lambda r: r["shard"])]
+
+
+def _partials_df(subjects, events, policy_json: str, actor_id: str, roles: Sequence[str], segment: str,
+                 kind: str, recipient: Optional[str], fields: Optional[Sequence[str]], shards: Optional[int],
+                 partitions: Optional[int], reference: Optional[str], now: Optional[str],
+                 loader: Optional[tuple], split: bool) -> "DataFrame":
+    """The DataFrame (shard, partial, ids) the executors compute, not yet run."""
     if isinstance(subjects, ShardStores):
         return _store_partials(subjects, events, policy_json, actor_id, roles, segment, kind, recipient,
-                               fields, shards, partitions, reference, now)
+                               fields, shards, partitions, reference, now, split)
     spark = subjects.sparkSession
     partitions = partitions or max(1, spark.sparkContext.defaultParallelism)
     shards = shards or 8 * partitions
     rows = _shard_rows(subjects, events, shards, partitions)
     fn = _partial_fn(policy_json, actor_id, list(roles), loader, segment, shards, kind, recipient,
-                     None if fields is None else list(fields), reference, now, list(subjects.columns))
-    got = rows.mapInArrow(fn, "shard int, partial string").collect()
-    return [r["partial"] for r in sorted(got, key=lambda r: r["shard"])]
+                     None if fields is None else list(fields), reference, now, list(subjects.columns), split)
+    return rows.mapInArrow(fn, _PARTIALS_SCHEMA)
 
 
 def _store_partials(stores: ShardStores, events, policy_json: str, actor_id: str, roles: Sequence[str],
                     segment: str, kind: str, recipient: Optional[str], fields: Optional[Sequence[str]],
                     shards: Optional[int], partitions: Optional[int], reference: Optional[str],
-                    now: Optional[str]) -> List[str]:
+                    now: Optional[str], split: bool) -> "DataFrame":
     from pyspark.sql import SparkSession
 
     if events is not None:
@@ -285,9 +309,8 @@ def _store_partials(stores: ShardStores, events, policy_json: str, actor_id: str
     partitions = partitions or max(1, spark.sparkContext.defaultParallelism)
     ids = spark.range(stores.shards, numPartitions=min(partitions, stores.shards))
     fn = _store_partial_fn(stores, policy_json, actor_id, list(roles), segment, kind, recipient,
-                           None if fields is None else list(fields), reference, now)
-    got = ids.selectExpr("cast(id as int) as shard").mapInArrow(fn, "shard int, partial string").collect()
-    return [r["partial"] for r in sorted(got, key=lambda r: r["shard"])]
+                           None if fields is None else list(fields), reference, now, split)
+    return ids.selectExpr("cast(id as int) as shard").mapInArrow(fn, _PARTIALS_SCHEMA)
 
 
 def _driver(policy_json: str, actor_id: str, roles: Sequence[str], now: Optional[str]) -> Engine:
@@ -322,6 +345,38 @@ def segment_members(subjects: "Union[DataFrame, ShardStores]", events: "Optional
                   shards=shards, partitions=partitions, reference=reference, now=now, loader=loader)
     d = driver or _driver(policy_json, actor_id, roles, now)
     return d.release_members(d.compile(segment), ps)
+
+
+def segment_members_chunks(subjects: "Union[DataFrame, ShardStores]", events: "Optional[DataFrame]",
+                           policy_json: str, actor_id: str, roles: Sequence[str], segment: str, *,
+                           shards: Optional[int] = None, partitions: Optional[int] = None,
+                           reference: Optional[str] = None, now: Optional[str] = None,
+                           driver: Optional[Engine] = None,
+                           loader: Optional[tuple] = None) -> Iterator[List[str]]:
+    """The ids of the segment's members a shard at a time (needs
+    ``member_ids``), for member lists too large to hold on the driver. The
+    executors split each shard's partial into a header and its ids; the
+    driver collects the headers only, applies the gate and records the
+    release of every member once, before the first ids come out; then each
+    shard's ids stream from the executors (``toLocalIterator``) and are
+    checked against the SHA-256 in their header. The driver holds one
+    shard's ids at a time. The partials are kept on the executors while
+    the generator runs (persisted, then unpersisted)."""
+    import json
+
+    df = _partials_df(subjects, events, policy_json, actor_id, roles, segment, "members", None, None,
+                      shards, partitions, reference, now, loader, True).persist()
+    try:
+        headers = [r["partial"] for r in sorted(df.select("shard", "partial").collect(),
+                                                key=lambda r: r["shard"])]
+        d = driver or _driver(policy_json, actor_id, roles, now)
+        release = d.release_members_split(d.compile(segment), headers)
+        for r in df.select("shard", "ids").toLocalIterator():
+            yield release.ids(r["shard"], json.loads(r["ids"]))
+        if release.pending:
+            raise RuntimeError(f"the ids of shards {release.pending} never came")
+    finally:
+        df.unpersist()
 
 
 def segment_export(subjects: "Union[DataFrame, ShardStores]", events: "Optional[DataFrame]", policy_json: str, actor_id: str,

@@ -39,7 +39,9 @@ fn engine_err(py: Python<'_>, e: EngineError) -> PyErr {
     let msg = e.to_string();
     match e {
         EngineError::Access(_) => raise(py, "AccessDenied", msg, None),
-        EngineError::Segment(s) => raise(py, "SegmentRefused", msg, s.rule().map(|r| r.to_string())),
+        EngineError::Segment(s) => {
+            raise(py, "SegmentRefused", msg, s.rule().map(|r| r.to_string()))
+        }
         EngineError::ExportRefused { rule, .. } => {
             raise(py, "ExportRefused", msg, Some(rule.to_string()))
         }
@@ -977,6 +979,24 @@ impl Engine {
             .map_err(|e| shard_err(py, e))
     }
 
+    /// Starts releasing the members of split partials (headers from
+    /// :func:`split_partial`) a shard at a time: the gate is applied and the
+    /// release recorded now; each shard's ids then come out of
+    /// :meth:`MembersRelease.ids`, checked against their header.
+    fn release_members_split(
+        &self,
+        py: Python<'_>,
+        segment: &Segment,
+        headers: Vec<String>,
+    ) -> PyResult<MembersRelease> {
+        let hs = self::partials(py, headers)?;
+        let inner = self
+            .inner
+            .release_members_split(&self.actor, &segment.inner, &hs)
+            .map_err(|e| shard_err(py, e))?;
+        Ok(MembersRelease { inner })
+    }
+
     /// Releases an export of every shard's partial (pseudonyms made here).
     #[pyo3(signature = (segment, partials, recipient, fields, key, format="jsonl", key_version=1))]
     #[allow(clippy::too_many_arguments)]
@@ -1036,6 +1056,45 @@ fn report_format(py: Python<'_>, f: &str) -> PyResult<bool> {
     }
 }
 
+/// A release of split members partials in progress: recorded already;
+/// each shard's ids come out once, checked against its header.
+#[pyclass(module = "privseg")]
+struct MembersRelease {
+    inner: privseg::shard::MembersRelease,
+}
+
+#[pymethods]
+impl MembersRelease {
+    /// Number of members released over all shards.
+    #[getter]
+    fn total(&self) -> u64 {
+        self.inner.total()
+    }
+
+    /// Shards whose ids have not come out yet.
+    #[getter]
+    fn pending(&self) -> Vec<u32> {
+        self.inner.pending()
+    }
+
+    /// Shard `shard`'s ids (as :func:`split_partial` gave them), released
+    /// if they are exactly those its header was made with, once.
+    fn ids(&mut self, py: Python<'_>, shard: u32, ids: Vec<String>) -> PyResult<Vec<String>> {
+        self.inner.ids(shard, ids).map_err(|e| shard_err(py, e))
+    }
+}
+
+/// Splits a members partial (JSON) into its header (JSON, with the SHA-256
+/// of its ids) and its ids, which can travel apart; see
+/// :meth:`Engine.release_members_split`. Other partials come back whole,
+/// with no ids.
+#[pyfunction]
+fn split_partial(py: Python<'_>, partial: &str) -> PyResult<(String, Vec<String>)> {
+    let p = Partial::from_json(partial).map_err(|e| shard_err(py, e))?;
+    let (header, ids) = p.split_ids();
+    Ok((header.to_json(), ids))
+}
+
 /// The shard of a subject id among `shards` (see privseg::shard::shard_of).
 #[pyfunction]
 fn shard_of(py: Python<'_>, id: &str, shards: u32) -> PyResult<u32> {
@@ -1057,6 +1116,8 @@ fn _privseg(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Segment>()?;
     m.add_class::<Engine>()?;
     m.add_class::<CountResult>()?;
+    m.add_class::<MembersRelease>()?;
     m.add_function(wrap_pyfunction!(shard_of, m)?)?;
+    m.add_function(wrap_pyfunction!(split_partial, m)?)?;
     Ok(())
 }

@@ -255,3 +255,31 @@ def test_local_shards_release_what_one_engine_answers(policy):
     assert sorted(a.splitlines()) == sorted(b.splitlines())
     with pytest.raises(errors.PartialsRefused):
         driver.release_members(seg, parts[:3])
+
+
+def test_split_members_release_a_shard_at_a_time(policy):
+    subjects, events = population(60)
+    one = privseg.load_pandas(policy, "crm-sync", ["crm"], subjects, events, now=NOW)
+    want = sorted(one.evaluate(one.compile(DE)))
+    n = 3
+    shards = []
+    for k in range(n):
+        keep = subjects["id"].map(lambda i: privseg.shard_of(i, n) == k)
+        ev = events[events["subject"].map(lambda i: privseg.shard_of(i, n) == k)]
+        shards.append(privseg.load_pandas(policy, "crm-sync", ["crm"], subjects[keep], ev, now=NOW))
+    parts = [privseg.split_partial(e.partial(e.compile(DE), k, n, kind="members")) for k, e in enumerate(shards)]
+    driver = privseg.Engine(policy, "crm-sync", ["crm"], now=NOW)
+    seg = driver.compile(DE)
+    with pytest.raises(errors.PartialsRefused, match="release_members_split"):
+        driver.release_members(seg, [h for h, _ in parts])
+    before = driver.audit_len
+    rel = driver.release_members_split(seg, [h for h, _ in parts])
+    assert driver.audit_len == before + 1 and rel.total == len(want)
+    with pytest.raises(errors.PartialsRefused, match="not the ids"):
+        rel.ids(0, parts[0][1][:-1])
+    got = []
+    for k, (_, ids) in enumerate(parts):
+        got += rel.ids(k, ids)
+    assert sorted(got) == want and rel.pending == []
+    with pytest.raises(errors.PartialsRefused, match="already released"):
+        rel.ids(0, parts[0][1])

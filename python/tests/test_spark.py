@@ -148,3 +148,24 @@ def test_shard_stores_keep_the_gate_and_see_every_write(data, stores):
         assert "no store here" in str(x.value)
     finally:
         os.rename(stores.shard_dir(0) + ".moved", stores.shard_dir(0))
+
+
+def test_members_in_chunks_equal_one_engine_a_shard_at_a_time(data, stores):
+    s, e, one = data
+    # (The stores may have lost a subject to an erasure test: compare them
+    # with their own whole release.)
+    for source, events, want in (
+        (s, e, one.evaluate(one.compile(DE))),
+        (stores, None, ps.segment_members(stores, None, policy_json(), "crm", ["crm"], DE, now=NOW)),
+    ):
+        chunks = list(ps.segment_members_chunks(source, events, policy_json(), "crm", ["crm"], DE,
+                                                shards=6, partitions=2, now=NOW))
+        assert len(chunks) == 6
+        assert sorted(i for c in chunks for i in c) == sorted(want)
+        for c in chunks:
+            assert len({privseg.shard_of(i, 6) for i in c}) <= 1
+    # Without member_ids nothing comes out, not even a first chunk.
+    with pytest.raises(Exception) as x:
+        next(ps.segment_members_chunks(stores, None, policy_json(), "ana", ["analyst"], DE, partitions=2,
+                                       now=NOW))
+    assert "AccessDenied" in str(x.value)
