@@ -296,7 +296,8 @@ pub struct EventRecord {
     pub purpose: Option<PurposeId>,
     /// Interned notice version, or `u32::MAX`.
     pub notice: u32,
-    /// Index of the proof details in the store's proof table.
+    /// Index of the proof details in the store's [`ProofTable`] (shared by
+    /// every event with the same details).
     pub proof: u32,
     /// Kind.
     pub kind: EventKind,

@@ -1333,7 +1333,8 @@ pub struct MemoryBytes {
     /// The bitset indexes ([`Store::index_bytes`]).
     pub indexes: usize,
     /// Consent histories (the per-row vectors and their records), the
-    /// proof table (not the few interned strings).
+    /// table of distinct proofs with its index (not the few interned
+    /// strings).
     pub histories: usize,
     /// Cached eligibility masks ([`Store::mask_cache_bytes`]).
     pub masks: usize,
