@@ -499,7 +499,7 @@ impl Store {
                 kind: e.kind,
                 explicit: e.explicit,
             };
-            s.events[e.row as usize].push(rec);
+            push_history(&mut s.events[e.row as usize], rec);
         }
         Ok(())
     }
@@ -1555,7 +1555,7 @@ mod tests {
                 ),
             };
             e.channel = ["web", "app"][i % 2].into();
-            if i % 5 == 0 {
+            if i.is_multiple_of(5) {
                 e.evidence_sha256 = Some(hash(100 + i as u8));
             } else if i % 5 == 1 {
                 e.evidence_sha256 = Some(hash(99));
@@ -1563,13 +1563,13 @@ mod tests {
             e
         };
         let mut expected: Vec<Vec<ConsentEvent>> = vec![Vec::new(); ids.len()];
-        for i in 0..ids.len() {
+        for (i, history) in expected.iter_mut().enumerate() {
             let mut batch = Vec::new();
             for k in 0..i % 4 {
                 let e = event(i, k);
                 let (rec, proof) = s.check_event(&e, &ctx).unwrap();
                 batch.push((i as u32, rec, proof));
-                expected[i].push(e);
+                history.push(e);
             }
             if !batch.is_empty() {
                 s.append_events(batch).unwrap();
