@@ -10,7 +10,10 @@ mod rules;
 pub mod signals;
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use serde::{Deserialize, Serialize};
 use time::Date;
@@ -293,7 +296,8 @@ pub struct EventRecord {
     pub purpose: Option<PurposeId>,
     /// Interned notice version, or `u32::MAX`.
     pub notice: u32,
-    /// Index of the proof details in the store's proof table.
+    /// Index of the proof details in the store's [`ProofTable`] (shared by
+    /// every event with the same details).
     pub proof: u32,
     /// Kind.
     pub kind: EventKind,
@@ -301,8 +305,9 @@ pub struct EventRecord {
     pub explicit: bool,
 }
 
-/// The rest of the proof record: kept aside from the hot fields.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The rest of the proof record: kept aside from the hot fields, in a
+/// [`ProofTable`] that holds each distinct one once.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Proof {
     /// Interned channel.
     pub channel: u32,
@@ -312,6 +317,93 @@ pub struct Proof {
     pub notice_sha256: Option<[u8; 32]>,
     /// SHA-256 of the evidence (a raw consent signal).
     pub evidence_sha256: Option<[u8; 32]>,
+}
+
+/// The proof details of events, each distinct [`Proof`] held once: most
+/// events share their channel, collector and notice hash with many others,
+/// so an event refers to its proof by a `u32` index.
+#[derive(Clone, Default)]
+pub struct ProofTable {
+    proofs: Vec<Proof>,
+    /// Indexes into `proofs`, by the hash of the proof under `hasher`.
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+}
+
+impl std::fmt::Debug for ProofTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProofTable")
+            .field("proofs", &self.proofs.len())
+            .finish()
+    }
+}
+
+/// Two tables are equal when they hold the same proofs at the same indexes.
+impl PartialEq for ProofTable {
+    fn eq(&self, other: &ProofTable) -> bool {
+        self.proofs == other.proofs
+    }
+}
+
+impl Eq for ProofTable {}
+
+impl ProofTable {
+    /// A table of these proofs, at these indexes; `None` if one is
+    /// repeated (a table never holds a proof twice).
+    pub fn from_distinct(proofs: Vec<Proof>) -> Option<ProofTable> {
+        let mut t = ProofTable::default();
+        t.index.reserve(proofs.len(), |_| 0);
+        t.proofs.reserve_exact(proofs.len());
+        for p in proofs {
+            let n = t.proofs.len() as u32;
+            if t.intern(p) != n {
+                return None;
+            }
+        }
+        Some(t)
+    }
+
+    /// The index of `p`, adding it if new.
+    pub fn intern(&mut self, p: Proof) -> u32 {
+        let h = self.hasher.hash_one(&p);
+        let (proofs, hasher) = (&self.proofs, &self.hasher);
+        if let Some(&i) = self.index.find(h, |&j| proofs[j as usize] == p) {
+            return i;
+        }
+        let i = self.proofs.len() as u32;
+        self.index
+            .insert_unique(h, i, |&j| hasher.hash_one(&proofs[j as usize]));
+        self.proofs.push(p);
+        i
+    }
+
+    /// The proof at an index from [`ProofTable::intern`].
+    ///
+    /// # Panics
+    /// On an index the table never gave.
+    pub fn get(&self, i: u32) -> &Proof {
+        &self.proofs[i as usize]
+    }
+
+    /// Number of distinct proofs held (indexes are `0..len`).
+    pub fn len(&self) -> usize {
+        self.proofs.len()
+    }
+
+    /// No proof held?
+    pub fn is_empty(&self) -> bool {
+        self.proofs.is_empty()
+    }
+
+    /// The proofs, in index order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Proof> {
+        self.proofs.iter()
+    }
+
+    /// Bytes allocated: the proofs and their index.
+    pub fn bytes(&self) -> usize {
+        self.proofs.capacity() * std::mem::size_of::<Proof>() + self.index.allocation_size()
+    }
 }
 
 /// Interns strings that repeat across events (notice versions, channels).

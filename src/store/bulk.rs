@@ -274,17 +274,10 @@ impl Store {
                 h.reserve_exact(*k as usize);
             }
         }
-        let first_proof = self.proofs.len() as u32;
-        if self.proofs.is_empty() {
-            self.proofs = proofs;
-        } else {
-            self.proofs.reserve_exact(proofs.len());
-            self.proofs.extend(proofs);
-        }
         let mut unsorted = Vec::new();
-        for (k, (row, mut rec)) in rows.iter().zip(recs).enumerate() {
+        for ((row, mut rec), proof) in rows.iter().zip(recs).zip(proofs) {
             rec.seq = self.next_seq;
-            rec.proof = first_proof + k as u32;
+            rec.proof = self.proofs.intern(proof);
             self.next_seq += 1;
             let h = &mut self.events[*row as usize];
             if h.last().is_some_and(|l| (l.at, l.seq) > (rec.at, rec.seq)) {

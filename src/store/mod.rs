@@ -36,8 +36,8 @@ use time::Date;
 
 use crate::clock::{Clock, SystemClock};
 use crate::consent::{
-    DataUse, EventContext, EventError, EventKind, EventRecord, Interner, Proof, SubjectFacts,
-    check_event,
+    DataUse, EventContext, EventError, EventKind, EventRecord, Interner, Proof, ProofTable,
+    SubjectFacts, check_event,
 };
 use crate::policy::{AttrId, AttrType, JurisdictionId, Policy, PurposeId};
 use crate::timestamp::DAY;
@@ -194,7 +194,7 @@ pub struct Store {
     erased: Bits,
     erased_count: usize,
     events: Vec<Vec<EventRecord>>,
-    proofs: Vec<Proof>,
+    proofs: ProofTable,
     strings: Interner,
     next_seq: u64,
     columns: Vec<Column>,
@@ -298,7 +298,7 @@ impl Store {
             erased: Bits::new(),
             erased_count: 0,
             events: Vec::new(),
-            proofs: Vec::new(),
+            proofs: ProofTable::default(),
             strings: Interner::default(),
             next_seq: 0,
             columns,
@@ -495,12 +495,11 @@ impl Store {
                 expires_at: e.expires_at,
                 purpose,
                 notice,
-                proof: s.proofs.len() as u32,
+                proof: s.proofs.intern(proof),
                 kind: e.kind,
                 explicit: e.explicit,
             };
-            s.proofs.push(proof);
-            s.events[e.row as usize].push(rec);
+            push_history(&mut s.events[e.row as usize], rec);
         }
         Ok(())
     }
@@ -583,7 +582,7 @@ impl Store {
 
     /// The proof details of an event.
     pub fn proof(&self, rec: &EventRecord) -> &Proof {
-        &self.proofs[rec.proof as usize]
+        self.proofs.get(rec.proof)
     }
 
     /// The interned strings events refer to.
@@ -854,11 +853,9 @@ impl Store {
         };
         let mut rows = Vec::with_capacity(events.len());
         let mut unsorted = Vec::new();
-        // A history grown one push at a time keeps room for at least four
-        // records, and the proof table up to twice what it holds: a batch
-        // sizes both exactly first (most subjects have one or two events).
+        // A batch sizes the histories it grows exactly first (most
+        // subjects have one or two events).
         if events.len() > 1 {
-            self.proofs.reserve_exact(events.len());
             if events.len() >= self.events.len() / 8 {
                 let mut counts = vec![0u32; self.events.len()];
                 for (row, _, _) in &events {
@@ -881,14 +878,13 @@ impl Store {
         }
         for (row, mut rec, proof) in events {
             rec.seq = self.next_seq;
-            rec.proof = self.proofs.len() as u32;
+            rec.proof = self.proofs.intern(proof);
             self.next_seq += 1;
-            self.proofs.push(proof);
             let h = &mut self.events[row as usize];
             if h.last().is_some_and(|l| (l.at, l.seq) > (rec.at, rec.seq)) {
                 unsorted.push(row);
             }
-            h.push(rec);
+            push_history(h, rec);
             rows.push(row);
         }
         unsorted.sort_unstable();
@@ -1337,7 +1333,8 @@ pub struct MemoryBytes {
     /// The bitset indexes ([`Store::index_bytes`]).
     pub indexes: usize,
     /// Consent histories (the per-row vectors and their records), the
-    /// proof table (not the few interned strings).
+    /// table of distinct proofs with its index (not the few interned
+    /// strings).
     pub histories: usize,
     /// Cached eligibility masks ([`Store::mask_cache_bytes`]).
     pub masks: usize,
@@ -1372,7 +1369,7 @@ impl Store {
                 .iter()
                 .map(|h| h.capacity() * size_of::<EventRecord>())
                 .sum::<usize>()
-            + self.proofs.capacity() * size_of::<Proof>();
+            + self.proofs.bytes();
         MemoryBytes {
             ids,
             subjects,
@@ -1390,6 +1387,17 @@ impl Drop for Store {
             let _ = d.checkpoint();
         }
     }
+}
+
+/// Appends to a history that may be full: it grows by half its length
+/// (at least one record), not doubled to four or more records as a plain
+/// push would, since most histories stay short. Still amortised constant
+/// time per record.
+fn push_history(h: &mut Vec<EventRecord>, rec: EventRecord) {
+    if h.len() == h.capacity() {
+        h.reserve_exact((h.len() / 2).max(1));
+    }
+    h.push(rec);
 }
 
 /// What changed between two lists of policy items named by `key`: the
@@ -1481,6 +1489,160 @@ mod tests {
         out.clear();
         diff_by_key("thing", &old, &old, key, &mut out);
         assert!(out.is_empty());
+    }
+
+    /// Every event of every row, as read back through its proof.
+    fn events_read_back(s: &Store) -> Vec<crate::consent::ConsentEvent> {
+        (0..s.len() as u32)
+            .flat_map(|r| {
+                s.history(r).iter().map(move |e| {
+                    crate::consent::event_of_record(s.policy(), s.id(r), e, s.proof(e), s.strings())
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn proofs_are_held_once_and_read_back_unchanged() {
+        use crate::consent::{ConsentEvent, to_hex};
+        use crate::policy::{LawfulBasis, PurposeSpec};
+        let policy = Arc::new(
+            PolicyBuilder::new("T")
+                .purpose(
+                    PurposeSpec::new("marketing.email", LawfulBasis::Consent)
+                        .notice_versions(&["v1", "v2"]),
+                )
+                .purpose(
+                    PurposeSpec::new("analytics", LawfulBasis::Consent).notice_versions(&["v1"]),
+                )
+                .build()
+                .unwrap(),
+        );
+        let dir = std::env::temp_dir().join(format!("privseg-proofs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let keys: Arc<dyn KeyProvider> = Arc::new(StaticKek::new("k", &[7; 32]).unwrap());
+        let mut s = Store::create(&dir, policy.clone(), keys.clone()).unwrap();
+        let juris = policy.jurisdiction_id("EU-DE").unwrap();
+        let ids: Vec<String> = (0..40).map(|i| format!("c-{i}")).collect();
+        let subjects: Vec<NewSubject<'_>> = ids
+            .iter()
+            .map(|id| NewSubject {
+                id,
+                jurisdiction: juris,
+                birth_date: None,
+            })
+            .collect();
+        s.add_subjects(&subjects).unwrap();
+        let ctx = EventContext {
+            jurisdiction: juris,
+            birth_date: None,
+            now: Timestamp::parse("2026-06-01T00:00:00Z").unwrap(),
+        };
+        let hash = |b: u8| to_hex(&[b; 32]);
+        let day = |k: usize| Timestamp::from_unix(1_767_225_600 + 86_400 * k as i64);
+        // Subject i has i % 4 events; the notice hashes, channels and
+        // evidence hashes repeat across subjects, some evidence is unique.
+        let event = |i: usize, k: usize| {
+            let id = &ids[i];
+            let mut e = match k {
+                0 => ConsentEvent::grant(id, "marketing.email", day(k), "v1", &hash(1)),
+                1 => ConsentEvent::grant(id, "analytics", day(k), "v1", &hash(2 + (i % 3) as u8)),
+                _ => ConsentEvent::new(
+                    id,
+                    EventKind::ConsentWithdrawn,
+                    Some("marketing.email"),
+                    day(k),
+                ),
+            };
+            e.channel = ["web", "app"][i % 2].into();
+            if i.is_multiple_of(5) {
+                e.evidence_sha256 = Some(hash(100 + i as u8));
+            } else if i % 5 == 1 {
+                e.evidence_sha256 = Some(hash(99));
+            }
+            e
+        };
+        let mut expected: Vec<Vec<ConsentEvent>> = vec![Vec::new(); ids.len()];
+        for (i, history) in expected.iter_mut().enumerate() {
+            let mut batch = Vec::new();
+            for k in 0..i % 4 {
+                let e = event(i, k);
+                let (rec, proof) = s.check_event(&e, &ctx).unwrap();
+                batch.push((i as u32, rec, proof));
+                history.push(e);
+            }
+            if !batch.is_empty() {
+                s.append_events(batch).unwrap();
+            }
+        }
+        let all = |x: &[Vec<ConsentEvent>]| x.concat();
+        // The distinct proof details among the events: the table holds
+        // each once.
+        let distinct = |x: &[Vec<ConsentEvent>]| {
+            let mut d: Vec<_> = all(x)
+                .into_iter()
+                .map(|e| (e.channel, e.collector, e.notice_sha256, e.evidence_sha256))
+                .collect();
+            d.sort();
+            d.dedup();
+            d.len()
+        };
+        assert_eq!(events_read_back(&s), all(&expected));
+        assert_eq!(s.proofs.len(), distinct(&expected));
+        assert!(s.proofs.len() < all(&expected).len() / 2);
+        // Erasure, then more events: new ones share the proofs still held.
+        for i in (3..ids.len()).step_by(7) {
+            s.erase(i as u32, ctx.now).unwrap();
+            expected[i].clear();
+        }
+        let held = s.proofs.len();
+        for i in [2, 6, 9] {
+            let mut e = event(i, 0);
+            e.at = day(5);
+            let (rec, proof) = s.check_event(&e, &ctx).unwrap();
+            s.append_events(vec![(i as u32, rec, proof)]).unwrap();
+            expected[i].push(e);
+        }
+        assert_eq!(s.proofs.len(), held);
+        assert_eq!(events_read_back(&s), all(&expected));
+        // Reopened from the snapshot: the same table, the same events.
+        assert!(s.checkpoint().unwrap());
+        let table = s.proofs.clone();
+        drop(s);
+        let (s, report) = Store::open(&dir, policy.clone(), keys.clone()).unwrap();
+        assert_eq!(report.state, StateSource::Snapshot);
+        assert_eq!(s.proofs, table);
+        assert_eq!(events_read_back(&s), all(&expected));
+        drop(s);
+        // A snapshot of the format that held one proof per event is not
+        // read: the store is rebuilt from the database, where the proofs
+        // of erased events are gone.
+        let file = dir.join(snapshot::SNAPSHOT_FILE);
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+        std::fs::write(&file, bytes).unwrap();
+        let (s, report) = Store::open(&dir, policy, keys).unwrap();
+        match &report.state {
+            StateSource::Rebuilt(why) => assert!(why.contains("format version 1"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(events_read_back(&s), all(&expected));
+        assert_eq!(s.proofs.len(), distinct(&expected));
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_proof_table_with_a_repeated_proof_is_refused() {
+        let p = |c: u32| Proof {
+            channel: c,
+            collector: 0,
+            notice_sha256: Some([c as u8; 32]),
+            evidence_sha256: None,
+        };
+        let t = ProofTable::from_distinct(vec![p(0), p(1), p(2)]).unwrap();
+        assert_eq!((t.get(1), t.len()), (&p(1), 3));
+        assert!(ProofTable::from_distinct(vec![p(0), p(1), p(0)]).is_none());
     }
 
     fn offset(b: &Bsi, row: usize) -> u64 {

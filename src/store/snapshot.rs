@@ -45,7 +45,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use super::ids::IdTable;
 use super::keys::{KeyError, aead_key, random_key};
 use super::{Bits, Bsi, Column, ColumnData, MISSING, Store, StoreError};
-use crate::consent::{EventKind, EventRecord, Interner, Proof};
+use crate::consent::{EventKind, EventRecord, Interner, Proof, ProofTable};
 use crate::policy::{AttrId, AttrType, JurisdictionId, Policy, PurposeId};
 
 /// The snapshot file's name inside a store directory.
@@ -53,7 +53,10 @@ pub const SNAPSHOT_FILE: &str = "snapshot.bin";
 const TMP_FILE: &str = "snapshot.bin.tmp";
 const MAGIC: [u8; 8] = *b"PSGSNAP\0";
 /// The snapshot format this code writes and reads.
-pub const SNAPSHOT_VERSION: u32 = 1;
+///
+/// Version 2: the proof records are the store's table of distinct proofs
+/// (version 1 held one per event); an event's proof index points into it.
+pub const SNAPSHOT_VERSION: u32 = 2;
 /// Plaintext bytes per chunk.
 const CHUNK: usize = 4 << 20;
 const TAG_LEN: usize = 16;
@@ -584,7 +587,7 @@ impl Store {
 /// A snapshot's state after the ids and row facts.
 struct Rest {
     events: Vec<Vec<EventRecord>>,
-    proofs: Vec<Proof>,
+    proofs: ProofTable,
     strings: Interner,
     next_seq: u64,
     columns: Vec<Column>,
@@ -625,7 +628,8 @@ fn get_rest(policy: &Policy, c: &mut Cur<'_>, n: usize) -> Result<Rest, Bad> {
     let praw = c.items(proofs_n, PROOF_LEN)?;
     let strings = get_strings(c)?;
     let sn = strings.len() as u64;
-    let proofs = get_proofs(praw, sn)?;
+    let proofs =
+        ProofTable::from_distinct(get_proofs(praw, sn)?).ok_or("a proof record repeated")?;
     let events = get_events(policy, raw, &counts, sn, proofs_n)?;
     let next_seq = c.u64()?;
     let ncols = c.u64()?;
