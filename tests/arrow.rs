@@ -26,7 +26,8 @@ const SHA: &str = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d154
 const ATTRS: [&str; 4] = ["country", "total_spend", "last_order", "newsletter"];
 const JURIS: [&str; 4] = ["EU-FR", "EU-DE", "US-CA", "EU"];
 const COUNTRIES: [&str; 5] = ["FR", "DE", "ES", "IT", "US"];
-const HEADER: &str = "id,jurisdiction,birth_date,verified_at,country,total_spend,last_order,newsletter";
+const HEADER: &str =
+    "id,jurisdiction,birth_date,verified_at,country,total_spend,last_order,newsletter";
 
 fn policy() -> Arc<Policy> {
     Arc::new(Policy::from_json(POLICY).unwrap())
@@ -92,8 +93,14 @@ fn csv_row(s: &Subject) -> String {
 
 fn consent_event(subjects: &[Subject], e: &Event) -> ConsentEvent {
     let (kind, purpose) = match e.kind {
-        0 => (EventKind::ConsentGranted, Some("marketing.email".to_string())),
-        1 => (EventKind::ConsentWithdrawn, Some("marketing.email".to_string())),
+        0 => (
+            EventKind::ConsentGranted,
+            Some("marketing.email".to_string()),
+        ),
+        1 => (
+            EventKind::ConsentWithdrawn,
+            Some("marketing.email".to_string()),
+        ),
         _ => (EventKind::Gpc, None),
     };
     let grant = kind == EventKind::ConsentGranted;
@@ -106,10 +113,7 @@ fn consent_event(subjects: &[Subject], e: &Event) -> ConsentEvent {
         notice_sha256: grant.then(|| SHA.to_string()),
         channel: ["web", "app", "phone"][e.channel as usize].to_string(),
         collector: format!("form-{}", e.channel),
-        expires_at: e
-            .expires
-            .filter(|_| grant)
-            .map(|x| t(&day(e.day + 1 + x))),
+        expires_at: e.expires.filter(|_| grant).map(|x| t(&day(e.day + 1 + x))),
         explicit: grant && e.channel == 1,
         evidence_sha256: (e.channel == 2).then(|| SHA.to_string()),
     }
@@ -145,7 +149,12 @@ fn load_arrow(subjects: Vec<RecordBatch>, events: Vec<RecordBatch>) -> Result<En
         .map(|(e, _)| e)
 }
 
-fn batches(csv: &str, jsonl: &str, typed: bool, rows: usize) -> (Vec<RecordBatch>, Vec<RecordBatch>) {
+fn batches(
+    csv: &str,
+    jsonl: &str,
+    typed: bool,
+    rows: usize,
+) -> (Vec<RecordBatch>, Vec<RecordBatch>) {
     (
         convert::subjects(&policy(), csv.as_bytes(), typed, rows).unwrap(),
         convert::events(jsonl.as_bytes(), typed, rows).unwrap(),
@@ -175,7 +184,10 @@ fn observe(engine: &Engine, subjects: &[Subject]) -> Vec<String> {
     ] {
         let seg = engine.compile(&a, text).unwrap();
         let members = engine.evaluate(&a, &seg, at).unwrap();
-        out.push(format!("{text}: {:?}", engine.member_ids(&a, &members).unwrap()));
+        out.push(format!(
+            "{text}: {:?}",
+            engine.member_ids(&a, &members).unwrap()
+        ));
     }
     out
 }
@@ -215,7 +227,13 @@ fn data() -> impl Strategy<Value = (Vec<Subject>, Vec<Event>)> {
         })
         .prop_flat_map(|subjects| {
             let n = subjects.len();
-            let event = (0..n, 0u8..3, 0u32..500, 0u8..3, proptest::option::of(0u32..400))
+            let event = (
+                0..n,
+                0u8..3,
+                0u32..500,
+                0u8..3,
+                proptest::option::of(0u32..400),
+            )
                 .prop_map(|(subject, kind, day, channel, expires)| Event {
                     subject,
                     kind,
@@ -239,7 +257,10 @@ fn input_error(r: Result<Engine, LoadError>) -> InputError {
 /// line is not a row) and the file names made the same.
 fn as_arrow_error(mut e: InputError) -> InputError {
     e.line -= 1;
-    e.file = e.file.replace("s.csv", "s.arrow").replace("e.jsonl", "e.arrow");
+    e.file = e
+        .file
+        .replace("s.csv", "s.arrow")
+        .replace("e.jsonl", "e.arrow");
     e
 }
 
@@ -372,7 +393,9 @@ fn parquet_files_load_as_the_csv_files() {
     assert_eq!(observe(&from_pq, &ids), observe(&from_csv, &ids));
     // The same audit entries: one import with the same counts and digest.
     let details = |e: &Engine| {
-        let entries = e.with_audit_log(&admin(), |log| log.entries().unwrap()).unwrap();
+        let entries = e
+            .with_audit_log(&admin(), |log| log.entries().unwrap())
+            .unwrap();
         entries.into_iter().map(|x| x.details).collect::<Vec<_>>()
     };
     let (a, b) = (details(&from_pq), details(&from_csv));
@@ -392,7 +415,12 @@ fn one_column(name: &str, array: ArrayRef) -> RecordBatch {
 
 /// Replaces (or adds) one column of a batch.
 fn with_column(b: &RecordBatch, name: &str, array: ArrayRef) -> RecordBatch {
-    let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = b
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     let mut columns = b.columns().to_vec();
     let f = Field::new(name, array.data_type().clone(), true);
     match fields.iter().position(|f| f.name() == name) {
@@ -413,7 +441,10 @@ fn with_column(b: &RecordBatch, name: &str, array: ArrayRef) -> RecordBatch {
 /// store that the failed load was given is left as it was.
 #[test]
 fn bad_inputs_are_refused_whole_with_the_csv_error() {
-    let csv = format!("{HEADER}\nc-1,EU-FR,1990-01-01,{},FR,10,,true\nc-2,EU-DE,,,,,,\n", day(0));
+    let csv = format!(
+        "{HEADER}\nc-1,EU-FR,1990-01-01,{},FR,10,,true\nc-2,EU-DE,,,,,,\n",
+        day(0)
+    );
     let jsonl = format!(
         "{0}\n{0}\n",
         serde_json::to_string(&ConsentEvent {
@@ -456,21 +487,58 @@ fn bad_inputs_are_refused_whole_with_the_csv_error() {
 
     // (subject batch, event batch, expected kind, field, message start)
     let cases: Vec<(RecordBatch, RecordBatch, InputErrorKind, &str, &str, u64)> = vec![
-        (with_column(&s, "country", ints.clone()), e.clone(), InputErrorKind::Header, "country",
-         "column \"country\" has type Int32: expected Utf8 or LargeUtf8", 0),
-        (with_column(&s, "verified_at", naive), e.clone(), InputErrorKind::Header, "verified_at",
-         "column \"verified_at\" has type Timestamp(s): expected Timestamp (any unit, with a time zone) or Utf8 (RFC 3339)", 0),
-        (with_column(&s, "newsletter", texts.clone()), e.clone(), InputErrorKind::Value, "newsletter",
-         "expected true or false, got \"x\"", 1),
-        (with_column(&s, "shoe_size", ints.clone()), e.clone(), InputErrorKind::Header, "shoe_size",
-         "unknown column \"shoe_size\": expected id, jurisdiction, birth_date, verified_at or a policy attribute", 0),
-        (s.clone(), with_column(&e, "at", ints.clone()), InputErrorKind::Header, "at",
-         "column \"at\" has type Int32: expected Timestamp", 0),
-        (s.clone(), with_column(&e, "colour", texts.clone()), InputErrorKind::Header, "colour",
-         "unknown column \"colour\": expected an event field", 0),
+        (
+            with_column(&s, "country", ints.clone()),
+            e.clone(),
+            InputErrorKind::Header,
+            "country",
+            "column \"country\" has type Int32: expected Utf8 or LargeUtf8",
+            0,
+        ),
+        (
+            with_column(&s, "verified_at", naive),
+            e.clone(),
+            InputErrorKind::Header,
+            "verified_at",
+            "column \"verified_at\" has type Timestamp(s): expected Timestamp (any unit, with a time zone) or Utf8 (RFC 3339)",
+            0,
+        ),
+        (
+            with_column(&s, "newsletter", texts.clone()),
+            e.clone(),
+            InputErrorKind::Value,
+            "newsletter",
+            "expected true or false, got \"x\"",
+            1,
+        ),
+        (
+            with_column(&s, "shoe_size", ints.clone()),
+            e.clone(),
+            InputErrorKind::Header,
+            "shoe_size",
+            "unknown column \"shoe_size\": expected id, jurisdiction, birth_date, verified_at or a policy attribute",
+            0,
+        ),
+        (
+            s.clone(),
+            with_column(&e, "at", ints.clone()),
+            InputErrorKind::Header,
+            "at",
+            "column \"at\" has type Int32: expected Timestamp",
+            0,
+        ),
+        (
+            s.clone(),
+            with_column(&e, "colour", texts.clone()),
+            InputErrorKind::Header,
+            "colour",
+            "unknown column \"colour\": expected an event field",
+            0,
+        ),
     ];
     for (i, (subjects, events, kind, field, message, line)) in cases.into_iter().enumerate() {
-        let dir = std::env::temp_dir().join(format!("privseg-arrow-bad-{}-{i}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("privseg-arrow-bad-{}-{i}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let engine = Engine::create(&dir, policy(), kek()).unwrap();
         let r = Loader::with_engine(engine, admin())
@@ -478,29 +546,79 @@ fn bad_inputs_are_refused_whole_with_the_csv_error() {
             .and_then(|l| l.events_arrow("e.arrow", [events]))
             .and_then(|l| l.finish());
         let err = input_error(r.map(|(e, _)| e));
-        assert_eq!((err.kind, err.field.as_deref(), err.line), (kind, Some(field), line), "{err}");
+        assert_eq!(
+            (err.kind, err.field.as_deref(), err.line),
+            (kind, Some(field), line),
+            "{err}"
+        );
         assert!(err.message.starts_with(message), "{err}");
         let reopened = Engine::open(&dir, policy(), kek()).unwrap();
         assert_eq!(reopened.subject_count(), 0);
         std::fs::remove_dir_all(&dir).ok();
     }
     // An unknown column is the CSV error, at the schema.
-    let csv_err = input_error(load_text(&csv.replacen("newsletter", "shoe_size", 1), &jsonl));
+    let csv_err = input_error(load_text(
+        &csv.replacen("newsletter", "shoe_size", 1),
+        &jsonl,
+    ));
     let arrow_err = input_error(load_arrow(
-        vec![with_column(&s, "newsletter", texts.clone())
-            .project(&[0, 1, 2, 3, 4, 5, 6])
-            .map(|b| with_column(&b, "shoe_size", texts.clone()))
-            .unwrap()],
+        vec![
+            with_column(&s, "newsletter", texts.clone())
+                .project(&[0, 1, 2, 3, 4, 5, 6])
+                .map(|b| with_column(&b, "shoe_size", texts.clone()))
+                .unwrap(),
+        ],
         vec![e.clone()],
     ));
     assert_eq!(arrow_err.message, csv_err.message);
-    assert_eq!((arrow_err.column, arrow_err.field), (csv_err.column, csv_err.field));
+    assert_eq!(
+        (arrow_err.column, arrow_err.field),
+        (csv_err.column, csv_err.field)
+    );
     // A null in a required event field.
     let mut subject = StringBuilder::new();
     subject.append_null();
+    subject.append_value("c-1");
     let err = input_error(load_arrow(
         vec![s.clone()],
         vec![with_column(&e, "subject", Arc::new(subject.finish()))],
     ));
-    assert_eq!((err.kind, err.field.as_deref(), err.line), (InputErrorKind::Event, Some("subject"), 1));
+    assert_eq!(
+        (err.kind, err.field.as_deref(), err.line),
+        (InputErrorKind::Event, Some("subject"), 1)
+    );
+}
+
+/// A missing column is a schema error, for subjects as in CSV, and for
+/// a required event field.
+#[test]
+fn missing_columns_are_schema_errors() {
+    let csv = format!("{HEADER}\nc-1,EU-FR,,,,,,\n");
+    let jsonl = format!(
+        "{{\"subject\":\"c-1\",\"kind\":\"gpc\",\"at\":\"{}\",\"channel\":\"web\",\"collector\":\"f\"}}\n",
+        day(1)
+    );
+    let (s, e) = batches(&csv, &jsonl, true, 10);
+    let (s, e) = (s[0].clone(), e[0].clone());
+    let without = |b: &RecordBatch, name: &str| {
+        let keep: Vec<usize> = (0..b.num_columns())
+            .filter(|&i| b.schema().field(i).name() != name)
+            .collect();
+        b.project(&keep).unwrap()
+    };
+    let csv_err = input_error(load_text(
+        &csv.replacen(",newsletter", "", 1).replace(",,\n", ",\n"),
+        &jsonl,
+    ));
+    let err = input_error(load_arrow(vec![without(&s, "newsletter")], vec![e.clone()]));
+    assert_eq!(
+        (err.kind, err.line, &err.message),
+        (InputErrorKind::Header, 0, &csv_err.message)
+    );
+    let err = input_error(load_arrow(vec![s.clone()], vec![without(&e, "channel")]));
+    assert_eq!((err.kind, err.line), (InputErrorKind::Header, 0), "{err}");
+    assert!(err.message.starts_with("missing column channel"), "{err}");
+    // Optional event fields may be left out.
+    let engine = load_arrow(vec![s.clone()], vec![without(&e, "purpose")]).unwrap();
+    assert_eq!(engine.history(&admin(), "c-1").unwrap().len(), 1);
 }

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use privseg::Timestamp;
 use privseg::load::arrow::arrow_array::builder::{
     BooleanBuilder, Date32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
     TimestampSecondBuilder,
@@ -16,7 +17,6 @@ use privseg::load::arrow::parquet::basic::Compression;
 use privseg::load::arrow::parquet::file::properties::WriterProperties;
 use privseg::policy::{AttrType, Policy};
 use privseg::timestamp::parse_date;
-use privseg::Timestamp;
 
 /// How a column is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,10 +152,8 @@ fn batches(
         let end = (start + rows.max(1)).min(cells.len());
         let mut columns = Vec::with_capacity(names.len());
         for (c, kind) in kinds.iter().enumerate() {
-            let col: Vec<Option<&str>> = cells[start..end]
-                .iter()
-                .map(|r| r[c].as_deref())
-                .collect();
+            let col: Vec<Option<&str>> =
+                cells[start..end].iter().map(|r| r[c].as_deref()).collect();
             columns.push(kind.array(&col)?);
         }
         out.push(RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())?);
@@ -184,7 +182,13 @@ pub fn subjects(
         .collect();
     let kinds: Vec<Kind> = names
         .iter()
-        .map(|n| if typed { subject_kind(policy, n) } else { Kind::Text })
+        .map(|n| {
+            if typed {
+                subject_kind(policy, n)
+            } else {
+                Kind::Text
+            }
+        })
         .collect();
     let mut cells = Vec::new();
     for rec in rdr.records() {
@@ -249,8 +253,8 @@ pub fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<(), String>
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build();
-    let mut w = ArrowWriter::try_new(file, batches[0].schema(), Some(props))
-        .map_err(|e| e.to_string())?;
+    let mut w =
+        ArrowWriter::try_new(file, batches[0].schema(), Some(props)).map_err(|e| e.to_string())?;
     for b in batches {
         w.write(b).map_err(|e| e.to_string())?;
     }

@@ -22,7 +22,10 @@ use privseg::policy::Policy;
 
 mod convert;
 
-fn best(runs: usize, mut load: impl FnMut() -> Result<LoadStats, String>) -> Result<(Duration, LoadStats), String> {
+fn best(
+    runs: usize,
+    mut load: impl FnMut() -> Result<LoadStats, String>,
+) -> Result<(Duration, LoadStats), String> {
     let mut best: Option<(Duration, LoadStats)> = None;
     for _ in 0..runs {
         let start = Instant::now();
