@@ -622,3 +622,20 @@ fn missing_columns_are_schema_errors() {
     let engine = load_arrow(vec![s.clone()], vec![without(&e, "purpose")]).unwrap();
     assert_eq!(engine.history(&admin(), "c-1").unwrap().len(), 1);
 }
+
+/// Every batch has the first batch's schema; rows are counted across
+/// batches.
+#[test]
+fn batches_share_one_schema_and_count_rows_across() {
+    let csv = format!("{HEADER}\nc-1,EU-FR,,,,,,\nc-2,EU-FR,,,,,,\nc-3,EU-XX,,,,,,\n");
+    let typed = convert::subjects(&policy(), csv.as_bytes(), true, 2).unwrap();
+    let text = convert::subjects(&policy(), csv.as_bytes(), false, 2).unwrap();
+    let err = input_error(load_arrow(vec![typed[0].clone(), text[1].clone()], vec![]));
+    assert_eq!((err.kind, err.line), (InputErrorKind::Header, 3), "{err}");
+    assert!(err.message.contains("schema differs"), "{err}");
+    let err = input_error(load_arrow(typed, vec![]));
+    assert_eq!(
+        (err.kind, err.line, err.field.as_deref()),
+        (InputErrorKind::Jurisdiction, 3, Some("jurisdiction"))
+    );
+}
