@@ -1,6 +1,7 @@
 //! Streaming bulk loaders: a policy from its JSON file, subjects from CSV and
 //! consent events from JSON Lines (the formats are described in
-//! `docs/formats.md`).
+//! `docs/formats.md`); with the feature `arrow`, subjects and events also
+//! from Arrow record batches and Parquet files (`Loader::subjects_arrow`...).
 //!
 //! Loading is all or nothing. A [`Loader`] reads and checks every input as a
 //! stream of chunks parsed on every core, staging the subjects and events

@@ -785,7 +785,6 @@ impl<'a> Loader<'a> {
     pub fn subjects_arrow<I>(self, name: &str, batches: I) -> Result<Loader<'a>, LoadError>
     where
         I: IntoIterator<Item = RecordBatch>,
-        I::IntoIter: 'a,
     {
         let parts = Parts {
             file: name.into(),
@@ -820,7 +819,6 @@ impl<'a> Loader<'a> {
     pub fn events_arrow<I>(self, name: &str, batches: I) -> Result<Loader<'a>, LoadError>
     where
         I: IntoIterator<Item = RecordBatch>,
-        I::IntoIter: 'a,
     {
         let parts = Parts {
             file: name.into(),
