@@ -639,3 +639,50 @@ fn batches_share_one_schema_and_count_rows_across() {
         (InputErrorKind::Jurisdiction, 3, Some("jurisdiction"))
     );
 }
+
+/// Dictionary-encoded text columns (as categorical columns often come)
+/// load as plain text ones.
+#[test]
+fn dictionary_text_columns_load_as_text() {
+    use privseg::load::arrow::arrow_array::DictionaryArray;
+    use privseg::load::arrow::arrow_array::cast::AsArray;
+    use privseg::load::arrow::arrow_array::types::Int8Type;
+    let csv = include_str!("../examples/data/subjects.csv");
+    let jsonl = include_str!("../examples/data/consents.jsonl");
+    let (s, e) = batches(csv, jsonl, true, 100);
+    let dict = |b: &RecordBatch, name: &str| {
+        let i = b.schema().index_of(name).unwrap();
+        let text = b.column(i).as_string::<i32>();
+        let d: DictionaryArray<Int8Type> = text.iter().collect();
+        with_column(b, name, Arc::new(d))
+    };
+    let s2: Vec<RecordBatch> = s
+        .iter()
+        .map(|b| dict(&dict(b, "country"), "jurisdiction"))
+        .collect();
+    let e2: Vec<RecordBatch> = e.iter().map(|b| dict(b, "kind")).collect();
+    assert!(matches!(
+        s2[0]
+            .schema()
+            .field_with_name("country")
+            .unwrap()
+            .data_type(),
+        DataType::Dictionary(..)
+    ));
+    let ids: Vec<Subject> = csv
+        .lines()
+        .skip(1)
+        .map(|l| Subject {
+            id: l.split(',').next().unwrap().to_string(),
+            juris: 0,
+            birth: None,
+            country: None,
+            spend: None,
+            last: None,
+            news: None,
+        })
+        .collect();
+    let plain = load_arrow(s, e).unwrap();
+    let encoded = load_arrow(s2, e2).unwrap();
+    assert_eq!(observe(&encoded, &ids), observe(&plain, &ids));
+}

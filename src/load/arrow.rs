@@ -71,12 +71,22 @@ pub const EVENT_COLUMNS: [&str; 11] = [
 /// column may be left out, or hold nulls).
 const REQUIRED_EVENT_COLUMNS: [usize; 5] = [0, 1, 3, 6, 7];
 
-const TEXT: &str = "Utf8 or LargeUtf8";
+const TEXT: &str = "Utf8 or LargeUtf8 (or a dictionary of them)";
 const TIME: &str = "Timestamp (any unit, with a time zone) or Utf8 (RFC 3339)";
 const DATE: &str = "Date32 or Utf8 (YYYY-MM-DD)";
 
 fn is_text(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        // Dictionary-encoded text (as categorical columns often come).
+        DataType::Dictionary(_, v) => {
+            matches!(
+                **v,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            )
+        }
+        _ => false,
+    }
 }
 
 /// A time column: text, or instants. A timestamp without a time zone is a
@@ -227,6 +237,13 @@ enum Text<'a> {
     Utf8(&'a arrow_array::StringArray),
     Large(&'a arrow_array::LargeStringArray),
     View(&'a arrow_array::StringViewArray),
+    /// Dictionary-encoded text: each cell's index into `values` (a null
+    /// key is a null cell).
+    Dict {
+        keys: &'a dyn Array,
+        index: Vec<usize>,
+        values: Box<Text<'a>>,
+    },
 }
 
 impl<'a> Text<'a> {
@@ -235,6 +252,22 @@ impl<'a> Text<'a> {
             DataType::Utf8 => a.as_string_opt::<i32>().map(Text::Utf8),
             DataType::LargeUtf8 => a.as_string_opt::<i64>().map(Text::Large),
             DataType::Utf8View => a.as_string_view_opt().map(Text::View),
+            DataType::Dictionary(_, v) if !matches!(**v, DataType::Dictionary(..)) => {
+                let d = a.as_any_dictionary_opt()?;
+                let values = Box::new(Text::of(d.values())?);
+                // (`normalized_keys` needs a dictionary with a value: one
+                // without has only null keys, if it is valid.)
+                let index = if d.values().is_empty() {
+                    vec![usize::MAX; d.len()]
+                } else {
+                    d.normalized_keys()
+                };
+                Some(Text::Dict {
+                    keys: d.keys(),
+                    index,
+                    values,
+                })
+            }
             _ => None,
         }
     }
@@ -244,6 +277,17 @@ impl<'a> Text<'a> {
             Text::Utf8(a) => a.is_valid(i).then(|| a.value(i)),
             Text::Large(a) => a.is_valid(i).then(|| a.value(i)),
             Text::View(a) => a.is_valid(i).then(|| a.value(i)),
+            Text::Dict {
+                keys,
+                index,
+                values,
+            } => {
+                if keys.is_valid(i) && index[i] != usize::MAX {
+                    values.get(index[i])
+                } else {
+                    None
+                }
+            }
         }
     }
 
