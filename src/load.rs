@@ -1,6 +1,7 @@
 //! Streaming bulk loaders: a policy from its JSON file, subjects from CSV and
 //! consent events from JSON Lines (the formats are described in
-//! `docs/formats.md`).
+//! `docs/formats.md`); with the feature `arrow`, subjects and events also
+//! from Arrow record batches and Parquet files (`Loader::subjects_arrow`...).
 //!
 //! Loading is all or nothing. A [`Loader`] reads and checks every input as a
 //! stream of chunks parsed on every core, staging the subjects and events
@@ -53,6 +54,8 @@
 //! # Ok::<(), privseg::load::LoadError>(())
 //! ```
 
+#[cfg(feature = "arrow")]
+pub mod arrow;
 mod chunk;
 
 use std::borrow::Cow;
@@ -1412,18 +1415,7 @@ fn parse_event(
             )
         })
     };
-    let kind = EventKind::parse(&raw.kind).ok_or_else(|| {
-        let kinds: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-        field_err(
-            "kind",
-            InputErrorKind::UnknownEventKind,
-            format!(
-                "unknown event kind {:?}: expected one of {}",
-                raw.kind,
-                kinds.join(", ")
-            ),
-        )
-    })?;
+    let kind = parse_kind(file, line, &raw.kind)?;
     let at = time("at", &raw.at)?;
     let expires_at = match &raw.expires_at {
         Some(s) => Some(time("expires_at", s)?),
@@ -1443,6 +1435,24 @@ fn parse_event(
     into.expires_at = expires_at;
     into.explicit = raw.explicit;
     Ok(())
+}
+
+/// An event's kind from its name.
+fn parse_kind(file: &str, line: u64, text: &str) -> Result<EventKind, LoadError> {
+    EventKind::parse(text).ok_or_else(|| {
+        let kinds: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+        LoadError::from(input(
+            file,
+            line,
+            None,
+            Some("kind"),
+            InputErrorKind::UnknownEventKind,
+            format!(
+                "unknown event kind {text:?}: expected one of {}",
+                kinds.join(", ")
+            ),
+        ))
+    })
 }
 
 fn set(s: &mut String, v: &str) {
