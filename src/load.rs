@@ -713,17 +713,52 @@ struct SubjectChunk {
     failed: Option<LoadError>,
 }
 
-impl RowContext<'_> {
-    /// Parses a chunk (skipping its first record, the header, if asked).
-    fn parse_chunk(&self, chunk: &Chunk, skip_header: bool) -> SubjectChunk {
-        let mut out = SubjectChunk {
-            rows: BulkSubjects::new(self.policy.attribute_count()),
+impl SubjectChunk {
+    /// An empty chunk for a policy of `attributes` attributes.
+    fn new(attributes: usize) -> SubjectChunk {
+        SubjectChunk {
+            rows: BulkSubjects::new(attributes),
             lines: Vec::new(),
             records: 0,
             values: 0,
             deferred: None,
             failed: None,
-        };
+        }
+    }
+}
+
+impl RowContext<'_> {
+    /// Counts a parsed row of line `line` and, when staging and no engine
+    /// error is deferred yet, checks it as the engine would and stages it
+    /// (or defers the error).
+    fn take_row(
+        &self,
+        out: &mut SubjectChunk,
+        line: u64,
+        row: &ParsedRow<'_>,
+        values: &[(AttrId, i64, Timestamp)],
+    ) {
+        out.records += 1;
+        out.values += values.len() as u64;
+        if self.stage && out.deferred.is_none() {
+            match self.layout.check_row(self, line, row, values) {
+                Ok(()) => {
+                    out.rows.push(row.id, row.jurisdiction, row.birth_date);
+                    for (a, code, verified) in values {
+                        out.rows.set(*a, *code, *verified);
+                    }
+                    out.lines.push(line);
+                }
+                Err(d) => out.deferred = Some(d),
+            }
+        }
+    }
+}
+
+impl RowContext<'_> {
+    /// Parses a chunk (skipping its first record, the header, if asked).
+    fn parse_chunk(&self, chunk: &Chunk, skip_header: bool) -> SubjectChunk {
+        let mut out = SubjectChunk::new(self.policy.attribute_count());
         let mut rdr = csv_reader(&chunk.bytes, self.delimiter);
         let mut rec = csv::ByteRecord::new();
         let mut values = Vec::new();
@@ -760,20 +795,7 @@ impl RowContext<'_> {
                     break;
                 }
             };
-            out.records += 1;
-            out.values += values.len() as u64;
-            if self.stage && out.deferred.is_none() {
-                match self.layout.check_row(self, line, &row, &values) {
-                    Ok(()) => {
-                        out.rows.push(row.id, row.jurisdiction, row.birth_date);
-                        for (a, code, verified) in &values {
-                            out.rows.set(*a, *code, *verified);
-                        }
-                        out.lines.push(line);
-                    }
-                    Err(d) => out.deferred = Some(d),
-                }
-            }
+            self.take_row(&mut out, line, &row, &values);
         }
         out
     }

@@ -503,12 +503,29 @@ impl Engine {
         seg: &CheckedSegment,
         partials: &[Partial],
     ) -> Result<Vec<String>, ShardError> {
+        let m = self.members_gate(actor, seg, partials, false)?;
+        Ok(m.order
+            .iter()
+            .flat_map(|&i| partials[i].ids.iter().cloned())
+            .collect())
+    }
+
+    /// The gate of a member release: the `member_ids` permission, the
+    /// partials (or, `split`, their headers) merged, and one audit entry
+    /// for every member, written before any id is released.
+    fn members_gate(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        partials: &[Partial],
+        split: bool,
+    ) -> Result<Merged, ShardError> {
         self.allow(
             actor,
             Permission::MemberIds(seg.purpose_key()),
             Some(seg.purpose_key()),
         )?;
-        let m = self.merge(seg, partials, PartialKind::Members, None, &[])?;
+        let m = self.merge_parts(seg, partials, PartialKind::Members, None, &[], split)?;
         self.log(self.segment_entry(
             actor,
             seg,
@@ -519,10 +536,7 @@ impl Engine {
                 sharded: Some(m.sharded()),
             }),
         ))?;
-        Ok(m.order
-            .iter()
-            .flat_map(|&i| partials[i].ids.iter().cloned())
-            .collect())
+        Ok(m)
     }
 
     /// Starts releasing the members of split partials
@@ -539,22 +553,7 @@ impl Engine {
         seg: &CheckedSegment,
         headers: &[Partial],
     ) -> Result<MembersRelease, ShardError> {
-        self.allow(
-            actor,
-            Permission::MemberIds(seg.purpose_key()),
-            Some(seg.purpose_key()),
-        )?;
-        let m = self.merge_parts(seg, headers, PartialKind::Members, None, &[], true)?;
-        self.log(self.segment_entry(
-            actor,
-            seg,
-            EntryKind::MemberIdsReleased(entry_kind::MemberIdsReleased {
-                segment: seg.name().into(),
-                at: Some(m.reference.to_string()),
-                released_ids: m.count,
-                sharded: Some(m.sharded()),
-            }),
-        ))?;
+        let m = self.members_gate(actor, seg, headers, true)?;
         let mut expected = vec![(0, String::new()); m.order.len()];
         for &i in &m.order {
             let h = &headers[i];

@@ -42,7 +42,7 @@ use super::{
 };
 use crate::consent::ConsentEvent;
 use crate::policy::{AttrId, AttrType, JurisdictionId, Policy};
-use crate::store::{BulkEvents, BulkSubjects};
+use crate::store::BulkEvents;
 use crate::timestamp::{Timestamp, parse_date};
 
 /// Rows checked per task: batches are cut into parts of this many rows,
@@ -467,18 +467,32 @@ impl RowContext<'_> {
     /// `row0 + 1` of the input, as [`RowContext::parse_chunk`] checks a
     /// chunk of CSV rows.
     fn arrow_part(&self, batch: &RecordBatch, row0: u64) -> SubjectChunk {
-        let mut out = SubjectChunk {
-            rows: BulkSubjects::new(self.policy.attribute_count()),
-            lines: Vec::new(),
-            records: 0,
-            values: 0,
-            deferred: None,
-            failed: None,
-        };
+        let mut out = SubjectChunk::new(self.policy.attribute_count());
         if let Err(e) = self.arrow_rows(batch, row0, &mut out) {
             out.failed = Some(e);
         }
         out
+    }
+
+    /// Each attribute column of a batch converted to the store's codes
+    /// (column, attribute, codes), or the first column of a wrong type.
+    #[allow(clippy::type_complexity)]
+    fn attr_columns(
+        &self,
+        batch: &RecordBatch,
+    ) -> Result<Vec<(usize, AttrId, Conv<Option<i64>>)>, LoadError> {
+        let n = batch.num_rows();
+        self.layout
+            .attrs
+            .iter()
+            .map(|(col, attr, ty, a)| {
+                let array = batch.column(*col);
+                let conv = attr_codes(self.policy, *a, attr, *ty, array, n).ok_or_else(|| {
+                    wrong_type(self.file, *col, attr, array.data_type(), value_types(*ty).1)
+                })?;
+                Ok((*col, *a, conv))
+            })
+            .collect()
     }
 
     fn arrow_rows(
@@ -508,14 +522,7 @@ impl RowContext<'_> {
         });
         let births: Conv<Option<Date>> = Conv::new(n, |i| date_cell(birth_col, i).transpose());
         let verified: Conv<Option<Timestamp>> = Conv::new(n, |i| verified_col.get(i).transpose());
-        let mut attrs = Vec::with_capacity(layout.attrs.len());
-        for (col, attr, ty, a) in &layout.attrs {
-            let array = batch.column(*col);
-            let conv = attr_codes(policy, *a, attr, *ty, array, n).ok_or_else(|| {
-                wrong_type(file, *col, attr, array.data_type(), value_types(*ty).1)
-            })?;
-            attrs.push((*col, *a, conv));
-        }
+        let attrs = self.attr_columns(batch)?;
         // Then the rows, in order, checked as CSV rows are (the first bad
         // cell of a row in the order the CSV path checks them).
         let mut values = Vec::new();
@@ -553,20 +560,7 @@ impl RowContext<'_> {
                 birth_date,
                 verified,
             };
-            out.records += 1;
-            out.values += values.len() as u64;
-            if self.stage && out.deferred.is_none() {
-                match layout.check_row(self, line, &row, &values) {
-                    Ok(()) => {
-                        out.rows.push(row.id, row.jurisdiction, row.birth_date);
-                        for (a, code, verified) in &values {
-                            out.rows.set(*a, *code, *verified);
-                        }
-                        out.lines.push(line);
-                    }
-                    Err(d) => out.deferred = Some(d),
-                }
-            }
+            self.take_row(out, line, &row, &values);
         }
         Ok(())
     }
