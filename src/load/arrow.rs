@@ -735,7 +735,19 @@ struct Parts<'i> {
     bytes: u64,
 }
 
-impl Parts<'_> {
+impl<'i> Parts<'i> {
+    /// The parts of `batches` from input `file`, none read yet; `schema`
+    /// when the input declares one before its first batch.
+    fn new(file: String, batches: Batches<'i>, schema: Option<SchemaRef>) -> Parts<'i> {
+        Parts {
+            file,
+            batches,
+            schema,
+            rows: 0,
+            bytes: 0,
+        }
+    }
+
     /// The next parts, with the schema; empty at the end.
     fn next(&mut self) -> Result<Vec<(RecordBatch, u64)>, LoadError> {
         let mut parts = Vec::new();
@@ -824,13 +836,7 @@ impl<'a> Loader<'a> {
     where
         I: IntoIterator<Item = RecordBatch>,
     {
-        let parts = Parts {
-            file: name.into(),
-            batches: Box::new(batches.into_iter().map(Ok)),
-            schema: None,
-            rows: 0,
-            bytes: 0,
-        };
+        let parts = Parts::new(name.into(), Box::new(batches.into_iter().map(Ok)), None);
         self.subject_parts(parts, None)
     }
 
@@ -839,13 +845,7 @@ impl<'a> Loader<'a> {
     /// checked even if it has no rows.
     pub fn subjects_parquet(self, path: &Path) -> Result<Loader<'a>, LoadError> {
         let (file, schema, batches, size) = parquet_batches(path)?;
-        let parts = Parts {
-            file,
-            batches,
-            schema: Some(schema),
-            rows: 0,
-            bytes: 0,
-        };
+        let parts = Parts::new(file, batches, Some(schema));
         self.subject_parts(parts, Some(size))
     }
 
@@ -858,13 +858,7 @@ impl<'a> Loader<'a> {
     where
         I: IntoIterator<Item = RecordBatch>,
     {
-        let parts = Parts {
-            file: name.into(),
-            batches: Box::new(batches.into_iter().map(Ok)),
-            schema: None,
-            rows: 0,
-            bytes: 0,
-        };
+        let parts = Parts::new(name.into(), Box::new(batches.into_iter().map(Ok)), None);
         self.event_parts(parts, None)
     }
 
@@ -872,13 +866,7 @@ impl<'a> Loader<'a> {
     /// [`Loader::events_arrow`] reads batches.
     pub fn events_parquet(self, path: &Path) -> Result<Loader<'a>, LoadError> {
         let (file, schema, batches, size) = parquet_batches(path)?;
-        let parts = Parts {
-            file,
-            batches,
-            schema: Some(schema),
-            rows: 0,
-            bytes: 0,
-        };
+        let parts = Parts::new(file, batches, Some(schema));
         self.event_parts(parts, Some(size))
     }
 
