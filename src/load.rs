@@ -334,6 +334,31 @@ fn batch_chunks() -> usize {
     2 * rayon::current_num_threads().max(1)
 }
 
+/// Parses `batch` on the thread pool while the calling thread reads the
+/// next batch from `chunks` (the reader need not be `Send`): reading, most
+/// of it the kernel's copy out of the page cache, is then no longer a
+/// serial step between batches. Returns the parsed chunks in order and the
+/// next batch (empty at the end of the input).
+fn parse_while_reading<T: Send, R: BufRead>(
+    batch: &[Chunk],
+    parse: impl Fn(usize, &Chunk) -> T + Sync,
+    chunks: &mut Chunker<R>,
+    target: usize,
+) -> (Vec<T>, Result<Vec<Chunk>, LoadError>) {
+    let mut parsed = Vec::new();
+    let next = rayon::in_place_scope(|s| {
+        s.spawn(|_| {
+            parsed = batch
+                .par_iter()
+                .enumerate()
+                .map(|(k, c)| parse(k, c))
+                .collect();
+        });
+        chunks.batch(batch_chunks(), target)
+    });
+    (parsed, next)
+}
+
 impl<'a> Loader<'a> {
     /// A loader filling a fresh engine (with an in-memory audit log) for
     /// this policy, on behalf of `actor`.
@@ -485,13 +510,11 @@ impl<'a> Loader<'a> {
         let mut tally = Tally::default();
         let mut batch = vec![first];
         let mut header_chunk = true;
-        loop {
-            self.subject_batch(name, &layout, &batch, &mut tally, header_chunk)?;
+        while !batch.is_empty() {
+            let next =
+                self.subject_batch(name, &layout, &batch, &mut tally, header_chunk, &mut chunks)?;
             header_chunk = false;
-            batch = chunks.batch(batch_chunks(), self.chunk)?;
-            if batch.is_empty() {
-                break;
-            }
+            chunks.recycle(std::mem::replace(&mut batch, next));
         }
         self.report(Stage::Subjects, tally.records, tally.bytes, true);
         self.stats.subjects += tally.records;
@@ -535,15 +558,18 @@ impl<'a> Loader<'a> {
     }
 
     /// Parses and checks a batch of chunks of a subjects file on every
-    /// core, then stages their rows in order.
-    fn subject_batch(
+    /// core while this thread reads the next batch, then stages their rows
+    /// in order. Returns the next batch.
+    fn subject_batch<R: BufRead>(
         &mut self,
         name: &str,
         layout: &Layout,
         batch: &[Chunk],
         tally: &mut Tally,
         header_first: bool,
-    ) -> Result<(), LoadError> {
+        chunks: &mut Chunker<R>,
+    ) -> Result<Vec<Chunk>, LoadError> {
+        let target = self.chunk;
         let ctx = RowContext {
             policy: self.engine.policy(),
             file: name,
@@ -552,11 +578,12 @@ impl<'a> Loader<'a> {
             today: self.engine.now().date(),
             stage: self.deferred_subjects.is_none(),
         };
-        let parsed: Vec<SubjectChunk> = batch
-            .par_iter()
-            .enumerate()
-            .map(|(k, c)| ctx.parse_chunk(c, header_first && k == 0))
-            .collect();
+        let (parsed, next) = parse_while_reading(
+            batch,
+            |k, c| ctx.parse_chunk(c, header_first && k == 0),
+            chunks,
+            target,
+        );
         for (c, out) in batch.iter().zip(parsed) {
             let before = tally.records;
             tally.records += out.records;
@@ -565,7 +592,8 @@ impl<'a> Loader<'a> {
             self.stage_subjects(layout, name, out)?;
             self.report_chunk(Stage::Subjects, before, tally.records, c.end);
         }
-        Ok(())
+        // An error in this batch comes before any reading the next one hit.
+        next
     }
 
     /// Stages a parsed chunk's rows (unless an earlier error already fails
@@ -602,12 +630,10 @@ impl<'a> Loader<'a> {
         let start = Instant::now();
         let mut chunks = Chunker::new(reader, name, None);
         let mut tally = Tally::default();
-        loop {
-            let batch = chunks.batch(batch_chunks(), self.chunk)?;
-            if batch.is_empty() {
-                break;
-            }
-            self.event_batch(name, &batch, &mut tally)?;
+        let mut batch = chunks.batch(batch_chunks(), self.chunk)?;
+        while !batch.is_empty() {
+            let next = self.event_batch(name, &batch, &mut tally, &mut chunks)?;
+            chunks.recycle(std::mem::replace(&mut batch, next));
         }
         self.report(Stage::Events, tally.records, tally.bytes, true);
         self.stats.events += tally.records;
@@ -617,13 +643,16 @@ impl<'a> Loader<'a> {
     }
 
     /// Parses, resolves and checks a batch of chunks of an events file on
-    /// every core, then stages their events in order.
-    fn event_batch(
+    /// every core while this thread reads the next batch, then stages their
+    /// events in order. Returns the next batch.
+    fn event_batch<R: BufRead>(
         &mut self,
         name: &str,
         batch: &[Chunk],
         tally: &mut Tally,
-    ) -> Result<(), LoadError> {
+        chunks: &mut Chunker<R>,
+    ) -> Result<Vec<Chunk>, LoadError> {
+        let target = self.chunk;
         let ctx = EventChunkContext {
             policy: self.engine.policy(),
             store: self.engine.store(),
@@ -632,7 +661,7 @@ impl<'a> Loader<'a> {
             now: self.engine.now(),
             stage: self.deferred_subjects.is_none() && self.deferred_events.is_none(),
         };
-        let parsed: Vec<EventChunk> = batch.par_iter().map(|c| ctx.parse_chunk(c)).collect();
+        let (parsed, next) = parse_while_reading(batch, |_, c| ctx.parse_chunk(c), chunks, target);
         for (c, out) in batch.iter().zip(parsed) {
             let before = tally.records;
             tally.bytes = c.end;
@@ -640,7 +669,7 @@ impl<'a> Loader<'a> {
             self.report_chunk(Stage::Events, before, tally.records, c.end);
             failed?;
         }
-        Ok(())
+        next
     }
 
     /// Stages a parsed chunk's events: their interned strings renumbered

@@ -13,6 +13,9 @@ use super::LoadError;
 /// Bytes read from the input at a time (at least).
 const READ: usize = 8 << 10;
 
+/// Buffers kept for reuse (two batches of chunks on a large machine).
+const MAX_SPARE: usize = 256;
+
 /// Whole records of an input, and where they start.
 pub(super) struct Chunk {
     /// The records' bytes, up to and including a line break (or the end of
@@ -51,6 +54,10 @@ pub(super) struct Chunker<R> {
     eof: bool,
     lines: u64,
     offset: u64,
+    /// Buffers of parsed chunks, handed back by [`Chunker::recycle`]: a
+    /// fresh buffer for every chunk would be a fresh mapping whose pages
+    /// the kernel zeroes on first touch.
+    spare: Vec<Vec<u8>>,
 }
 
 impl<R: Read> Chunker<R> {
@@ -66,6 +73,20 @@ impl<R: Read> Chunker<R> {
             eof: false,
             lines: 0,
             offset: 0,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Takes back the buffers of chunks that are parsed, for the chunks
+    /// still to come.
+    pub fn recycle(&mut self, chunks: Vec<Chunk>) {
+        for c in chunks {
+            if self.spare.len() >= MAX_SPARE {
+                break;
+            }
+            let mut b = c.bytes;
+            b.clear();
+            self.spare.push(b);
         }
     }
 
@@ -127,7 +148,8 @@ impl<R: Read> Chunker<R> {
     }
 
     fn take(&mut self, cut: usize) -> Chunk {
-        let rest = self.buf[cut..].to_vec();
+        let mut rest = self.spare.pop().unwrap_or_default();
+        rest.extend_from_slice(&self.buf[cut..]);
         let mut bytes = std::mem::replace(&mut self.buf, rest);
         bytes.truncate(cut);
         let line0 = self.lines;
