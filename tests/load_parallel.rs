@@ -375,3 +375,81 @@ proptest! {
         prop_assert_eq!(whole.file.as_str(), "e.jsonl");
     }
 }
+
+/// Subjects and a batch of events large enough for `Engine::import` to
+/// stage it on every core (more than two chunks of 2,048).
+fn large_batch() -> impl Strategy<Value = (Vec<Subject>, Vec<Event>)> {
+    proptest::collection::vec(subject_strategy(), 1..40)
+        .prop_map(|mut v| {
+            let mut seen = std::collections::HashSet::new();
+            v.retain(|s| seen.insert(s.id.clone()));
+            v
+        })
+        .prop_flat_map(|subjects| {
+            let n = subjects.len();
+            let event =
+                (0..n, 0u8..3, 0u32..500, 0u8..3).prop_map(|(subject, kind, day, channel)| Event {
+                    subject,
+                    kind,
+                    day,
+                    channel,
+                });
+            (
+                Just(subjects),
+                proptest::collection::vec(event, 4_096..7_000),
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(6))]
+
+    /// A large import (staged in parallel) equals the same events imported
+    /// in small batches (staged one at a time), and a bad event anywhere in
+    /// it is named by its index with nothing changed.
+    #[test]
+    fn a_large_import_equals_small_ones_and_names_its_first_bad_event(
+        (subjects, events) in large_batch(),
+        at in any::<prop::sample::Index>(),
+        second in any::<prop::sample::Index>(),
+        kind in 0u8..3,
+    ) {
+        let rows: Vec<SubjectRow> = subjects.iter().map(subject_row).collect();
+        let mut evs: Vec<ConsentEvent> =
+            events.iter().map(|e| consent_event(&subjects, e)).collect();
+        // Channels and collectors new to the engine, first seen in a late
+        // chunk: interned in the order the events come.
+        let late = evs.len() - 10;
+        evs[late].channel = "kiosk".into();
+        evs[late].collector = "desk-7".into();
+        let mut whole = Engine::new(policy());
+        whole.import(&admin(), &rows, &evs).unwrap();
+        let mut small = Engine::new(policy());
+        small.import(&admin(), &rows, &[]).unwrap();
+        for batch in evs.chunks(1_000) {
+            small.import(&admin(), &[], batch).unwrap();
+        }
+        prop_assert_eq!(observe(&whole, &subjects), observe(&small, &subjects));
+
+        // Two bad events: the first (by index) is the one named.
+        let mut bad = evs.clone();
+        let (i, j) = (at.index(bad.len()), second.index(bad.len()));
+        let spoil = |e: &mut ConsentEvent| match kind {
+            0 => e.subject = "nobody".into(),
+            1 => e.purpose = Some("nothing".into()),
+            _ => {
+                e.kind = EventKind::ConsentGranted;
+                e.purpose = Some("marketing.email".into());
+                e.notice_version = None;
+            }
+        };
+        spoil(&mut bad[i]);
+        spoil(&mut bad[j]);
+        let before = (small.subject_count(), small.audit_len());
+        let err = small.import(&admin(), &[], &bad).unwrap_err();
+        prop_assert_eq!(err.what, privseg::import::ImportItem::Event);
+        prop_assert_eq!(err.index, i.min(j), "{}", err);
+        prop_assert_eq!((small.subject_count(), small.audit_len()), before);
+        prop_assert_eq!(observe(&whole, &subjects), observe(&small, &subjects));
+    }
+}
