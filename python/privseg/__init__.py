@@ -21,7 +21,8 @@ Spark DataFrames are segmented with :mod:`privseg.spark`.
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from . import errors
-from ._privseg import CountResult, Engine, MembersRelease, Policy, Segment, shard_of, split_partial
+from ._privseg import (CountResult, Engine, ExportRelease, MembersRelease, Policy, Segment, shard_of,
+                       split_export_partial, split_partial)
 from .errors import *  # noqa: F401,F403
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,7 +36,9 @@ __all__ = [
     "CountResult",
     "shard_of",
     "split_partial",
+    "split_export_partial",
     "MembersRelease",
+    "ExportRelease",
     "load_pandas",
     "load_arrow",
     "load_parquet",

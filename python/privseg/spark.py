@@ -33,8 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow
     from pyspark.sql import DataFrame
 
-__all__ = ["segment_count", "segment_members", "segment_members_chunks", "segment_export", "partials",
-           "ShardStores"]
+__all__ = ["segment_count", "segment_members", "segment_members_chunks", "segment_export",
+           "segment_export_chunks", "partials", "ShardStores"]
 
 
 class ShardStores:
@@ -195,20 +195,25 @@ def _build_fn(stores: ShardStores, policy_json: str, actor_id: str, roles: List[
 _PARTIALS_SCHEMA = "shard int, partial string, ids string"
 
 
-def _partials_batch(shards: list, partials: list, split: bool) -> "pyarrow.RecordBatch":
-    """The executor's output: each shard's partial, or with ``split`` its
-    header and its ids (a JSON array) apart."""
+def _partials_batch(shards: list, partials: list, split: Optional[str]) -> "pyarrow.RecordBatch":
+    """The executor's output: each shard's partial, or with ``split`` (the
+    partials' kind) its header and, apart, its ids (a members partial: a
+    JSON array) or its rows (an export partial: their JSON, ids and values).
+    The header keeps the SHA-256 of what was split off."""
     import json
 
     import pyarrow as pa
 
-    from . import split_partial
+    from . import split_export_partial, split_partial
 
     ids: list = [""] * len(partials)
+    if split == "export":
+        parts = [split_export_partial(p) for p in partials]
+    elif split:
+        parts = [(h, json.dumps(i)) for h, i in (split_partial(p) for p in partials)]
     if split:
-        parts = [split_partial(p) for p in partials]
         partials = [h for h, _ in parts]
-        ids = [json.dumps(i) for _, i in parts]
+        ids = [i for _, i in parts]
     return pa.RecordBatch.from_arrays(
         [pa.array(shards, pa.int32()), pa.array(partials, pa.string()), pa.array(ids, pa.string())],
         names=["shard", "partial", "ids"],
@@ -232,7 +237,7 @@ def _store_partial_fn(stores: ShardStores, policy_json: str, actor_id: str, role
                 out_partial.append(engine.partial(seg, s, stores.shards, kind=kind, recipient=recipient,
                                                   fields=fields, reference=reference))
                 del engine
-        yield _partials_batch(out_shard, out_partial, split)
+        yield _partials_batch(out_shard, out_partial, kind if split else None)
 
     return run
 
@@ -256,7 +261,7 @@ def _partial_fn(policy_json: str, actor_id: str, roles: List[str], loader: Optio
             out_shard.append(s)
             out_partial.append(engine.partial(seg, s, shards, kind=kind, recipient=recipient,
                                               fields=fields, reference=reference))
-        yield _partials_batch(out_shard, out_partial, split)
+        yield _partials_batch(out_shard, out_partial, kind if split else None)
 
     return run
 
@@ -392,3 +397,38 @@ def segment_export(subjects: "Union[DataFrame, ShardStores]", events: "Optional[
     d = driver or _driver(policy_json, actor_id, roles, now)
     return d.release_export(d.compile(segment), ps, recipient, list(fields), key, format=format,
                             key_version=key_version)
+
+
+def segment_export_chunks(subjects: "Union[DataFrame, ShardStores]", events: "Optional[DataFrame]",
+                          policy_json: str, actor_id: str, roles: Sequence[str], segment: str, recipient: str,
+                          fields: Sequence[str], key: bytes, *, format: str = "jsonl", key_version: int = 1,
+                          shards: Optional[int] = None, partitions: Optional[int] = None,
+                          reference: Optional[str] = None, now: Optional[str] = None,
+                          driver: Optional[Engine] = None, loader: Optional[tuple] = None) -> Iterator[str]:
+    """The export to ``recipient`` a shard at a time (export text, ids
+    pseudonymised on the driver), for exports too large to hold on the
+    driver. The executors split each shard's export partial into a header
+    and its rows; the driver collects the headers only, applies the gate of
+    :func:`segment_export` (permission, the recipient's agreement for the
+    fields and what the selection reads, coverage, policy, segment, age)
+    and records the export of every row once, before the first row comes
+    out; then each shard's rows stream from the executors
+    (``toLocalIterator``), are checked against the SHA-256 in their header
+    and pseudonymised. The chunks concatenated are one export (a CSV header
+    line once, first), with the pseudonyms :func:`segment_export` gives.
+    The partials are kept on the executors while the generator runs
+    (persisted, then unpersisted)."""
+    df = _partials_df(subjects, events, policy_json, actor_id, roles, segment, "export", recipient,
+                      list(fields), shards, partitions, reference, now, loader, True).persist()
+    try:
+        headers = [r["partial"] for r in sorted(df.select("shard", "partial").collect(),
+                                                key=lambda r: r["shard"])]
+        d = driver or _driver(policy_json, actor_id, roles, now)
+        release = d.release_export_split(d.compile(segment), headers, recipient, list(fields), key,
+                                         format=format, key_version=key_version)
+        for r in df.select("shard", "ids").toLocalIterator():
+            yield release.rows(r["shard"], r["ids"])
+        if release.pending:
+            raise RuntimeError(f"the rows of shards {release.pending} never came")
+    finally:
+        df.unpersist()
