@@ -15,7 +15,8 @@ CountResult(value=1234)
 Pandas, Arrow and Parquet data load with :func:`load_pandas`,
 :func:`load_arrow` and :func:`load_parquet`; a durable, encrypted store is
 made with :meth:`Engine.create` and reopened with :meth:`Engine.open`;
-Spark DataFrames are segmented with :mod:`privseg.spark`.
+Spark DataFrames are segmented with :mod:`privseg.spark`, Dask DataFrames
+with :mod:`privseg.dask`.
 """
 
 from typing import TYPE_CHECKING, Any, Optional, Sequence
