@@ -27,7 +27,7 @@ channel, collector``, ...).
 import os
 from typing import TYPE_CHECKING, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
-from . import Engine, Policy, CountResult, subjects_csv
+from . import Engine, Policy, CountResult
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow
@@ -100,19 +100,41 @@ def _text_columns(df: "DataFrame") -> "DataFrame":
     return df.select(*cols)
 
 
+# A subject row as one line of the subjects CSV (docs/formats.md): RFC 4180
+# quoting with doubled quotes, missing values as empty cells, no trimming.
+_CSV_OPTIONS = {"quote": '"', "escape": '"', "nullValue": "", "ignoreLeadingWhiteSpace": "false",
+                "ignoreTrailingWhiteSpace": "false"}
+
+
+def _csv_columns(df: "DataFrame") -> "DataFrame":
+    """Floating columns (integers with gaps often come as doubles) written
+    as integers when integral, as :func:`privseg.subjects_csv` does."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DoubleType, FloatType
+
+    cols = []
+    for f in df.schema.fields:
+        c = F.col(f.name)
+        if isinstance(f.dataType, (DoubleType, FloatType)):
+            whole = c.cast("long")
+            c = F.when(c == whole, whole.cast("string")).otherwise(c.cast("string"))
+        cols.append(c.alias(f.name))
+    return df.select(*cols)
+
+
 def _shard_rows(subjects: "DataFrame", events: "Optional[DataFrame]", shards: int,
                 partitions: int) -> "DataFrame":
     """One DataFrame (shard, rec, payload): 'm' a marker per shard, 's' a
-    subject as JSON, 'e' an event as JSON; repartitioned by shard."""
+    subject as a CSV line, 'e' an event as JSON; repartitioned by shard."""
     from pyspark.sql import functions as F
 
     spark = subjects.sparkSession
-    s = _text_columns(subjects)
+    s = _csv_columns(_text_columns(subjects))
     parts = [
         s.select(
             F.expr(_SHARD_SQL.format(col="id", n=shards)).cast("int").alias("shard"),
             F.lit("s").alias("rec"),
-            F.to_json(F.struct(*[F.col(c) for c in s.columns])).alias("payload"),
+            F.to_csv(F.struct(*[F.col(c) for c in s.columns]), _CSV_OPTIONS).alias("payload"),
         )
     ]
     if events is not None:
@@ -154,16 +176,17 @@ def _group(batches) -> "Tuple[dict, dict, set]":
 
 
 def _texts(subs: list, evs: list, columns: List[str]) -> "Tuple[Optional[str], Optional[str]]":
-    """Subjects CSV and events JSONL texts of one shard."""
-    import json
+    """Subjects CSV and events JSONL texts of one shard (its subjects as
+    CSV lines, its events as JSON lines)."""
+    import csv
+    import io
 
-    import pandas as pd
-
-    csv = None
+    text = None
     if subs:
-        frame = pd.DataFrame.from_records([json.loads(x) for x in subs], columns=columns)
-        csv = subjects_csv(frame)
-    return csv, ("\n".join(evs) + "\n" if evs else None)
+        header = io.StringIO()
+        csv.writer(header, lineterminator="\n").writerow(columns)
+        text = header.getvalue() + "\n".join(subs) + "\n"
+    return text, ("\n".join(evs) + "\n" if evs else None)
 
 
 def _build_fn(stores: ShardStores, policy_json: str, actor_id: str, roles: List[str], now: Optional[str],

@@ -198,3 +198,23 @@ def test_export_in_chunks_equals_one_engine_a_shard_at_a_time(data, stores):
         next(ps.segment_export_chunks(stores, None, policy_json(), "crm", ["crm"], DE, "geo", ["country"], KEY,
                                       partitions=2, now=NOW))
     assert "ExportRefused" in str(x.value)
+
+
+def test_rows_travel_as_csv_with_quotes_and_integral_doubles(spark):
+    import pandas as pd
+
+    # Ids holding a comma, quotes and a space; spend as doubles with gaps
+    # (integral: written as integers).
+    subjects, events = population(30)
+    subjects = subjects.copy()
+    events = events.copy()
+    odd = {"c-00001": 'c,"1"', "c-00002": "c 2,x"}
+    subjects["id"] = subjects["id"].replace(odd)
+    events["subject"] = events["subject"].replace(odd)
+    assert pd.api.types.is_float_dtype(subjects["total_spend"])
+    one = privseg.load_pandas(privseg.Policy.from_json(policy_json()), "crm", ["crm"], subjects, events, now=NOW)
+    want = one.evaluate(one.compile(DE))
+    assert set(odd.values()) & set(want)
+    got = ps.segment_members(spark.createDataFrame(subjects), spark.createDataFrame(events), policy_json(), "crm",
+                             ["crm"], DE, shards=3, partitions=2, now=NOW)
+    assert sorted(got) == sorted(want)
