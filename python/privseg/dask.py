@@ -95,6 +95,9 @@ def partials(subjects: "dask.dataframe.DataFrame", events: "Optional[dask.datafr
     subjects. ``scheduler`` is passed to ``dask.compute``."""
     import dask
 
+    from .spark import _reference
+
+    reference = _reference(reference, now)
     partitions = partitions or subjects.npartitions
     shards = shards or 4 * partitions
     if shards < 1 or partitions < 1:

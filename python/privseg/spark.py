@@ -309,6 +309,7 @@ def _partials_df(subjects, events, policy_json: str, actor_id: str, roles: Seque
                  partitions: Optional[int], reference: Optional[str], now: Optional[str],
                  loader: Optional[tuple], split: bool) -> "DataFrame":
     """The DataFrame (shard, partial, ids) the executors compute, not yet run."""
+    reference = _reference(reference, now)
     if isinstance(subjects, ShardStores):
         return _store_partials(subjects, events, policy_json, actor_id, roles, segment, kind, recipient,
                                fields, shards, partitions, reference, now, split)
@@ -339,6 +340,21 @@ def _store_partials(stores: ShardStores, events, policy_json: str, actor_id: str
     fn = _store_partial_fn(stores, policy_json, actor_id, list(roles), segment, kind, recipient,
                            None if fields is None else list(fields), reference, now, split)
     return ids.selectExpr("cast(id as int) as shard").mapInArrow(fn, _PARTIALS_SCHEMA)
+
+
+def _reference(reference: Optional[str], now: Optional[str]) -> str:
+    """The reference time of every shard's partial: the one given, else
+    ``now`` if given, else the driver's clock now (RFC 3339, UTC). Fixed
+    once on the driver, so that the shards (whose clocks each default to
+    their own now) answer for the same instant and their partials can be
+    released together."""
+    if reference is not None:
+        return reference
+    if now is not None:
+        return now
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _driver(policy_json: str, actor_id: str, roles: Sequence[str], now: Optional[str]) -> Engine:
