@@ -1147,7 +1147,7 @@ impl ExportRelease {
         // Marked before writing: rows that failed to write half-way are not
         // written again (the export is then incomplete, as a whole export
         // whose sink fails is).
-        self.split.take("rows", shard, &rows.ids, rows.digest())?;
+        self.split.released[shard as usize] = true;
         let fields: Vec<&str> = self.fields.iter().map(String::as_str).collect();
         let mut writer = if self.started {
             ExportWriter::resume(self.format, &fields, out)
