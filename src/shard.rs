@@ -854,6 +854,11 @@ impl Engine {
                 }
             }
             PartialKind::Members | PartialKind::Export => {
+                // A split header's count is recorded before its ids or rows
+                // come: at least bounded by the shard's rows.
+                if p.count > p.rows {
+                    return bad("more members than rows".into());
+                }
                 if !split && p.ids.len() as u64 != p.count {
                     return bad(format!("{} ids for {} members", p.ids.len(), p.count));
                 }

@@ -675,6 +675,15 @@ fn split_exports_are_gated_once_and_recorded_before_any_row() {
     v["values"] = serde_json::json!([[null, null]]);
     back[0] = Partial::from_json(&v.to_string()).unwrap();
     refused(release(&admin(), &back, "adnet", &fields), "still carries");
+    // A header claiming more members than its shard has rows is refused.
+    let mut more = headers.clone();
+    let mut v: serde_json::Value = serde_json::from_str(&more[0].to_json()).unwrap();
+    v["count"] = (v["rows"].as_u64().unwrap() + 1).into();
+    more[0] = Partial::from_json(&v.to_string()).unwrap();
+    refused(
+        release(&admin(), &more, "adnet", &fields),
+        "more members than rows",
+    );
     // Headers of another recipient or other fields are refused.
     refused(
         release(&admin(), &headers, "mailer", &fields),
