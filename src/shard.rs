@@ -854,13 +854,13 @@ impl Engine {
                 }
             }
             PartialKind::Members | PartialKind::Export => {
+                if !split && p.ids.len() as u64 != p.count {
+                    return bad(format!("{} ids for {} members", p.ids.len(), p.count));
+                }
                 // A split header's count is recorded before its ids or rows
                 // come: at least bounded by the shard's rows.
                 if p.count > p.rows {
                     return bad("more members than rows".into());
-                }
-                if !split && p.ids.len() as u64 != p.count {
-                    return bad(format!("{} ids for {} members", p.ids.len(), p.count));
                 }
                 if p.kind == PartialKind::Members {
                     if p.bits.len() as u64 != p.rows.div_ceil(64) {
