@@ -838,7 +838,7 @@ impl Engine {
                         .into(),
                 );
             }
-            (true, None) => return bad("its ids were not split off".into()),
+            (true, None) => return bad("its ids or rows were not split off".into()),
             (true, Some(_)) if !p.ids.is_empty() || !p.values.is_empty() => {
                 return bad("a split partial still carries ids or rows".into());
             }
