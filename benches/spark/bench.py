@@ -161,6 +161,35 @@ def large(n: int, partitions: int, shards: int, build_partitions: int):
                                    partitions=partitions, now=NOW)
     t_stores, c = timed(run)
     assert c.value == members, (c, members)
+    members_oracle = members
+    chunked = {}
+    if os.environ.get("CHUNKS"):
+        # Member lists and exports a shard at a time: the driver holds the
+        # headers and one shard's ids or rows at once.
+        def members():
+            n_ids, largest = 0, 0
+            for ids in ps.segment_members_chunks(stores, None, policy_json(), "crm", ["crm"], SEG,
+                                                 partitions=partitions, now=NOW):
+                n_ids, largest = n_ids + len(ids), max(largest, len(ids))
+            return n_ids, largest
+
+        def export():
+            n_rows, largest = 0, 0
+            for text in ps.segment_export_chunks(stores, None, policy_json(), "crm", ["crm"], SEG, "mailer",
+                                                 ["country"], KEY, partitions=partitions, now=NOW):
+                n_rows, largest = n_rows + text.count("\n"), max(largest, len(text))
+            return n_rows, largest
+
+        t_members, (n_ids, largest_ids) = timed(members, 1)
+        assert n_ids == members_oracle, (n_ids, members_oracle)
+        t_export, (n_rows, largest_text) = timed(export, 1)
+        assert n_rows == members_oracle, (n_rows, members_oracle)
+        chunked = {
+            "members_chunks_s": round(t_members, 1),
+            "members_largest_chunk_ids": largest_ids,
+            "export_chunks_s": round(t_export, 1),
+            "export_largest_chunk_bytes": largest_text,
+        }
     store_bytes = dir_bytes(root)
     if not os.environ.get("KEEP_STORES"):
         shutil.rmtree(root)
@@ -183,6 +212,7 @@ def large(n: int, partitions: int, shards: int, build_partitions: int):
         "members": c.value,
         "extrapolated_1B_s_on_these_cores": round(per_subject * 1e9),
         "extrapolated_1B_s_on_1000_cores": round(per_subject * 1e9 * partitions / 1000, 1),
+        **chunked,
     }
     print(json.dumps(report, indent=2))
     spark.stop()
