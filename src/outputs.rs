@@ -546,6 +546,22 @@ impl<'f, W: Write> ExportWriter<'f, W> {
         Ok(ExportWriter { fields, sink })
     }
 
+    /// Continues an export to `out` whose start (and CSV header) was
+    /// written by an earlier writer: rows only.
+    pub(crate) fn resume(format: ExportFormat, fields: &'f [&'f str], out: W) -> Self {
+        let sink = match format {
+            ExportFormat::Jsonl => Sink::Jsonl {
+                out,
+                line: String::new(),
+            },
+            ExportFormat::Csv => Sink::Csv {
+                out: Box::new(csv::Writer::from_writer(out)),
+                cell: String::new(),
+            },
+        };
+        ExportWriter { fields, sink }
+    }
+
     /// Writes one member's row: its pseudonym and its values, one per field.
     pub(crate) fn row(
         &mut self,

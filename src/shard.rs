@@ -55,6 +55,23 @@
 //!   pseudonyms are applied on the driver, so the recipients' keys never
 //!   reach the executors.
 //!
+//! # Split releases
+//!
+//! Member lists and exports too large for the driver to hold are released
+//! a shard at a time. A members partial splits ([`Partial::split_ids`])
+//! into a header and its ids, an export partial ([`Partial::split_rows`])
+//! into a header and its [`ExportRows`]; the header carries the SHA-256 of
+//! what was split off. The driver collects the headers only and applies
+//! the same gate as for whole partials (one function for both:
+//! [`Engine::release_members_split`] and [`Engine::release_export_split`]
+//! share it with [`Engine::release_members`] and
+//! [`Engine::release_export`]), writing the release's one audit entry for
+//! every member or row before any comes out. Each shard's ids or rows are
+//! then released once ([`MembersRelease::ids`], [`ExportRelease::rows`]),
+//! only if their count and SHA-256 are those of their header and every id
+//! belongs to the shard; export rows are pseudonymised there, so the
+//! pseudonyms are those of the whole export.
+//!
 //! The host is trusted to deliver each shard's partial as the shard made
 //! it (partials carry no signature): the same trust it holds for the
 //! engine's memory. Withdrawals recorded after a partial was made and
@@ -74,7 +91,7 @@ use crate::outputs::{ExportFormat, ExportSummary, ExportWriter};
 use crate::policy::AttrId;
 use crate::privacy::aggregate::{Count, k_threshold};
 use crate::privacy::dp::{BudgetStore, Charge, Epsilon, RandomSource};
-use crate::privacy::pseudonym::Keyring;
+use crate::privacy::pseudonym::{Keyring, Pseudonymizer};
 use crate::segment::CheckedSegment;
 use crate::store::Value;
 use crate::timestamp::Timestamp;
@@ -170,10 +187,12 @@ pub struct Partial {
     ids: Vec<String>,
     #[serde(default)]
     values: Vec<Vec<Option<Value>>>,
-    /// For a members partial split by [`Partial::split_ids`]: the SHA-256
-    /// (hex) of its ids, which travel apart.
+    /// For a partial split by [`Partial::split_ids`] or
+    /// [`Partial::split_rows`]: the SHA-256 (hex) of what travels apart
+    /// (the ids of a members partial; the ids and their rows of an export
+    /// partial).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    ids_sha256: Option<String>,
+    split_sha256: Option<String>,
     audit_size: u64,
     audit_root: String,
 }
@@ -231,12 +250,29 @@ impl Partial {
     /// ([`Engine::release_members_split`]) instead of holding every id at
     /// once. Other partials are returned whole, with no ids apart.
     pub fn split_ids(mut self) -> (Partial, Vec<String>) {
-        if self.kind != PartialKind::Members || self.ids_sha256.is_some() {
+        if self.kind != PartialKind::Members || self.split_sha256.is_some() {
             return (self, Vec::new());
         }
         let ids = std::mem::take(&mut self.ids);
-        self.ids_sha256 = Some(hex(&ids_digest(&ids)));
+        self.split_sha256 = Some(hex(&ids_digest(&ids)));
         (self, ids)
+    }
+
+    /// Splits an export partial into its header (everything but the ids and
+    /// their rows, with the SHA-256 of both) and its [`ExportRows`], so that
+    /// a driver can release an export of many shards a shard at a time
+    /// ([`Engine::release_export_split`]) instead of holding every row at
+    /// once. Other partials are returned whole, with no rows apart.
+    pub fn split_rows(mut self) -> (Partial, ExportRows) {
+        if self.kind != PartialKind::Export || self.split_sha256.is_some() {
+            return (self, ExportRows::default());
+        }
+        let rows = ExportRows {
+            ids: std::mem::take(&mut self.ids),
+            values: std::mem::take(&mut self.values),
+        };
+        self.split_sha256 = Some(hex(&rows.digest()));
+        (self, rows)
     }
 }
 
@@ -415,7 +451,7 @@ impl Engine {
                 _ => members.rows().map(|r| store.id(r).to_string()).collect(),
             },
             values: Vec::new(),
-            ids_sha256: None,
+            split_sha256: None,
             audit_size: 0,
             audit_root: String::new(),
         }
@@ -554,16 +590,8 @@ impl Engine {
         headers: &[Partial],
     ) -> Result<MembersRelease, ShardError> {
         let m = self.members_gate(actor, seg, headers, true)?;
-        let mut expected = vec![(0, String::new()); m.order.len()];
-        for &i in &m.order {
-            let h = &headers[i];
-            expected[h.shard as usize] = (h.count, h.ids_sha256.clone().unwrap_or_default());
-        }
         Ok(MembersRelease {
-            shards: headers.first().map_or(0, |h| h.shards),
-            expected,
-            released: vec![false; m.order.len()],
-            total: m.count,
+            split: SplitRelease::of(&m, headers),
         })
     }
 
@@ -584,11 +612,51 @@ impl Engine {
         keys: &Keyring,
         out: W,
     ) -> Result<ExportSummary, ShardError> {
+        let (m, pseudonymizer) =
+            self.export_release_gate(actor, seg, partials, recipient, fields, keys, false)?;
+        let mut writer = ExportWriter::start(format, fields, out)?;
+        for &i in &m.order {
+            let p = &partials[i];
+            write_rows(&mut writer, &pseudonymizer, &p.ids, &p.values)?;
+        }
+        writer.finish()?;
+        Ok(ExportSummary::new(
+            recipient,
+            seg,
+            m.count,
+            fields,
+            pseudonymizer.version(),
+        ))
+    }
+
+    /// The gate of an export release, whole or split: the recipient's
+    /// agreement and the actor's `export` permission for the selection and
+    /// the fields ([`Engine::export`]'s gate), the recipient's current key,
+    /// the partials (or, `split`, their headers) merged, and one audit entry
+    /// for every row, written before any row is released.
+    #[allow(clippy::too_many_arguments)]
+    fn export_release_gate(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        partials: &[Partial],
+        recipient: &str,
+        fields: &[&str],
+        keys: &Keyring,
+        split: bool,
+    ) -> Result<(Merged, Pseudonymizer), ShardError> {
         self.export_gate(actor, seg, recipient, fields)?;
         let pseudonymizer = keys
             .current(recipient, seg.purpose_key())
             .map_err(EngineError::Pseudonym)?;
-        let m = self.merge(seg, partials, PartialKind::Export, Some(recipient), fields)?;
+        let m = self.merge_parts(
+            seg,
+            partials,
+            PartialKind::Export,
+            Some(recipient),
+            fields,
+            split,
+        )?;
         self.log(self.segment_entry(
             actor,
             seg,
@@ -601,24 +669,40 @@ impl Engine {
                 sharded: Some(m.sharded()),
             }),
         ))?;
-        let mut writer = ExportWriter::start(format, fields, out)?;
-        for &i in &m.order {
-            let p = &partials[i];
-            for (id, values) in p.ids.iter().zip(&p.values) {
-                let ps = pseudonymizer
-                    .pseudonymize(crate::privacy::normalize::IdKind::SubjectId, id)
-                    .map_err(EngineError::Pseudonym)?;
-                writer.row(&ps.to_string(), values)?;
-            }
-        }
-        writer.finish()?;
-        Ok(ExportSummary::new(
-            recipient,
-            seg,
-            m.count,
-            fields,
-            pseudonymizer.version(),
-        ))
+        Ok((m, pseudonymizer))
+    }
+
+    /// Starts releasing an export of split partials ([`Partial::split_rows`])
+    /// a shard at a time: applies [`Engine::release_export`]'s gate to the
+    /// headers (the same permission, recipient agreement, key, coverage,
+    /// policy, segment, recipient, fields and age) and records the export of
+    /// every row once, before any row is returned. Each shard's rows then
+    /// come out of [`ExportRelease::rows`], checked against the SHA-256 its
+    /// header carries and pseudonymised there, so that the driver never
+    /// holds more than one shard's rows. The rows of all shards, in any
+    /// order, are the rows [`Engine::release_export`] writes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn release_export_split(
+        &self,
+        actor: &Actor,
+        seg: &CheckedSegment,
+        headers: &[Partial],
+        recipient: &str,
+        fields: &[&str],
+        format: ExportFormat,
+        keys: &Keyring,
+    ) -> Result<ExportRelease, ShardError> {
+        let (m, pseudonymizer) =
+            self.export_release_gate(actor, seg, headers, recipient, fields, keys, true)?;
+        let summary = ExportSummary::new(recipient, seg, m.count, fields, pseudonymizer.version());
+        Ok(ExportRelease {
+            split: SplitRelease::of(&m, headers),
+            pseudonymizer,
+            format,
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            started: false,
+            summary,
+        })
     }
 
     /// Checks that the partials can be released together and merges them.
@@ -747,13 +831,16 @@ impl Engine {
     /// every id belongs to the partial's shard.
     fn check_partial(&self, p: &Partial, who: &str, split: bool) -> Result<(), ShardError> {
         let bad = |m: String| Err(ShardError::Partials(format!("{who}: {m}")));
-        match (split, &p.ids_sha256) {
+        match (split, &p.split_sha256) {
             (false, Some(_)) => {
-                return bad("its ids were split off: release it with release_members_split".into());
+                return bad(
+                    "its ids were split off: release it with release_members_split or release_export_split"
+                        .into(),
+                );
             }
-            (true, None) => return bad("its ids were not split off".into()),
-            (true, Some(_)) if !p.ids.is_empty() => {
-                return bad("a split partial still carries ids".into());
+            (true, None) => return bad("its ids or rows were not split off".into()),
+            (true, Some(_)) if !p.ids.is_empty() || !p.values.is_empty() => {
+                return bad("a split partial still carries ids or rows".into());
             }
             _ => {}
         }
@@ -769,6 +856,11 @@ impl Engine {
             PartialKind::Members | PartialKind::Export => {
                 if !split && p.ids.len() as u64 != p.count {
                     return bad(format!("{} ids for {} members", p.ids.len(), p.count));
+                }
+                // A split header's count is recorded before its ids or rows
+                // come: at least bounded by the shard's rows.
+                if p.count > p.rows {
+                    return bad("more members than rows".into());
                 }
                 if p.kind == PartialKind::Members {
                     if p.bits.len() as u64 != p.rows.div_ceil(64) {
@@ -850,50 +942,251 @@ fn check_age(p: &Partial, now: Timestamp, skew: i64) -> Result<(), String> {
     Ok(())
 }
 
-/// A release of split members partials in progress (see
-/// [`Engine::release_members_split`]): recorded already; each shard's ids
-/// come out once, checked against its header.
+/// What a split release still expects: each shard's member count and the
+/// SHA-256 of what its header says travels apart, and which shards came.
 #[derive(Debug)]
-pub struct MembersRelease {
+struct SplitRelease {
     shards: u32,
-    /// Each shard's member count and the SHA-256 (hex) of its ids.
+    /// Each shard's member count and SHA-256 (hex), by shard.
     expected: Vec<(u64, String)>,
     released: Vec<bool>,
     total: u64,
 }
 
-impl MembersRelease {
-    /// The number of members released over all shards.
-    pub fn total(&self) -> u64 {
-        self.total
+impl SplitRelease {
+    /// The expectations of the merged headers `m`.
+    fn of(m: &Merged, headers: &[Partial]) -> SplitRelease {
+        let mut expected = vec![(0, String::new()); m.order.len()];
+        for &i in &m.order {
+            let h = &headers[i];
+            expected[h.shard as usize] = (h.count, h.split_sha256.clone().unwrap_or_default());
+        }
+        SplitRelease {
+            shards: headers.first().map_or(0, |h| h.shards),
+            expected,
+            released: vec![false; m.order.len()],
+            total: m.count,
+        }
     }
 
-    /// Shards whose ids have not come out yet.
-    pub fn pending(&self) -> Vec<u32> {
+    fn pending(&self) -> Vec<u32> {
         (0..self.shards)
             .filter(|&s| !self.released[s as usize])
             .collect()
     }
 
-    /// Shard `shard`'s ids, released if they are exactly those its header
-    /// was made with (count, SHA-256, every id of this shard), once.
-    pub fn ids(&mut self, shard: u32, ids: Vec<String>) -> Result<Vec<String>, ShardError> {
-        let refuse = |m: String| Err(ShardError::Partials(format!("ids of shard {shard}: {m}")));
-        let Some((count, digest)) = self.expected.get(shard as usize) else {
+    /// [`SplitRelease::check`], then marks the shard released.
+    fn take(
+        &mut self,
+        what: &str,
+        shard: u32,
+        ids: &[String],
+        digest: [u8; 32],
+    ) -> Result<(), ShardError> {
+        self.check(what, shard, ids, digest)?;
+        self.released[shard as usize] = true;
+        Ok(())
+    }
+
+    /// Checks that shard `shard` has not come yet and that `ids` (with
+    /// `digest` their SHA-256 with whatever travels with them) are exactly
+    /// what its header was made with, all of this shard. `what` names what
+    /// came, for the refusal.
+    fn check(
+        &self,
+        what: &str,
+        shard: u32,
+        ids: &[String],
+        digest: [u8; 32],
+    ) -> Result<(), ShardError> {
+        let refuse = |m: String| {
+            Err(ShardError::Partials(format!(
+                "{what} of shard {shard}: {m}"
+            )))
+        };
+        let Some((count, expected)) = self.expected.get(shard as usize) else {
             return refuse(format!("there are {} shards", self.shards));
         };
         if self.released[shard as usize] {
             return refuse("already released".into());
         }
-        if ids.len() as u64 != *count || hex(&ids_digest(&ids)) != *digest {
-            return refuse("they are not the ids its header was made with".into());
+        if ids.len() as u64 != *count || hex(&digest) != *expected {
+            return refuse(format!("they are not the {what} its header was made with"));
         }
         if ids.iter().any(|id| shard_of(id, self.shards) != shard) {
             return refuse("they hold a subject of another shard".into());
         }
-        self.released[shard as usize] = true;
+        Ok(())
+    }
+}
+
+/// A release of split members partials in progress (see
+/// [`Engine::release_members_split`]): recorded already; each shard's ids
+/// come out once, checked against its header.
+#[derive(Debug)]
+pub struct MembersRelease {
+    split: SplitRelease,
+}
+
+impl MembersRelease {
+    /// The number of members released over all shards.
+    pub fn total(&self) -> u64 {
+        self.split.total
+    }
+
+    /// Shards whose ids have not come out yet.
+    pub fn pending(&self) -> Vec<u32> {
+        self.split.pending()
+    }
+
+    /// Shard `shard`'s ids, released if they are exactly those its header
+    /// was made with (count, SHA-256, every id of this shard), once.
+    pub fn ids(&mut self, shard: u32, ids: Vec<String>) -> Result<Vec<String>, ShardError> {
+        self.split.take("ids", shard, &ids, ids_digest(&ids))?;
         Ok(ids)
     }
+}
+
+/// The ids of an export partial's members and their exported values (one
+/// row per member, one value per field, stale or missing ones `None`), as
+/// [`Partial::split_rows`] splits them off. Raw ids: personal data that
+/// stays inside the controller's cluster until [`ExportRelease::rows`]
+/// pseudonymises them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRows {
+    ids: Vec<String>,
+    values: Vec<Vec<Option<Value>>>,
+}
+
+impl ExportRows {
+    /// The number of rows.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+    /// No rows.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+    /// The JSON form.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("rows serialise")
+    }
+    /// Reads the JSON form (checked against its header at release).
+    pub fn from_json(text: &str) -> Result<ExportRows, ShardError> {
+        serde_json::from_str(text).map_err(|e| ShardError::Malformed(e.to_string()))
+    }
+
+    /// The SHA-256 of the rows: for each, the id, a zero byte, the values
+    /// as JSON (which holds no zero byte) and a zero byte; the count of
+    /// values first, so that rows and ids cannot be shifted against each
+    /// other.
+    fn digest(&self) -> [u8; 32] {
+        let mut d = ring::digest::Context::new(&ring::digest::SHA256);
+        d.update(&(self.values.len() as u64).to_be_bytes());
+        for (i, id) in self.ids.iter().enumerate() {
+            d.update(id.as_bytes());
+            d.update(&[0]);
+            let row = self.values.get(i).map(Vec::as_slice).unwrap_or_default();
+            d.update(&serde_json::to_vec(row).expect("values serialise"));
+            d.update(&[0]);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.finish().as_ref());
+        out
+    }
+}
+
+/// A release of split export partials in progress (see
+/// [`Engine::release_export_split`]): recorded already; each shard's rows
+/// come out once, checked against its header, pseudonymised here.
+#[derive(Debug)]
+pub struct ExportRelease {
+    split: SplitRelease,
+    pseudonymizer: Pseudonymizer,
+    format: ExportFormat,
+    fields: Vec<String>,
+    /// Whether output was written (the CSV header goes out once, first).
+    started: bool,
+    summary: ExportSummary,
+}
+
+impl ExportRelease {
+    /// What the whole export releases (recipient, rows over all shards,
+    /// fields, key version), as [`Engine::release_export`] returns it.
+    pub fn summary(&self) -> &ExportSummary {
+        &self.summary
+    }
+
+    /// Shards whose rows have not come out yet.
+    pub fn pending(&self) -> Vec<u32> {
+        self.split.pending()
+    }
+
+    /// Writes shard `shard`'s rows to `out` in the export's format, ids
+    /// pseudonymised, if they are exactly those its header was made with
+    /// (count, SHA-256 of ids and values, every id of this shard, one value
+    /// per field), once; returns the number of rows written. The first call
+    /// that succeeds writes the CSV header line first, so the outputs of
+    /// every call, concatenated, are one export. Nothing is written when
+    /// the rows are refused.
+    pub fn rows<W: Write>(
+        &mut self,
+        shard: u32,
+        rows: &ExportRows,
+        out: W,
+    ) -> Result<u64, ShardError> {
+        if rows.values.len() != rows.ids.len()
+            || rows.values.iter().any(|v| v.len() != self.fields.len())
+        {
+            return Err(ShardError::Partials(format!(
+                "rows of shard {shard}: they do not match the members and fields"
+            )));
+        }
+        self.split.check("rows", shard, &rows.ids, rows.digest())?;
+        let pseudonyms = rows
+            .ids
+            .iter()
+            .map(|id| pseudonym(&self.pseudonymizer, id))
+            .collect::<Result<Vec<String>, ShardError>>()?;
+        // Marked before writing: rows that failed to write half-way are not
+        // written again (the export is then incomplete, as a whole export
+        // whose sink fails is).
+        self.split.released[shard as usize] = true;
+        let fields: Vec<&str> = self.fields.iter().map(String::as_str).collect();
+        let mut writer = if self.started {
+            ExportWriter::resume(self.format, &fields, out)
+        } else {
+            ExportWriter::start(self.format, &fields, out)?
+        };
+        self.started = true;
+        for (ps, values) in pseudonyms.iter().zip(&rows.values) {
+            writer.row(ps, values)?;
+        }
+        writer.finish()?;
+        Ok(rows.ids.len() as u64)
+    }
+}
+
+/// Writes members' rows, each id pseudonymised.
+fn write_rows<W: Write>(
+    writer: &mut ExportWriter<'_, W>,
+    pseudonymizer: &Pseudonymizer,
+    ids: &[String],
+    values: &[Vec<Option<Value>>],
+) -> Result<(), ShardError> {
+    for (id, values) in ids.iter().zip(values) {
+        writer.row(&pseudonym(pseudonymizer, id)?, values)?;
+    }
+    Ok(())
+}
+
+/// A subject id's pseudonym for the export's recipient.
+fn pseudonym(pseudonymizer: &Pseudonymizer, id: &str) -> Result<String, ShardError> {
+    Ok(pseudonymizer
+        .pseudonymize(crate::privacy::normalize::IdKind::SubjectId, id)
+        .map_err(EngineError::Pseudonym)?
+        .to_string())
 }
 
 /// The SHA-256 of a list of ids, each followed by a zero byte (ids hold no

@@ -14,7 +14,7 @@ use privseg::privacy::aggregate::Count;
 use privseg::privacy::dp::{BudgetLedger, Epsilon, SplitMix64};
 use privseg::privacy::pseudonym::{Keyring, MasterSecret};
 use privseg::segment::CheckedSegment;
-use privseg::shard::{Partial, PartialRequest, ShardError, shard_of};
+use privseg::shard::{ExportRows, Partial, PartialRequest, ShardError, shard_of};
 use privseg::timestamp::parse_date;
 use privseg::{Actor, Engine, EngineError, Timestamp};
 use proptest::prelude::*;
@@ -52,9 +52,20 @@ fn shard_policy() -> Arc<Policy> {
             ],
             ccpa_role: CcpaRole::ServiceProvider,
         },
+        // An agreement for locations only: no spend, no behaviour.
+        RecipientSpec {
+            id: "geo".into(),
+            name: "Geo SARL".into(),
+            country: "FR".into(),
+            third_country: false,
+            dpa_reference: "DPA-2026-02".into(),
+            purposes: vec!["marketing.email".into()],
+            categories: vec!["user.location".into()],
+            ccpa_role: CcpaRole::ServiceProvider,
+        },
     ];
     let mut admin = all_permissions();
-    admin.export = vec!["adnet".into(), "mailer".into()];
+    admin.export = vec!["adnet".into(), "mailer".into(), "geo".into()];
     spec.roles = vec![
         admin,
         RoleSpec {
@@ -190,6 +201,18 @@ fn compile(e: &Engine, text: &str) -> CheckedSegment {
     e.compile(&admin(), text).unwrap()
 }
 
+/// Splits export partials into headers and rows (the rows through their
+/// JSON form, as they travel).
+fn split_rows(ps: Vec<Partial>) -> (Vec<Partial>, Vec<ExportRows>) {
+    ps.into_iter()
+        .map(|p| {
+            let (h, r) = p.split_rows();
+            let h = Partial::from_json(&h.to_json()).unwrap();
+            (h, ExportRows::from_json(&r.to_json()).unwrap())
+        })
+        .unzip()
+}
+
 fn sorted_lines(bytes: &[u8]) -> Vec<String> {
     let mut v: Vec<String> = String::from_utf8(bytes.to_vec())
         .unwrap()
@@ -284,8 +307,22 @@ proptest! {
                 let s2 = driver
                     .release_export(&admin(), &segd, &ps, recipient, fields, format, &keys(), &mut b)
                     .unwrap();
-                prop_assert_eq!(s1, s2);
+                prop_assert_eq!(&s1, &s2);
                 prop_assert_eq!(sorted_lines(&a), sorted_lines(&b));
+                // The same rows, a shard at a time, from split partials,
+                // shards in reverse order: one export, the same pseudonyms.
+                let (headers, rows) = split_rows(ps);
+                let mut rel = driver
+                    .release_export_split(&admin(), &segd, &headers, recipient, fields, format, &keys())
+                    .unwrap();
+                prop_assert_eq!(rel.summary(), &s1);
+                let mut c = Vec::new();
+                for (h, r) in headers.iter().zip(&rows).rev() {
+                    let n = rel.rows(h.shard(), r, &mut c).unwrap();
+                    prop_assert_eq!(n, h.count());
+                }
+                prop_assert!(rel.pending().is_empty());
+                prop_assert_eq!(sorted_lines(&a), sorted_lines(&c));
             }
         }
         reset_now();
@@ -587,5 +624,278 @@ fn split_members_are_released_once_each_and_only_as_their_headers_say() {
     assert_eq!(rel.ids(shard as u32, ids.clone()).unwrap(), ids);
     refused(rel.ids(shard as u32, ids), "already released");
     assert_eq!(rel.pending().len(), 2);
+    reset_now();
+}
+
+fn export_partials(shards: &[Engine], recipient: &str, fields: &[&str]) -> Vec<Partial> {
+    partials(
+        shards,
+        SEGMENTS[1],
+        &PartialRequest::Export { recipient, fields },
+    )
+    .unwrap()
+}
+
+#[test]
+fn split_exports_are_gated_once_and_recorded_before_any_row() {
+    let (_, shards, driver) = fixed(3);
+    let seg = compile(&driver, SEGMENTS[1]);
+    let fields = ["country", "total_spend"];
+    let ps = export_partials(&shards, "adnet", &fields);
+    let release = |actor: &Actor, hs: &[Partial], recipient: &str, fields: &[&str]| {
+        driver.release_export_split(
+            actor,
+            &seg,
+            hs,
+            recipient,
+            fields,
+            ExportFormat::Jsonl,
+            &keys(),
+        )
+    };
+    // Whole partials are not headers, and headers are not whole partials.
+    refused(release(&admin(), &ps, "adnet", &fields), "not split off");
+    let (headers, rows) = split_rows(ps);
+    refused(
+        driver.release_export(
+            &admin(),
+            &seg,
+            &headers,
+            "adnet",
+            &fields,
+            ExportFormat::Jsonl,
+            &keys(),
+            Vec::new(),
+        ),
+        "release_export_split",
+    );
+    // A header whose rows were put back is refused.
+    let mut back = headers.clone();
+    let mut v: serde_json::Value = serde_json::from_str(&back[0].to_json()).unwrap();
+    v["values"] = serde_json::json!([[null, null]]);
+    back[0] = Partial::from_json(&v.to_string()).unwrap();
+    refused(release(&admin(), &back, "adnet", &fields), "still carries");
+    // A header claiming more members than its shard has rows is refused.
+    let mut more = headers.clone();
+    let mut v: serde_json::Value = serde_json::from_str(&more[0].to_json()).unwrap();
+    v["count"] = (v["rows"].as_u64().unwrap() + 1).into();
+    more[0] = Partial::from_json(&v.to_string()).unwrap();
+    refused(
+        release(&admin(), &more, "adnet", &fields),
+        "more members than rows",
+    );
+    // Headers of another recipient or other fields are refused.
+    refused(
+        release(&admin(), &headers, "mailer", &fields),
+        "another recipient",
+    );
+    refused(
+        release(&admin(), &headers, "adnet", &fields[..1]),
+        "other fields",
+    );
+    // A header twice, or one missing.
+    let twice = vec![headers[0].clone(), headers[1].clone(), headers[1].clone()];
+    refused(release(&admin(), &twice, "adnet", &fields), "given twice");
+    refused(
+        release(&admin(), &headers[..2], "adnet", &fields),
+        "every shard",
+    );
+
+    // The gate refuses with no entry and no release: an actor without the
+    // export permission; a recipient whose agreement covers neither the
+    // fields nor what the selection reads.
+    let before = driver.audit_len();
+    let analyst = Actor::new("ana", &["analyst"]);
+    let r = release(&analyst, &headers, "adnet", &fields);
+    assert!(
+        matches!(r, Err(ShardError::Engine(EngineError::Access(_)))),
+        "{r:?}"
+    );
+    for (fields, needle) in [
+        (&["total_spend"][..], "does not cover field total_spend"),
+        (&["country"][..], "read by the segment's selection"),
+    ] {
+        match release(&admin(), &headers, "geo", fields) {
+            Err(ShardError::Engine(EngineError::ExportRefused { reason, .. })) => {
+                assert!(reason.contains(needle), "{reason}")
+            }
+            other => panic!("expected the agreement to refuse, got {other:?}"),
+        }
+    }
+    let r = release(&admin(), &headers, "nobody", &fields);
+    assert!(
+        matches!(r, Err(ShardError::Engine(EngineError::UnknownRecipient(_)))),
+        "{r:?}"
+    );
+    // Access refusals are recorded; nothing was released.
+    let entries = driver
+        .with_audit_log(&admin(), |l| l.entries().unwrap())
+        .unwrap();
+    assert!(
+        entries[before as usize..]
+            .iter()
+            .all(|e| !e.details.contains_key("shard_roots")),
+        "a refused release wrote a release entry"
+    );
+
+    // The release is recorded, with every row, before any row comes out.
+    let before = driver.audit_len();
+    let total: u64 = headers.iter().map(Partial::count).sum();
+    let rel = release(&admin(), &headers, "adnet", &fields).unwrap();
+    assert_eq!(driver.audit_len(), before + 1);
+    let entries = driver
+        .with_audit_log(&admin(), |l| l.entries().unwrap())
+        .unwrap();
+    // (Reading the log is itself recorded, after the release's entry.)
+    let last = &entries[before as usize];
+    assert_eq!(last.details["rows"], serde_json::json!(total));
+    assert_eq!(last.details["recipient"], serde_json::json!("adnet"));
+    assert_eq!(last.details["shards"], serde_json::json!(3));
+    assert_eq!(rel.summary().rows, total);
+    assert_eq!(rel.pending(), vec![0, 1, 2]);
+    drop(rel);
+    drop(rows);
+    reset_now();
+}
+
+#[test]
+fn split_export_rows_come_out_once_each_and_only_as_their_headers_say() {
+    let (_, shards, driver) = fixed(3);
+    let seg = compile(&driver, SEGMENTS[1]);
+    let fields = ["country", "total_spend"];
+    let (headers, rows) = split_rows(export_partials(&shards, "adnet", &fields));
+    let mut rel = driver
+        .release_export_split(
+            &admin(),
+            &seg,
+            &headers,
+            "adnet",
+            &fields,
+            ExportFormat::Csv,
+            &keys(),
+        )
+        .unwrap();
+    let shard = headers
+        .iter()
+        .position(|h| h.count() > 1)
+        .expect("a shard with two members");
+    let other = (0..3)
+        .find(|&s| s != shard && headers[s].count() > 0)
+        .unwrap();
+    let json = |r: &ExportRows| serde_json::from_str::<serde_json::Value>(&r.to_json()).unwrap();
+    let rows_of = |v: serde_json::Value| ExportRows::from_json(&v.to_string()).unwrap();
+    let mut out = Vec::new();
+    // A value changed (same ids, same count): only the digest tells.
+    let mut v = json(&rows[shard]);
+    let spend = &v["values"][0][1];
+    v["values"][0][1] = serde_json::json!(spend.as_i64().unwrap_or(0) + 1);
+    refused(
+        rel.rows(shard as u32, &rows_of(v), &mut out),
+        "not the rows",
+    );
+    // A null put in for a value, an id changed, a row dropped, two rows
+    // swapped.
+    let mut v = json(&rows[shard]);
+    v["values"][0][0] = serde_json::Value::Null;
+    refused(
+        rel.rows(shard as u32, &rows_of(v), &mut out),
+        "not the rows",
+    );
+    let mut v = json(&rows[shard]);
+    v["ids"][0] = serde_json::json!(format!("{}x", v["ids"][0].as_str().unwrap()));
+    refused(
+        rel.rows(shard as u32, &rows_of(v), &mut out),
+        "not the rows",
+    );
+    let mut v = json(&rows[shard]);
+    v["ids"].as_array_mut().unwrap().pop();
+    v["values"].as_array_mut().unwrap().pop();
+    refused(
+        rel.rows(shard as u32, &rows_of(v), &mut out),
+        "not the rows",
+    );
+    let mut v = json(&rows[shard]);
+    v["values"].as_array_mut().unwrap().swap(0, 1);
+    v["ids"].as_array_mut().unwrap().swap(0, 1);
+    let swapped = rows_of(v);
+    if swapped != rows[shard] {
+        refused(rel.rows(shard as u32, &swapped, &mut out), "not the rows");
+    }
+    // Rows whose values do not match the fields.
+    let mut v = json(&rows[shard]);
+    v["values"][0].as_array_mut().unwrap().pop();
+    refused(
+        rel.rows(shard as u32, &rows_of(v), &mut out),
+        "do not match",
+    );
+    // Another shard's rows under this shard's number; a shard that is not.
+    refused(
+        rel.rows(shard as u32, &rows[other], &mut out),
+        "not the rows",
+    );
+    refused(rel.rows(7, &rows[shard], &mut out), "there are 3 shards");
+    assert!(out.is_empty(), "a refused call wrote output");
+    // The right rows come out once; the CSV header goes out once, first.
+    let n = rel.rows(shard as u32, &rows[shard], &mut out).unwrap();
+    assert_eq!(n, headers[shard].count());
+    refused(
+        rel.rows(shard as u32, &rows[shard], &mut out),
+        "already released",
+    );
+    let text = String::from_utf8(out.clone()).unwrap();
+    assert!(text.starts_with("id,country,total_spend\n"), "{text}");
+    assert_eq!(text.lines().count() as u64, 1 + n);
+    // Raw ids never come out: pseudonyms only.
+    assert!(!text.contains("s-"), "{text}");
+    rel.rows(other as u32, &rows[other], &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.matches("id,country").count(), 1, "{text}");
+    assert_eq!(rel.pending().len(), 1);
+
+    // A shard that put another shard's subject in its partial before the
+    // split: its header agrees with its rows, but the subject is not its.
+    for members in [false, true] {
+        let mut ps = if members {
+            partials(&shards, SEGMENTS[1], &PartialRequest::Members).unwrap()
+        } else {
+            export_partials(&shards, "adnet", &fields)
+        };
+        let mut v: serde_json::Value = serde_json::from_str(&ps[shard].to_json()).unwrap();
+        let w: serde_json::Value = serde_json::from_str(&ps[other].to_json()).unwrap();
+        v["ids"].as_array_mut().unwrap().push(w["ids"][0].clone());
+        if members {
+            v["ids"].as_array_mut().unwrap().remove(0);
+        } else {
+            v["values"]
+                .as_array_mut()
+                .unwrap()
+                .push(w["values"][0].clone());
+            v["count"] = (headers[shard].count() + 1).into();
+        }
+        ps[shard] = Partial::from_json(&v.to_string()).unwrap();
+        if members {
+            let (hs, ids): (Vec<Partial>, Vec<Vec<String>>) =
+                ps.into_iter().map(Partial::split_ids).unzip();
+            let mut rel = driver.release_members_split(&admin(), &seg, &hs).unwrap();
+            refused(rel.ids(shard as u32, ids[shard].clone()), "another shard");
+        } else {
+            let (hs, rows) = split_rows(ps);
+            let mut rel = driver
+                .release_export_split(
+                    &admin(),
+                    &seg,
+                    &hs,
+                    "adnet",
+                    &fields,
+                    ExportFormat::Csv,
+                    &keys(),
+                )
+                .unwrap();
+            refused(
+                rel.rows(shard as u32, &rows[shard], Vec::new()),
+                "another shard",
+            );
+        }
+    }
     reset_now();
 }

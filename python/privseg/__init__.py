@@ -15,13 +15,15 @@ CountResult(value=1234)
 Pandas, Arrow and Parquet data load with :func:`load_pandas`,
 :func:`load_arrow` and :func:`load_parquet`; a durable, encrypted store is
 made with :meth:`Engine.create` and reopened with :meth:`Engine.open`;
-Spark DataFrames are segmented with :mod:`privseg.spark`.
+Spark DataFrames are segmented with :mod:`privseg.spark`, Dask DataFrames
+with :mod:`privseg.dask`.
 """
 
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from . import errors
-from ._privseg import CountResult, Engine, MembersRelease, Policy, Segment, shard_of, split_partial
+from ._privseg import (CountResult, Engine, ExportRelease, MembersRelease, Policy, Segment, shard_of,
+                       split_export_partial, split_partial)
 from .errors import *  # noqa: F401,F403
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,7 +37,9 @@ __all__ = [
     "CountResult",
     "shard_of",
     "split_partial",
+    "split_export_partial",
     "MembersRelease",
+    "ExportRelease",
     "load_pandas",
     "load_arrow",
     "load_parquet",

@@ -137,6 +137,16 @@ class Engine:
         format: str = "jsonl",
         key_version: int = 1,
     ) -> str: ...
+    def release_export_split(
+        self,
+        segment: Segment,
+        headers: List[str],
+        recipient: str,
+        fields: List[str],
+        key: bytes,
+        format: str = "jsonl",
+        key_version: int = 1,
+    ) -> "ExportRelease": ...
 
 class MembersRelease:
     """A release of split members partials in progress (recorded already)."""
@@ -149,3 +159,15 @@ class MembersRelease:
 
 def shard_of(id: str, shards: int) -> int: ...
 def split_partial(partial: str) -> Tuple[str, List[str]]: ...
+def split_export_partial(partial: str) -> Tuple[str, str]: ...
+
+class ExportRelease:
+    """A release of split export partials in progress (recorded already)."""
+
+    @property
+    def total(self) -> int: ...
+    @property
+    def key_version(self) -> int: ...
+    @property
+    def pending(self) -> List[int]: ...
+    def rows(self, shard: int, rows: str) -> str: ...

@@ -27,14 +27,14 @@ channel, collector``, ...).
 import os
 from typing import TYPE_CHECKING, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
-from . import Engine, Policy, CountResult, subjects_csv
+from . import Engine, Policy, CountResult
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow
     from pyspark.sql import DataFrame
 
-__all__ = ["segment_count", "segment_members", "segment_members_chunks", "segment_export", "partials",
-           "ShardStores"]
+__all__ = ["segment_count", "segment_members", "segment_members_chunks", "segment_export",
+           "segment_export_chunks", "partials", "ShardStores"]
 
 
 class ShardStores:
@@ -100,19 +100,41 @@ def _text_columns(df: "DataFrame") -> "DataFrame":
     return df.select(*cols)
 
 
+# A subject row as one line of the subjects CSV (docs/formats.md): RFC 4180
+# quoting with doubled quotes, missing values as empty cells, no trimming.
+_CSV_OPTIONS = {"quote": '"', "escape": '"', "nullValue": "", "ignoreLeadingWhiteSpace": "false",
+                "ignoreTrailingWhiteSpace": "false"}
+
+
+def _csv_columns(df: "DataFrame") -> "DataFrame":
+    """Floating columns (integers with gaps often come as doubles) written
+    as integers when integral, as :func:`privseg.subjects_csv` does."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DoubleType, FloatType
+
+    cols = []
+    for f in df.schema.fields:
+        c = F.col(f.name)
+        if isinstance(f.dataType, (DoubleType, FloatType)):
+            whole = c.cast("long")
+            c = F.when(c == whole, whole.cast("string")).otherwise(c.cast("string"))
+        cols.append(c.alias(f.name))
+    return df.select(*cols)
+
+
 def _shard_rows(subjects: "DataFrame", events: "Optional[DataFrame]", shards: int,
                 partitions: int) -> "DataFrame":
     """One DataFrame (shard, rec, payload): 'm' a marker per shard, 's' a
-    subject as JSON, 'e' an event as JSON; repartitioned by shard."""
+    subject as a CSV line, 'e' an event as JSON; repartitioned by shard."""
     from pyspark.sql import functions as F
 
     spark = subjects.sparkSession
-    s = _text_columns(subjects)
+    s = _csv_columns(_text_columns(subjects))
     parts = [
         s.select(
             F.expr(_SHARD_SQL.format(col="id", n=shards)).cast("int").alias("shard"),
             F.lit("s").alias("rec"),
-            F.to_json(F.struct(*[F.col(c) for c in s.columns])).alias("payload"),
+            F.to_csv(F.struct(*[F.col(c) for c in s.columns]), _CSV_OPTIONS).alias("payload"),
         )
     ]
     if events is not None:
@@ -154,16 +176,17 @@ def _group(batches) -> "Tuple[dict, dict, set]":
 
 
 def _texts(subs: list, evs: list, columns: List[str]) -> "Tuple[Optional[str], Optional[str]]":
-    """Subjects CSV and events JSONL texts of one shard."""
-    import json
+    """Subjects CSV and events JSONL texts of one shard (its subjects as
+    CSV lines, its events as JSON lines)."""
+    import csv
+    import io
 
-    import pandas as pd
-
-    csv = None
+    text = None
     if subs:
-        frame = pd.DataFrame.from_records([json.loads(x) for x in subs], columns=columns)
-        csv = subjects_csv(frame)
-    return csv, ("\n".join(evs) + "\n" if evs else None)
+        header = io.StringIO()
+        csv.writer(header, lineterminator="\n").writerow(columns)
+        text = header.getvalue() + "\n".join(subs) + "\n"
+    return text, ("\n".join(evs) + "\n" if evs else None)
 
 
 def _build_fn(stores: ShardStores, policy_json: str, actor_id: str, roles: List[str], now: Optional[str],
@@ -195,20 +218,25 @@ def _build_fn(stores: ShardStores, policy_json: str, actor_id: str, roles: List[
 _PARTIALS_SCHEMA = "shard int, partial string, ids string"
 
 
-def _partials_batch(shards: list, partials: list, split: bool) -> "pyarrow.RecordBatch":
-    """The executor's output: each shard's partial, or with ``split`` its
-    header and its ids (a JSON array) apart."""
+def _partials_batch(shards: list, partials: list, split: Optional[str]) -> "pyarrow.RecordBatch":
+    """The executor's output: each shard's partial, or with ``split`` (the
+    partials' kind) its header and, apart, its ids (a members partial: a
+    JSON array) or its rows (an export partial: their JSON, ids and values).
+    The header keeps the SHA-256 of what was split off."""
     import json
 
     import pyarrow as pa
 
-    from . import split_partial
+    from . import split_export_partial, split_partial
 
     ids: list = [""] * len(partials)
+    if split == "export":
+        parts = [split_export_partial(p) for p in partials]
+    elif split:
+        parts = [(h, json.dumps(i)) for h, i in (split_partial(p) for p in partials)]
     if split:
-        parts = [split_partial(p) for p in partials]
         partials = [h for h, _ in parts]
-        ids = [json.dumps(i) for _, i in parts]
+        ids = [i for _, i in parts]
     return pa.RecordBatch.from_arrays(
         [pa.array(shards, pa.int32()), pa.array(partials, pa.string()), pa.array(ids, pa.string())],
         names=["shard", "partial", "ids"],
@@ -232,7 +260,7 @@ def _store_partial_fn(stores: ShardStores, policy_json: str, actor_id: str, role
                 out_partial.append(engine.partial(seg, s, stores.shards, kind=kind, recipient=recipient,
                                                   fields=fields, reference=reference))
                 del engine
-        yield _partials_batch(out_shard, out_partial, split)
+        yield _partials_batch(out_shard, out_partial, kind if split else None)
 
     return run
 
@@ -256,7 +284,7 @@ def _partial_fn(policy_json: str, actor_id: str, roles: List[str], loader: Optio
             out_shard.append(s)
             out_partial.append(engine.partial(seg, s, shards, kind=kind, recipient=recipient,
                                               fields=fields, reference=reference))
-        yield _partials_batch(out_shard, out_partial, split)
+        yield _partials_batch(out_shard, out_partial, kind if split else None)
 
     return run
 
@@ -281,6 +309,7 @@ def _partials_df(subjects, events, policy_json: str, actor_id: str, roles: Seque
                  partitions: Optional[int], reference: Optional[str], now: Optional[str],
                  loader: Optional[tuple], split: bool) -> "DataFrame":
     """The DataFrame (shard, partial, ids) the executors compute, not yet run."""
+    reference = _reference(reference, now)
     if isinstance(subjects, ShardStores):
         return _store_partials(subjects, events, policy_json, actor_id, roles, segment, kind, recipient,
                                fields, shards, partitions, reference, now, split)
@@ -311,6 +340,21 @@ def _store_partials(stores: ShardStores, events, policy_json: str, actor_id: str
     fn = _store_partial_fn(stores, policy_json, actor_id, list(roles), segment, kind, recipient,
                            None if fields is None else list(fields), reference, now, split)
     return ids.selectExpr("cast(id as int) as shard").mapInArrow(fn, _PARTIALS_SCHEMA)
+
+
+def _reference(reference: Optional[str], now: Optional[str]) -> str:
+    """The reference time of every shard's partial: the one given, else
+    ``now`` if given, else the driver's clock now (RFC 3339, UTC). Fixed
+    once on the driver, so that the shards (whose clocks each default to
+    their own now) answer for the same instant and their partials can be
+    released together."""
+    if reference is not None:
+        return reference
+    if now is not None:
+        return now
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _driver(policy_json: str, actor_id: str, roles: Sequence[str], now: Optional[str]) -> Engine:
@@ -392,3 +436,38 @@ def segment_export(subjects: "Union[DataFrame, ShardStores]", events: "Optional[
     d = driver or _driver(policy_json, actor_id, roles, now)
     return d.release_export(d.compile(segment), ps, recipient, list(fields), key, format=format,
                             key_version=key_version)
+
+
+def segment_export_chunks(subjects: "Union[DataFrame, ShardStores]", events: "Optional[DataFrame]",
+                          policy_json: str, actor_id: str, roles: Sequence[str], segment: str, recipient: str,
+                          fields: Sequence[str], key: bytes, *, format: str = "jsonl", key_version: int = 1,
+                          shards: Optional[int] = None, partitions: Optional[int] = None,
+                          reference: Optional[str] = None, now: Optional[str] = None,
+                          driver: Optional[Engine] = None, loader: Optional[tuple] = None) -> Iterator[str]:
+    """The export to ``recipient`` a shard at a time (export text, ids
+    pseudonymised on the driver), for exports too large to hold on the
+    driver. The executors split each shard's export partial into a header
+    and its rows; the driver collects the headers only, applies the gate of
+    :func:`segment_export` (permission, the recipient's agreement for the
+    fields and what the selection reads, coverage, policy, segment, age)
+    and records the export of every row once, before the first row comes
+    out; then each shard's rows stream from the executors
+    (``toLocalIterator``), are checked against the SHA-256 in their header
+    and pseudonymised. The chunks concatenated are one export (a CSV header
+    line once, first), with the pseudonyms :func:`segment_export` gives.
+    The partials are kept on the executors while the generator runs
+    (persisted, then unpersisted)."""
+    df = _partials_df(subjects, events, policy_json, actor_id, roles, segment, "export", recipient,
+                      list(fields), shards, partitions, reference, now, loader, True).persist()
+    try:
+        headers = [r["partial"] for r in sorted(df.select("shard", "partial").collect(),
+                                                key=lambda r: r["shard"])]
+        d = driver or _driver(policy_json, actor_id, roles, now)
+        release = d.release_export_split(d.compile(segment), headers, recipient, list(fields), key,
+                                         format=format, key_version=key_version)
+        for r in df.select("shard", "ids").toLocalIterator():
+            yield release.rows(r["shard"], r["ids"])
+        if release.pending:
+            raise RuntimeError(f"the rows of shards {release.pending} never came")
+    finally:
+        df.unpersist()

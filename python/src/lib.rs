@@ -1031,6 +1031,44 @@ impl Engine {
         String::from_utf8(out).map_err(|e| bad(py, e.to_string()))
     }
 
+    /// Starts releasing an export of split partials (headers from
+    /// :func:`split_export_partial`) a shard at a time: the gate of
+    /// :meth:`release_export` is applied and the export of every row
+    /// recorded now; each shard's rows then come out of
+    /// :meth:`ExportRelease.rows`, checked against their header and
+    /// pseudonymised here.
+    #[pyo3(signature = (segment, headers, recipient, fields, key, format="jsonl", key_version=1))]
+    #[allow(clippy::too_many_arguments)]
+    fn release_export_split(
+        &self,
+        py: Python<'_>,
+        segment: &Segment,
+        headers: Vec<String>,
+        recipient: &str,
+        fields: Vec<String>,
+        key: &[u8],
+        format: &str,
+        key_version: u32,
+    ) -> PyResult<ExportRelease> {
+        let hs = self::partials(py, headers)?;
+        let f = format_of(py, format)?;
+        let keys = keyring(py, key, key_version)?;
+        let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let inner = self
+            .inner
+            .release_export_split(
+                &self.actor,
+                &segment.inner,
+                &hs,
+                recipient,
+                &fields,
+                f,
+                &keys,
+            )
+            .map_err(|e| shard_err(py, e))?;
+        Ok(ExportRelease { inner })
+    }
+
     fn __repr__(&self) -> String {
         format!("Engine(subjects={})", self.inner.subject_count())
     }
@@ -1084,6 +1122,58 @@ impl MembersRelease {
     }
 }
 
+/// A release of split export partials in progress: recorded already; each
+/// shard's rows come out once, checked against its header.
+#[pyclass(module = "privseg")]
+struct ExportRelease {
+    inner: privseg::shard::ExportRelease,
+}
+
+#[pymethods]
+impl ExportRelease {
+    /// Number of rows released over all shards.
+    #[getter]
+    fn total(&self) -> u64 {
+        self.inner.summary().rows
+    }
+
+    /// The recipient key's version the pseudonyms are made with.
+    #[getter]
+    fn key_version(&self) -> u32 {
+        self.inner.summary().key_version
+    }
+
+    /// Shards whose rows have not come out yet.
+    #[getter]
+    fn pending(&self) -> Vec<u32> {
+        self.inner.pending()
+    }
+
+    /// Shard `shard`'s export rows (the JSON text :func:`split_export_partial`
+    /// gave), as export text (ids pseudonymised) if they are exactly those
+    /// its header was made with, once. The first text (CSV) starts with the
+    /// header line: the texts concatenated are one export.
+    fn rows(&mut self, py: Python<'_>, shard: u32, rows: &str) -> PyResult<String> {
+        let rows = privseg::shard::ExportRows::from_json(rows).map_err(|e| shard_err(py, e))?;
+        let mut out = Vec::new();
+        self.inner
+            .rows(shard, &rows, &mut out)
+            .map_err(|e| shard_err(py, e))?;
+        String::from_utf8(out).map_err(|e| bad(py, e.to_string()))
+    }
+}
+
+/// Splits an export partial (JSON) into its header (JSON, with the SHA-256
+/// of its ids and rows) and its rows (JSON), which can travel apart; see
+/// :meth:`Engine.release_export_split`. Other partials come back whole,
+/// with no rows (``{"ids":[],"values":[]}``).
+#[pyfunction]
+fn split_export_partial(py: Python<'_>, partial: &str) -> PyResult<(String, String)> {
+    let p = Partial::from_json(partial).map_err(|e| shard_err(py, e))?;
+    let (header, rows) = p.split_rows();
+    Ok((header.to_json(), rows.to_json()))
+}
+
 /// Splits a members partial (JSON) into its header (JSON, with the SHA-256
 /// of its ids) and its ids, which can travel apart; see
 /// :meth:`Engine.release_members_split`. Other partials come back whole,
@@ -1117,7 +1207,9 @@ fn _privseg(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Engine>()?;
     m.add_class::<CountResult>()?;
     m.add_class::<MembersRelease>()?;
+    m.add_class::<ExportRelease>()?;
     m.add_function(wrap_pyfunction!(shard_of, m)?)?;
     m.add_function(wrap_pyfunction!(split_partial, m)?)?;
+    m.add_function(wrap_pyfunction!(split_export_partial, m)?)?;
     Ok(())
 }

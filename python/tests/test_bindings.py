@@ -283,3 +283,50 @@ def test_split_members_release_a_shard_at_a_time(policy):
     assert sorted(got) == want and rel.pending == []
     with pytest.raises(errors.PartialsRefused, match="already released"):
         rel.ids(0, parts[0][1])
+
+
+def test_split_export_release_a_shard_at_a_time(policy):
+    import json
+
+    subjects, events = population(60)
+    one = privseg.load_pandas(policy, "crm-sync", ["crm"], subjects, events, now=NOW)
+    fields = ["country", "total_spend"]
+    n = 3
+    shards = []
+    for k in range(n):
+        keep = subjects["id"].map(lambda i: privseg.shard_of(i, n) == k)
+        ev = events[events["subject"].map(lambda i: privseg.shard_of(i, n) == k)]
+        shards.append(privseg.load_pandas(policy, "crm-sync", ["crm"], subjects[keep], ev, now=NOW))
+    parts = [privseg.split_export_partial(e.partial(e.compile(DE), k, n, kind="export", recipient="mailer",
+                                                    fields=fields))
+             for k, e in enumerate(shards)]
+    headers = [h for h, _ in parts]
+    driver = privseg.Engine(policy, "crm-sync", ["crm"], now=NOW)
+    seg = driver.compile(DE)
+    with pytest.raises(errors.PartialsRefused, match="release_export_split"):
+        driver.release_export(seg, headers, "mailer", fields, KEY)
+    # The gate, before anything: the permission, the recipient's agreement
+    # (geo's covers locations, not spend).
+    analyst = privseg.Engine(policy, "ana", ["analyst"], now=NOW)
+    with pytest.raises(errors.AccessDenied):
+        analyst.release_export_split(analyst.compile(DE), headers, "mailer", fields, KEY)
+    with pytest.raises(errors.ExportRefused, match="does not cover field total_spend"):
+        driver.release_export_split(seg, headers, "geo", ["total_spend"], KEY)
+    for fmt in ("jsonl", "csv"):
+        want = one.export(one.compile(DE), "mailer", fields, KEY, format=fmt)
+        before = driver.audit_len
+        rel = driver.release_export_split(seg, headers, "mailer", fields, KEY, format=fmt)
+        # Recorded once, before any row.
+        assert driver.audit_len == before + 1
+        assert rel.total == len(want.splitlines()) - (fmt == "csv") and rel.pending == [0, 1, 2]
+        # A changed value is refused (the header's SHA-256 covers the rows).
+        k = max(range(n), key=lambda k: len(json.loads(parts[k][1])["ids"]))
+        bad = json.loads(parts[k][1])
+        bad["values"][0][0] = "ES" if bad["values"][0][0] != "ES" else "FR"
+        with pytest.raises(errors.PartialsRefused, match="not the rows"):
+            rel.rows(k, json.dumps(bad))
+        got = "".join(rel.rows(k, r) for k, (_, r) in reversed(list(enumerate(parts))))
+        assert sorted(got.splitlines()) == sorted(want.splitlines())
+        assert rel.pending == []
+        with pytest.raises(errors.PartialsRefused, match="already released"):
+            rel.rows(0, parts[0][1])
