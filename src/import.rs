@@ -4,7 +4,6 @@
 use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
-use rayon::prelude::*;
 use time::Date;
 
 use crate::access::{Actor, Permission};
@@ -82,10 +81,6 @@ pub struct ImportError {
     #[source]
     pub error: Box<EngineError>,
 }
-
-/// Events one task of a large [`Engine::import`] resolves and checks; a
-/// batch of at least two chunks is staged on every core.
-const EVENT_CHUNK: usize = 2048;
 
 /// Subjects and events checked for an import and laid out column-wise, not
 /// yet written: [`Engine::commit_import`] writes them in one go.
@@ -277,59 +272,12 @@ impl Engine {
         }
         // The recording instant, from the host clock.
         let now = self.now();
-        if events.len() >= 2 * EVENT_CHUNK && rayon::current_num_threads() > 1 {
-            self.stage_events_parallel(&mut staged, events, now)
-                .map_err(|(i, err)| at(ImportItem::Event, i, err))?;
-        } else {
-            for (i, e) in events.iter().enumerate() {
-                self.stage_event(&mut staged, e, now)
-                    .map_err(|err| at(ImportItem::Event, i, err))?;
-            }
+        for (i, e) in events.iter().enumerate() {
+            self.stage_event(&mut staged, e, now)
+                .map_err(|err| at(ImportItem::Event, i, err))?;
         }
         self.commit_import(actor, staged)
             .map_err(|e| at(ImportItem::Batch, 0, e))
-    }
-
-    /// Resolves and checks a large batch of events on every core, a chunk
-    /// per task, each against its own copy of the staged strings (the
-    /// strings a chunk adds are interned in chunk order after, so the
-    /// result is the one-at-a-time staging's). The error is that of the
-    /// first bad event, by its index in `events`.
-    fn stage_events_parallel(
-        &self,
-        staged: &mut Staged,
-        events: &[ConsentEvent],
-        now: Timestamp,
-    ) -> Result<(), (usize, EngineError)> {
-        let (policy, store) = (self.policy(), self.store());
-        let base = staged.strings.len();
-        let shared: &Staged = staged;
-        let parts: Vec<Result<(BulkEvents, Interner), (usize, EngineError)>> = events
-            .par_chunks(EVENT_CHUNK)
-            .enumerate()
-            .map(|(k, chunk)| {
-                let mut strings = shared.strings.clone();
-                let mut out = BulkEvents::default();
-                for (j, e) in chunk.iter().enumerate() {
-                    let index = k * EVENT_CHUNK + j;
-                    let row = shared
-                        .row(store, &e.subject)
-                        .ok_or_else(|| (index, EngineError::UnknownSubject(e.subject.clone())))?;
-                    let ctx = shared.context(store, row, now);
-                    let (rec, proof) = crate::consent::check_event(policy, e, &ctx, &mut strings)
-                        .map_err(|err| (index, EngineError::from(err)))?;
-                    out.rows.push(row);
-                    out.recs.push(rec);
-                    out.proofs.push(proof);
-                }
-                Ok((out, strings))
-            })
-            .collect();
-        for part in parts {
-            let (out, strings) = part?;
-            staged.append_events(out, &strings, base);
-        }
-        Ok(())
     }
 
     /// Checks one subject row and stages it.
