@@ -42,6 +42,7 @@ use std::sync::{Arc, RwLock};
 use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
 use ring::rand::{SecureRandom, SystemRandom};
 
+use super::history::Histories;
 use super::ids::IdTable;
 use super::keys::{KeyError, aead_key, random_key};
 use super::{Bits, Bsi, Column, ColumnData, MISSING, Store, StoreError};
@@ -336,8 +337,11 @@ impl Store {
             b.map_or(i32::MIN, |d| d.to_julian_day()).to_le_bytes()
         })?;
         w.bits(&self.erased)?;
-        w.many(self.events.iter(), |h| (h.len() as u32).to_le_bytes())?;
-        w.many(self.events.iter().flatten(), event_bytes)?;
+        w.many(
+            (0..n).map(|r| self.events.get(r).len() as u32),
+            u32::to_le_bytes,
+        )?;
+        w.many(self.events.records(), event_bytes)?;
         w.u64(self.proofs.len() as u64)?;
         w.many(self.proofs.iter(), proof_bytes)?;
         w.u64(self.strings.len() as u64)?;
@@ -586,7 +590,7 @@ impl Store {
 
 /// A snapshot's state after the ids and row facts.
 struct Rest {
-    events: Vec<Vec<EventRecord>>,
+    events: Histories,
     proofs: ProofTable,
     strings: Interner,
     next_seq: u64,
@@ -712,27 +716,29 @@ fn get_event(b: &[u8], pcount: u32, sn: u64, proofs_n: u64) -> Result<EventRecor
     })
 }
 
-/// Each row's history: `counts[r]` records of `raw` in turn.
+/// Each row's history: `counts[r]` records of `raw` in turn (`raw` holds
+/// the sum of `counts`, read before), each in effect order.
 fn get_events(
     policy: &Policy,
     raw: &[u8],
     counts: &[u32],
     sn: u64,
     proofs_n: u64,
-) -> Result<Vec<Vec<EventRecord>>, Bad> {
+) -> Result<Histories, Bad> {
     let pcount = policy.purpose_count() as u32;
-    let mut recs = raw
-        .chunks_exact(EVENT_LEN)
-        .map(|b| get_event(b, pcount, sn, proofs_n));
-    let mut events = Vec::with_capacity(counts.len());
-    for &k in counts {
-        let mut h = Vec::with_capacity(k as usize);
-        for _ in 0..k {
-            h.push(recs.next().ok_or("events")??);
-        }
-        events.push(h);
+    let mut recs = Vec::with_capacity(raw.len() / EVENT_LEN);
+    for b in raw.chunks_exact(EVENT_LEN) {
+        recs.push(get_event(b, pcount, sn, proofs_n)?);
     }
-    Ok(events)
+    let mut start = 0;
+    for &k in counts {
+        let h = &recs[start..start + k as usize];
+        if !h.is_sorted_by_key(|e| (e.at, e.seq)) {
+            return Err("a history out of order".into());
+        }
+        start += k as usize;
+    }
+    Ok(Histories::from_counts(counts, recs))
 }
 
 /// One column: its data by the attribute's type, then its presence and
