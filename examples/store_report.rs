@@ -15,7 +15,8 @@
 //! `--store DIR` keeps the store in `DIR` (made by the first run, reused
 //! by the next ones: the import is then skipped, the rest measured again);
 //! `--skip-load` and `--skip-rebuild` leave those steps out (to profile the
-//! reopen alone); `--writes 0` leaves the store's data as imported.
+//! reopen alone, or with `--reopen-only`, only that); `--writes 0` leaves
+//! the store's data as imported.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -87,6 +88,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !reuse {
         let _ = std::fs::remove_dir_all(&store_dir);
         std::fs::create_dir_all(&store_dir)?;
+    }
+
+    if reuse && flag("--reopen-only") {
+        // Only reopen the kept store (to profile that step).
+        let (e, wall, cpu) = timed(|| Engine::open(&store_dir, policy.clone(), keys.clone()));
+        let e = e?;
+        println!(
+            "reopen ({:?}): {wall:.3} s (CPU {cpu:.2} s), {:?}",
+            e.open_report().state,
+            e.memory_bytes()
+        );
+        return Ok(());
     }
 
     let (mut load, mut load_cpu, mut n) = (f64::NAN, f64::NAN, 0);

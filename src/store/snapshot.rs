@@ -33,7 +33,6 @@
 //!   does not open the new file) or no snapshot: a rebuild, never a wrong
 //!   state.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -45,8 +44,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use super::history::Histories;
 use super::ids::IdTable;
 use super::keys::{KeyError, aead_key, random_key};
-use super::{Bits, Bsi, Column, ColumnData, MISSING, Store, StoreError};
-use crate::consent::{EventKind, EventRecord, Interner, Proof, ProofTable};
+use super::{Bits, Bsi, Column, ColumnData, MISSING, MaskCache, Store, StoreError};
+use crate::consent::{DataUse, EventKind, EventRecord, Interner, Proof, ProofTable};
 use crate::policy::{AttrId, AttrType, JurisdictionId, Policy, PurposeId};
 
 /// The snapshot file's name inside a store directory.
@@ -57,7 +56,9 @@ const MAGIC: [u8; 8] = *b"PSGSNAP\0";
 ///
 /// Version 2: the proof records are the store's table of distinct proofs
 /// (version 1 held one per event); an event's proof index points into it.
-pub const SNAPSHOT_VERSION: u32 = 2;
+/// Version 3: each purpose's standing eligibility mask (plain data use)
+/// follows the columns: its instant, bits, count and queued rows.
+pub const SNAPSHOT_VERSION: u32 = 3;
 /// Plaintext bytes per chunk.
 const CHUNK: usize = 4 << 20;
 const TAG_LEN: usize = 16;
@@ -386,6 +387,35 @@ impl Store {
                 None => w.u8(0)?,
             }
         }
+        self.put_masks(w)
+    }
+
+    /// The standing masks (each purpose's, for the plain data use), in
+    /// purpose order: a reopen reads them instead of deciding every row
+    /// again, and moves them forward to its clock's now.
+    fn put_masks<W: Write>(&self, w: &mut ChunkWriter<W>) -> Result<(), KeyError> {
+        let map = super::read(&self.masks);
+        let mut standing: Vec<_> = map
+            .iter()
+            .filter(|((_, u), m)| *u == DataUse::default() && !m.is_poisoned())
+            .map(|((p, _), m)| (*p, m))
+            .collect();
+        standing.sort_by_key(|(p, _)| p.0);
+        w.u64(standing.len() as u64)?;
+        for (p, m) in standing {
+            let g = super::read(m);
+            w.u32(p.0)?;
+            w.i64(g.at().unix())?;
+            w.u64(g.count())?;
+            w.bits(g.bits())?;
+            w.u64(g.due_rows().count() as u64)?;
+            w.many(g.due_rows(), |(r, t)| {
+                let mut b = [0u8; 12];
+                b[..4].copy_from_slice(&r.to_le_bytes());
+                b[4..].copy_from_slice(&t.to_le_bytes());
+                b
+            })?;
+        }
         Ok(())
     }
 
@@ -427,7 +457,17 @@ impl Store {
             strings,
             next_seq,
             columns,
+            masks,
         } = rest?;
+        // A mask made as of a later instant than the clock's now (a clock
+        // that stepped back) is not kept: it is built again as of now.
+        let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
+        let now = clock.now();
+        let masks = masks
+            .into_iter()
+            .filter(|m| m.at() <= now)
+            .map(|m| ((m.purpose(), m.data_use()), Arc::new(RwLock::new(m))))
+            .collect();
         Ok(Store {
             policy: policy.clone(),
             ids,
@@ -440,8 +480,8 @@ impl Store {
             strings,
             next_seq,
             columns,
-            masks: RwLock::new(HashMap::new()),
-            clock: Arc::new(crate::clock::SystemClock),
+            masks: RwLock::new(masks),
+            clock,
             durable: None,
         })
     }
@@ -595,6 +635,7 @@ struct Rest {
     strings: Interner,
     next_seq: u64,
     columns: Vec<Column>,
+    masks: Vec<MaskCache>,
 }
 
 /// Each row's jurisdiction and birth date, checked against `policy`.
@@ -643,6 +684,7 @@ fn get_rest(policy: &Policy, c: &mut Cur<'_>, n: usize) -> Result<Rest, Bad> {
     let columns = (0..policy.attribute_count() as u32)
         .map(|i| get_column(policy, c, n, AttrId(i)))
         .collect::<Result<Vec<_>, _>>()?;
+    let masks = get_masks(policy, c, n)?;
     if !c.b.is_empty() {
         return Err(format!("{} bytes after the end", c.b.len()));
     }
@@ -652,7 +694,40 @@ fn get_rest(policy: &Policy, c: &mut Cur<'_>, n: usize) -> Result<Rest, Bad> {
         strings,
         next_seq,
         columns,
+        masks,
     })
+}
+
+/// The standing masks, each purpose at most once.
+fn get_masks(policy: &Policy, c: &mut Cur<'_>, n: usize) -> Result<Vec<MaskCache>, Bad> {
+    let count = c.u64()?;
+    if count > policy.purpose_count() as u64 {
+        return Err("more masks than purposes".into());
+    }
+    let mut out: Vec<MaskCache> = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let p = c.u32()?;
+        if p as usize >= policy.purpose_count() || out.iter().any(|m| m.purpose().0 == p) {
+            return Err("a mask's purpose out of range or repeated".into());
+        }
+        let at = c.i64()?;
+        let ones = c.u64()?;
+        let bits = c.bits(n)?;
+        let k = c.u64()?;
+        let due: Vec<(u32, i64)> = c
+            .items(k, 12)?
+            .chunks_exact(12)
+            .map(|b| (le_u32(b), le_u64(&b[4..]) as i64))
+            .collect();
+        out.push(MaskCache::from_parts(
+            PurposeId(p),
+            DataUse::default(),
+            at,
+            (bits, ones),
+            &due,
+        )?);
+    }
+    Ok(out)
 }
 
 /// The interned strings, each held once.
