@@ -387,6 +387,9 @@ impl Store {
             Err(e) => format!("its key does not unwrap: {e}"),
         };
         report.state = StateSource::Rebuilt(format!("the snapshot was not used: {why}"));
+        // A file that cannot be used goes, so that the next checkpoint
+        // writes one that can (even with no write since).
+        snapshot::remove_files(dir);
         let (subjects, values, events) = d.load()?;
         let mut s = Store::new(policy.clone());
         s.rebuild_subjects(subjects)?;
@@ -1585,6 +1588,11 @@ mod tests {
             }
             assert_eq!(events_read_back(&s), all(&expected));
             assert_eq!(s.proofs.len(), distinct(&expected));
+            // The next checkpoint replaces it, with no write since.
+            assert!(s.checkpoint().unwrap());
+            drop(s);
+            let (s, report) = Store::open(&dir, policy.clone(), keys.clone()).unwrap();
+            assert_eq!(report.state, StateSource::Snapshot);
             drop(s);
         }
         let _ = std::fs::remove_dir_all(&dir);
