@@ -87,7 +87,7 @@ impl IdTable {
     /// an id, is refused.
     pub fn from_parts(
         lens: &[u32],
-        blob: &[u8],
+        blob: Vec<u8>,
         erased: &crate::store::Bits,
     ) -> Result<IdTable, String> {
         let mut ends = Vec::with_capacity(lens.len());
@@ -101,14 +101,14 @@ impl IdTable {
         }
         // Every id is UTF-8 when the whole is and each ends on a character
         // boundary.
-        let text = std::str::from_utf8(blob).map_err(|_| "an id is not UTF-8".to_string())?;
+        let text = std::str::from_utf8(&blob).map_err(|_| "an id is not UTF-8".to_string())?;
         if let Some(r) = ends.iter().position(|&e| !text.is_char_boundary(e)) {
             return Err(format!("row {r}: the id is not UTF-8"));
         }
         let live = lens.len() - erased.count_ones();
         let nparts = (live / PART_IDS).next_power_of_two().clamp(1, MAX_PARTS);
         let mut t = IdTable {
-            bytes: blob.to_vec(),
+            bytes: blob,
             ends,
             parts: Vec::new(),
             hasher: DefaultHashBuilder::default(),
@@ -272,7 +272,7 @@ mod tests {
     fn a_partitioned_table_finds_every_id_and_keeps_working() {
         let n = 40_000;
         let (lens, blob, erased) = snapshot_ids(n);
-        let mut t = IdTable::from_parts(&lens, &blob, &erased).unwrap();
+        let mut t = IdTable::from_parts(&lens, blob.clone(), &erased).unwrap();
         assert!(t.parts.len() >= 4, "{} partitions", t.parts.len());
         for r in 0..n {
             let want = (r % 7 != 3).then_some(r as u32);
@@ -299,20 +299,24 @@ mod tests {
         assert_eq!(a, b);
         let first = twice[..a].to_vec();
         twice[a..a + b].copy_from_slice(&first);
-        let err = IdTable::from_parts(&lens, &twice, &erased).err().unwrap();
+        let err = IdTable::from_parts(&lens, twice, &erased).err().unwrap();
         assert!(err.contains("held twice"), "{err}");
         // An id cut inside a character.
         let mut cut = lens.clone();
         cut[0] -= 1;
         cut[1] += 1;
-        let err = IdTable::from_parts(&cut, &blob, &erased).err().unwrap();
+        let err = IdTable::from_parts(&cut, blob.clone(), &erased)
+            .err()
+            .unwrap();
         assert!(err.contains("UTF-8"), "{err}");
         // An erased row with an id.
         let mut live = erased.clone();
         live.set(0, true);
-        let err = IdTable::from_parts(&lens, &blob, &live).err().unwrap();
+        let err = IdTable::from_parts(&lens, blob.clone(), &live)
+            .err()
+            .unwrap();
         assert!(err.contains("has an id"), "{err}");
         lens.pop();
-        assert!(IdTable::from_parts(&lens, &blob, &erased).is_err());
+        assert!(IdTable::from_parts(&lens, blob.clone(), &erased).is_err());
     }
 }
