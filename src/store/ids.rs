@@ -154,9 +154,12 @@ impl IdTable {
         let hash = |r: &u32| self.hasher.hash_one(self.bytes_of(*r as usize));
         let mut table = HashTable::with_capacity(rows.len());
         for &(h, r) in rows {
-            let id = self.bytes_of(r as usize);
+            // The row's own id is looked at only when a tag matches: most
+            // inserts touch the table alone.
             if table
-                .find(h, |&o| self.bytes_of(o as usize) == id)
+                .find(h, |&o| {
+                    self.bytes_of(o as usize) == self.bytes_of(r as usize)
+                })
                 .is_some()
             {
                 return Err(format!("row {r}: an id held twice"));
