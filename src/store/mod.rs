@@ -369,8 +369,12 @@ impl Store {
         let next_seq = d.next_seq()?;
         let why = match d.snapshot_record() {
             Ok(Some((g, id, key))) => {
-                match Store::read_snapshot(dir, &policy, (d.generation(), d.rows()), (g, &id, &key))
-                {
+                let why = match Store::read_snapshot(
+                    dir,
+                    &policy,
+                    (d.generation(), d.rows()),
+                    (g, &id, &key),
+                ) {
                     Ok(mut s) if s.next_seq == next_seq => {
                         s.durable = Some(d);
                         report.state = StateSource::Snapshot;
@@ -378,7 +382,16 @@ impl Store {
                     }
                     Ok(_) => "its event sequence differs from the database's".to_string(),
                     Err(why) => why,
+                };
+                // A record that is current for a file that cannot be used
+                // (another format version, damage): the file goes, so that
+                // the next checkpoint writes one that can, even with no
+                // write since. (A stale record is replaced at the next
+                // checkpoint anyway.)
+                if g == d.generation() {
+                    snapshot::remove_files(dir);
                 }
+                why
             }
             Ok(None) => {
                 snapshot::remove_files(dir);
@@ -387,9 +400,6 @@ impl Store {
             Err(e) => format!("its key does not unwrap: {e}"),
         };
         report.state = StateSource::Rebuilt(format!("the snapshot was not used: {why}"));
-        // A file that cannot be used goes, so that the next checkpoint
-        // writes one that can (even with no write since).
-        snapshot::remove_files(dir);
         let (subjects, values, events) = d.load()?;
         let mut s = Store::new(policy.clone());
         s.rebuild_subjects(subjects)?;

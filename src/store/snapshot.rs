@@ -491,10 +491,13 @@ impl Store {
     /// purpose order: a reopen reads them instead of deciding every row
     /// again, and moves them forward to its clock's now.
     fn put_masks<W: Write>(&self, w: &mut ChunkWriter<W>) -> Result<(), KeyError> {
+        let n = self.ids.len();
         let map = super::read(&self.masks);
         let mut standing: Vec<_> = map
             .iter()
-            .filter(|((_, u), m)| *u == DataUse::default() && !m.is_poisoned())
+            .filter(|((_, u), m)| {
+                *u == DataUse::default() && !m.is_poisoned() && super::read(m).bits().len() == n
+            })
             .map(|((p, _), m)| (*p, m))
             .collect();
         standing.sort_by_key(|(p, _)| p.0);
