@@ -16,10 +16,12 @@ use std::hash::BuildHasher;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use rayon::prelude::*;
 
-/// Ids per partition a snapshot's table is split for.
-const PART_IDS: usize = 8192;
+/// Ids per partition a snapshot's table is split for: seven tenths of the
+/// 8192 buckets such a partition gets (a table holds at most seven eighths
+/// of its buckets), so that no partition outgrows them.
+const PART_IDS: usize = 8192 * 7 / 10;
 /// The most partitions.
-const MAX_PARTS: usize = 1024;
+const MAX_PARTS: usize = 4096;
 
 /// Ids laid out as an [`IdTable`] keeps them: their bytes, where each ends,
 /// and the position of each by its hash under `hasher`.
@@ -36,7 +38,7 @@ pub(crate) struct IdTable {
     /// Where each row's id ends in `bytes`.
     ends: Vec<usize>,
     /// The rows whose id is known, by the hash of the id: in the partition
-    /// [`part`] picks (a power of two of them, at least one).
+    /// [`part`] picks (at least one).
     parts: Vec<HashTable<u32>>,
     hasher: DefaultHashBuilder,
 }
@@ -52,11 +54,11 @@ impl Default for IdTable {
     }
 }
 
-/// The partition of a hash among `parts` (a power of two): bits 32 and
-/// up, which a table of fewer than 2^32 buckets does not use to pick a
+/// The partition of a hash among `parts` (at most 2^24): from bits 32 to
+/// 55, which a table of fewer than 2^32 buckets does not use to pick a
 /// bucket, nor to tag one (the top seven bits).
 fn part(h: u64, parts: usize) -> usize {
-    (h >> 32) as usize & (parts - 1)
+    ((((h >> 32) & 0xFF_FFFF) * parts as u64) >> 24) as usize
 }
 
 impl IdTable {
@@ -106,7 +108,7 @@ impl IdTable {
             return Err(format!("row {r}: the id is not UTF-8"));
         }
         let live = lens.len() - erased.count_ones();
-        let nparts = (live / PART_IDS).next_power_of_two().clamp(1, MAX_PARTS);
+        let nparts = live.div_ceil(PART_IDS).clamp(1, MAX_PARTS);
         let mut t = IdTable {
             bytes: blob,
             ends,
@@ -277,6 +279,11 @@ mod tests {
         let (lens, blob, erased) = snapshot_ids(n);
         let mut t = IdTable::from_parts(&lens, blob.clone(), &erased).unwrap();
         assert!(t.parts.len() >= 4, "{} partitions", t.parts.len());
+        // The partitions are sized to their rows: no table more than about
+        // half empty.
+        let live = n - n.div_ceil(7);
+        let held: usize = t.parts.iter().map(|p| p.capacity()).sum();
+        assert!(held < live * 3 / 2, "{held} slots for {live} ids");
         for r in 0..n {
             let want = (r % 7 != 3).then_some(r as u32);
             assert_eq!(t.row(&format!("c-{r}-é")), want, "row {r}");
