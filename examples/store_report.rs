@@ -11,6 +11,12 @@
 //!
 //! Every figure comes from this one run on this machine; ratios compare
 //! steps measured side by side.
+//!
+//! `--store DIR` keeps the store in `DIR` (made by the first run, reused
+//! by the next ones: the import is then skipped, the rest measured again);
+//! `--skip-load` and `--skip-rebuild` leave those steps out (to profile the
+//! reopen alone, or with `--reopen-only`, only that); `--writes 0` leaves
+//! the store's data as imported.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +32,10 @@ fn arg(name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
@@ -70,36 +80,72 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let subjects = data.join("subjects.csv");
     let consents = data.join("consents.jsonl");
     let keys = Arc::new(StaticKek::new("report", &[9u8; 32])?);
-    let store_dir =
-        std::env::temp_dir().join(format!("privseg-store-report-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&store_dir);
-    std::fs::create_dir_all(&store_dir)?;
+    let kept = arg("--store").map(PathBuf::from);
+    let store_dir = kept.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("privseg-store-report-{}", std::process::id()))
+    });
+    let reuse = kept.is_some() && store_dir.join("store.db").is_file();
+    if !reuse {
+        let _ = std::fs::remove_dir_all(&store_dir);
+        std::fs::create_dir_all(&store_dir)?;
+    }
 
-    eprintln!("loading {} into memory...", data.display());
-    let (loaded, load, load_cpu) = timed(|| {
-        Loader::new(policy.clone(), loader.clone())
+    if reuse && flag("--reopen-only") {
+        // Only reopen the kept store (to profile that step).
+        let (e, wall, cpu) = timed(|| Engine::open(&store_dir, policy.clone(), keys.clone()));
+        let e = e?;
+        println!(
+            "reopen ({:?}): {wall:.3} s (CPU {cpu:.2} s), {:?}",
+            e.open_report().state,
+            e.memory_bytes()
+        );
+        return Ok(());
+    }
+
+    let (mut load, mut load_cpu, mut n) = (f64::NAN, f64::NAN, 0);
+    if !flag("--skip-load") {
+        eprintln!("loading {} into memory...", data.display());
+        let (loaded, wall, cpu) = timed(|| {
+            Loader::new(policy.clone(), loader.clone())
+                .subjects_file(&subjects)?
+                .events_file(&consents)?
+                .finish()
+        });
+        let (memory, stats) = loaded?;
+        (load, load_cpu, n) = (wall, cpu, memory.subject_count());
+        let m = memory.memory_bytes();
+        drop(memory);
+        println!("subjects: {n}, events: {}", stats.events);
+        println!("load CSV/JSONL into memory:     {load:>9.3} s (CPU {load_cpu:.2} s)");
+        println!("memory after the load:          {m:?}");
+    }
+
+    let durable = if reuse {
+        eprintln!("reusing the store in {}...", store_dir.display());
+        let e = Engine::open(&store_dir, policy.clone(), keys.clone())?;
+        println!(
+            "the kept store opened from:     {:?}",
+            e.open_report().state
+        );
+        e
+    } else {
+        eprintln!("importing the same files into a new store...");
+        let t = Instant::now();
+        let durable = Engine::create(&store_dir, policy.clone(), keys.clone())?;
+        let (durable, _) = Loader::with_engine(durable, loader.clone())
             .subjects_file(&subjects)?
             .events_file(&consents)?
-            .finish()
-    });
-    let (memory, stats) = loaded?;
-    let n = memory.subject_count();
-    drop(memory);
-    println!("subjects: {n}, events: {}", stats.events);
-    println!("load CSV/JSONL into memory:     {load:>9.3} s (CPU {load_cpu:.2} s)");
-
-    eprintln!("importing the same files into a new store...");
-    let t = Instant::now();
-    let durable = Engine::create(&store_dir, policy.clone(), keys.clone())?;
-    let (durable, _) = Loader::with_engine(durable, loader.clone())
-        .subjects_file(&subjects)?
-        .events_file(&consents)?
-        .finish()?;
-    let import = t.elapsed();
-    println!(
-        "import into a new store:        {:>9.3} s",
-        import.as_secs_f64()
-    );
+            .finish()?;
+        let import = t.elapsed();
+        println!(
+            "import into a new store:        {:>9.3} s",
+            import.as_secs_f64()
+        );
+        durable
+    };
+    if n == 0 {
+        n = durable.subject_count();
+    }
     let t = Instant::now();
     durable.checkpoint()?;
     let snap_write = t.elapsed();
@@ -121,6 +167,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fast_bytes = fast.memory_bytes();
     drop(fast);
     println!("reopen from the snapshot:       {reopen_snap:>9.3} s (CPU {snap_cpu:.2} s)");
+    println!(
+        "memory after the reopen:        {:.1} bytes per subject, {fast_bytes:?}",
+        fast_bytes.total() as f64 / n.max(1) as f64
+    );
+    let ratio = |a: f64, b: f64| a / b.max(1e-3);
+    println!(
+        "snapshot reopen vs CSV load:    {:>9.2}x faster ({:.2}x in CPU time)",
+        ratio(load, reopen_snap),
+        ratio(load_cpu, snap_cpu)
+    );
+    if flag("--skip-rebuild") {
+        if kept.is_none() {
+            std::fs::remove_dir_all(&store_dir)?;
+        }
+        return Ok(());
+    }
 
     eprintln!("reopening the store by a rebuild from the database...");
     std::fs::remove_file(store_dir.join(SNAPSHOT_FILE))?;
@@ -138,12 +200,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "the same indexes either way"
     );
     println!("reopen by a rebuild:            {reopen:>9.3} s (CPU {rebuild_cpu:.2} s)");
-    let ratio = |a: f64, b: f64| a / b.max(1e-3);
-    println!(
-        "snapshot reopen vs CSV load:    {:>9.2}x faster ({:.2}x in CPU time)",
-        ratio(load, reopen_snap),
-        ratio(load_cpu, snap_cpu)
-    );
     println!(
         "snapshot reopen vs rebuild:     {:>9.2}x faster ({:.2}x in CPU time)",
         ratio(reopen, reopen_snap),
@@ -180,6 +236,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
     };
     let single = &ids[..writes.min(ids.len())];
+    if single.is_empty() {
+        drop(reopened);
+        if kept.is_none() {
+            std::fs::remove_dir_all(&store_dir)?;
+        }
+        return Ok(());
+    }
     let t = Instant::now();
     for id in single {
         reopened.record(&loader, &event(id))?;
@@ -200,6 +263,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         batch.len()
     );
     drop(reopened);
-    std::fs::remove_dir_all(&store_dir)?;
+    if kept.is_none() {
+        std::fs::remove_dir_all(&store_dir)?;
+    }
     Ok(())
 }

@@ -248,7 +248,7 @@ impl Store {
         self.juris.extend_from_slice(&juris);
         self.birth.extend_from_slice(&birth);
         self.erased.resize(len0 + n, false);
-        self.events.resize_with(len0 + n, Vec::new);
+        self.events.add_rows(n);
         self.columns
             .par_iter_mut()
             .zip(columns)
@@ -269,27 +269,14 @@ impl Store {
         for r in &rows {
             counts[*r as usize] += 1;
         }
-        for (h, k) in self.events.iter_mut().zip(&counts) {
-            if *k > 0 {
-                h.reserve_exact(*k as usize);
-            }
-        }
-        let mut unsorted = Vec::new();
+        let mut numbered = Vec::with_capacity(rows.len());
         for ((row, mut rec), proof) in rows.iter().zip(recs).zip(proofs) {
             rec.seq = self.next_seq;
             rec.proof = self.proofs.intern(proof);
             self.next_seq += 1;
-            let h = &mut self.events[*row as usize];
-            if h.last().is_some_and(|l| (l.at, l.seq) > (rec.at, rec.seq)) {
-                unsorted.push(*row);
-            }
-            h.push(rec);
+            numbered.push((*row, rec));
         }
-        unsorted.sort_unstable();
-        unsorted.dedup();
-        for row in unsorted {
-            self.events[row as usize].sort_by_key(|e| (e.at, e.seq));
-        }
+        self.events.append(numbered);
         if !bulk {
             // Every mask recomputes the rows that gained events.
             let changed: Vec<(u32, _)> = (0..counts.len() as u32)

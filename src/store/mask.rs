@@ -186,6 +186,56 @@ impl MaskCache {
         }
     }
 
+    /// The rows with a recompute time queued, each with that time, in row
+    /// order (what a snapshot keeps of the time queue).
+    pub(crate) fn due_rows(&self) -> impl Iterator<Item = (u32, i64)> + '_ {
+        self.due
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| **t != NEVER)
+            .map(|(r, t)| (r as u32, *t))
+    }
+
+    /// A mask as a snapshot kept it: its instant, bits and count, and the
+    /// rows with a recompute time queued (`due`, in row order). Checked
+    /// for consistency (the count that of the bits, every row in range and
+    /// once); the queue is rebuilt from `due`.
+    pub(crate) fn from_parts(
+        purpose: PurposeId,
+        uses: DataUse,
+        at: i64,
+        (bits, count): (Bits, u64),
+        due: &[(u32, i64)],
+    ) -> Result<MaskCache, String> {
+        if bits.count_ones() as u64 != count {
+            return Err("a mask's count differs from its bits".into());
+        }
+        let n = bits.len();
+        let mut times = vec![NEVER; n];
+        let mut last = None;
+        for &(row, t) in due {
+            if row as usize >= n || last.is_some_and(|l| l >= row) || t == NEVER {
+                return Err("a mask's queued row out of range or order".into());
+            }
+            times[row as usize] = t;
+            last = Some(row);
+        }
+        let queue = BinaryHeap::from(
+            due.iter()
+                .map(|&(row, t)| Reverse((t, row)))
+                .collect::<Vec<_>>(),
+        );
+        Ok(MaskCache {
+            purpose,
+            uses,
+            at,
+            bits,
+            count,
+            due: times,
+            queue,
+        })
+    }
+
     /// The purpose.
     pub fn purpose(&self) -> PurposeId {
         self.purpose

@@ -22,6 +22,7 @@
 mod bsi;
 mod bulk;
 mod durable;
+mod history;
 mod ids;
 mod keys;
 mod mask;
@@ -193,7 +194,7 @@ pub struct Store {
     birth: Vec<Option<Date>>,
     erased: Bits,
     erased_count: usize,
-    events: Vec<Vec<EventRecord>>,
+    events: history::Histories,
     proofs: ProofTable,
     strings: Interner,
     next_seq: u64,
@@ -297,7 +298,7 @@ impl Store {
             birth: Vec::new(),
             erased: Bits::new(),
             erased_count: 0,
-            events: Vec::new(),
+            events: history::Histories::default(),
             proofs: ProofTable::default(),
             strings: Interner::default(),
             next_seq: 0,
@@ -368,8 +369,12 @@ impl Store {
         let next_seq = d.next_seq()?;
         let why = match d.snapshot_record() {
             Ok(Some((g, id, key))) => {
-                match Store::read_snapshot(dir, &policy, (d.generation(), d.rows()), (g, &id, &key))
-                {
+                let why = match Store::read_snapshot(
+                    dir,
+                    &policy,
+                    (d.generation(), d.rows()),
+                    (g, &id, &key),
+                ) {
                     Ok(mut s) if s.next_seq == next_seq => {
                         s.durable = Some(d);
                         report.state = StateSource::Snapshot;
@@ -377,7 +382,16 @@ impl Store {
                     }
                     Ok(_) => "its event sequence differs from the database's".to_string(),
                     Err(why) => why,
+                };
+                // A record that is current for a file that cannot be used
+                // (another format version, damage): the file goes, so that
+                // the next checkpoint writes one that can, even with no
+                // write since. (A stale record is replaced at the next
+                // checkpoint anyway.)
+                if g == d.generation() {
+                    snapshot::remove_files(dir);
                 }
+                why
             }
             Ok(None) => {
                 snapshot::remove_files(dir);
@@ -391,9 +405,6 @@ impl Store {
         s.rebuild_subjects(subjects)?;
         s.rebuild_values(values)?;
         s.rebuild_events(events)?;
-        for h in &mut s.events {
-            h.sort_by_key(|e| (e.at, e.seq));
-        }
         s.next_seq = next_seq;
         if !report.policy_changes.is_empty() {
             d.set_policy(&policy)?;
@@ -464,6 +475,7 @@ impl Store {
     /// Rebuilding from the database: every event, under the current policy.
     fn rebuild_events(&mut self, events: Vec<durable::LoadedEvent>) -> Result<(), StoreError> {
         let (policy, s) = (self.policy.clone(), self);
+        let mut recs = Vec::with_capacity(events.len());
         for e in events {
             if e.row as usize >= s.len() || s.erased[e.row as usize] {
                 return Err(StoreError::Damaged(format!(
@@ -499,8 +511,9 @@ impl Store {
                 kind: e.kind,
                 explicit: e.explicit,
             };
-            push_history(&mut s.events[e.row as usize], rec);
+            recs.push((e.row, rec));
         }
+        s.events = history::Histories::from_rows(s.len(), recs);
         Ok(())
     }
 
@@ -577,7 +590,7 @@ impl Store {
 
     /// A row's event history, in effect order.
     pub fn history(&self, row: u32) -> &[EventRecord] {
-        &self.events[row as usize]
+        self.events.get(row as usize)
     }
 
     /// The proof details of an event.
@@ -618,7 +631,7 @@ impl Store {
             jurisdiction: self.juris[r],
             birth_date: self.birth[r],
             erased: self.erased[r],
-            events: &self.events[r],
+            events: self.events.get(r),
             strings: &self.strings,
         }
     }
@@ -852,46 +865,15 @@ impl Store {
                 .collect()
         };
         let mut rows = Vec::with_capacity(events.len());
-        let mut unsorted = Vec::new();
-        // A batch sizes the histories it grows exactly first (most
-        // subjects have one or two events).
-        if events.len() > 1 {
-            if events.len() >= self.events.len() / 8 {
-                let mut counts = vec![0u32; self.events.len()];
-                for (row, _, _) in &events {
-                    counts[*row as usize] += 1;
-                }
-                for (h, k) in self.events.iter_mut().zip(counts) {
-                    if k > 0 {
-                        h.reserve_exact(k as usize);
-                    }
-                }
-            } else {
-                let mut counts: HashMap<u32, u32> = HashMap::new();
-                for (row, _, _) in &events {
-                    *counts.entry(*row).or_default() += 1;
-                }
-                for (row, k) in counts {
-                    self.events[row as usize].reserve_exact(k as usize);
-                }
-            }
-        }
+        let mut recs = Vec::with_capacity(events.len());
         for (row, mut rec, proof) in events {
             rec.seq = self.next_seq;
             rec.proof = self.proofs.intern(proof);
             self.next_seq += 1;
-            let h = &mut self.events[row as usize];
-            if h.last().is_some_and(|l| (l.at, l.seq) > (rec.at, rec.seq)) {
-                unsorted.push(row);
-            }
-            push_history(h, rec);
+            recs.push((row, rec));
             rows.push(row);
         }
-        unsorted.sort_unstable();
-        unsorted.dedup();
-        for row in unsorted {
-            self.events[row as usize].sort_by_key(|e| (e.at, e.seq));
-        }
+        self.events.append(recs);
         rows.sort_unstable();
         rows.dedup();
         if !bulk {
@@ -919,7 +901,7 @@ impl Store {
             self.clear(row, AttrId(a as u32));
         }
         let r = row as usize;
-        self.events[r] = Vec::new();
+        self.events.clear(r);
         self.birth[r] = None;
         if !self.erased[r] {
             self.erased.set(r, true);
@@ -1158,7 +1140,7 @@ impl Store {
         self.juris.push(juris);
         self.birth.push(birth);
         self.erased.push(false);
-        self.events.push(Vec::new());
+        self.events.push_row();
         for c in &mut self.columns {
             c.verified.push(MISSING);
             c.present.push(false);
@@ -1363,13 +1345,7 @@ impl Store {
                 ColumnData::Bool { .. } => 0, // the bitmap is the index
             };
         }
-        let histories = self.events.capacity() * size_of::<Vec<EventRecord>>()
-            + self
-                .events
-                .iter()
-                .map(|h| h.capacity() * size_of::<EventRecord>())
-                .sum::<usize>()
-            + self.proofs.bytes();
+        let histories = self.events.bytes() + self.proofs.bytes();
         MemoryBytes {
             ids,
             subjects,
@@ -1387,17 +1363,6 @@ impl Drop for Store {
             let _ = d.checkpoint();
         }
     }
-}
-
-/// Appends to a history that may be full: it grows by half its length
-/// (at least one record), not doubled to four or more records as a plain
-/// push would, since most histories stay short. Still amortised constant
-/// time per record.
-fn push_history(h: &mut Vec<EventRecord>, rec: EventRecord) {
-    if h.len() == h.capacity() {
-        h.reserve_exact((h.len() / 2).max(1));
-    }
-    h.push(rec);
 }
 
 /// What changed between two lists of policy items named by `key`: the
@@ -1617,18 +1582,29 @@ mod tests {
         // A snapshot of the format that held one proof per event is not
         // read: the store is rebuilt from the database, where the proofs
         // of erased events are gone.
+        // Nor is one of the format without the masks.
         let file = dir.join(snapshot::SNAPSHOT_FILE);
-        let mut bytes = std::fs::read(&file).unwrap();
-        bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
-        std::fs::write(&file, bytes).unwrap();
-        let (s, report) = Store::open(&dir, policy, keys).unwrap();
-        match &report.state {
-            StateSource::Rebuilt(why) => assert!(why.contains("format version 1"), "{why}"),
-            other => panic!("{other:?}"),
+        let good = std::fs::read(&file).unwrap();
+        for v in [1u32, 2] {
+            let mut bytes = good.clone();
+            bytes[8..12].copy_from_slice(&v.to_le_bytes());
+            std::fs::write(&file, bytes).unwrap();
+            let (s, report) = Store::open(&dir, policy.clone(), keys.clone()).unwrap();
+            match &report.state {
+                StateSource::Rebuilt(why) => {
+                    assert!(why.contains(&format!("format version {v}")), "{why}")
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(events_read_back(&s), all(&expected));
+            assert_eq!(s.proofs.len(), distinct(&expected));
+            // The next checkpoint replaces it, with no write since.
+            assert!(s.checkpoint().unwrap());
+            drop(s);
+            let (s, report) = Store::open(&dir, policy.clone(), keys.clone()).unwrap();
+            assert_eq!(report.state, StateSource::Snapshot);
+            drop(s);
         }
-        assert_eq!(events_read_back(&s), all(&expected));
-        assert_eq!(s.proofs.len(), distinct(&expected));
-        drop(s);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -18,7 +18,9 @@
 //!   each): chunk `i` has nonce `i` (the key is used for this one file), and
 //!   its associated data binds the file header, `i` and whether it is the
 //!   last chunk, so chunks cannot be reordered, dropped or cut off. Chunks
-//!   are opened in parallel.
+//!   are read and opened one at a time on a thread of their own, and the
+//!   state is read from each once it has passed its check, into its final
+//!   arrays (no copy of the whole file is held).
 //! - The plaintext is raw little-endian arrays (one per column and index,
 //!   bitsets as their 64-bit words), with every count checked against the
 //!   bytes left before anything is allocated.
@@ -33,19 +35,20 @@
 //!   does not open the new file) or no snapshot: a rebuild, never a wrong
 //!   state.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, RwLock};
 
 use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
 use ring::rand::{SecureRandom, SystemRandom};
 
+use super::history::Histories;
 use super::ids::IdTable;
 use super::keys::{KeyError, aead_key, random_key};
-use super::{Bits, Bsi, Column, ColumnData, MISSING, Store, StoreError};
-use crate::consent::{EventKind, EventRecord, Interner, Proof, ProofTable};
+use super::{Bits, Bsi, Column, ColumnData, MISSING, MaskCache, Store, StoreError};
+use crate::consent::{DataUse, EventKind, EventRecord, Interner, Proof, ProofTable};
 use crate::policy::{AttrId, AttrType, JurisdictionId, Policy, PurposeId};
 
 /// The snapshot file's name inside a store directory.
@@ -56,7 +59,9 @@ const MAGIC: [u8; 8] = *b"PSGSNAP\0";
 ///
 /// Version 2: the proof records are the store's table of distinct proofs
 /// (version 1 held one per event); an event's proof index points into it.
-pub const SNAPSHOT_VERSION: u32 = 2;
+/// Version 3: each purpose's standing eligibility mask (plain data use)
+/// follows the columns: its instant, bits, count and queued rows.
+pub const SNAPSHOT_VERSION: u32 = 3;
 /// Plaintext bytes per chunk.
 const CHUNK: usize = 4 << 20;
 const TAG_LEN: usize = 16;
@@ -184,66 +189,144 @@ impl<W: Write> ChunkWriter<W> {
     }
 }
 
-/// Reads the plaintext back, every count checked against what is left.
-struct Cur<'a> {
-    b: &'a [u8],
+/// Reads the plaintext back as it is decrypted, chunk by chunk (a chunk is
+/// used only once it has passed its integrity check), every count checked
+/// against the bytes left before anything is allocated.
+struct Src {
+    /// The plaintext chunks in order, or why the next could not be opened.
+    chunks: Receiver<Result<Vec<u8>, Bad>>,
+    /// Chunks read, handed back to the reader for the next ones.
+    spent: SyncSender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+    /// Plaintext bytes not yet read.
+    left: usize,
 }
 
 type Bad = String;
 
-impl<'a> Cur<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Bad> {
-        if n > self.b.len() {
-            return Err(format!("{n} bytes wanted where {} are left", self.b.len()));
+impl Src {
+    /// Makes sure `n` more bytes are there.
+    fn need(&self, n: usize) -> Result<(), Bad> {
+        if n > self.left {
+            return Err(format!("{n} bytes wanted where {} are left", self.left));
         }
-        let (h, t) = self.b.split_at(n);
-        self.b = t;
-        Ok(h)
+        Ok(())
     }
-    /// `count` items of `size` bytes, the length checked before use.
-    fn items(&mut self, count: u64, size: usize) -> Result<&'a [u8], Bad> {
-        let n = usize::try_from(count)
+
+    /// The next chunk, once the current one is read.
+    fn next_chunk(&mut self) -> Result<(), Bad> {
+        let next = self
+            .chunks
+            .recv()
+            .map_err(|_| "the file ended early".to_string())??;
+        let old = std::mem::replace(&mut self.cur, next);
+        let _ = self.spent.try_send(old);
+        self.pos = 0;
+        Ok(())
+    }
+
+    /// `size`-byte items, `count` of them (checked against the bytes left
+    /// first), handed to `f` in runs of whole items.
+    fn each(
+        &mut self,
+        count: u64,
+        size: usize,
+        mut f: impl FnMut(&[u8]) -> Result<(), Bad>,
+    ) -> Result<(), Bad> {
+        let mut n = usize::try_from(count)
             .ok()
             .and_then(|c| c.checked_mul(size))
             .ok_or_else(|| format!("a count of {count} is out of range"))?;
-        self.take(n)
+        self.need(n)?;
+        self.left -= n;
+        let mut one = [0u8; 64];
+        while n > 0 {
+            if self.pos == self.cur.len() {
+                self.next_chunk()?;
+            }
+            let here = (self.cur.len() - self.pos).min(n);
+            let whole = here - here % size;
+            if whole > 0 {
+                f(&self.cur[self.pos..self.pos + whole])?;
+                self.pos += whole;
+                n -= whole;
+            } else {
+                // An item cut by the chunk's end.
+                let mut got = 0;
+                while got < size {
+                    if self.pos == self.cur.len() {
+                        self.next_chunk()?;
+                    }
+                    let k = (self.cur.len() - self.pos).min(size - got);
+                    one[got..got + k].copy_from_slice(&self.cur[self.pos..self.pos + k]);
+                    self.pos += k;
+                    got += k;
+                }
+                f(&one[..size])?;
+                n -= size;
+            }
+        }
+        Ok(())
+    }
+
+    /// `n` bytes, checked against the bytes left first.
+    fn bytes(&mut self, n: u64) -> Result<Vec<u8>, Bad> {
+        let mut out = Vec::new();
+        self.each(n, 1, |b| {
+            if out.is_empty() {
+                out.reserve_exact(n as usize);
+            }
+            out.extend_from_slice(b);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Bad> {
+        let mut a = [0u8; N];
+        self.each(1, N, |b| {
+            a.copy_from_slice(b);
+            Ok(())
+        })?;
+        Ok(a)
     }
     fn u8(&mut self) -> Result<u8, Bad> {
-        Ok(self.take(1)?[0])
+        Ok(self.array::<1>()?[0])
     }
     fn u32(&mut self) -> Result<u32, Bad> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().unwrap_or([0; 4]),
-        ))
+        Ok(u32::from_le_bytes(self.array()?))
     }
     fn u64(&mut self) -> Result<u64, Bad> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().unwrap_or([0; 8]),
-        ))
+        Ok(u64::from_le_bytes(self.array()?))
     }
     fn i64(&mut self) -> Result<i64, Bad> {
         Ok(self.u64()? as i64)
     }
+    /// `n` fixed-size values, the count checked before allocating.
+    fn values<const N: usize, T>(
+        &mut self,
+        n: usize,
+        dec: fn([u8; N]) -> T,
+    ) -> Result<Vec<T>, Bad> {
+        self.need(n.saturating_mul(N))?;
+        let mut out = Vec::with_capacity(n);
+        self.each(n as u64, N, |b| {
+            out.extend(
+                b.chunks_exact(N)
+                    .map(|c| dec(c.try_into().unwrap_or([0; N]))),
+            );
+            Ok(())
+        })?;
+        Ok(out)
+    }
     fn u32s(&mut self, n: usize) -> Result<Vec<u32>, Bad> {
-        Ok(self
-            .items(n as u64, 4)?
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+        self.values(n, u32::from_le_bytes)
     }
     fn u64s(&mut self, n: usize) -> Result<Vec<u64>, Bad> {
-        Ok(self
-            .items(n as u64, 8)?
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .collect())
+        self.values(n, u64::from_le_bytes)
     }
     fn i64s(&mut self, n: usize) -> Result<Vec<i64>, Bad> {
-        Ok(self
-            .items(n as u64, 8)?
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .collect())
+        self.values(n, i64::from_le_bytes)
     }
     /// A bitset of `n` bits.
     fn bits(&mut self, n: usize) -> Result<Bits, Bad> {
@@ -263,9 +346,23 @@ impl<'a> Cur<'a> {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Bsi::from_parts(base, seeded, slices))
     }
-    fn string(&mut self) -> Result<&'a str, Bad> {
+    fn string(&mut self) -> Result<String, Bad> {
         let n = self.u64()?;
-        std::str::from_utf8(self.items(n, 1)?).map_err(|_| "a string is not UTF-8".into())
+        String::from_utf8(self.bytes(n)?).map_err(|_| "a string is not UTF-8".into())
+    }
+    /// Checks that every byte was read.
+    fn finish(mut self) -> Result<(), Bad> {
+        if self.left > 0 || self.pos < self.cur.len() {
+            return Err(format!("{} bytes after the end", self.left));
+        }
+        match self.chunks.recv() {
+            Ok(Ok(_)) => Err("bytes after the end".into()),
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                self.cur = Vec::new();
+                Ok(())
+            }
+        }
     }
 }
 
@@ -336,14 +433,19 @@ impl Store {
             b.map_or(i32::MIN, |d| d.to_julian_day()).to_le_bytes()
         })?;
         w.bits(&self.erased)?;
-        w.many(self.events.iter(), |h| (h.len() as u32).to_le_bytes())?;
-        w.many(self.events.iter().flatten(), event_bytes)?;
+        // The proofs and strings first: the events are checked against
+        // them as they are read.
         w.u64(self.proofs.len() as u64)?;
         w.many(self.proofs.iter(), proof_bytes)?;
         w.u64(self.strings.len() as u64)?;
         for i in 0..self.strings.len() {
             w.string(self.strings.get(i as u32))?;
         }
+        w.many(
+            (0..n).map(|r| self.events.get(r).len() as u32),
+            u32::to_le_bytes,
+        )?;
+        w.many(self.events.records(), event_bytes)?;
         w.u64(self.next_seq)?;
         w.u64(self.columns.len() as u64)?;
         for c in &self.columns {
@@ -382,35 +484,68 @@ impl Store {
                 None => w.u8(0)?,
             }
         }
+        self.put_masks(w)
+    }
+
+    /// The standing masks (each purpose's, for the plain data use), in
+    /// purpose order: a reopen reads them instead of deciding every row
+    /// again, and moves them forward to its clock's now.
+    fn put_masks<W: Write>(&self, w: &mut ChunkWriter<W>) -> Result<(), KeyError> {
+        let n = self.ids.len();
+        let map = super::read(&self.masks);
+        let mut standing: Vec<_> = map
+            .iter()
+            .filter(|((_, u), m)| {
+                *u == DataUse::default() && !m.is_poisoned() && super::read(m).bits().len() == n
+            })
+            .map(|((p, _), m)| (*p, m))
+            .collect();
+        standing.sort_by_key(|(p, _)| p.0);
+        w.u64(standing.len() as u64)?;
+        for (p, m) in standing {
+            let g = super::read(m);
+            w.u32(p.0)?;
+            w.i64(g.at().unix())?;
+            w.u64(g.count())?;
+            w.bits(g.bits())?;
+            w.u64(g.due_rows().count() as u64)?;
+            w.many(g.due_rows(), |(r, t)| {
+                let mut b = [0u8; 12];
+                b[..4].copy_from_slice(&r.to_le_bytes());
+                b[4..].copy_from_slice(&t.to_le_bytes());
+                b
+            })?;
+        }
         Ok(())
     }
 
     /// The state read back from snapshot plaintext, checked against
     /// `policy` and for internal consistency (every index in range, every
     /// length the row count, every count matching its bitmap).
-    fn get_state(policy: &Arc<Policy>, mut c: Cur<'_>) -> Result<Store, Bad> {
+    fn get_state(policy: &Arc<Policy>, mut c: Src) -> Result<Store, Bad> {
         if c.string()? != policy.version_hex() {
             return Err("it was made under another policy".into());
         }
         let n = usize::try_from(c.u64()?).map_err(|_| "row count".to_string())?;
         // Every row costs at least its id length and jurisdiction: a count
         // the bytes cannot hold is refused before anything is allocated.
-        if n > c.b.len() / 8 {
-            return Err(format!("{n} rows in {} bytes", c.b.len()));
+        if n > c.left / 8 {
+            return Err(format!("{n} rows in {} bytes", c.left));
         }
         let lens = c.u32s(n)?;
         let total = c.u64()?;
         if total != lens.iter().map(|&l| u64::from(l)).sum::<u64>() {
             return Err("the id lengths do not add up".into());
         }
-        let blob = c.items(total, 1)?;
+        let blob = c.bytes(total)?;
         let (juris, birth) = get_facts(policy, &mut c, n)?;
         let erased = c.bits(n)?;
         let erased_count = erased.count_ones();
         // The id map (hashing every id) is built beside the rest.
         let (built, rest) = std::thread::scope(|sc| {
-            let h = sc.spawn(|| IdTable::from_parts(&lens, blob, &erased));
-            let rest = get_rest(policy, &mut c, n);
+            let (lens, erased) = (&lens, &erased);
+            let h = sc.spawn(move || IdTable::from_parts(lens, blob, erased));
+            let rest = get_rest(policy, &mut c, n).and_then(|r| c.finish().map(|()| r));
             let built = h
                 .join()
                 .unwrap_or_else(|_| Err("the id map could not be built".into()));
@@ -423,7 +558,17 @@ impl Store {
             strings,
             next_seq,
             columns,
+            masks,
         } = rest?;
+        // A mask made as of a later instant than the clock's now (a clock
+        // that stepped back) is not kept: it is built again as of now.
+        let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
+        let now = clock.now();
+        let masks = masks
+            .into_iter()
+            .filter(|m| m.at() <= now)
+            .map(|m| ((m.purpose(), m.data_use()), Arc::new(RwLock::new(m))))
+            .collect();
         Ok(Store {
             policy: policy.clone(),
             ids,
@@ -436,8 +581,8 @@ impl Store {
             strings,
             next_seq,
             columns,
-            masks: RwLock::new(HashMap::new()),
-            clock: Arc::new(crate::clock::SystemClock),
+            masks: RwLock::new(masks),
+            clock,
             durable: None,
         })
     }
@@ -556,27 +701,47 @@ impl Store {
         if last < TAG_LEN {
             return Err("the file is truncated".into());
         }
-        let mut buf = Vec::with_capacity(body);
-        f.take(body as u64)
-            .read_to_end(&mut buf)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        if buf.len() != body {
-            return Err("the file changed while it was read".into());
-        }
-        open_chunks(&mut buf, &aead_key(key), &head, chunks)?;
-        // Close the gaps the tags leave.
-        for i in 1..chunks {
-            let from = i * sealed;
-            let n = if i + 1 == chunks {
-                last - TAG_LEN
-            } else {
-                CHUNK
+        // Chunks are read and opened on a thread of their own while the
+        // state is read from those already opened.
+        let plain = body - chunks * TAG_LEN;
+        let key = aead_key(key);
+        let (tx, rx) = sync_channel::<Result<Vec<u8>, Bad>>(2);
+        let (spent, reuse) = sync_channel::<Vec<u8>>(4);
+        let s = std::thread::scope(|sc| {
+            let (key, head, path) = (&key, &head, &path);
+            sc.spawn(move || {
+                for i in 0..chunks {
+                    let size = if i + 1 == chunks { last } else { sealed };
+                    let mut buf = reuse
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(sealed));
+                    buf.resize(size, 0);
+                    let opened = f
+                        .read_exact(&mut buf)
+                        .map_err(|e| format!("{}: {e}", path.display()))
+                        .and_then(|()| open_chunk(key, head, i, i + 1 == chunks, &mut buf));
+                    let sent = match opened {
+                        Ok(()) => tx.send(Ok(buf)),
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    if sent.is_err() {
+                        return; // the reading stopped
+                    }
+                }
+            });
+            let src = Src {
+                chunks: rx,
+                spent,
+                cur: Vec::new(),
+                pos: 0,
+                left: plain,
             };
-            buf.copy_within(from..from + n, i * CHUNK);
-        }
-        buf.truncate((chunks - 1) * CHUNK + last - TAG_LEN);
-        let s = Store::get_state(policy, Cur { b: &buf })
-            .map_err(|e| format!("its content is inconsistent: {e}"))?;
+            Store::get_state(policy, src)
+        })
+        .map_err(|e| format!("its content is inconsistent: {e}"))?;
         if s.ids.len() != rows as usize {
             return Err("its row count differs from the database's".into());
         }
@@ -586,18 +751,19 @@ impl Store {
 
 /// A snapshot's state after the ids and row facts.
 struct Rest {
-    events: Vec<Vec<EventRecord>>,
+    events: Histories,
     proofs: ProofTable,
     strings: Interner,
     next_seq: u64,
     columns: Vec<Column>,
+    masks: Vec<MaskCache>,
 }
 
 /// Each row's jurisdiction and birth date, checked against `policy`.
 #[allow(clippy::type_complexity)]
 fn get_facts(
     policy: &Policy,
-    c: &mut Cur<'_>,
+    c: &mut Src,
     n: usize,
 ) -> Result<(Vec<JurisdictionId>, Vec<Option<time::Date>>), Bad> {
     let juris: Vec<JurisdictionId> = c.u32s(n)?.into_iter().map(JurisdictionId).collect();
@@ -620,17 +786,19 @@ fn get_facts(
 
 /// The histories, proofs, strings, sequence and columns, to the end of the
 /// plaintext.
-fn get_rest(policy: &Policy, c: &mut Cur<'_>, n: usize) -> Result<Rest, Bad> {
-    let counts = c.u32s(n)?;
-    let total: u64 = counts.iter().map(|&k| u64::from(k)).sum();
-    let raw = c.items(total, EVENT_LEN)?;
+fn get_rest(policy: &Policy, c: &mut Src, n: usize) -> Result<Rest, Bad> {
     let proofs_n = c.u64()?;
-    let praw = c.items(proofs_n, PROOF_LEN)?;
+    let praw = c.bytes(
+        proofs_n
+            .checked_mul(PROOF_LEN as u64)
+            .ok_or("proof count")?,
+    )?;
     let strings = get_strings(c)?;
     let sn = strings.len() as u64;
     let proofs =
-        ProofTable::from_distinct(get_proofs(praw, sn)?).ok_or("a proof record repeated")?;
-    let events = get_events(policy, raw, &counts, sn, proofs_n)?;
+        ProofTable::from_distinct(get_proofs(&praw, sn)?).ok_or("a proof record repeated")?;
+    let counts = c.u32s(n)?;
+    let events = get_events(policy, c, &counts, sn, proofs_n)?;
     let next_seq = c.u64()?;
     let ncols = c.u64()?;
     if ncols != policy.attribute_count() as u64 {
@@ -639,27 +807,56 @@ fn get_rest(policy: &Policy, c: &mut Cur<'_>, n: usize) -> Result<Rest, Bad> {
     let columns = (0..policy.attribute_count() as u32)
         .map(|i| get_column(policy, c, n, AttrId(i)))
         .collect::<Result<Vec<_>, _>>()?;
-    if !c.b.is_empty() {
-        return Err(format!("{} bytes after the end", c.b.len()));
-    }
+    let masks = get_masks(policy, c, n)?;
     Ok(Rest {
         events,
         proofs,
         strings,
         next_seq,
         columns,
+        masks,
     })
 }
 
+/// The standing masks, each purpose at most once.
+fn get_masks(policy: &Policy, c: &mut Src, n: usize) -> Result<Vec<MaskCache>, Bad> {
+    let count = c.u64()?;
+    if count > policy.purpose_count() as u64 {
+        return Err("more masks than purposes".into());
+    }
+    let mut out: Vec<MaskCache> = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let p = c.u32()?;
+        if p as usize >= policy.purpose_count() || out.iter().any(|m| m.purpose().0 == p) {
+            return Err("a mask's purpose out of range or repeated".into());
+        }
+        let at = c.i64()?;
+        let ones = c.u64()?;
+        let bits = c.bits(n)?;
+        let k = c.u64()?;
+        let k = usize::try_from(k).map_err(|_| "a mask's queue length")?;
+        let due: Vec<(u32, i64)> =
+            c.values(k, |b: [u8; 12]| (le_u32(&b), le_u64(&b[4..]) as i64))?;
+        out.push(MaskCache::from_parts(
+            PurposeId(p),
+            DataUse::default(),
+            at,
+            (bits, ones),
+            &due,
+        )?);
+    }
+    Ok(out)
+}
+
 /// The interned strings, each held once.
-fn get_strings(c: &mut Cur<'_>) -> Result<Interner, Bad> {
+fn get_strings(c: &mut Src) -> Result<Interner, Bad> {
     let strings_n = c.u64()?;
-    if strings_n > c.b.len() as u64 / 8 {
+    if strings_n > c.left as u64 / 8 {
         return Err("string count".into());
     }
     let mut strings = Interner::default();
     for i in 0..strings_n {
-        if u64::from(strings.intern(c.string()?)) != i {
+        if u64::from(strings.intern(&c.string()?)) != i {
             return Err("a string held twice".into());
         }
     }
@@ -712,32 +909,39 @@ fn get_event(b: &[u8], pcount: u32, sn: u64, proofs_n: u64) -> Result<EventRecor
     })
 }
 
-/// Each row's history: `counts[r]` records of `raw` in turn.
+/// Each row's history: `counts[r]` records in turn (the bytes for them
+/// checked to be there first), each in effect order.
 fn get_events(
     policy: &Policy,
-    raw: &[u8],
+    c: &mut Src,
     counts: &[u32],
     sn: u64,
     proofs_n: u64,
-) -> Result<Vec<Vec<EventRecord>>, Bad> {
+) -> Result<Histories, Bad> {
     let pcount = policy.purpose_count() as u32;
-    let mut recs = raw
-        .chunks_exact(EVENT_LEN)
-        .map(|b| get_event(b, pcount, sn, proofs_n));
-    let mut events = Vec::with_capacity(counts.len());
-    for &k in counts {
-        let mut h = Vec::with_capacity(k as usize);
-        for _ in 0..k {
-            h.push(recs.next().ok_or("events")??);
+    let total: usize = counts.iter().map(|&k| k as usize).sum();
+    c.need(total.checked_mul(EVENT_LEN).ok_or("event count")?)?;
+    let mut recs = Vec::with_capacity(total);
+    c.each(total as u64, EVENT_LEN, |raw| {
+        for b in raw.chunks_exact(EVENT_LEN) {
+            recs.push(get_event(b, pcount, sn, proofs_n)?);
         }
-        events.push(h);
+        Ok(())
+    })?;
+    let mut start = 0;
+    for &k in counts {
+        let h = &recs[start..start + k as usize];
+        if !h.is_sorted_by_key(|e| (e.at, e.seq)) {
+            return Err("a history out of order".into());
+        }
+        start += k as usize;
     }
-    Ok(events)
+    Ok(Histories::from_counts(counts, recs))
 }
 
 /// One column: its data by the attribute's type, then its presence and
 /// freshness, each checked against the policy and the row count.
-fn get_column(policy: &Policy, c: &mut Cur<'_>, n: usize, a: AttrId) -> Result<Column, Bad> {
+fn get_column(policy: &Policy, c: &mut Src, n: usize, a: AttrId) -> Result<Column, Bad> {
     let spec = policy.attribute(a);
     let tag = c.u8()?;
     let data = match (tag, spec.ty) {
@@ -782,12 +986,7 @@ fn get_column(policy: &Policy, c: &mut Cur<'_>, n: usize, a: AttrId) -> Result<C
 
 /// A categorical column's codes, bitmaps and counts, each count that of
 /// its bitmap.
-fn get_categorical(
-    c: &mut Cur<'_>,
-    n: usize,
-    name: &str,
-    values: usize,
-) -> Result<ColumnData, Bad> {
+fn get_categorical(c: &mut Src, n: usize, name: &str, values: usize) -> Result<ColumnData, Bad> {
     let codes = c.u32s(n)?;
     let nv = c.u64()?;
     if nv != values as u64 {
@@ -812,52 +1011,109 @@ fn get_categorical(
     })
 }
 
-/// Opens every chunk in place, in parallel.
-fn open_chunks(
-    buf: &mut [u8],
+/// Opens chunk `i` (sealed, its tag at the end) in place, leaving its
+/// plaintext.
+fn open_chunk(
     key: &LessSafeKey,
     head: &[u8; HEADER_LEN],
-    chunks: usize,
-) -> Result<(), String> {
-    let sealed = CHUNK + TAG_LEN;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8)
-        .min(chunks);
-    let per = chunks.div_ceil(threads);
-    let parts: Vec<(usize, &mut [u8])> = buf
-        .chunks_mut(per * sealed)
-        .enumerate()
-        .map(|(t, p)| (t * per, p))
-        .collect();
-    let open_part = |first: usize, part: &mut [u8]| -> Result<(), String> {
-        for (k, c) in part.chunks_mut(sealed).enumerate() {
-            let i = first + k;
-            key.open_in_place(
-                nonce(i as u64),
-                Aad::from(chunk_aad(head, i as u64, i + 1 == chunks)),
-                c,
-            )
-            .map_err(|_| {
-                format!("chunk {i} fails its integrity check (damaged, cut, or under another key)")
-            })?;
-        }
-        Ok(())
-    };
-    std::thread::scope(|s| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|(first, part)| s.spawn(move || open_part(first, part)))
-            .collect();
-        handles.into_iter().try_for_each(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err("a decryption thread failed".into()))
-        })
-    })
+    i: usize,
+    last: bool,
+    buf: &mut Vec<u8>,
+) -> Result<(), Bad> {
+    let n = key
+        .open_in_place(
+            nonce(i as u64),
+            Aad::from(chunk_aad(head, i as u64, last)),
+            buf,
+        )
+        .map_err(|_| {
+            format!("chunk {i} fails its integrity check (damaged, cut, or under another key)")
+        })?
+        .len();
+    buf.truncate(n);
+    Ok(())
 }
 
 /// Removes the snapshot file (and a temporary one a crash left).
 pub(super) fn remove_files(dir: &Path) {
     let _ = std::fs::remove_file(dir.join(SNAPSHOT_FILE));
     let _ = std::fs::remove_file(dir.join(TMP_FILE));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A source over `plain` cut into chunks of the given sizes (cycled).
+    fn src(plain: &[u8], sizes: &[usize]) -> Src {
+        let (tx, rx) = sync_channel(1024);
+        let (spent, _reuse) = sync_channel(1024);
+        let (mut at, mut k) = (0, 0);
+        while at < plain.len() {
+            let n = sizes[k % sizes.len()].min(plain.len() - at);
+            tx.send(Ok(plain[at..at + n].to_vec())).unwrap();
+            at += n;
+            k += 1;
+        }
+        Src {
+            chunks: rx,
+            spent,
+            cur: Vec::new(),
+            pos: 0,
+            left: plain.len(),
+        }
+    }
+
+    fn plain() -> Vec<u8> {
+        let mut p = vec![7u8];
+        for v in 0..50u64 {
+            p.extend_from_slice(&(v * 0x0101_0101_0101).to_le_bytes());
+        }
+        for i in 0..10u8 {
+            p.extend_from_slice(&[i; 12]);
+        }
+        p.extend_from_slice(&5u64.to_le_bytes());
+        p.extend_from_slice(b"hello");
+        p
+    }
+
+    #[test]
+    fn items_cut_by_chunk_ends_read_back_whole() {
+        for sizes in [&[1][..], &[3, 5, 1], &[7, 13, 2], &[4096]] {
+            let mut c = src(&plain(), sizes);
+            assert_eq!(c.u8().unwrap(), 7);
+            let want: Vec<u64> = (0..50).map(|v| v * 0x0101_0101_0101).collect();
+            assert_eq!(c.u64s(50).unwrap(), want, "{sizes:?}");
+            let items: Vec<[u8; 12]> = c.values(10, |b: [u8; 12]| b).unwrap();
+            assert_eq!(items, (0..10u8).map(|i| [i; 12]).collect::<Vec<_>>());
+            assert_eq!(c.string().unwrap(), "hello");
+            c.finish().unwrap();
+        }
+    }
+
+    #[test]
+    fn reading_past_the_end_or_stopping_short_is_refused() {
+        let mut c = src(&plain(), &[3, 5]);
+        // A count larger than the bytes left is refused before allocating.
+        let err = c.u64s(1 << 40).unwrap_err();
+        assert!(err.contains("bytes wanted"), "{err}");
+        c.u8().unwrap();
+        let err = c.finish().unwrap_err();
+        assert!(err.contains("after the end"), "{err}");
+        // A chunk that fails its check stops the reading with that error.
+        let (tx, rx) = sync_channel(4);
+        let (spent, _reuse) = sync_channel(4);
+        tx.send(Ok(vec![1, 2])).unwrap();
+        tx.send(Err("chunk 1 fails its integrity check".to_string()))
+            .unwrap();
+        let mut c = Src {
+            chunks: rx,
+            spent,
+            cur: Vec::new(),
+            pos: 0,
+            left: 8,
+        };
+        let err = c.u64().unwrap_err();
+        assert!(err.contains("integrity"), "{err}");
+    }
 }
