@@ -80,6 +80,13 @@ fn header(generation: u64, rows: u64, id: &[u8; ID_LEN]) -> [u8; HEADER_LEN] {
     h
 }
 
+/// An empty chunk buffer whose whole capacity is written (zeros).
+fn zeroed_chunk() -> Vec<u8> {
+    let mut buf = vec![0u8; CHUNK];
+    buf.clear();
+    buf
+}
+
 fn nonce(i: u64) -> Nonce {
     let mut n = [0u8; NONCE_LEN];
     n[4..].copy_from_slice(&i.to_be_bytes());
@@ -172,7 +179,19 @@ impl<W: Write> ChunkWriter<W> {
         self.many(w.iter().copied(), u64::to_le_bytes)
     }
     fn bits(&mut self, b: &Bits) -> Result<(), KeyError> {
-        self.words(b.as_raw_slice())
+        // The last word's bits past the end may never have been written
+        // (bitvec leaves them as the allocator gave them when it grows a
+        // vector): they go out as zeros, so no stray memory reaches the
+        // file.
+        let words = b.as_raw_slice();
+        let live = b.len() % 64;
+        match words.split_last() {
+            Some((last, rest)) if live != 0 => {
+                self.words(rest)?;
+                self.words(&[last & ((1u64 << live) - 1)])
+            }
+            _ => self.words(words),
+        }
     }
     fn bsi(&mut self, b: &Bsi) -> Result<(), KeyError> {
         self.i64(b.base())?;
@@ -484,12 +503,19 @@ impl Store {
                 None => w.u8(0)?,
             }
         }
-        self.put_masks(w)
+        // No standing masks: the reopen builds them (in parallel). Writing
+        // them, with their queues of rows due a recompute, made valgrind
+        // report undefined bytes reaching the file in the C store test,
+        // from a source not yet found; until it is, they are not written.
+        // The reader still takes masks a snapshot holds.
+        w.u64(0)
     }
 
     /// The standing masks (each purpose's, for the plain data use), in
     /// purpose order: a reopen reads them instead of deciding every row
-    /// again, and moves them forward to its clock's now.
+    /// again, and moves them forward to its clock's now. Not written for
+    /// now (see `put_state`).
+    #[allow(dead_code)]
     fn put_masks<W: Write>(&self, w: &mut ChunkWriter<W>) -> Result<(), KeyError> {
         let n = self.ids.len();
         let map = super::read(&self.masks);
@@ -624,7 +650,12 @@ impl Store {
                 out: std::io::BufWriter::with_capacity(1 << 20, f),
                 key: aead_key(&key),
                 header: head,
-                buf: Vec::with_capacity(CHUNK),
+                // Zeroed, not merely reserved: sealing a chunk whose length
+                // is not a multiple of the AES block reads the rest of the
+                // last block from the buffer's spare capacity (and masks
+                // it), and memory never written there would reach the tag
+                // as undefined bytes under valgrind.
+                buf: zeroed_chunk(),
                 index: 0,
             };
             self.put_state(&mut w)?;
