@@ -698,31 +698,7 @@ impl Store {
             .metadata()
             .map_err(|e| format!("{}: {e}", path.display()))?
             .len();
-        let mut head = [0u8; HEADER_LEN];
-        if len < (HEADER_LEN + TAG_LEN) as u64 {
-            return Err("the file is truncated".into());
-        }
-        f.read_exact(&mut head)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        if head[..8] != MAGIC {
-            return Err("the file is not a snapshot".into());
-        }
-        let version = le_u32(&head[8..]);
-        if version != SNAPSHOT_VERSION {
-            return Err(format!(
-                "snapshot format version {version} (this build reads {SNAPSHOT_VERSION})"
-            ));
-        }
-        let chunk = le_u32(&head[12..]) as usize;
-        if chunk != CHUNK {
-            return Err(format!("chunk size {chunk}"));
-        }
-        if le_u64(&head[16..]) != generation
-            || le_u64(&head[24..]) != u64::from(rows)
-            || head[32..] != *rec_id
-        {
-            return Err("the file is not the snapshot on record".into());
-        }
+        let head = read_header(&mut f, &path, len, (generation, rows), rec_id)?;
         // The body's size is the file's, known before allocating.
         let body = usize::try_from(len - HEADER_LEN as u64)
             .map_err(|_| "the file is too large".to_string())?;
@@ -778,6 +754,43 @@ impl Store {
         }
         Ok(s)
     }
+}
+
+/// Reads and checks a snapshot's header: this format, this chunk size, and
+/// the generation, row count and id on record.
+fn read_header(
+    f: &mut File,
+    path: &Path,
+    len: u64,
+    (generation, rows): (u64, u32),
+    rec_id: &[u8],
+) -> Result<[u8; HEADER_LEN], String> {
+    let mut head = [0u8; HEADER_LEN];
+    if len < (HEADER_LEN + TAG_LEN) as u64 {
+        return Err("the file is truncated".into());
+    }
+    f.read_exact(&mut head)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if head[..8] != MAGIC {
+        return Err("the file is not a snapshot".into());
+    }
+    let version = le_u32(&head[8..]);
+    if version != SNAPSHOT_VERSION {
+        return Err(format!(
+            "snapshot format version {version} (this build reads {SNAPSHOT_VERSION})"
+        ));
+    }
+    let chunk = le_u32(&head[12..]) as usize;
+    if chunk != CHUNK {
+        return Err(format!("chunk size {chunk}"));
+    }
+    if le_u64(&head[16..]) != generation
+        || le_u64(&head[24..]) != u64::from(rows)
+        || head[32..] != *rec_id
+    {
+        return Err("the file is not the snapshot on record".into());
+    }
+    Ok(head)
 }
 
 /// A snapshot's state after the ids and row facts.
